@@ -1,0 +1,83 @@
+# Small fast Unix tools for image generative models. See README.md.
+# Every tools/*.c is one executable in bin/; every common/*.c goes into build/libcommon.a;
+# every tests/unit/test_*.c is one test binary; every tests/bench/bench_*.c one benchmark.
+# New files need no Makefile edit.
+
+PKGS     := libpng libjpeg yaml-0.1 openblas zlib
+CC       ?= cc
+OPT      := -O3 $(if $(PORTABLE),-march=x86-64 -mtune=generic,-march=native)
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -Icommon \
+            $(if $(WERROR),-Werror) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
+BUILD    ?= build
+BIN      ?= bin
+PREFIX   ?= /usr/local
+
+COMMON_SRC := $(wildcard common/*.c)
+TOOL_SRC   := $(wildcard tools/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+BENCH_SRC  := $(wildcard tests/bench/bench_*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+TOOLS      := $(TOOL_SRC:tools/%.c=$(BIN)/%)
+SCRIPTS    := $(filter-out %.c %.h %.md,$(wildcard tools/*))
+UNITS      := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCHES    := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+LIB        := $(BUILD)/libcommon.a
+
+.PHONY: all deps test sanitize bench demo clean install weights flowers-eval pets-eval
+.DELETE_ON_ERROR:
+
+all: $(TOOLS) $(SCRIPTS:tools/%=$(BIN)/%)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: $(BUILD)/tools/%.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BIN)/%: tools/%
+	@mkdir -p $(BIN)
+	cp $< $@ && chmod +x $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+# Debian packages the project needs; installs only what is missing.
+DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev \
+            liblapack-dev libyaml-dev bats curl ca-certificates
+deps:
+	@sh tests/deps.sh $(DEB_PKGS)
+
+# Unit tests, then the CLI tests; ends with one line 'N passed, N failed'.
+test: deps
+	@$(MAKE) --no-print-directory all $(UNITS)
+	@sh tests/run.sh $(BUILD)/tests $(BIN)
+
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-san BIN=build-san/bin \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+
+bench: deps all $(BENCHES)
+	@sh tests/bench/run.sh $(BUILD)/bench $(BIN)
+
+clean:
+	rm -rf build build-san bin
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BIN)/* $(DESTDIR)$(PREFIX)/bin/
+
+-include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) $(UNIT_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)

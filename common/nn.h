@@ -1,0 +1,155 @@
+/* The neural-network core: each layer is a *_forward / *_backward pair over explicit float32
+   buffers, NCHW row-major like PyTorch. No autograd, no graph: a model calls these in order.
+
+   Conventions
+   - Arguments: outputs first, then inputs, then dims.
+   - Every backward ACCUMULATES (+=) into all of its gradient outputs (din, dw, db, ...);
+     the trainer zeroes gradient buffers once per step. A NULL gradient pointer is skipped.
+   - No function allocates: scratch buffers are passed in, sized by the *_scratch helpers.
+   - Threads: nn_set_threads(n) sets both OpenMP and OpenBLAS; GEMMs go to OpenBLAS,
+     element-wise and reduction loops are OpenMP-parallel. Results do not depend on thread
+     count except where noted (GEMM summation order inside OpenBLAS). */
+#ifndef NN_H
+#define NN_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct rng;
+
+void nn_set_threads(int n);
+int nn_get_threads(void);
+
+/* C = alpha * op(A) op(B) + beta * C, row-major; op = transpose when ta/tb is non-zero.
+   A is (M,K) after op, B (K,N) after op, C (M,N). The one entry to OpenBLAS SGEMM. */
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- linear: y = x W^T + b (torch.nn.Linear) ----
+   in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */
+void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
+                       int N, int IN, int OUT);
+void nn_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int N, int IN, int OUT);
+
+/* ---- 2-D convolution geometry, shared by conv2d and conv_transpose2d ----
+   conv2d:           in (N,C,H,W), w (OC,C,KH,KW), b (OC) -> out (N,OC,OH,OW)
+   conv_transpose2d: in (N,C,H,W), w (C,OC,KH,KW), b (OC) -> out (N,OC,OH,OW)
+   Padding may be asymmetric (PT top, PL left, PB bottom, PR right), zeros. */
+struct nn_conv {
+    int N, C, H, W;
+    int OC, KH, KW;
+    int SH, SW;
+    int PT, PL, PB, PR;
+    int OH, OW; /* set by the init functions */
+};
+/* Conv2d(C, OC, K, stride=S, padding=P) on (N,C,H,W) */
+void nn_conv_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K, int S, int P);
+/* full control: kernel KHxKW, strides, asymmetric padding */
+void nn_conv_init_ex(struct nn_conv *g, int N, int C, int H, int W, int OC, int KH, int KW,
+                     int SH, int SW, int PT, int PL, int PB, int PR);
+/* ConvTranspose2d(C, OC, K, stride=S, padding=P): OH = (H-1)*S - 2P + K */
+void nn_convt_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K, int S, int P);
+/* floats of scratch the forward and backward of this geometry need (im2col and the like) */
+size_t nn_conv_scratch(const struct nn_conv *g);
+size_t nn_convt_scratch(const struct nn_conv *g);
+
+/* b may be NULL (no bias); db may be NULL */
+void nn_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
+                       const float *b, const struct nn_conv *g);
+void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch, const float *dout,
+                        const float *in, const float *w, const struct nn_conv *g);
+void nn_conv_transpose2d_forward(float *out, float *scratch, const float *in, const float *w,
+                                 const float *b, const struct nn_conv *g);
+void nn_conv_transpose2d_backward(float *din, float *dw, float *db, float *scratch,
+                                  const float *dout, const float *in, const float *w,
+                                  const struct nn_conv *g);
+
+/* ---- normalisation ----
+   group_norm (torch.nn.GroupNorm): in (N,C,HW), G groups of C/G contiguous channels, biased
+   variance, per-channel affine gamma, beta (C). mean, rstd (N,G) are saved for backward. */
+void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in,
+                           const float *gamma, const float *beta, int N, int C, int HW, int G,
+                           float eps);
+void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                            const float *in, const float *mean, const float *rstd,
+                            const float *gamma, int N, int C, int HW, int G);
+/* batch_norm in inference form: (x - mean) / sqrt(var + eps) * gamma + beta, per channel */
+void nn_batch_norm_forward(float *out, const float *in, const float *mean, const float *var,
+                           const float *gamma, const float *beta, int N, int C, int HW,
+                           float eps);
+
+/* ---- activations, element-wise over n values (out may equal in for forward) ---- */
+void nn_relu_forward(float *out, const float *in, size_t n);
+void nn_relu_backward(float *din, const float *dout, const float *in, size_t n);
+void nn_silu_forward(float *out, const float *in, size_t n);
+void nn_silu_backward(float *din, const float *dout, const float *in, size_t n);
+void nn_tanh_forward(float *out, const float *in, size_t n);
+void nn_tanh_backward(float *din, const float *dout, const float *out, size_t n); /* from out */
+void nn_sigmoid_forward(float *out, const float *in, size_t n);
+void nn_sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+void nn_gelu_forward(float *out, const float *in, size_t n); /* exact erf form, torch default */
+void nn_gelu_backward(float *din, const float *dout, const float *in, size_t n);
+
+/* ---- pooling and resampling (in (N,C,H,W)) ---- */
+/* max_pool2d(K, S, P): padding counts as -inf */
+void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
+                           int S, int P);
+/* avg_pool2d(K, S, P, count_include_pad) */
+void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
+                           int S, int P, int count_include_pad);
+int nn_pool_out(int H, int K, int S, int P); /* floor((H + 2P - K)/S) + 1 */
+/* adaptive_avg_pool2d(1): in (N,C,HW) -> out (N,C) */
+void nn_global_avg_pool_forward(float *out, const float *in, int N, int C, int HW);
+void nn_global_avg_pool_backward(float *din, const float *dout, int N, int C, int HW);
+/* nearest upsample x2: out (N,C,2H,2W), out[y][x] = in[y/2][x/2] */
+void nn_upsample2x_forward(float *out, const float *in, int N, int C, int H, int W);
+void nn_upsample2x_backward(float *din, const float *dout, int N, int C, int H, int W);
+/* F.interpolate(mode='bilinear', align_corners=False, antialias=False) to (OH,OW) */
+void nn_bilinear_resize_forward(float *out, const float *in, int N, int C, int H, int W,
+                                int OH, int OW);
+
+/* ---- tensor plumbing ---- */
+/* torch.cat([a, b], dim=1): a (N,CA,HW), b (N,CB,HW) -> out (N,CA+CB,HW) */
+void nn_concat_forward(float *out, const float *a, const float *b, int N, int CA, int CB, int HW);
+void nn_concat_backward(float *da, float *db, const float *dout, int N, int CA, int CB, int HW);
+/* out = a + b over n values (out may alias a or b); backward is adding dout to both */
+void nn_add_forward(float *out, const float *a, const float *b, size_t n);
+/* (N,C,T) <-> (N,T,C): NCHW feature maps to attention tokens and back */
+void nn_transpose_forward(float *out, const float *in, int N, int R, int C);
+/* softmax over the last dim: in (rows, cols) */
+void nn_softmax_forward(float *out, const float *in, int rows, int cols);
+void nn_softmax_backward(float *din, const float *dout, const float *out, int rows, int cols);
+
+/* ---- scaled dot-product self-attention ----
+   q, k, v (N,T,C) with `heads` heads of C/heads channels (head h = channels h*D..h*D+D-1);
+   att (N,heads,T,T) saved softmax(q k^T / sqrt(D)); out (N,T,C). */
+void nn_attention_forward(float *out, float *att, const float *q, const float *k,
+                          const float *v, int N, int T, int C, int heads);
+/* scratch: N*heads*T*T floats */
+void nn_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                           const float *q, const float *k, const float *v, const float *att,
+                           int N, int T, int C, int heads);
+
+/* ---- diffusion timestep embedding (diffusers get_timestep_embedding) ----
+   t (N) -> out (N,dim): f_i = exp(-ln(max_period) * i / (half - shift)), a = t * f_i (float32),
+   [sin(a), cos(a)] or [cos, sin] when flip_sin_to_cos; scale multiplies a. */
+void nn_timestep_embedding(float *out, const float *t, int N, int dim, int flip_sin_to_cos,
+                           float freq_shift, float max_period, float scale);
+
+/* ---- dropout (training only): mask (n) gets 0 or 1/(1-p), out = in * mask ---- */
+void nn_dropout_forward(float *out, float *mask, const float *in, size_t n, float p,
+                        struct rng *r);
+void nn_dropout_backward(float *din, const float *dout, const float *mask, size_t n);
+
+/* ---- losses ---- */
+/* F.mse_loss mean: sum((a-b)^2)/n; backward adds scale*2(a-b)/n to da */
+float nn_mse_loss_forward(const float *a, const float *b, size_t n);
+void nn_mse_loss_backward(float *da, const float *a, const float *b, size_t n, float scale);
+/* The VAE loss of the study, per batch of N: recon = sum((xhat - x)^2)/N over D values each;
+   kl = -0.5 * sum(1 + logvar - mu^2 - exp(logvar))/N over L latents; loss = recon + beta*kl. */
+float nn_vae_loss_forward(float *recon, float *kl, const float *xhat, const float *x,
+                          const float *mu, const float *logvar, int N, int D, int L, float beta);
+void nn_vae_loss_backward(float *dxhat, float *dmu, float *dlogvar, const float *xhat,
+                          const float *x, const float *mu, const float *logvar, int N, int D,
+                          int L, float beta);
+#endif

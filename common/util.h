@@ -1,0 +1,61 @@
+/* Small helpers every tool shares: checked allocation, strict number parsing, atomic output
+   files, whole-file reads, timing. Like the rest of common/, nothing here prints or exits,
+   except xmalloc/xcalloc (out of memory is not recoverable for these tools). */
+#ifndef UTIL_H
+#define UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Strict parsing for argv and config values: the whole string must be a number within
+   [lo, hi]. Return 0 on success, -1 otherwise (out untouched). */
+int util_parse_long(const char *s, long lo, long hi, long *out);
+int util_parse_float(const char *s, double lo, double hi, double *out);
+/* "32" -> 32x32, "48x32" -> W=48, H=32 */
+int util_parse_size(const char *s, int *w, int *h);
+
+/* Atomic output. outfile_open("-") writes to stdout; any other path writes to a temporary
+   file path.XXXXXX in the same directory that outfile_commit renames into place, and
+   outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals) deletes.
+   A killed or failed run never leaves a half-written file under the real name. */
+struct outfile {
+    FILE *f;
+    char *path; /* NULL for stdout */
+    char *tmp;
+};
+int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen);
+int outfile_commit(struct outfile *o, char *msg, size_t msglen);
+void outfile_abort(struct outfile *o);
+/* Installs handlers that unlink open temporary files and exit with 128+signal. Tools that
+   catch SIGINT themselves (trainers saving a checkpoint) call util_remove_temps() instead. */
+void util_cleanup_signals(void);
+void util_remove_temps(void);
+
+/* Reads a whole file ("-" = stdin) into a malloc'd buffer, with a trailing NUL not counted
+   in *len. */
+int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg, size_t msglen);
+/* Reads exactly n bytes; -1 with "truncated: want N bytes, got M" on a short read. */
+int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen);
+
+double util_now(void); /* monotonic seconds */
+int util_is_dir(const char *path);
+int util_exists(const char *path);
+/* mkdir -p; returns -1 with msg on failure */
+int util_mkdirs(const char *path, char *msg, size_t msglen);
+
+/* A progress line on stderr, rewritten in place when stderr is a terminal, one line per call
+   (at most every `every` seconds) otherwise: "tool: what 12/100 (3.4 it/s, ETA 0:25)". */
+struct progress {
+    const char *tool, *what;
+    long total;
+    double start, last, every;
+};
+void progress_init(struct progress *p, const char *tool, const char *what, long total);
+void progress_update(struct progress *p, long done, const char *extra);
+void progress_done(struct progress *p);
+#endif

@@ -1,0 +1,31 @@
+/* Images: decoding sniffed by magic bytes (PNG via libpng: palette, gray, alpha, 16-bit;
+   JPEG via libjpeg-turbo: gray, RGB, CMYK/YCCK including Adobe-inverted) to packed RGB8 as
+   PIL's convert('RGB') gives; PNG encoding; resizing like PIL. */
+#ifndef IMG_H
+#define IMG_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct img {
+    int w, h;
+    uint8_t *rgb; /* h*w*3, malloc'd */
+};
+
+/* Decodes a PNG or JPEG held in memory. -1 and msg ("not a PNG or JPEG file", "corrupt JPEG:
+   ...") on failure. */
+int img_decode(const unsigned char *buf, size_t len, struct img *im, char *msg, size_t msglen);
+int img_load(const char *path, struct img *im, char *msg, size_t msglen);
+void img_free(struct img *im);
+
+/* 8-bit RGB (channels 3) or gray (channels 1) PNG to a stream. */
+int img_png_write(FILE *f, const uint8_t *pix, int w, int h, int channels, char *msg,
+                  size_t msglen);
+
+/* PIL Image.resize((ow, oh), BILINEAR) on an RGB8 image: separable antialiased triangle
+   filter with support scaled by the downscale factor, PIL's fixed-point coefficients and
+   rounding. out: oh*ow*3. */
+void img_resize_bilinear(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
+/* Centre crop to the largest box of aspect ow:oh, then resize as above. */
+void img_resize_center_crop(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
+#endif

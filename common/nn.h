@@ -16,6 +16,14 @@
 
 struct rng;
 
+/* Call first in main of every tool that uses the core. Debian's OpenBLAS 0.3.21 does not
+   know some newer CPUs and falls back to slow generic kernels; when openblas_get_corename()
+   is such a fallback while the CPU has AVX-512 (or AVX2) and OPENBLAS_CORETYPE is unset, this
+   re-executes the program once with OPENBLAS_CORETYPE=SkylakeX (Haswell); it never overrides a
+   value the user set. verbose: say on stderr which kernel runs and why. */
+void nn_blas_setup(char **argv, int verbose);
+const char *nn_blas_corename(void);
+
 void nn_set_threads(int n);
 int nn_get_threads(void);
 

@@ -1,0 +1,94 @@
+/* The study's baseline convolutional VAE for 32x32 RGB images (spec: docs spec/vae.md):
+
+     enc.0 Conv2d(3,32,4,2,1) ReLU, enc.2 Conv2d(32,32,4,2,1) ReLU, enc.4 Conv2d(32,32,4,2,1)
+     ReLU, Flatten -> 512; heads mu, logvar: Linear(512, L); z = mu + exp(logvar/2) * eps;
+     dec.0 Linear(L, 512), Unflatten (32,4,4), dec.2 ConvTranspose2d(32,32,4,2,1) ReLU,
+     dec.4 ConvTranspose2d(32,32,4,2,1) ReLU, dec.6 ConvTranspose2d(32,3,4,2,1) Tanh.
+
+   Parameters are one float32 block in the order of the PyTorch state_dict, and the table
+   (struct st_entry) carries the state_dict names, so a checkpoint is safetensors that
+   load_state_dict reads unchanged. Metadata: format=pt, model=vae, latent, beta.
+
+   Loss per batch of N: recon = sum((xhat - x)^2)/N, kl = -0.5*sum(1 + logvar - mu^2 -
+   exp(logvar))/N, loss = recon + beta*kl.
+
+   Threads: forward and backward split the batch into nn_get_threads() contiguous chunks, one
+   per OpenMP thread, each with its own gradient copy summed in thread order at the end.
+   Results are reproducible for a given thread count (and equal to PyTorch within float
+   rounding for any). */
+#ifndef VAE_H
+#define VAE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st.h"
+
+struct rng;
+
+#define VAE_NT 18      /* parameter tensors */
+#define VAE_D 3072     /* values per image, (3,32,32) */
+#define VAE_HID 512    /* flattened encoder output, (32,4,4) */
+
+struct vae {
+    int latent;
+    float beta;
+    size_t n_params;
+    float *params;                  /* (n_params) state_dict order */
+    float *grads;                   /* (n_params) same layout; backward accumulates here */
+    float *p[VAE_NT], *g[VAE_NT];   /* each tensor inside params / grads */
+    struct st_entry table[VAE_NT];  /* names and shapes, ptr into params */
+
+    /* activations of the last forward, sized by vae_batch_alloc; rows are images */
+    int max_batch, n_threads;
+    float *acts;
+    const float *x;                 /* (N,3,32,32) the caller's input, kept for backward */
+    float *h1, *h2, *h3;            /* (N,32,16,16) (N,32,8,8) (N,512) after ReLU */
+    float *mu, *logvar, *eps, *z;   /* (N,L) */
+    float *d0, *d1, *d2;            /* (N,512) (N,32,8,8) after ReLU (N,32,16,16) after ReLU */
+    float *xhat;                    /* (N,3,32,32) after Tanh */
+    float *dxhat, *dd2, *dd1, *dd0, *dz, *dmu, *dlogvar, *dh3, *dh2, *dh1; /* their grads */
+    float *thr;                     /* per thread: gradient copy, then conv scratch */
+    size_t thr_stride, scratch_len;
+};
+
+/* Allocates parameters (zero) and gradients for latent size L. The model holds no batch
+   buffers until vae_batch_alloc. */
+void vae_init(struct vae *m, int latent, float beta);
+void vae_free(struct vae *m);
+/* PyTorch default initialisation, module by module, weight then bias: U(+-1/sqrt(fan_in)),
+   fan_in = in*k*k for Conv2d, in for Linear, weight.size(1)*k*k = out*k*k for
+   ConvTranspose2d (its weight is (in, out, k, k)). */
+void vae_init_params(struct vae *m, struct rng *r);
+/* fan_in bound of tensor i (weight or bias of its module) */
+float vae_init_bound(const struct vae *m, int i);
+/* Buffers for batches of up to max_batch images; call after nn_set_threads. */
+void vae_batch_alloc(struct vae *m, int max_batch);
+void vae_zero_grad(struct vae *m);
+
+/* Training forward: x (N,3,32,32) in [-1,1], eps (N,L) the reparameterisation noise (NULL:
+   z = mu). Keeps x and the activations for vae_backward; recon and kl may be NULL.
+   Returns the loss. */
+float vae_forward(struct vae *m, const float *x, const float *eps, int N, float *recon,
+                  float *kl);
+/* Gradients of the last forward's loss, accumulated into m->grads. */
+void vae_backward(struct vae *m, int N);
+/* Inference: z (N,L) -> m->xhat (N,3,32,32); returns m->xhat. */
+const float *vae_decode(struct vae *m, const float *z, int N);
+
+/* uint8 (N,32,32,3) -> (N,3,32,32) x/127.5 - 1 */
+void vae_images_to_input(float *x, const uint8_t *img, int N);
+/* (N,3,32,32) in [-1,1] -> uint8 (N,32,32,3): (x+1)*127.5, clamped to [0,255], rounded half
+   to even (torch.round). NaN becomes 0. */
+void vae_output_to_images(uint8_t *img, const float *x, int N);
+
+/* Checkpoints: safetensors with the state_dict names; metadata format, model, latent, beta
+   and n_extra more key/value pairs. */
+int vae_save(const struct vae *m, const char *path, const char *const *keys,
+             const char *const *vals, int n_extra, char *msg, size_t msglen);
+/* Reads a checkpoint written by vae_save or by PyTorch (latent from the metadata or the
+   mu.weight shape, beta from the metadata or 1): vae_init's the model. Errors name the
+   missing or mis-shaped tensor, or say the file is another model. */
+int vae_load(struct vae *m, const char *path, char *msg, size_t msglen);
+/* the same from an open file (metadata available to the caller) */
+int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen);
+#endif

@@ -14,6 +14,7 @@ struct zip_entry {
     uint64_t csize, usize;
     int method;           /* 0 stored, 8 deflated */
     uint32_t crc;
+    uint64_t data;        /* offset of the member's bytes (after the local header) */
 };
 
 struct zip {
@@ -33,7 +34,8 @@ int zip_extract(const struct zip *z, int i, unsigned char **out, size_t *outlen,
                 size_t msglen);
 const unsigned char *zip_data(const struct zip *z, int i);
 
-/* Writes a whole archive of n members to f. */
+/* Writes a whole archive of n members to f (a pipe is fine: no seeking). Deterministic:
+   timestamps are 1980-01-01 00:00, so equal inputs give equal bytes. */
 int zip_write(FILE *f, const char *const *names, const unsigned char *const *data,
               const size_t *lens, int n, int compress, char *msg, size_t msglen);
 #endif

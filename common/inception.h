@@ -1,0 +1,82 @@
+/* pytorch-fid's FID Inception v3 (the 2015-12-05 TF graph ported to PyTorch): BasicConv2d =
+   conv (no bias) + BatchNorm(eps 1e-3) + ReLU, with BN folded into the conv at load time;
+   FIDInceptionA/C/E blocks (average pools exclude padding, Mixed_7c max-pools); 2048-d pool3
+   and the 1008-way fc. Key names are those of pt_inception-2015-12-05-6726825d.pth.
+
+   Every image runs through the network alone (batch of one inside), so its features do not
+   depend on the batch it came in, the batch size or the thread count. Memory is a fixed
+   per-thread workspace: flat in the number of images.
+
+   Synthetic weights (--weights synthetic), a closed form with no file, for tests and offline
+   demos: tensors are numbered t = 6*L + j for the L-th BasicConv2d of the network in the order
+   of INCEPTION_LAYERS below (j = 0 conv.weight, 1 bn.weight, 2 bn.bias, 3 bn.running_mean,
+   4 bn.running_var), t = 564 for fc.weight and 565 for fc.bias. Element i (flat C order) of
+   tensor t is drawn from u = fmix32(i ^ (t * 0x9E3779B9)) / 2^32 * 2 - 1 in [-1, 1), with
+   murmur3's fmix32 (h ^= h>>16; h *= 0x85EBCA6B; h ^= h>>13; h *= 0xC2B2AE35; h ^= h>>16) in
+   uint32 arithmetic, then: conv.weight = sqrt(6/fan_in) u (He uniform), bn.weight = 1 + 0.2u,
+   bn.bias = 0.2u, running_mean = 0.2u, running_var = 1 + 0.5u, fc.weight = sqrt(3/2048) u,
+   fc.bias = 0.1u; all in double, rounded to float32. Scores with these weights are NOT
+   comparable with published ones. */
+#ifndef INCEPTION_H
+#define INCEPTION_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define INCEPTION_SIZE 299
+#define INCEPTION_DIMS 2048
+#define INCEPTION_CLASSES 1008
+#define INCEPTION_N_CONV 94
+
+/* Input conventions. PYTORCH_FID: x = u8/255, F.interpolate(299, bilinear,
+   align_corners=False) (half-pixel), then 2x-1. TORCH_FIDELITY: x = u8 as 0..255, TF1
+   resize_bilinear (top-left anchored), then (x-128)/128. */
+enum inception_resize { INCEPTION_RESIZE_PYTORCH_FID, INCEPTION_RESIZE_TORCH_FIDELITY };
+
+struct inception {
+    float *params;                      /* one block: folded conv weights, then biases, fc */
+    float *w[INCEPTION_N_CONV];         /* (OC, C, KH, KW) with BN folded in */
+    float *b[INCEPTION_N_CONV];         /* (OC) */
+    float *fc_w;                        /* (1008, 2048) */
+    float *fc_b;                        /* (1008) */
+    int synthetic;
+    int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
+    size_t ws_floats;                   /* per-thread workspace, set at load */
+};
+
+/* Name of the weights file and where it is looked for. */
+#define INCEPTION_WEIGHTS_FILE "pt_inception-2015-12-05-6726825d.pth"
+
+/* Finds the default weights: $FID_WEIGHTS if set, else weights/INCEPTION_WEIGHTS_FILE next to
+   the executable's directory (exe_dir/../weights/, exe_dir/weights/), else in the current
+   directory (./weights/). -1 with a message naming `make weights` when none exists. */
+int inception_default_weights(char *path, size_t pathlen, const char *argv0, char *msg,
+                              size_t msglen);
+
+/* path: a .pth (legacy or zip), a .safetensors with the same key names, or "synthetic". */
+int inception_load(struct inception *net, const char *path, char *msg, size_t msglen);
+void inception_synthetic(struct inception *net);
+void inception_free(struct inception *net);
+
+/* The synthetic value of element i of tensor t (see above), before scaling. */
+double inception_synth_u(uint64_t i, uint32_t t);
+
+/* One image, u8 HWC (H,W,3) -> x (3,299,299) ready for the network. */
+void inception_preprocess(float *x, const uint8_t *img, int H, int W, enum inception_resize mode);
+
+/* Features of N images x (N,3,299,299). Any output may be NULL:
+   pool3 (N,2048); logits (N,1008) = fc(pool3) with bias; dims64 (N,64) and dims192 (N,192) and
+   dims768 (N,768): spatial means after the first max-pool, the second max-pool and Mixed_6e
+   (pytorch-fid --dims). Runs images in parallel over nn_get_threads() threads. */
+void inception_forward(const struct inception *net, float *pool3, float *logits,
+                       float *dims64, float *dims192, float *dims768, const float *x, int N);
+
+/* Same from u8 images (N,H,W,3), preprocessing each in its thread. */
+void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
+                          float *dims64, float *dims192, float *dims768, const uint8_t *img,
+                          int N, int H, int W, enum inception_resize mode);
+
+/* Per-block activations of one image, for tests: out receives the output of stage s
+   (0 Conv2d_1a .. see inception.c) ; returns its float count, or 0 for s out of range. */
+size_t inception_stage(const struct inception *net, float *out, size_t outlen, const float *x,
+                       int stage);
+#endif

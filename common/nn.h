@@ -23,6 +23,13 @@ struct rng;
    value the user set. verbose: say on stderr which kernel runs and why. */
 void nn_blas_setup(char **argv, int verbose);
 const char *nn_blas_corename(void);
+/* The pure decision inside nn_blas_setup, for tests: core is openblas_get_corename(), avx512 /
+   avx2 the CPU's usable features, user the OPENBLAS_CORETYPE value (NULL if unset), reexeced
+   whether this process is already the re-executed one. *want: the kernel to ask for, or NULL. */
+enum { NN_BLAS_OK, NN_BLAS_REEXEC, NN_BLAS_USER, NN_BLAS_LOOP };
+int nn_blas_decide(const char *core, int avx512, int avx2, const char *user, int reexeced,
+                   const char **want);
+void nn_cpu_features(int *avx512, int *avx2); /* cpuid + OS support (avx512: F,BW,DQ,VL) */
 
 void nn_set_threads(int n);
 int nn_get_threads(void);
@@ -31,6 +38,9 @@ int nn_get_threads(void);
    A is (M,K) after op, B (K,N) after op, C (M,N). The one entry to OpenBLAS SGEMM. */
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* the same on the calling thread only (for use inside an OpenMP parallel region) */
+void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ---- linear: y = x W^T + b (torch.nn.Linear) ----
    in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */
@@ -49,6 +59,7 @@ struct nn_conv {
     int SH, SW;
     int PT, PL, PB, PR;
     int OH, OW; /* set by the init functions */
+    int nt;     /* threads the scratch is sized for: nn_get_threads() at init */
 };
 /* Conv2d(C, OC, K, stride=S, padding=P) on (N,C,H,W) */
 void nn_conv_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K, int S, int P);
@@ -57,7 +68,8 @@ void nn_conv_init_ex(struct nn_conv *g, int N, int C, int H, int W, int OC, int 
                      int SH, int SW, int PT, int PL, int PB, int PR);
 /* ConvTranspose2d(C, OC, K, stride=S, padding=P): OH = (H-1)*S - 2P + K */
 void nn_convt_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K, int S, int P);
-/* floats of scratch the forward and backward of this geometry need (im2col and the like) */
+/* floats of scratch the forward and backward of this geometry need (im2col and the like),
+   for g->nt threads: call nn_set_threads before the init functions. */
 size_t nn_conv_scratch(const struct nn_conv *g);
 size_t nn_convt_scratch(const struct nn_conv *g);
 

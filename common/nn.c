@@ -1,0 +1,220 @@
+/* nn core plumbing: OpenBLAS kernel check and re-exec, thread counts, the SGEMM entry, linear.
+
+   Threading model: OpenBLAS always runs single-threaded (openblas_set_num_threads(1)); all
+   parallelism is OpenMP. Big GEMMs are split into column (or row) panels, one single-threaded
+   SGEMM per OpenMP thread; the conv layers split the batch. This way OpenBLAS's own spinning
+   pthreads never compete with OpenMP threads for the cores (measured in tests/bench/bench_nn.c:
+   the panel split is as fast as OpenBLAS's threads on the big shapes, and much faster on
+   small ones where OpenBLAS's thread wake-up dominates). */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn.h"
+
+/* provided by OpenBLAS, not declared in every cblas.h */
+char *openblas_get_corename(void);
+void openblas_set_num_threads(int n);
+
+static int nn_threads; /* 0 until nn_set_threads */
+
+/* ---- OpenBLAS kernel check ---- */
+
+static int core_is(const char *core, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcasecmp(core, *list) == 0)
+            return 1;
+    return 0;
+}
+
+int nn_blas_decide(const char *core, int avx512, int avx2, const char *user, int reexeced,
+                   const char **want)
+{
+    static const char *const k512[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    static const char *const k256[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+                                       "SapphireRapids", NULL};
+    *want = NULL;
+    if (avx512 && !core_is(core, k512))
+        *want = "SkylakeX";
+    else if (!avx512 && avx2 && !core_is(core, k256))
+        *want = "Haswell";
+    if (*want == NULL)
+        return NN_BLAS_OK;
+    if (user != NULL && user[0] != '\0')
+        return NN_BLAS_USER;
+    if (reexeced)
+        return NN_BLAS_LOOP;
+    return NN_BLAS_REEXEC;
+}
+
+const char *nn_blas_corename(void)
+{
+    const char *s = openblas_get_corename();
+    return s ? s : "unknown";
+}
+
+void nn_cpu_features(int *avx512, int *avx2)
+{
+    __builtin_cpu_init();
+    /* SkylakeX kernels use F, BW, DQ and VL */
+    *avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    *avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+#define NN_REEXEC_MARK "NN_BLAS_REEXECED"
+
+void nn_blas_setup(char **argv, int verbose)
+{
+    int avx512, avx2;
+    const char *core = nn_blas_corename(), *want, *user = getenv("OPENBLAS_CORETYPE");
+    const char *mark = getenv(NN_REEXEC_MARK);
+    int reexeced = mark != NULL && strcmp(mark, "1") == 0;
+    const char *cpu;
+
+    nn_cpu_features(&avx512, &avx2);
+    cpu = avx512 ? "AVX-512" : avx2 ? "AVX2" : "no AVX2";
+    switch (nn_blas_decide(core, avx512, avx2, user, reexeced, &want)) {
+    case NN_BLAS_OK:
+        if (verbose)
+            fprintf(stderr, "nn: OpenBLAS kernel %s (CPU has %s%s)\n", core, cpu,
+                    reexeced ? "; set OPENBLAS_CORETYPE after re-exec" : "");
+        break;
+    case NN_BLAS_USER:
+        if (verbose)
+            fprintf(stderr, "nn: OpenBLAS kernel %s: OPENBLAS_CORETYPE=%s set by the user, "
+                            "not overridden (CPU has %s, %s would be faster)\n",
+                    core, user, cpu, want);
+        break;
+    case NN_BLAS_LOOP:
+        if (verbose)
+            fprintf(stderr, "nn: OpenBLAS kernel %s: re-exec with OPENBLAS_CORETYPE=%s did not "
+                            "help; running slow\n", core, want);
+        break;
+    case NN_BLAS_REEXEC:
+        if (verbose)
+            fprintf(stderr, "nn: OpenBLAS picked %s on a CPU with %s; re-executing with "
+                            "OPENBLAS_CORETYPE=%s\n", core, cpu, want);
+        if (argv != NULL && argv[0] != NULL) {
+            setenv("OPENBLAS_CORETYPE", want, 1);
+            setenv(NN_REEXEC_MARK, "1", 1);
+            fflush(NULL);
+            execv("/proc/self/exe", argv);
+            /* exec failed: carry on with the slow kernel */
+            unsetenv("OPENBLAS_CORETYPE");
+            if (verbose)
+                fprintf(stderr, "nn: re-exec failed; running with the %s kernel\n", core);
+        }
+        break;
+    }
+    /* do not leak the marker into child processes a tool may start */
+    unsetenv(NN_REEXEC_MARK);
+}
+
+/* ---- threads ---- */
+
+void nn_set_threads(int n)
+{
+    if (n < 1)
+        n = 1;
+    nn_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(1);
+}
+
+int nn_get_threads(void)
+{
+    if (nn_threads == 0)
+        nn_set_threads(omp_get_max_threads());
+    return nn_threads;
+}
+
+/* ---- SGEMM ---- */
+
+static void sgemm1(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
+{
+    sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Splits C into nt panels of whole columns (or rows when N is small), one per thread. */
+void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc)
+{
+    int nt = nn_get_threads();
+    double flops = 2.0 * M * N * K;
+
+    if (nt <= 1 || omp_in_parallel() || flops < 4e6) {
+        sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (N >= M || N >= 64 * nt) {
+        /* column panels, multiples of 16 */
+        int step = ((N + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int t = 0; t < nt; t++) {
+            int j0 = t * step, j1 = j0 + step < N ? j0 + step : N;
+            if (j0 < j1) {
+                const float *Bp = tb ? B + (size_t)j0 * ldb : B + j0;
+                sgemm1(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
+            }
+        }
+    } else {
+        int step = ((M + nt - 1) / nt + 15) / 16 * 16;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int t = 0; t < nt; t++) {
+            int i0 = t * step, i1 = i0 + step < M ? i0 + step : M;
+            if (i0 < i1) {
+                const float *Ap = ta ? A + i0 : A + (size_t)i0 * lda;
+                sgemm1(ta, tb, i1 - i0, N, K, alpha, Ap, lda, B, ldb, beta,
+                       C + (size_t)i0 * ldc, ldc);
+            }
+        }
+    }
+}
+
+/* ---- linear ---- */
+
+void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
+                       int N, int IN, int OUT)
+{
+    if (b != NULL) {
+        for (int n = 0; n < N; n++)
+            memcpy(out + (size_t)n * OUT, b, sizeof(float) * OUT);
+    }
+    /* out (N,OUT) = in (N,IN) w^T (IN,OUT) */
+    nn_sgemm(0, 1, N, OUT, IN, 1.0f, in, IN, w, IN, b != NULL ? 1.0f : 0.0f, out, OUT);
+}
+
+void nn_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int N, int IN, int OUT)
+{
+    if (din != NULL) /* din (N,IN) += dout (N,OUT) w (OUT,IN) */
+        nn_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+    if (dw != NULL) /* dw (OUT,IN) += dout^T (OUT,N) in (N,IN) */
+        nn_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    if (db != NULL) {
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++)
+                db[o] += dout[(size_t)n * OUT + o];
+    }
+}

@@ -1,0 +1,160 @@
+/* Pooling and resampling over (N,C,H,W), one OpenMP task per (n,c) plane. */
+#include <float.h>
+#include <string.h>
+
+#include "nn.h"
+
+int nn_pool_out(int H, int K, int S, int P)
+{
+    return (H + 2 * P - K) / S + 1;
+}
+
+void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
+                           int S, int P)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * S - P, y1 = y0 + K < H ? y0 + K : H;
+            if (y0 < 0)
+                y0 = 0;
+            for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * S - P, x1 = x0 + K < W ? x0 + K : W;
+                if (x0 < 0)
+                    x0 = 0;
+                float m = -FLT_MAX;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        m = x[iy * W + ix] > m ? x[iy * W + ix] : m;
+                y[oy * OW + ox] = m;
+            }
+        }
+    }
+}
+
+/* torch's divisor: the window clipped to the padded input when count_include_pad, else to
+   the input */
+void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
+                           int S, int P, int count_include_pad)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * S - P, y1 = y0 + K < H + P ? y0 + K : H + P;
+            int ph = y1 - y0;
+            y0 = y0 < 0 ? 0 : y0;
+            y1 = y1 > H ? H : y1;
+            for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * S - P, x1 = x0 + K < W + P ? x0 + K : W + P;
+                int pw = x1 - x0;
+                x0 = x0 < 0 ? 0 : x0;
+                x1 = x1 > W ? W : x1;
+                float s = 0;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        s += x[iy * W + ix];
+                int div = count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
+                y[oy * OW + ox] = s / (float)div;
+            }
+        }
+    }
+}
+
+void nn_global_avg_pool_forward(float *out, const float *in, int N, int C, int HW)
+{
+#pragma omp parallel for schedule(static) if (N * C > 256)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * HW;
+        float s = 0;
+        for (int i = 0; i < HW; i++)
+            s += x[i];
+        out[nc] = s / (float)HW;
+    }
+}
+
+void nn_global_avg_pool_backward(float *din, const float *dout, int N, int C, int HW)
+{
+#pragma omp parallel for schedule(static) if (N * C > 256)
+    for (int nc = 0; nc < N * C; nc++) {
+        float g = dout[nc] / (float)HW, *d = din + (size_t)nc * HW;
+        for (int i = 0; i < HW; i++)
+            d[i] += g;
+    }
+}
+
+void nn_upsample2x_forward(float *out, const float *in, int N, int C, int H, int W)
+{
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * 4 * H * W;
+        for (int iy = 0; iy < H; iy++) {
+            float *r = y + (size_t)2 * iy * 2 * W;
+            for (int ix = 0; ix < W; ix++)
+                r[2 * ix] = r[2 * ix + 1] = x[iy * W + ix];
+            memcpy(r + 2 * W, r, sizeof(float) * 2 * W);
+        }
+    }
+}
+
+void nn_upsample2x_backward(float *din, const float *dout, int N, int C, int H, int W)
+{
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        float *dx = din + (size_t)nc * H * W;
+        const float *dy = dout + (size_t)nc * 4 * H * W;
+        for (int iy = 0; iy < H; iy++) {
+            const float *r0 = dy + (size_t)2 * iy * 2 * W, *r1 = r0 + 2 * W;
+            for (int ix = 0; ix < W; ix++)
+                dx[iy * W + ix] += r0[2 * ix] + r0[2 * ix + 1] + r1[2 * ix] + r1[2 * ix + 1];
+        }
+    }
+}
+
+/* upsample_bilinear2d, align_corners=False, no scale_factor: float scale = in/out,
+   src = (dst + 0.5) * scale - 0.5 clamped at 0, neighbour index clamped at in-1. */
+static void bilinear_coef(int in, int out, int *i0, int *i1, float *l0, float *l1)
+{
+    float scale = (float)in / (float)out;
+    for (int d = 0; d < out; d++) {
+        float src = ((float)d + 0.5f) * scale - 0.5f;
+        if (src < 0)
+            src = 0;
+        int i = (int)src;
+        i0[d] = i;
+        i1[d] = i + (i < in - 1);
+        l1[d] = src - (float)i;
+        l0[d] = 1.0f - l1[d];
+    }
+}
+
+#define BILINEAR_MAX 4096
+
+void nn_bilinear_resize_forward(float *out, const float *in, int N, int C, int H, int W,
+                                int OH, int OW)
+{
+    int y0[BILINEAR_MAX], y1[BILINEAR_MAX], x0[BILINEAR_MAX], x1[BILINEAR_MAX];
+    float wy0[BILINEAR_MAX], wy1[BILINEAR_MAX], wx0[BILINEAR_MAX], wx1[BILINEAR_MAX];
+    if (OH > BILINEAR_MAX || OW > BILINEAR_MAX)
+        return; /* programmer error: no output this large in the project */
+    bilinear_coef(H, OH, y0, y1, wy0, wy1);
+    bilinear_coef(W, OW, x0, x1, wx0, wx1);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            const float *r0 = x + (size_t)y0[oy] * W, *r1 = x + (size_t)y1[oy] * W;
+            float h0 = wy0[oy], h1 = wy1[oy];
+            for (int ox = 0; ox < OW; ox++)
+                y[oy * OW + ox] = h0 * (wx0[ox] * r0[x0[ox]] + wx1[ox] * r0[x1[ox]]) +
+                                  h1 * (wx0[ox] * r1[x0[ox]] + wx1[ox] * r1[x1[ox]]);
+        }
+    }
+}

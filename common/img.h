@@ -26,6 +26,10 @@ int img_png_write(FILE *f, const uint8_t *pix, int w, int h, int channels, char 
    filter with support scaled by the downscale factor, PIL's fixed-point coefficients and
    rounding. out: oh*ow*3. */
 void img_resize_bilinear(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
-/* Centre crop to the largest box of aspect ow:oh, then resize as above. */
+/* The centre box of img_resize_center_crop: the largest box of aspect ow:oh with floor'd
+   sizes (cw = h*ow/oh when the image is wider, else ch = w*oh/ow) at floor((w-cw)/2),
+   floor((h-ch)/2). PIL equivalent: im.crop((x0, y0, x0+cw, y0+ch)).resize((ow, oh)). */
+void img_center_box(int w, int h, int ow, int oh, int *x0, int *y0, int *cw, int *ch);
+/* Centre crop to the largest box of aspect ow:oh (img_center_box), then resize as above. */
 void img_resize_center_crop(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
 #endif

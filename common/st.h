@@ -51,8 +51,21 @@ struct st_entry {
    a tensor in the file that no entry names, unless allow_extra. */
 int st_load_entries(const struct st_file *f, const struct st_entry *e, int n, int allow_extra,
                     char *msg, size_t msglen);
-/* Writes the entries as F32 safetensors (names sorted as safetensors does, offsets 8-byte
-   aligned), with optional string metadata (n_meta key/value pairs), atomically. */
+/* Writes the entries as F32 safetensors (names sorted as safetensors does; the header is
+   padded so the data section starts 8-byte aligned, tensors follow contiguously), with optional string metadata (n_meta key/value pairs), atomically. */
 int st_save_entries(const char *path, const struct st_entry *e, int n, const char *const *meta_keys,
                     const char *const *meta_vals, int n_meta, char *msg, size_t msglen);
+
+/* Additions. */
+size_t st_dtype_size(enum st_dtype d);
+const char *st_dtype_name(enum st_dtype d); /* "F32", "BF16", ... as in safetensors */
+int64_t st_numel(const struct st_tensor *t);
+/* Writes tensors of any dtype (t[i].data holds t[i].nbytes raw little-endian bytes) exactly as
+   the Rust safetensors writer does: tensors ordered by dtype (U8/BOOL last ... I64/F64 first,
+   the Rust Dtype order descending), then by name; compact header JSON ("__metadata__" first,
+   keys sorted) padded with spaces to a multiple of 8; data contiguous. "-" is stdout.
+   Atomic (temp + rename). Duplicate names are an error. */
+int st_save_tensors(const char *path, const struct st_tensor *t, int n,
+                    const char *const *meta_keys, const char *const *meta_vals, int n_meta,
+                    char *msg, size_t msglen);
 #endif

@@ -453,3 +453,36 @@ int vae_load(struct vae *m, const char *path, char *msg, size_t msglen)
     st_close(&f);
     return rc;
 }
+
+/* adam.m.NAME then adam.v.NAME entries over am and av */
+static void state_table(struct st_entry e[2 * VAE_NT], char names[2 * VAE_NT][32],
+                        const struct vae *m, const float *am, const float *av)
+{
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < VAE_NT; i++) {
+            struct st_entry *t = &e[k * VAE_NT + i];
+            *t = m->table[i];
+            snprintf(names[k * VAE_NT + i], 32, "adam.%c.%s", k ? 'v' : 'm', vae_names[i]);
+            t->name = names[k * VAE_NT + i];
+            t->ptr = (float *)(k ? av : am) + (m->p[i] - m->params);
+        }
+}
+
+int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
+                   const char *const *keys, const char *const *vals, int n_meta, char *msg,
+                   size_t msglen)
+{
+    struct st_entry e[2 * VAE_NT];
+    char names[2 * VAE_NT][32];
+    state_table(e, names, m, am, av);
+    return st_save_entries(path, e, 2 * VAE_NT, keys, vals, n_meta, msg, msglen);
+}
+
+int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
+                   char *msg, size_t msglen)
+{
+    struct st_entry e[2 * VAE_NT];
+    char names[2 * VAE_NT][32];
+    state_table(e, names, m, am, av);
+    return st_load_entries(f, e, 2 * VAE_NT, 0, msg, msglen);
+}

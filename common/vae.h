@@ -91,4 +91,12 @@ int vae_save(const struct vae *m, const char *path, const char *const *keys,
 int vae_load(struct vae *m, const char *path, char *msg, size_t msglen);
 /* the same from an open file (metadata available to the caller) */
 int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen);
+
+/* The trainer's companion state: Adam moments am, av (n_params each, the params' layout) as
+   tensors adam.m.NAME and adam.v.NAME, plus string metadata (step, rng state, ...). */
+int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
+                   const char *const *keys, const char *const *vals, int n_meta, char *msg,
+                   size_t msglen);
+int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
+                   char *msg, size_t msglen);
 #endif

@@ -1,0 +1,275 @@
+/* The VAE against PyTorch (tests/fixtures/gen_vae.py: same initial weights, batch and eps):
+   forward, loss, the gradient of every parameter, three Adam steps; finite differences of the
+   whole model; PyTorch's initialisation bounds; checkpoint round trip; image conversion. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn.h"
+#include "npy.h"
+#include "optim.h"
+#include "rng.h"
+#include "st.h"
+#include "test.h"
+#include "util.h"
+#include "vae.h"
+
+#define FIX "tests/fixtures/vae/"
+
+static struct npy load(const char *name)
+{
+    struct npy t;
+    char msg[128], path[256];
+    snprintf(path, sizeof path, FIX "%s", name);
+    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1) {
+        printf("Bail out! %s: %s\n", path, msg);
+        exit(1);
+    }
+    return t;
+}
+
+/* compares every tensor of m's layout in buf against the file's tensors */
+static void check_tensors(const char *what, const struct vae *m, const float *buf,
+                          const char *file, double atol_frac, double rtol)
+{
+    struct st_file f;
+    char msg[128];
+    if (st_open(&f, file, msg, sizeof msg) == -1) {
+        printf("Bail out! %s: %s\n", file, msg);
+        exit(1);
+    }
+    for (int i = 0; i < VAE_NT; i++) {
+        const struct st_tensor *t = st_find(&f, m->table[i].name);
+        size_t n = (size_t)(m->g[i + 1 < VAE_NT ? i + 1 : i] - m->g[i]);
+        char name[96];
+        if (i + 1 == VAE_NT)
+            n = m->n_params - (size_t)(m->g[i] - m->grads);
+        CHECK(t != NULL, "%s: %s present", what, m->table[i].name);
+        if (t == NULL)
+            continue;
+        float *want = xmalloc(n * sizeof(float)), mx = 0;
+        st_to_f32(t, want);
+        for (size_t j = 0; j < n; j++)
+            mx = fabsf(want[j]) > mx ? fabsf(want[j]) : mx;
+        snprintf(name, sizeof name, "%s %s", what, m->table[i].name);
+        test_close(name, buf + (m->g[i] - m->grads), want, n, atol_frac * mx + 1e-7, rtol);
+        free(want);
+    }
+    st_close(&f);
+}
+
+static void test_training(int threads)
+{
+    struct vae m;
+    char msg[128];
+    struct npy x8 = load("x.npy"), eps = load("eps.npy"), losses = load("losses.npy");
+    struct npy xh = load("fwd_xhat.npy"), mu = load("fwd_mu.npy"), lv = load("fwd_logvar.npy");
+    int N = (int)x8.shape[0], L;
+    float *x, *am, *av, recon, kl, loss;
+    const float *want = losses.data;
+    struct adam o = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+
+    nn_set_threads(threads);
+    printf("# %d thread(s)\n", threads);
+    if (vae_load(&m, FIX "init.safetensors", msg, sizeof msg) == -1) {
+        printf("Bail out! init.safetensors: %s\n", msg);
+        exit(1);
+    }
+    L = m.latent;
+    CHECK(L == 16 && m.beta == 0.7f, "metadata: latent %d beta %g", L, m.beta);
+    vae_batch_alloc(&m, N);
+    x = xmalloc((size_t)N * VAE_D * sizeof(float));
+    vae_images_to_input(x, x8.data, N);
+    am = xcalloc(m.n_params, sizeof(float));
+    av = xcalloc(m.n_params, sizeof(float));
+    for (int s = 0; s < 3; s++) {
+        vae_zero_grad(&m);
+        loss = vae_forward(&m, x, (float *)eps.data + (size_t)s * N * L, N, &recon, &kl);
+        float got[3] = {loss, recon, kl};
+        char name[64];
+        snprintf(name, sizeof name, "step %d loss, recon, kl", s + 1);
+        test_close(name, got, want + 3 * s, 3, 1e-6, 1e-5);
+        if (s == 0) {
+            test_close("step 1 mu", m.mu, mu.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 logvar", m.logvar, lv.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 xhat", m.xhat, xh.data, (size_t)N * VAE_D, 1e-5, 1e-4);
+        }
+        vae_backward(&m, N);
+        if (s == 0)
+            check_tensors("grad", &m, m.grads, FIX "grads1.safetensors", 1e-4, 1e-4);
+        adam_step(&o, m.params, m.grads, am, av, m.n_params, s + 1);
+    }
+    check_tensors("after 3 steps", &m, m.params, FIX "after3.safetensors", 1e-4, 1e-4);
+    free(x);
+    free(am);
+    free(av);
+    vae_free(&m);
+    npy_free(&x8), npy_free(&eps), npy_free(&losses);
+    npy_free(&xh), npy_free(&mu), npy_free(&lv);
+}
+
+static void test_decode(void)
+{
+    struct vae m;
+    char msg[128];
+    struct npy eps = load("eps.npy"), want = load("decode_xhat.npy");
+    int N = (int)eps.shape[1];
+
+    nn_set_threads(2);
+    if (vae_load(&m, FIX "init.safetensors", msg, sizeof msg) == -1) {
+        printf("Bail out! %s\n", msg);
+        exit(1);
+    }
+    vae_batch_alloc(&m, 8);
+    const float *xh = vae_decode(&m, eps.data, N);
+    test_close("decode of eps[0]", xh, want.data, (size_t)N * VAE_D, 1e-5, 1e-4);
+    vae_free(&m);
+    npy_free(&eps), npy_free(&want);
+}
+
+/* loss(p + h) - loss(p - h) over 2h at the largest-gradient entries of every tensor */
+static void test_finite_differences(void)
+{
+    struct vae m;
+    struct rng r;
+    int N = 2, L = 8, bad = 0, checked = 0;
+    float *x = xmalloc((size_t)N * VAE_D * sizeof(float)), *eps, *grads;
+    double worst = 0;
+
+    nn_set_threads(2);
+    vae_init(&m, L, 0.5f);
+    rng_seed(&r, 7);
+    vae_init_params(&m, &r);
+    vae_batch_alloc(&m, N);
+    for (size_t i = 0; i < (size_t)N * VAE_D; i++)
+        x[i] = 0.3f * rng_normal(&r);
+    eps = xmalloc((size_t)N * L * sizeof(float));
+    rng_normal_fill(&r, eps, (size_t)N * L);
+    vae_zero_grad(&m);
+    vae_forward(&m, x, eps, N, NULL, NULL);
+    vae_backward(&m, N);
+    grads = xmalloc(m.n_params * sizeof(float));
+    memcpy(grads, m.grads, m.n_params * sizeof(float));
+    for (int i = 0; i < VAE_NT; i++) {
+        size_t off = (size_t)(m.g[i] - m.grads);
+        size_t n = (i + 1 < VAE_NT ? (size_t)(m.g[i + 1] - m.grads) : m.n_params) - off;
+        size_t best = 0;
+        for (size_t j = 0; j < n; j++)
+            if (fabsf(grads[off + j]) > fabsf(grads[off + best]))
+                best = j;
+        size_t pick[2] = {off + best, off + rng_below(&r, n)};
+        for (int k = 0; k < 2; k++) {
+            size_t j = pick[k];
+            float p0 = m.params[j], h = 1e-2f * (fabsf(p0) > 0.1f ? fabsf(p0) : 0.1f);
+            m.params[j] = p0 + h;
+            double lp = vae_forward(&m, x, eps, N, NULL, NULL);
+            m.params[j] = p0 - h;
+            double lm = vae_forward(&m, x, eps, N, NULL, NULL);
+            m.params[j] = p0;
+            double fd = (lp - lm) / (2.0 * h), g = grads[j];
+            double scale = fabs(grads[off + best]);
+            /* float32 loss ~100: its rounding over 2h is the noise floor */
+            double err = fabs(fd - g) / (fabs(g) + 1e-2 * scale + 2e-2);
+            checked++;
+            if (err > worst)
+                worst = err;
+            if (err > 2e-2) {
+                bad++;
+                printf("# fd %s[%zu]: analytic %.6g numeric %.6g\n", m.table[i].name,
+                       j - off, g, fd);
+            }
+        }
+    }
+    CHECK(bad == 0, "finite differences at %d parameters (worst relative error %.2g)",
+          checked, worst);
+    free(x);
+    free(eps);
+    free(grads);
+    vae_free(&m);
+}
+
+static void test_init(void)
+{
+    struct vae m;
+    struct rng r;
+    /* PyTorch fan_in: Conv2d in*k*k, Linear in, ConvTranspose2d weight.size(1)*k*k */
+    static const int fan[VAE_NT / 2] = {48, 512, 512, 512, 512, 16, 512, 512, 48};
+    vae_init(&m, 16, 1.0f);
+    rng_seed(&r, 1);
+    vae_init_params(&m, &r);
+    for (int i = 0; i < VAE_NT; i++) {
+        size_t off = (size_t)(m.g[i] - m.grads);
+        size_t n = (i + 1 < VAE_NT ? (size_t)(m.g[i + 1] - m.grads) : m.n_params) - off;
+        float b = 1.0f / sqrtf((float)fan[i / 2]), mx = 0;
+        double mean = 0;
+        for (size_t j = 0; j < n; j++) {
+            mx = fabsf(m.params[off + j]) > mx ? fabsf(m.params[off + j]) : mx;
+            mean += m.params[off + j];
+        }
+        mean /= n;
+        CHECK(fabsf(vae_init_bound(&m, i) - b) < 1e-7f && mx <= b &&
+                  mx > (n >= 48 ? 0.9f : 0.3f) * b && fabs(mean) < 4 * b / sqrt(3.0 * n),
+              "init %s: bound 1/sqrt(%d), max %.4g, mean %.3g", m.table[i].name, fan[i / 2], mx,
+              mean);
+    }
+    vae_free(&m);
+}
+
+static void test_checkpoint(void)
+{
+    struct vae a, b;
+    struct rng r;
+    char msg[128], path[] = "/tmp/test_vae_XXXXXX";
+    const char *k[] = {"step"}, *v[] = {"12"};
+    int fd = mkstemp(path);
+    close(fd);
+    vae_init(&a, 24, 2.5f);
+    rng_seed(&r, 3);
+    vae_init_params(&a, &r);
+    CHECK(vae_save(&a, path, k, v, 1, msg, sizeof msg) == 0, "save: %s", msg);
+    CHECK(vae_load(&b, path, msg, sizeof msg) == 0, "load: %s", msg);
+    CHECK(b.latent == 24 && b.beta == 2.5f && b.n_params == a.n_params &&
+              memcmp(a.params, b.params, a.n_params * sizeof(float)) == 0,
+          "checkpoint round trip is bit exact");
+    struct st_file f;
+    CHECK(st_open(&f, path, msg, sizeof msg) == 0 && st_meta(&f, "step") != NULL &&
+              strcmp(st_meta(&f, "step"), "12") == 0 && strcmp(st_meta(&f, "model"), "vae") == 0,
+          "metadata written");
+    st_close(&f);
+    /* a file with a tensor missing is refused, naming the tensor */
+    struct st_entry e[VAE_NT - 1];
+    memcpy(e, a.table, sizeof e); /* all but dec.6.bias */
+    st_save_entries(path, e, VAE_NT - 1, NULL, NULL, 0, msg, sizeof msg);
+    CHECK(vae_load(&b, path, msg, sizeof msg) == -1 && strstr(msg, "dec.6.bias") != NULL,
+          "missing tensor refused: %s", msg);
+    unlink(path);
+    vae_free(&a);
+}
+
+static void test_images(void)
+{
+    uint8_t in[VAE_D], out[VAE_D];
+    float x[VAE_D];
+    for (int i = 0; i < VAE_D; i++)
+        in[i] = (uint8_t)(i * 7 % 256);
+    vae_images_to_input(x, in, 1);
+    CHECK(x[0] == -1.0f && fabsf(x[1024] - (in[1] / 127.5f - 1)) == 0, "uint8 NHWC -> NCHW");
+    vae_output_to_images(out, x, 1);
+    CHECK(memcmp(in, out, sizeof in) == 0, "images -> input -> images is exact");
+    x[0] = 2.0f, x[1] = -3.0f, x[2] = NAN;
+    vae_output_to_images(out, x, 1);
+    CHECK(out[0] == 255 && out[3] == 0 && out[6] == 0, "output clamped, NaN -> 0");
+}
+
+int main(void)
+{
+    test_training(1);
+    test_training(2);
+    test_decode();
+    test_finite_differences();
+    test_init();
+    test_checkpoint();
+    test_images();
+    return test_done();
+}

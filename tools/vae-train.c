@@ -1,0 +1,383 @@
+/* vae-train: train the study's convolutional VAE on uint8 (N,32,32,3) images.
+
+   Data order: every epoch is a fresh permutation drawn from an rng seeded by (seed, epoch);
+   the last batch of an epoch keeps the remainder (DataLoader's drop_last=False), so an epoch
+   is ceil(N/batch) steps. The reparameterisation noise comes from one rng seeded by --seed
+   whose state is saved with the checkpoint, so --resume continues bit for bit (with the same
+   --threads: the batch is split by thread, which changes float summation order).
+
+   Files: OUT (safetensors, state_dict names, loads into PyTorch) and OUT's companion
+   OUT.state.safetensors (without .safetensors: OUT.state.safetensors too) holding the Adam
+   moments, the rng and the step. Both are written atomically every --save-every steps, at
+   the end, and on SIGINT/SIGTERM (checked between steps; exit status 130). */
+#include <err.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn.h"
+#include "npy.h"
+#include "optim.h"
+#include "rng.h"
+#include "st.h"
+#include "util.h"
+#include "vae.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_stop(int sig)
+{
+    if (stop) { /* second signal: give up now */
+        util_remove_temps();
+        _exit(128 + sig);
+    }
+    stop = sig;
+}
+
+static void usage(FILE *f, int status)
+{
+    fprintf(f, "usage: vae-train --data train.npy [--val val.npy] -o vae.safetensors "
+               "[--epochs 10] [--batch-size 64] [--lr 1e-3] [--latent 128] [--beta 1] "
+               "[--seed 0] [--threads 2] [--log train.csv] [--save-every 500] [--resume] "
+               "[-q]\n");
+    exit(status);
+}
+
+struct opts {
+    const char *data, *val, *out, *log;
+    long epochs, batch, latent, seed, threads, save_every;
+    double lr, beta;
+    int resume, quiet, set_batch, set_latent, set_seed, set_lr, set_beta;
+};
+
+struct run {
+    struct vae m;
+    float *am, *av, *x, *eps;
+    struct rng noise;
+    long step, spe, n_img;
+    double seconds; /* training time of earlier runs (resume) */
+    struct npy data, val;
+    uint64_t data_hash;
+    char state_path[4096];
+};
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void load_images(const char *path, struct npy *t)
+{
+    char msg[128];
+    if (npy_load_images(path, t, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+    if (t->shape[1] != 32 || t->shape[2] != 32)
+        errx(1, "%s: want 32x32 images, got %" PRId64 "x%" PRId64, path, t->shape[2],
+             t->shape[1]);
+    if (t->shape[0] > INT32_MAX)
+        errx(1, "%s: too many images", path);
+}
+
+/* images perm[i0..i0+n) of t -> r->x */
+static void gather(struct run *r, const struct npy *t, const int64_t *perm, long i0, int n)
+{
+    const uint8_t *src = t->data;
+    for (int i = 0; i < n; i++) {
+        int64_t k = perm != NULL ? perm[i0 + i] : i0 + i;
+        vae_images_to_input(r->x + (size_t)i * VAE_D, src + (size_t)k * VAE_D, 1);
+    }
+}
+
+static void epoch_perm(int64_t *perm, long n, long seed, long epoch)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch + 1);
+    for (long i = 0; i < n; i++)
+        perm[i] = i;
+    rng_shuffle(&r, perm, n);
+}
+
+/* mean loss per image over the validation set, noise from a fixed seed */
+static double val_loss(struct run *r, int B)
+{
+    struct rng vr;
+    double sum = 0;
+    long n = (long)r->val.shape[0];
+    rng_seed(&vr, 12345);
+    for (long i = 0; i < n; i += B) {
+        int b = (int)(n - i < B ? n - i : B);
+        gather(r, &r->val, NULL, i, b);
+        rng_normal_fill(&vr, r->eps, (size_t)b * r->m.latent);
+        sum += (double)vae_forward(&r->m, r->x, r->eps, b, NULL, NULL) * b;
+    }
+    return sum / n;
+}
+
+static void save(struct run *r, const struct opts *o)
+{
+    char msg[160], step[32], epoch[32], batch[32], lr[32], seed[32], rng[128], secs[32];
+    char nimg[32], hash[32], thr[32];
+    const char *mk[] = {"step", "epoch", "batch_size", "lr", "seed"};
+    const char *mv[] = {step, epoch, batch, lr, seed};
+    const char *sk[] = {"step", "batch_size", "lr", "seed", "rng", "seconds", "data_n",
+                        "data_hash", "threads"};
+    const char *sv[] = {step, batch, lr, seed, rng, secs, nimg, hash, thr};
+    uint32_t spare;
+
+    memcpy(&spare, &r->noise.spare, 4);
+    snprintf(step, sizeof step, "%ld", r->step);
+    snprintf(epoch, sizeof epoch, "%ld", r->step / r->spe);
+    snprintf(batch, sizeof batch, "%ld", o->batch);
+    snprintf(lr, sizeof lr, "%.9g", o->lr);
+    snprintf(seed, sizeof seed, "%ld", o->seed);
+    snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64
+             " %d %08" PRIx32, r->noise.s[0], r->noise.s[1], r->noise.s[2], r->noise.s[3],
+             r->noise.has_spare, spare);
+    snprintf(secs, sizeof secs, "%.3f", r->seconds);
+    snprintf(nimg, sizeof nimg, "%ld", r->n_img);
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    snprintf(thr, sizeof thr, "%ld", o->threads);
+    /* state first: a crash between the two renames leaves steps that disagree, which
+       --resume detects */
+    if (vae_state_save(&r->m, r->am, r->av, r->state_path, sk, sv, 9, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", r->state_path, msg);
+    if (vae_save(&r->m, o->out, mk, mv, 5, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o->out, msg);
+}
+
+static const char *need_meta(const struct st_file *f, const char *path, const char *key)
+{
+    const char *s = st_meta(f, key);
+    if (s == NULL)
+        errx(1, "%s: not a vae-train state file: no %s in metadata", path, key);
+    return s;
+}
+
+/* checks a flag given with --resume against the checkpoint's value */
+static void same(int set, double given, double saved, const char *flag)
+{
+    if (set && given != saved)
+        errx(1, "--%s %g differs from the checkpoint's %g (resume takes it from there)", flag,
+             given, saved);
+}
+
+static void resume(struct run *r, struct opts *o)
+{
+    struct st_file f;
+    char msg[160], hash[32];
+    long step, batch, seed, n, thr;
+    double lr;
+    unsigned long long s[4];
+    int has_spare;
+    uint32_t spare;
+
+    if (st_open(&f, o->out, msg, sizeof msg) == -1 || vae_load_st(&r->m, &f, msg, sizeof msg))
+        errx(1, "%s: %s", o->out, msg);
+    if (util_parse_long(need_meta(&f, o->out, "step"), 0, LONG_MAX, &step) == -1)
+        errx(1, "%s: bad step in metadata", o->out);
+    st_close(&f);
+    if (st_open(&f, r->state_path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", r->state_path, msg);
+    if (util_parse_long(need_meta(&f, r->state_path, "step"), 0, LONG_MAX, &r->step) == -1 ||
+        util_parse_long(need_meta(&f, r->state_path, "batch_size"), 1, 1 << 20, &batch) == -1 ||
+        util_parse_long(need_meta(&f, r->state_path, "seed"), LONG_MIN, LONG_MAX, &seed) == -1 ||
+        util_parse_float(need_meta(&f, r->state_path, "lr"), 0, 1e9, &lr) == -1 ||
+        util_parse_float(need_meta(&f, r->state_path, "seconds"), 0, 1e12, &r->seconds) == -1 ||
+        util_parse_long(need_meta(&f, r->state_path, "data_n"), 0, LONG_MAX, &n) == -1 ||
+        sscanf(need_meta(&f, r->state_path, "rng"), "%llx %llx %llx %llx %d %" SCNx32, &s[0],
+               &s[1], &s[2], &s[3], &has_spare, &spare) != 6)
+        errx(1, "%s: bad metadata", r->state_path);
+    if (r->step != step)
+        errx(1, "%s: state is at step %ld but %s at step %ld", r->state_path, r->step, o->out,
+             step);
+    if (n != r->n_img)
+        errx(1, "%s: trained on %ld images, --data has %ld", o->out, n, r->n_img);
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    if (strcmp(need_meta(&f, r->state_path, "data_hash"), hash) != 0)
+        errx(1, "%s: --data differs from the data this checkpoint was trained on", o->out);
+    same(o->set_batch, o->batch, batch, "batch-size");
+    same(o->set_seed, o->seed, seed, "seed");
+    same(o->set_lr, (float)o->lr, (float)lr, "lr");
+    same(o->set_latent, o->latent, r->m.latent, "latent");
+    same(o->set_beta, (float)o->beta, r->m.beta, "beta");
+    o->batch = batch, o->seed = seed, o->lr = lr, o->latent = r->m.latent, o->beta = r->m.beta;
+    r->am = xcalloc(r->m.n_params, sizeof(float));
+    r->av = xcalloc(r->m.n_params, sizeof(float));
+    if (vae_state_load(&r->m, r->am, r->av, &f, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", r->state_path, msg);
+    for (int i = 0; i < 4; i++)
+        r->noise.s[i] = s[i];
+    r->noise.has_spare = has_spare;
+    memcpy(&r->noise.spare, &spare, 4);
+    if (!o->quiet && util_parse_long(need_meta(&f, r->state_path, "threads"), 1, 1024, &thr) == 0
+        && thr != o->threads)
+        warnx("warning: %s was trained with --threads %s; float results will differ slightly",
+              o->out, st_meta(&f, "threads"));
+    st_close(&f);
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {
+        {"data", 1, 0, 'd'}, {"val", 1, 0, 'V'}, {"output", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
+        {"batch-size", 1, 0, 'b'}, {"lr", 1, 0, 'l'}, {"latent", 1, 0, 'L'},
+        {"beta", 1, 0, 'B'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"log", 1, 0, 'g'},
+        {"save-every", 1, 0, 's'}, {"resume", 0, 0, 'r'}, {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    *o = (struct opts){.epochs = 10, .batch = 64, .latent = 128, .threads = 2,
+                       .save_every = 500, .lr = 1e-3, .beta = 1.0};
+    while ((c = getopt_long(argc, argv, "d:o:e:b:L:S:t:qh", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'd': o->data = optarg; break;
+        case 'V': o->val = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'g': o->log = optarg; break;
+        case 'e': bad = util_parse_long(optarg, 0, 1000000, &o->epochs); break;
+        case 'b': bad = util_parse_long(optarg, 1, 65536, &o->batch), o->set_batch = 1; break;
+        case 'L': bad = util_parse_long(optarg, 1, 65536, &o->latent), o->set_latent = 1; break;
+        case 'S': bad = util_parse_long(optarg, 0, LONG_MAX, &o->seed), o->set_seed = 1; break;
+        case 't': bad = util_parse_long(optarg, 1, 1024, &o->threads); break;
+        case 's': bad = util_parse_long(optarg, 0, LONG_MAX, &o->save_every); break;
+        case 'l': bad = util_parse_float(optarg, 0, 10, &o->lr), o->set_lr = 1; break;
+        case 'B': bad = util_parse_float(optarg, 0, 1e6, &o->beta), o->set_beta = 1; break;
+        case 'r': o->resume = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': usage(stdout, 0); break;
+        default: usage(stderr, 2);
+        }
+        if (bad) {
+            const struct option *p = lo;
+            while (p->name != NULL && p->val != c)
+                p++;
+            warnx("bad value for --%s: %s", p->name ? p->name : "?", optarg);
+            usage(stderr, 2);
+        }
+    }
+    if (optind != argc || o->data == NULL || o->out == NULL || strcmp(o->out, "-") == 0)
+        usage(stderr, 2);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    struct run r = {0};
+    struct progress pg;
+    FILE *log = NULL;
+    int64_t *perm;
+    long total, perm_epoch = -1, done = 0;
+    double t0;
+
+    nn_blas_setup(argv, 0);
+    parse(argc, argv, &o);
+    nn_set_threads((int)o.threads);
+    util_cleanup_signals();
+    load_images(o.data, &r.data);
+    if (o.val != NULL)
+        load_images(o.val, &r.val);
+    r.n_img = (long)r.data.shape[0];
+    r.data_hash = fnv1a(r.data.data, npy_nbytes(&r.data));
+    {
+        size_t l = strlen(o.out), sl = strlen(".safetensors");
+        if (l >= sl && strcmp(o.out + l - sl, ".safetensors") == 0)
+            l -= sl;
+        if (l + 32 > sizeof r.state_path)
+            errx(1, "%s: path too long", o.out);
+        snprintf(r.state_path, sizeof r.state_path, "%.*s.state.safetensors", (int)l, o.out);
+    }
+    if (o.resume) {
+        resume(&r, &o);
+    } else {
+        struct rng init;
+        vae_init(&r.m, (int)o.latent, (float)o.beta);
+        rng_seed(&init, (uint64_t)o.seed);
+        vae_init_params(&r.m, &init);
+        rng_seed(&r.noise, (uint64_t)o.seed + 1);
+        r.am = xcalloc(r.m.n_params, sizeof(float));
+        r.av = xcalloc(r.m.n_params, sizeof(float));
+    }
+    vae_batch_alloc(&r.m, (int)o.batch);
+    r.x = xmalloc((size_t)o.batch * VAE_D * sizeof(float));
+    r.eps = xmalloc((size_t)o.batch * r.m.latent * sizeof(float));
+    perm = xmalloc((size_t)r.n_img * sizeof *perm);
+    r.spe = (r.n_img + o.batch - 1) / o.batch;
+    total = o.epochs * r.spe;
+    if (o.log != NULL) {
+        if ((log = fopen(o.log, o.resume ? "a" : "w")) == NULL)
+            err(1, "%s", o.log);
+        if (ftell(log) == 0)
+            fprintf(log, "step,epoch,loss,recon,kl,val_loss,lr,seconds\n");
+    }
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGHUP, on_stop);
+
+    struct adam opt = {(float)o.lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
+    progress_init(&pg, "vae-train", "step", total);
+    t0 = util_now();
+    while (r.step < total && !stop) {
+        long epoch = r.step / r.spe, pos = r.step % r.spe;
+        int n = (int)(r.n_img - pos * o.batch < o.batch ? r.n_img - pos * o.batch : o.batch);
+        float recon, kl, loss;
+        char extra[160], vl[32] = "";
+
+        if (perm_epoch != epoch)
+            epoch_perm(perm, r.n_img, o.seed, perm_epoch = epoch);
+        gather(&r, &r.data, perm, pos * o.batch, n);
+        rng_normal_fill(&r.noise, r.eps, (size_t)n * r.m.latent);
+        vae_zero_grad(&r.m);
+        loss = vae_forward(&r.m, r.x, r.eps, n, &recon, &kl);
+        if (!isfinite(loss))
+            errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.step + 1);
+        vae_backward(&r.m, n);
+        adam_step(&opt, r.m.params, r.m.grads, r.am, r.av, r.m.n_params, r.step + 1);
+        r.step++;
+        done += n;
+        if (r.step % r.spe == 0 && o.val != NULL)
+            snprintf(vl, sizeof vl, "%.6g", val_loss(&r, (int)o.batch));
+        if (log != NULL)
+            fprintf(log, "%ld,%ld,%.6g,%.6g,%.6g,%s,%.6g,%.3f\n", r.step, epoch + 1, loss, recon,
+                    kl, vl, o.lr, r.seconds + util_now() - t0);
+        if (log != NULL && fflush(log) != 0)
+            err(1, "%s", o.log);
+        if (o.save_every > 0 && r.step % o.save_every == 0 && r.step < total) {
+            double now = util_now();
+            r.seconds += now - t0, t0 = now;
+            save(&r, &o);
+        }
+        if (!o.quiet) {
+            double el = util_now() - pg.start;
+            snprintf(extra, sizeof extra, "epoch %ld/%ld loss %.2f (recon %.2f kl %.2f)%s%s "
+                     "%.0f img/s", epoch + 1, o.epochs, loss, recon, kl, vl[0] ? " val " : "",
+                     vl, el > 0 ? done / el : 0.0);
+            progress_update(&pg, r.step, extra);
+        }
+    }
+    r.seconds += util_now() - t0;
+    save(&r, &o);
+    if (log != NULL && fclose(log) != 0)
+        err(1, "%s", o.log);
+    if (stop) {
+        warnx("interrupted at step %ld of %ld; saved %s (continue with --resume)", r.step, total,
+              o.out);
+        return 128 + stop;
+    }
+    if (!o.quiet)
+        progress_done(&pg);
+    free(perm), free(r.x), free(r.eps), free(r.am), free(r.av);
+    vae_free(&r.m);
+    npy_free(&r.data);
+    if (o.val != NULL)
+        npy_free(&r.val);
+    return 0;
+}

@@ -154,7 +154,7 @@ int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, siz
     z->len = len;
     if (find_eocd(buf, len, &eocd) == -1) {
         snprintf(msg, msglen, len >= 4 && rd32(buf) == SIG_LOCAL
-                                  ? "truncated zip: no end of central directory"
+                                  ? "truncated or corrupt zip: no end of central directory"
                                   : "not a zip file");
         return -1;
     }

@@ -1,0 +1,440 @@
+/* pipe: runs the stages of a pipeline YAML file (pipelines/) in dependency order, skipping the stages
+   whose command, params and deps are unchanged since their outs were made (.pipe/NAME.lock).
+   Stages run as /bin/sh -c CMD in the current directory, with this program's directory (bin/)
+   first on PATH, stdin from /dev/null and stdout/stderr passed through. */
+#include "pipeline.h"
+#include "util.h"
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pipe run FILE [STAGE...] [-P name=value] [-n|--dry-run] [-f|--force] "
+               "[-j N] [-q] [-v]\n"
+               "       pipe status FILE [STAGE...] [-P name=value]\n"
+               "       pipe dag FILE [--dot]\n"
+               "       pipe time -o FILE CMD [ARG...]\n");
+}
+
+static void bad_usage(const char *why)
+{
+    if (why != NULL)
+        warnx("%s", why);
+    usage(stderr);
+    exit(2);
+}
+
+/* this program's directory goes first on PATH, so stages find the other tools */
+static void path_add_self(void)
+{
+    char self[PATH_MAX], *slash, *path;
+    const char *old = getenv("PATH");
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    size_t len;
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    if ((slash = strrchr(self, '/')) == NULL)
+        return;
+    *slash = '\0';
+    len = strlen(self) + (old ? strlen(old) : 0) + 2;
+    path = xmalloc(len);
+    snprintf(path, len, "%s%s%s", self, old && *old ? ":" : "", old ? old : "");
+    setenv("PATH", path, 1);
+    free(path);
+}
+
+/* ---- signals: blocked except inside sigsuspend, so no wake-up is lost --------------------- */
+
+static volatile sig_atomic_t got_sig, got_alarm;
+static sigset_t orig_mask;
+
+static void on_sig(int sig) { got_sig = sig; }
+static void on_alarm(int sig) { (void)sig; got_alarm = 1; }
+static void on_chld(int sig) { (void)sig; }
+
+static void signals_setup(void)
+{
+    struct sigaction sa;
+    sigset_t block;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    sigemptyset(&block);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&block, sigs[i]);
+    sigaddset(&block, SIGCHLD);
+    sigaddset(&block, SIGALRM);
+    sigprocmask(SIG_BLOCK, &block, &orig_mask);
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_sig;
+    for (int i = 0; i < 3; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+}
+
+static pid_t spawn(const char *cmd)
+{
+    pid_t pid;
+    fflush(stdout);
+    fflush(stderr);
+    if ((pid = fork()) == -1)
+        err(1, "fork");
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDONLY);
+        int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGALRM, SIGPIPE};
+        /* its own process group: an interrupt reaches the whole stage, and only through us */
+        setpgid(0, 0);
+        for (int i = 0; i < 6; i++)
+            signal(sigs[i], SIG_DFL);
+        sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+        if (fd >= 0) {
+            dup2(fd, 0);
+            close(fd);
+        }
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    return pid;
+}
+
+/* ---- run, status, dag --------------------------------------------------------------------- */
+
+struct opts {
+    int dry, force, jobs, quiet, verbose, dot;
+    int n_over, n_targets;
+    char **over, **targets;
+};
+
+enum { PENDING, RUNNING, DONE, FAILED };
+
+static void load(struct pipeline *p, const char *file, struct opts *o, char **lockpath)
+{
+    char msg[512];
+    if (pipeline_load(p, file, o->n_over, o->over, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    if (lockpath == NULL)
+        return;
+    *lockpath = pipeline_lock_path(file);
+    if (pipeline_lock_read(p, *lockpath, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+}
+
+/* why stage i would run when the stages in will_run run first; "" when it would not */
+static int explain(struct pipeline *p, int i, const char *will_run, int force, char *why,
+                   size_t whylen)
+{
+    int rc = pipeline_stale(p, i, why, whylen);
+    if (rc == -1)
+        errx(1, "%s", why);
+    for (int k = 0; k < p->stages[i].n_up && rc == 0; k++)
+        if (will_run[p->stages[i].up[k]]) {
+            snprintf(why, whylen, "upstream stage %s is stale", p->stages[p->stages[i].up[k]].name);
+            rc = 1;
+        }
+    if (rc == 0 && force) {
+        snprintf(why, whylen, "forced");
+        rc = 1;
+    }
+    return rc;
+}
+
+static int cmd_status(const char *file, struct opts *o, int dry)
+{
+    struct pipeline p;
+    char *lockpath, msg[512], why[512], *sel, *will;
+    int n_stale = 0;
+    load(&p, file, o, &lockpath);
+    sel = xmalloc(p.n_stages);
+    will = xcalloc(p.n_stages, 1);
+    if (pipeline_select(&p, o->n_targets, o->targets, sel, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    for (int i = 0; i < p.n_stages; i++) {
+        if (!sel[i] || !explain(&p, i, will, dry && o->force, why, sizeof why))
+            continue;
+        will[i] = 1;
+        n_stale++;
+        printf("%s: %s\n", p.stages[i].name, why);
+        if (dry) { /* the command, each line indented by a tab */
+            putchar('\t');
+            for (const char *c = p.stages[i].cmd; *c; c++)
+                fputs(*c == '\n' ? "\n\t" : (char[2]){*c, 0}, stdout);
+            putchar('\n');
+        }
+    }
+    if (n_stale == 0 && !o->quiet)
+        fprintf(stderr, "pipe: %s: everything is up to date\n", file);
+    free(sel);
+    free(will);
+    free(lockpath);
+    pipeline_free(&p);
+    return 0;
+}
+
+static int cmd_dag(const char *file, struct opts *o)
+{
+    struct pipeline p;
+    load(&p, file, o, NULL);
+    if (o->dot)
+        printf("digraph \"%s\" {\n", file);
+    for (int i = 0; i < p.n_stages; i++) {
+        const struct pipe_stage *s = &p.stages[i];
+        if (o->dot) {
+            printf("\t\"%s\";\n", s->name);
+            for (int k = 0; k < s->n_up; k++)
+                printf("\t\"%s\" -> \"%s\";\n", p.stages[s->up[k]].name, s->name);
+            continue;
+        }
+        printf("%s:", s->name);
+        for (int k = 0; k < s->n_up; k++)
+            printf(" %s", p.stages[s->up[k]].name);
+        putchar('\n');
+    }
+    if (o->dot)
+        printf("}\n");
+    pipeline_free(&p);
+    return 0;
+}
+
+/* a finished stage: record it in the lock, or remove its outs */
+static int finish(struct pipeline *p, int i, int status, const char *lockpath)
+{
+    char msg[512], why[600];
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok && pipeline_lock_update(p, i, msg, sizeof msg) == 0) {
+        if (pipeline_lock_write(p, lockpath, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+        return DONE;
+    }
+    if (ok)
+        snprintf(why, sizeof why, "stage %s failed: %s", p->stages[i].name, msg);
+    else if (WIFEXITED(status))
+        snprintf(why, sizeof why, "stage %s failed with exit status %d", p->stages[i].name,
+                 WEXITSTATUS(status));
+    else
+        snprintf(why, sizeof why, "stage %s killed by signal %d", p->stages[i].name,
+                 WTERMSIG(status));
+    if (pipeline_remove_outs(p, i, msg, sizeof msg) == -1)
+        warnx("%s", msg);
+    if (!got_sig)
+        warnx("%s", why);
+    return FAILED;
+}
+
+static int cmd_run(const char *file, struct opts *o)
+{
+    struct pipeline p;
+    char *lockpath, msg[512], why[512], *sel, *state;
+    pid_t *pid;
+    int running = 0, failed = 0, forwarded = 0, n_ran = 0;
+    if (o->dry)
+        return cmd_status(file, o, 1);
+    load(&p, file, o, &lockpath);
+    sel = xmalloc(p.n_stages);
+    state = xcalloc(p.n_stages, 1);
+    pid = xcalloc(p.n_stages, sizeof *pid);
+    if (pipeline_select(&p, o->n_targets, o->targets, sel, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    signals_setup();
+    for (;;) {
+        /* start every ready stage we have room for; skipping one may make another ready */
+        for (int i = 0; i < p.n_stages && !failed && !got_sig && running < o->jobs; i++) {
+            int k, rc;
+            if (!sel[i] || state[i] != PENDING)
+                continue;
+            for (k = 0; k < p.stages[i].n_up && state[p.stages[i].up[k]] == DONE; k++)
+                ;
+            if (k < p.stages[i].n_up)
+                continue;
+            if ((rc = pipeline_stale(&p, i, why, sizeof why)) == -1)
+                errx(1, "%s", why);
+            if (rc == 0 && o->force)
+                snprintf(why, sizeof why, "forced");
+            if (rc == 0 && !o->force) {
+                if (o->verbose)
+                    fprintf(stderr, "pipe: %s is up to date\n", p.stages[i].name);
+                state[i] = DONE;
+                i = -1; /* look again from the start */
+                continue;
+            }
+            if (!o->quiet)
+                fprintf(stderr, "pipe: running %s (%s)%s%s\n", p.stages[i].name, why,
+                        o->verbose ? ": " : "", o->verbose ? p.stages[i].cmd : "");
+            if (pipeline_remove_outs(&p, i, msg, sizeof msg) == -1 ||
+                pipeline_make_out_dirs(&p, i, msg, sizeof msg) == -1)
+                errx(1, "%s", msg);
+            pid[i] = spawn(p.stages[i].cmd);
+            state[i] = RUNNING;
+            running++;
+            n_ran++;
+        }
+        if (running == 0)
+            break;
+        if (got_sig && !forwarded) {
+            for (int i = 0; i < p.n_stages; i++)
+                if (state[i] == RUNNING)
+                    kill(-pid[i], got_sig);
+            forwarded = 1;
+            alarm(5);
+        }
+        if (got_alarm) { /* a stage ignored the interrupt for 5 s */
+            for (int i = 0; i < p.n_stages; i++)
+                if (state[i] == RUNNING)
+                    kill(-pid[i], SIGKILL);
+            got_alarm = 0;
+        }
+        int status;
+        pid_t w = waitpid(-1, &status, WNOHANG);
+        if (w == -1 && errno != EINTR)
+            err(1, "waitpid");
+        if (w <= 0) {
+            sigsuspend(&orig_mask);
+            continue;
+        }
+        for (int i = 0; i < p.n_stages; i++)
+            if (state[i] == RUNNING && pid[i] == w) {
+                state[i] = finish(&p, i, status, lockpath);
+                failed |= state[i] == FAILED;
+                running--;
+            }
+    }
+    if (got_sig) {
+        for (int i = 0; i < p.n_stages; i++)
+            if (state[i] == FAILED)
+                warnx("interrupted: stopped stage %s and removed its outs", p.stages[i].name);
+        if (!failed)
+            warnx("interrupted");
+    } else if (n_ran == 0 && !failed && !o->quiet) {
+        fprintf(stderr, "pipe: %s: everything is up to date\n", file);
+    }
+    free(sel);
+    free(state);
+    free(pid);
+    free(lockpath);
+    pipeline_free(&p);
+    return got_sig ? 128 + got_sig : failed ? 1 : 0;
+}
+
+/* pipe time -o FILE CMD...: runs CMD and writes its wall time in seconds to FILE */
+static int cmd_time(int argc, char **argv)
+{
+    const char *out = NULL;
+    struct outfile of;
+    char msg[256];
+    int c, status;
+    double t0;
+    pid_t pid;
+    optind = 1;
+    while ((c = getopt(argc, argv, "+o:h")) != -1) {
+        if (c == 'o')
+            out = optarg;
+        else if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        } else
+            bad_usage(NULL);
+    }
+    if (out == NULL || optind >= argc)
+        bad_usage("time: want -o FILE and a command");
+    t0 = util_now();
+    fflush(stdout);
+    if ((pid = fork()) == -1)
+        err(1, "fork");
+    if (pid == 0) {
+        execvp(argv[optind], argv + optind);
+        warn("%s", argv[optind]);
+        _exit(127);
+    }
+    signal(SIGINT, SIG_IGN); /* the child gets it too and decides */
+    while (waitpid(pid, &status, 0) == -1)
+        if (errno != EINTR)
+            err(1, "waitpid");
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    if (WEXITSTATUS(status) != 0)
+        return WEXITSTATUS(status);
+    if (outfile_open(&of, out, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    fprintf(of.f, "%.3f\n", util_now() - t0);
+    if (outfile_commit(&of, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"dry-run", no_argument, NULL, 'n'}, {"force", no_argument, NULL, 'f'},
+        {"jobs", required_argument, NULL, 'j'}, {"param", required_argument, NULL, 'P'},
+        {"quiet", no_argument, NULL, 'q'}, {"verbose", no_argument, NULL, 'v'},
+        {"dot", no_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct opts o = {0};
+    const char *sub, *file;
+    long j;
+    int c, rc;
+    o.jobs = 1;
+    if (argc < 2)
+        bad_usage(NULL);
+    sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(sub, "time") == 0)
+        return cmd_time(argc - 1, argv + 1);
+    if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0)
+        bad_usage(NULL);
+    o.over = xcalloc(argc, sizeof *o.over);
+    o.targets = xcalloc(argc, sizeof *o.targets);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc - 1, argv + 1, "nfj:P:qvh", longs, NULL)) != -1) {
+        switch (c) {
+        case 'n': o.dry = 1; break;
+        case 'f': o.force = 1; break;
+        case 'q': o.quiet = 1; break;
+        case 'v': o.verbose = 1; break;
+        case 'd': o.dot = 1; break;
+        case 'P': o.over[o.n_over++] = optarg; break;
+        case 'j':
+            if (util_parse_long(optarg, 1, 64, &j) == -1)
+                bad_usage("-j: want a number of jobs from 1 to 64");
+            o.jobs = (int)j;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: bad_usage("bad option or missing option argument");
+        }
+    }
+    if (optind + 1 >= argc)
+        bad_usage(NULL);
+    file = argv[optind + 1];
+    for (int i = optind + 2; i < argc; i++)
+        o.targets[o.n_targets++] = argv[i];
+    if (strcmp(sub, "dag") == 0 && o.n_targets > 0)
+        bad_usage("dag takes no stage names");
+    path_add_self();
+    if (strcmp(sub, "run") == 0)
+        rc = cmd_run(file, &o);
+    else if (strcmp(sub, "status") == 0)
+        rc = cmd_status(file, &o, 0);
+    else
+        rc = cmd_dag(file, &o);
+    free(o.over);
+    free(o.targets);
+    if (fclose(stdout) == EOF)
+        err(1, "stdout");
+    return rc;
+}

@@ -345,7 +345,8 @@ struct rd {
 static size_t rd_read(struct rd *r, void *buf, size_t n)
 {
     size_t k = n < r->npre ? n : r->npre;
-    memcpy(buf, r->pre, k);
+    if (k > 0)
+        memcpy(buf, r->pre, k);
     r->pre += k;
     r->npre -= k;
     if (k < n)

@@ -80,4 +80,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BIN)/* $(DESTDIR)$(PREFIX)/bin/
 
+# Data sets (owner: img): download (resumable, MD5-checked), unpack, resize to 32x32 with
+# imgresize and split 70/15/15 with dsplit; see tools/fetch-dataset (URLs and MD5s can be
+# overridden from the environment). Reruns skip every step whose result exists.
+.PHONY: data/flowers102 data/pets
+data/flowers102: $(BIN)/fetch-dataset $(BIN)/imgresize $(BIN)/dsplit
+	$(BIN)/fetch-dataset -d data flowers102
+
+data/pets: $(BIN)/fetch-dataset $(BIN)/imgresize $(BIN)/dsplit
+	$(BIN)/fetch-dataset -d data pets
+
 -include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) $(UNIT_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)

@@ -110,6 +110,8 @@ void vae_init_params(struct vae *m, struct rng *r)
 
 /* ---- batch buffers ---- */
 
+/* the layers on a chunk of n images, run by one thread (nt = 1: each thread of the batch
+   split calls the conv layers with its own scratch) */
 static void conv_geoms(struct nn_conv g[6], int n)
 {
     nn_conv_init(&g[0], n, 3, 32, 32, 32, 4, 2, 1);   /* enc.0 -> 16x16 */
@@ -118,6 +120,8 @@ static void conv_geoms(struct nn_conv g[6], int n)
     nn_convt_init(&g[3], n, 32, 4, 4, 32, 4, 2, 1);   /* dec.2 -> 8x8 */
     nn_convt_init(&g[4], n, 32, 8, 8, 32, 4, 2, 1);   /* dec.4 -> 16x16 */
     nn_convt_init(&g[5], n, 32, 16, 16, 3, 4, 2, 1);  /* dec.6 -> 32x32 */
+    for (int i = 0; i < 6; i++)
+        g[i].nt = 1;
 }
 
 void vae_batch_alloc(struct vae *m, int max_batch)

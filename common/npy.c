@@ -718,6 +718,112 @@ int npy_load(const char *path, const char *member, struct npy *t, char *msg, siz
     return rc;
 }
 
+/* All members of an .npz in memory, or just `member`. */
+static int npz_all_mem(const unsigned char *buf, size_t len, const char *member,
+                       struct npy **arrays, char ***names, int *n, char *msg, size_t msglen)
+{
+    struct zip z;
+    int lo = 0, hi;
+    if (zip_open(&z, buf, len, msg, msglen) == -1)
+        return -1;
+    hi = z.n;
+    if (member != NULL) {
+        if ((lo = npz_member(&z, member, msg, msglen)) == -1) {
+            zip_close(&z);
+            return -1;
+        }
+        hi = lo + 1;
+    }
+    *n = 0;
+    *arrays = xcalloc(hi - lo ? hi - lo : 1, sizeof **arrays);
+    *names = xcalloc(hi - lo ? hi - lo : 1, sizeof **names);
+    for (int i = lo; i < hi; i++) {
+        unsigned char *data;
+        size_t dlen, l = strlen(z.e[i].name);
+        char m2[128];
+        int rc = zip_extract(&z, i, &data, &dlen, msg, msglen);
+        if (rc == 0) {
+            rc = npy_read_mem(data, dlen, &(*arrays)[*n], m2, sizeof m2);
+            if (rc == -1)
+                snprintf(msg, msglen, "%s: %s", z.e[i].name, m2);
+            free(data);
+        }
+        if (rc == -1) {
+            npy_free_all(*arrays, *names, *n);
+            zip_close(&z);
+            return -1;
+        }
+        (*names)[*n] = xstrdup(z.e[i].name);
+        if (l >= 4 && strcmp(z.e[i].name + l - 4, ".npy") == 0)
+            (*names)[*n][l - 4] = '\0';
+        (*n)++;
+    }
+    zip_close(&z);
+    return 0;
+}
+
+int npy_load_all(const char *path, struct npy **arrays, char ***names, int *n, char *msg,
+                 size_t msglen)
+{
+    const char *member = NULL;
+    char *split;
+    unsigned char first[4];
+    FILE *f = open_path(path, &member, &split, msg, msglen);
+    int rc = -1;
+    *n = 0;
+    *arrays = NULL;
+    *names = NULL;
+    if (f == NULL)
+        return -1;
+    size_t got = fread(first, 1, 4, f);
+    if (got == 4 && is_zip(first)) {
+        unsigned char *buf;
+        size_t len;
+        if (slurp(f, first, &buf, &len, msg, msglen) == 0) {
+            rc = npz_all_mem(buf, len, member, arrays, names, n, msg, msglen);
+            free(buf);
+        }
+    } else {
+        struct rd r = {f, first, got};
+        *arrays = xcalloc(1, sizeof **arrays);
+        *names = xcalloc(1, sizeof **names);
+        if (got == 4 && memcmp(first, "\x93NUM", 4) != 0)
+            snprintf(msg, msglen, "not a .npy or .npz file (bad magic)");
+        else if (member != NULL)
+            snprintf(msg, msglen, "a .npy file has no member '%s'", member);
+        else if (rd_npy(&r, *arrays, msg, msglen) == 0) {
+            if (fgetc(f) != EOF) {
+                snprintf(msg, msglen, "trailing data after the array");
+                npy_free(*arrays);
+            } else {
+                *n = 1;
+                rc = 0;
+            }
+        }
+        if (rc == -1) {
+            free(*arrays);
+            free(*names);
+            *arrays = NULL;
+            *names = NULL;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    free(split);
+    return rc;
+}
+
+void npy_free_all(struct npy *arrays, char **names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        npy_free(&arrays[i]);
+        if (names)
+            free(names[i]);
+    }
+    free(arrays);
+    free(names);
+}
+
 int npy_load_images(const char *path, struct npy *t, char *msg, size_t msglen)
 {
     if (npy_load(path, NULL, t, msg, msglen) == -1)

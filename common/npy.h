@@ -50,6 +50,12 @@ int npz_read(const char *path, const char *name, struct npy *t, char *msg, size_
 int npz_write(const char *path, const char *const *names, const struct npy *arrays, int n,
               int compress, char *msg, size_t msglen);
 
+/* Every array of a .npy (n = 1, (*names)[0] = NULL) or of an .npz (n members, names without
+   .npy; "file.npz:name" selects one), from a path or "-". Free with npy_free_all. */
+int npy_load_all(const char *path, struct npy **arrays, char ***names, int *n, char *msg,
+                 size_t msglen);
+void npy_free_all(struct npy *arrays, char **names, int n);
+
 /* Image batches: uint8 (N,H,W,3) from a .npy/.npz path or "-", checked. */
 int npy_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
 #endif

@@ -927,7 +927,7 @@ int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over,
     int rc;
     memset(p, 0, sizeof *p);
     if (util_read_file(path, &buf, &len, m2, sizeof m2) == -1) {
-        snprintf(msg, msglen, "%s", m2);
+        snprintf(msg, msglen, "%s: %s", path, m2);
         return -1;
     }
     p->path = xstrdup(path);
@@ -1206,7 +1206,7 @@ int pipeline_stale(struct pipeline *p, int i, char *why, size_t whylen)
 {
     struct pipe_stage *s = &p->stages[i];
     const struct pipe_lock *l = &s->lock;
-    int stale = 0;
+    int stale = 0, missing = -1;
     char msg[256];
     free(s->dep_h);
     s->dep_h = xcalloc(s->n_deps ? s->n_deps : 1, sizeof *s->dep_h);
@@ -1220,13 +1220,16 @@ int pipeline_stale(struct pipeline *p, int i, char *why, size_t whylen)
         }
         if (rc == 1) {
             s->dep_h[k] = 0;
-            STALE("dep %s missing", s->deps[k]);
+            if (missing < 0)
+                missing = k;
         }
     }
     if (s->always)
         STALE("always_changed");
     if (!l->present)
         STALE("never run");
+    if (missing >= 0)
+        STALE("dep %s missing", s->deps[missing]);
     for (int k = 0; k < s->n_params && !stale; k++) {
         int j = lock_index(l->params, l->n_params, s->params[k]);
         if (j < 0)

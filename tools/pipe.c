@@ -140,10 +140,12 @@ static int explain(struct pipeline *p, int i, const char *will_run, int force, c
     int rc = pipeline_stale(p, i, why, whylen);
     if (rc == -1)
         errx(1, "%s", why);
-    for (int k = 0; k < p->stages[i].n_up && rc == 0; k++)
+    /* a stage never run says so; otherwise a stale upstream explains missing or changed deps */
+    for (int k = 0; k < p->stages[i].n_up && p->stages[i].lock.present; k++)
         if (will_run[p->stages[i].up[k]]) {
             snprintf(why, whylen, "upstream stage %s is stale", p->stages[p->stages[i].up[k]].name);
             rc = 1;
+            break;
         }
     if (rc == 0 && force) {
         snprintf(why, whylen, "forced");

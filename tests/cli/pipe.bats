@@ -1,0 +1,272 @@
+#!/usr/bin/env bats
+# pipe: the pipeline runner, on small shell-stage pipelines in tests/fixtures/pipe/.
+load helpers
+
+setup() {
+    setup_tools
+    cd "$BATS_TEST_TMPDIR"
+    cp "$FIX"/pipe/*.yaml .
+    printf 'src\n' > src.txt
+}
+
+# the names of the stages that ran, one line, in order
+ran() { if [ -e log.txt ]; then tr '\n' ' ' < log.txt; fi; }
+
+@test "pipe without arguments prints usage and exits 2" {
+    run -2 --separate-stderr pipe
+    [ -z "$output" ]
+    [[ "$stderr" == *"usage: pipe run FILE"* ]]
+}
+
+@test "pipe --help prints usage on stdout" {
+    run -0 pipe --help
+    [[ "$output" == "usage: pipe run FILE"* ]]
+    run -0 pipe run --help
+    [[ "$output" == "usage: pipe run FILE"* ]]
+}
+
+@test "pipe rejects a bad -j" {
+    run -2 --separate-stderr pipe run basic.yaml -j 0
+    [[ "$stderr" == "pipe: -j: "* ]]
+    [ ! -e log.txt ]
+}
+
+@test "pipe run runs every stage once, in dependency order" {
+    run -0 --separate-stderr pipe run basic.yaml
+    [ -z "$output" ]
+    [ "$(ran)" = "make_input upper count join " ]
+    [ "$(cat out/joined.txt)" = "$(printf 'SRC\nHELLO\n1\n2\n3')" ]
+    [ -s .pipe/basic.lock ]
+    [[ "$stderr" == *"pipe: running make_input (never run)"* ]]
+}
+
+@test "pipe run again runs nothing when nothing changed" {
+    pipe run -q basic.yaml
+    run -0 --separate-stderr pipe run basic.yaml
+    [ "$(ran)" = "make_input upper count join " ]
+    [ "$stderr" = "pipe: basic.yaml: everything is up to date" ]
+    run -0 --separate-stderr pipe status basic.yaml
+    [ -z "$output" ]
+}
+
+@test "a changed dep re-runs exactly the stages downstream of it" {
+    pipe run -q basic.yaml
+    rm log.txt
+    printf 'changed\n' > src.txt
+    run -0 pipe run -q basic.yaml
+    [ "$(ran)" = "make_input upper join " ]
+    [ "$(head -1 out/joined.txt)" = "CHANGED" ]
+}
+
+@test "-P overrides a param and re-runs exactly the stages using it" {
+    pipe run -q basic.yaml
+    rm log.txt
+    run -0 pipe run -q basic.yaml -P n=5
+    [ "$(ran)" = "count join " ]
+    [ "$(tail -1 out/joined.txt)" = "5" ]
+    rm log.txt
+    run -0 pipe run -q -P greeting=bye basic.yaml -P n=5
+    [ "$(ran)" = "make_input upper join " ]
+    [ "$(sed -n 2p out/joined.txt)" = "BYE" ]
+}
+
+@test "-P of an unknown param or without '=' is an error before anything runs" {
+    run -1 --separate-stderr pipe run basic.yaml -P lr=1
+    [ "$stderr" = "pipe: basic.yaml: -P lr=1: no param 'lr' in the pipeline" ]
+    run -1 --separate-stderr pipe run basic.yaml -P n
+    [[ "$stderr" == "pipe: basic.yaml: -P n: want NAME=VALUE" ]]
+    [ ! -e log.txt ]
+}
+
+@test "a changed or deleted out re-runs its stage" {
+    pipe run -q basic.yaml
+    rm log.txt
+    echo junk > count.txt
+    run -0 --separate-stderr pipe status basic.yaml
+    [ "$output" = "count: out count.txt changed
+join: upstream stage count is stale" ]
+    run -0 pipe run -q basic.yaml
+    [ "$(ran)" = "count " ] # count.txt comes back identical: join is up to date
+    rm out/joined.txt
+    run -0 --separate-stderr pipe status basic.yaml
+    [ "$output" = "join: out out/joined.txt missing" ]
+}
+
+@test "status explains what is stale and why" {
+    run -0 --separate-stderr pipe status basic.yaml
+    [ "$output" = "make_input: never run
+upper: never run
+count: never run
+join: never run" ]
+    pipe run -q basic.yaml
+    run -0 --separate-stderr pipe status basic.yaml -P greeting=hi
+    [ "$output" = "make_input: param greeting changed
+upper: upstream stage make_input is stale
+join: upstream stage upper is stale" ]
+    printf 'x\n' > src.txt
+    run -0 --separate-stderr pipe status basic.yaml
+    [ "$output" = "make_input: dep src.txt changed
+upper: upstream stage make_input is stale
+join: upstream stage upper is stale" ]
+    [ "$(ran)" = "make_input upper count join " ]
+}
+
+@test "--dry-run lists the stages and commands and runs nothing" {
+    run -0 --separate-stderr pipe run --dry-run basic.yaml
+    [ "${lines[0]}" = "make_input: never run" ]
+    [ "${lines[1]}" = "	{ cat src.txt; printf '%s\n' 'hello'; } > in.txt && echo make_input >> log.txt" ]
+    [ "${lines[6]}" = "join: never run" ]
+    [ ! -e log.txt ]
+    [ ! -e in.txt ]
+    [ ! -e .pipe ]
+    pipe run -q basic.yaml
+    run -0 pipe run -n basic.yaml -P n=9
+    [ "$output" = "count: param n changed
+	seq 9 > count.txt && echo count >> log.txt
+join: upstream stage count is stale
+	cat up.txt count.txt > out/joined.txt && echo join >> log.txt" ]
+    [ "$(tail -1 count.txt)" = "3" ]
+}
+
+@test "targets run only themselves and what they need" {
+    run -0 pipe run -q basic.yaml upper
+    [ "$(ran)" = "make_input upper " ]
+    [ ! -e count.txt ]
+    run -1 --separate-stderr pipe run basic.yaml nosuch
+    [ "$stderr" = "pipe: basic.yaml: no stage 'nosuch'" ]
+}
+
+@test "--force re-runs up-to-date stages" {
+    pipe run -q basic.yaml
+    rm log.txt
+    run -0 pipe run -q -f basic.yaml count
+    [ "$(ran)" = "count " ]
+}
+
+@test "dag prints each stage with the stages it needs" {
+    run -0 pipe dag basic.yaml
+    [ "$output" = "make_input:
+upper: make_input
+count:
+join: upper count" ]
+    run -0 pipe dag --dot foreach.yaml
+    [[ "$output" == *'"train@0.1" -> "eval@small";'* ]]
+    [ ! -e log.txt ]
+}
+
+@test "foreach expands into one stage per item" {
+    run -0 pipe run -q foreach.yaml
+    [ "$(cat lr-0.1.txt)" = "lr=0.1 epochs=2" ]
+    [ "$(cat lr-0.01.txt)" = "lr=0.01 epochs=2" ]
+    [ "$(cat eval-small.txt)" = "small n=1 lr=0.1 epochs=2" ]
+    [ "$(cat eval-big.txt)" = "big n=2 lr=0.01 epochs=2" ]
+    run -0 pipe status foreach.yaml -P epochs=3
+    [ "${lines[0]}" = "train@0.1: param epochs changed" ]
+    [ "${#lines[@]}" -eq 4 ]
+    run -0 pipe run -q foreach.yaml eval@big -P epochs=3
+    [ "$(cat eval-big.txt)" = "big n=2 lr=0.01 epochs=3" ]
+    [ "$(cat lr-0.1.txt)" = "lr=0.1 epochs=2" ]
+}
+
+@test "a failing stage stops the run, names itself and leaves no outs" {
+    run -1 --separate-stderr pipe run -q fail.yaml
+    [ -z "$output" ]
+    [ "$stderr" = "pipe: stage bad failed with exit status 3" ]
+    [ -e good.txt ]
+    [ ! -e half.txt ]
+    [ ! -e after.txt ]
+    run -0 pipe status fail.yaml
+    [ "$output" = "bad: never run
+after: never run" ]
+}
+
+@test "-j 2 runs independent stages at the same time" {
+    run -0 pipe run -q -j 2 parallel.yaml
+    [ "$(cat both.txt)" = "$(printf 'a\nb')" ]
+}
+
+@test "stages find the tools next to pipe on PATH" {
+    run -0 env PATH=/usr/bin:/bin "$(command -v pipe)" run -q tools.yaml
+    [[ "$(cat help.txt)" == "usage: pipe run FILE"* ]]
+}
+
+@test "SIGINT stops the running stage, removes its outs and exits 130" {
+    pipe run -q slow.yaml 2> err.txt &
+    pid=$!
+    for i in $(seq 100); do [ -e started ] && break; sleep 0.1; done
+    [ -e started ]
+    [ -e slow.txt ]
+    kill -INT "$pid"
+    status=0
+    wait "$pid" || status=$?
+    [ "$status" -eq 130 ]
+    [ ! -e slow.txt ]
+    [ "$(cat err.txt)" = "pipe: interrupted: stopped stage slow and removed its outs" ]
+    ! kill -0 "$(cat slow.pid)" 2> /dev/null
+    run -0 pipe status slow.yaml
+    [ "$output" = "slow: never run" ]
+}
+
+bad_yaml() { # FILE MESSAGE: exit 1 before anything runs, one stderr line
+    run -1 --separate-stderr pipe run "$1"
+    [ -z "$output" ]
+    [ "$stderr" = "pipe: $1:$2" ]
+    [ ! -e .pipe ]
+    [ "$(ls | grep -v -e '\.yaml$' -e '^separate-stderr' | tr '\n' ' ')" = "src.txt " ]
+}
+
+@test "bad YAML syntax names the line" {
+    bad_yaml bad-syntax.yaml "5: bad YAML: did not find expected ',' or ']' while parsing a flow sequence at line 4"
+}
+
+@test "a cycle is an error" {
+    bad_yaml bad-cycle.yaml "2: cycle: a needs b needs c needs a"
+    bad_yaml bad-self.yaml "4: cycle: stage 'a' depends on its own out 'a.txt'"
+}
+
+@test "an out made by two stages is an error" {
+    bad_yaml bad-two-makers.yaml "7: out 'x.txt' of stage 'b' is also an out of stage 'a'"
+    bad_yaml bad-overlap.yaml "7: out 'd/b.txt' of stage 'b' overlaps out 'd' of stage 'a'"
+}
+
+@test "an undefined param is an error" {
+    bad_yaml bad-param.yaml "5: undefined param 'lr'"
+    bad_yaml bad-item.yaml "3: '\${item}' outside foreach"
+}
+
+@test "unknown and duplicate keys are errors" {
+    bad_yaml bad-key.yaml "5: unknown key 'dependencies' in stage 'a'"
+    bad_yaml bad-top-key.yaml "1: unknown key 'vars' (want 'params' or 'stages')"
+    bad_yaml bad-dup-key.yaml "5: duplicate key 'cmd' in a stage"
+    bad_yaml bad-foreach.yaml "4: unknown key 'cmd' in foreach stage 'train' (put it under 'do')"
+    bad_yaml bad-no-cmd.yaml "2: stage 'a' has no 'cmd'"
+}
+
+@test "a dep that no stage makes and that does not exist is an error" {
+    bad_yaml bad-missing-dep.yaml "5: dep 'no-such-input.txt' of stage 'a' does not exist and no stage makes it"
+}
+
+@test "an empty or missing pipeline file is an error" {
+    run -1 --separate-stderr pipe run bad-empty.yaml
+    [ "$stderr" = "pipe: bad-empty.yaml: empty pipeline: want a mapping with 'stages'" ]
+    run -1 --separate-stderr pipe status nosuch.yaml
+    [[ "$stderr" == "pipe: nosuch.yaml: "* ]]
+}
+
+@test "a corrupt lock file is an error that says what to do" {
+    mkdir .pipe
+    printf 'garbage\n' > .pipe/basic.lock
+    run -1 --separate-stderr pipe run basic.yaml
+    [ "$stderr" = "pipe: .pipe/basic.lock:1: malformed lock file (delete it to run every stage again)" ]
+    [ ! -e log.txt ]
+}
+
+@test "pipe time writes the seconds a command took" {
+    run -0 pipe time -o t.txt sh -c 'echo hi'
+    [ "$output" = "hi" ]
+    [[ "$(cat t.txt)" =~ ^[0-9]+\.[0-9]{3}$ ]]
+    run -3 pipe time -o t2.txt sh -c 'exit 3'
+    [ ! -e t2.txt ]
+    run -2 --separate-stderr pipe time sh -c true
+    [[ "$stderr" == *"usage: pipe"* ]]
+}

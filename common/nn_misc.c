@@ -87,6 +87,30 @@ void nn_softmax_backward(float *din, const float *dout, const float *out, int ro
     }
 }
 
+/* torch.exp on float32 is SLEEF's expf_u10 (vectorised, FMA), which differs from a correctly
+   rounded expf by an ulp for some inputs; at t = 999 an ulp of t*f moves sin by 3e-5, so the
+   embedding follows SLEEF's algorithm exactly. */
+static float sleef_expf(float d)
+{
+    if (d < -104.0f)
+        return 0.0f;
+    if (d > 100.0f)
+        return INFINITY;
+    float qf = rintf(d * 1.442695040888963407359924681001892137f);
+    int q = (int)qf;
+    float s = fmaf(qf, -0.693145751953125f, d);
+    s = fmaf(qf, -1.428606765330187045e-06f, s);
+    float u = 0.000198527617612853646278381f;
+    u = fmaf(u, s, 0.00139304355252534151077271f);
+    u = fmaf(u, s, 0.00833336077630519866943359f);
+    u = fmaf(u, s, 0.0416664853692054748535156f);
+    u = fmaf(u, s, 0.166666671633720397949219f);
+    u = fmaf(u, s, 0.5f);
+    u = 1.0f + fmaf(s * s, u, s);
+    /* ldexp in two steps, as SLEEF's vldexp2 */
+    return ldexpf(ldexpf(u, q >> 1), q - (q >> 1));
+}
+
 /* diffusers get_timestep_embedding, op by op in float32 as torch does it:
    e_i = (-ln(max_period) * i) / (half - shift); f_i = exp(e_i); a = t f_i scale.
    sin and cos are taken in double and rounded: torch's are within an ulp of that. */
@@ -100,7 +124,7 @@ void nn_timestep_embedding(float *out, const float *t, int N, int dim, int flip_
         for (int i = 0; i < half; i++) {
             float e = nl * (float)i;
             e = e / den;
-            float f = expf(e), a = t[n] * f;
+            float f = sleef_expf(e), a = t[n] * f;
             a = scale * a;
             float s = (float)sin((double)a), c = (float)cos((double)a);
             y[i] = flip_sin_to_cos ? c : s;

@@ -117,20 +117,24 @@ void nn_upsample2x_backward(float *din, const float *dout, int N, int C, int H, 
     }
 }
 
-/* upsample_bilinear2d, align_corners=False, no scale_factor: float scale = in/out,
-   src = (dst + 0.5) * scale - 0.5 clamped at 0, neighbour index clamped at in-1. */
+/* upsample_bilinear2d, align_corners=False, no scale_factor. torch rounds the scale in/out to
+   float, then computes the source coordinate in its CPU accumulate type, double:
+   src = (dst + 0.5) * scale - 0.5 clamped at 0; the weights are rounded to float last
+   (all-float arithmetic is off by 2e-5 at 500 -> 299). */
 static void bilinear_coef(int in, int out, int *i0, int *i1, float *l0, float *l1)
 {
-    float scale = (float)in / (float)out;
+    double scale = (float)in / (float)out;
     for (int d = 0; d < out; d++) {
-        float src = ((float)d + 0.5f) * scale - 0.5f;
+        double src = ((double)d + 0.5) * scale - 0.5;
         if (src < 0)
             src = 0;
         int i = (int)src;
         i0[d] = i;
         i1[d] = i + (i < in - 1);
-        l1[d] = src - (float)i;
+        l1[d] = (float)(src - i);
         l0[d] = 1.0f - l1[d];
+        if (in == out)
+            i1[d] = i, l1[d] = 0, l0[d] = 1;
     }
 }
 

@@ -154,7 +154,7 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     imgresize --flowers102 "$T/f" --split val -s 8 > "$T/v.npy"
     [ "$(shape "$T/v.npy")" = "(4, 8, 8, 3)" ]
     imgresize --flowers102 "$T/f" --split all -s 8 > "$T/a.npy"
-    [ "$(shape "$T/a.npy")" = "(24, 8, 8, 3)" ]
+    [ "$(shape "$T/a.npy")" = "(48, 8, 8, 3)" ]
     run -2 --separate-stderr imgresize --flowers102 "$T/f" --split train
     [[ "$stderr" == "imgresize: --split: "* ]]
 }

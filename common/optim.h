@@ -37,4 +37,11 @@ void ema_update(float *shadow, const float *param, size_t n, float decay);
 /* PyTorch default init for Conv*d and Linear: weight ~ U(-b, b) with b = 1/sqrt(fan_in)
    (kaiming_uniform_, a=sqrt(5)); bias ~ U(-b, b), b = 1/sqrt(fan_in). */
 void init_uniform(float *w, size_t n, float bound, struct rng *r);
+
+/* Additions. EMA in double: near max_decay 0.9999 a float decay keeps only ~4 digits of
+   1 - decay (0.9999f gives 1.00017e-4); torch multiplies by (float)(1 - 0.9999) = 1e-4.
+   Prefer these (pass 0.9999, not 0.9999f). */
+double ema_decay_f64(long k, long update_after, double inv_gamma, double power,
+                     double min_decay, double max_decay);
+void ema_update_f64(float *shadow, const float *param, size_t n, double decay);
 #endif

@@ -1,0 +1,350 @@
+/* dsplit: shuffles the rows (first dimension) of an array and splits them into train/val/test
+   files, optionally stratified by a label array and after dropping rare classes.
+
+   Sizes, for N rows and ratios r (sum S): train = floor(N*r0/S), val = floor(N*r1/S) (three
+   ratios only), test = the rest, so they always add up to N. With --stratify the same rule is
+   applied inside each class (in ascending label order) and each split is then shuffled once
+   more so classes are mixed. All randomness is one xoshiro stream from --seed. */
+#include "npy.h"
+#include "rng.h"
+#include "util.h"
+
+#include <err.h>
+#include <limits.h>
+#include <unistd.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dsplit IN.npy|- [--labels L.npy] --ratios A,B[,C] [--seed S] "
+               "[--stratify] [--min-class-count K] -o PREFIX\n");
+}
+
+static void help(void)
+{
+    usage(stdout);
+    printf(
+        "Shuffles the rows of IN (any .npy/.npz array with a leading N dimension, e.g. uint8\n"
+        "images (N,H,W,3)) and writes PREFIX-train.npy, PREFIX-val.npy, PREFIX-test.npy\n"
+        "(two ratios: train and test only), plus PREFIX-train-labels.npy etc. (int64) with\n"
+        "--labels (int32 or int64, shape (N,)). All outputs appear together or not at all.\n"
+        "  --ratios A,B[,C]       relative sizes, e.g. 70,15,15 or 0.8,0.2\n"
+        "                         train = floor(N*A/sum), val = floor(N*B/sum), test = rest\n"
+        "  --seed S               shuffle seed (default 0); same seed, same bytes\n"
+        "  --stratify             apply the ratios within each class (needs --labels)\n"
+        "  --min-class-count K    drop classes with fewer than K rows (needs --labels);\n"
+        "                         label values are kept as they are\n"
+        "  -o, --output PREFIX    output file prefix\n");
+}
+
+static const char *const split_name[3] = {"train", "val", "test"};
+
+/* sizes for n rows: floor of each share but the last, which takes the rest */
+static void split_sizes(int64_t n, const double *r, int nr, int64_t *out)
+{
+    double sum = 0;
+    int64_t used = 0;
+    for (int i = 0; i < nr; i++)
+        sum += r[i];
+    for (int i = 0; i < nr - 1; i++) {
+        out[i] = (int64_t)floor((double)n * r[i] / sum + 1e-9);
+        if (out[i] > n - used)
+            out[i] = n - used;
+        used += out[i];
+    }
+    out[nr - 1] = n - used;
+}
+
+static int parse_ratios(const char *s, double *r)
+{
+    char buf[256], *tok, *save;
+    int n = 0;
+    double sum = 0;
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == 3 || util_parse_float(tok, 0, 1e12, &r[n]) == -1)
+            return -1;
+        sum += r[n++];
+    }
+    return (n == 2 || n == 3) && sum > 0 ? n : -1;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    return x[0] != y[0] ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* labels as int64 (N,) */
+static int64_t *load_labels(const char *path, int64_t n)
+{
+    struct npy t;
+    char msg[128];
+    int64_t *lab;
+    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+    if ((t.dtype != NPY_I64 && t.dtype != NPY_I32) || t.ndim != 1)
+        errx(1, "%s: expected int32 or int64 labels (N,), got %s with %d dimensions", path,
+             npy_dtype_name(t.dtype), t.ndim);
+    if (t.shape[0] != n)
+        errx(1, "%s: %jd labels for %jd rows", path, (intmax_t)t.shape[0], (intmax_t)n);
+    lab = xmalloc(sizeof *lab * (n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        lab[i] = t.dtype == NPY_I64 ? ((int64_t *)t.data)[i] : ((int32_t *)t.data)[i];
+    npy_free(&t);
+    return lab;
+}
+
+/* Drops rows of classes with fewer than k rows; fills keep[] (row indices, ascending) and
+   returns how many remain. Reports dropped classes on stderr. */
+static int64_t drop_rare(const int64_t *lab, int64_t n, long k, int64_t *keep)
+{
+    int64_t *sorted = xmalloc(sizeof *sorted * (n ? n : 1)), m = 0, dropped = 0;
+    int ndrop = 0;
+    char list[1024] = "";
+    size_t len = 0;
+    memcpy(sorted, lab, sizeof *sorted * n);
+    qsort(sorted, n, sizeof *sorted, cmp_i64);
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i;
+        while (j < n && sorted[j] == sorted[i])
+            j++;
+        if (j - i < k) {
+            ndrop++;
+            dropped += j - i;
+            if (len < sizeof list - 64)
+                len += snprintf(list + len, sizeof list - len, "%s%jd (%jd)", ndrop > 1 ? ", " : "",
+                                (intmax_t)sorted[i], (intmax_t)(j - i));
+        }
+        i = j;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t *p = bsearch(&lab[i], sorted, n, sizeof *sorted, cmp_i64);
+        int64_t lo = p - sorted, hi = lo;
+        while (lo > 0 && sorted[lo - 1] == lab[i])
+            lo--;
+        while (hi < n && sorted[hi] == lab[i])
+            hi++;
+        if (hi - lo >= k)
+            keep[m++] = i;
+    }
+    if (ndrop > 0)
+        warnx("dropped %d class%s with fewer than %ld rows: %s; %jd rows removed, %jd left",
+              ndrop, ndrop > 1 ? "es" : "", k, list, (intmax_t)dropped, (intmax_t)m);
+    free(sorted);
+    return m;
+}
+
+/* Assigns rows rows[0..n) to splits: order[] gets them grouped train, val, test and
+   size[] the group sizes. */
+static void assign(const int64_t *rows, int64_t n, const int64_t *lab, int stratify,
+                   const double *r, int nr, struct rng *g, int64_t *order, int64_t *size)
+{
+    int64_t *tmp = xmalloc(sizeof *tmp * (n ? n : 1));
+    memcpy(tmp, rows, sizeof *tmp * n);
+    if (!stratify) {
+        rng_shuffle(g, tmp, n);
+        split_sizes(n, r, nr, size);
+        memcpy(order, tmp, sizeof *tmp * n);
+        free(tmp);
+        return;
+    }
+    /* rows sorted by (label, index): classes in ascending label order, stable */
+    int64_t *key = xmalloc(sizeof *key * 2 * (n ? n : 1));
+    for (int64_t i = 0; i < n; i++) {
+        key[2 * i] = lab[rows[i]];
+        key[2 * i + 1] = rows[i];
+    }
+    qsort(key, n, 2 * sizeof *key, cmp_pair);
+    int64_t fill[3] = {0, 0, 0}, per[3];
+    size[0] = size[1] = size[2] = 0;
+    /* first pass: sizes; second: placement */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = 0; i < n;) {
+            int64_t j = i;
+            while (j < n && key[2 * j] == key[2 * i])
+                j++;
+            split_sizes(j - i, r, nr, per);
+            if (pass == 0) {
+                for (int s = 0; s < nr; s++)
+                    size[s] += per[s];
+            } else {
+                int64_t *cls = tmp;
+                for (int64_t q = i; q < j; q++)
+                    cls[q - i] = key[2 * q + 1];
+                rng_shuffle(g, cls, j - i);
+                int64_t off = 0, base = 0;
+                for (int s = 0; s < nr; s++) {
+                    memcpy(order + base + fill[s], cls + off, sizeof *cls * per[s]);
+                    fill[s] += per[s];
+                    off += per[s];
+                    base += size[s];
+                }
+            }
+            i = j;
+        }
+    }
+    int64_t base = 0;
+    for (int s = 0; s < nr; base += size[s], s++)
+        rng_shuffle(g, order + base, size[s]);
+    free(key);
+    free(tmp);
+}
+
+/* Writes every output to a temporary file, then renames them all; on failure none remain. */
+static void write_outputs(const char *prefix, const struct npy *x, const int64_t *lab,
+                          const int64_t *order, const int64_t *size, int nr)
+{
+    struct outfile o[6];
+    char *paths[6], msg[128];
+    const char *cur = prefix;
+    int n = 0;
+    size_t rowb = npy_nbytes(x) / (size_t)x->shape[0];
+    int64_t base = 0;
+    for (int s = 0; s < 3; s++) {
+        if (nr == 2 && s == 1)
+            continue;
+        int64_t shape[NPY_MAXDIM];
+        memcpy(shape, x->shape, sizeof shape);
+        shape[0] = size[s == 2 ? nr - 1 : s];
+        for (int l = 0; l < (lab ? 2 : 1); l++) {
+            size_t plen = strlen(prefix) + 32;
+            paths[n] = xmalloc(plen);
+            snprintf(paths[n], plen, "%s-%s%s.npy", prefix, split_name[s], l ? "-labels" : "");
+            cur = paths[n];
+            if (outfile_open(&o[n], paths[n], msg, sizeof msg) == -1)
+                goto fail;
+            n++;
+            FILE *f = o[n - 1].f;
+            if (l == 0) {
+                if (npy_write_header(f, x->dtype, x->ndim, shape, msg, sizeof msg) == -1)
+                    goto fail;
+                for (int64_t i = 0; i < shape[0]; i++)
+                    fwrite((const char *)x->data + (size_t)order[base + i] * rowb, 1, rowb, f);
+            } else {
+                if (npy_write_header(f, NPY_I64, 1, shape, msg, sizeof msg) == -1)
+                    goto fail;
+                for (int64_t i = 0; i < shape[0]; i++)
+                    fwrite(&lab[order[base + i]], sizeof *lab, 1, f);
+            }
+            if (ferror(f)) {
+                snprintf(msg, sizeof msg, "write error");
+                goto fail;
+            }
+        }
+        base += shape[0];
+    }
+    for (int i = 0; i < n; i++)
+        if (outfile_commit(&o[i], msg, sizeof msg) == -1) {
+            for (int j = 0; j < i; j++)
+                unlink(paths[j]);
+            for (int j = i + 1; j < n; j++)
+                outfile_abort(&o[j]);
+            errx(1, "%s", msg);
+        }
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+    return;
+fail:
+    for (int i = 0; i < n; i++)
+        outfile_abort(&o[i]);
+    errx(1, "%s: %s", cur, msg);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"labels", required_argument, NULL, 'l'},
+        {"ratios", required_argument, NULL, 'r'},
+        {"seed", required_argument, NULL, 's'},
+        {"stratify", no_argument, NULL, 't'},
+        {"min-class-count", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *labels = NULL, *prefix = NULL, *in;
+    double r[3];
+    int nr = 0, stratify = 0, c;
+    long seed = 0, mincount = 0;
+    char msg[128];
+    while ((c = getopt_long(argc, argv, "l:r:s:tm:o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': labels = optarg; break;
+        case 'r':
+            if ((nr = parse_ratios(optarg, r)) == -1) {
+                warnx("--ratios: expected 2 or 3 non-negative numbers, not all 0: %s", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 's':
+            if (util_parse_long(optarg, 0, LONG_MAX, &seed) == -1) {
+                warnx("--seed: not a non-negative integer: %s", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 't': stratify = 1; break;
+        case 'm':
+            if (util_parse_long(optarg, 1, LONG_MAX, &mincount) == -1) {
+                warnx("--min-class-count: not a positive integer: %s", optarg);
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'o': prefix = optarg; break;
+        case 'h': help(); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || nr == 0 || prefix == NULL || *prefix == '\0' ||
+        ((stratify || mincount) && labels == NULL)) {
+        if ((stratify || mincount) && labels == NULL)
+            warnx("--stratify and --min-class-count need --labels");
+        usage(stderr);
+        return 2;
+    }
+    in = argv[optind];
+    util_cleanup_signals();
+
+    struct npy x;
+    if (npy_load(in, NULL, &x, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", in, msg);
+    if (x.ndim < 1)
+        errx(1, "%s: a scalar has no rows to split", in);
+    int64_t n = x.shape[0];
+    int64_t *lab = labels ? load_labels(labels, n) : NULL;
+    int64_t *rows = xmalloc(sizeof *rows * (n ? n : 1)), m = n;
+    if (mincount > 0)
+        m = drop_rare(lab, n, mincount, rows);
+    else
+        for (int64_t i = 0; i < n; i++)
+            rows[i] = i;
+    if (m == 0)
+        errx(1, "%s: no rows to split", in);
+
+    struct rng g;
+    int64_t size[3], *order = xmalloc(sizeof *order * m);
+    rng_seed(&g, (uint64_t)seed);
+    assign(rows, m, lab, stratify, r, nr, &g, order, size);
+    write_outputs(prefix, &x, lab, order, size, nr);
+    free(order);
+    free(rows);
+    free(lab);
+    npy_free(&x);
+    if (fclose(stdout) != 0)
+        err(1, "stdout");
+    return 0;
+}

@@ -1,0 +1,267 @@
+/* UNet2DModel against the torch re-implementation in tests/fixtures/gen_unet.py: a tiny random
+   model (four folders: safetensors/.bin x modern/legacy attention names) and the full
+   ddpm-cifar10-32 shape with closed-form weights; DDIM and DDPM trajectories from fixed noise;
+   config and weight errors; save and reload. Run from the repo root. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "json.h"
+#include "nn.h"
+#include "npy.h"
+#include "sched.h"
+#include "st.h"
+#include "unet.h"
+#include "util.h"
+
+#define FIX "tests/fixtures/unet/"
+
+static struct npy load(const char *path)
+{
+    struct npy t;
+    char msg[256];
+    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1) {
+        printf("# %s: %s\n", path, msg);
+        exit(1);
+    }
+    return t;
+}
+
+static void check_eps(struct unet *u, const char *name, const float *x, const float *t, int B,
+                      const char *want_path, double atol)
+{
+    struct npy want = load(want_path);
+    unet_forward(u, NULL, x, t, B);
+    test_close(name, u->out, want.data, (size_t)npy_count(&want), atol, 1e-4);
+    npy_free(&want);
+}
+
+static int parse_config(struct unet_config *c, const char *text, char *msg, size_t msglen)
+{
+    struct json *j = json_parse(text, strlen(text), msg, msglen);
+    int rc;
+    if (j == NULL)
+        return -1;
+    rc = unet_config_parse(c, j, msg, msglen);
+    json_free(j);
+    return rc;
+}
+
+static void test_tiny(void)
+{
+    static const char *dirs[] = {"tiny_st_modern", "tiny_st_legacy", "tiny_bin_modern",
+                                 "tiny_bin_legacy"};
+    struct npy x = load(FIX "tiny_x.npy"), t3 = load(FIX "tiny_t3.npy");
+    float t1 = 1;
+    for (int d = 0; d < 4; d++) {
+        struct unet u;
+        char path[256], msg[256], name[128];
+        snprintf(path, sizeof path, FIX "%s", dirs[d]);
+        int rc = unet_load_dir(&u, path, msg, sizeof msg);
+        CHECK(rc == 0, "load %s", dirs[d]);
+        if (rc) {
+            printf("# %s\n", msg);
+            continue;
+        }
+        CHECK(u.n_params == 45259, "%s: %zu parameters", dirs[d], u.n_params);
+        snprintf(name, sizeof name, "%s: eps, batch 3, t 0/500/999", dirs[d]);
+        check_eps(&u, name, x.data, t3.data, 3, FIX "tiny_eps3.npy", 1e-4);
+        snprintf(name, sizeof name, "%s: eps, batch 1, t 1", dirs[d]);
+        check_eps(&u, name, x.data, &t1, 1, FIX "tiny_eps1.npy", 1e-4);
+        unet_free(&u);
+    }
+    npy_free(&x);
+    npy_free(&t3);
+}
+
+static void trajectory(struct unet *u, const struct sched_config *sc, enum sched_kind kind,
+                       int steps, const char *want_path, const char *noise_path)
+{
+    struct npy xT = load(FIX "tiny_xT.npy"), want = load(want_path), z = {0};
+    struct sched s;
+    char msg[256];
+    size_t n = (size_t)npy_count(&xT);
+    float *x = xT.data, *eps = xmalloc(n * sizeof(float)), tv[2];
+    if (noise_path)
+        z = load(noise_path);
+    if (sched_init(&s, sc, kind, steps, 0, msg, sizeof msg) == -1) {
+        CHECK(0, "sched_init: %s", msg);
+        return;
+    }
+    for (int i = 0; i < s.n_steps; i++) {
+        tv[0] = tv[1] = (float)s.timesteps[i];
+        unet_forward(u, eps, x, tv, 2);
+        sched_step(&s, i, x, eps, noise_path ? (float *)z.data + i * n : NULL, n);
+    }
+    test_close(want_path, x, want.data, n, 1e-3, 1e-3);
+    sched_free(&s);
+    free(eps);
+    npy_free(&xT);
+    npy_free(&want);
+    npy_free(&z);
+}
+
+static void test_trajectories(void)
+{
+    struct unet u;
+    struct sched_config sc;
+    char msg[256];
+    if (unet_load_dir(&u, FIX "tiny_st_legacy", msg, sizeof msg) == -1 ||
+        sched_config_load(&sc, FIX "tiny_st_legacy/scheduler_config.json", msg, sizeof msg) == -1) {
+        CHECK(0, "trajectory model: %s", msg);
+        return;
+    }
+    trajectory(&u, &sc, SCHED_DDIM, 10, FIX "tiny_ddim10.npy", NULL);
+    trajectory(&u, &sc, SCHED_DDPM, 20, FIX "tiny_ddpm20.npy", FIX "tiny_ddpm20_noise.npy");
+    unet_free(&u);
+}
+
+static void test_full(void)
+{
+    struct unet_config c;
+    struct unet u;
+    struct npy x = load(FIX "full_x.npy"), te = load(FIX "full_temb.npy");
+    float t3[3] = {0, 500, 999}, t1 = 1, t4[4] = {0, 1, 500, 999};
+    char msg[256];
+    unet_config_cifar10(&c);
+    if (unet_init(&u, &c, msg, sizeof msg) == -1) {
+        CHECK(0, "cifar10 init: %s", msg);
+        return;
+    }
+    CHECK(u.n_params == 35746307, "cifar10: %zu parameters (want 35746307)", u.n_params);
+    CHECK(u.n_entries == 328, "cifar10: %d tensors (want 328)", u.n_entries);
+    {
+        float emb[4 * 128];
+        nn_timestep_embedding(emb, t4, 4, 128, 0, 1, 10000, 1);
+        test_close("cifar10 timestep embedding [sin, cos], shift 1", emb, te.data, 4 * 128,
+                   1e-6, 1e-5);
+    }
+    unet_init_closed_form(&u);
+    check_eps(&u, "cifar10 closed form: eps, batch 3, t 0/500/999", x.data, t3, 3,
+              FIX "full_eps3.npy", 1e-4);
+    check_eps(&u, "cifar10 closed form: eps, batch 1, t 1", (float *)x.data + 3 * 32 * 32, &t1,
+              1, FIX "full_eps1.npy", 1e-4);
+    unet_free(&u);
+    npy_free(&x);
+    npy_free(&te);
+}
+
+static void test_config_errors(void)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"sample_size\": 16, \"block_out_channels\": [8, 16], \"down_block_types\": "
+         "[\"DownBlock2D\", \"CrossAttnDownBlock2D\"], \"up_block_types\": [\"UpBlock2D\", "
+         "\"UpBlock2D\"], \"norm_num_groups\": 4}",
+         "down_block_types[1]: unsupported block type 'CrossAttnDownBlock2D'"},
+        {"{\"sample_size\": 16, \"block_out_channels\": [8, 16], \"down_block_types\": "
+         "[\"DownBlock2D\", \"DownBlock2D\"], \"up_block_types\": [\"UpBlock2D\"], "
+         "\"norm_num_groups\": 4}",
+         "up_block_types: 1 block types for 2 block_out_channels"},
+        {"{\"sample_size\": 16, \"act_fn\": \"gelu\"}", "act_fn: unsupported value 'gelu'"},
+        {"{\"sample_size\": 16, \"time_embedding_type\": \"fourier\"}",
+         "time_embedding_type: unsupported value 'fourier'"},
+        {"{\"sample_size\": 16, \"resnet_time_scale_shift\": \"scale_shift\"}",
+         "resnet_time_scale_shift: unsupported value"},
+        {"{\"block_out_channels\": [8, 16]}", "sample_size: missing"},
+        {"{\"sample_size\": 16, \"layers_per_block\": 2.5}", "layers_per_block: want an integer"},
+        {"{\"sample_size\": 16, \"class_embed_type\": \"timestep\"}", "class_embed_type: unsupported"},
+        {"[1, 2]", "config: want a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct unet_config c;
+        char msg[256] = "";
+        int rc = parse_config(&c, cases[i].json, msg, sizeof msg);
+        CHECK(rc == -1 && strncmp(msg, cases[i].want, strlen(cases[i].want)) == 0,
+              "config error: %s", cases[i].want);
+        if (!(rc == -1 && strncmp(msg, cases[i].want, strlen(cases[i].want)) == 0))
+            printf("# got: %s\n", msg);
+    }
+    {
+        struct unet_config c;
+        struct unet u;
+        char msg[256] = "";
+        int rc = parse_config(&c, "{\"sample_size\": 16, \"block_out_channels\": [8, 12], "
+                                  "\"down_block_types\": [\"DownBlock2D\", \"DownBlock2D\"], "
+                                  "\"up_block_types\": [\"UpBlock2D\", \"UpBlock2D\"], "
+                                  "\"norm_num_groups\": 8}", msg, sizeof msg);
+        if (rc == 0)
+            rc = unet_init(&u, &c, msg, sizeof msg);
+        CHECK(rc == -1 && strstr(msg, "norm_num_groups"), "groups must divide channels: %s", msg);
+    }
+}
+
+static void test_weight_errors(void)
+{
+    struct unet_config c;
+    struct unet u;
+    struct st_file f;
+    char msg[256] = "";
+    int rc;
+    /* the tiny checkpoint against the tiny config with wider second level */
+    if (unet_config_load(&c, FIX "tiny_st_modern/config.json", msg, sizeof msg) == -1 ||
+        st_open(&f, FIX "tiny_st_modern/diffusion_pytorch_model.safetensors", msg, sizeof msg) == -1) {
+        CHECK(0, "weights: %s", msg);
+        return;
+    }
+    c.block_out_channels[1] = 24;
+    c.attention_head_dim = 8;
+    rc = unet_init(&u, &c, msg, sizeof msg);
+    CHECK(rc == 0, "wider config inits");
+    if (rc == 0) {
+        rc = unet_load_state(&u, &f, msg, sizeof msg);
+        CHECK(rc == -1 && strstr(msg, "down_blocks.1."), "mis-shaped weights: %s", msg);
+        unet_free(&u);
+    }
+    /* one level fewer: tensors in the file no entry names */
+    c.n_levels = 1;
+    c.block_out_channels[0] = 8;
+    c.up_attn[0] = 0;
+    rc = unet_init(&u, &c, msg, sizeof msg);
+    if (rc == 0) {
+        rc = unet_load_state(&u, &f, msg, sizeof msg);
+        CHECK(rc == -1, "unexpected tensors: %s", msg);
+        unet_free(&u);
+    }
+    st_close(&f);
+    rc = unet_load_dir(&u, "tests/fixtures/bad/unet_badblock", msg, sizeof msg);
+    CHECK(rc == -1 && strstr(msg, "down_block_types[0]"), "bad model dir: %s", msg);
+    rc = unet_load_dir(&u, "tests/fixtures/bad/unet_noweights", msg, sizeof msg);
+    CHECK(rc == -1 && strstr(msg, "diffusion_pytorch_model"), "no weights: %s", msg);
+}
+
+static void test_save_reload(void)
+{
+    struct unet u, v;
+    char msg[256], dir[] = "/tmp/test_unet_XXXXXX", path[300];
+    if (mkdtemp(dir) == NULL || unet_load_dir(&u, FIX "tiny_st_modern", msg, sizeof msg) == -1) {
+        CHECK(0, "save: setup");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/m", dir);
+    CHECK(unet_save_dir(&u, path, msg, sizeof msg) == 0, "save_dir");
+    CHECK(unet_load_dir(&v, path, msg, sizeof msg) == 0, "reload saved dir");
+    CHECK(v.n_params == u.n_params && memcmp(&u.cfg, &v.cfg, sizeof u.cfg) == 0 &&
+              memcmp(u.params, v.params, u.n_params * sizeof(float)) == 0,
+          "saved model equals the loaded one");
+    unet_free(&v);
+    unet_free(&u);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0)
+        printf("# could not remove %s\n", dir);
+}
+
+int main(void)
+{
+    nn_set_threads(2);
+    test_tiny();
+    test_trajectories();
+    test_full();
+    test_config_errors();
+    test_weight_errors();
+    test_save_reload();
+    return test_done();
+}

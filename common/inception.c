@@ -347,10 +347,11 @@ static void tf1_resize(float *out, const float *in, int C, int H, int W, int OH,
     }
 }
 
-/* tmp: 3*H*W + 2*299 ints' worth; see preprocess_scratch */
+/* floats of preprocess() scratch: the image as float, then the TF1 grid (2 float and 4 int
+   tables of 299) */
 static size_t preprocess_scratch(int H, int W)
 {
-    return (size_t)3 * H * W + 4 * INCEPTION_SIZE;
+    return (size_t)3 * H * W + 6 * INCEPTION_SIZE;
 }
 
 static void preprocess(float *x, float *tmp, const uint8_t *img, int H, int W,
@@ -565,14 +566,16 @@ static void spatial_mean(float *out, const float *in, int C, int HW)
     }
 }
 
-/* stage s done: its output y (n floats) */
-static void stage_done(struct ws *ws, int s, const float *y, size_t n)
+/* stage s done: its output y (n floats). Returns 1 when the caller wanted this stage, so the
+   forward can stop. */
+static int stage_done(struct ws *ws, int s, const float *y, size_t n)
 {
     if (ws->plan || ws->stage != s)
-        return;
+        return 0;
     ws->stage_n = n;
     if (n <= ws->stage_len)
         memcpy(ws->stage_out, y, n * sizeof(float));
+    return 1;
 }
 
 /* x (3,299,299) -> pool3 (2048), logits (1008), d64, d192, d768; any may be NULL */
@@ -582,21 +585,28 @@ static void forward_one(const struct inception *net, struct ws *ws, const float 
     float *a = ws->buf[0], *b = ws->buf[1];
     int H = INCEPTION_SIZE, W = INCEPTION_SIZE, s = 0;
     conv(net, ws, a, x, 0, 1, H, W, &H, &W);
-    stage_done(ws, s++, a, (size_t)32 * H * W);
+    if (stage_done(ws, s++, a, (size_t)32 * H * W))
+        return;
     conv(net, ws, b, a, 1, 1, H, W, &H, &W);
-    stage_done(ws, s++, b, (size_t)32 * H * W);
+    if (stage_done(ws, s++, b, (size_t)32 * H * W))
+        return;
     conv(net, ws, a, b, 2, 1, H, W, &H, &W);
-    stage_done(ws, s++, a, (size_t)64 * H * W);
+    if (stage_done(ws, s++, a, (size_t)64 * H * W))
+        return;
     pool(ws, b, a, 64, H, W, 1, 2, 0, &H, &W);
-    stage_done(ws, s++, b, (size_t)64 * H * W);
+    if (stage_done(ws, s++, b, (size_t)64 * H * W))
+        return;
     if (d64 != NULL && !ws->plan)
         spatial_mean(d64, b, 64, H * W);
     conv(net, ws, a, b, 3, 1, H, W, &H, &W);
-    stage_done(ws, s++, a, (size_t)80 * H * W);
+    if (stage_done(ws, s++, a, (size_t)80 * H * W))
+        return;
     conv(net, ws, b, a, 4, 1, H, W, &H, &W);
-    stage_done(ws, s++, b, (size_t)192 * H * W);
+    if (stage_done(ws, s++, b, (size_t)192 * H * W))
+        return;
     pool(ws, a, b, 192, H, W, 1, 2, 0, &H, &W);
-    stage_done(ws, s++, a, (size_t)192 * H * W);
+    if (stage_done(ws, s++, a, (size_t)192 * H * W))
+        return;
     if (d192 != NULL && !ws->plan)
         spatial_mean(d192, a, 192, H * W);
     static const int la[3] = { L_5B, L_5C, L_5D }, ina[3] = { 192, 256, 288 };
@@ -605,19 +615,22 @@ static void forward_one(const struct inception *net, struct ws *ws, const float 
         int C = 224 + layers[la[k] + 6].OC;
         block_a(net, ws, out, in, la[k], ina[k], H, W);
         act(ws, (size_t)C * H * W);
-        stage_done(ws, s++, out, (size_t)C * H * W);
+        if (stage_done(ws, s++, out, (size_t)C * H * W))
+            return;
     }
     /* Mixed_5d output is in b */
     block_b(net, ws, a, b, L_6A, 288, H, W);
     H = nn_pool_out(H, 3, 2, 0);
     W = nn_pool_out(W, 3, 2, 0);
     act(ws, (size_t)768 * H * W);
-    stage_done(ws, s++, a, (size_t)768 * H * W);
+    if (stage_done(ws, s++, a, (size_t)768 * H * W))
+        return;
     static const int lc[4] = { L_6B, L_6C, L_6D, L_6E };
     for (int k = 0; k < 4; k++) {
         float *in = k % 2 == 0 ? a : b, *out = k % 2 == 0 ? b : a;
         block_c(net, ws, out, in, lc[k], H, W);
-        stage_done(ws, s++, out, (size_t)768 * H * W);
+        if (stage_done(ws, s++, out, (size_t)768 * H * W))
+            return;
     }
     /* Mixed_6e output is in a */
     if (d768 != NULL && !ws->plan)
@@ -626,17 +639,21 @@ static void forward_one(const struct inception *net, struct ws *ws, const float 
     H = nn_pool_out(H, 3, 2, 0);
     W = nn_pool_out(W, 3, 2, 0);
     act(ws, (size_t)1280 * H * W);
-    stage_done(ws, s++, b, (size_t)1280 * H * W);
+    if (stage_done(ws, s++, b, (size_t)1280 * H * W))
+        return;
     block_e(net, ws, a, b, L_7B, 1280, H, W, 0);
     act(ws, (size_t)2048 * H * W);
-    stage_done(ws, s++, a, (size_t)2048 * H * W);
+    if (stage_done(ws, s++, a, (size_t)2048 * H * W))
+        return;
     block_e(net, ws, b, a, L_7C, 2048, H, W, 1);
-    stage_done(ws, s++, b, (size_t)2048 * H * W);
+    if (stage_done(ws, s++, b, (size_t)2048 * H * W))
+        return;
     if (ws->plan)
         return;
     float p3[INCEPTION_DIMS];
     spatial_mean(p3, b, INCEPTION_DIMS, H * W);
-    stage_done(ws, s++, p3, INCEPTION_DIMS);
+    if (stage_done(ws, s++, p3, INCEPTION_DIMS))
+        return;
     if (pool3 != NULL)
         memcpy(pool3, p3, sizeof p3);
     if (logits != NULL)
@@ -693,8 +710,8 @@ static void forward_batch(const struct inception *net, float *pool3, float *logi
         nt = 1;
     size_t act_n, scratch_n, per = ws_floats(net, img ? H : 0, W, &act_n, &scratch_n);
     float *mem = xmalloc((size_t)nt * per * sizeof(float));
-    if (nt > 1)
-        nn_set_threads(1);
+    /* even for one image: a conv split over threads sums in another order */
+    nn_set_threads(1);
     #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int i = 0; i < N; i++) {
         struct ws ws;
@@ -713,8 +730,7 @@ static void forward_batch(const struct inception *net, float *pool3, float *logi
                     d64 ? d64 + (size_t)i * 64 : NULL, d192 ? d192 + (size_t)i * 192 : NULL,
                     d768 ? d768 + (size_t)i * 768 : NULL);
     }
-    if (nt > 1)
-        nn_set_threads(T);
+    nn_set_threads(T);
     free(mem);
 }
 

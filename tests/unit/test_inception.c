@@ -1,0 +1,252 @@
+/* FID Inception v3 against PyTorch goldens (tests/fixtures/gen_inception.py) with the
+   closed-form synthetic weights: preprocessing of both conventions, per-stage activations,
+   pool3, logits and the --dims features; independence of batch and thread count; the .pth
+   path on the HWIO-strided legacy file the script leaves in /tmp; bad weight files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "inception.h"
+#include "nn.h"
+#include "npy.h"
+#include "test.h"
+#include "util.h"
+
+#define FIX "tests/fixtures/inception/"
+#define SYNTH_PTH "/tmp/inception_synth_hwio.pth"
+#define X299 (3 * INCEPTION_SIZE * INCEPTION_SIZE)
+
+static struct npy load(const char *name)
+{
+    char path[256], msg[256];
+    struct npy t;
+    snprintf(path, sizeof path, FIX "%s", name);
+    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1) {
+        printf("Bail out! %s: %s (run tests/fixtures/gen_inception.py)\n", path, msg);
+        exit(1);
+    }
+    return t;
+}
+
+static uint64_t sample_idx(uint64_t j, uint64_t n)
+{
+    return (j * 2654435761u) % n;
+}
+
+static void test_synth_formula(void)
+{
+    struct npy t = load("synth_u.npy");
+    const double *v = t.data;
+    int ok = 1;
+    for (int r = 0; r < t.shape[0]; r++) {
+        double got = inception_synth_u((uint64_t)v[3 * r], (uint32_t)v[3 * r + 1]);
+        if (got != v[3 * r + 2]) {
+            printf("# synth_u(%g, %g) = %.17g, want %.17g\n", v[3 * r], v[3 * r + 1], got,
+                   v[3 * r + 2]);
+            ok = 0;
+        }
+    }
+    CHECK(ok, "synthetic weight formula matches numpy bit for bit");
+    npy_free(&t);
+}
+
+static const char *mode_tag(enum inception_resize m)
+{
+    return m == INCEPTION_RESIZE_PYTORCH_FID ? "pytorchfid" : "torchfidelity";
+}
+
+/* preprocessing samples, pool3 and logits of one image set in one mode */
+static void test_set(const struct inception *net, const char *set, enum inception_resize mode)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s.npy", set);
+    struct npy img = load(name);
+    int N = (int)img.shape[0], H = (int)img.shape[1], W = (int)img.shape[2];
+    snprintf(name, sizeof name, "%s_%s_input.npy", set, mode_tag(mode));
+    struct npy in = load(name);
+    snprintf(name, sizeof name, "%s_%s_pool3.npy", set, mode_tag(mode));
+    struct npy p3 = load(name);
+    snprintf(name, sizeof name, "%s_%s_logits.npy", set, mode_tag(mode));
+    struct npy lg = load(name);
+
+    float *x = xmalloc((size_t)X299 * sizeof(float)), got[4096];
+    int K = (int)in.shape[1];
+    for (int i = 0; i < N; i++) {
+        inception_preprocess(x, (uint8_t *)img.data + (size_t)i * H * W * 3, H, W, mode);
+        for (int j = 0; j < K; j++)
+            got[j] = x[sample_idx(j, X299)];
+        snprintf(name, sizeof name, "%s[%d] %s preprocessing", set, i, mode_tag(mode));
+        test_close(name, got, (float *)in.data + (size_t)i * K, K, 1e-6, 1e-6);
+    }
+    float *pool3 = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
+    float *logits = xmalloc((size_t)N * INCEPTION_CLASSES * sizeof(float));
+    inception_forward_u8(net, pool3, logits, NULL, NULL, NULL, img.data, N, H, W, mode);
+    snprintf(name, sizeof name, "%s %s pool3", set, mode_tag(mode));
+    test_close(name, pool3, p3.data, (size_t)N * INCEPTION_DIMS, 1e-4, 1e-4);
+    snprintf(name, sizeof name, "%s %s logits", set, mode_tag(mode));
+    test_close(name, logits, lg.data, (size_t)N * INCEPTION_CLASSES, 1e-4, 1e-4);
+    free(x);
+    free(pool3);
+    free(logits);
+    npy_free(&img);
+    npy_free(&in);
+    npy_free(&p3);
+    npy_free(&lg);
+}
+
+static void test_stages(const struct inception *net)
+{
+    struct npy img = load("img32.npy"), st = load("stages.npy");
+    float *x = xmalloc((size_t)X299 * sizeof(float));
+    size_t cap = (size_t)64 * 147 * 147;
+    float *out = xmalloc(cap * sizeof(float)), got[128];
+    int K = (int)st.shape[1];
+    inception_preprocess(x, img.data, 32, 32, INCEPTION_RESIZE_PYTORCH_FID);
+    for (int s = 0; s < st.shape[0]; s++) {
+        size_t n = inception_stage(net, out, cap, x, s);
+        char name[64];
+        for (int j = 0; j < K && n > 0; j++)
+            got[j] = out[sample_idx(j, n)];
+        snprintf(name, sizeof name, "stage %d activations", s);
+        if (n == 0 || n > cap)
+            CHECK(0, "%s: stage size %zu", name, n);
+        else
+            test_close(name, got, (float *)st.data + (size_t)s * K, K, 1e-4, 1e-4);
+    }
+    CHECK(inception_stage(net, out, cap, x, (int)st.shape[0]) == 0, "stage out of range is 0");
+    free(x);
+    free(out);
+    npy_free(&img);
+    npy_free(&st);
+}
+
+static void test_dims(const struct inception *net)
+{
+    struct npy img = load("img32.npy");
+    int N = (int)img.shape[0];
+    static const int dims[3] = { 64, 192, 768 };
+    float *f[3];
+    for (int k = 0; k < 3; k++)
+        f[k] = xmalloc((size_t)N * dims[k] * sizeof(float));
+    inception_forward_u8(net, NULL, NULL, f[0], f[1], f[2], img.data, N, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "img32_pytorchfid_dims%d.npy", dims[k]);
+        struct npy want = load(name);
+        snprintf(name, sizeof name, "--dims %d features", dims[k]);
+        test_close(name, f[k], want.data, (size_t)N * dims[k], 1e-4, 1e-4);
+        npy_free(&want);
+        free(f[k]);
+    }
+    npy_free(&img);
+}
+
+/* same features whatever the batch composition and thread count, bit for bit */
+static void test_batch_independence(const struct inception *net)
+{
+    struct npy img = load("img32.npy");
+    int N = (int)img.shape[0];
+    size_t n = (size_t)N * INCEPTION_DIMS;
+    float *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float));
+    float *c = xmalloc(n * sizeof(float));
+    int T = nn_get_threads();
+    nn_set_threads(2);
+    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, N, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    nn_set_threads(1);
+    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, N, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    nn_set_threads(2);
+    for (int i = N - 1; i >= 0; i--)
+        inception_forward_u8(net, c + (size_t)i * INCEPTION_DIMS, NULL, NULL, NULL, NULL,
+                             (uint8_t *)img.data + (size_t)i * 32 * 32 * 3, 1, 32, 32,
+                             INCEPTION_RESIZE_PYTORCH_FID);
+    nn_set_threads(T);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "features identical with 1 and 2 threads");
+    CHECK(memcmp(a, c, n * sizeof(float)) == 0, "features identical one image at a time");
+    free(a);
+    free(b);
+    free(c);
+    npy_free(&img);
+}
+
+static void test_unfused(struct inception *net)
+{
+    struct npy img = load("img32.npy");
+    float *a = xmalloc(INCEPTION_DIMS * sizeof(float)), *b = xmalloc(INCEPTION_DIMS * sizeof(float));
+    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, 1, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    net->fuse = 0;
+    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, 1, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    net->fuse = 1;
+    test_close("fused 1x1 GEMMs equal separate convs", a, b, INCEPTION_DIMS, 1e-5, 1e-5);
+    free(a);
+    free(b);
+    npy_free(&img);
+}
+
+/* the real file's layout: legacy .pth, conv weights HWIO-strided, fc transposed */
+static void test_pth(const struct inception *synth)
+{
+    char msg[256];
+    struct inception net;
+    if (!util_exists(SYNTH_PTH)) {
+        printf("ok %d - # skip %s absent (run tests/fixtures/gen_inception.py)\n", ++test_n,
+               SYNTH_PTH);
+        return;
+    }
+    if (inception_load(&net, SYNTH_PTH, msg, sizeof msg) == -1) {
+        CHECK(0, "load %s: %s", SYNTH_PTH, msg);
+        return;
+    }
+    size_t nw = (size_t)(net.fc_b - net.params) + INCEPTION_CLASSES;
+    CHECK(memcmp(net.params, synth->params, nw * sizeof(float)) == 0,
+          "strided legacy .pth loads the synthetic weights exactly");
+    inception_free(&net);
+}
+
+static void test_bad_weights(void)
+{
+    char msg[256], path[512];
+    struct inception net;
+    static const char *const bad[] = { "tests/fixtures/bad/metrics_inception_missing.pth",
+                                       "tests/fixtures/bad/metrics_inception_shape.safetensors",
+                                       "tests/fixtures/bad/metrics_inception_trunc.pth",
+                                       "tests/fixtures/bad/metrics_no_such_file.pth" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg[0] = '\0';
+        int rc = inception_load(&net, bad[i], msg, sizeof msg);
+        CHECK(rc == -1 && msg[0] != '\0', "%s rejected: %s", bad[i], msg);
+        if (rc == 0)
+            inception_free(&net);
+    }
+    setenv("FID_WEIGHTS", "/nonexistent/w.pth", 1);
+    int rc = inception_default_weights(path, sizeof path, "bin/fid", msg, sizeof msg);
+    CHECK(rc == -1 && strstr(msg, "make weights") != NULL, "missing $FID_WEIGHTS: %s", msg);
+    setenv("FID_WEIGHTS", "synthetic", 1);
+    rc = inception_default_weights(path, sizeof path, "bin/fid", msg, sizeof msg);
+    CHECK(rc == 0 && strcmp(path, "synthetic") == 0, "FID_WEIGHTS=synthetic");
+    unsetenv("FID_WEIGHTS");
+}
+
+int main(void)
+{
+    struct inception net;
+    nn_set_threads(2);
+    test_synth_formula();
+    inception_synthetic(&net);
+    static const char *const sets[] = { "img32", "img40x24", "img311x300" };
+    for (int s = 0; s < 3; s++) {
+        test_set(&net, sets[s], INCEPTION_RESIZE_PYTORCH_FID);
+        test_set(&net, sets[s], INCEPTION_RESIZE_TORCH_FIDELITY);
+    }
+    test_stages(&net);
+    test_dims(&net);
+    test_batch_independence(&net);
+    test_unfused(&net);
+    test_pth(&net);
+    test_bad_weights();
+    inception_free(&net);
+    return test_done();
+}

@@ -114,7 +114,8 @@ static void add_dir(struct items *it, const char *dir)
         names[n++] = p;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 0)
+        qsort(names, n, sizeof *names, cmp_str);
     for (int i = 0; i < n; i++)
         items_add(it, names[i], 0, 0);
     free(names);

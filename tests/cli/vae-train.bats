@@ -1,0 +1,132 @@
+load helpers
+setup() {
+    setup_tools
+    V="$FIX/vae"
+    D="$BATS_TEST_TMPDIR/w"    # bats keeps its own files in $BATS_TEST_TMPDIR
+    mkdir -p "$D"
+    # small and fast: 40 images, batch 16 (3 steps an epoch, the last one of 8), latent 16
+    TRAIN=(--data "$V/train.npy" --batch-size 16 --latent 16 --seed 3 -q)
+}
+
+# the .npy shape of $1 as '5,32,32,3', from its header
+shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': (//; s/[ )]//g; s/,$//"; }
+
+@test "vae-train --help prints usage on stdout" {
+    run -0 --separate-stderr vae-train --help
+    [[ "$output" == "usage: vae-train "* ]]
+    [ -z "$stderr" ]
+}
+
+@test "vae-train without --data or -o is a usage error" {
+    run -2 --separate-stderr vae-train -o "$D/m.safetensors"
+    [[ "$stderr" == *"usage: vae-train "* ]]
+    run -2 --separate-stderr vae-train --data "$V/train.npy"
+    run -2 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --lr x
+    [[ "$stderr" == "vae-train: bad value for --lr: x"* ]]
+    run -2 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --batch-size 0
+    [ -z "$output" ]
+    [ -z "$(ls "$D")" ]
+}
+
+@test "vae-train writes the model, its state and a CSV log with a row per step" {
+    run -0 --separate-stderr vae-train "${TRAIN[@]}" --val "$V/val.npy" -o "$D/m.safetensors" \
+        --epochs 2 --log "$D/log.csv"
+    [ -z "$output" ]
+    [ -s "$D/m.safetensors" ] && [ -s "$D/m.state.safetensors" ]
+    [ "$(head -1 "$D/log.csv")" = "step,epoch,loss,recon,kl,val_loss,lr,seconds" ]
+    [ "$(wc -l < "$D/log.csv")" -eq 7 ]          # header + 2 epochs x ceil(40/16) steps
+    [ "$(cut -d, -f6 "$D/log.csv" | grep -c .)" -eq 3 ]  # val_loss at each epoch end
+    # metadata PyTorch users need, in the JSON header
+    head -c 1000 "$D/m.safetensors" | grep -aq '"latent":"16"'
+    head -c 1000 "$D/m.safetensors" | grep -aq '"enc.0.weight"'
+    head -c 1000 "$D/m.safetensors" | grep -aq '"dec.6.bias"'
+    [ "$(ls "$D" | wc -l)" -eq 3 ]
+}
+
+@test "vae-train is reproducible: the same seed gives the same bytes" {
+    vae-train "${TRAIN[@]}" -o "$D/a.safetensors" --epochs 1
+    vae-train "${TRAIN[@]}" -o "$D/b.safetensors" --epochs 1
+    cmp "$D/a.safetensors" "$D/b.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/c.safetensors" --epochs 1 --seed 4
+    run -1 cmp -s "$D/a.safetensors" "$D/c.safetensors"
+}
+
+@test "vae-train: 1 epoch + --resume 1 more equals 2 epochs exactly" {
+    vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 2
+    vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 1
+    run -1 cmp -s "$D/full.safetensors" "$D/part.safetensors"
+    vae-train --data "$V/train.npy" -q -o "$D/part.safetensors" --epochs 2 --resume
+    cmp "$D/full.safetensors" "$D/part.safetensors"
+}
+
+@test "vae-train: --save-every checkpoints do not change the result" {
+    vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 3
+    vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 3 --save-every 4
+    cmp "$D/full.safetensors" "$D/part.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/s4.safetensors" --epochs 3 --save-every 4 --log "$D/l.csv"
+    [ "$(wc -l < "$D/l.csv")" -eq 10 ]
+}
+
+@test "vae-train: SIGINT saves a checkpoint and exits 130; --resume finishes like an uninterrupted run" {
+    args=(--data "$V/train.npy" --batch-size 8 --latent 16 --seed 3 -q --epochs 100 --save-every 0)
+    vae-train "${args[@]}" -o "$D/full.safetensors"
+    vae-train "${args[@]}" -o "$D/int.safetensors" 2> "$D/err" &
+    pid=$!
+    sleep 0.4
+    kill -INT $pid
+    rc=0
+    wait $pid || rc=$?
+    [ "$rc" -eq 130 ]
+    grep -q "^vae-train: interrupted at step [0-9]* of 500" "$D/err"
+    ! grep -q "of 500; .* at step 500 " "$D/err"
+    [ -s "$D/int.safetensors" ]
+    run -1 cmp -s "$D/full.safetensors" "$D/int.safetensors"
+    vae-train "${args[@]}" -o "$D/int.safetensors" --resume
+    cmp "$D/full.safetensors" "$D/int.safetensors"
+    [ -z "$(ls "$D" | grep XXXX)" ] && [ -z "$(ls "$D" | grep '\.safetensors\.')" ]
+}
+
+@test "vae-train --resume refuses changed hyper-parameters and other data" {
+    vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 1
+    cp "$D/m.safetensors" "$D/keep"
+    run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume --batch-size 8
+    [[ "$stderr" == "vae-train: --batch-size 8 differs from the checkpoint's 16"* ]]
+    run -1 --separate-stderr vae-train --data "$V/val.npy" -o "$D/m.safetensors" --resume
+    [[ "$stderr" == "vae-train: "*"m.safetensors: trained on 40 images, --data has 8" ]]
+    cmp "$D/m.safetensors" "$D/keep"
+}
+
+@test "vae-train rejects images of the wrong size, dtype, or none, leaving no file" {
+    for f in vae_16px vae_float vae_empty; do
+        run -1 --separate-stderr vae-train --data "$FIX/bad/$f.npy" -o "$D/m.safetensors"
+        [ -z "$output" ]
+        [[ "$stderr" == "vae-train: $FIX/bad/$f.npy: "* ]]
+        [ "$(echo "$stderr" | wc -l)" -eq 1 ]
+    done
+    run -1 --separate-stderr vae-train --data "$FIX/bad/vae_16px.npy" -o "$D/m.safetensors"
+    [[ "$stderr" == *"want 32x32 images, got 16x16" ]]
+    run -1 --separate-stderr vae-train --data "$D/nonexistent.npy" -o "$D/m.safetensors"
+    [[ "$stderr" == "vae-train: $D/nonexistent.npy: "* ]]
+    [ -z "$(ls "$D")" ]
+}
+
+@test "vae-train --resume rejects an unreadable checkpoint or another model's" {
+    for f in vae_trunc vae_unet vae_missing; do
+        cp "$FIX/bad/$f.safetensors" "$D/m.safetensors"
+        run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume
+        [ -z "$output" ]
+        [[ "$stderr" == "vae-train: $D/m.safetensors: "* ]]
+        cmp "$FIX/bad/$f.safetensors" "$D/m.safetensors"
+    done
+    [[ "$stderr" == *"dec.6.bias"* ]]
+    cp "$FIX/bad/vae_unet.safetensors" "$D/m.safetensors"
+    run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume
+    [[ "$stderr" == *"not a VAE checkpoint"* ]]
+    # a model without its state file
+    rm "$D/m.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 1
+    rm "$D/m.state.safetensors"
+    run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume
+    [[ "$stderr" == "vae-train: $D/m.state.safetensors: "* ]]
+    [ "$(ls "$D")" = "m.safetensors" ]
+}

@@ -255,6 +255,9 @@ static int jpeg_decode(const unsigned char *buf, size_t len, struct img *im, cha
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, buf, len);
     jpeg_read_header(&cinfo, TRUE);
+    /* before jpeg_start_decompress, which sizes a progressive file's coefficient arrays */
+    if (check_dims(cinfo.image_width, cinfo.image_height, msg, msglen) == -1)
+        longjmp(c.jb, 1);
     nc = cinfo.num_components;
     if (nc == 1)
         cinfo.out_color_space = JCS_GRAYSCALE;
@@ -269,8 +272,6 @@ static int jpeg_decode(const unsigned char *buf, size_t len, struct img *im, cha
     jpeg_start_decompress(&cinfo);
     w = cinfo.output_width;
     h = cinfo.output_height;
-    if (check_dims(w, h, msg, msglen) == -1)
-        longjmp(c.jb, 1);
     rgb = xmalloc((size_t)w * h * 3);
     if (nc != 3)
         tmp = xmalloc((size_t)w * nc);

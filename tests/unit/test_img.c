@@ -147,7 +147,8 @@ static void test_bad(void)
 {
     static const char *bad[] = {"img_trunc.png", "img_trunc.jpg", "img_header_only.jpg",
                                 "img_text.jpg", "img_empty.png", "img_badcrc.png",
-                                "img_huge.png", "img_corrupt.jpg"};
+                                "img_huge.png", "img_corrupt.jpg",
+                                "img_huge_progressive.jpg"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char path[256], msg[128] = "";
         struct img im;

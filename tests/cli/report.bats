@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# report: Markdown results table from fid/is-score/kid --json files.
+load helpers
+
+setup() {
+    setup_tools
+    cd "$BATS_TEST_TMPDIR"
+    mkdir -p res fig
+    echo '{"fid": 123.456, "n1": 100, "n2": 60, "extra": [1, 2]}' > res/fid.json
+    echo '{"inception_score_mean": 2.5, "inception_score_std": 0.25}' > res/is.json
+    echo '{"kernel_inception_distance_mean": 0.0123, "kernel_inception_distance_std": 0.001}' > res/kid.json
+    echo '12.345' > res/time.txt
+    printf 'png' > res/grid.png
+    printf 'png' > fig/loss.png
+}
+
+@test "report without a model prints usage and exits 2" {
+    run -2 --separate-stderr report --title T
+    [ -z "$output" ]
+    [[ "$stderr" == "usage: report "* ]]
+    run -0 report --help
+    [[ "$output" == "usage: report "* ]]
+}
+
+@test "report writes the table, the grids and the figures" {
+    run -0 report --title "Demo results" --note "Synthetic Inception weights." \
+        --model vae fid=res/fid.json,is=res/is.json,kid=res/kid.json,time=res/time.txt,grid=res/grid.png \
+        --model "VAE (study)" fid=318.14,is=2.36,n=100 \
+        --figure "Training loss=fig/loss.png" -o res/report.md
+    [ -z "$output" ]
+    [ "$(cat res/report.md)" = "# Demo results
+
+Synthetic Inception weights.
+
+| model | FID | IS | KID | N | seconds |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| vae | 123.46 | 2.50 ± 0.25 | 0.0123 ± 0.0010 | 100 | 12.3 |
+| VAE (study) | 318.14 | 2.36 | - | 100 | - |
+
+## Samples
+
+### vae
+
+![vae samples](grid.png)
+
+## Figures
+
+### Training loss
+
+![Training loss](../fig/loss.png)" ]
+}
+
+@test "report shows a missing score as '-' and writes to stdout by default" {
+    echo '{"something_else": 1}' > res/odd.json
+    run -0 report --model m fid=res/odd.json,is=res/fid.json
+    [ "${lines[3]}" = "| m | - | - | - | 100 | - |" ] # N: the n1 of any of its files
+}
+
+@test "report reads torch-fidelity style keys from one file" {
+    echo '{"frechet_inception_distance": 18.12198, "inception_score_mean": 11.23678, "inception_score_std": 0.09514061, "kernel_inception_distance_mean": 0.01369556, "kernel_inception_distance_std": 0.001310059}' > res/all.json
+    run -0 report --model m fid=res/all.json,is=res/all.json,kid=res/all.json,n=50000
+    [ "${lines[3]}" = "| m | 18.12 | 11.24 ± 0.10 | 0.0137 ± 0.0013 | 50000 | - |" ]
+}
+
+@test "report rejects bad input and leaves no file" {
+    echo '{"fid": ' > res/bad.json
+    run -1 --separate-stderr report --model m fid=res/bad.json -o out.md
+    [ -z "$output" ]
+    [[ "$stderr" == "report: res/bad.json: "* ]]
+    run -1 --separate-stderr report --model m grid=res/none.png -o out.md
+    [[ "$stderr" == "report: res/none.png: "* ]]
+    run -1 --separate-stderr report --model m fid=res/none.json -o out.md
+    [[ "$stderr" == "report: res/none.json: "* ]]
+    run -2 --separate-stderr report --model m what=1 -o out.md
+    [[ "$stderr" == "report: model m: unknown key 'what'"* ]]
+    run -2 --separate-stderr report fid=1 -o out.md
+    [[ "$stderr" == "report: 'fid=1' before any --model"* ]]
+    [ ! -e out.md ]
+}

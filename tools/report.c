@@ -1,0 +1,290 @@
+/* report: a Markdown report from score files, like the study's table (model, FID, IS, KID, N,
+   seconds), with each model's sample grid and extra figures (loss curves) linked:
+     report --title T --model vae fid=F.json,is=I.json,kid=K.json,time=T.txt,grid=G.png \
+            --model "VAE (study)" fid=318.14,is=2.36,n=100 --figure "Training loss=L.png" -o R.md
+   fid/is/kid name the --json output of fid, is-score, kid (keys read leniently: a missing score
+   is "-") or give the number itself; time is a file holding seconds (pipe time -o); n sets N
+   (else the "n1" of the fid file). Image links are relative to the report's directory. */
+#include "json.h"
+#include "util.h"
+
+#include <err.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MODELS 64
+#define MAX_FIGS 16
+
+enum { FID, IS, IS_STD, KID, KID_STD, N, SECONDS, N_COLS };
+
+struct model {
+    char *name;
+    char *grid;        /* path, or NULL */
+    char *link;        /* grid relative to the report's directory */
+    double v[N_COLS];  /* NAN: unknown */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: report [--title TEXT] [--note TEXT] --model NAME "
+               "fid=F,is=I,kid=K,time=T,grid=G,n=N ... [--figure CAPTION=PNG] [-o report.md]\n");
+}
+
+/* first of keys present as a number in j, or NAN */
+static double pick(const struct json *j, const char *const *keys)
+{
+    for (; j != NULL && *keys != NULL; keys++) {
+        const struct json *v = json_get(j, *keys);
+        if (v != NULL && v->type == JSON_NUMBER)
+            return v->number;
+    }
+    return NAN;
+}
+
+static struct json *load_json(const char *path)
+{
+    unsigned char *buf;
+    size_t len;
+    char msg[256];
+    struct json *j;
+    if (util_read_file(path, &buf, &len, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+    if ((j = json_parse((char *)buf, len, msg, sizeof msg)) == NULL)
+        errx(1, "%s: %s", path, msg);
+    free(buf);
+    if (j->type != JSON_OBJECT)
+        errx(1, "%s: want a JSON object", path);
+    return j;
+}
+
+static int is_number(const char *s, double *v)
+{
+    return util_parse_float(s, -HUGE_VAL, HUGE_VAL, v) == 0;
+}
+
+/* one "key=value,key=value" spec into m */
+static void parse_spec(struct model *m, char *spec)
+{
+    static const char *const fid_k[] = {"fid", "frechet_inception_distance", NULL};
+    static const char *const is_k[] = {"inception_score_mean", "is_mean", "is", NULL};
+    static const char *const is_s[] = {"inception_score_std", "is_std", NULL};
+    static const char *const kid_k[] = {"kernel_inception_distance_mean", "kid_mean", "kid", NULL};
+    static const char *const kid_s[] = {"kernel_inception_distance_std", "kid_std", NULL};
+    static const char *const n_k[] = {"n1", "n", "num_samples", "n_samples", NULL};
+    char *item, *save = NULL;
+    for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        const char *key = item, *val;
+        double d;
+        if (eq == NULL || eq == item || eq[1] == '\0')
+            errx(2, "model %s: '%s': want KEY=VALUE", m->name, item);
+        *eq = '\0';
+        val = eq + 1;
+        if (strcmp(key, "grid") == 0) {
+            m->grid = xstrdup(val);
+        } else if (strcmp(key, "n") == 0) {
+            if (!is_number(val, &d))
+                errx(2, "model %s: n=%s: want a number", m->name, val);
+            m->v[N] = d;
+        } else if (strcmp(key, "time") == 0) {
+            unsigned char *buf;
+            size_t len;
+            char msg[256], *end;
+            if (is_number(val, &d)) {
+                m->v[SECONDS] = d;
+                continue;
+            }
+            if (util_read_file(val, &buf, &len, msg, sizeof msg) == -1)
+                errx(1, "%s: %s", val, msg);
+            d = strtod((char *)buf, &end);
+            if (end == (char *)buf || !isfinite(d))
+                errx(1, "%s: want a number of seconds", val);
+            m->v[SECONDS] = d;
+            free(buf);
+        } else if (strcmp(key, "fid") == 0 || strcmp(key, "is") == 0 ||
+                   strcmp(key, "kid") == 0) {
+            int fid = key[0] == 'f', is = key[0] == 'i';
+            struct json *j;
+            if (is_number(val, &d)) {
+                m->v[fid ? FID : is ? IS : KID] = d;
+                continue;
+            }
+            j = load_json(val);
+            if (fid) {
+                m->v[FID] = pick(j, fid_k);
+            } else if (is) {
+                m->v[IS] = pick(j, is_k);
+                m->v[IS_STD] = pick(j, is_s);
+            } else {
+                m->v[KID] = pick(j, kid_k);
+                m->v[KID_STD] = pick(j, kid_s);
+            }
+            if (isnan(m->v[N]))
+                m->v[N] = pick(j, n_k);
+            json_free(j);
+        } else {
+            errx(2, "model %s: unknown key '%s' (want fid, is, kid, time, grid, n)", m->name,
+                 key);
+        }
+    }
+}
+
+/* path of target relative to directory dir (both resolved through realpath) */
+static char *rel_link(const char *dir, const char *target)
+{
+    char d[PATH_MAX], t[PATH_MAX], *out;
+    size_t dl, i, common = 0, ups = 0;
+    if (realpath(dir, d) == NULL)
+        err(1, "%s", dir);
+    if (realpath(target, t) == NULL)
+        err(1, "%s", target);
+    dl = strlen(d);
+    for (i = 0; d[i] != '\0' && d[i] == t[i]; i++)
+        if (d[i] == '/')
+            common = i + 1;
+    if (i == dl && t[i] == '/')
+        common = dl + 1;
+    if (common < dl) { /* one "../" per component of dir below the common part */
+        ups = 1;
+        for (i = common; i < dl; i++)
+            ups += d[i] == '/';
+    }
+    out = xmalloc(ups * 3 + strlen(t) + 1);
+    out[0] = '\0';
+    for (i = 0; i < ups; i++)
+        strcat(out, "../");
+    strcat(out, t + (common < strlen(t) ? common : strlen(t)));
+    return out;
+}
+
+static void cell(FILE *f, double v, double sd, int prec)
+{
+    if (isnan(v))
+        fprintf(f, " - |");
+    else if (!isnan(sd))
+        fprintf(f, " %.*f ± %.*f |", prec, v, prec, sd);
+    else
+        fprintf(f, " %.*f |", prec, v);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"title", required_argument, NULL, 't'}, {"note", required_argument, NULL, 'N'},
+        {"model", required_argument, NULL, 'm'}, {"figure", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    struct model models[MAX_MODELS];
+    char *figs[MAX_FIGS], *flinks[MAX_FIGS], *notes[MAX_FIGS], msg[256], *dir, *slash;
+    const char *title = "Results", *out = "-";
+    int c, nm = 0, nf = 0, nn = 0, any_grid = 0;
+    struct outfile of;
+    FILE *f;
+
+    while ((c = getopt_long(argc, argv, "-o:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 't': title = optarg; break;
+        case 'o': out = optarg; break;
+        case 'N':
+            if (nn == MAX_FIGS)
+                errx(2, "at most %d notes", MAX_FIGS);
+            notes[nn++] = optarg;
+            break;
+        case 'm':
+            if (nm == MAX_MODELS)
+                errx(2, "at most %d models", MAX_MODELS);
+            models[nm] = (struct model){.name = optarg};
+            for (int k = 0; k < N_COLS; k++)
+                models[nm].v[k] = NAN;
+            nm++;
+            break;
+        case 1: /* a spec belongs to the --model before it */
+            if (nm == 0) {
+                warnx("'%s' before any --model", optarg);
+                usage(stderr);
+                return 2;
+            }
+            parse_spec(&models[nm - 1], optarg);
+            break;
+        case 'F':
+            if (nf == MAX_FIGS)
+                errx(2, "at most %d figures", MAX_FIGS);
+            if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
+                warnx("--figure %s: want CAPTION=FILE.png", optarg);
+                usage(stderr);
+                return 2;
+            }
+            figs[nf++] = optarg;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (nm == 0) {
+        usage(stderr);
+        return 2;
+    }
+    /* links are relative to the report's directory */
+    dir = xstrdup(strcmp(out, "-") == 0 ? "." : out);
+    if ((slash = strrchr(dir, '/')) != NULL)
+        slash == dir ? (void)(slash[1] = '\0') : (void)(*slash = '\0');
+    else
+        strcpy(dir, ".");
+    /* every link resolves (every file exists) before a byte is written */
+    for (int i = 0; i < nm; i++) {
+        any_grid |= models[i].grid != NULL;
+        if (models[i].grid != NULL)
+            models[i].link = rel_link(dir, models[i].grid);
+    }
+    for (int i = 0; i < nf; i++) {
+        char *eq = strchr(figs[i], '=');
+        *eq = '\0';
+        flinks[i] = rel_link(dir, eq + 1);
+    }
+    util_cleanup_signals();
+    if (outfile_open(&of, out, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    f = of.f;
+    fprintf(f, "# %s\n\n", title);
+    for (int i = 0; i < nn; i++)
+        fprintf(f, "%s\n\n", notes[i]);
+    fprintf(f, "| model | FID | IS | KID | N | seconds |\n");
+    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < nm; i++) {
+        const struct model *m = &models[i];
+        fprintf(f, "| %s |", m->name);
+        cell(f, m->v[FID], NAN, 2);
+        cell(f, m->v[IS], m->v[IS_STD], 2);
+        cell(f, m->v[KID], m->v[KID_STD], 4);
+        cell(f, m->v[N], NAN, 0);
+        cell(f, m->v[SECONDS], NAN, 1);
+        fputc('\n', f);
+    }
+    if (any_grid) {
+        fprintf(f, "\n## Samples\n");
+        for (int i = 0; i < nm; i++) {
+            if (models[i].grid != NULL)
+                fprintf(f, "\n### %s\n\n![%s samples](%s)\n", models[i].name, models[i].name,
+                        models[i].link);
+        }
+    }
+    if (nf > 0)
+        fprintf(f, "\n## Figures\n");
+    for (int i = 0; i < nf; i++) {
+        fprintf(f, "\n### %s\n\n![%s](%s)\n", figs[i], figs[i], flinks[i]);
+        free(flinks[i]);
+    }
+    if (outfile_commit(&of, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    for (int i = 0; i < nm; i++) {
+        free(models[i].grid);
+        free(models[i].link);
+    }
+    free(dir);
+    if (strcmp(out, "-") != 0 && fclose(stdout) == EOF)
+        err(1, "stdout");
+    return 0;
+}

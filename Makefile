@@ -7,7 +7,7 @@ PKGS     := libpng libjpeg yaml-0.1 openblas zlib
 CC       ?= cc
 OPT      := -O3 $(if $(PORTABLE),-march=x86-64 -mtune=generic,-march=native)
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -Icommon \
+CFLAGS   += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -iquote common \
             $(if $(WERROR),-Werror) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
 BUILD    ?= build

@@ -3,6 +3,7 @@
    PNG round trips, and clean rejection of broken files. Exact matches are required. */
 #include "img.h"
 #include "npy.h"
+#include "rng.h"
 #include "test.h"
 #include "util.h"
 
@@ -186,6 +187,46 @@ static void test_bad(void)
     }
 }
 
+/* Random byte corruptions: every outcome is a clean success or an error with a message (run
+   under make sanitize, this is where a decoder bug would show). */
+static void test_mutations(void)
+{
+    static const char *files[] = {FIX "dec_rgb_adam7.png", FIX "dec_pal4.png",
+                                  FIX "dec_rgb420.jpg", FIX "dec_progressive.jpg",
+                                  FIX "dec_ycck.jpg"};
+    struct rng r;
+    rng_seed(&r, 1);
+    for (int j = 0; j < 5; j++) {
+        unsigned char *buf, *m;
+        size_t len;
+        char msg[128];
+        int bad = 0, ok = 0;
+        if (util_read_file(files[j], &buf, &len, msg, sizeof msg) == -1) {
+            CHECK(0, "%s: %s", files[j], msg);
+            continue;
+        }
+        m = xmalloc(len);
+        for (int t = 0; t < 300; t++) {
+            struct img im;
+            memcpy(m, buf, len);
+            for (int k = 0, n = 1 + (int)rng_below(&r, 4); k < n; k++)
+                m[8 + rng_below(&r, len - 8)] = (unsigned char)rng_u64(&r);
+            msg[0] = '\0';
+            if (img_decode(m, len, &im, msg, sizeof msg) == 0) {
+                ok++;
+                bad += im.rgb == NULL || im.w < 1 || im.h < 1;
+                img_free(&im);
+            } else {
+                bad += msg[0] == '\0';
+            }
+        }
+        CHECK(bad == 0, "%s: 300 corruptions decoded or rejected cleanly (%d decoded)",
+              files[j], ok);
+        free(m);
+        free(buf);
+    }
+}
+
 int main(void)
 {
     static const int src_sizes[][2] = {{32, 32}, {7, 5}, {1, 1}, {200, 150}, {48, 20},
@@ -199,5 +240,6 @@ int main(void)
     CHECK(round_trip(17, 5, 3), "PNG round trip RGB 17x5");
     CHECK(round_trip(3, 11, 1), "PNG round trip gray 3x11");
     test_bad();
+    test_mutations();
     return test_done();
 }

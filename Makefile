@@ -91,3 +91,9 @@ data/pets: $(BIN)/fetch-dataset $(BIN)/imgresize $(BIN)/dsplit
 	$(BIN)/fetch-dataset -d data pets
 
 -include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) $(UNIT_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
+
+# Weights (owner: unet)
+# google/ddpm-cifar10-32 and pytorch-fid's Inception weights into weights/, verified
+# (see tools/fetch-weights).
+weights: $(BIN)/fetch-weights $(BIN)/ddpm-sample
+	$(BIN)/fetch-weights weights

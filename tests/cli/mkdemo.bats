@@ -1,0 +1,56 @@
+#!/usr/bin/env bats
+# mkdemo: the built-in demo data set (procedural flower PNGs).
+load helpers
+
+setup() {
+    setup_tools
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# "WIDTH HEIGHT" from a PNG's IHDR, after checking the signature
+png_dims() {
+    local -a v
+    read -r -a v <<< "$(od -A n -t u1 -N 24 "$1" | tr -s ' \n' ' ')"
+    [ "${v[*]:0:8}" = "137 80 78 71 13 10 26 10" ] || { echo "not a png"; return; }
+    echo "$(( (v[18] << 8) | v[19] )) $(( (v[22] << 8) | v[23] ))"
+}
+
+@test "mkdemo without -o prints usage and exits 2" {
+    run -2 --separate-stderr mkdemo -n 3
+    [ -z "$output" ]
+    [[ "$stderr" == "usage: mkdemo "* ]]
+    run -2 --separate-stderr mkdemo -n 0 -o d
+    [[ "$stderr" == "mkdemo: -n: "* ]]
+    [ ! -e d ]
+}
+
+@test "mkdemo writes N PNG files of sizes 64..96 x 48..96" {
+    run -0 mkdemo -n 12 -o demo
+    [ -z "$output" ]
+    [ "$(ls demo | wc -l)" -eq 12 ]
+    [ -e demo/flower_0000.png ] && [ -e demo/flower_0011.png ]
+    sizes=""
+    for f in demo/*.png; do
+        read -r w h <<< "$(png_dims "$f")"
+        [ "$w" -ge 64 ] && [ "$w" -le 96 ] && [ "$h" -ge 48 ] && [ "$h" -le 96 ]
+        sizes="$sizes $w"x"$h"
+    done
+    [ "$(echo $sizes | tr ' ' '\n' | sort -u | wc -l)" -gt 1 ] # varied
+}
+
+@test "mkdemo is deterministic for a seed and varies with it" {
+    mkdemo -n 5 -o a
+    mkdemo -n 5 -o b
+    diff -r a b
+    mkdemo -n 5 --seed 2 -o c
+    ! cmp -s a/flower_0000.png c/flower_0000.png
+    mkdemo -n 8 -o d
+    cmp a/flower_0004.png d/flower_0004.png # image i depends only on (seed, i)
+}
+
+@test "mkdemo images decode with imgresize" {
+    command -v imgresize > /dev/null || skip "imgresize not built yet"
+    mkdemo -n 4 -o demo
+    run -0 bash -c "imgresize -s 32 demo | npy_shape"
+    [ "$output" = "4,32,32,3" ]
+}

@@ -1,0 +1,183 @@
+/* mkdemo: the built-in demo data set, made offline: N procedural "flower" pictures (petals
+   around a disc on a stem, over a leafy gradient), RGB PNG files of varied sizes from 64x48 to
+   96x96, DIR/flower_NNNN.png. Image i depends only on (seed, i), so the same seed gives the
+   same bytes. */
+#include "img.h"
+#include "rng.h"
+#include "util.h"
+
+#include <err.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SS 2 /* supersampling per axis */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mkdemo [-n 400] [--seed 1] -o DIR\n");
+}
+
+static void hsv(float h, float s, float v, float *rgb)
+{
+    float c = v * s, x = c * (1 - fabsf(fmodf(h * 6, 2) - 1)), m = v - c;
+    int k = (int)(h * 6) % 6;
+    float r[6] = {c, x, 0, 0, x, c}, g[6] = {x, c, c, x, 0, 0}, b[6] = {0, 0, x, c, c, x};
+    rgb[0] = r[k] + m;
+    rgb[1] = g[k] + m;
+    rgb[2] = b[k] + m;
+}
+
+struct flower {
+    float cx, cy, R, rc, phase, sharp;
+    int k;
+    float petal[3], disc[3];
+};
+
+static void flower_init(struct flower *f, struct rng *r, int w, int h, float scale)
+{
+    /* petal hues: red, orange, yellow, pink, purple, white-ish */
+    static const float hues[6] = {0.0f, 0.07f, 0.14f, 0.92f, 0.78f, 0.6f};
+    int c = (int)rng_below(r, 6);
+    float m = (float)(w < h ? w : h);
+    f->cx = w * (0.3f + 0.4f * rng_uniform(r));
+    f->cy = h * (0.3f + 0.35f * rng_uniform(r));
+    f->R = m * scale * (0.28f + 0.14f * rng_uniform(r));
+    f->rc = f->R * (0.18f + 0.14f * rng_uniform(r));
+    f->k = 4 + (int)rng_below(r, 6);
+    f->phase = 6.2831853f * rng_uniform(r);
+    f->sharp = 0.5f + rng_uniform(r);
+    hsv(fmodf(hues[c] + 0.04f * (rng_uniform(r) - 0.5f) + 1, 1),
+        c == 5 ? 0.1f + 0.2f * rng_uniform(r) : 0.6f + 0.4f * rng_uniform(r),
+        0.75f + 0.25f * rng_uniform(r), f->petal);
+    hsv(0.08f + 0.06f * rng_uniform(r), 0.7f + 0.3f * rng_uniform(r),
+        0.35f + 0.6f * rng_uniform(r), f->disc);
+}
+
+/* colour of the flower at (x, y), or 0 when (x, y) is outside it */
+static int flower_at(const struct flower *f, float x, float y, float *rgb)
+{
+    float dx = x - f->cx, dy = y - f->cy, r = sqrtf(dx * dx + dy * dy);
+    float t = atan2f(dy, dx), edge;
+    if (r < f->rc) {
+        float dots = 0.85f + 0.15f * sinf(dx * 2.1f) * sinf(dy * 2.3f);
+        for (int c = 0; c < 3; c++)
+            rgb[c] = f->disc[c] * dots;
+        return 1;
+    }
+    edge = f->R * (0.3f + 0.7f * powf(fabsf(cosf(f->k * t * 0.5f + f->phase)), f->sharp));
+    if (r > edge)
+        return 0;
+    float shade = 0.7f + 0.3f * (r / f->R), vein = 1 - 0.12f * powf(1 - r / edge, 4);
+    for (int c = 0; c < 3; c++)
+        rgb[c] = f->petal[c] * shade * vein;
+    return 1;
+}
+
+static void make_image(uint8_t *pix, int w, int h, struct rng *r)
+{
+    float top[3], bot[3], stem[3], noise_amp = 6 + 6 * rng_uniform(r);
+    struct flower fl[2];
+    int n_fl = rng_uniform(r) < 0.3f ? 2 : 1;
+    hsv(0.2f + 0.2f * rng_uniform(r), 0.3f + 0.5f * rng_uniform(r),
+        0.5f + 0.4f * rng_uniform(r), top);
+    hsv(0.25f + 0.1f * rng_uniform(r), 0.5f + 0.4f * rng_uniform(r),
+        0.15f + 0.3f * rng_uniform(r), bot);
+    hsv(0.28f + 0.06f * rng_uniform(r), 0.6f + 0.3f * rng_uniform(r),
+        0.3f + 0.3f * rng_uniform(r), stem);
+    for (int i = 0; i < n_fl; i++)
+        flower_init(&fl[i], r, w, h, i == 0 ? 1.0f : 0.6f);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float acc[3] = {0, 0, 0};
+            for (int sy = 0; sy < SS; sy++)
+                for (int sx = 0; sx < SS; sx++) {
+                    float px = x + (sx + 0.5f) / SS, py = y + (sy + 0.5f) / SS, c[3];
+                    float t = py / h;
+                    for (int k = 0; k < 3; k++)
+                        c[k] = top[k] * (1 - t) + bot[k] * t;
+                    /* stems first, so petals cover them; the second flower sits behind */
+                    for (int i = n_fl - 1; i >= 0; i--) {
+                        float sw = 0.6f + fl[i].R * 0.06f;
+                        if (py > fl[i].cy && fabsf(px - fl[i].cx - 3 * sinf(py * 0.1f)) < sw)
+                            memcpy(c, stem, sizeof c);
+                    }
+                    for (int i = n_fl - 1; i >= 0; i--) {
+                        float f[3];
+                        if (flower_at(&fl[i], px, py, f))
+                            memcpy(c, f, sizeof c);
+                    }
+                    for (int k = 0; k < 3; k++)
+                        acc[k] += c[k];
+                }
+            for (int k = 0; k < 3; k++) {
+                float v = acc[k] / (SS * SS) * 255 + noise_amp * (rng_uniform(r) - 0.5f);
+                pix[((size_t)y * w + x) * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5f);
+            }
+        }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longs[] = {{"seed", required_argument, NULL, 'S'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    const char *dir = NULL;
+    long n = 400, seed = 1;
+    char msg[256], *path;
+    int c;
+    uint8_t *pix = xmalloc(96 * 96 * 3);
+
+    while ((c = getopt_long(argc, argv, "n:o:S:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (util_parse_long(optarg, 1, 1000000, &n) == -1) {
+                warnx("-n: want a count from 1 to 1000000");
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'S':
+            if (util_parse_long(optarg, 0, 0x7fffffffL, &seed) == -1) {
+                warnx("--seed: want a non-negative integer");
+                usage(stderr);
+                return 2;
+            }
+            break;
+        case 'o': dir = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (dir == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    util_cleanup_signals();
+    if (util_mkdirs(dir, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    path = xmalloc(strlen(dir) + 32);
+    for (long i = 0; i < n; i++) {
+        struct rng r;
+        struct outfile of;
+        int w, h;
+        rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ULL + (uint64_t)i);
+        w = 64 + 8 * (int)rng_below(&r, 5);
+        h = 48 + 8 * (int)rng_below(&r, 7);
+        make_image(pix, w, h, &r);
+        sprintf(path, "%s/flower_%04ld.png", dir, i);
+        if (outfile_open(&of, path, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+        if (img_png_write(of.f, pix, w, h, 3, msg, sizeof msg) == -1) {
+            outfile_abort(&of);
+            errx(1, "%s: %s", path, msg);
+        }
+        if (outfile_commit(&of, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+    }
+    free(path);
+    free(pix);
+    return 0;
+}

@@ -586,12 +586,13 @@ static int parse_body(struct ctx *c, yaml_node_t *m, const char *name, const cha
                 else if (list_find(c->used, c->n_used, scalar(e)) < 0)
                     list_add(&c->used, &c->n_used, scalar(e));
             }
-        } else if (strcmp(key, "always_changed") == 0) {
+        } else if (strcmp(key, "always_changed") == 0 || strcmp(key, "persist") == 0) {
             const char *b = scalar(v);
+            int *flag = key[0] == 'a' ? &s.always : &s.persist;
             if (b && strcmp(b, "true") == 0)
-                s.always = 1;
+                *flag = 1;
             else if (b == NULL || strcmp(b, "false") != 0)
-                rc = fail(c, line_of(v), "'always_changed' must be true or false");
+                rc = fail(c, line_of(v), "'%s' must be true or false", key);
         } else if (strcmp(key, "desc") != 0) {
             rc = fail(c, line_of(k), "unknown key '%s' in stage '%s'", key, group);
         }

@@ -40,6 +40,8 @@ struct pipe_stage {
     int line;       /* of the stage's key in the YAML */
     char *cmd;      /* after ${} interpolation */
     int always;     /* always_changed: true */
+    int persist;    /* persist: true: outs are kept before a run and after a failure (resumable
+                       downloads) */
     int n_deps, n_outs, n_params;
     char **deps, **outs;
     int *dep_line, *out_line;

@@ -229,7 +229,7 @@ static int finish(struct pipeline *p, int i, int status, const char *lockpath)
     else
         snprintf(why, sizeof why, "stage %s killed by signal %d", p->stages[i].name,
                  WTERMSIG(status));
-    if (pipeline_remove_outs(p, i, msg, sizeof msg) == -1)
+    if (!p->stages[i].persist && pipeline_remove_outs(p, i, msg, sizeof msg) == -1)
         warnx("%s", msg);
     if (!got_sig)
         warnx("%s", why);
@@ -275,7 +275,7 @@ static int cmd_run(const char *file, struct opts *o)
             if (!o->quiet)
                 fprintf(stderr, "pipe: running %s (%s)%s%s\n", p.stages[i].name, why,
                         o->verbose ? ": " : "", o->verbose ? p.stages[i].cmd : "");
-            if (pipeline_remove_outs(&p, i, msg, sizeof msg) == -1 ||
+            if ((!p.stages[i].persist && pipeline_remove_outs(&p, i, msg, sizeof msg) == -1) ||
                 pipeline_make_out_dirs(&p, i, msg, sizeof msg) == -1)
                 errx(1, "%s", msg);
             pid[i] = spawn(p.stages[i].cmd);
@@ -316,7 +316,8 @@ static int cmd_run(const char *file, struct opts *o)
     if (got_sig) {
         for (int i = 0; i < p.n_stages; i++)
             if (state[i] == FAILED)
-                warnx("interrupted: stopped stage %s and removed its outs", p.stages[i].name);
+                warnx("interrupted: stopped stage %s%s", p.stages[i].name,
+                      p.stages[i].persist ? "" : " and removed its outs");
         if (!failed)
             warnx("interrupted");
     } else if (n_ran == 0 && !failed && !o->quiet) {

@@ -191,7 +191,7 @@ after: never run" ]
 }
 
 @test "SIGINT stops the running stage, removes its outs and exits 130" {
-    pipe run -q slow.yaml 2> err.txt &
+    pipe run -q slow.yaml slow 2> err.txt &
     pid=$!
     for i in $(seq 100); do [ -e started ] && break; sleep 0.1; done
     [ -e started ]
@@ -203,7 +203,7 @@ after: never run" ]
     [ ! -e slow.txt ]
     [ "$(cat err.txt)" = "pipe: interrupted: stopped stage slow and removed its outs" ]
     ! kill -0 "$(cat slow.pid)" 2> /dev/null
-    run -0 pipe status slow.yaml
+    run -0 pipe status slow.yaml slow
     [ "$output" = "slow: never run" ]
 }
 
@@ -269,4 +269,11 @@ bad_yaml() { # FILE MESSAGE: exit 1 before anything runs, one stderr line
     [ ! -e t2.txt ]
     run -2 --separate-stderr pipe time sh -c true
     [[ "$stderr" == *"usage: pipe"* ]]
+}
+
+@test "persist: true keeps a stage's outs before a run and after a failure" {
+    run -1 pipe run -q slow.yaml resumable -P fail=1
+    [ "$(cat part.txt)" = "more" ]
+    run -0 pipe run -q slow.yaml resumable
+    [ "$(cat part.txt)" = "$(printf 'more\nmore')" ]
 }

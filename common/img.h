@@ -12,8 +12,9 @@ struct img {
     uint8_t *rgb; /* h*w*3, malloc'd */
 };
 
-/* Decodes a PNG or JPEG held in memory. -1 and msg ("not a PNG or JPEG file", "corrupt JPEG:
-   ...") on failure. */
+/* Decodes a PNG or JPEG held in memory, pixel-exact with PIL 9.4 (same libjpeg-turbo).
+   -1 and msg ("not a PNG or JPEG file", "corrupt JPEG: ...", "truncated JPEG file") on
+   failure; never prints. No global state: safe to call from several threads at once. */
 int img_decode(const unsigned char *buf, size_t len, struct img *im, char *msg, size_t msglen);
 int img_load(const char *path, struct img *im, char *msg, size_t msglen);
 void img_free(struct img *im);

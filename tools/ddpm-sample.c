@@ -3,7 +3,8 @@
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
    numpy_to_pil. Image i draws x_T and then every DDPM step's noise from its own stream,
    rng_seed(seed + i * 0x9E3779B97F4A7C15), so the images do not depend on -n, --batch-size or
-   --threads. */
+   --threads. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
+   benchmarks and tests). */
 #include <err.h>
 #include <getopt.h>
 #include <limits.h>
@@ -24,7 +25,7 @@ static void usage(FILE *f, int status)
     fprintf(f, "usage: ddpm-sample --model DIR [-n 100] [--scheduler ddpm|ddim] [--steps N] "
                "[--eta 0] [--seed 0] [--batch-size 16] [-o out.npy] [--init-noise x_T.npy] "
                "[--save-trajectory traj.npy] [--trajectory-every 1] [--check] "
-               "[--save-dir DIR] [--threads 2] [-v]\n");
+               "[--save-dir DIR] [--closed-form] [--threads 2] [-v]\n");
     exit(status);
 }
 
@@ -69,18 +70,19 @@ static int check_model(struct unet *u, const char *dir)
 
 int main(int argc, char **argv)
 {
-    enum { O_SCHED = 256, O_STEPS, O_ETA, O_INIT, O_TRAJ, O_TEVERY, O_CHECK, O_SAVEDIR };
+    enum { O_SCHED = 256, O_STEPS, O_ETA, O_INIT, O_TRAJ, O_TEVERY, O_CHECK, O_SAVEDIR, O_CLOSED };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"scheduler", 1, 0, O_SCHED},
         {"steps", 1, 0, O_STEPS}, {"eta", 1, 0, O_ETA}, {"seed", 1, 0, 'S'},
         {"batch-size", 1, 0, 'b'}, {"output", 1, 0, 'o'}, {"init-noise", 1, 0, O_INIT},
         {"save-trajectory", 1, 0, O_TRAJ}, {"trajectory-every", 1, 0, O_TEVERY},
-        {"check", 0, 0, O_CHECK}, {"save-dir", 1, 0, O_SAVEDIR}, {"threads", 1, 0, 't'},
+        {"check", 0, 0, O_CHECK}, {"save-dir", 1, 0, O_SAVEDIR}, {"closed-form", 0, 0, O_CLOSED},
+        {"threads", 1, 0, 't'},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *out = "-", *init = NULL, *traj = NULL, *save_dir = NULL;
     long n = -1, steps = -1, seed = 0, batch = 16, threads = 2, every = 1;
     double eta = 0;
-    int verbose = 0, check = 0, ddim = 0, c;
+    int verbose = 0, check = 0, ddim = 0, closed = 0, c;
     struct unet u;
     struct sched_config sc;
     struct sched s;
@@ -117,6 +119,7 @@ int main(int argc, char **argv)
         case O_TRAJ: traj = optarg; break;
         case O_CHECK: check = 1; break;
         case O_SAVEDIR: save_dir = optarg; break;
+        case O_CLOSED: closed = 1; break;
         case 'v': verbose = 1; break;
         case 'h': usage(stdout, 0); break;
         default: usage(stderr, 2);
@@ -137,8 +140,17 @@ int main(int argc, char **argv)
     nn_set_threads((int)threads);
     util_cleanup_signals();
 
-    if (unet_load_dir(&u, model, msg, sizeof msg) == -1)
+    if (closed) {
+        /* benchmarks and tests: the config's shape with the closed-form weights of unet.h */
+        struct unet_config uc;
+        snprintf(path, sizeof path, "%s/config.json", model);
+        if (unet_config_load(&uc, path, msg, sizeof msg) == -1 ||
+            unet_init(&u, &uc, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", path, msg);
+        unet_init_closed_form(&u);
+    } else if (unet_load_dir(&u, model, msg, sizeof msg) == -1) {
         errx(1, "%s: %s", model, msg);
+    }
     snprintf(path, sizeof path, "%s/scheduler_config.json", model);
     if (sched_config_load(&sc, path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Wall time of `ddpm-sample -n 100 --scheduler ddim --steps 50` on the google/ddpm-cifar10-32
+# shape, 2 threads (goal: under 5 minutes). Uses weights/ddpm-cifar10-32 when `make weights`
+# has fetched it, else the closed-form weights written by `ddpm-sample --save-dir` from a
+# folder made here (timing does not depend on the values). N=... overrides -n.
+n=${N:-100}
+m=weights/ddpm-cifar10-32
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ ! -f "$m/config.json" ]; then
+	m=$tmp/m
+	mkdir -p "$m"
+	cat > "$m/config.json" <<'JSON'
+{"_class_name": "UNet2DModel", "attention_head_dim": null, "block_out_channels": [128, 256, 256, 256],
+ "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+ "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "layers_per_block": 2,
+ "norm_eps": 1e-06, "norm_num_groups": 32, "sample_size": 32,
+ "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]}
+JSON
+	cat > "$m/scheduler_config.json" <<'JSON'
+{"_class_name": "DDPMScheduler", "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001,
+ "clip_sample": true, "num_train_timesteps": 1000, "variance_type": "fixed_large"}
+JSON
+	ddpm-sample --model "$m" --closed-form --save-dir "$m" || exit 1
+fi
+t0=$(date +%s.%N)
+ddpm-sample --model "$m" -n "$n" --scheduler ddim --steps 50 --threads 2 -o "$tmp/x.npy" || exit 1
+t1=$(date +%s.%N)
+awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN { printf "ddpm-sample -n %d --scheduler ddim --steps 50, 2 threads: %.1f s (goal < 300 s for 100)\n", n, b - a }'

@@ -1,0 +1,111 @@
+load helpers
+setup() { setup_tools; M="$FIX/unet/tiny_st_legacy"; }
+
+@test "ddpm-sample --help prints usage on stdout" {
+  run -0 ddpm-sample --help
+  [[ "$output" == "usage: ddpm-sample "* ]]
+}
+
+@test "ddpm-sample without --model is a usage error" {
+  run -2 --separate-stderr ddpm-sample -n 2
+  [ -z "$output" ]
+  [[ "$stderr" == *"usage: ddpm-sample"* ]]
+}
+
+@test "ddpm-sample rejects bad option values" {
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler euler
+  [[ "$stderr" == *"usage: ddpm-sample"* ]]
+  run -2 --separate-stderr ddpm-sample --model "$M" --steps 0
+  run -2 --separate-stderr ddpm-sample --model "$M" -n -3
+  run -2 --separate-stderr ddpm-sample --model "$M" --eta 0.5
+  run -2 --separate-stderr ddpm-sample --model "$M" extra
+}
+
+@test "ddpm-sample writes uint8 (N,S,S,3) to stdout and the same bytes to -o" {
+  run -0 bash -c "ddpm-sample --model '$M' -n 3 --scheduler ddim --steps 5 | npy_shape"
+  [ "$output" = "3,16,16,3" ]
+  ddpm-sample --model "$M" -n 3 --scheduler ddim --steps 5 > "$BATS_TEST_TMPDIR/a.npy"
+  run -0 ddpm-sample --model "$M" -n 3 --scheduler ddim --steps 5 -o "$BATS_TEST_TMPDIR/b.npy"
+  [ -z "$output" ]
+  cmp "$BATS_TEST_TMPDIR/a.npy" "$BATS_TEST_TMPDIR/b.npy"
+  run -0 npyinfo "$BATS_TEST_TMPDIR/b.npy"
+  [[ "$output" == *uint8* ]]
+}
+
+@test "ddpm-sample is deterministic and independent of --batch-size and --threads" {
+  T=$BATS_TEST_TMPDIR
+  ddpm-sample --model "$M" -n 5 --steps 8 --seed 7 --batch-size 5 -o "$T/a.npy"
+  ddpm-sample --model "$M" -n 5 --steps 8 --seed 7 --batch-size 2 --threads 1 -o "$T/b.npy"
+  ddpm-sample --model "$M" -n 5 --steps 8 --seed 7 --batch-size 1 -o "$T/c.npy"
+  ddpm-sample --model "$M" -n 5 --steps 8 --seed 8 -o "$T/d.npy"
+  cmp "$T/a.npy" "$T/b.npy"
+  cmp "$T/a.npy" "$T/c.npy"
+  run -1 cmp -s "$T/a.npy" "$T/d.npy"
+}
+
+@test "ddpm-sample: the first images do not depend on -n" {
+  T=$BATS_TEST_TMPDIR
+  ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 4 --seed 3 -o "$T/a.npy"
+  ddpm-sample --model "$M" -n 4 --scheduler ddim --steps 4 --seed 3 -o "$T/b.npy"
+  # 2 images of 16*16*3 bytes after the 128-byte header
+  cmp -n $((2 * 768)) <(tail -c +129 "$T/a.npy") <(tail -c +129 "$T/b.npy")
+}
+
+@test "ddpm-sample --init-noise with DDIM eta 0 matches the PyTorch pipeline bytes" {
+  run -0 ddpm-sample --model "$M" --scheduler ddim --steps 10 \
+    --init-noise "$FIX/unet/tiny_xT.npy" -o "$BATS_TEST_TMPDIR/x.npy"
+  cmp "$BATS_TEST_TMPDIR/x.npy" "$FIX/unet/tiny_ddim10_u8.npy"
+}
+
+@test "ddpm-sample --save-trajectory keeps x_T, every k-th step and x_0" {
+  T=$BATS_TEST_TMPDIR
+  run -0 ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 10 --trajectory-every 4 \
+    --save-trajectory "$T/tr.npy" -o "$T/x.npy"
+  run -0 npy_shape "$T/tr.npy"
+  [ "$output" = "8,3,16,16" ]   # 2 images x 4 states (x_T, after 4, 8 and 10 steps)
+}
+
+@test "ddpm-sample --check counts the parameters" {
+  run -0 ddpm-sample --model "$M" --check
+  [ "$output" = "45259 parameters in 144 tensors" ]
+}
+
+@test "ddpm-sample loads .bin checkpoints with modern names" {
+  T=$BATS_TEST_TMPDIR
+  ddpm-sample --model "$FIX/unet/tiny_bin_modern" -n 2 --steps 3 -o "$T/a.npy"
+  ddpm-sample --model "$M" -n 2 --steps 3 -o "$T/b.npy"
+  cmp "$T/a.npy" "$T/b.npy"
+}
+
+@test "ddpm-sample --save-dir writes a folder that samples the same" {
+  T=$BATS_TEST_TMPDIR
+  run -0 ddpm-sample --model "$FIX/unet/tiny_st_modern" --save-dir "$T/m"
+  [ -f "$T/m/config.json" ] && [ -f "$T/m/scheduler_config.json" ]
+  [ -f "$T/m/diffusion_pytorch_model.safetensors" ]
+  ddpm-sample --model "$T/m" -n 2 --steps 3 -o "$T/a.npy"
+  ddpm-sample --model "$M" -n 2 --steps 3 -o "$T/b.npy"
+  cmp "$T/a.npy" "$T/b.npy"
+}
+
+@test "ddpm-sample rejects a bad model folder and leaves no file" {
+  T=$BATS_TEST_TMPDIR/out
+  mkdir "$T"
+  run -1 --separate-stderr ddpm-sample --model "$FIX/bad/unet_badblock" -n 1 -o "$T/x.npy"
+  [ -z "$output" ]
+  [[ "$stderr" == "ddpm-sample: "*"down_block_types[0]: unsupported block type"* ]]
+  run -1 --separate-stderr ddpm-sample --model "$FIX/bad/unet_noweights" -n 1 -o "$T/x.npy"
+  [[ "$stderr" == "ddpm-sample: "*"diffusion_pytorch_model"* ]]
+  run -1 --separate-stderr ddpm-sample --model "$T/nowhere" -n 1
+  [ -z "$output" ]
+  [[ "$stderr" == "ddpm-sample: "* ]]
+  [ -z "$(ls -A "$T")" ]
+}
+
+@test "ddpm-sample rejects init noise of the wrong shape" {
+  T=$BATS_TEST_TMPDIR/out
+  mkdir "$T"
+  run -1 --separate-stderr ddpm-sample --model "$M" --init-noise "$FIX/unet/full_x.npy" \
+    -o "$T/x.npy"
+  [[ "$stderr" == "ddpm-sample: "*"full_x.npy: want float32 (N,3,16,16)"* ]]
+  [ -z "$(ls -A "$T")" ]
+}

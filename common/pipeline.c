@@ -412,7 +412,16 @@ static char *interp(struct ctx *c, const char *s, int line, const struct ivars *
             if (list_find(c->used, c->n_used, name) < 0)
                 list_add(&c->used, &c->n_used, name);
         }
-        sb_add(&b, val, strlen(val));
+        if (iv->item != NULL || iv->imap != NULL || iv->key != NULL) {
+            /* foreach values may name params themselves: one more pass, without items */
+            char *sub = interp(c, val, line, &(struct ivars){0});
+            if (sub == NULL)
+                goto bad;
+            sb_add(&b, sub, strlen(sub));
+            free(sub);
+        } else {
+            sb_add(&b, val, strlen(val));
+        }
         s = close + 1;
     }
     return b.s;

@@ -108,36 +108,221 @@ void vae_init_params(struct vae *m, struct rng *r)
         init_uniform(m->p[i], entry_count(&m->table[i]), vae_init_bound(m, i), r);
 }
 
-/* ---- batch buffers ---- */
+/* ---- the k4 s2 p1 convolutions ----
+   Every conv of the model is Conv2d/ConvTranspose2d(k=4, s=2, p=1) between a "big" (H,W) and
+   a "small" (H/2,W/2) map. Inside a thread's chunk of n images, feature maps are stored
+   (C, n, H, W) (channel-major, "CNHW"): im2col of a group of images is then one column
+   block of the GEMM, the GEMM's output rows are the next layer's input, and no transposes
+   are needed between layers. Groups of images keep the column matrix in L2. */
 
-/* the layers on a chunk of n images, run by one thread (nt = 1: each thread of the batch
-   split calls the conv layers with its own scratch) */
-static void conv_geoms(struct nn_conv g[6], int n)
+#define VAE_COLMAX (96 * 1024) /* floats of the im2col block of one group */
+
+/* images per group for a column matrix of `per` floats per image */
+static int group_of(size_t per)
 {
-    nn_conv_init(&g[0], n, 3, 32, 32, 32, 4, 2, 1);   /* enc.0 -> 16x16 */
-    nn_conv_init(&g[1], n, 32, 16, 16, 32, 4, 2, 1);  /* enc.2 -> 8x8 */
-    nn_conv_init(&g[2], n, 32, 8, 8, 32, 4, 2, 1);    /* enc.4 -> 4x4 */
-    nn_convt_init(&g[3], n, 32, 4, 4, 32, 4, 2, 1);   /* dec.2 -> 8x8 */
-    nn_convt_init(&g[4], n, 32, 8, 8, 32, 4, 2, 1);   /* dec.4 -> 16x16 */
-    nn_convt_init(&g[5], n, 32, 16, 16, 3, 4, 2, 1);  /* dec.6 -> 32x32 */
-    for (int i = 0; i < 6; i++)
-        g[i].nt = 1;
+    size_t g = VAE_COLMAX / per;
+    return g < 1 ? 1 : (int)g;
 }
+
+/* col (C*16, ld) rows c*16 + kh*4 + kw, columns (i, oy, ox) of g images from big (C, n, H,
+   W) at image i0: col = big[c][i][2oy-1+kh][2ox-1+kw], zero outside */
+static void im2col_k4s2(float *col, const float *big, int C, int n, int i0, int g, int H, int W)
+{
+    int OH = H / 2, OW = W / 2, ld = g * OH * OW;
+    float ev[64], od[64]; /* W <= 128 */
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < 4; kh++) {
+            float *d0 = col + (size_t)(c * 16 + kh * 4) * ld, *d1 = d0 + ld, *d2 = d1 + ld,
+                  *d3 = d2 + ld;
+            for (int i = 0; i < g; i++) {
+                const float *img = big + ((size_t)c * n + i0 + i) * H * W;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
+                    if (iy < 0 || iy >= H) {
+                        memset(d0 + j, 0, OW * sizeof(float));
+                        memset(d1 + j, 0, OW * sizeof(float));
+                        memset(d2 + j, 0, OW * sizeof(float));
+                        memset(d3 + j, 0, OW * sizeof(float));
+                        continue;
+                    }
+                    const float *row = img + (size_t)iy * W;
+                    for (int x = 0; x < OW; x++) {
+                        ev[x] = row[2 * x];
+                        od[x] = row[2 * x + 1];
+                    }
+                    /* kw 0: x = 2ox-1 (odd, shifted); 1: 2ox; 2: 2ox+1; 3: 2ox+2 */
+                    d0[j] = 0;
+                    memcpy(d0 + j + 1, od, (OW - 1) * sizeof(float));
+                    memcpy(d1 + j, ev, OW * sizeof(float));
+                    memcpy(d2 + j, od, OW * sizeof(float));
+                    memcpy(d3 + j, ev + 1, (OW - 1) * sizeof(float));
+                    d3[j + OW - 1] = 0;
+                }
+            }
+        }
+}
+
+/* the adjoint: big (C, n, H, W) at image i0 += col scattered back */
+static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int g, int H, int W)
+{
+    int OH = H / 2, OW = W / 2, ld = g * OH * OW;
+    float ev[64], od[64];
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < 4; kh++) {
+            const float *s0 = col + (size_t)(c * 16 + kh * 4) * ld, *s1 = s0 + ld,
+                        *s2 = s1 + ld, *s3 = s2 + ld;
+            for (int i = 0; i < g; i++) {
+                float *img = big + ((size_t)c * n + i0 + i) * H * W;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    float *row = img + (size_t)iy * W;
+                    for (int x = 0; x < OW; x++) {
+                        ev[x] = s1[j + x];
+                        od[x] = s2[j + x];
+                    }
+                    for (int x = 0; x + 1 < OW; x++) {
+                        ev[x + 1] += s3[j + x];
+                        od[x] += s0[j + x + 1];
+                    }
+                    for (int x = 0; x < OW; x++) {
+                        row[2 * x] += ev[x];
+                        row[2 * x + 1] += od[x];
+                    }
+                }
+            }
+        }
+}
+
+/* Conv2d(C, OC, 4, 2, 1) without bias: out (OC, n, H/2, W/2) = w (OC, C*16) * im2col(in) */
+static void conv_fwd(float *out, float *col, const float *in, const float *w, int C, int OC,
+                     int n, int H, int W)
+{
+    int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
+    for (int i0 = 0; i0 < n; i0 += g) {
+        int gi = n - i0 < g ? n - i0 : g;
+        im2col_k4s2(col, in, C, n, i0, gi, H, W);
+        nn_sgemm_serial(0, 0, OC, gi * ohw, C * 16, 1.0f, w, C * 16, col, gi * ohw, 0.0f,
+                        out + (size_t)i0 * ohw, n * ohw);
+    }
+}
+
+/* its backward: dw (OC, C*16) += dout im2col(in)^T; din (C, n, H, W) = col2im(w^T dout) */
+static void conv_bwd(float *din, float *dw, float *col, const float *dout, const float *in,
+                     const float *w, int C, int OC, int n, int H, int W)
+{
+    int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
+    if (din != NULL)
+        memset(din, 0, (size_t)C * n * H * W * sizeof(float));
+    for (int i0 = 0; i0 < n; i0 += g) {
+        int gi = n - i0 < g ? n - i0 : g;
+        const float *dy = dout + (size_t)i0 * ohw;
+        im2col_k4s2(col, in, C, n, i0, gi, H, W);
+        nn_sgemm_serial(0, 1, OC, C * 16, gi * ohw, 1.0f, dy, n * ohw, col, gi * ohw, 1.0f, dw,
+                        C * 16);
+        if (din != NULL) {
+            nn_sgemm_serial(1, 0, C * 16, gi * ohw, OC, 1.0f, w, C * 16, dy, n * ohw, 0.0f,
+                            col, gi * ohw);
+            col2im_k4s2(din, col, C, n, i0, gi, H, W);
+        }
+    }
+}
+
+/* ConvTranspose2d(C, OC, 4, 2, 1) without bias, w (C, OC*16): in (C, n, h, w) -> out (OC, n,
+   2h, 2w) = col2im(w^T in), the data gradient of the conv from out's space to in's */
+static void convt_fwd(float *out, float *col, const float *in, const float *w, int C, int OC,
+                      int n, int h, int wd)
+{
+    int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
+    memset(out, 0, (size_t)OC * n * hw * 4 * sizeof(float));
+    for (int i0 = 0; i0 < n; i0 += g) {
+        int gi = n - i0 < g ? n - i0 : g;
+        nn_sgemm_serial(1, 0, OC * 16, gi * hw, C, 1.0f, w, OC * 16, in + (size_t)i0 * hw,
+                        n * hw, 0.0f, col, gi * hw);
+        col2im_k4s2(out, col, OC, n, i0, gi, 2 * h, 2 * wd);
+    }
+}
+
+/* its backward: dw (C, OC*16) += in im2col(dout)^T; din (C, n, h, w) = w im2col(dout) */
+static void convt_bwd(float *din, float *dw, float *col, const float *dout, const float *in,
+                      const float *w, int C, int OC, int n, int h, int wd)
+{
+    int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
+    for (int i0 = 0; i0 < n; i0 += g) {
+        int gi = n - i0 < g ? n - i0 : g;
+        im2col_k4s2(col, dout, OC, n, i0, gi, 2 * h, 2 * wd);
+        nn_sgemm_serial(0, 1, C, OC * 16, gi * hw, 1.0f, in + (size_t)i0 * hw, n * hw, col,
+                        gi * hw, 1.0f, dw, OC * 16);
+        nn_sgemm_serial(0, 0, C, gi * hw, OC * 16, 1.0f, w, OC * 16, col, gi * hw, 0.0f,
+                        din + (size_t)i0 * hw, n * hw);
+    }
+}
+
+/* x (C, m) rows += bias, then ReLU if relu */
+static void bias_act(float *x, const float *b, int C, size_t m, int relu)
+{
+    for (int c = 0; c < C; c++) {
+        float *r = x + (size_t)c * m, bc = b[c];
+        if (relu)
+            for (size_t i = 0; i < m; i++)
+                r[i] = r[i] + bc > 0 ? r[i] + bc : 0;
+        else
+            for (size_t i = 0; i < m; i++)
+                r[i] += bc;
+    }
+}
+
+/* db (C) += row sums of d (C, m) */
+static void bias_grad(float *db, const float *d, int C, size_t m)
+{
+    for (int c = 0; c < C; c++) {
+        float s = 0;
+        for (size_t i = 0; i < m; i++)
+            s += d[(size_t)c * m + i];
+        db[c] += s;
+    }
+}
+
+/* (n, C, P) <-> (C, n, P) */
+static void to_cnhw(float *dst, const float *src, int n, int C, int P)
+{
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            memcpy(dst + ((size_t)c * n + i) * P, src + ((size_t)i * C + c) * P,
+                   P * sizeof(float));
+}
+
+static void from_cnhw(float *dst, const float *src, int n, int C, int P)
+{
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            memcpy(dst + ((size_t)i * C + c) * P, src + ((size_t)c * n + i) * P,
+                   P * sizeof(float));
+}
+
+/* ReLU backward in place: d *= (y > 0) with y the ReLU's output */
+static void relu_mask(float *d, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = y[i] > 0 ? d[i] : 0;
+}
+
+/* ---- batch buffers ---- */
 
 void vae_batch_alloc(struct vae *m, int max_batch)
 {
-    size_t B = (size_t)max_batch, L = (size_t)m->latent, off = 0;
-    /* sizes per image of every activation and gradient buffer, in struct order */
-    float **bufs[] = {&m->h1, &m->h2, &m->h3, &m->mu, &m->logvar, &m->eps, &m->z, &m->d0,
-                      &m->d1, &m->d2, &m->xhat, &m->dxhat, &m->dd2, &m->dd1, &m->dd0, &m->dz,
-                      &m->dmu, &m->dlogvar, &m->dh3, &m->dh2, &m->dh1};
-    size_t per[] = {8192, 2048, 512, L, L, L, L, 512, 2048, 8192, VAE_D, VAE_D, 8192, 2048,
-                    512, L, L, L, 512, 2048, 8192};
-    size_t total = 0;
+    size_t B = (size_t)max_batch, L = (size_t)m->latent, off = 0, total = 0;
+    /* per image, in struct order; a thread's chunk of n images uses n rows of each */
+    float **bufs[] = {&m->xc, &m->h1, &m->h2, &m->h3c, &m->h3, &m->mu, &m->logvar, &m->eps,
+                      &m->z, &m->d0, &m->d0c, &m->d1, &m->d2, &m->xhc, &m->xhat, &m->dxhat,
+                      &m->dxc, &m->dd2, &m->dd1, &m->dd0c, &m->dd0, &m->dz, &m->dmu,
+                      &m->dlogvar, &m->dh3, &m->dh3c, &m->dh2, &m->dh1};
+    size_t per[] = {VAE_D, 8192, 2048, 512, 512, L, L, L, L, 512, 512, 2048, 8192, VAE_D, VAE_D,
+                    VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, 512, 512, 2048, 8192};
     int nb = (int)(sizeof per / sizeof per[0]);
-    struct nn_conv g[6];
 
-    assert(max_batch > 0);
+    assert(max_batch > 0 && sizeof bufs / sizeof bufs[0] == sizeof per / sizeof per[0]);
     free(m->acts);
     free(m->thr);
     for (int i = 0; i < nb; i++)
@@ -151,14 +336,8 @@ void vae_batch_alloc(struct vae *m, int max_batch)
     m->n_threads = nn_get_threads();
     if (m->n_threads > max_batch)
         m->n_threads = max_batch;
-    /* the biggest chunk a thread gets */
-    conv_geoms(g, (max_batch + m->n_threads - 1) / m->n_threads);
-    m->scratch_len = 0;
-    for (int i = 0; i < 6; i++) {
-        size_t s = i < 3 ? nn_conv_scratch(&g[i]) : nn_convt_scratch(&g[i]);
-        if (s > m->scratch_len)
-            m->scratch_len = s;
-    }
+    /* a group's column block is at most VAE_COLMAX floats, or one image's (48*1024) */
+    m->scratch_len = VAE_COLMAX > 48 * 1024 ? VAE_COLMAX : 48 * 1024;
     m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
     m->thr = xcalloc(m->thr_stride * (size_t)m->n_threads, sizeof(float));
 }
@@ -170,117 +349,106 @@ void vae_zero_grad(struct vae *m)
 
 /* ---- forward and backward of one chunk of images [o, o+n) ---- */
 
-static void relu_inplace(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] > 0 ? x[i] : 0;
-}
+/* pointer to the chunk at image o of a buffer with `per` floats per image */
+#define AT(buf, per) ((buf) + (size_t)o * (per))
 
-/* ReLU backward in place: d *= (y > 0) with y the ReLU's output */
-static void relu_mask(float *d, const float *y, size_t n)
+static void decode_chunk(struct vae *m, float *col, int o, int n)
 {
-    for (size_t i = 0; i < n; i++)
-        d[i] = y[i] > 0 ? d[i] : 0;
-}
+    float *d0 = AT(m->d0, 512), *d0c = AT(m->d0c, 512), *d1 = AT(m->d1, 2048);
+    float *d2 = AT(m->d2, 8192), *xhc = AT(m->xhc, VAE_D), *xhat = AT(m->xhat, VAE_D);
 
-static void decode_chunk(struct vae *m, float *scratch, int o, int n)
-{
-    struct nn_conv g[6];
-    size_t ob = (size_t)o;
-    float *d0 = m->d0 + ob * 512, *d1 = m->d1 + ob * 2048, *d2 = m->d2 + ob * 8192;
-    float *xhat = m->xhat + ob * VAE_D;
-
-    conv_geoms(g, n);
-    nn_linear_forward(d0, m->z + ob * m->latent, m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
-    nn_conv_transpose2d_forward(d1, scratch, d0, m->p[D2W], m->p[D2B], &g[3]);
-    relu_inplace(d1, (size_t)n * 2048);
-    nn_conv_transpose2d_forward(d2, scratch, d1, m->p[D4W], m->p[D4B], &g[4]);
-    relu_inplace(d2, (size_t)n * 8192);
-    nn_conv_transpose2d_forward(xhat, scratch, d2, m->p[D6W], m->p[D6B], &g[5]);
+    nn_linear_forward(d0, AT(m->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
+    to_cnhw(d0c, d0, n, 32, 16);                       /* Unflatten(1, (32, 4, 4)) */
+    convt_fwd(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
+    bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
+    convt_fwd(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
+    bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
+    convt_fwd(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
+    bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
+    from_cnhw(xhat, xhc, n, 3, 1024);
     for (size_t i = 0; i < (size_t)n * VAE_D; i++)
         xhat[i] = tanhf(xhat[i]);
 }
 
-static void forward_chunk(struct vae *m, float *scratch, const float *eps, int o, int n)
+static void forward_chunk(struct vae *m, float *col, const float *eps, int o, int n)
 {
-    struct nn_conv g[6];
-    size_t ob = (size_t)o, L = (size_t)m->latent;
-    float *h1 = m->h1 + ob * 8192, *h2 = m->h2 + ob * 2048, *h3 = m->h3 + ob * 512;
-    float *mu = m->mu + ob * L, *lv = m->logvar + ob * L, *z = m->z + ob * L;
+    size_t L = (size_t)m->latent;
+    float *xc = AT(m->xc, VAE_D), *h1 = AT(m->h1, 8192), *h2 = AT(m->h2, 2048);
+    float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
+    float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
 
-    conv_geoms(g, n);
-    nn_conv2d_forward(h1, scratch, m->x + ob * VAE_D, m->p[E0W], m->p[E0B], &g[0]);
-    relu_inplace(h1, (size_t)n * 8192);
-    nn_conv2d_forward(h2, scratch, h1, m->p[E2W], m->p[E2B], &g[1]);
-    relu_inplace(h2, (size_t)n * 2048);
-    nn_conv2d_forward(h3, scratch, h2, m->p[E4W], m->p[E4B], &g[2]);
-    relu_inplace(h3, (size_t)n * 512);
+    to_cnhw(xc, AT(m->x, VAE_D), n, 3, 1024);
+    conv_fwd(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
+    bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
+    conv_fwd(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
+    bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
+    conv_fwd(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
+    bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
+    from_cnhw(h3, h3c, n, 32, 16);                     /* Flatten */
     nn_linear_forward(mu, h3, m->p[MUW], m->p[MUB], n, VAE_HID, m->latent);
     nn_linear_forward(lv, h3, m->p[LVW], m->p[LVB], n, VAE_HID, m->latent);
     if (eps != NULL) {
-        float *e = m->eps + ob * L;
-        memcpy(e, eps + ob * L, (size_t)n * L * sizeof(float));
+        memcpy(e, eps + (size_t)o * L, (size_t)n * L * sizeof(float));
         for (size_t i = 0; i < (size_t)n * L; i++)
             z[i] = mu[i] + expf(0.5f * lv[i]) * e[i];
     } else {
-        memset(m->eps + ob * L, 0, (size_t)n * L * sizeof(float));
+        memset(e, 0, (size_t)n * L * sizeof(float));
         memcpy(z, mu, (size_t)n * L * sizeof(float));
     }
-    decode_chunk(m, scratch, o, n);
+    decode_chunk(m, col, o, n);
 }
 
-/* gradients of this chunk into g (a thread's copy of the gradient layout) */
-static void backward_chunk(struct vae *m, float *gr, float *scratch, int o, int n)
+/* gradients of this chunk into gr (a thread's copy of the gradient layout) */
+static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
 {
-    struct nn_conv g[6];
-    size_t ob = (size_t)o, L = (size_t)m->latent, nn = (size_t)n;
+    size_t L = (size_t)m->latent, nn = (size_t)n;
     float *G[VAE_NT];
-    float *dxhat = m->dxhat + ob * VAE_D, *xhat = m->xhat + ob * VAE_D;
-    float *dd2 = m->dd2 + ob * 8192, *dd1 = m->dd1 + ob * 2048, *dd0 = m->dd0 + ob * 512;
-    float *dz = m->dz + ob * L, *dmu = m->dmu + ob * L, *dlv = m->dlogvar + ob * L;
-    float *dh3 = m->dh3 + ob * 512, *dh2 = m->dh2 + ob * 2048, *dh1 = m->dh1 + ob * 8192;
-    const float *lv = m->logvar + ob * L, *eps = m->eps + ob * L;
+    float *dxhat = AT(m->dxhat, VAE_D), *xhat = AT(m->xhat, VAE_D), *dxc = AT(m->dxc, VAE_D);
+    float *dd2 = AT(m->dd2, 8192), *dd1 = AT(m->dd1, 2048), *dd0c = AT(m->dd0c, 512);
+    float *dd0 = AT(m->dd0, 512), *dz = AT(m->dz, L), *dmu = AT(m->dmu, L);
+    float *dlv = AT(m->dlogvar, L), *dh3 = AT(m->dh3, 512), *dh3c = AT(m->dh3c, 512);
+    float *dh2 = AT(m->dh2, 2048), *dh1 = AT(m->dh1, 8192);
+    const float *lv = AT(m->logvar, L), *eps = AT(m->eps, L);
 
     for (int i = 0; i < VAE_NT; i++)
         G[i] = gr + (m->g[i] - m->grads);
-    conv_geoms(g, n);
-    memset(dd2, 0, nn * 8192 * sizeof(float));
-    memset(dd1, 0, nn * 2048 * sizeof(float));
-    memset(dd0, 0, nn * 512 * sizeof(float));
-    memset(dz, 0, nn * L * sizeof(float));
-    memset(dh3, 0, nn * 512 * sizeof(float));
-    memset(dh2, 0, nn * 2048 * sizeof(float));
-    memset(dh1, 0, nn * 8192 * sizeof(float));
-    /* Tanh: d/dx tanh = 1 - y^2, in place */
+    /* Tanh: d/dx tanh = 1 - y^2 */
     for (size_t i = 0; i < nn * VAE_D; i++)
         dxhat[i] *= 1.0f - xhat[i] * xhat[i];
-    nn_conv_transpose2d_backward(dd2, G[D6W], G[D6B], scratch, dxhat, m->d2 + ob * 8192,
-                                 m->p[D6W], &g[5]);
-    relu_mask(dd2, m->d2 + ob * 8192, nn * 8192);
-    nn_conv_transpose2d_backward(dd1, G[D4W], G[D4B], scratch, dd2, m->d1 + ob * 2048,
-                                 m->p[D4W], &g[4]);
-    relu_mask(dd1, m->d1 + ob * 2048, nn * 2048);
-    nn_conv_transpose2d_backward(dd0, G[D2W], G[D2B], scratch, dd1, m->d0 + ob * 512,
-                                 m->p[D2W], &g[3]);
-    nn_linear_backward(dz, G[D0W], G[D0B], dd0, m->z + ob * L, m->p[D0W], n, m->latent,
-                       VAE_HID);
+    to_cnhw(dxc, dxhat, n, 3, 1024);
+    bias_grad(G[D6B], dxc, 3, nn * 1024);
+    convt_bwd(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
+    relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
+    bias_grad(G[D4B], dd2, 32, nn * 256);
+    convt_bwd(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
+    relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
+    bias_grad(G[D2B], dd1, 32, nn * 64);
+    convt_bwd(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
+    from_cnhw(dd0, dd0c, n, 32, 16);
+    memset(dz, 0, nn * L * sizeof(float));
+    nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(m->z, L), m->p[D0W], n, m->latent, VAE_HID);
     /* z = mu + exp(logvar/2) eps */
     for (size_t i = 0; i < nn * L; i++) {
         dmu[i] += dz[i];
         dlv[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * lv[i]);
     }
-    nn_linear_backward(dh3, G[MUW], G[MUB], dmu, m->h3 + ob * 512, m->p[MUW], n, VAE_HID,
+    memset(dh3, 0, nn * 512 * sizeof(float));
+    nn_linear_backward(dh3, G[MUW], G[MUB], dmu, AT(m->h3, 512), m->p[MUW], n, VAE_HID,
                        m->latent);
-    nn_linear_backward(dh3, G[LVW], G[LVB], dlv, m->h3 + ob * 512, m->p[LVW], n, VAE_HID,
+    nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(m->h3, 512), m->p[LVW], n, VAE_HID,
                        m->latent);
-    relu_mask(dh3, m->h3 + ob * 512, nn * 512);
-    nn_conv2d_backward(dh2, G[E4W], G[E4B], scratch, dh3, m->h2 + ob * 2048, m->p[E4W], &g[2]);
-    relu_mask(dh2, m->h2 + ob * 2048, nn * 2048);
-    nn_conv2d_backward(dh1, G[E2W], G[E2B], scratch, dh2, m->h1 + ob * 8192, m->p[E2W], &g[1]);
-    relu_mask(dh1, m->h1 + ob * 8192, nn * 8192);
-    nn_conv2d_backward(NULL, G[E0W], G[E0B], scratch, dh1, m->x + ob * VAE_D, m->p[E0W],
-                       &g[0]);
+    relu_mask(dh3, AT(m->h3, 512), nn * 512);
+    to_cnhw(dh3c, dh3, n, 32, 16);
+    bias_grad(G[E4B], dh3c, 32, nn * 16);
+    conv_bwd(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
+    relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
+    bias_grad(G[E2B], dh2, 32, nn * 64);
+    conv_bwd(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
+    relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
+    bias_grad(G[E0B], dh1, 32, nn * 256);
+    conv_bwd(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
 }
+#undef AT
 
 /* thread t's rows of a batch of N */
 static void chunk_of(int t, int T, int N, int *o, int *n)

@@ -42,12 +42,18 @@ struct vae {
     int max_batch, n_threads;
     float *acts;
     const float *x;                 /* (N,3,32,32) the caller's input, kept for backward */
-    float *h1, *h2, *h3;            /* (N,32,16,16) (N,32,8,8) (N,512) after ReLU */
+    /* A thread's chunk of n images at image o uses rows o..o+n-1 of each buffer; feature
+       maps inside a chunk are stored (C, n, H, W) (see vae.c), marked CNHW. */
+    float *xc;                      /* CNHW (3, 32, 32) the input */
+    float *h1, *h2, *h3c;           /* CNHW (32,16,16) (32,8,8) (32,4,4) after ReLU */
+    float *h3;                      /* (N,512) h3c flattened as torch does */
     float *mu, *logvar, *eps, *z;   /* (N,L) */
-    float *d0, *d1, *d2;            /* (N,512) (N,32,8,8) after ReLU (N,32,16,16) after ReLU */
+    float *d0, *d0c;                /* (N,512) dec.0's output, CNHW (32,4,4) unflattened */
+    float *d1, *d2;                 /* CNHW (32,8,8) (32,16,16) after ReLU */
+    float *xhc;                     /* CNHW (3,32,32) before Tanh */
     float *xhat;                    /* (N,3,32,32) after Tanh */
-    float *dxhat, *dd2, *dd1, *dd0, *dz, *dmu, *dlogvar, *dh3, *dh2, *dh1; /* their grads */
-    float *thr;                     /* per thread: gradient copy, then conv scratch */
+    float *dxhat, *dxc, *dd2, *dd1, *dd0c, *dd0, *dz, *dmu, *dlogvar, *dh3, *dh3c, *dh2, *dh1;
+    float *thr;                     /* per thread: gradient copy, then im2col scratch */
     size_t thr_stride, scratch_len;
 };
 

@@ -6,10 +6,12 @@
 PKGS     := libpng libjpeg yaml-0.1 openblas zlib
 CC       ?= cc
 OPT      := -O3 $(if $(PORTABLE),-march=x86-64 -mtune=generic,-march=native)
+SANITIZERS := -fsanitize=address,undefined
+SANFLAGS := $(if $(SAN),-O1 $(SANITIZERS) -fno-omit-frame-pointer)
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -iquote common \
+override CFLAGS += $(SANFLAGS) -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -iquote common \
             $(if $(WERROR),-Werror) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
+override LDLIBS += $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
 BUILD    ?= build
 BIN      ?= bin
 PREFIX   ?= /usr/local
@@ -66,9 +68,8 @@ test: deps
 	@sh tests/run.sh $(BUILD)/tests $(BIN)
 
 sanitize: deps
-	@$(MAKE) --no-print-directory BUILD=build-san BIN=build-san/bin \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+	@ASAN_OPTIONS=detect_leaks=1 $(MAKE) --no-print-directory BUILD=build-san BIN=build-san/bin \
+	  CFLAGS="-g" SAN=1 test
 
 bench: deps all $(BENCHES)
 	@sh tests/bench/run.sh $(BUILD)/bench $(BIN)

@@ -98,3 +98,17 @@ data/pets: $(BIN)/fetch-dataset $(BIN)/imgresize $(BIN)/dsplit
 # (see tools/fetch-weights).
 weights: $(BIN)/fetch-weights $(BIN)/ddpm-sample
 	$(BIN)/fetch-weights weights
+
+# Pipelines (owner: pipe)
+# The study end to end (pipelines/*.yaml, see README "Pipelines"); each writes
+# results/<set>/report.md. Stages already up to date are skipped. PIPE_FLAGS passes options
+# to pipe run, e.g. make demo PIPE_FLAGS="-j 2 -P vae_epochs=5".
+PIPE_FLAGS ?=
+demo: all deps
+	$(BIN)/pipe run $(PIPE_FLAGS) pipelines/demo.yaml
+
+flowers-eval: all deps
+	$(BIN)/pipe run $(PIPE_FLAGS) pipelines/flowers.yaml
+
+pets-eval: all deps
+	$(BIN)/pipe run $(PIPE_FLAGS) pipelines/pets.yaml

@@ -111,7 +111,22 @@ size_t nn_convt_scratch(const struct nn_conv *g)
     return nn_conv_scratch(&d);
 }
 
-/* x (C,H,W) -> col rows (c,kh,kw), columns = output pixels [p0,p1), row stride ld */
+/* Output columns [lo, hi) of a kernel column kw read inside the input row: ix = ox*SW - PL + kw
+   in [0, W). */
+static void conv_valid(const struct nn_conv *g, int kw, int *lo, int *hi)
+{
+    int ix0 = kw - g->PL, SW = g->SW;
+    *lo = ix0 < 0 ? (-ix0 + SW - 1) / SW : 0;
+    *hi = g->W - ix0 <= 0 ? 0 : (g->W - ix0 + SW - 1) / SW;
+    if (*hi > g->OW)
+        *hi = g->OW;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* x (C,H,W) -> col rows (c,kh,kw), columns = output pixels [p0,p1), row stride ld. Per row
+   segment: zeros left of the input, a copy, zeros right; short rows (4x4 and 8x8 maps) copy
+   in a loop rather than pay a memcpy call each. */
 static void im2col(float *col, int ld, const float *x, const struct nn_conv *g, int p0, int p1)
 {
     int H = g->H, W = g->W, OW = g->OW, SW = g->SW;
@@ -120,37 +135,34 @@ static void im2col(float *col, int ld, const float *x, const struct nn_conv *g, 
         for (int kh = 0; kh < g->KH; kh++)
             for (int kw = 0; kw < g->KW; kw++) {
                 float *dst = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ld;
-                int p = p0, oy = p0 / OW, ox = p0 % OW;
-                while (p < p1) {
-                    int n = OW - ox < p1 - p ? OW - ox : p1 - p;
-                    int iy = oy * g->SH - g->PT + kh, ix0 = ox * SW - g->PL + kw;
-                    if (iy < 0 || iy >= H) {
-                        memset(dst, 0, sizeof(float) * n);
-                    } else {
-                        const float *row = xc + (size_t)iy * W;
-                        /* valid j: 0 <= ix0 + j*SW < W */
-                        int lo = ix0 < 0 ? (-ix0 + SW - 1) / SW : 0;
-                        int hi = W - ix0 <= 0 ? 0 : (W - ix0 + SW - 1) / SW;
-                        if (lo > n)
-                            lo = n;
-                        if (hi > n)
-                            hi = n;
-                        if (hi < lo)
-                            hi = lo;
-                        for (int j = 0; j < lo; j++)
-                            dst[j] = 0;
-                        if (SW == 1)
-                            memcpy(dst + lo, row + ix0 + lo, sizeof(float) * (hi - lo));
+                int lo, hi, off = kw - g->PL;
+                conv_valid(g, kw, &lo, &hi);
+                for (int p = p0, oy = p0 / OW, a = p0 % OW; p < p1; oy++, a = 0) {
+                    int b = OW < a + p1 - p ? OW : a + p1 - p;
+                    int iy = oy * g->SH - g->PT + kh;
+                    int s = a > lo ? a : lo, e = b < hi ? b : hi;
+                    if (iy < 0 || iy >= H)
+                        s = e = b;
+                    if (e < s)
+                        e = s;
+                    float *d = dst - a;
+                    for (int ox = a; ox < s; ox++)
+                        d[ox] = 0.0f;
+                    if (s < e) {
+                        const float *r = xc + (size_t)iy * W + off;
+                        if (SW > 1)
+                            for (int ox = s; ox < e; ox++)
+                                d[ox] = r[ox * SW];
+                        else if (e - s >= 16)
+                            memcpy(d + s, r + s, sizeof(float) * (e - s));
                         else
-                            for (int j = lo; j < hi; j++)
-                                dst[j] = row[ix0 + j * SW];
-                        for (int j = hi; j < n; j++)
-                            dst[j] = 0;
+                            for (int ox = s; ox < e; ox++)
+                                d[ox] = r[ox];
                     }
-                    dst += n;
-                    p += n;
-                    ox = 0;
-                    oy++;
+                    for (int ox = e; ox < b; ox++)
+                        d[ox] = 0.0f;
+                    dst += b - a;
+                    p += b - a;
                 }
             }
     }
@@ -165,27 +177,24 @@ static void col2im(float *x, const float *col, int ld, const struct nn_conv *g, 
         for (int kh = 0; kh < g->KH; kh++)
             for (int kw = 0; kw < g->KW; kw++) {
                 const float *src = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ld;
-                int p = p0, oy = p0 / OW, ox = p0 % OW;
-                while (p < p1) {
-                    int n = OW - ox < p1 - p ? OW - ox : p1 - p;
-                    int iy = oy * g->SH - g->PT + kh, ix0 = ox * SW - g->PL + kw;
+                int lo, hi, off = kw - g->PL;
+                conv_valid(g, kw, &lo, &hi);
+                for (int p = p0, oy = p0 / OW, a = p0 % OW; p < p1; oy++, a = 0) {
+                    int b = OW < a + p1 - p ? OW : a + p1 - p;
+                    int iy = oy * g->SH - g->PT + kh;
+                    int s = a > lo ? a : lo, e = b < hi ? b : hi;
                     if (iy >= 0 && iy < H) {
-                        float *row = xc + (size_t)iy * W;
-                        int lo = ix0 < 0 ? (-ix0 + SW - 1) / SW : 0;
-                        int hi = W - ix0 <= 0 ? 0 : (W - ix0 + SW - 1) / SW;
-                        if (hi > n)
-                            hi = n;
+                        float *r = xc + (size_t)iy * W;
+                        const float *sp = src - a;
                         if (SW == 1)
-                            for (int j = lo; j < hi; j++)
-                                row[ix0 + j] += src[j];
+                            for (int ox = s; ox < e; ox++)
+                                r[ox + off] += sp[ox];
                         else
-                            for (int j = lo; j < hi; j++)
-                                row[ix0 + j * SW] += src[j];
+                            for (int ox = s; ox < e; ox++)
+                                r[ox * SW + off] += sp[ox];
                     }
-                    src += n;
-                    p += n;
-                    ox = 0;
-                    oy++;
+                    src += b - a;
+                    p += b - a;
                 }
             }
     }

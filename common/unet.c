@@ -280,6 +280,7 @@ int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msg
     u->params = xcalloc(u->n_params, sizeof(float));
     u->entries = xcalloc((size_t)u->n_entries, sizeof *u->entries);
     u->legacy = xcalloc((size_t)u->n_entries, sizeof *u->legacy);
+    u->wino_ok = xcalloc((size_t)u->n_entries, 1);
     memset(&L, 0, sizeof L);
     L.u = u;
     L.base = u->params;
@@ -299,7 +300,14 @@ void unet_free(struct unet *u)
     free(u->params);
     free(u->acts);
     free(u->scratch);
+    free(u->wino);
+    free(u->wino_ok);
     memset(u, 0, sizeof *u);
+}
+
+void unet_weights_changed(struct unet *u)
+{
+    memset(u->wino_ok, 0, (size_t)u->n_entries);
 }
 
 /* ---- activation layout (same two-pass idea) ---- */
@@ -402,8 +410,12 @@ static size_t conv_scratch(int B, int C, int H, int W, int OC, int S, int pt, in
                            int pr)
 {
     struct nn_conv g;
+    size_t n;
     nn_conv_init_ex(&g, B, C, H, W, OC, 3, 3, S, S, pt, pl, pb, pr);
-    return nn_conv_scratch(&g);
+    n = nn_conv_scratch(&g);
+    if (S == 1 && unet_wino_scratch(B, C, H, W, OC) > n)
+        n = unet_wino_scratch(B, C, H, W, OC);
+    return n;
 }
 
 static size_t model_scratch(const struct unet *u, int B)
@@ -463,10 +475,24 @@ void unet_alloc_acts(struct unet *u, int B)
 static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
                   int B, int C, int H, int W, int OC)
 {
-    struct nn_conv g;
-    nn_conv_init(&g, B, C, H, W, OC, 3, 1, 1);
-    assert(nn_conv_scratch(&g) <= u->n_scratch);
-    nn_conv2d_forward(out, u->scratch, in, w, b, &g);
+    size_t k = (size_t)(w - u->params);
+    int lo = 0, hi = u->n_entries - 1;
+    assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
+    while (lo < hi) { /* the entry of w: entries are in parameter order */
+        int mid = (lo + hi + 1) / 2;
+        if (u->entries[mid].ptr <= w)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    assert(u->entries[lo].ptr == w);
+    if (u->wino == NULL)
+        u->wino = xmalloc(4 * u->n_params * sizeof(float));
+    if (!u->wino_ok[lo]) {
+        unet_wino_weights(u->wino + 4 * k, w, C, OC);
+        u->wino_ok[lo] = 1;
+    }
+    unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, C, H, W, OC);
 }
 
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
@@ -675,4 +701,5 @@ void unet_init_closed_form(struct unet *u)
         }
     }
     free(ord);
+    unet_weights_changed(u);
 }

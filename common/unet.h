@@ -131,7 +131,10 @@ struct unet {
     int max_batch;
     float *acts;
     size_t n_acts;
-    float *scratch;                /* conv im2col scratch (one image's worth x batch) */
+    float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
+    float *wino;                   /* 4 * n_params: a 3x3 weight at params + k has its
+                                      transform at wino + 4k */
+    unsigned char *wino_ok;        /* n_entries: transform is current */
     size_t n_scratch;
     float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
     float *t_in;                   /* (B) timesteps as float */
@@ -167,6 +170,18 @@ int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen);
    and new diffusers load it) and model_index.json into dir (created). The scheduler config
    is written by sched_config_save. */
 int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msglen);
+
+/* Conv2d(C, OC, 3, stride 1, padding 1) by Winograd F(4x4, 3x3) (unet_conv.c):
+   in (N,C,H,W), U (36,OC,C) the transformed weights of w (OC,C,3,3) (unet_wino_weights),
+   b (OC) or NULL -> out (N,OC,H,W); scratch of unet_wino_scratch floats. A tile's result
+   does not depend on N or the thread count. */
+size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
+void unet_wino_weights(float *U, const float *w, int C, int OC);
+void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
+                     const float *b, int N, int C, int H, int W, int OC);
+/* The forward keeps Winograd-transformed copies of the 3x3 weights (4x their size), made on
+   first use: call this after changing u->params (loading, an optimizer step). */
+void unet_weights_changed(struct unet *u);
 
 /* Closed-form test weights (tests and benchmarks, documented in tests/fixtures/gen_unet.py):
    with k the index of the tensor in the sorted list of (modern) names and i the flat index:

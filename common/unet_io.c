@@ -313,6 +313,7 @@ int unet_load_state(struct unet *u, const struct st_file *f, char *msg, size_t m
             e[i].name = u->legacy[i];
     rc = st_load_entries(f, e, u->n_entries, 0, msg, msglen);
     free(e);
+    unet_weights_changed(u);
     return rc;
 }
 

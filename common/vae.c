@@ -474,8 +474,8 @@ float vae_forward(struct vae *m, const float *x, const float *eps, int N, float 
     assert(N > 0 && N <= m->max_batch);
     m->x = x;
 #pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), o, n;
+    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
+        int o, n;
         chunk_of(t, T, N, &o, &n);
         if (n > 0)
             forward_chunk(m, m->thr + m->thr_stride * t + m->n_params, eps, o, n);
@@ -502,12 +502,15 @@ void vae_backward(struct vae *m, int N)
                          VAE_D, m->latent, m->beta);
 #pragma omp parallel num_threads(T)
     {
-        int t = omp_get_thread_num(), o, n;
-        float *gr = m->thr + m->thr_stride * t;
-        chunk_of(t, T, N, &o, &n);
-        memset(gr, 0, P * sizeof(float));
-        if (n > 0)
-            backward_chunk(m, gr, gr + P, o, n);
+        /* chunk t always uses copy t, even if the runtime gives fewer threads than T */
+        for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
+            int o, n;
+            float *gr = m->thr + m->thr_stride * t;
+            chunk_of(t, T, N, &o, &n);
+            memset(gr, 0, P * sizeof(float));
+            if (n > 0)
+                backward_chunk(m, gr, gr + P, o, n);
+        }
 #pragma omp barrier
         /* sum the thread copies in thread order: the same bits for the same T */
 #pragma omp for schedule(static)
@@ -527,8 +530,8 @@ const float *vae_decode(struct vae *m, const float *z, int N)
     assert(N > 0 && N <= m->max_batch);
     memcpy(m->z, z, (size_t)N * m->latent * sizeof(float));
 #pragma omp parallel num_threads(T)
-    {
-        int t = omp_get_thread_num(), o, n;
+    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
+        int o, n;
         chunk_of(t, T, N, &o, &n);
         if (n > 0)
             decode_chunk(m, m->thr + m->thr_stride * t + m->n_params, o, n);

@@ -367,6 +367,11 @@ int main(int argc, char **argv)
     save(&r, &o);
     if (log != NULL && fclose(log) != 0)
         err(1, "%s", o.log);
+    free(perm), free(r.x), free(r.eps), free(r.am), free(r.av);
+    vae_free(&r.m);
+    npy_free(&r.data);
+    if (o.val != NULL)
+        npy_free(&r.val);
     if (stop) {
         warnx("interrupted at step %ld of %ld; saved %s (continue with --resume)", r.step, total,
               o.out);
@@ -374,10 +379,5 @@ int main(int argc, char **argv)
     }
     if (!o.quiet)
         progress_done(&pg);
-    free(perm), free(r.x), free(r.eps), free(r.am), free(r.av);
-    vae_free(&r.m);
-    npy_free(&r.data);
-    if (o.val != NULL)
-        npy_free(&r.val);
     return 0;
 }

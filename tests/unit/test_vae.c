@@ -272,6 +272,7 @@ static void test_checkpoint(void)
               strcmp(st_meta(&f, "step"), "12") == 0 && strcmp(st_meta(&f, "model"), "vae") == 0,
           "metadata written");
     st_close(&f);
+    vae_free(&b);
     /* a file with a tensor missing is refused, naming the tensor */
     struct st_entry e[VAE_NT - 1];
     memcpy(e, a.table, sizeof e); /* all but dec.6.bias */

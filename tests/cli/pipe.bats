@@ -277,3 +277,12 @@ bad_yaml() { # FILE MESSAGE: exit 1 before anything runs, one stderr line
     run -0 pipe run -q slow.yaml resumable
     [ "$(cat part.txt)" = "$(printf 'more\nmore')" ]
 }
+
+@test "foreach item values may name params; a cmd list runs in order" {
+    run -0 --separate-stderr pipe run -q foreach-params.yaml -P epochs=7
+    [ "$output" = "small 100
+big 7" ]
+    [ "$(cat res/big.txt)" = "big 7" ]
+    run -0 pipe status foreach-params.yaml
+    [ "$output" = "score@big: param epochs changed" ]
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bats
+# The demo pipeline end to end (what `make demo` runs, minus the build): built-in data, a VAE,
+# FID/IS/KID with synthetic Inception weights, grid, loss plot and report. A few minutes on
+# 2 cores. Runs in a scratch directory, so data/ and results/ of the checkout are untouched.
+load helpers
+
+setup() {
+    setup_tools
+    for t in pipe mkdemo imgresize dsplit npyinfo vae-train vae-sample imgrid plot fid \
+        is-score kid report; do
+        command -v "$t" > /dev/null || skip "tool $t not built yet"
+    done
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# "WIDTHxHEIGHT" of a PNG, after checking the signature
+png_size() {
+    local -a v
+    read -r -a v <<< "$(od -A n -t u1 -N 24 "$1" | tr -s ' \n' ' ')"
+    [ "${v[*]:0:8}" = "137 80 78 71 13 10 26 10" ] || { echo "not a png"; return; }
+    echo "$(( (v[18] << 8) | v[19] ))x$(( (v[22] << 8) | v[23] ))"
+}
+
+@test "the demo pipeline runs end to end, then has nothing left to do" {
+    run -0 --separate-stderr pipe run -q "$REPO/pipelines/demo.yaml"
+    [ -z "$output" ]
+    r=results/demo
+    [ "$(npy_shape data/demo/demo-32-train.npy)" = "490,32,32,3" ]
+    [ "$(npy_shape $r/vae.npy)" = "100,32,32,3" ]
+    [ "$(png_size $r/vae-loss.png)" = "640x400" ]
+    [ "$(png_size $r/vae.png)" != "not a png" ]
+    [ "$(head -1 $r/report.md)" = "# Demo: procedural flowers, 32x32" ]
+    # a row with a number in every column: FID, IS ± std, KID ± std, N, seconds
+    grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Fq '![VAE (10 epochs) samples](vae.png)' $r/report.md
+    grep -Fq '![VAE training loss](vae-loss.png)' $r/report.md
+    run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml"
+    [ "$stderr" = "pipe: $REPO/pipelines/demo.yaml: everything is up to date" ]
+    run -0 pipe status "$REPO/pipelines/demo.yaml" -P vae_epochs=11
+    [ "${lines[0]}" = "vae-train: param vae_epochs changed" ]
+}

@@ -123,8 +123,10 @@ int metrics_stats_load(const char *path, double **mu, double **sigma, int *d, ch
              s.ndim == 2 && s.shape[0] == m.shape[0] && s.shape[1] == m.shape[0];
     if (!ok)
         snprintf(msg, msglen, "statistics: expected float mu (d,) and sigma (d,d), got %s mu "
-                 "of %d dims and %s sigma of %d dims", npy_dtype_name(m.dtype), m.ndim,
-                 npy_dtype_name(s.dtype), s.ndim);
+                 "(%lld%s) and %s sigma (%lld,%lld%s)", npy_dtype_name(m.dtype),
+                 (long long)m.shape[0], m.ndim == 1 ? "," : ",...", npy_dtype_name(s.dtype),
+                 (long long)s.shape[0], s.ndim >= 2 ? (long long)s.shape[1] : 0LL,
+                 s.ndim == 2 ? "" : ",...");
     else {
         *d = (int)m.shape[0];
         *mu = to_f64(&m);
@@ -163,14 +165,40 @@ static int syevd(double *a, double *w, int n, int vectors, char *msg, size_t msg
     return 0;
 }
 
+/* The eigen-basis of the symmetric PSD a (d,d): b (d,r) column-major = U_r diag(sqrt(e_r))
+   over the r eigenvalues above d * eps * max(e); the rest are round-off (a covariance of
+   N < d samples has d-N+1 of them) and count as 0. */
+static int psd_basis(double *b, int *r, const double *a, double *e, int d, char *msg,
+                     size_t msglen)
+{
+    double emax = 0;
+    memcpy(b, a, (size_t)d * d * sizeof(double));
+    if (syevd(b, e, d, 1, msg, msglen) == -1)
+        return -1;
+    for (int j = 0; j < d; j++)
+        emax = e[j] > emax ? e[j] : emax;
+    double tol = d * 2.220446049250313e-16 * emax;
+    int k = 0;
+    for (int j = 0; j < d; j++) {
+        if (!(e[j] > tol))
+            continue;
+        double s = sqrt(e[j]);
+        for (int i = 0; i < d; i++)
+            b[(size_t)k * d + i] = b[(size_t)j * d + i] * s;
+        k++;
+    }
+    *r = k;
+    return 0;
+}
+
 int metrics_frechet(double *fid, const double *mu1, const double *sigma1, const double *mu2,
                     const double *sigma2, int d, char *msg, size_t msglen)
 {
     size_t dd = (size_t)d * d;
-    double *a = xmalloc(dd * sizeof(double)), *r = xmalloc(dd * sizeof(double));
+    double *b1 = xmalloc(dd * sizeof(double)), *b2 = xmalloc(dd * sizeof(double));
     double *t = xmalloc(dd * sizeof(double)), *e = xmalloc((size_t)d * sizeof(double));
     double one = 1.0, zero = 0.0, diff = 0, tr1 = 0, tr2 = 0, trs = 0;
-    int rc = -1;
+    int rc = -1, r1, r2 = d + 1;
     for (int i = 0; i < d; i++) {
         double x = mu1[i] - mu2[i];
         diff += x * x;
@@ -181,33 +209,34 @@ int metrics_frechet(double *fid, const double *mu1, const double *sigma1, const 
         snprintf(msg, msglen, "statistics are not finite");
         goto out;
     }
-    /* R = S1^(1/2) = V diag(sqrt e) V^T = B B^T with B = V diag(e^(1/4)) */
-    memcpy(a, sigma1, dd * sizeof(double));
-    if (syevd(a, e, d, 1, msg, msglen) == -1)
+    /* With S1 = U L U^T, S1 S2 has the nonzero eigenvalues of K = B^T S2 B, B = U L^(1/2)
+       (r x r, symmetric PSD). Taking the basis from the covariance of lower rank keeps K free
+       of null directions, whose round-off eigenvalues would be square-rooted into a bias. */
+    if (psd_basis(b1, &r1, sigma1, e, d, msg, msglen) == -1)
         goto out;
-    for (int j = 0; j < d; j++) {
-        double s = e[j] > 0 ? sqrt(sqrt(e[j])) : 0;
-        for (int i = 0; i < d; i++)
-            a[(size_t)j * d + i] *= s;
+    if (r1 == d && psd_basis(b2, &r2, sigma2, e, d, msg, msglen) == -1)
+        goto out;
+    const double *b = r2 < r1 ? b2 : b1, *other = r2 < r1 ? sigma1 : sigma2;
+    int r = r2 < r1 ? r2 : r1;
+    if (r > 0) {
+        double *k = r2 < r1 ? b1 : b2;
+        dgemm_("N", "N", &d, &r, &d, &one, other, &d, b, &d, &zero, t, &d);
+        dgemm_("T", "N", &r, &r, &d, &one, b, &d, t, &d, &zero, k, &r);
+        for (int j = 0; j < r; j++)
+            for (int i = 0; i < j; i++) {
+                double m = 0.5 * (k[(size_t)j * r + i] + k[(size_t)i * r + j]);
+                k[(size_t)j * r + i] = k[(size_t)i * r + j] = m;
+            }
+        if (syevd(k, e, r, 0, msg, msglen) == -1)
+            goto out;
+        for (int i = 0; i < r; i++)
+            trs += e[i] > 0 ? sqrt(e[i]) : 0;
     }
-    dgemm_("N", "T", &d, &d, &d, &one, a, &d, a, &d, &zero, r, &d);
-    /* M = R S2 R, symmetrised; its eigenvalues are those of S1 S2 */
-    dgemm_("N", "N", &d, &d, &d, &one, r, &d, sigma2, &d, &zero, t, &d);
-    dgemm_("N", "N", &d, &d, &d, &one, t, &d, r, &d, &zero, a, &d);
-    for (int j = 0; j < d; j++)
-        for (int i = 0; i < j; i++) {
-            double m = 0.5 * (a[(size_t)j * d + i] + a[(size_t)i * d + j]);
-            a[(size_t)j * d + i] = a[(size_t)i * d + j] = m;
-        }
-    if (syevd(a, e, d, 0, msg, msglen) == -1)
-        goto out;
-    for (int i = 0; i < d; i++)
-        trs += e[i] > 0 ? sqrt(e[i]) : 0;
     *fid = diff + tr1 + tr2 - 2 * trs;
     rc = 0;
 out:
-    free(a);
-    free(r);
+    free(b1);
+    free(b2);
     free(t);
     free(e);
     return rc;

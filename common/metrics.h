@@ -44,9 +44,12 @@ int metrics_stats_load(const char *path, double **mu, double **sigma, int *d, ch
                        size_t msglen);
 
 /* ---- FID ----
-   |mu1-mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), in float64, with tr sqrt(S1 S2) =
-   sum sqrt(max(eig(R S2 R), 0)), R = S1^(1/2) by LAPACK dsyevd: the symmetric form of the
-   eigenvalues of S1 S2, finite for singular covariances (N < d). */
+   |mu1-mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), in float64, with LAPACK dsyevd:
+   S1 = U L U^T (eigenvalues below d*eps*max count as 0), tr sqrt(S1 S2) = sum of the square
+   roots of the eigenvalues of the symmetric PSD K = L^(1/2) U^T S2 U L^(1/2), which are the
+   nonzero eigenvalues of S1 S2 (the basis is taken from whichever covariance has the lower
+   rank). Equals scipy's sqrtm route up to round-off and stays exact for singular covariances
+   (N < d; FID(X,X) = 0), where square roots of round-off eigenvalues would add a bias. */
 int metrics_frechet(double *fid, const double *mu1, const double *sigma1, const double *mu2,
                     const double *sigma2, int d, char *msg, size_t msglen);
 

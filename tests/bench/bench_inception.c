@@ -1,0 +1,53 @@
+/* FID Inception v3 throughput: images/s for a batch of 32x32 uint8 images through the
+   pytorch-fid preprocessing and the network to pool3, on --threads 2, with the 1x1 branch
+   convs fused into one GEMM per block and without. Compare with tests/bench/torch_inception.py
+   (same network and batch in PyTorch, 2 threads). Usage: bench_inception [batch] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "inception.h"
+#include "nn.h"
+#include "rng.h"
+#include "util.h"
+
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    struct inception net;
+    struct rng r;
+    long N = 16;
+    nn_blas_setup(argv, 0);
+    if (argc > 1 && util_parse_long(argv[1], 1, 1000, &N) == -1) {
+        fprintf(stderr, "usage: bench_inception [batch]\n");
+        return 2;
+    }
+    nn_set_threads(2);
+    inception_synthetic(&net);
+    uint8_t *img = xmalloc((size_t)N * 32 * 32 * 3);
+    float *f = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
+    rng_seed(&r, 1);
+    for (long i = 0; i < N * 32 * 32 * 3; i++)
+        img[i] = (uint8_t)rng_below(&r, 256);
+    inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, 2, 32, 32,
+                         INCEPTION_RESIZE_PYTORCH_FID);
+    for (int fuse = 1; fuse >= 0; fuse--) {
+        net.fuse = fuse;
+        double t0 = util_now(), c0 = cpu_now();
+        inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, (int)N, 32, 32,
+                             INCEPTION_RESIZE_PYTORCH_FID);
+        double dt = util_now() - t0, dc = cpu_now() - c0;
+        printf("inception batch %ld threads 2 %s: %.2f img/s (%.3f s/img of CPU)\n", N,
+               fuse ? "fused 1x1" : "separate 1x1", N / dt, dc / N);
+    }
+    inception_free(&net);
+    free(img);
+    free(f);
+    return 0;
+}

@@ -80,6 +80,8 @@ int pipeline_select(const struct pipeline *p, int n_targets, char **targets, cha
 char *pipeline_lock_path(const char *yaml_path);
 /* Reads the lock (a missing file is an empty lock) into each stage's .lock. */
 int pipeline_lock_read(struct pipeline *p, const char *lockpath, char *msg, size_t msglen);
+/* Frees and zeroes a stage's lock record. */
+void pipeline_lock_clear(struct pipe_lock *l);
 /* Atomically rewrites the lock from each stage's .lock. */
 int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *msg,
                         size_t msglen);

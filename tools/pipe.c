@@ -85,6 +85,17 @@ static void signals_setup(void)
     sigaction(SIGALRM, &sa, NULL);
 }
 
+/* an interrupt that came while no stage ran is still pending (blocked): notice it */
+static void poll_signals(void)
+{
+    sigset_t pend;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    sigpending(&pend);
+    for (int i = 0; i < 3; i++)
+        if (sigismember(&pend, sigs[i]))
+            got_sig = sigs[i];
+}
+
 static pid_t spawn(const char *cmd)
 {
     pid_t pid;
@@ -261,6 +272,9 @@ static int cmd_run(const char *file, struct opts *o)
                 ;
             if (k < p.stages[i].n_up)
                 continue;
+            poll_signals();
+            if (got_sig)
+                break;
             if ((rc = pipeline_stale(&p, i, why, sizeof why)) == -1)
                 errx(1, "%s", why);
             if (rc == 0 && o->force)

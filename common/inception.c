@@ -263,6 +263,24 @@ int inception_load(struct inception *net, const char *path, char *msg, size_t ms
     return 0;
 }
 
+int inception_open(struct inception *net, const char *path, const char *argv0, char *used,
+                   size_t usedlen, char *msg, size_t msglen)
+{
+    memset(net, 0, sizeof *net);
+    if (path == NULL) {
+        if (inception_default_weights(used, usedlen, argv0, msg, msglen) == -1)
+            return -1;
+    } else
+        snprintf(used, usedlen, "%s", path);
+    if (inception_load(net, used, msg, msglen) == -1) {
+        char m2[512];
+        snprintf(m2, sizeof m2, "%s: %s", used, msg);
+        snprintf(msg, msglen, "%s", m2);
+        return -1;
+    }
+    return 0;
+}
+
 void inception_free(struct inception *net)
 {
     free(net->params);

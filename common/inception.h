@@ -55,6 +55,10 @@ int inception_default_weights(char *path, size_t pathlen, const char *argv0, cha
 /* path: a .pth (legacy or zip), a .safetensors with the same key names, or "synthetic". */
 int inception_load(struct inception *net, const char *path, char *msg, size_t msglen);
 void inception_synthetic(struct inception *net);
+/* inception_load of path, or of inception_default_weights when path is NULL; used receives
+   the path loaded (for -v). */
+int inception_open(struct inception *net, const char *path, const char *argv0, char *used,
+                   size_t usedlen, char *msg, size_t msglen);
 void inception_free(struct inception *net);
 
 /* The synthetic value of element i of tensor t (see above), before scaling. */

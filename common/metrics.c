@@ -614,3 +614,18 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
     free(x);
     return rc;
 }
+
+void metrics_repr(char *buf, size_t len, double v)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, len, "%s", isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+        return;
+    }
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, len, "%.*g", p, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (strpbrk(buf, ".e") == NULL && strlen(buf) + 3 <= len)
+        strcat(buf, ".0");
+}

@@ -99,4 +99,8 @@ typedef int (*metrics_sink)(void *ctx, const float *f, int n);
 int metrics_input_features(struct metrics_input *in, const struct inception *net, int batch,
                            enum inception_resize mode, int dims, metrics_sink sink, void *ctx,
                            char *msg, size_t msglen);
+
+/* Python's repr() of a float (shortest string that reads back the same; '.0' added to
+   integral values), as pytorch-fid prints FID and json.dumps writes numbers. */
+void metrics_repr(char *buf, size_t len, double v);
 #endif

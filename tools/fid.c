@@ -34,7 +34,7 @@ static void usage(int status)
               "  FEATURES.npy        float32/float64 (N,D) features (from --save-features)\n"
               "  STATS.npz           mu and sigma (pytorch-fid --save-stats files)\n"
               "\n"
-              "  --save-stats        write the statistics of A to OUT.npz (refuses to overwrite)\n"
+              "  --save-stats        write the statistics (mu, sigma) of A to OUT.npz\n"
               "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
               "  --json              print a JSON object instead\n"
               "  --batch-size N      images per batch (default 50)\n"
@@ -100,21 +100,15 @@ static int needs_net(const struct side *s)
 
 static void load_net(struct inception *net, const struct opts *o, char **argv)
 {
-    char path[4096], msg[512];
-    const char *w = o->weights;
-    if (w == NULL) {
-        if (inception_default_weights(path, sizeof path, argv[0], msg, sizeof msg) == -1)
-            errx(1, "%s", msg);
-        w = path;
-    }
+    char w[4096], msg[1024];
+    if (inception_open(net, o->weights, argv[0], w, sizeof w, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     if (o->verbose)
         fprintf(stderr, "fid: weights %s; preprocessing %s; batch %d; dims %d; %d threads\n", w,
                 o->mode == INCEPTION_RESIZE_PYTORCH_FID
                     ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
                     : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
                 o->batch, o->dims, nn_get_threads());
-    if (inception_load(net, w, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", w, msg);
     if (net->synthetic)
         warnx("warning: synthetic Inception weights: scores are NOT comparable with published "
               "ones");
@@ -168,19 +162,6 @@ static void open_side(struct side *s, const char *path)
     s->path = path;
     if (metrics_input_open(&s->in, path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
-}
-
-/* Python's repr of a float: the shortest %g that reads back the same, with '.0' if it looks
-   like an integer */
-static void repr(char *buf, size_t len, double v)
-{
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, len, "%.*g", p, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    if (strpbrk(buf, ".eni") == NULL)
-        strncat(buf, ".0", len - strlen(buf) - 1);
 }
 
 int main(int argc, char **argv)
@@ -269,8 +250,6 @@ int main(int argc, char **argv)
         struct outfile of;
         if (a.in.kind == METRICS_STATS)
             errx(1, "%s: is statistics already", a.path);
-        if (save_stats && util_exists(out))
-            errx(1, "%s: exists; not overwriting statistics", out);
         if (needs_net(&a))
             load_net(&net, &o, argv);
         if (save_stats) {
@@ -299,14 +278,13 @@ int main(int argc, char **argv)
         if (metrics_frechet(&fid, a.mu, a.sigma, b.mu, b.sigma, o.dims, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
         char r[64];
-        repr(r, sizeof r, fid);
+        metrics_repr(r, sizeof r, fid);
         if (o.json)
             printf("{\n    \"frechet_inception_distance\": %s,\n    \"n1\": %lld,\n"
-                   "    \"n2\": %lld,\n    \"dims\": %d,\n    \"resize\": \"%s\",\n"
-                   "    \"synthetic_weights\": %s\n}\n", r, (long long)a.n, (long long)b.n,
+                   "    \"n2\": %lld,\n    \"dims\": %d,\n    \"resize\": \"%s\"%s\n}\n", r, (long long)a.n, (long long)b.n,
                    o.dims, o.mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid"
                                                                   : "torch-fidelity",
-                   net.synthetic ? "true" : "false");
+                   net.synthetic ? ",\n    \"synthetic_weights\": true" : "");
         else
             printf("FID:  %s\n", r);
         free(b.mu);

@@ -1,0 +1,274 @@
+/* kid: Kernel Inception Distance as torch-fidelity computes it: pool3 features of pytorch-fid's
+   FID Inception v3, polynomial kernel (x.y/d + 1)^3, unbiased MMD^2 over 100 random subsets
+   (numpy RandomState(2020): permutation(n)[:m] of A, then of B, per subset), mean and std
+   (ddof 0). Each input is uint8 images (.npy/.npz or - for stdin), an image folder, or pool3
+   features (N,2048) .npy, which --save-features writes. */
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inception.h"
+#include "metrics.h"
+#include "nn.h"
+#include "npy.h"
+#include "util.h"
+
+static const char usage_line[] =
+    "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [--batch-size N]\n"
+    "           [--threads N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
+    "           (A B | --save-features A OUT.npy)\n";
+
+static void usage(int status)
+{
+    FILE *f = status == 0 ? stdout : stderr;
+    fputs(usage_line, f);
+    if (status == 0)
+        fputs("\n"
+              "Prints 'kernel_inception_distance_mean: M' and 'kernel_inception_distance_std: S'\n"
+              "(torch-fidelity). A and B: uint8 images (N,H,W,3) .npy/.npz or - (stdin), a folder\n"
+              "of images, or pool3 features float (N,2048) .npy.\n"
+              "\n"
+              "  --save-features       write the pool3 features of A to OUT.npy, float32 (N,2048)\n"
+              "  --subsets N           subsets (default 100)\n"
+              "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
+              "                        that is less, with a note on stderr)\n"
+              "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
+              "  --json                print a JSON object instead\n"
+              "  --batch-size N        images per batch (default 50)\n"
+              "  --threads N           threads (default 2)\n"
+              "  --weights PATH        FID Inception weights (.pth or .safetensors), or synthetic\n"
+              "                        (scores NOT comparable with published ones). Default:\n"
+              "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n"
+              "                        next to bin/ or in the current directory (make weights)\n"
+              "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n"
+              "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n"
+              "  -v, --verbose         settings and progress on stderr\n",
+              f);
+    exit(status);
+}
+
+static void bad_usage(const char *what, const char *arg)
+{
+    warnx("%s: invalid value '%s'", what, arg);
+    usage(2);
+}
+
+struct ctx {
+    float *f;          /* (n, 2048), collected */
+    int64_t n, cap;
+    FILE *out;         /* --save-features: streamed instead */
+    struct progress pr;
+    int verbose;
+};
+
+static int sink(void *p, const float *f, int n)
+{
+    struct ctx *c = p;
+    if (c->out != NULL) {
+        if (fwrite(f, sizeof(float) * INCEPTION_DIMS, n, c->out) != (size_t)n)
+            return -1;
+    } else {
+        if (c->n + n > c->cap) {
+            c->cap = (c->n + n) * 2;
+            c->f = xrealloc(c->f, (size_t)c->cap * INCEPTION_DIMS * sizeof(float));
+        }
+        memcpy(c->f + (size_t)c->n * INCEPTION_DIMS, f, (size_t)n * INCEPTION_DIMS * sizeof(float));
+    }
+    c->n += n;
+    if (c->verbose)
+        progress_update(&c->pr, (long)c->n, NULL);
+    return 0;
+}
+
+struct opts {
+    int batch, verbose;
+    enum inception_resize mode;
+};
+
+static void features(struct ctx *c, struct metrics_input *in, const char *path,
+                     const struct inception *net, const struct opts *o)
+{
+    char msg[1024];
+    c->verbose = o->verbose;
+    progress_init(&c->pr, "kid", path, (long)in->n);
+    if (metrics_input_features(in, net, o->batch, o->mode, INCEPTION_DIMS, sink, c, msg,
+                               sizeof msg) == -1) {
+        if (c->out != NULL && ferror(c->out))
+            errx(1, "writing features: write error");
+        errx(1, "%s: %s", path, msg);
+    }
+    if (o->verbose)
+        progress_done(&c->pr);
+}
+
+static void open_input(struct metrics_input *in, const char *path)
+{
+    char msg[1024];
+    if (metrics_input_open(in, path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+    if (in->kind == METRICS_STATS)
+        errx(1, "%s: KID needs features or images, not statistics (mu, sigma)", path);
+}
+
+static int needs_net(const struct metrics_input *in)
+{
+    return in->kind == METRICS_IMAGES || in->kind == METRICS_FOLDER;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "subsets", required_argument, NULL, 'n' },
+        { "subset-size", required_argument, NULL, 'm' },
+        { "seed", required_argument, NULL, 'S' },
+        { "batch-size", required_argument, NULL, 'b' },
+        { "threads", required_argument, NULL, 't' },
+        { "weights", required_argument, NULL, 'w' },
+        { "resize", required_argument, NULL, 'r' },
+        { "save-features", no_argument, NULL, 'F' },
+        { "json", no_argument, NULL, 'j' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct opts o = { 50, 0, INCEPTION_RESIZE_TORCH_FIDELITY };
+    const char *weights = NULL;
+    long subsets = 100, m = 0, seed = 2020, threads = 2, v;
+    int json = 0, save = 0, c;
+    char msg[1024], used[4096];
+
+    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (util_parse_long(optarg, 1, 1000000, &subsets) == -1)
+                bad_usage("--subsets", optarg);
+            break;
+        case 'm':
+            if (util_parse_long(optarg, 2, 1000000, &m) == -1)
+                bad_usage("--subset-size", optarg);
+            break;
+        case 'S':
+            if (util_parse_long(optarg, 0, 4294967295L, &seed) == -1)
+                bad_usage("--seed", optarg);
+            break;
+        case 'b':
+            if (util_parse_long(optarg, 1, 4096, &v) == -1)
+                bad_usage("--batch-size", optarg);
+            o.batch = (int)v;
+            break;
+        case 't':
+            if (util_parse_long(optarg, 1, 256, &threads) == -1)
+                bad_usage("--threads", optarg);
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'r':
+            if (strcmp(optarg, "pytorch-fid") == 0)
+                o.mode = INCEPTION_RESIZE_PYTORCH_FID;
+            else if (strcmp(optarg, "torch-fidelity") == 0)
+                o.mode = INCEPTION_RESIZE_TORCH_FIDELITY;
+            else
+                bad_usage("--resize", optarg);
+            break;
+        case 'F':
+            save = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'v':
+            o.verbose = 1;
+            break;
+        case 'h':
+            usage(0);
+            break;
+        default:
+            usage(2);
+        }
+    }
+    if (argc - optind != 2)
+        usage(2);
+    const char *pa = argv[optind], *pb = argv[optind + 1];
+    if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0) {
+        warnx("only one input can be stdin");
+        usage(2);
+    }
+    nn_blas_setup(argv, o.verbose);
+    nn_set_threads((int)threads);
+    util_cleanup_signals();
+
+    struct metrics_input ia, ib;
+    struct inception net;
+    struct ctx ca, cb;
+    memset(&net, 0, sizeof net);
+    memset(&ib, 0, sizeof ib);
+    memset(&ca, 0, sizeof ca);
+    memset(&cb, 0, sizeof cb);
+    open_input(&ia, pa);
+    if (!save)
+        open_input(&ib, pb);
+    if (needs_net(&ia) || (!save && needs_net(&ib))) {
+        if (inception_open(&net, weights, argv[0], used, sizeof used, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+        if (o.verbose)
+            fprintf(stderr, "kid: weights %s; preprocessing %s; batch %d; %d threads\n", used,
+                    o.mode == INCEPTION_RESIZE_PYTORCH_FID
+                        ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
+                        : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
+                    o.batch, nn_get_threads());
+        if (net.synthetic)
+            warnx("warning: synthetic Inception weights: scores are NOT comparable with "
+                  "published ones");
+    }
+    if (save) {
+        struct outfile of;
+        int64_t shape[2] = { ia.n, INCEPTION_DIMS };
+        if (outfile_open(&of, pb, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", pb, msg);
+        if (npy_write_header(of.f, NPY_F32, 2, shape, msg, sizeof msg) == -1) {
+            outfile_abort(&of);
+            errx(1, "%s: %s", pb, msg);
+        }
+        ca.out = of.f;
+        features(&ca, &ia, pa, &net, &o);
+        if (outfile_commit(&of, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", pb, msg);
+    } else {
+        features(&ca, &ia, pa, &net, &o);
+        features(&cb, &ib, pb, &net, &o);
+        int64_t nmin = ca.n < cb.n ? ca.n : cb.n;
+        if (m == 0) {
+            m = 1000;
+            if (nmin < m) {
+                m = nmin;
+                warnx("note: %lld samples < 1000: subset size %ld", (long long)nmin, m);
+            }
+        }
+        double mean, std;
+        if (metrics_kid(&mean, &std, ca.f, ca.n, cb.f, cb.n, INCEPTION_DIMS, (int)subsets,
+                        (int)m, (uint32_t)seed, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+        if (json) {
+            char a[64], b[64];
+            metrics_repr(a, sizeof a, mean);
+            metrics_repr(b, sizeof b, std);
+            printf("{\n    \"kernel_inception_distance_mean\": %s,\n"
+                   "    \"kernel_inception_distance_std\": %s,\n    \"n1\": %lld,\n"
+                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld%s\n}\n", a, b, (long long)ca.n,
+                   (long long)cb.n, subsets, m, net.synthetic ? ",\n    \"synthetic_weights\": true" : "");
+        } else
+            printf("kernel_inception_distance_mean: %.7g\nkernel_inception_distance_std: %.7g\n",
+                   mean, std);
+    }
+    free(ca.f);
+    free(cb.f);
+    metrics_input_free(&ia);
+    metrics_input_free(&ib);
+    inception_free(&net);
+    if (fclose(stdout) != 0)
+        err(1, "stdout");
+    return 0;
+}

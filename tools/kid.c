@@ -56,7 +56,8 @@ static void bad_usage(const char *what, const char *arg)
 }
 
 struct ctx {
-    float *f;          /* (n, 2048), collected */
+    int d;             /* feature width: 2048, or that of a feature-cache input */
+    float *f;          /* (n, d), collected */
     int64_t n, cap;
     FILE *out;         /* --save-features: streamed instead */
     struct progress pr;
@@ -67,14 +68,14 @@ static int sink(void *p, const float *f, int n)
 {
     struct ctx *c = p;
     if (c->out != NULL) {
-        if (fwrite(f, sizeof(float) * INCEPTION_DIMS, n, c->out) != (size_t)n)
+        if (fwrite(f, sizeof(float) * c->d, n, c->out) != (size_t)n)
             return -1;
     } else {
         if (c->n + n > c->cap) {
             c->cap = (c->n + n) * 2;
-            c->f = xrealloc(c->f, (size_t)c->cap * INCEPTION_DIMS * sizeof(float));
+            c->f = xrealloc(c->f, (size_t)c->cap * c->d * sizeof(float));
         }
-        memcpy(c->f + (size_t)c->n * INCEPTION_DIMS, f, (size_t)n * INCEPTION_DIMS * sizeof(float));
+        memcpy(c->f + (size_t)c->n * c->d, f, (size_t)n * c->d * sizeof(float));
     }
     c->n += n;
     if (c->verbose)
@@ -93,7 +94,7 @@ static void features(struct ctx *c, struct metrics_input *in, const char *path,
     char msg[1024];
     c->verbose = o->verbose;
     progress_init(&c->pr, "kid", path, (long)in->n);
-    if (metrics_input_features(in, net, o->batch, o->mode, INCEPTION_DIMS, sink, c, msg,
+    if (metrics_input_features(in, net, o->batch, o->mode, c->d, sink, c, msg,
                                sizeof msg) == -1) {
         if (c->out != NULL && ferror(c->out))
             errx(1, "writing features: write error");
@@ -210,6 +211,12 @@ int main(int argc, char **argv)
     open_input(&ia, pa);
     if (!save)
         open_input(&ib, pb);
+    /* pool3, or the width of feature caches (both sides must agree) */
+    ca.d = cb.d = ia.kind == METRICS_FEATURES ? ia.d
+                  : !save && ib.kind == METRICS_FEATURES ? ib.d : INCEPTION_DIMS;
+    if (ca.d != INCEPTION_DIMS && (needs_net(&ia) || (!save && needs_net(&ib))))
+        errx(1, "%s: features have %d columns; images give %d-d pool3 features",
+             ia.kind == METRICS_FEATURES ? pa : pb, ca.d, INCEPTION_DIMS);
     if (needs_net(&ia) || (!save && needs_net(&ib))) {
         if (inception_open(&net, weights, argv[0], used, sizeof used, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
@@ -225,7 +232,7 @@ int main(int argc, char **argv)
     }
     if (save) {
         struct outfile of;
-        int64_t shape[2] = { ia.n, INCEPTION_DIMS };
+        int64_t shape[2] = { ia.n, ca.d };
         if (outfile_open(&of, pb, msg, sizeof msg) == -1)
             errx(1, "%s: %s", pb, msg);
         if (npy_write_header(of.f, NPY_F32, 2, shape, msg, sizeof msg) == -1) {
@@ -248,7 +255,7 @@ int main(int argc, char **argv)
             }
         }
         double mean, std;
-        if (metrics_kid(&mean, &std, ca.f, ca.n, cb.f, cb.n, INCEPTION_DIMS, (int)subsets,
+        if (metrics_kid(&mean, &std, ca.f, ca.n, cb.f, cb.n, ca.d, (int)subsets,
                         (int)m, (uint32_t)seed, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
         if (json) {

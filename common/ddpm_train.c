@@ -1,0 +1,126 @@
+/* The training step of diffusers' examples/unconditional_image_generation/
+   train_unconditional.py (spec ddpm.md section 5) on the C UNet. */
+#include "unet_train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "optim.h"
+#include "sched.h"
+#include "util.h"
+
+void ddpm_hparams_default(struct ddpm_hparams *h)
+{
+    memset(h, 0, sizeof *h);
+    h->lr = 1e-4;
+    h->beta1 = 0.95;
+    h->beta2 = 0.999;
+    h->eps = 1e-8;
+    h->weight_decay = 1e-6;
+    h->max_grad_norm = 1.0;
+    h->lr_sched = DDPM_LR_COSINE;
+    h->warmup = 500;
+    h->total = 1;
+    h->use_ema = 0;
+    h->ema_inv_gamma = 1.0;
+    h->ema_power = 0.75;
+    h->ema_max_decay = 0.9999;
+}
+
+/* LambdaLR: base_lr * lambda(step), in double as Python */
+double ddpm_lr_at(const struct ddpm_hparams *h, long step)
+{
+    double mult;
+    switch (h->lr_sched) {
+    case DDPM_LR_CONSTANT: mult = lr_constant_warmup(step, h->warmup); break;
+    case DDPM_LR_LINEAR: mult = lr_linear_warmup(step, h->warmup, h->total); break;
+    default: mult = lr_cosine_warmup(step, h->warmup, h->total); break;
+    }
+    return h->lr * mult;
+}
+
+void ddpm_train_init(struct ddpm_train *tr, struct unet *u, int max_batch, int use_ema)
+{
+    const struct unet_config *c = &u->cfg;
+    size_t n = u->n_params, S2 = (size_t)c->sample_size * c->sample_size;
+    memset(tr, 0, sizeof *tr);
+    tr->u = u;
+    tr->max_batch = max_batch;
+    unet_grad_init(&tr->g, u, max_batch);
+    tr->grads = xcalloc(n, sizeof(float));
+    tr->m = xcalloc(n, sizeof(float));
+    tr->v = xcalloc(n, sizeof(float));
+    if (use_ema) {
+        tr->ema = xmalloc(n * sizeof(float));
+        memcpy(tr->ema, u->params, n * sizeof(float));
+    }
+    tr->xt = xmalloc((size_t)max_batch * c->in_channels * S2 * sizeof(float));
+    tr->deps = xmalloc((size_t)max_batch * c->out_channels * S2 * sizeof(float));
+    tr->tf = xmalloc((size_t)max_batch * sizeof(float));
+}
+
+void ddpm_train_free(struct ddpm_train *tr)
+{
+    unet_grad_free(&tr->g);
+    free(tr->grads);
+    free(tr->m);
+    free(tr->v);
+    free(tr->ema);
+    free(tr->xt);
+    free(tr->deps);
+    free(tr->tf);
+    memset(tr, 0, sizeof *tr);
+}
+
+float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
+                           const float *noise, const int *t, int B)
+{
+    struct unet *u = tr->u;
+    const struct unet_config *c = &u->cfg;
+    size_t per = (size_t)c->in_channels * c->sample_size * c->sample_size;
+    size_t nout = (size_t)B * c->out_channels * c->sample_size * c->sample_size;
+    float loss;
+
+    for (int b = 0; b < B; b++) {
+        sched_add_noise(s, tr->xt + b * per, x0 + b * per, noise + b * per, t[b], per);
+        tr->tf[b] = (float)t[b];
+    }
+    unet_forward(u, NULL, tr->xt, tr->tf, B);
+    /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
+    loss = nn_mse_loss_forward(u->out, noise, nout);
+    memset(tr->deps, 0, nout * sizeof(float));
+    nn_mse_loss_backward(tr->deps, u->out, noise, nout, 1.0f);
+    memset(tr->grads, 0, u->n_params * sizeof(float));
+    unet_backward(u, &tr->g, tr->grads, tr->deps, B);
+    return loss;
+}
+
+float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const struct sched *s,
+                      const float *x0, const float *noise, const int *t, int B,
+                      float *grad_norm, float *lr)
+{
+    struct unet *u = tr->u;
+    double lrd = ddpm_lr_at(h, tr->step);
+    struct adam o = {(float)lrd, (float)h->beta1, (float)h->beta2, (float)h->eps,
+                     (float)h->weight_decay, 1};
+    float loss = ddpm_train_loss_grad(tr, s, x0, noise, t, B), gn;
+
+    if (h->max_grad_norm > 0)
+        gn = grad_clip_norm(tr->grads, u->n_params, (float)h->max_grad_norm);
+    else
+        gn = grad_clip_norm(tr->grads, u->n_params, 1e30f);
+    adam_step(&o, u->params, tr->grads, tr->m, tr->v, u->n_params, tr->step + 1);
+    unet_weights_changed(u);
+    tr->step++;
+    if (tr->ema != NULL) {
+        double d = ema_decay_f64(tr->step, 0, h->ema_inv_gamma, h->ema_power, 0.0,
+                                 h->ema_max_decay);
+        ema_update_f64(tr->ema, u->params, u->n_params, d);
+    }
+    if (grad_norm != NULL)
+        *grad_norm = gn;
+    if (lr != NULL)
+        *lr = (float)lrd;
+    return loss;
+}

@@ -11,9 +11,17 @@
 #include <string.h>
 
 #include "nn.h"
+#include "nn_wino.h"
 
 #define CONV_MINCOLS 256        /* fewer output pixels than this: batch images into one GEMM */
 #define CONV_COLFLOATS (1 << 20) /* aim for an im2col block of at most this many floats */
+
+static int conv_no_wino; /* tests and benchmarks compare against the im2col path */
+
+void nn_conv_winograd(int on)
+{
+    conv_no_wino = !on;
+}
 
 typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
                         float, float *, int);
@@ -101,7 +109,10 @@ size_t nn_conv_scratch(const struct nn_conv *g)
 {
     struct conv_plan p;
     conv_plan(&p, g);
-    return p.slice * p.nt;
+    size_t n = p.slice * p.nt;
+    if (nn_wino_ok(g) && nn_wino_scratch(g) > n)
+        n = nn_wino_scratch(g);
+    return n;
 }
 
 size_t nn_convt_scratch(const struct nn_conv *g)
@@ -249,6 +260,10 @@ static void conv_fwd(float *out, int acc, float *scratch, const float *in, const
 {
     struct conv_plan p;
     int nt = nn_get_threads();
+    if (nn_wino_ok(g) && !conv_no_wino) {
+        nn_wino_forward(out, acc, scratch, in, w, b, g, 0);
+        return;
+    }
     conv_plan(&p, g);
     if (nt > p.nt)
         nt = p.nt;

@@ -4,7 +4,7 @@
      ratio=<gflops/sgemm>
    Element-wise ops report gbs= (bytes read + written per second) instead of GFLOP/s.
    tests/bench/torch_nn.py parses these lines and times the same ops in PyTorch.
-   usage: bench_nn [-c] [-t threads] [filter]  (-c: CPU time; filter: substring of the op name) */
+   usage: bench_nn [-cw] [-t threads] [filter]  (-c: CPU time; -w: no Winograd; filter: substring of the op name) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,14 +294,18 @@ int main(int argc, char **argv)
         {"inc8_1x3", 8, 384, 8, 8, 384, 1, 3, 1, 0, 1, 0, 1},
     };
     int c;
-    while ((c = getopt(argc, argv, "ct:")) != -1) {
+    while ((c = getopt(argc, argv, "ct:w")) != -1) {
         long v;
         if (c == 'c') {
             cputime = 1;
             continue;
         }
+        if (c == 'w') {
+            nn_conv_winograd(0);
+            continue;
+        }
         if (c != 't' || util_parse_long(optarg, 1, 256, &v) == -1) {
-            fprintf(stderr, "usage: bench_nn [-c] [-t threads] [filter]\n");
+            fprintf(stderr, "usage: bench_nn [-cw] [-t threads] [filter]\n");
             return 2;
         }
         threads = (int)v;

@@ -254,6 +254,13 @@ static void test_conv_splits(void)
         {5, 40, 6, 6, 10, 1, 1, 1, 1, 0, 0, 0, 0},
         {2, 20, 33, 31, 10, 1, 1, 1, 1, 0, 0, 0, 0},
         {2, 500, 17, 17, 3, 1, 7, 1, 1, 0, 3, 0, 3},
+        /* Winograd: partial tiles, groups, blocks, pads 0/1/asymmetric */
+        {2, 64, 9, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1},
+        {5, 64, 4, 4, 70, 3, 3, 1, 1, 1, 1, 1, 1},
+        {1, 64, 33, 30, 64, 3, 3, 1, 1, 0, 0, 1, 1},
+        {2, 96, 7, 7, 64, 3, 3, 1, 1, 0, 0, 0, 0},
+        {3, 64, 40, 40, 64, 3, 3, 1, 1, 1, 1, 1, 1},
+        {4, 64, 8, 8, 128, 3, 3, 1, 1, 2, 1, 0, 2},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const int *d = cases[k];
@@ -288,7 +295,7 @@ int main(void)
 {
     static const char *conv[] = {"conv_k3p1", "conv_k3s2", "conv_asym", "conv_k1",
                                  "conv_k4s2", "conv_1x7",  "conv_7x1",  "conv_n1",
-                                 "conv_group", "conv_k1group", "conv_big"};
+                                 "conv_group", "conv_k1group", "conv_big", "conv_wino"};
     static const char *convt[] = {"convt_k4s2", "convt_n1", "convt_group", "convt_k3s1"};
     nn_set_threads(2);
     test_blas_decide();
@@ -301,7 +308,12 @@ int main(void)
     for (size_t i = 0; i < sizeof convt / sizeof convt[0]; i++)
         conv_case(convt[i], 1);
     test_conv_splits();
+    nn_conv_winograd(0);
+    conv_case("conv_wino", 0);
+    test_conv_splits();
+    nn_conv_winograd(1);
     nn_set_threads(1);
+    conv_case("conv_wino", 0);
     conv_case("conv_group", 0);
     conv_case("convt_group", 1);
     test_conv_splits();

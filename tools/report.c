@@ -260,7 +260,7 @@ int main(int argc, char **argv)
         cell(f, m->v[IS], m->v[IS_STD], 2);
         cell(f, m->v[KID], m->v[KID_STD], 4);
         cell(f, m->v[N], NAN, 0);
-        cell(f, m->v[SECONDS], NAN, 1);
+        cell(f, m->v[SECONDS], NAN, 2);
         fputc('\n', f);
     }
     if (any_grid) {

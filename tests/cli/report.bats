@@ -9,7 +9,7 @@ setup() {
     echo '{"fid": 123.456, "n1": 100, "n2": 60, "extra": [1, 2]}' > res/fid.json
     echo '{"inception_score_mean": 2.5, "inception_score_std": 0.25}' > res/is.json
     echo '{"kernel_inception_distance_mean": 0.0123, "kernel_inception_distance_std": 0.001}' > res/kid.json
-    echo '12.345' > res/time.txt
+    echo '12.25' > res/time.txt
     printf 'png' > res/grid.png
     printf 'png' > fig/loss.png
 }
@@ -34,7 +34,7 @@ Synthetic Inception weights.
 
 | model | FID | IS | KID | N | seconds |
 | --- | ---: | ---: | ---: | ---: | ---: |
-| vae | 123.46 | 2.50 ± 0.25 | 0.0123 ± 0.0010 | 100 | 12.3 |
+| vae | 123.46 | 2.50 ± 0.25 | 0.0123 ± 0.0010 | 100 | 12.25 |
 | VAE (study) | 318.14 | 2.36 | - | 100 | - |
 
 ## Samples

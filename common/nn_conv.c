@@ -105,13 +105,34 @@ static void convt_dual(struct nn_conv *d, const struct nn_conv *g)
     d->OC = g->C, d->OH = g->H, d->OW = g->W;
 }
 
+/* the conv whose forward is g's data gradient: 3x3 stride 1, channels swapped, pads 2-P,
+   weights rotated (nn_wino_forward's flip) */
+static void conv_dual3(struct nn_conv *d, const struct nn_conv *g)
+{
+    *d = *g;
+    d->C = g->OC, d->H = g->OH, d->W = g->OW, d->OC = g->C, d->OH = g->H, d->OW = g->W;
+    d->PT = 2 - g->PT, d->PL = 2 - g->PL, d->PB = 2 - g->PB, d->PR = 2 - g->PR;
+}
+
+/* whether g's data gradient can run as a Winograd conv d (ignoring nn_conv_winograd) */
+static int conv_wino_dx(const struct nn_conv *g, struct nn_conv *d)
+{
+    if (g->KH != 3 || g->KW != 3 || g->SH != 1 || g->SW != 1)
+        return 0;
+    conv_dual3(d, g);
+    return nn_wino_ok(d);
+}
+
 size_t nn_conv_scratch(const struct nn_conv *g)
 {
     struct conv_plan p;
     conv_plan(&p, g);
+    struct nn_conv d;
     size_t n = p.slice * p.nt;
     if (nn_wino_ok(g) && nn_wino_scratch(g) > n)
         n = nn_wino_scratch(g);
+    if (conv_wino_dx(g, &d) && nn_wino_scratch(&d) > n)
+        n = nn_wino_scratch(&d);
     return n;
 }
 
@@ -260,7 +281,7 @@ static void conv_fwd(float *out, int acc, float *scratch, const float *in, const
 {
     struct conv_plan p;
     int nt = nn_get_threads();
-    if (nn_wino_ok(g) && !conv_no_wino) {
+    if (!conv_no_wino && nn_wino_ok(g)) {
         nn_wino_forward(out, acc, scratch, in, w, b, g, 0);
         return;
     }
@@ -339,7 +360,13 @@ static void conv_bwd(float *din, float *dw, float *scratch, const float *dout, c
                      const float *w, const struct nn_conv *g)
 {
     struct conv_plan p;
+    struct nn_conv d;
     int nt = nn_get_threads();
+    if (din != NULL && !conv_no_wino && conv_wino_dx(g, &d)) {
+        conv_bwd(NULL, dw, scratch, dout, in, w, g);
+        nn_wino_forward(din, 1, scratch, dout, w, NULL, &d, 1);
+        return;
+    }
     conv_plan(&p, g);
     if (nt > p.nt)
         nt = p.nt;

@@ -1,0 +1,146 @@
+load helpers
+setup() { setup_tools; }
+
+# Synthetic weights and a few tiny images keep these fast (Inception is ~0.1 s/image).
+IMG() { echo "$FIX/inception/img32.npy"; }
+ODD() { echo "$FIX/inception/img40x24.npy"; }
+
+# |$1 - $2| <= $3
+near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+
+@test "fid without arguments prints usage and exits 2" {
+  run -2 --separate-stderr fid
+  [ -z "$output" ]
+  [[ "$stderr" == *"usage: fid"* ]]
+}
+
+@test "fid --help prints usage on stdout" {
+  run -0 fid --help
+  [[ "$output" == "usage: fid"* ]]
+}
+
+@test "fid rejects a bad --dims" {
+  run -2 --separate-stderr fid --dims 100 a b
+  [[ "$stderr" == "fid: --dims: invalid value '100'"* ]]
+}
+
+@test "fid rejects two stdin inputs" {
+  run -2 --separate-stderr fid - -
+  [[ "$stderr" == *"only one input can be stdin"* ]]
+}
+
+@test "fid of an image set with itself is 0, with the synthetic-weights warning" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(IMG)"
+  [[ "$output" == "FID:  "* ]]
+  near "${output#FID:  }" 0 1e-6
+  [[ "$stderr" == *"fid: warning: synthetic Inception weights"* ]]
+  [[ "$stderr" == *"3 samples < 2048 dims"*"consider kid"* ]]
+}
+
+@test "fid reads images from stdin, same score as from the file" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(ODD)" --batch-size 2
+  want=$output
+  run -0 --separate-stderr bash -c "cat '$(ODD)' | fid --weights synthetic '$(IMG)' -"
+  [ "$output" = "$want" ]
+}
+
+@test "fid does not depend on batch size or thread count" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(ODD)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic --batch-size 1 --threads 1 "$(IMG)" "$(ODD)"
+  [ "$output" = "$want" ]
+}
+
+@test "fid reads a folder of PNGs like the same images in an array" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(ODD)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic "$FIX/inception/folder" "$(ODD)"
+  [ "$output" = "$want" ]
+}
+
+@test "fid --save-stats round trip: fid A B = fid A stats(B)" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(ODD)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic --save-stats "$(ODD)" "$BATS_TEST_TMPDIR/s.npz"
+  [ -z "$output" ]
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$BATS_TEST_TMPDIR/s.npz"
+  [ "$output" = "$want" ]
+}
+
+@test "fid --save-features round trip: features stand in for the images" {
+  run -0 --separate-stderr fid --weights synthetic "$(IMG)" "$(ODD)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic --save-features "$(IMG)" "$BATS_TEST_TMPDIR/f.npy"
+  run -0 npy_shape "$BATS_TEST_TMPDIR/f.npy"
+  [ "$output" = "3,2048" ]
+  run -0 --separate-stderr fid --weights synthetic "$BATS_TEST_TMPDIR/f.npy" "$(ODD)"
+  [ "$output" = "$want" ]
+}
+
+@test "fid on features needs no weights and matches pytorch-fid's scipy formula" {
+  run -0 --separate-stderr env FID_WEIGHTS=/nonexistent fid --dims 64 "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  near "${output#FID:  }" 8.660084959189675 1e-8
+}
+
+@test "fid --json" {
+  run -0 --separate-stderr fid --dims 64 --json "$FIX/metrics/feat64_a.npy" "$FIX/metrics/stats64_compressed.npz"
+  [[ "${lines[0]}" == "{" ]]
+  [[ "$output" == *'"frechet_inception_distance": '* ]]
+  [[ "$output" == *'"dims": 64'* ]]
+  [[ "${lines[-1]}" == "}" ]]
+}
+
+@test "fid rejects statistics of other dims than --dims" {
+  run -1 --separate-stderr fid "$FIX/metrics/feat64_a.npy" "$FIX/metrics/stats64_compressed.npz"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: "* ]]
+}
+
+@test "fid rejects a feature file with one row" {
+  run -1 --separate-stderr fid --weights synthetic "$FIX/bad/metrics_one_feature.npy" "$(IMG)"
+  [ -z "$output" ]
+  [[ "$stderr" == *"fid: "*"metrics_one_feature.npy: need at least 2 samples"* ]]
+}
+
+@test "fid rejects int32 arrays and RGBA arrays" {
+  run -1 --separate-stderr fid "$FIX/bad/metrics_int32_feats.npy" "$(IMG)"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: "*"metrics_int32_feats.npy: expected uint8 images"* ]]
+  run -1 --separate-stderr fid "$(IMG)" "$FIX/bad/metrics_rgba.npy"
+  [[ "$stderr" == "fid: "*"metrics_rgba.npy: "* ]]
+}
+
+@test "fid rejects truncated statistics" {
+  run -1 --separate-stderr fid "$(IMG)" "$FIX/bad/metrics_stats_trunc.npz"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: "*"metrics_stats_trunc.npz: "* ]]
+}
+
+@test "fid names make weights when the weights are missing" {
+  run -1 --separate-stderr env FID_WEIGHTS=/nonexistent/w.pth fid "$(IMG)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: "*"make weights"* ]]
+}
+
+@test "fid without FID_WEIGHTS looks next to the executable and names make weights" {
+  bin=$(dirname "$(command -v fid)")
+  [ ! -e "$bin/../weights/pt_inception-2015-12-05-6726825d.pth" ] || skip "real weights present"
+  cd "$BATS_TEST_TMPDIR"
+  run -1 --separate-stderr env -u FID_WEIGHTS fid "$(IMG)" "$(ODD)"
+  [[ "$stderr" == "fid: no Inception weights"*"make weights"* ]]
+}
+
+@test "fid rejects a corrupt weights file" {
+  run -1 --separate-stderr fid --weights "$FIX/bad/metrics_inception_trunc.pth" "$(IMG)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: "*"metrics_inception_trunc.pth: "* ]]
+}
+
+@test "fid --save-features leaves no file behind on failure" {
+  mkdir "$BATS_TEST_TMPDIR/out"
+  run -1 --separate-stderr fid --save-features "$FIX/bad/metrics_rgba.npy" "$BATS_TEST_TMPDIR/out/f.npy"
+  [ -z "$output" ]
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
+  run -1 --separate-stderr fid --weights synthetic --save-stats "$FIX/bad/metrics_one_feature.npy" "$BATS_TEST_TMPDIR/out/s.npz"
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
+}

@@ -17,27 +17,6 @@
 #define TS 4 /* output tile */
 #define AS 6 /* input tile */
 
-static inline void bt6(float *o, const float *d, int s)
-{
-    float d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-    o[0] = 4 * d0 - 5 * d2 + d4;
-    o[s] = -4 * d1 - 4 * d2 + d3 + d4;
-    o[2 * s] = 4 * d1 - 4 * d2 - d3 + d4;
-    o[3 * s] = -2 * d1 - d2 + 2 * d3 + d4;
-    o[4 * s] = 2 * d1 - d2 - 2 * d3 + d4;
-    o[5 * s] = 4 * d1 - 5 * d3 + d5;
-}
-
-static inline void at6(float *o, const float *m, int si, int so)
-{
-    float m0 = m[0], m1 = m[si], m2 = m[2 * si], m3 = m[3 * si], m4 = m[4 * si], m5 = m[5 * si];
-    float a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-    o[0] = m0 + a + c;
-    o[so] = b + 2 * d;
-    o[2 * so] = a + 4 * c;
-    o[3 * so] = b + 8 * d + m5;
-}
-
 static inline void g3(float *o, const float *g, int si, int so)
 {
     float g0 = g[0], g1 = g[si], g2 = g[2 * si];
@@ -47,6 +26,57 @@ static inline void g3(float *o, const float *g, int si, int so)
     o[3 * so] = g0 / 24 + g1 / 12 + g2 / 6;
     o[4 * so] = g0 / 24 - g1 / 12 + g2 / 6;
     o[5 * so] = g2;
+}
+
+/* the 1-D transforms over n tiles, in place, six distinct slot vectors */
+static void bt6v(float *restrict p0, float *restrict p1, float *restrict p2,
+                 float *restrict p3, float *restrict p4, float *restrict p5, int n)
+{
+    for (int t = 0; t < n; t++) {
+        float d0 = p0[t], d1 = p1[t], d2 = p2[t], d3 = p3[t], d4 = p4[t], d5 = p5[t];
+        p0[t] = 4 * d0 - 5 * d2 + d4;
+        p1[t] = -4 * d1 - 4 * d2 + d3 + d4;
+        p2[t] = 4 * d1 - 4 * d2 - d3 + d4;
+        p3[t] = -2 * d1 - d2 + 2 * d3 + d4;
+        p4[t] = 2 * d1 - d2 - 2 * d3 + d4;
+        p5[t] = 4 * d1 - 5 * d3 + d5;
+    }
+}
+
+static void at6v(float *restrict p0, float *restrict p1, float *restrict p2,
+                 float *restrict p3, const float *restrict p4, const float *restrict p5, int n)
+{
+    for (int t = 0; t < n; t++) {
+        float m0 = p0[t], m1 = p1[t], m2 = p2[t], m3 = p3[t], m4 = p4[t], m5 = p5[t];
+        float s1 = m1 + m2, d1 = m1 - m2, s3 = m3 + m4, d3 = m3 - m4;
+        p0[t] = m0 + s1 + s3;
+        p1[t] = d1 + 2 * d3;
+        p2[t] = s1 + 4 * s3;
+        p3[t] = d1 + 8 * d3 + m5;
+    }
+}
+
+/* B^T applied to the 6 vectors at slots base + k*a (k = 0..5) for each of the 6 bases
+   base = l*b (l = 0..5), over n tiles, in place; slot s lives at v + s*ps */
+static void wino_bt_pass(float *v, size_t ps, int n, int a, int b)
+{
+    for (int l = 0; l < AS; l++) {
+        float *p = v + (size_t)(l * b) * ps;
+        size_t s = (size_t)a * ps;
+        bt6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
+    }
+}
+
+/* A^T: 6 slots base + k*a -> 4 slots base + k*a (k = 0..3), bases l*b (l = 0..5 when the
+   other direction is still 6 wide, else 0..3) */
+static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
+{
+    int nl = a == 1 ? AS : TS; /* the first pass (along r) runs for all 6 q */
+    for (int l = 0; l < nl; l++) {
+        float *p = v + (size_t)(l * b) * ps;
+        size_t s = (size_t)a * ps;
+        at6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
+    }
 }
 
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
@@ -79,35 +109,41 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
     float *V = scratch;                          /* (36, C, T) */
     float *M = V + 36 * (size_t)C * T;           /* (36, OC, T) */
 
-    /* input tiles: V[p][c][t] = (B^T d B)[p], d the 6x6 patch at (4ty-1, 4tx-1) */
+    /* input tiles, in place in V: first the 6x6 patches de-interleaved per (image, channel)
+       (slot i*6+j holds d[i][j] of every tile, contiguous over the tiles of all images),
+       then per channel B^T along i and along j as vector operations over all tiles */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             const float *x = in + ((size_t)n * C + c) * H * W;
+            float *vb = V + (size_t)c * T + (size_t)n * tpi;
+            size_t ps = (size_t)C * T;
+            float prow[tw * TS + 2 + 16]; /* a zero-padded input row */
             for (int ty = 0; ty < th; ty++)
-                for (int tx = 0; tx < tw; tx++) {
-                    float d[36], e[36];
-                    int y0 = ty * TS - 1, x0 = tx * TS - 1;
-                    size_t t = (size_t)n * tpi + ty * tw + tx;
-                    if (y0 >= 0 && x0 >= 0 && y0 + AS <= H && x0 + AS <= W) {
-                        for (int i = 0; i < AS; i++)
-                            memcpy(d + i * AS, x + (size_t)(y0 + i) * W + x0, AS * sizeof(float));
-                    } else {
-                        for (int i = 0; i < AS; i++)
-                            for (int j = 0; j < AS; j++) {
-                                int yy = y0 + i, xx = x0 + j;
-                                d[i * AS + j] = yy >= 0 && yy < H && xx >= 0 && xx < W
-                                                    ? x[(size_t)yy * W + xx] : 0.0f;
-                            }
+                for (int i = 0; i < AS; i++) {
+                    int yy = ty * TS - 1 + i;
+                    float *d = vb + (size_t)i * AS * ps + ty * tw;
+                    if (yy < 0 || yy >= H) {
+                        for (int j = 0; j < AS; j++)
+                            memset(d + j * ps, 0, tw * sizeof(float));
+                        continue;
                     }
-                    for (int j = 0; j < AS; j++)
-                        bt6(e + j, d + j, AS);       /* columns */
-                    for (int i = 0; i < AS; i++)
-                        bt6(d + i * AS, e + i * AS, 1); /* rows */
-                    for (int p = 0; p < 36; p++)
-                        V[((size_t)p * C + c) * T + t] = d[p];
+                    prow[0] = 0;
+                    memcpy(prow + 1, x + (size_t)yy * W, W * sizeof(float));
+                    for (int k = W + 1; k < tw * TS + 2; k++)
+                        prow[k] = 0;
+                    for (int j = 0; j < AS; j++) {
+                        float *restrict dj = d + j * ps;
+                        for (int tx = 0; tx < tw; tx++)
+                            dj[tx] = prow[tx * TS + j];
+                    }
                 }
         }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)T, AS, 1); /* i*6+j -> q*6+j */
+        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)T, 1, AS); /* q*6+j -> q*6+r */
+    }
 
     /* the 36 products, one serial GEMM each */
 #pragma omp parallel for schedule(static)
@@ -115,24 +151,26 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
         nn_sgemm_serial(0, 0, OC, (int)T, C, 1.0f, U + (size_t)p * OC * C, C,
                         V + (size_t)p * C * T, (int)T, 0.0f, M + (size_t)p * OC * T, (int)T);
 
-    /* output tiles: Y = A^T m A + bias */
+    /* output tiles: A^T along r, then along q, in place in M (per out channel over all
+       tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
+#pragma omp parallel for schedule(static)
+    for (int oc = 0; oc < OC; oc++) {
+        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)T, 1, AS); /* q*6+r -> q*6+j */
+        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)T, AS, 1); /* q*6+j -> i*6+j */
+    }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int oc = 0; oc < OC; oc++) {
             float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
+            float *mb = M + (size_t)oc * T + (size_t)n * tpi;
+            size_t ps = (size_t)OC * T;
             for (int ty = 0; ty < th; ty++)
-                for (int tx = 0; tx < tw; tx++) {
-                    float m[36], e[24], r[16];
-                    size_t t = (size_t)n * tpi + ty * tw + tx;
-                    for (int p = 0; p < 36; p++)
-                        m[p] = M[((size_t)p * OC + oc) * T + t];
-                    for (int j = 0; j < AS; j++)
-                        at6(e + j, m + j, AS, AS);     /* columns: e (4,6) */
-                    for (int i = 0; i < TS; i++)
-                        at6(r + i * TS, e + i * AS, 1, 1); /* rows: r (4,4) */
-                    for (int i = 0; i < TS && ty * TS + i < H; i++)
+                for (int i = 0; i < TS && ty * TS + i < H; i++) {
+                    const float *m = mb + (size_t)i * AS * ps + ty * tw;
+                    float *row = y + (size_t)(ty * TS + i) * W;
+                    for (int tx = 0; tx < tw; tx++)
                         for (int j = 0; j < TS && tx * TS + j < W; j++)
-                            y[(size_t)(ty * TS + i) * W + tx * TS + j] = r[i * TS + j] + bias;
+                            row[tx * TS + j] = m[j * ps + tx] + bias;
                 }
         }
 }

@@ -1,0 +1,87 @@
+load helpers
+setup() { setup_tools; }
+
+IMG() { echo "$FIX/inception/img32.npy"; }
+ODD() { echo "$FIX/inception/img40x24.npy"; }
+near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'; }
+
+@test "kid without arguments prints usage and exits 2" {
+  run -2 --separate-stderr kid
+  [ -z "$output" ]
+  [[ "$stderr" == *"usage: kid"* ]]
+}
+
+@test "kid --help prints usage on stdout" {
+  run -0 kid --help
+  [[ "$output" == "usage: kid"* ]]
+}
+
+@test "kid rejects --subset-size 1" {
+  run -2 --separate-stderr kid --subset-size 1 a b
+  [[ "$stderr" == "kid: --subset-size: invalid value '1'"* ]]
+}
+
+@test "kid on cached features matches torch-fidelity's code" {
+  run -0 --separate-stderr kid --subsets 10 --subset-size 20 "$FIX/metrics/kid_a.npy" "$FIX/metrics/kid_b.npy"
+  [ "${#lines[@]}" -eq 2 ]
+  near "${lines[0]#kernel_inception_distance_mean: }" 0.13915976 2e-6
+  near "${lines[1]#kernel_inception_distance_std: }" 0.079810577 2e-6
+}
+
+@test "kid uses the smaller N as subset size when below 1000, with a note" {
+  run -0 --separate-stderr kid --subsets 7 "$FIX/metrics/kid_a.npy" "$FIX/metrics/kid_b.npy"
+  near "${lines[0]#kernel_inception_distance_mean: }" 0.14234501 2e-6
+  [[ "$stderr" == *"kid: note: 60 samples < 1000: subset size 60"* ]]
+}
+
+@test "kid rejects a subset size above N" {
+  run -1 --separate-stderr kid --subset-size 61 "$FIX/metrics/kid_a.npy" "$FIX/metrics/kid_b.npy"
+  [ -z "$output" ]
+  [[ "$stderr" == "kid: subset size 61 is larger"*"--subset-size"* ]]
+}
+
+@test "kid --json" {
+  run -0 --separate-stderr kid --json --subsets 10 --subset-size 20 "$FIX/metrics/kid_a.npy" "$FIX/metrics/kid_b.npy"
+  [ "${lines[0]}" = "{" ]
+  [[ "$output" == *'"kernel_inception_distance_mean": 0.13915'* ]]
+  [[ "$output" == *'"subset_size": 20'* ]]
+  [ "${lines[-1]}" = "}" ]
+}
+
+@test "kid on images: stdin, folder and --save-features give the same score" {
+  run -0 --separate-stderr kid --weights synthetic --subsets 3 "$(IMG)" "$(ODD)"
+  want=$output
+  [[ "$stderr" == *"kid: warning: synthetic Inception weights"* ]]
+  run -0 --separate-stderr bash -c "cat '$(IMG)' | kid --weights synthetic --subsets 3 - '$(ODD)'"
+  [ "$output" = "$want" ]
+  run -0 --separate-stderr kid --weights synthetic --subsets 3 "$FIX/inception/folder" "$(ODD)"
+  [ "$output" = "$want" ]
+  run -0 --separate-stderr kid --weights synthetic --save-features "$(IMG)" "$BATS_TEST_TMPDIR/f.npy"
+  run -0 npy_shape "$BATS_TEST_TMPDIR/f.npy"
+  [ "$output" = "3,2048" ]
+  run -0 --separate-stderr kid --weights synthetic --subsets 3 "$BATS_TEST_TMPDIR/f.npy" "$(ODD)"
+  [ "$output" = "$want" ]
+}
+
+@test "kid rejects statistics, mixed feature widths and bad arrays" {
+  run -1 --separate-stderr kid "$FIX/metrics/kid_a.npy" "$FIX/metrics/stats64_compressed.npz"
+  [ -z "$output" ]
+  [[ "$stderr" == "kid: "*"stats64_compressed.npz: KID needs features or images"* ]]
+  run -1 --separate-stderr kid --weights synthetic "$FIX/metrics/kid_a.npy" "$(IMG)"
+  [[ "$stderr" == "kid: "*"kid_a.npy: features have 64 columns"* ]]
+  run -1 --separate-stderr kid "$FIX/bad/metrics_int32_feats.npy" "$FIX/metrics/kid_a.npy"
+  [[ "$stderr" == "kid: "*"metrics_int32_feats.npy: expected"* ]]
+}
+
+@test "kid names make weights when the weights are missing" {
+  run -1 --separate-stderr env FID_WEIGHTS=/nonexistent/w.pth kid "$(IMG)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "kid: "*"make weights"* ]]
+}
+
+@test "kid --save-features leaves no file behind on failure" {
+  mkdir "$BATS_TEST_TMPDIR/out"
+  run -1 --separate-stderr kid --save-features "$FIX/bad/metrics_rgba.npy" "$BATS_TEST_TMPDIR/out/f.npy"
+  [ -z "$output" ]
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
+}

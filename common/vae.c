@@ -115,7 +115,8 @@ void vae_init_params(struct vae *m, struct rng *r)
    block of the GEMM, the GEMM's output rows are the next layer's input, and no transposes
    are needed between layers. Groups of images keep the column matrix in L2. */
 
-#define VAE_COLMAX (96 * 1024) /* floats of the im2col block of one group */
+#define VAE_COLMAX (32 * 1024) /* floats of the im2col block of one group */
+#define VAE_CHUNK 16           /* images per work item of the batch split */
 
 /* images per group for a column matrix of `per` floats per image */
 static int group_of(size_t per)
@@ -340,13 +341,11 @@ void vae_batch_alloc(struct vae *m, int max_batch)
         off += per[i] * B;
     }
     m->max_batch = max_batch;
-    m->n_threads = nn_get_threads();
-    if (m->n_threads > max_batch)
-        m->n_threads = max_batch;
-    /* a group's column block is at most VAE_COLMAX floats, or one image's (48*1024) */
-    m->scratch_len = VAE_COLMAX > 48 * 1024 ? VAE_COLMAX : 48 * 1024;
+    m->n_chunks = (max_batch + VAE_CHUNK - 1) / VAE_CHUNK;
+    /* a group's column block is at most VAE_COLMAX floats, or one image's (32*1024) */
+    m->scratch_len = VAE_COLMAX > 32 * 1024 ? VAE_COLMAX : 32 * 1024;
     m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
-    m->thr = xcalloc(m->thr_stride * (size_t)m->n_threads, sizeof(float));
+    m->thr = xcalloc(m->thr_stride * (size_t)m->n_chunks, sizeof(float));
 }
 
 void vae_zero_grad(struct vae *m)
@@ -457,28 +456,27 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
 }
 #undef AT
 
-/* thread t's rows of a batch of N */
-static void chunk_of(int t, int T, int N, int *o, int *n)
+/* Chunks of VAE_CHUNK images go to the threads dynamically; chunk k always uses copy k of
+   the gradients and scratch, and the copies are summed in chunk order, so the result does
+   not depend on the thread count or on which thread ran which chunk. */
+static int threads_for(int K)
 {
-    int a = (int)((long)N * t / T), b = (int)((long)N * (t + 1) / T);
-    *o = a;
-    *n = b - a;
+    int T = nn_get_threads();
+    return T < K ? T : K;
 }
 
 float vae_forward(struct vae *m, const float *x, const float *eps, int N, float *recon,
                   float *kl)
 {
     float r, k, loss;
-    int T = m->n_threads < N ? m->n_threads : N;
+    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
 
     assert(N > 0 && N <= m->max_batch);
     m->x = x;
-#pragma omp parallel num_threads(T)
-    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
-        int o, n;
-        chunk_of(t, T, N, &o, &n);
-        if (n > 0)
-            forward_chunk(m, m->thr + m->thr_stride * t + m->n_params, eps, o, n);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
+    for (int c = 0; c < K; c++) {
+        int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
+        forward_chunk(m, m->thr + m->thr_stride * c + m->n_params, eps, o, n);
     }
     loss = nn_vae_loss_forward(&r, &k, m->xhat, x, m->mu, m->logvar, N, VAE_D, m->latent,
                                m->beta);
@@ -492,7 +490,7 @@ float vae_forward(struct vae *m, const float *x, const float *eps, int N, float 
 void vae_backward(struct vae *m, int N)
 {
     size_t L = (size_t)m->latent, P = m->n_params;
-    int T = m->n_threads < N ? m->n_threads : N;
+    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
 
     assert(N > 0 && N <= m->max_batch && m->x != NULL);
     memset(m->dxhat, 0, (size_t)N * VAE_D * sizeof(float));
@@ -500,24 +498,20 @@ void vae_backward(struct vae *m, int N)
     memset(m->dlogvar, 0, (size_t)N * L * sizeof(float));
     nn_vae_loss_backward(m->dxhat, m->dmu, m->dlogvar, m->xhat, m->x, m->mu, m->logvar, N,
                          VAE_D, m->latent, m->beta);
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(threads_for(K))
     {
-        /* chunk t always uses copy t, even if the runtime gives fewer threads than T */
-        for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
-            int o, n;
-            float *gr = m->thr + m->thr_stride * t;
-            chunk_of(t, T, N, &o, &n);
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < K; c++) {
+            int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
+            float *gr = m->thr + m->thr_stride * c;
             memset(gr, 0, P * sizeof(float));
-            if (n > 0)
-                backward_chunk(m, gr, gr + P, o, n);
+            backward_chunk(m, gr, gr + P, o, n);
         }
-#pragma omp barrier
-        /* sum the thread copies in thread order: the same bits for the same T */
 #pragma omp for schedule(static)
         for (size_t i = 0; i < P; i++) {
             float s = m->thr[i];
-            for (int u = 1; u < T; u++)
-                s += m->thr[m->thr_stride * u + i];
+            for (int c = 1; c < K; c++)
+                s += m->thr[m->thr_stride * c + i];
             m->grads[i] += s;
         }
     }
@@ -525,16 +519,14 @@ void vae_backward(struct vae *m, int N)
 
 const float *vae_decode(struct vae *m, const float *z, int N)
 {
-    int T = m->n_threads < N ? m->n_threads : N;
+    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
 
     assert(N > 0 && N <= m->max_batch);
     memcpy(m->z, z, (size_t)N * m->latent * sizeof(float));
-#pragma omp parallel num_threads(T)
-    for (int t = omp_get_thread_num(); t < T; t += omp_get_num_threads()) {
-        int o, n;
-        chunk_of(t, T, N, &o, &n);
-        if (n > 0)
-            decode_chunk(m, m->thr + m->thr_stride * t + m->n_params, o, n);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
+    for (int c = 0; c < K; c++) {
+        int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
+        decode_chunk(m, m->thr + m->thr_stride * c + m->n_params, o, n);
     }
     return m->xhat;
 }

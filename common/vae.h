@@ -12,10 +12,10 @@
    Loss per batch of N: recon = sum((xhat - x)^2)/N, kl = -0.5*sum(1 + logvar - mu^2 -
    exp(logvar))/N, loss = recon + beta*kl.
 
-   Threads: forward and backward split the batch into nn_get_threads() contiguous chunks, one
-   per OpenMP thread, each with its own gradient copy summed in thread order at the end.
-   Results are reproducible for a given thread count (and equal to PyTorch within float
-   rounding for any). */
+   Threads: forward and backward split the batch into chunks of 16 images that the
+   nn_get_threads() OpenMP threads take dynamically; each chunk has its own gradient copy,
+   summed in chunk order at the end. Results are bit-identical for any thread count (and equal
+   to PyTorch within float rounding). */
 #ifndef VAE_H
 #define VAE_H
 #include <stddef.h>
@@ -39,10 +39,10 @@ struct vae {
     struct st_entry table[VAE_NT];  /* names and shapes, ptr into params */
 
     /* activations of the last forward, sized by vae_batch_alloc; rows are images */
-    int max_batch, n_threads;
+    int max_batch, n_chunks;
     float *acts;
     const float *x;                 /* (N,3,32,32) the caller's input, kept for backward */
-    /* A thread's chunk of n images at image o uses rows o..o+n-1 of each buffer; feature
+    /* A chunk of n images at image o uses rows o..o+n-1 of each buffer; feature
        maps inside a chunk are stored (C, n, H, W) (see vae.c), marked CNHW. */
     float *xc;                      /* CNHW (3, 32, 32) the input */
     float *h1, *h2, *h3c;           /* CNHW (32,16,16) (32,8,8) (32,4,4) after ReLU */
@@ -53,7 +53,7 @@ struct vae {
     float *xhc;                     /* CNHW (3,32,32) before Tanh */
     float *xhat;                    /* (N,3,32,32) after Tanh */
     float *dxhat, *dxc, *dd2, *dd1, *dd0c, *dd0, *dz, *dmu, *dlogvar, *dh3, *dh3c, *dh2, *dh1;
-    float *thr;                     /* per thread: gradient copy, then im2col scratch */
+    float *thr;                     /* per chunk: gradient copy, then im2col scratch */
     size_t thr_stride, scratch_len;
 };
 

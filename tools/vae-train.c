@@ -3,8 +3,8 @@
    Data order: every epoch is a fresh permutation drawn from an rng seeded by (seed, epoch);
    the last batch of an epoch keeps the remainder (DataLoader's drop_last=False), so an epoch
    is ceil(N/batch) steps. The reparameterisation noise comes from one rng seeded by --seed
-   whose state is saved with the checkpoint, so --resume continues bit for bit (with the same
-   --threads: the batch is split by thread, which changes float summation order).
+   whose state is saved with the checkpoint, so --resume continues bit for bit (with any
+   --threads: results do not depend on the thread count).
 
    Files: OUT (safetensors, state_dict names, loads into PyTorch) and OUT's companion
    OUT.state.safetensors (without .safetensors: OUT.state.safetensors too) holding the Adam
@@ -174,7 +174,7 @@ static void resume(struct run *r, struct opts *o)
 {
     struct st_file f;
     char msg[160], hash[32];
-    long step, batch, seed, n, thr;
+    long step, batch, seed, n;
     double lr;
     unsigned long long s[4];
     int has_spare;
@@ -218,10 +218,6 @@ static void resume(struct run *r, struct opts *o)
         r->noise.s[i] = s[i];
     r->noise.has_spare = has_spare;
     memcpy(&r->noise.spare, &spare, 4);
-    if (!o->quiet && util_parse_long(need_meta(&f, r->state_path, "threads"), 1, 1024, &thr) == 0
-        && thr != o->threads)
-        warnx("warning: %s was trained with --threads %s; float results will differ slightly",
-              o->out, st_meta(&f, "threads"));
     st_close(&f);
 }
 

@@ -51,6 +51,16 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 cmp -s "$D/a.safetensors" "$D/c.safetensors"
 }
 
+@test "vae-train gives the same bytes on 1 and 2 threads, and resumes across them" {
+    args=(--data "$V/train.npy" --batch-size 40 --latent 16 -q)   # chunks of 16, 16, 8
+    vae-train "${args[@]}" -o "$D/t1.safetensors" --epochs 3 --threads 1
+    vae-train "${args[@]}" -o "$D/t2.safetensors" --epochs 3 --threads 2
+    cmp "$D/t1.safetensors" "$D/t2.safetensors"
+    vae-train "${args[@]}" -o "$D/r.safetensors" --epochs 1 --threads 2
+    vae-train "${args[@]}" -o "$D/r.safetensors" --epochs 3 --threads 1 --resume
+    cmp "$D/t1.safetensors" "$D/r.safetensors"
+}
+
 @test "vae-train: 1 epoch + --resume 1 more equals 2 epochs exactly" {
     vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 2
     vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 1

@@ -224,6 +224,37 @@ static void test_finite_differences(void)
     vae_free(&m);
 }
 
+/* a batch of 40 (chunks of 16, 16, 8): the same loss and gradient bits on 1 and 2 threads */
+static void test_threads(void)
+{
+    struct vae m;
+    struct rng r;
+    int N = 40, L = 8;
+    float *x = xmalloc((size_t)N * VAE_D * sizeof(float)), *eps, *g1, loss[2];
+
+    vae_init(&m, L, 1.0f);
+    rng_seed(&r, 9);
+    vae_init_params(&m, &r);
+    for (size_t i = 0; i < (size_t)N * VAE_D; i++)
+        x[i] = 2 * rng_uniform(&r) - 1;
+    eps = xmalloc((size_t)N * L * sizeof(float));
+    rng_normal_fill(&r, eps, (size_t)N * L);
+    g1 = xmalloc(m.n_params * sizeof(float));
+    for (int t = 1; t <= 2; t++) {
+        nn_set_threads(t);
+        vae_batch_alloc(&m, N);
+        vae_zero_grad(&m);
+        loss[t - 1] = vae_forward(&m, x, eps, N, NULL, NULL);
+        vae_backward(&m, N);
+        if (t == 1)
+            memcpy(g1, m.grads, m.n_params * sizeof(float));
+    }
+    CHECK(loss[0] == loss[1] && memcmp(g1, m.grads, m.n_params * sizeof(float)) == 0,
+          "batch of 40: loss and gradients bit-identical on 1 and 2 threads");
+    free(x), free(eps), free(g1);
+    vae_free(&m);
+}
+
 static void test_init(void)
 {
     struct vae m;
@@ -304,6 +335,7 @@ int main(void)
     test_training(2);
     test_decode();
     test_finite_differences();
+    test_threads();
     test_init();
     test_checkpoint();
     test_images();

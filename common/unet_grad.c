@@ -5,6 +5,7 @@
 #include "unet_train.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,32 @@ static void norm_bwd(float *grads, const struct unet *u, const struct unet_norm 
                            HW, n->G);
 }
 
+/* silu(GN(in)) backward: dact (B,C,HW) -> din += (din = when din == dact); y scratch. The forward may keep
+   only silu's output: the norm output is then recomputed from in, mean and rstd as the
+   forward formed it (x * a + b with a = rstd * gamma, b = beta - mean * a). */
+static void norm_silu_bwd(float *grads, const struct unet *u, const struct unet_norm *n,
+                          float *din, const float *dact, const float *in, float *y, int B, int HW)
+{
+    int C = n->C, G = n->G, CG = n->C / n->G;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            int gi = b * G + c / CG;
+            size_t o = ((size_t)b * C + c) * HW;
+            float a = n->rstd[gi] * n->w[c], bb = n->b[c] - n->mean[gi] * a;
+            const float *x = in + o, *d = dact + o, *no = n->out != NULL ? n->out + o : NULL;
+            float *yo = y + o;
+            for (int i = 0; i < HW; i++) {
+                float v = no != NULL ? no[i] : x[i] * a + bb;
+                float s = 1.0f / (1.0f + expf(-v));
+                yo[i] = d[i] * s * (1.0f + v * (1.0f - s));
+            }
+        }
+    if (din == dact) /* dact's buffer is reused for din: overwrite instead of accumulate */
+        zero(din, (size_t)B * C * HW);
+    norm_bwd(grads, u, n, din, y, in, B, HW);
+}
+
 static void scale_grad(float *d, size_t n, float s)
 {
     if (s == 1.0f)
@@ -178,10 +205,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
     zero(t1, nout);
     conv3_bwd(u, t1, GP(r->conv2_w), GP(r->conv2_b), dout, r->act2, r->conv2_w, B, cout, r->H,
               r->W, cout);
-    zero(t2, nout);
-    nn_silu_backward(t2, t1, r->norm2.out, nout);
-    zero(t1, nout);
-    norm_bwd(grads, u, &r->norm2, t1, t2, r->h1, B, HW);
+    norm_silu_bwd(grads, u, &r->norm2, t1, t1, r->h1, t2, B, HW);
     /* h1 = conv1(..) + tproj[:, :, None, None] */
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
@@ -197,9 +221,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
     zero(t2, nin);
     conv3_bwd(u, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B, cin, r->H,
               r->W, cout);
-    zero(t1, nin);
-    nn_silu_backward(t1, t2, r->norm1.out, nin);
-    norm_bwd(grads, u, &r->norm1, din, t1, r->in, B, HW);
+    norm_silu_bwd(grads, u, &r->norm1, din, t2, r->in, t1, B, HW);
 }
 
 /* Attention: dout (B,C,T) (divided in place by rescale_output_factor) -> din += */
@@ -273,10 +295,8 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     zero(g->tmp[0], (size_t)B * C0 * hw);
     conv3_bwd(u, g->tmp[0], GP(u->conv_out_w), GP(u->conv_out_b), deps, u->act_out,
               u->conv_out_w, B, C0, S, S, c->out_channels);
-    zero(g->tmp[1], (size_t)B * C0 * hw);
-    nn_silu_backward(g->tmp[1], g->tmp[0], u->norm_out.out, (size_t)B * C0 * hw);
     zero(g->d[cur], (size_t)B * C0 * hw);
-    norm_bwd(grads, u, &u->norm_out, g->d[cur], g->tmp[1], hout, B, (int)hw);
+    norm_silu_bwd(grads, u, &u->norm_out, g->d[cur], g->tmp[0], hout, g->tmp[1], B, (int)hw);
 
     /* up blocks, last to first; their resnets popped skips ns-1, ns-2, ... in order */
     k = 0;

@@ -22,28 +22,32 @@ struct layer {
 };
 
 /* Layers in memory order. The 1x1 convs of a block that read the block input come first and
-   are adjacent, so their folded weights (and biases) form one (sum OC, C) matrix: one GEMM. */
+   are adjacent, branch_pool last among them, so their folded weights (and biases) form one
+   (sum OC, C) matrix: one GEMM. branch_pool joins it because a 1x1 conv commutes with the
+   average pool before it (both linear; the padding-excluding average of a constant is that
+   constant): avgpool(W x) + b = W avgpool(x) + b, pooling 32-192 channels instead of
+   192-2048. */
 #define K1(P, N, C, OC) { P "." N, C, OC, 1, 1, 1, 0, 0 }
 #define BLOCK_A(P, IN, PF)                                                                   \
     K1(P, "branch1x1", IN, 64), K1(P, "branch5x5_1", IN, 48), K1(P, "branch3x3dbl_1", IN, 64), \
-    { P ".branch5x5_2", 48, 64, 5, 5, 1, 2, 2 },                                             \
+    K1(P, "branch_pool", IN, PF), { P ".branch5x5_2", 48, 64, 5, 5, 1, 2, 2 },               \
     { P ".branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1 },                                          \
-    { P ".branch3x3dbl_3", 96, 96, 3, 3, 1, 1, 1 }, K1(P, "branch_pool", IN, PF)
+    { P ".branch3x3dbl_3", 96, 96, 3, 3, 1, 1, 1 }
 #define BLOCK_C(P, C7)                                                                       \
     K1(P, "branch1x1", 768, 192), K1(P, "branch7x7_1", 768, C7),                             \
-    K1(P, "branch7x7dbl_1", 768, C7),                                                        \
+    K1(P, "branch7x7dbl_1", 768, C7), K1(P, "branch_pool", 768, 192),                        \
     { P ".branch7x7_2", C7, C7, 1, 7, 1, 0, 3 }, { P ".branch7x7_3", C7, 192, 7, 1, 1, 3, 0 }, \
     { P ".branch7x7dbl_2", C7, C7, 7, 1, 1, 3, 0 },                                          \
     { P ".branch7x7dbl_3", C7, C7, 1, 7, 1, 0, 3 },                                          \
     { P ".branch7x7dbl_4", C7, C7, 7, 1, 1, 3, 0 },                                          \
-    { P ".branch7x7dbl_5", C7, 192, 1, 7, 1, 0, 3 }, K1(P, "branch_pool", 768, 192)
+    { P ".branch7x7dbl_5", C7, 192, 1, 7, 1, 0, 3 }
 #define BLOCK_E(P, IN)                                                                       \
     K1(P, "branch1x1", IN, 320), K1(P, "branch3x3_1", IN, 384),                              \
-    K1(P, "branch3x3dbl_1", IN, 448),                                                        \
+    K1(P, "branch3x3dbl_1", IN, 448), K1(P, "branch_pool", IN, 192),                         \
     { P ".branch3x3_2a", 384, 384, 1, 3, 1, 0, 1 }, { P ".branch3x3_2b", 384, 384, 3, 1, 1, 1, 0 }, \
     { P ".branch3x3dbl_2", 448, 384, 3, 3, 1, 1, 1 },                                        \
     { P ".branch3x3dbl_3a", 384, 384, 1, 3, 1, 0, 1 },                                       \
-    { P ".branch3x3dbl_3b", 384, 384, 3, 1, 1, 1, 0 }, K1(P, "branch_pool", IN, 192)
+    { P ".branch3x3dbl_3b", 384, 384, 3, 1, 1, 1, 0 }
 
 static const struct layer layers[INCEPTION_N_CONV] = {
     { "Conv2d_1a_3x3", 3, 32, 3, 3, 2, 0, 0 },
@@ -420,6 +424,17 @@ static void act(struct ws *ws, size_t n)
         ws->max_act = n;
 }
 
+static void bias_relu(float *p, const float *b, int C, int HW)
+{
+    for (int o = 0; o < C; o++) {
+        float *q = p + (size_t)o * HW, bo = b[o];
+        for (int i = 0; i < HW; i++) {
+            float v = q[i] + bo;
+            q[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 /* BasicConv2d l (or the nl adjacent fused 1x1 layers l..l+nl-1) on in (C,H,W) */
 static void conv(const struct inception *net, struct ws *ws, float *out, const float *in, int l,
                  int nl, int H, int W, int *OHp, int *OWp)
@@ -444,39 +459,11 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
     if (pointwise) {
         int HW = H * W;
         nn_sgemm(0, 0, OC, HW, y->C, 1.0f, net->w[l], y->C, in, HW, 0.0f, out, HW);
-        for (int o = 0; o < OC; o++) {
-            float *p = out + (size_t)o * HW, bo = b[o];
-            for (int i = 0; i < HW; i++) {
-                float v = p[i] + bo;
-                p[i] = v > 0.0f ? v : 0.0f;
-            }
-        }
+        bias_relu(out, b, OC, HW);
     } else {
         nn_conv2d_forward(out, ws->scratch, in, net->w[l], b, &g);
         nn_relu_forward(out, out, n);
     }
-}
-
-/* 1x1 layers l..l+nl-1 on in: fused into one GEMM when net->fuse, writing them consecutively
-   into out ((sum OC), H, W) */
-static void conv1x1_group(const struct inception *net, struct ws *ws, float *out,
-                          const float *in, int l, int nl, int H, int W)
-{
-    int OH, OW;
-    if (net->fuse) {
-        conv(net, ws, out, in, l, nl, H, W, &OH, &OW);
-        return;
-    }
-    for (int k = 0; k < nl; k++) {
-        conv(net, ws, out, in, l + k, 1, H, W, &OH, &OW);
-        out += (size_t)layers[l + k].OC * H * W;
-    }
-}
-
-static void copy_ch(struct ws *ws, float *dst, const float *src, int C, int HW)
-{
-    if (!ws->plan)
-        memcpy(dst, src, (size_t)C * HW * sizeof(float));
 }
 
 static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W, int max, int S,
@@ -494,19 +481,80 @@ static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W
         nn_avg_pool2d_forward(out, in, 1, C, H, W, 3, S, P, 0);
 }
 
+/* avg_pool2d(3, 1, 1, count_include_pad=False) on (C,H,W), separably: row sums of 3, then
+   column sums of 3, divided by the count of real pixels. tmp: H*W floats. */
+static void avg3x3(float *out, const float *in, float *tmp, int C, int H, int W)
+{
+    for (int c = 0; c < C; c++) {
+        const float *x = in + (size_t)c * H * W;
+        float *y = out + (size_t)c * H * W;
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++)
+                tmp[i * W + j] = x[i * W + j] + (j > 0 ? x[i * W + j - 1] : 0.0f) +
+                                 (j < W - 1 ? x[i * W + j + 1] : 0.0f);
+        for (int i = 0; i < H; i++) {
+            int ch = 1 + (i > 0) + (i < H - 1);
+            for (int j = 0; j < W; j++) {
+                int cw = 1 + (j > 0) + (j < W - 1);
+                float s = tmp[i * W + j] + (i > 0 ? tmp[(i - 1) * W + j] : 0.0f) +
+                          (i < H - 1 ? tmp[(i + 1) * W + j] : 0.0f);
+                y[i * W + j] = s / (float)(ch * cw);
+            }
+        }
+    }
+}
+
+/* The block's 1x1 convs on x (C,H,W): layers l..l+nl-1 into t (their OCs stacked), plus,
+   when pooled, branch_pool = layer l+nl (after the average pool, or the max pool when
+   maxpool) into pout. Fused: one GEMM for all of them, the average pool applied to
+   branch_pool's pre-activation rows (see the layer table). */
+static void group_1x1(const struct inception *net, struct ws *ws, float *t, float *pout,
+                      const float *x, int l, int nl, int H, int W, int maxpool)
+{
+    int HW = H * W, OC = 0, oh, ow, C = layers[l].C, PF = layers[l + nl].OC;
+    for (int k = 0; k < nl; k++)
+        OC += layers[l + k].OC;
+    if (ws->plan) {
+        act(ws, (size_t)(OC + PF) * HW);
+        act(ws, (size_t)C * HW);
+        if ((size_t)HW > ws->max_scratch)
+            ws->max_scratch = HW;
+        return;
+    }
+    if (net->fuse && !maxpool) {
+        nn_sgemm(0, 0, OC + PF, HW, C, 1.0f, net->w[l], C, x, HW, 0.0f, t, HW);
+        bias_relu(t, net->b[l], OC, HW);
+        avg3x3(pout, t + (size_t)OC * HW, ws->scratch, PF, H, W);
+        bias_relu(pout, net->b[l + nl], PF, HW);
+        return;
+    }
+    if (net->fuse)
+        conv(net, ws, t, x, l, nl, H, W, &oh, &ow);
+    else
+        for (int k = 0, off = 0; k < nl; off += layers[l + k].OC, k++)
+            conv(net, ws, t + (size_t)off * HW, x, l + k, 1, H, W, &oh, &ow);
+    float *v = ws->buf[5];
+    pool(ws, v, x, C, H, W, maxpool, 1, 1, &oh, &ow);
+    conv(net, ws, pout, v, l + nl, 1, H, W, &oh, &ow);
+}
+
+static void copy_ch(struct ws *ws, float *dst, const float *src, int C, int HW)
+{
+    if (!ws->plan)
+        memcpy(dst, src, (size_t)C * HW * sizeof(float));
+}
+
 /* FIDInceptionA: x (IN,35,35) -> out (224+pf,35,35) */
 static void block_a(const struct inception *net, struct ws *ws, float *out, const float *x,
-                    int l, int IN, int H, int W)
+                    int l, int H, int W)
 {
     int HW = H * W, oh, ow;
-    float *t = ws->buf[2], *u = ws->buf[3], *v = ws->buf[4];
-    conv1x1_group(net, ws, t, x, l, 3, H, W);          /* 64 | 48 | 64 */
+    float *t = ws->buf[2], *u = ws->buf[3];
+    group_1x1(net, ws, t, out + (size_t)224 * HW, x, l, 3, H, W, 0); /* 64 | 48 | 64 */
     copy_ch(ws, out, t, 64, HW);
-    conv(net, ws, out + (size_t)64 * HW, t + (size_t)64 * HW, l + 3, 1, H, W, &oh, &ow);
-    conv(net, ws, u, t + (size_t)112 * HW, l + 4, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)128 * HW, u, l + 5, 1, H, W, &oh, &ow);
-    pool(ws, v, x, IN, H, W, 0, 1, 1, &oh, &ow);
-    conv(net, ws, out + (size_t)224 * HW, v, l + 6, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)64 * HW, t + (size_t)64 * HW, l + 4, 1, H, W, &oh, &ow);
+    conv(net, ws, u, t + (size_t)112 * HW, l + 5, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)128 * HW, u, l + 6, 1, H, W, &oh, &ow);
 }
 
 /* InceptionB (Mixed_6a): x (288,35,35) -> out (768,17,17) */
@@ -529,16 +577,14 @@ static void block_c(const struct inception *net, struct ws *ws, float *out, cons
 {
     int HW = H * W, c7 = layers[l + 1].OC, oh, ow;
     float *t = ws->buf[2], *u = ws->buf[3], *v = ws->buf[4];
-    conv1x1_group(net, ws, t, x, l, 3, H, W);          /* 192 | c7 | c7 */
+    group_1x1(net, ws, t, out + (size_t)576 * HW, x, l, 3, H, W, 0); /* 192 | c7 | c7 */
     copy_ch(ws, out, t, 192, HW);
-    conv(net, ws, u, t + (size_t)192 * HW, l + 3, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)192 * HW, u, l + 4, 1, H, W, &oh, &ow);
-    conv(net, ws, u, t + (size_t)(192 + c7) * HW, l + 5, 1, H, W, &oh, &ow);
-    conv(net, ws, v, u, l + 6, 1, H, W, &oh, &ow);
-    conv(net, ws, u, v, l + 7, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)384 * HW, u, l + 8, 1, H, W, &oh, &ow);
-    pool(ws, v, x, 768, H, W, 0, 1, 1, &oh, &ow);
-    conv(net, ws, out + (size_t)576 * HW, v, l + 9, 1, H, W, &oh, &ow);
+    conv(net, ws, u, t + (size_t)192 * HW, l + 4, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)192 * HW, u, l + 5, 1, H, W, &oh, &ow);
+    conv(net, ws, u, t + (size_t)(192 + c7) * HW, l + 6, 1, H, W, &oh, &ow);
+    conv(net, ws, v, u, l + 7, 1, H, W, &oh, &ow);
+    conv(net, ws, u, v, l + 8, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)384 * HW, u, l + 9, 1, H, W, &oh, &ow);
 }
 
 /* InceptionD (Mixed_7a): x (768,17,17) -> out (1280,8,8) */
@@ -547,7 +593,12 @@ static void block_d(const struct inception *net, struct ws *ws, float *out, cons
 {
     int HW = H * W, oh, ow;
     float *t = ws->buf[2], *u = ws->buf[3], *v = ws->buf[4];
-    conv1x1_group(net, ws, t, x, l, 2, H, W);          /* 192 | 192 */
+    if (net->fuse)
+        conv(net, ws, t, x, l, 2, H, W, &oh, &ow);          /* 192 | 192 */
+    else {
+        conv(net, ws, t, x, l, 1, H, W, &oh, &ow);
+        conv(net, ws, t + (size_t)192 * HW, x, l + 1, 1, H, W, &oh, &ow);
+    }
     conv(net, ws, out, t, l + 2, 1, H, W, &oh, &ow);
     int OHW = oh * ow;
     conv(net, ws, u, t + (size_t)192 * HW, l + 3, 1, H, W, &oh, &ow);
@@ -558,20 +609,18 @@ static void block_d(const struct inception *net, struct ws *ws, float *out, cons
 
 /* FIDInceptionE_1 (avg pool) / E_2 (max pool): x (IN,8,8) -> out (2048,8,8) */
 static void block_e(const struct inception *net, struct ws *ws, float *out, const float *x,
-                    int l, int IN, int H, int W, int maxpool)
+                    int l, int H, int W, int maxpool)
 {
     int HW = H * W, oh, ow;
-    float *t = ws->buf[2], *u = ws->buf[3], *v = ws->buf[4];
-    conv1x1_group(net, ws, t, x, l, 3, H, W);          /* 320 | 384 | 448 */
+    float *t = ws->buf[2], *u = ws->buf[3];
+    group_1x1(net, ws, t, out + (size_t)1856 * HW, x, l, 3, H, W, maxpool); /* 320|384|448 */
     copy_ch(ws, out, t, 320, HW);
     const float *b3 = t + (size_t)320 * HW, *bd = t + (size_t)704 * HW;
-    conv(net, ws, out + (size_t)320 * HW, b3, l + 3, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)704 * HW, b3, l + 4, 1, H, W, &oh, &ow);
-    conv(net, ws, u, bd, l + 5, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)1088 * HW, u, l + 6, 1, H, W, &oh, &ow);
-    conv(net, ws, out + (size_t)1472 * HW, u, l + 7, 1, H, W, &oh, &ow);
-    pool(ws, v, x, IN, H, W, maxpool, 1, 1, &oh, &ow);
-    conv(net, ws, out + (size_t)1856 * HW, v, l + 8, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)320 * HW, b3, l + 4, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)704 * HW, b3, l + 5, 1, H, W, &oh, &ow);
+    conv(net, ws, u, bd, l + 6, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)1088 * HW, u, l + 7, 1, H, W, &oh, &ow);
+    conv(net, ws, out + (size_t)1472 * HW, u, l + 8, 1, H, W, &oh, &ow);
 }
 
 static void spatial_mean(float *out, const float *in, int C, int HW)
@@ -627,11 +676,11 @@ static void forward_one(const struct inception *net, struct ws *ws, const float 
         return;
     if (d192 != NULL && !ws->plan)
         spatial_mean(d192, a, 192, H * W);
-    static const int la[3] = { L_5B, L_5C, L_5D }, ina[3] = { 192, 256, 288 };
+    static const int la[3] = { L_5B, L_5C, L_5D };
     for (int k = 0; k < 3; k++) {
         float *in = k % 2 == 0 ? a : b, *out = k % 2 == 0 ? b : a;
-        int C = 224 + layers[la[k] + 6].OC;
-        block_a(net, ws, out, in, la[k], ina[k], H, W);
+        int C = 224 + layers[la[k] + 3].OC;
+        block_a(net, ws, out, in, la[k], H, W);
         act(ws, (size_t)C * H * W);
         if (stage_done(ws, s++, out, (size_t)C * H * W))
             return;
@@ -659,11 +708,11 @@ static void forward_one(const struct inception *net, struct ws *ws, const float 
     act(ws, (size_t)1280 * H * W);
     if (stage_done(ws, s++, b, (size_t)1280 * H * W))
         return;
-    block_e(net, ws, a, b, L_7B, 1280, H, W, 0);
+    block_e(net, ws, a, b, L_7B, H, W, 0);
     act(ws, (size_t)2048 * H * W);
     if (stage_done(ws, s++, a, (size_t)2048 * H * W))
         return;
-    block_e(net, ws, b, a, L_7C, 2048, H, W, 1);
+    block_e(net, ws, b, a, L_7C, H, W, 1);
     if (stage_done(ws, s++, b, (size_t)2048 * H * W))
         return;
     if (ws->plan)

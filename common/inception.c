@@ -466,6 +466,34 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
     }
 }
 
+/* max_pool2d(3, S, P) on (C,H,W), P 0 or 1 (padding is -inf): max of 3 along rows into
+   tmp (H,OW), then of 3 along columns. Exact, like any order of max. */
+static void max3x3(float *out, const float *in, float *tmp, int C, int H, int W, int S, int P)
+{
+    int OH = nn_pool_out(H, 3, S, P), OW = nn_pool_out(W, 3, S, P);
+    for (int c = 0; c < C; c++) {
+        const float *x = in + (size_t)c * H * W;
+        float *y = out + (size_t)c * OH * OW;
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < OW; j++) {
+                int j0 = j * S - P;
+                float m = -INFINITY;
+                for (int k = j0 < 0 ? 0 : j0; k < j0 + 3 && k < W; k++)
+                    m = x[i * W + k] > m ? x[i * W + k] : m;
+                tmp[i * OW + j] = m;
+            }
+        for (int i = 0; i < OH; i++) {
+            int i0 = i * S - P;
+            for (int j = 0; j < OW; j++) {
+                float m = -INFINITY;
+                for (int k = i0 < 0 ? 0 : i0; k < i0 + 3 && k < H; k++)
+                    m = tmp[k * OW + j] > m ? tmp[k * OW + j] : m;
+                y[i * OW + j] = m;
+            }
+        }
+    }
+}
+
 static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W, int max, int S,
                  int P, int *OH, int *OW)
 {
@@ -473,10 +501,12 @@ static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W
     *OW = nn_pool_out(W, 3, S, P);
     if (ws->plan) {
         act(ws, (size_t)C * *OH * *OW);
+        if ((size_t)H * *OW > ws->max_scratch)
+            ws->max_scratch = (size_t)H * *OW;
         return;
     }
     if (max)
-        nn_max_pool2d_forward(out, in, 1, C, H, W, 3, S, P);
+        max3x3(out, in, ws->scratch, C, H, W, S, P);
     else
         nn_avg_pool2d_forward(out, in, 1, C, H, W, 3, S, P, 0);
 }

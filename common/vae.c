@@ -125,12 +125,42 @@ static int group_of(size_t per)
     return g < 1 ? 1 : (int)g;
 }
 
-/* col (C*16, ld) rows c*16 + kh*4 + kw, columns (i, oy, ox) of g images from big (C, n, H,
-   W) at image i0: col = big[c][i][2oy-1+kh][2ox-1+kw], zero outside */
-static void im2col_k4s2(float *col, const float *big, int C, int n, int i0, int g, int H, int W)
+/* One input row (2*OW values) to its four column rows kw = 0..3 at x = 2ox-1+kw, zero
+   outside: kw 0 takes the odd values shifted right, 1 the even, 2 the odd, 3 the even shifted
+   left. Inlined for each OW so that the loops have constant trip counts. */
+static inline __attribute__((always_inline)) void
+row_to_cols(float *d0, float *d1, float *d2, float *d3, const float *row, int OW)
 {
-    int OH = H / 2, OW = W / 2, ld = g * OH * OW;
-    float ev[64], od[64]; /* W <= 128 */
+    d0[0] = 0;
+    for (int x = 0; x < OW; x++) {
+        float e = row[2 * x], o = row[2 * x + 1];
+        d1[x] = e;
+        d2[x] = o;
+        if (x + 1 < OW)
+            d0[x + 1] = o;
+        if (x > 0)
+            d3[x - 1] = e;
+    }
+    d3[OW - 1] = 0;
+}
+
+/* the adjoint: row += the four column rows scattered back */
+static inline __attribute__((always_inline)) void
+cols_to_row(float *row, const float *s0, const float *s1, const float *s2, const float *s3,
+            int OW)
+{
+    for (int x = 0; x < OW; x++) {
+        float e = s1[x] + (x > 0 ? s3[x - 1] : 0.0f);
+        float o = s2[x] + (x + 1 < OW ? s0[x + 1] : 0.0f);
+        row[2 * x] += e;
+        row[2 * x + 1] += o;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+im2col_ow(float *col, const float *big, int C, int n, int i0, int g, int H, int OW)
+{
+    int OH = H / 2, W = 2 * OW, ld = g * OH * OW;
     for (int c = 0; c < C; c++)
         for (int kh = 0; kh < 4; kh++) {
             float *d0 = col + (size_t)(c * 16 + kh * 4) * ld, *d1 = d0 + ld, *d2 = d1 + ld,
@@ -140,34 +170,20 @@ static void im2col_k4s2(float *col, const float *big, int C, int n, int i0, int 
                 for (int oy = 0; oy < OH; oy++) {
                     int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
                     if (iy < 0 || iy >= H) {
-                        memset(d0 + j, 0, OW * sizeof(float));
-                        memset(d1 + j, 0, OW * sizeof(float));
-                        memset(d2 + j, 0, OW * sizeof(float));
-                        memset(d3 + j, 0, OW * sizeof(float));
+                        for (int x = 0; x < OW; x++)
+                            d0[j + x] = d1[j + x] = d2[j + x] = d3[j + x] = 0;
                         continue;
                     }
-                    const float *row = img + (size_t)iy * W;
-                    for (int x = 0; x < OW; x++) {
-                        ev[x] = row[2 * x];
-                        od[x] = row[2 * x + 1];
-                    }
-                    /* kw 0: x = 2ox-1 (odd, shifted); 1: 2ox; 2: 2ox+1; 3: 2ox+2 */
-                    d0[j] = 0;
-                    memcpy(d0 + j + 1, od, (OW - 1) * sizeof(float));
-                    memcpy(d1 + j, ev, OW * sizeof(float));
-                    memcpy(d2 + j, od, OW * sizeof(float));
-                    memcpy(d3 + j, ev + 1, (OW - 1) * sizeof(float));
-                    d3[j + OW - 1] = 0;
+                    row_to_cols(d0 + j, d1 + j, d2 + j, d3 + j, img + (size_t)iy * W, OW);
                 }
             }
         }
 }
 
-/* the adjoint: big (C, n, H, W) at image i0 += col scattered back */
-static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int g, int H, int W)
+static inline __attribute__((always_inline)) void
+col2im_ow(float *big, const float *col, int C, int n, int i0, int g, int H, int OW)
 {
-    int OH = H / 2, OW = W / 2, ld = g * OH * OW;
-    float ev[64], od[64];
+    int OH = H / 2, W = 2 * OW, ld = g * OH * OW;
     for (int c = 0; c < C; c++)
         for (int kh = 0; kh < 4; kh++) {
             const float *s0 = col + (size_t)(c * 16 + kh * 4) * ld, *s1 = s0 + ld,
@@ -176,24 +192,36 @@ static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int 
                 float *img = big + ((size_t)c * n + i0 + i) * H * W;
                 for (int oy = 0; oy < OH; oy++) {
                     int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
-                    if (iy < 0 || iy >= H)
-                        continue;
-                    float *row = img + (size_t)iy * W;
-                    for (int x = 0; x < OW; x++) {
-                        ev[x] = s1[j + x];
-                        od[x] = s2[j + x];
-                    }
-                    for (int x = 0; x + 1 < OW; x++) {
-                        ev[x + 1] += s3[j + x];
-                        od[x] += s0[j + x + 1];
-                    }
-                    for (int x = 0; x < OW; x++) {
-                        row[2 * x] += ev[x];
-                        row[2 * x + 1] += od[x];
-                    }
+                    if (iy >= 0 && iy < H)
+                        cols_to_row(img + (size_t)iy * W, s0 + j, s1 + j, s2 + j, s3 + j, OW);
                 }
             }
         }
+}
+
+/* col (C*16, ld) rows c*16 + kh*4 + kw, columns (i, oy, ox) of g images from big (C, n, H,
+   W) at image i0: col = big[c][i][2oy-1+kh][2ox-1+kw], zero outside. H = W. */
+static void im2col_k4s2(float *col, const float *big, int C, int n, int i0, int g, int H, int W)
+{
+    assert(H == W);
+    switch (W) {
+    case 8: im2col_ow(col, big, C, n, i0, g, H, 4); break;
+    case 16: im2col_ow(col, big, C, n, i0, g, H, 8); break;
+    case 32: im2col_ow(col, big, C, n, i0, g, H, 16); break;
+    default: im2col_ow(col, big, C, n, i0, g, H, W / 2);
+    }
+}
+
+/* the adjoint: big (C, n, H, W) at image i0 += col scattered back */
+static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int g, int H, int W)
+{
+    assert(H == W);
+    switch (W) {
+    case 8: col2im_ow(big, col, C, n, i0, g, H, 4); break;
+    case 16: col2im_ow(big, col, C, n, i0, g, H, 8); break;
+    case 32: col2im_ow(big, col, C, n, i0, g, H, 16); break;
+    default: col2im_ow(big, col, C, n, i0, g, H, W / 2);
+    }
 }
 
 /* Conv2d(C, OC, 4, 2, 1) without bias: out (OC, n, H/2, W/2) = w (OC, C*16) * im2col(in) */

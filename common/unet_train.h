@@ -77,4 +77,25 @@ float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const
 /* Only the loss and its gradients (tr->grads zeroed first); for tests and evaluation. */
 float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
                            const float *noise, const int *t, int B);
+
+struct rng;
+struct sched_config;
+struct st_file;
+/* PyTorch's default initialisation, tensor by tensor in parameter order: Conv2d and Linear
+   weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (fan_in = in * kh * kw); GroupNorm
+   weight 1, bias 0. (Same distribution as torch, not the same numbers.) */
+void unet_init_torch_default(struct unet *u, struct rng *r);
+
+/* A training checkpoint folder, written as dir.tmp-PID then renamed (never half there): a
+   diffusers model folder of the current weights (config.json, scheduler_config.json,
+   diffusion_pytorch_model.safetensors) plus training_state.safetensors holding adam_m,
+   adam_v and, with EMA, ema (flat, n_params each, the params' layout) and n_meta string
+   metadata pairs. An existing dir is replaced. */
+int ddpm_ckpt_save(const char *dir, const struct ddpm_train *tr, const struct sched_config *sc,
+                   const char *const *keys, const char *const *vals, int n_meta, char *msg,
+                   size_t msglen);
+/* Fills tr's moments and EMA from dir/training_state.safetensors (tr initialised on the
+   model loaded from dir) and leaves the file open in f for its metadata (st_close it). */
+int ddpm_ckpt_load_state(const char *dir, struct ddpm_train *tr, struct st_file *f, char *msg,
+                         size_t msglen);
 #endif

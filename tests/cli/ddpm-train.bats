@@ -1,0 +1,144 @@
+load helpers
+setup() {
+    setup_tools
+    G="$FIX/unet_grad"
+    BAD="$FIX/bad"
+    D="$BATS_TEST_TMPDIR/w"
+    mkdir -p "$D"
+    # the tiny 16x16 UNet and 10 images: batch 4 is 3 steps an epoch (the last of 2)
+    TRAIN=(--data "$G/train16.npy" --train-batch-size 4 --lr-warmup-steps 2 --seed 5 -q)
+}
+
+@test "ddpm-train --help prints usage on stdout" {
+    run -0 --separate-stderr ddpm-train --help
+    [[ "$output" == "usage: ddpm-train "* ]]
+    [ -z "$stderr" ]
+}
+
+@test "ddpm-train: missing or bad arguments are usage errors" {
+    run -2 --separate-stderr ddpm-train --data "$G/train16.npy" -o "$D/o"
+    [[ "$stderr" == *"usage: ddpm-train "* ]]
+    run -2 --separate-stderr ddpm-train --init "$G/tiny" -o "$D/o"
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny"
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --learning-rate x
+    [[ "$stderr" == "ddpm-train: bad value for --learning-rate: x"* ]]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --lr-scheduler step
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" --config "$G/tiny/config.json" -o "$D/o"
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --eval-every 2
+    [ -z "$output" ]
+    [ -z "$(ls "$D")" ]
+}
+
+@test "ddpm-train fine-tunes a diffusers folder: model folder, checkpoints, CSV log" {
+    run -0 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --num-epochs 2 \
+        --checkpointing-steps 2 --checkpoints-total-limit 2 --log "$D/log.csv"
+    [ -z "$output" ]
+    for f in config.json scheduler_config.json diffusion_pytorch_model.safetensors; do
+        [ -s "$D/o/$f" ]
+    done
+    # 2 epochs x 3 steps, checkpoints at 2, 4, 6, the last two kept
+    [ "$(ls -d "$D"/o/checkpoint-* | xargs -n1 basename | tr '\n' ' ')" = "checkpoint-4 checkpoint-6 " ]
+    [ -s "$D/o/checkpoint-6/training_state.safetensors" ]
+    [ "$(head -1 "$D/log.csv")" = "step,epoch,loss,lr,grad_norm,seconds,fid,kid" ]
+    [ "$(wc -l < "$D/log.csv")" -eq 7 ]
+    [ "$(sed -n 2p "$D/log.csv" | cut -d, -f1,2,4)" = "1,1,0" ]   # warmup starts at lr 0
+    [ "$(sed -n 7p "$D/log.csv" | cut -d, -f1,2)" = "6,2" ]
+    # the scheduler config of the init folder is kept; legacy attention names are written
+    grep -q fixed_large "$D/o/scheduler_config.json"
+    head -c 20000 "$D/o/diffusion_pytorch_model.safetensors" | grep -aq '"down_blocks.1.attentions.0.query.weight"'
+    # and ddpm-sample loads the result
+    run -0 bash -c "ddpm-sample --model '$D/o' -n 2 --steps 3 --scheduler ddim | npy_shape"
+    [ "$output" = "2,16,16,3" ]
+}
+
+@test "ddpm-train is reproducible, and the seed matters" {
+    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/a" --max-steps 3 --random-flip --use-ema
+    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/b" --max-steps 3 --random-flip --use-ema
+    cmp "$D/a/diffusion_pytorch_model.safetensors" "$D/b/diffusion_pytorch_model.safetensors"
+    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/c" --max-steps 3 --random-flip --use-ema --seed 6
+    run -1 cmp -s "$D/a/diffusion_pytorch_model.safetensors" "$D/c/diffusion_pytorch_model.safetensors"
+}
+
+@test "ddpm-train: resuming from a checkpoint equals the uninterrupted run exactly" {
+    ARGS=("${TRAIN[@]}" --max-steps 7 --checkpointing-steps 3 --use-ema --random-flip)
+    ddpm-train "${ARGS[@]}" --init "$G/tiny" -o "$D/full"
+    mkdir "$D/part"
+    cp -r "$D/full/checkpoint-3" "$D/part/"
+    run -0 --separate-stderr ddpm-train "${ARGS[@]}" -o "$D/part" --resume-from-checkpoint latest
+    [ -z "$output" ]
+    cmp "$D/full/diffusion_pytorch_model.safetensors" "$D/part/diffusion_pytorch_model.safetensors"
+    cmp "$D/full/checkpoint-6/diffusion_pytorch_model.safetensors" \
+        "$D/part/checkpoint-6/diffusion_pytorch_model.safetensors"
+    # an explicit checkpoint folder works too
+    rm -r "$D/part"/*
+    ddpm-train "${ARGS[@]}" -o "$D/part" --resume-from-checkpoint "$D/full/checkpoint-3"
+    cmp "$D/full/diffusion_pytorch_model.safetensors" "$D/part/diffusion_pytorch_model.safetensors"
+}
+
+@test "ddpm-train: 'latest' without a checkpoint starts from --init; with a wrong seed is an error" {
+    run -0 --separate-stderr ddpm-train --data "$G/train16.npy" --train-batch-size 4 --seed 5 \
+        --init "$G/tiny" -o "$D/o" --max-steps 3 --checkpointing-steps 3 \
+        --resume-from-checkpoint latest
+    [[ "$stderr" == *"no checkpoint in $D/o: starting a new training run"* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" -o "$D/o" --max-steps 4 --seed 9 \
+        --resume-from-checkpoint "$D/o/checkpoint-3"
+    [[ "$stderr" == "ddpm-train: $D/o/checkpoint-3: trained with --seed 5"* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" -o "$D/o" --max-steps 4 --use-ema \
+        --resume-from-checkpoint "$D/o/checkpoint-3"
+    [[ "$stderr" == *"no EMA weights"* ]]
+}
+
+@test "ddpm-train: SIGINT saves a checkpoint and exits 130; resume finishes" {
+    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 100000 --checkpointing-steps 0 &
+    pid=$!
+    sleep 1    # a training step of the tiny model takes a few ms
+    kill -INT "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 130 ]
+    step=$(ls -d "$D"/o/checkpoint-* | sed 's/.*checkpoint-//')
+    [ "$step" -ge 1 ]
+    [ -s "$D/o/diffusion_pytorch_model.safetensors" ]
+    run -0 ddpm-train "${TRAIN[@]}" -o "$D/o" --max-steps $((step + 2)) --checkpointing-steps 0 \
+        --resume-from-checkpoint latest
+    [ -z "$(ls -a "$D/o" | grep tmp)" ]
+}
+
+@test "ddpm-train builds a model from a config.json (PyTorch default init)" {
+    run -0 --separate-stderr ddpm-train "${TRAIN[@]}" --config "$G/tiny/config.json" -o "$D/o" \
+        --max-steps 2 --lr-scheduler constant
+    [ -s "$D/o/diffusion_pytorch_model.safetensors" ]
+    grep -q '"block_out_channels"' "$D/o/config.json"
+}
+
+@test "ddpm-train: periodic and final FID/KID through ddpm-sample, fid and kid" {
+    run -0 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 2 \
+        --eval-every 2 --eval-samples 4 --eval-steps 2 --eval-ref "$G/train16.npy" \
+        --eval-weights synthetic --final-eval-json "$D/e.json" --log "$D/log.csv"
+    [ -z "$output" ]
+    [ "$(sed -n 3p "$D/log.csv" | cut -d, -f7 | grep -c '^[0-9.e+-]*$')" -eq 1 ]
+    [ -n "$(sed -n 3p "$D/log.csv" | cut -d, -f8)" ]
+    grep -q '"fid": [0-9]' "$D/e.json"
+    grep -q '"kid": ' "$D/e.json"
+    grep -q '"step": 2' "$D/e.json"
+    [ "$(ls -a "$D/o" | grep -c eval)" -eq 0 ]
+}
+
+@test "ddpm-train rejects bad data and bad models with one clear line" {
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --data "$BAD/train_32px.npy"
+    [[ "$stderr" == "ddpm-train: $BAD/train_32px.npy: want 16x16 images (the model's sample_size), got 32x32" ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --data "$BAD/train_f32.npy"
+    [[ "$stderr" == "ddpm-train: $BAD/train_f32.npy: "* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --data "$BAD/train_gray.npy"
+    [[ "$stderr" == "ddpm-train: $BAD/train_gray.npy: "* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --data "$D/missing.npy"
+    [[ "$stderr" == "ddpm-train: $D/missing.npy: "* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$BAD/train_noweights" -o "$D/o"
+    [[ "$stderr" == "ddpm-train: $BAD/train_noweights: "* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --config "$BAD/train_badconfig.json" -o "$D/o"
+    [[ "$stderr" == "ddpm-train: $BAD/train_badconfig.json: "*"norm_num_groups"* ]]
+    run -1 --separate-stderr ddpm-train "${TRAIN[@]}" --config "$BAD/train_badblock.json" -o "$D/o"
+    [[ "$stderr" == "ddpm-train: $BAD/train_badblock.json: "*"CrossAttnDownBlock2D"* ]]
+    [ -z "$output" ]
+    [ -z "$(ls "$D")" ]
+}

@@ -1,0 +1,706 @@
+/* ddpm-train: train or fine-tune the diffusers UNet2DModel as diffusers'
+   examples/unconditional_image_generation/train_unconditional.py does (epsilon MSE at
+   uniformly drawn timesteps, AdamW, warmup + cosine/linear/constant schedule, clip, EMA).
+
+   Data order: epoch e is a permutation drawn from an rng seeded by (seed, e); the last batch
+   keeps the remainder (drop_last=False). Flips, noise and timesteps come from one rng seeded
+   by seed + 1 whose state goes into every checkpoint, so a resumed run is bit for bit the
+   uninterrupted one (with the same --threads).
+
+   OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
+   checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
+   Adam moments, EMA, step, rng, data hash), written atomically every --checkpointing-steps,
+   on SIGINT/SIGTERM (exit 130/143) and kept --checkpoints-total-limit deep. */
+#include <err.h>
+#include <dirent.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nn.h"
+#include "npy.h"
+#include "rng.h"
+#include "sched.h"
+#include "st.h"
+#include "unet.h"
+#include "unet_train.h"
+#include "util.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_stop(int sig)
+{
+    if (stop) {
+        util_remove_temps();
+        _exit(128 + sig);
+    }
+    stop = sig;
+}
+
+static const char usage_line[] =
+    "usage: ddpm-train --data train.npy (--init DIR | --config config.json) -o OUTDIR\n"
+    "         [--train-batch-size 16] [--num-epochs 100 | --max-steps N] [--learning-rate 1e-4]\n"
+    "         [--lr-scheduler cosine|linear|constant] [--lr-warmup-steps 500]\n"
+    "         [--adam-beta1 0.95] [--adam-beta2 0.999] [--adam-weight-decay 1e-6]\n"
+    "         [--adam-epsilon 1e-8] [--max-grad-norm 1] [--use-ema] [--ema-inv-gamma 1]\n"
+    "         [--ema-power 0.75] [--ema-max-decay 0.9999] [--random-flip]\n"
+    "         [--checkpointing-steps 500] [--checkpoints-total-limit 3]\n"
+    "         [--resume-from-checkpoint latest|DIR] [--seed 0] [--threads 2] [--log F.csv]\n"
+    "         [--eval-every N] [--eval-samples 100] [--eval-steps 50] [--eval-ref REF]\n"
+    "         [--eval-weights PATH] [--final-eval-json F.json] [-q]\n";
+
+static void usage(FILE *f, int status)
+{
+    fputs(usage_line, f);
+    exit(status);
+}
+
+struct opts {
+    const char *data, *init, *config, *out, *resume, *log, *eval_ref, *eval_weights, *final_json;
+    long batch, epochs, max_steps, ckpt_steps, ckpt_limit, seed, threads;
+    long eval_every, eval_samples, eval_steps;
+    struct ddpm_hparams h;
+    int flip, quiet;
+};
+
+struct run {
+    struct unet u;
+    struct sched_config sc;
+    struct sched s;
+    struct ddpm_train tr;
+    struct npy data;
+    struct rng rng;
+    float *x0, *noise, lut[256];
+    int *t;
+    int64_t *perm;
+    long n_img, spe, total;
+    double seconds;
+    uint64_t data_hash;
+    char bindir[4096];
+    char fid_ref[4200], kid_ref[4200]; /* cached reference statistics / features */
+};
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void epoch_perm(int64_t *perm, long n, long seed, long epoch)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch + 1);
+    for (long i = 0; i < n; i++)
+        perm[i] = i;
+    rng_shuffle(&r, perm, n);
+}
+
+/* ---- checkpoints ---- */
+
+/* highest STEP of OUTDIR/checkpoint-STEP, -1 if none; with n_keep >= 0 deletes all but the
+   n_keep newest */
+static long scan_ckpts(const char *outdir, long n_keep)
+{
+    DIR *d = opendir(outdir);
+    struct dirent *de;
+    long *steps = NULL, n = 0, cap = 0, best = -1;
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        long s;
+        if (strncmp(de->d_name, "checkpoint-", 11) != 0 ||
+            util_parse_long(de->d_name + 11, 0, LONG_MAX, &s) == -1)
+            continue;
+        if (n == cap)
+            steps = xrealloc(steps, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *steps);
+        steps[n++] = s;
+        if (s > best)
+            best = s;
+    }
+    closedir(d);
+    if (n_keep >= 0)
+        while (n > n_keep) { /* drop the oldest */
+            long lo = 0;
+            char dir[4096], path[4200];
+            static const char *files[] = {"config.json", "scheduler_config.json",
+                                          "diffusion_pytorch_model.safetensors",
+                                          "model_index.json", "training_state.safetensors"};
+            for (long i = 1; i < n; i++)
+                if (steps[i] < steps[lo])
+                    lo = i;
+            snprintf(dir, sizeof dir, "%s/checkpoint-%ld", outdir, steps[lo]);
+            for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+                unlink(path);
+            }
+            if (rmdir(dir) == -1)
+                warn("%s", dir);
+            steps[lo] = steps[--n];
+        }
+    free(steps);
+    return best;
+}
+
+static void save_ckpt(struct run *r, const struct opts *o)
+{
+    char dir[4096], msg[256], step[32], seed[32], batch[32], rng[128], secs[32], nimg[32];
+    char hash[32], thr[32];
+    const char *k[] = {"step", "seed", "train_batch_size", "rng", "seconds", "data_n",
+                       "data_hash", "threads"};
+    const char *v[] = {step, seed, batch, rng, secs, nimg, hash, thr};
+    uint32_t spare;
+
+    memcpy(&spare, &r->rng.spare, 4);
+    snprintf(step, sizeof step, "%ld", r->tr.step);
+    snprintf(seed, sizeof seed, "%ld", o->seed);
+    snprintf(batch, sizeof batch, "%ld", o->batch);
+    snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64
+             " %d %08" PRIx32, r->rng.s[0], r->rng.s[1], r->rng.s[2], r->rng.s[3],
+             r->rng.has_spare, spare);
+    snprintf(secs, sizeof secs, "%.3f", r->seconds);
+    snprintf(nimg, sizeof nimg, "%ld", r->n_img);
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    snprintf(thr, sizeof thr, "%ld", o->threads);
+    if (snprintf(dir, sizeof dir, "%s/checkpoint-%ld", o->out, r->tr.step) >= (int)sizeof dir)
+        errx(1, "%s: path too long", o->out);
+    if (ddpm_ckpt_save(dir, &r->tr, &r->sc, k, v, 8, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", dir, msg);
+    scan_ckpts(o->out, o->ckpt_limit);
+}
+
+static const char *need_meta(const struct st_file *f, const char *dir, const char *key)
+{
+    const char *s = st_meta(f, key);
+    if (s == NULL)
+        errx(1, "%s: training_state.safetensors: no %s in metadata", dir, key);
+    return s;
+}
+
+/* loads the model of dir into r->u; the state comes after ddpm_train_init (resume_state) */
+static void resume_model(struct run *r, const char *dir)
+{
+    char msg[256], path[4200];
+    if (unet_load_dir(&r->u, dir, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", dir, msg);
+    snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
+    if (sched_config_load(&r->sc, path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+}
+
+static void resume_state(struct run *r, struct opts *o, const char *dir)
+{
+    struct st_file f;
+    char msg[256], hash[32];
+    long seed, batch, n, thr;
+    unsigned long long s[4];
+    int has_spare;
+    uint32_t spare;
+
+    if (ddpm_ckpt_load_state(dir, &r->tr, &f, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", dir, msg);
+    if (util_parse_long(need_meta(&f, dir, "step"), 0, LONG_MAX, &r->tr.step) == -1 ||
+        util_parse_long(need_meta(&f, dir, "seed"), 0, LONG_MAX, &seed) == -1 ||
+        util_parse_long(need_meta(&f, dir, "train_batch_size"), 1, 65536, &batch) == -1 ||
+        util_parse_long(need_meta(&f, dir, "data_n"), 0, LONG_MAX, &n) == -1 ||
+        util_parse_float(need_meta(&f, dir, "seconds"), 0, 1e12, &r->seconds) == -1 ||
+        sscanf(need_meta(&f, dir, "rng"), "%llx %llx %llx %llx %d %" SCNx32, &s[0], &s[1],
+               &s[2], &s[3], &has_spare, &spare) != 6)
+        errx(1, "%s: training_state.safetensors: bad metadata", dir);
+    if (n != r->n_img)
+        errx(1, "%s: trained on %ld images, --data has %ld", dir, n, r->n_img);
+    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    if (strcmp(need_meta(&f, dir, "data_hash"), hash) != 0)
+        errx(1, "%s: --data differs from the data this checkpoint was trained on", dir);
+    if (seed != o->seed || batch != o->batch)
+        errx(1, "%s: trained with --seed %ld --train-batch-size %ld; resume with the same", dir,
+             seed, batch);
+    if (!o->quiet && util_parse_long(need_meta(&f, dir, "threads"), 1, 1024, &thr) == 0 &&
+        thr != o->threads)
+        warnx("warning: %s was trained with --threads %ld; floats will differ slightly", dir,
+              thr);
+    for (int i = 0; i < 4; i++)
+        r->rng.s[i] = s[i];
+    r->rng.has_spare = has_spare;
+    memcpy(&r->rng.spare, &spare, 4);
+    st_close(&f);
+}
+
+/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema */
+static void save_model(struct run *r, const char *dir)
+{
+    char msg[256], path[4200];
+    size_t n = r->u.n_params * sizeof(float);
+    int rc;
+    if (r->tr.ema != NULL) { /* grads are free between steps: park the raw weights there */
+        memcpy(r->tr.grads, r->u.params, n);
+        memcpy(r->u.params, r->tr.ema, n);
+    }
+    rc = unet_save_dir(&r->u, dir, msg, sizeof msg);
+    if (r->tr.ema != NULL) {
+        memcpy(r->u.params, r->tr.grads, n);
+        unet_weights_changed(&r->u);
+    }
+    if (rc == -1)
+        errx(1, "%s: %s", dir, msg);
+    snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
+    if (sched_config_save(&r->sc, path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+}
+
+/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid ---- */
+
+/* runs argv[0] from bindir, its stdout into out (NUL-terminated); 0 on exit status 0 */
+static int run_tool(const char *bindir, char **argv, char *out, size_t outlen)
+{
+    int fd[2], status;
+    size_t len = 0;
+    ssize_t k;
+    pid_t pid;
+    char exe[4300];
+    snprintf(exe, sizeof exe, "%s/%s", bindir, argv[0]);
+    if (pipe(fd) == -1)
+        err(1, "pipe");
+    fflush(NULL);
+    if ((pid = fork()) == -1)
+        err(1, "fork");
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        execv(exe, argv);
+        warn("%s", exe);
+        _exit(127);
+    }
+    close(fd[1]);
+    while ((k = read(fd[0], out + len, outlen - 1 - len)) > 0)
+        len += (size_t)k;
+    out[len] = '\0';
+    close(fd[0]);
+    while (waitpid(pid, &status, 0) == -1)
+        ;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+struct scores {
+    double fid, kid, kid_std;
+};
+
+/* the reference's FID statistics and KID features, computed once per run */
+static void eval_ref_cache(struct run *r, const struct opts *o, const char *thr)
+{
+    char out[256], *argv[12];
+    int a;
+    if (r->fid_ref[0])
+        return;
+    snprintf(r->fid_ref, sizeof r->fid_ref, "%s/.eval-ref-%ld.npz", o->out, (long)getpid());
+    snprintf(r->kid_ref, sizeof r->kid_ref, "%s/.eval-ref-%ld.npy", o->out, (long)getpid());
+    for (int k = 0; k < 2; k++) {
+        a = 0;
+        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = (char *)thr;
+        if (o->eval_weights != NULL)
+            argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
+        argv[a++] = k ? "--save-features" : "--save-stats", argv[a++] = (char *)o->eval_ref;
+        argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
+        if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+            errx(1, "evaluation: %s of %s failed", k ? "kid --save-features" : "fid --save-stats",
+                 o->eval_ref);
+    }
+}
+
+static void eval_ref_remove(struct run *r)
+{
+    if (r->fid_ref[0]) {
+        unlink(r->fid_ref);
+        unlink(r->kid_ref);
+    }
+}
+
+static void evaluate(struct run *r, const struct opts *o, struct scores *sc)
+{
+    static const char *files[] = {"config.json", "scheduler_config.json", "model_index.json",
+                                  "diffusion_pytorch_model.safetensors", "samples.npy"};
+    char dir[4096], samples[4200], n[32], steps[32], seed[32], thr[32], out[4096];
+    char *argv[24];
+    const char *p;
+    int a;
+
+    snprintf(thr, sizeof thr, "%ld", o->threads);
+    eval_ref_cache(r, o, thr);
+    snprintf(dir, sizeof dir, "%s/.eval-%ld", o->out, (long)getpid());
+    snprintf(samples, sizeof samples, "%s/samples.npy", dir);
+    snprintf(n, sizeof n, "%ld", o->eval_samples);
+    snprintf(steps, sizeof steps, "%ld", o->eval_steps);
+    snprintf(seed, sizeof seed, "%ld", o->seed);
+    save_model(r, dir);
+    a = 0;
+    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = dir, argv[a++] = "-n";
+    argv[a++] = n, argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps";
+    argv[a++] = steps, argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads";
+    argv[a++] = thr, argv[a++] = "-o", argv[a++] = samples, argv[a] = NULL;
+    if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+        errx(1, "evaluation: ddpm-sample failed");
+    for (int k = 0; k < 2; k++) {
+        a = 0;
+        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
+        if (o->eval_weights != NULL)
+            argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
+        argv[a++] = samples, argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
+        if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+            errx(1, "evaluation: %s failed", argv[0]);
+        if (k == 0 && ((p = strstr(out, "FID:")) == NULL || sscanf(p + 4, "%lf", &sc->fid) != 1))
+            errx(1, "evaluation: fid: unexpected output");
+        if (k == 1 && ((p = strstr(out, "kernel_inception_distance_mean:")) == NULL ||
+                       sscanf(p + 32, "%lf", &sc->kid) != 1 ||
+                       (p = strstr(out, "kernel_inception_distance_std:")) == NULL ||
+                       sscanf(p + 31, "%lf", &sc->kid_std) != 1))
+            errx(1, "evaluation: kid: unexpected output");
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(samples, sizeof samples, "%s/%s", dir, files[i]);
+        unlink(samples);
+    }
+    rmdir(dir);
+}
+
+static void write_json(const char *path, const struct run *r, const struct scores *sc,
+                       double loss)
+{
+    struct outfile of;
+    char msg[256];
+    if (outfile_open(&of, path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+    fprintf(of.f, "{\n    \"step\": %ld,\n    \"train_loss\": %.7g,\n    \"fid\": %.7g,\n"
+                  "    \"kid\": %.7g,\n    \"kid_std\": %.7g\n}\n", r->tr.step, loss, sc->fid,
+            sc->kid, sc->kid_std);
+    if (outfile_commit(&of, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+}
+
+/* ---- options ---- */
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+    /* diffusers' spellings with underscores are accepted too */
+    static const struct option base[] = {
+        {"data", 1, 0, 'd'}, {"init", 1, 0, 'i'}, {"config", 1, 0, 'c'}, {"output", 1, 0, 'o'},
+        {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'}, {"num-epochs", 1, 0, 'e'},
+        {"max-steps", 1, 0, 'M'}, {"learning-rate", 1, 0, 'l'}, {"lr-scheduler", 1, 0, 'L'},
+        {"lr-warmup-steps", 1, 0, 'w'}, {"adam-beta1", 1, 0, '1'}, {"adam-beta2", 1, 0, '2'},
+        {"adam-weight-decay", 1, 0, 'W'}, {"adam-epsilon", 1, 0, 'E'},
+        {"max-grad-norm", 1, 0, 'g'}, {"use-ema", 0, 0, 'U'}, {"ema-inv-gamma", 1, 0, 'G'},
+        {"ema-power", 1, 0, 'P'}, {"ema-max-decay", 1, 0, 'D'}, {"random-flip", 0, 0, 'f'},
+        {"checkpointing-steps", 1, 0, 'k'}, {"checkpoints-total-limit", 1, 0, 'K'},
+        {"resume-from-checkpoint", 1, 0, 'r'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},
+        {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'v'}, {"eval-samples", 1, 0, 'n'},
+        {"eval-steps", 1, 0, 's'}, {"eval-ref", 1, 0, 'R'}, {"eval-weights", 1, 0, 'x'},
+        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}};
+    enum { NB = sizeof base / sizeof base[0] };
+    static struct option lo[2 * NB + 1];
+    static char names[NB][40];
+    int c;
+
+    for (int i = 0; i < NB; i++) {
+        lo[i] = base[i];
+        snprintf(names[i], sizeof names[i], "%s", base[i].name);
+        for (char *p = names[i]; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        lo[NB + i] = base[i];
+        lo[NB + i].name = names[i];
+    }
+    memset(&lo[2 * NB], 0, sizeof lo[0]);
+    memset(o, 0, sizeof *o);
+    o->batch = 16, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500, o->ckpt_limit = 3;
+    o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
+    ddpm_hparams_default(&o->h);
+    while ((c = getopt_long(argc, argv, "d:o:S:t:qh", lo, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'd': o->data = optarg; break;
+        case 'i': o->init = optarg; break;
+        case 'c': o->config = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'r': o->resume = optarg; break;
+        case 'C': o->log = optarg; break;
+        case 'R': o->eval_ref = optarg; break;
+        case 'x': o->eval_weights = optarg; break;
+        case 'j': o->final_json = optarg; break;
+        case 'U': o->h.use_ema = 1; break;
+        case 'f': o->flip = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': usage(stdout, 0); break;
+        case 'b': bad = util_parse_long(optarg, 1, 65536, &o->batch); break;
+        case 'e': bad = util_parse_long(optarg, 1, 100000000, &o->epochs); break;
+        case 'M': bad = util_parse_long(optarg, 1, LONG_MAX / 2, &o->max_steps); break;
+        case 'w': bad = util_parse_long(optarg, 0, LONG_MAX / 2, &o->h.warmup); break;
+        case 'k': bad = util_parse_long(optarg, 0, LONG_MAX, &o->ckpt_steps); break;
+        case 'K': bad = util_parse_long(optarg, 1, 1000000, &o->ckpt_limit); break;
+        case 'S': bad = util_parse_long(optarg, 0, LONG_MAX / 2, &o->seed); break;
+        case 't': bad = util_parse_long(optarg, 1, 1024, &o->threads); break;
+        case 'v': bad = util_parse_long(optarg, 0, LONG_MAX, &o->eval_every); break;
+        case 'n': bad = util_parse_long(optarg, 2, 10000000, &o->eval_samples); break;
+        case 's': bad = util_parse_long(optarg, 1, 100000, &o->eval_steps); break;
+        case 'l': bad = util_parse_float(optarg, 0, 10, &o->h.lr); break;
+        case '1': bad = util_parse_float(optarg, 0, 0.999999999, &o->h.beta1); break;
+        case '2': bad = util_parse_float(optarg, 0, 0.999999999, &o->h.beta2); break;
+        case 'W': bad = util_parse_float(optarg, 0, 10, &o->h.weight_decay); break;
+        case 'E': bad = util_parse_float(optarg, 0, 1, &o->h.eps); break;
+        case 'g': bad = util_parse_float(optarg, 0, 1e30, &o->h.max_grad_norm); break;
+        case 'G': bad = util_parse_float(optarg, 1e-9, 1e30, &o->h.ema_inv_gamma); break;
+        case 'P': bad = util_parse_float(optarg, 1e-9, 100, &o->h.ema_power); break;
+        case 'D': bad = util_parse_float(optarg, 0, 1, &o->h.ema_max_decay); break;
+        case 'L':
+            if (strcmp(optarg, "cosine") == 0)
+                o->h.lr_sched = DDPM_LR_COSINE;
+            else if (strcmp(optarg, "linear") == 0)
+                o->h.lr_sched = DDPM_LR_LINEAR;
+            else if (strcmp(optarg, "constant") == 0)
+                o->h.lr_sched = DDPM_LR_CONSTANT;
+            else
+                bad = 1;
+            break;
+        default: usage(stderr, 2);
+        }
+        if (bad) {
+            const struct option *p = lo;
+            while (p->name != NULL && p->val != c)
+                p++;
+            warnx("bad value for --%s: %s", p->name ? p->name : "?", optarg);
+            usage(stderr, 2);
+        }
+    }
+    if (optind != argc || o->data == NULL || o->out == NULL || strcmp(o->out, "-") == 0)
+        usage(stderr, 2);
+    if (o->init != NULL && o->config != NULL) {
+        warnx("--init and --config exclude each other");
+        usage(stderr, 2);
+    }
+    if (o->init == NULL && o->config == NULL && o->resume == NULL)
+        usage(stderr, 2);
+    if ((o->eval_every > 0 || o->final_json != NULL) && o->eval_ref == NULL) {
+        warnx("--eval-every and --final-eval-json need --eval-ref");
+        usage(stderr, 2);
+    }
+}
+
+/* ---- main ---- */
+
+static void load_data(struct run *r, const struct opts *o)
+{
+    char msg[256];
+    int S = r->u.cfg.sample_size;
+    if (npy_load_images(o->data, &r->data, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o->data, msg);
+    if (r->data.shape[1] != S || r->data.shape[2] != S)
+        errx(1, "%s: want %dx%d images (the model's sample_size), got %" PRId64 "x%" PRId64,
+             o->data, S, S, r->data.shape[2], r->data.shape[1]);
+    if (r->data.shape[3] != r->u.cfg.in_channels)
+        errx(1, "%s: %" PRId64 " channels, the model takes %d", o->data, r->data.shape[3],
+             r->u.cfg.in_channels);
+    if (r->data.shape[0] < 1 || r->data.shape[0] > INT32_MAX)
+        errx(1, "%s: no images", o->data);
+    r->n_img = (long)r->data.shape[0];
+    r->data_hash = fnv1a(r->data.data, npy_nbytes(&r->data));
+}
+
+/* the model: from a checkpoint, a diffusers folder, or a config.json with torch's init */
+static const char *setup_model(struct run *r, struct opts *o, char *ckpt, size_t len)
+{
+    char msg[256], path[4200];
+    if (o->resume != NULL) {
+        if (strcmp(o->resume, "latest") == 0) {
+            long s = scan_ckpts(o->out, -1);
+            if (s >= 0)
+                snprintf(ckpt, len, "%s/checkpoint-%ld", o->out, s);
+            else if (!o->quiet)
+                warnx("no checkpoint in %s: starting a new training run", o->out);
+        } else {
+            snprintf(ckpt, len, "%s", o->resume);
+        }
+        if (ckpt[0]) {
+            resume_model(r, ckpt);
+            return ckpt;
+        }
+        if (o->init == NULL && o->config == NULL)
+            errx(1, "%s: nothing to resume and neither --init nor --config", o->out);
+    }
+    if (o->init != NULL) {
+        if (unet_load_dir(&r->u, o->init, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", o->init, msg);
+        snprintf(path, sizeof path, "%s/scheduler_config.json", o->init);
+        if (!util_exists(path))
+            sched_config_default(&r->sc);
+        else if (sched_config_load(&r->sc, path, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", path, msg);
+    } else {
+        struct unet_config c;
+        struct rng ir;
+        if (unet_config_load(&c, o->config, msg, sizeof msg) == -1 ||
+            unet_init(&r->u, &c, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", o->config, msg);
+        rng_seed(&ir, (uint64_t)o->seed);
+        unet_init_torch_default(&r->u, &ir);
+        sched_config_default(&r->sc);
+    }
+    return NULL;
+}
+
+/* batch images perm[i0..i0+n) -> x0 (n,C,S,S) in [-1,1], each flipped with p 0.5 */
+static void gather(struct run *r, const struct opts *o, long i0, int n)
+{
+    int S = r->u.cfg.sample_size, C = r->u.cfg.in_channels;
+    size_t HW = (size_t)S * S;
+    const uint8_t *src = r->data.data;
+    for (int b = 0; b < n; b++) {
+        const uint8_t *im = src + (size_t)r->perm[i0 + b] * HW * C;
+        float *x = r->x0 + (size_t)b * C * HW;
+        int flip = o->flip && rng_uniform(&r->rng) < 0.5f;
+        for (int y = 0; y < S; y++)
+            for (int xx = 0; xx < S; xx++) {
+                const uint8_t *px = im + ((size_t)y * S + (flip ? S - 1 - xx : xx)) * C;
+                for (int c = 0; c < C; c++)
+                    x[(size_t)c * HW + (size_t)y * S + xx] = r->lut[px[c]];
+            }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    struct run r;
+    struct progress pg;
+    struct scores sc = {NAN, NAN, NAN};
+    FILE *log = NULL;
+    char msg[256], ckpt[4096] = "";
+    const char *from;
+    long perm_epoch = -1, done = 0, start_step;
+    double t0, loss_sum = 0;
+    long loss_n = 0;
+    ssize_t k;
+
+    nn_blas_setup(argv, 0);
+    parse(argc, argv, &o);
+    nn_set_threads((int)o.threads);
+    util_cleanup_signals();
+    memset(&r, 0, sizeof r);
+    if ((k = readlink("/proc/self/exe", r.bindir, sizeof r.bindir - 1)) > 0) {
+        r.bindir[k] = '\0';
+        if (strrchr(r.bindir, '/') != NULL)
+            *strrchr(r.bindir, '/') = '\0';
+    }
+    for (int i = 0; i < 256; i++) /* ToTensor then Normalize(0.5, 0.5), in float32 */
+        r.lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    from = setup_model(&r, &o, ckpt, sizeof ckpt);
+    load_data(&r, &o);
+    if (sched_init(&r.s, &r.sc, SCHED_DDPM, r.sc.num_train_timesteps, 0, msg, sizeof msg) == -1)
+        errx(1, "scheduler: %s", msg);
+    if (util_mkdirs(o.out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.out, msg);
+    ddpm_train_init(&r.tr, &r.u, (int)o.batch, o.h.use_ema);
+    rng_seed(&r.rng, (uint64_t)o.seed + 1);
+    if (from != NULL)
+        resume_state(&r, &o, from);
+    r.spe = (r.n_img + o.batch - 1) / o.batch;
+    r.total = o.max_steps > 0 ? o.max_steps : o.epochs * r.spe;
+    o.h.total = r.total;
+    {
+        size_t per = (size_t)r.u.cfg.in_channels * r.u.cfg.sample_size * r.u.cfg.sample_size;
+        r.x0 = xmalloc((size_t)o.batch * per * sizeof(float));
+        r.noise = xmalloc((size_t)o.batch * per * sizeof(float));
+        r.t = xmalloc((size_t)o.batch * sizeof(int));
+        r.perm = xmalloc((size_t)r.n_img * sizeof *r.perm);
+    }
+    if (o.log != NULL) {
+        if ((log = fopen(o.log, from != NULL ? "a" : "w")) == NULL)
+            err(1, "%s", o.log);
+        if (ftell(log) == 0)
+            fprintf(log, "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
+    }
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGHUP, on_stop);
+
+    start_step = r.tr.step;
+    progress_init(&pg, "ddpm-train", "step", r.total);
+    t0 = util_now();
+    while (r.tr.step < r.total && !stop) {
+        long epoch = r.tr.step / r.spe, pos = r.tr.step % r.spe;
+        int n = (int)(r.n_img - pos * o.batch < o.batch ? r.n_img - pos * o.batch : o.batch);
+        size_t per = (size_t)r.u.cfg.in_channels * r.u.cfg.sample_size * r.u.cfg.sample_size;
+        float loss, gn, lr;
+        char fid[32] = "", kid[32] = "";
+
+        if (perm_epoch != epoch)
+            epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
+        gather(&r, &o, pos * o.batch, n);
+        rng_normal_fill(&r.rng, r.noise, (size_t)n * per);
+        for (int b = 0; b < n; b++)
+            r.t[b] = (int)rng_below(&r.rng, (uint64_t)r.s.T);
+        loss = ddpm_train_step(&r.tr, &o.h, &r.s, r.x0, r.noise, r.t, n, &gn, &lr);
+        if (!isfinite(loss))
+            errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.tr.step);
+        done += n;
+        loss_sum += loss, loss_n++;
+        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0) {
+            evaluate(&r, &o, &sc);
+            snprintf(fid, sizeof fid, "%.6g", sc.fid);
+            snprintf(kid, sizeof kid, "%.6g", sc.kid);
+        }
+        if (log != NULL) {
+            fprintf(log, "%ld,%ld,%.7g,%.7g,%.7g,%.3f,%s,%s\n", r.tr.step, epoch + 1, loss, lr,
+                    gn, r.seconds + util_now() - t0, fid, kid);
+            if (fflush(log) != 0)
+                err(1, "%s", o.log);
+        }
+        if (o.ckpt_steps > 0 && r.tr.step % o.ckpt_steps == 0) {
+            double now = util_now();
+            r.seconds += now - t0, t0 = now;
+            save_ckpt(&r, &o);
+        }
+        if (!o.quiet) {
+            char extra[200];
+            double el = util_now() - pg.start;
+            snprintf(extra, sizeof extra, "epoch %ld loss %.4f lr %.3g %.2f img/s%s%s", epoch + 1,
+                     loss, lr, el > 0 ? done / el : 0.0, fid[0] ? " fid " : "", fid);
+            progress_update(&pg, r.tr.step - start_step, extra);
+        }
+    }
+    r.seconds += util_now() - t0;
+    if (stop) {
+        if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
+            save_ckpt(&r, &o);
+        save_model(&r, o.out);
+        eval_ref_remove(&r);
+        if (log != NULL && fclose(log) != 0)
+            err(1, "%s", o.log);
+        warnx("interrupted at step %ld of %ld; saved %s/checkpoint-%ld (continue with "
+              "--resume-from-checkpoint latest)", r.tr.step, r.total, o.out, r.tr.step);
+        return 128 + stop;
+    }
+    save_model(&r, o.out);
+    if (o.final_json != NULL) {
+        if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
+            evaluate(&r, &o, &sc);
+        write_json(o.final_json, &r, &sc, loss_n ? loss_sum / loss_n : NAN);
+    }
+    eval_ref_remove(&r);
+    if (log != NULL && fclose(log) != 0)
+        err(1, "%s", o.log);
+    if (!o.quiet)
+        progress_done(&pg);
+    free(r.x0), free(r.noise), free(r.t), free(r.perm);
+    ddpm_train_free(&r.tr);
+    sched_free(&r.s);
+    unet_free(&r.u);
+    npy_free(&r.data);
+    return 0;
+}

@@ -20,6 +20,12 @@ static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: vae-recon --model vae.safetensors --data x.npy [-o out.npy] [--sample] "
                "[--seed 0] [--pairs] [--batch-size 256] [--threads 2]\n");
+    if (status == 0)
+        fprintf(f, "Reconstructs uint8 (N,32,32,3) images: decodes the encoder's mean, or\n"
+                   "z = mu + exp(logvar/2) eps with --sample (eps from --seed). --pairs\n"
+                   "writes 2N images, each original followed by its reconstruction (an\n"
+                   "imgrid with an even number of columns shows them side by side).\n"
+                   "Pixels: (x+1)*127.5, clamped to [0,255], rounded half to even.\n");
     exit(status);
 }
 

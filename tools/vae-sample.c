@@ -19,6 +19,10 @@ static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: vae-sample --model vae.safetensors [-n 100] [--seed 0] [-o out.npy] "
                "[--batch-size 256] [--threads 2]\n");
+    if (status == 0)
+        fprintf(f, "Decodes z ~ N(0, I) (drawn in image order from --seed) to uint8\n"
+                   "(N,32,32,3) .npy on stdout or -o: (x+1)*127.5, clamped to [0,255],\n"
+                   "rounded half to even.\n");
     exit(status);
 }
 

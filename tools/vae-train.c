@@ -46,6 +46,14 @@ static void usage(FILE *f, int status)
                "[--epochs 10] [--batch-size 64] [--lr 1e-3] [--latent 128] [--beta 1] "
                "[--seed 0] [--threads 2] [--log train.csv] [--save-every 500] [--resume] "
                "[-q]\n");
+    if (status == 0)
+        fprintf(f, "Trains the study's VAE on uint8 (N,32,32,3) images (x/127.5-1), Adam.\n"
+                   "Each epoch shuffles with the seed; the last batch keeps the remainder.\n"
+                   "-o gets the model (PyTorch state_dict names, hyper-parameters in the\n"
+                   "metadata); OUT.state.safetensors the optimizer, rng and step.\n"
+                   "--epochs is the total: --resume continues a stopped run to it, bit for\n"
+                   "bit. SIGINT/SIGTERM save both files and exit 130. --save-every 0: save\n"
+                   "only at the end. The log has a row per step; val_loss at epoch ends.\n");
     exit(status);
 }
 

@@ -299,6 +299,15 @@ int main(int argc, char **argv)
             errx(1, "%s: path too long", o.out);
         snprintf(r.state_path, sizeof r.state_path, "%.*s.state.safetensors", (int)l, o.out);
     }
+    {
+        /* fail now, not after the training, when the checkpoint cannot be written */
+        char dir[4096];
+        const char *slash = strrchr(o.out, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash == NULL ? 1 : (int)(slash - o.out + 1),
+                 slash == NULL ? "." : o.out);
+        if (access(dir, W_OK) != 0)
+            err(1, "%s", o.out);
+    }
     if (o.resume) {
         resume(&r, &o);
     } else {

@@ -117,6 +117,8 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [[ "$stderr" == *"want 32x32 images, got 16x16" ]]
     run -1 --separate-stderr vae-train --data "$D/nonexistent.npy" -o "$D/m.safetensors"
     [[ "$stderr" == "vae-train: $D/nonexistent.npy: "* ]]
+    run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/no/such/dir/m.safetensors"
+    [ "$stderr" = "vae-train: $D/no/such/dir/m.safetensors: No such file or directory" ]
     [ -z "$(ls "$D")" ]
 }
 

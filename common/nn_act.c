@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "nn.h"
+#include "nn_math.h"
 
 #define ACT_PAR 65536
 
@@ -23,7 +24,7 @@ void nn_silu_forward(float *out, const float *in, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > ACT_PAR)
     for (size_t i = 0; i < n; i++)
-        out[i] = in[i] / (1.0f + expf(-in[i]));
+        out[i] = in[i] / (1.0f + nn_expf(-in[i]));
 }
 
 void nn_silu_backward(float *din, const float *dout, const float *in, size_t n)
@@ -31,7 +32,7 @@ void nn_silu_backward(float *din, const float *dout, const float *in, size_t n)
     /* d/dx x s(x) = s (1 + x (1 - s)) */
 #pragma omp parallel for simd schedule(static) if (n > ACT_PAR)
     for (size_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-in[i]));
+        float s = 1.0f / (1.0f + nn_expf(-in[i]));
         din[i] += dout[i] * s * (1.0f + in[i] * (1.0f - s));
     }
 }
@@ -54,7 +55,7 @@ void nn_sigmoid_forward(float *out, const float *in, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > ACT_PAR)
     for (size_t i = 0; i < n; i++)
-        out[i] = 1.0f / (1.0f + expf(-in[i]));
+        out[i] = 1.0f / (1.0f + nn_expf(-in[i]));
 }
 
 void nn_sigmoid_backward(float *din, const float *dout, const float *out, size_t n)

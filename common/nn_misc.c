@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "nn_math.h"
 #include "rng.h"
 
 #define MISC_PAR 65536
@@ -62,12 +63,14 @@ void nn_softmax_forward(float *out, const float *in, int rows, int cols)
     for (int r = 0; r < rows; r++) {
         const float *x = in + (size_t)r * cols;
         float *y = out + (size_t)r * cols, m = -INFINITY, s = 0;
+#pragma omp simd reduction(max : m)
         for (int j = 0; j < cols; j++)
             m = x[j] > m ? x[j] : m;
-        for (int j = 0; j < cols; j++) {
-            y[j] = expf(x[j] - m);
+        for (int j = 0; j < cols; j++)
+            y[j] = nn_expf(x[j] - m);
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < cols; j++)
             s += y[j];
-        }
         float is = 1.0f / s;
         for (int j = 0; j < cols; j++)
             y[j] *= is;
@@ -80,6 +83,7 @@ void nn_softmax_backward(float *din, const float *dout, const float *out, int ro
     for (int r = 0; r < rows; r++) {
         const float *d = dout + (size_t)r * cols, *y = out + (size_t)r * cols;
         float *dx = din + (size_t)r * cols, s = 0;
+#pragma omp simd reduction(+ : s)
         for (int j = 0; j < cols; j++)
             s += d[j] * y[j];
         for (int j = 0; j < cols; j++)

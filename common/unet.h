@@ -53,7 +53,7 @@ int unet_config_save(const struct unet_config *c, const char *path, char *msg, s
 struct unet_norm {
     float *w, *b;        /* (C) */
     int C, G;
-    float *out;          /* (B,C,HW) */
+    float *out;          /* (B,C,HW), or NULL where only silu(out) is kept (resnets, out) */
     float *mean, *rstd;  /* (B,G) */
 };
 

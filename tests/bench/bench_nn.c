@@ -3,8 +3,10 @@
      op key=value... ms=<best of runs> gflops=<G> sgemm=<G of one SGEMM of the same M,N,K>
      ratio=<gflops/sgemm>
    Element-wise ops report gbs= (bytes read + written per second) instead of GFLOP/s.
-   tests/bench/torch_nn.py parses these lines and times the same ops in PyTorch.
+   The lines also go to $BENCH_NN_OUT (default /tmp/bench_nn.txt), where tests/bench/torch_nn.py
+   (run by bench_nn.sh) reads them to time the same ops in PyTorch.
    usage: bench_nn [-cw] [-t threads] [filter]  (-c: CPU time; -w: no Winograd; filter: substring of the op name) */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,20 @@
 #include "util.h"
 
 static const char *filter;
+static FILE *copy; /* the lines again, for tests/bench/torch_nn.py */
+
+static void emit(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (copy != NULL) {
+        va_start(ap, fmt);
+        vfprintf(copy, fmt, ap);
+        va_end(ap);
+    }
+}
 static int threads = 2, cputime;
 
 /* -c: process CPU time divided by the thread count, for a machine busy with other work
@@ -95,7 +111,7 @@ static void bench_conv(const struct cv *c, int backward)
         TIME(t, nn_conv2d_forward(out, scratch, in, w, b, &g));
     }
     double gf = flops / t / 1e9, ref = sgemm_rate(M, N, K);
-    printf("%s tag=%s N=%d C=%d H=%d W=%d OC=%d KH=%d KW=%d S=%d PT=%d PL=%d PB=%d PR=%d "
+    emit("%s tag=%s N=%d C=%d H=%d W=%d OC=%d KH=%d KW=%d S=%d PT=%d PL=%d PB=%d PR=%d "
            "ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n",
            op, c->tag, g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, g.SH, g.PT, g.PL, g.PB, g.PR,
            t * 1e3, gf, ref, gf / ref);
@@ -122,7 +138,7 @@ static void bench_convt(int N, int C, int H, int OC, int backward)
         TIME(t, nn_conv_transpose2d_forward(out, scratch, in, w, b, &g));
     }
     double gf = flops / t / 1e9, ref = sgemm_rate(M, NN, K);
-    printf("%s N=%d C=%d H=%d W=%d OC=%d K=4 S=2 P=1 ms=%.3f gflops=%.1f sgemm=%.1f "
+    emit("%s N=%d C=%d H=%d W=%d OC=%d K=4 S=2 P=1 ms=%.3f gflops=%.1f sgemm=%.1f "
            "ratio=%.2f\n", op, N, C, H, H, OC, t * 1e3, gf, ref, gf / ref);
     fflush(stdout);
     free(in), free(w), free(b), free(out), free(scratch), free(din), free(dw), free(db);
@@ -138,9 +154,9 @@ static void bench_linear(int N, int IN, int OUT)
     TIME(t, nn_linear_forward(out, in, w, b, N, IN, OUT));
     TIME(tb, nn_linear_backward(din, dw, b, out, in, w, N, IN, OUT));
     double ref = sgemm_rate(N, OUT, IN);
-    printf("linear_fwd N=%d IN=%d OUT=%d ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", N, IN,
+    emit("linear_fwd N=%d IN=%d OUT=%d ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", N, IN,
            OUT, t * 1e3, f / t / 1e9, ref, f / t / 1e9 / ref);
-    printf("linear_bwd N=%d IN=%d OUT=%d ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", N, IN,
+    emit("linear_bwd N=%d IN=%d OUT=%d ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", N, IN,
            OUT, tb * 1e3, 2 * f / tb / 1e9, ref, 2 * f / tb / 1e9 / ref);
     fflush(stdout);
     free(in), free(w), free(b), free(out), free(din), free(dw);
@@ -148,7 +164,7 @@ static void bench_linear(int N, int IN, int OUT)
 
 static void line_bw(const char *op, const char *dims, double t, double bytes)
 {
-    printf("%s %s ms=%.3f gbs=%.1f\n", op, dims, t * 1e3, bytes / t / 1e9);
+    emit("%s %s ms=%.3f gbs=%.1f\n", op, dims, t * 1e3, bytes / t / 1e9);
     fflush(stdout);
 }
 
@@ -245,12 +261,12 @@ static void bench_elementwise(void)
         double ref = sgemm_rate(T, T, C);
         if (!skip("attention_fwd")) {
             TIME(t, nn_attention_forward(o, att, q, k, v, N, T, C, 1));
-            printf("attention_fwd %s ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", d, t * 1e3,
+            emit("attention_fwd %s ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", d, t * 1e3,
                    f / t / 1e9, ref, f / t / 1e9 / ref);
         }
         if (!skip("attention_bwd")) {
             TIME(t, nn_attention_backward(dq, dk, dv, s, o, q, k, v, att, N, T, C, 1));
-            printf("attention_bwd %s ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", d, t * 1e3,
+            emit("attention_bwd %s ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n", d, t * 1e3,
                    2 * f / t / 1e9, ref, 2 * f / t / 1e9 / ref);
         }
         snprintf(d, sizeof d, "rows=%d cols=%d", N * T, T);
@@ -312,13 +328,15 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         filter = argv[optind];
+    const char *cp = getenv("BENCH_NN_OUT");
+    copy = fopen(cp != NULL ? cp : "/tmp/bench_nn.txt", "w");
     nn_blas_setup(argv, 0);
     nn_set_threads(threads);
-    printf("# bench_nn: %d threads, OpenBLAS %s\n", threads, nn_blas_corename());
+    emit("# bench_nn: %d threads, OpenBLAS %s\n", threads, nn_blas_corename());
     if (!skip("sgemm")) {
         static const int sq[][3] = {{1024, 1024, 1024}, {256, 16384, 2304}, {128, 16384, 1152}};
         for (int i = 0; i < 3; i++)
-            printf("sgemm M=%d N=%d K=%d gflops=%.1f\n", sq[i][0], sq[i][1], sq[i][2],
+            emit("sgemm M=%d N=%d K=%d gflops=%.1f\n", sq[i][0], sq[i][1], sq[i][2],
                    sgemm_rate(sq[i][0], sq[i][1], sq[i][2]));
     }
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
@@ -335,5 +353,7 @@ int main(int argc, char **argv)
     bench_linear(64, 512, 128);
     bench_linear(8, 2048, 1008);
     bench_elementwise();
+    if (copy != NULL && fclose(copy) != 0)
+        perror("bench_nn: copy of the results");
     return 0;
 }

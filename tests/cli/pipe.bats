@@ -286,3 +286,11 @@ big 7" ]
     run -0 pipe status foreach-params.yaml
     [ "$output" = "score@big: param epochs changed" ]
 }
+
+@test "always_changed: true runs the stage every time" {
+    pipe run -q always.yaml
+    pipe run -q always.yaml
+    [ "$(ran)" = "stamp stamp " ]
+    run -0 pipe status always.yaml
+    [ "$output" = "stamp: always_changed" ]
+}

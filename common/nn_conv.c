@@ -36,6 +36,17 @@ struct conv_plan {
     size_t col, tmp, dw, slice; /* floats per thread */
 };
 
+/* More blocks per image until the tasks (N * nb) divide evenly among the threads: one image
+   in 3 blocks on 2 threads would leave a thread idle a third of the time. */
+void nn_conv_balance(int *nb, int *blk, int N, int n, int nt)
+{
+    int b = *nb;
+    while ((long)N * b % nt != 0 && b < n)
+        b++;
+    *blk = (n + b - 1) / b;
+    *nb = (n + *blk - 1) / *blk;
+}
+
 static void conv_plan(struct conv_plan *p, const struct nn_conv *g)
 {
     int OHW = g->OH * g->OW, CKK = g->C * g->KH * g->KW, nt = g->nt > 0 ? g->nt : 1;
@@ -59,7 +70,8 @@ static void conv_plan(struct conv_plan *p, const struct nn_conv *g)
         p->gi = 1;
         p->blk = blk;
         p->nb = (OHW + blk - 1) / blk;
-        p->cols = blk;
+        nn_conv_balance(&p->nb, &p->blk, g->N, OHW, nt);
+        p->cols = p->blk;
     } else {
         int gi = (CONV_MINCOLS + OHW - 1) / OHW, most = (g->N + nt - 1) / nt;
         p->gi = gi < most ? gi : most;

@@ -50,6 +50,7 @@ static void wino_plan(struct wplan *p, const struct nn_conv *g)
         p->gi = 1;
         p->blk = blk > 0 ? blk : 1;
         p->nb = (T + p->blk - 1) / p->blk;
+        nn_conv_balance(&p->nb, &p->blk, g->N, T, nt);
         p->cols = p->blk;
     } else {
         int gi = (WINO_MINT + T - 1) / T, most = (g->N + nt - 1) / nt;

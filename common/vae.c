@@ -13,6 +13,7 @@
 #include "st.h"
 #include "util.h"
 #include "vae.h"
+#include "vae_conv.h"
 
 enum {
     E0W, E0B, E2W, E2B, E4W, E4B, MUW, MUB, LVW, LVB,
@@ -108,261 +109,7 @@ void vae_init_params(struct vae *m, struct rng *r)
         init_uniform(m->p[i], entry_count(&m->table[i]), vae_init_bound(m, i), r);
 }
 
-/* ---- the k4 s2 p1 convolutions ----
-   Every conv of the model is Conv2d/ConvTranspose2d(k=4, s=2, p=1) between a "big" (H,W) and
-   a "small" (H/2,W/2) map. Inside a thread's chunk of n images, feature maps are stored
-   (C, n, H, W) (channel-major, "CNHW"): im2col of a group of images is then one column
-   block of the GEMM, the GEMM's output rows are the next layer's input, and no transposes
-   are needed between layers. Groups of images keep the column matrix in L2. */
-
-#define VAE_COLMAX (32 * 1024) /* floats of the im2col block of one group */
-#define VAE_CHUNK 16           /* images per work item of the batch split */
-
-/* images per group for a column matrix of `per` floats per image */
-static int group_of(size_t per)
-{
-    size_t g = VAE_COLMAX / per;
-    return g < 1 ? 1 : (int)g;
-}
-
-/* One input row (2*OW values) to its four column rows kw = 0..3 at x = 2ox-1+kw, zero
-   outside: kw 0 takes the odd values shifted right, 1 the even, 2 the odd, 3 the even shifted
-   left. Inlined for each OW so that the loops have constant trip counts. */
-static inline __attribute__((always_inline)) void
-row_to_cols(float *d0, float *d1, float *d2, float *d3, const float *row, int OW)
-{
-    d0[0] = 0;
-    for (int x = 0; x < OW; x++) {
-        float e = row[2 * x], o = row[2 * x + 1];
-        d1[x] = e;
-        d2[x] = o;
-        if (x + 1 < OW)
-            d0[x + 1] = o;
-        if (x > 0)
-            d3[x - 1] = e;
-    }
-    d3[OW - 1] = 0;
-}
-
-/* the adjoint: row += the four column rows scattered back */
-static inline __attribute__((always_inline)) void
-cols_to_row(float *row, const float *s0, const float *s1, const float *s2, const float *s3,
-            int OW)
-{
-    for (int x = 0; x < OW; x++) {
-        float e = s1[x] + (x > 0 ? s3[x - 1] : 0.0f);
-        float o = s2[x] + (x + 1 < OW ? s0[x + 1] : 0.0f);
-        row[2 * x] += e;
-        row[2 * x + 1] += o;
-    }
-}
-
-static inline __attribute__((always_inline)) void
-im2col_ow(float *col, const float *big, int C, int n, int i0, int g, int H, int OW)
-{
-    int OH = H / 2, W = 2 * OW, ld = g * OH * OW;
-    for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < 4; kh++) {
-            float *d0 = col + (size_t)(c * 16 + kh * 4) * ld, *d1 = d0 + ld, *d2 = d1 + ld,
-                  *d3 = d2 + ld;
-            for (int i = 0; i < g; i++) {
-                const float *img = big + ((size_t)c * n + i0 + i) * H * W;
-                for (int oy = 0; oy < OH; oy++) {
-                    int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
-                    if (iy < 0 || iy >= H) {
-                        for (int x = 0; x < OW; x++)
-                            d0[j + x] = d1[j + x] = d2[j + x] = d3[j + x] = 0;
-                        continue;
-                    }
-                    row_to_cols(d0 + j, d1 + j, d2 + j, d3 + j, img + (size_t)iy * W, OW);
-                }
-            }
-        }
-}
-
-static inline __attribute__((always_inline)) void
-col2im_ow(float *big, const float *col, int C, int n, int i0, int g, int H, int OW)
-{
-    int OH = H / 2, W = 2 * OW, ld = g * OH * OW;
-    for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < 4; kh++) {
-            const float *s0 = col + (size_t)(c * 16 + kh * 4) * ld, *s1 = s0 + ld,
-                        *s2 = s1 + ld, *s3 = s2 + ld;
-            for (int i = 0; i < g; i++) {
-                float *img = big + ((size_t)c * n + i0 + i) * H * W;
-                for (int oy = 0; oy < OH; oy++) {
-                    int iy = 2 * oy - 1 + kh, j = (i * OH + oy) * OW;
-                    if (iy >= 0 && iy < H)
-                        cols_to_row(img + (size_t)iy * W, s0 + j, s1 + j, s2 + j, s3 + j, OW);
-                }
-            }
-        }
-}
-
-/* col (C*16, ld) rows c*16 + kh*4 + kw, columns (i, oy, ox) of g images from big (C, n, H,
-   W) at image i0: col = big[c][i][2oy-1+kh][2ox-1+kw], zero outside. H = W. */
-static void im2col_k4s2(float *col, const float *big, int C, int n, int i0, int g, int H, int W)
-{
-    assert(H == W);
-    switch (W) {
-    case 8: im2col_ow(col, big, C, n, i0, g, H, 4); break;
-    case 16: im2col_ow(col, big, C, n, i0, g, H, 8); break;
-    case 32: im2col_ow(col, big, C, n, i0, g, H, 16); break;
-    default: im2col_ow(col, big, C, n, i0, g, H, W / 2);
-    }
-}
-
-/* the adjoint: big (C, n, H, W) at image i0 += col scattered back */
-static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int g, int H, int W)
-{
-    assert(H == W);
-    switch (W) {
-    case 8: col2im_ow(big, col, C, n, i0, g, H, 4); break;
-    case 16: col2im_ow(big, col, C, n, i0, g, H, 8); break;
-    case 32: col2im_ow(big, col, C, n, i0, g, H, 16); break;
-    default: col2im_ow(big, col, C, n, i0, g, H, W / 2);
-    }
-}
-
-/* Conv2d(C, OC, 4, 2, 1) without bias: out (OC, n, H/2, W/2) = w (OC, C*16) * im2col(in) */
-static void conv_fwd(float *out, float *col, const float *in, const float *w, int C, int OC,
-                     int n, int H, int W)
-{
-    int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
-    for (int i0 = 0; i0 < n; i0 += g) {
-        int gi = n - i0 < g ? n - i0 : g;
-        im2col_k4s2(col, in, C, n, i0, gi, H, W);
-        nn_sgemm_serial(0, 0, OC, gi * ohw, C * 16, 1.0f, w, C * 16, col, gi * ohw, 0.0f,
-                        out + (size_t)i0 * ohw, n * ohw);
-    }
-}
-
-/* its backward: dw (OC, C*16) += dout im2col(in)^T; din (C, n, H, W) = col2im(w^T dout) */
-static void conv_bwd(float *din, float *dw, float *col, const float *dout, const float *in,
-                     const float *w, int C, int OC, int n, int H, int W)
-{
-    int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
-    if (din != NULL)
-        memset(din, 0, (size_t)C * n * H * W * sizeof(float));
-    for (int i0 = 0; i0 < n; i0 += g) {
-        int gi = n - i0 < g ? n - i0 : g;
-        const float *dy = dout + (size_t)i0 * ohw;
-        im2col_k4s2(col, in, C, n, i0, gi, H, W);
-        nn_sgemm_serial(0, 1, OC, C * 16, gi * ohw, 1.0f, dy, n * ohw, col, gi * ohw, 1.0f, dw,
-                        C * 16);
-        if (din != NULL) {
-            nn_sgemm_serial(1, 0, C * 16, gi * ohw, OC, 1.0f, w, C * 16, dy, n * ohw, 0.0f,
-                            col, gi * ohw);
-            col2im_k4s2(din, col, C, n, i0, gi, H, W);
-        }
-    }
-}
-
-/* ConvTranspose2d(C, OC, 4, 2, 1) without bias, w (C, OC*16): in (C, n, h, w) -> out (OC, n,
-   2h, 2w) = col2im(w^T in), the data gradient of the conv from out's space to in's */
-static void convt_fwd(float *out, float *col, const float *in, const float *w, int C, int OC,
-                      int n, int h, int wd)
-{
-    int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
-    memset(out, 0, (size_t)OC * n * hw * 4 * sizeof(float));
-    for (int i0 = 0; i0 < n; i0 += g) {
-        int gi = n - i0 < g ? n - i0 : g;
-        nn_sgemm_serial(1, 0, OC * 16, gi * hw, C, 1.0f, w, OC * 16, in + (size_t)i0 * hw,
-                        n * hw, 0.0f, col, gi * hw);
-        col2im_k4s2(out, col, OC, n, i0, gi, 2 * h, 2 * wd);
-    }
-}
-
-/* its backward: dw (C, OC*16) += in im2col(dout)^T; din (C, n, h, w) = w im2col(dout) */
-static void convt_bwd(float *din, float *dw, float *col, const float *dout, const float *in,
-                      const float *w, int C, int OC, int n, int h, int wd)
-{
-    int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
-    for (int i0 = 0; i0 < n; i0 += g) {
-        int gi = n - i0 < g ? n - i0 : g;
-        im2col_k4s2(col, dout, OC, n, i0, gi, 2 * h, 2 * wd);
-        nn_sgemm_serial(0, 1, C, OC * 16, gi * hw, 1.0f, in + (size_t)i0 * hw, n * hw, col,
-                        gi * hw, 1.0f, dw, OC * 16);
-        nn_sgemm_serial(0, 0, C, gi * hw, OC * 16, 1.0f, w, OC * 16, col, gi * hw, 0.0f,
-                        din + (size_t)i0 * hw, n * hw);
-    }
-}
-
-/* x (C, m) rows += bias, then ReLU if relu */
-static void bias_act(float *x, const float *b, int C, size_t m, int relu)
-{
-    for (int c = 0; c < C; c++) {
-        float *r = x + (size_t)c * m, bc = b[c];
-        if (relu)
-            for (size_t i = 0; i < m; i++)
-                r[i] = r[i] + bc > 0 ? r[i] + bc : 0;
-        else
-            for (size_t i = 0; i < m; i++)
-                r[i] += bc;
-    }
-}
-
-/* db (C) += row sums of d (C, m); 16 partial sums so that the loop vectorises */
-static void bias_grad(float *db, const float *d, int C, size_t m)
-{
-    for (int c = 0; c < C; c++) {
-        const float *r = d + (size_t)c * m;
-        float s[16] = {0}, t = 0;
-        size_t i = 0;
-        for (; i + 16 <= m; i += 16)
-            for (int k = 0; k < 16; k++)
-                s[k] += r[i + k];
-        for (; i < m; i++)
-            t += r[i];
-        for (int k = 0; k < 16; k++)
-            t += s[k];
-        db[c] += t;
-    }
-}
-
-/* (n, C, P) <-> (C, n, P) */
-static void to_cnhw(float *dst, const float *src, int n, int C, int P)
-{
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < C; c++)
-            memcpy(dst + ((size_t)c * n + i) * P, src + ((size_t)i * C + c) * P,
-                   P * sizeof(float));
-}
-
-static void from_cnhw(float *dst, const float *src, int n, int C, int P)
-{
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < C; c++)
-            memcpy(dst + ((size_t)i * C + c) * P, src + ((size_t)c * n + i) * P,
-                   P * sizeof(float));
-}
-
-/* tanh as Eigen's ptanh_float: a [13/6] rational function on [-7.9, 7.9] (clamped beyond),
-   within 4e-7 of tanh; unlike libm's tanhf it vectorises. */
-static inline float vae_tanh(float x)
-{
-    const float c = 7.90531110763549805f;
-    float xc = x > c ? c : (x < -c ? -c : x), x2 = xc * xc, p, q;
-    p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return fabsf(x) < 0.0004f ? x : xc * p / q;
-}
-
-/* ReLU backward in place: d *= (y > 0) with y the ReLU's output */
-static void relu_mask(float *d, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        d[i] = y[i] > 0 ? d[i] : 0;
-}
+#define VAE_CHUNK 16 /* images per work item of the batch split */
 
 /* ---- batch buffers ---- */
 
@@ -412,14 +159,14 @@ static void decode_chunk(struct vae *m, float *col, int o, int n)
     float *d2 = AT(m->d2, 8192), *xhc = AT(m->xhc, VAE_D), *xhat = AT(m->xhat, VAE_D);
 
     nn_linear_forward(d0, AT(m->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
-    to_cnhw(d0c, d0, n, 32, 16);                       /* Unflatten(1, (32, 4, 4)) */
-    convt_fwd(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
-    bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
-    convt_fwd(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
-    bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
-    convt_fwd(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
-    bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
-    from_cnhw(xhat, xhc, n, 3, 1024);
+    vae_to_cnhw(d0c, d0, n, 32, 16);                   /* Unflatten(1, (32, 4, 4)) */
+    vae_convt_forward(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
+    vae_bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
+    vae_convt_forward(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
+    vae_bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
+    vae_convt_forward(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
+    vae_bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
+    vae_from_cnhw(xhat, xhc, n, 3, 1024);
     for (size_t i = 0; i < (size_t)n * VAE_D; i++)
         xhat[i] = vae_tanh(xhat[i]);
 }
@@ -431,14 +178,14 @@ static void forward_chunk(struct vae *m, float *col, const float *eps, int o, in
     float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
     float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
 
-    to_cnhw(xc, AT(m->x, VAE_D), n, 3, 1024);
-    conv_fwd(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
-    bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
-    conv_fwd(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
-    bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
-    conv_fwd(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
-    bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
-    from_cnhw(h3, h3c, n, 32, 16);                     /* Flatten */
+    vae_to_cnhw(xc, AT(m->x, VAE_D), n, 3, 1024);
+    vae_conv_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
+    vae_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
+    vae_conv_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
+    vae_bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
+    vae_conv_forward(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
+    vae_bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
+    vae_from_cnhw(h3, h3c, n, 32, 16);                 /* Flatten */
     nn_linear_forward(mu, h3, m->p[MUW], m->p[MUB], n, VAE_HID, m->latent);
     nn_linear_forward(lv, h3, m->p[LVW], m->p[LVB], n, VAE_HID, m->latent);
     if (eps != NULL) {
@@ -469,16 +216,16 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
     /* Tanh: d/dx tanh = 1 - y^2 */
     for (size_t i = 0; i < nn * VAE_D; i++)
         dxhat[i] *= 1.0f - xhat[i] * xhat[i];
-    to_cnhw(dxc, dxhat, n, 3, 1024);
-    bias_grad(G[D6B], dxc, 3, nn * 1024);
-    convt_bwd(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
-    relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
-    bias_grad(G[D4B], dd2, 32, nn * 256);
-    convt_bwd(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
-    relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
-    bias_grad(G[D2B], dd1, 32, nn * 64);
-    convt_bwd(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
-    from_cnhw(dd0, dd0c, n, 32, 16);
+    vae_to_cnhw(dxc, dxhat, n, 3, 1024);
+    vae_bias_grad(G[D6B], dxc, 3, nn * 1024);
+    vae_convt_backward(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
+    vae_relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
+    vae_bias_grad(G[D4B], dd2, 32, nn * 256);
+    vae_convt_backward(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
+    vae_relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
+    vae_bias_grad(G[D2B], dd1, 32, nn * 64);
+    vae_convt_backward(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
+    vae_from_cnhw(dd0, dd0c, n, 32, 16);
     memset(dz, 0, nn * L * sizeof(float));
     nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(m->z, L), m->p[D0W], n, m->latent, VAE_HID);
     /* z = mu + exp(logvar/2) eps */
@@ -491,16 +238,16 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
                        m->latent);
     nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(m->h3, 512), m->p[LVW], n, VAE_HID,
                        m->latent);
-    relu_mask(dh3, AT(m->h3, 512), nn * 512);
-    to_cnhw(dh3c, dh3, n, 32, 16);
-    bias_grad(G[E4B], dh3c, 32, nn * 16);
-    conv_bwd(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
-    relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
-    bias_grad(G[E2B], dh2, 32, nn * 64);
-    conv_bwd(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
-    relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
-    bias_grad(G[E0B], dh1, 32, nn * 256);
-    conv_bwd(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
+    vae_relu_mask(dh3, AT(m->h3, 512), nn * 512);
+    vae_to_cnhw(dh3c, dh3, n, 32, 16);
+    vae_bias_grad(G[E4B], dh3c, 32, nn * 16);
+    vae_conv_backward(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
+    vae_relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
+    vae_bias_grad(G[E2B], dh2, 32, nn * 64);
+    vae_conv_backward(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
+    vae_relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
+    vae_bias_grad(G[E0B], dh1, 32, nn * 256);
+    vae_conv_backward(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
 }
 #undef AT
 

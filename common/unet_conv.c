@@ -2,6 +2,7 @@
    tile costs 36 multiplies per channel pair instead of 144. The 36 products become 36 GEMMs
    (OC x C) x (C x tiles), run one per thread with the serial SGEMM so that the result of a
    tile depends neither on the thread count nor on how many images share the call.
+   Chunks of fixed width keep OpenBLAS's kernel choice independent of the batch size.
    Transforms (points 0, +-1, +-2, inf):
      B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
             0 4 0 -5 0 1]
@@ -79,9 +80,23 @@ static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
     }
 }
 
+/* The GEMMs run on chunks of a fixed number of columns per layer (one image's tiles, or
+   enough whole images for 64 tiles), padded with zero tiles: OpenBLAS picks its kernels by
+   matrix size, so a batch-dependent width would make an image's result depend on its batch. */
+static int wino_imgs_per_chunk(int tpi)
+{
+    return tpi >= 64 ? 1 : (64 + tpi - 1) / tpi;
+}
+
+static size_t wino_cols(int N, int tpi)
+{
+    int ipc = wino_imgs_per_chunk(tpi);
+    return (size_t)((N + ipc - 1) / ipc) * ipc * tpi;
+}
+
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
 {
-    size_t T = (size_t)N * ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
+    size_t T = wino_cols(N, ((H + TS - 1) / TS) * ((W + TS - 1) / TS));
     return 36 * ((size_t)C * T + (size_t)OC * T);
 }
 
@@ -105,7 +120,8 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
                      const float *b, int N, int C, int H, int W, int OC)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t T = (size_t)N * tpi;
+    size_t Tr = (size_t)N * tpi, T = wino_cols(N, tpi); /* tiles, padded to chunks */
+    int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
     float *V = scratch;                          /* (36, C, T) */
     float *M = V + 36 * (size_t)C * T;           /* (36, OC, T) */
 
@@ -141,22 +157,26 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
         }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)T, AS, 1); /* i*6+j -> q*6+j */
-        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)T, 1, AS); /* q*6+j -> q*6+r */
+        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)Tr, AS, 1); /* i*6+j -> q*6+j */
+        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)Tr, 1, AS); /* q*6+j -> q*6+r */
+        for (int p = 0; p < 36 && T > Tr; p++)
+            memset(V + ((size_t)p * C + c) * T + Tr, 0, (T - Tr) * sizeof(float));
     }
 
-    /* the 36 products, one serial GEMM each */
-#pragma omp parallel for schedule(static)
+    /* the 36 products, one serial GEMM per (product, chunk) */
+#pragma omp parallel for collapse(2) schedule(static)
     for (int p = 0; p < 36; p++)
-        nn_sgemm_serial(0, 0, OC, (int)T, C, 1.0f, U + (size_t)p * OC * C, C,
-                        V + (size_t)p * C * T, (int)T, 0.0f, M + (size_t)p * OC * T, (int)T);
+        for (int j = 0; j < nch; j++)
+            nn_sgemm_serial(0, 0, OC, NC, C, 1.0f, U + (size_t)p * OC * C, C,
+                            V + (size_t)p * C * T + (size_t)j * NC, (int)T, 0.0f,
+                            M + (size_t)p * OC * T + (size_t)j * NC, (int)T);
 
     /* output tiles: A^T along r, then along q, in place in M (per out channel over all
        tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++) {
-        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)T, 1, AS); /* q*6+r -> q*6+j */
-        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)T, AS, 1); /* q*6+j -> i*6+j */
+        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)Tr, 1, AS); /* q*6+r -> q*6+j */
+        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)Tr, AS, 1); /* q*6+j -> i*6+j */
     }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)

@@ -51,10 +51,23 @@ setup() { setup_tools; M="$FIX/unet/tiny_st_legacy"; }
   cmp -n $((2 * 768)) <(tail -c +129 "$T/a.npy") <(tail -c +129 "$T/b.npy")
 }
 
-@test "ddpm-sample --init-noise with DDIM eta 0 matches the PyTorch pipeline bytes" {
+# bytes that differ between two files of equal size: at most $3, each by at most 1
+close_bytes() {
+  [ "$(stat -c %s "$1")" = "$(stat -c %s "$2")" ] || return 1
+  cmp -l "$1" "$2" | awk -v max="$3" '
+    function oct(s,  v, i) { v = 0; for (i = 1; i <= length(s); i++) v = v * 8 + substr(s, i, 1); return v }
+    { d = oct($2) - oct($3); if (d > 1 || d < -1) bad++; n++ }
+    END { exit (bad > 0 || n > max) }'
+}
+
+@test "ddpm-sample --init-noise with DDIM eta 0 matches the PyTorch pipeline" {
   run -0 ddpm-sample --model "$M" --scheduler ddim --steps 10 \
     --init-noise "$FIX/unet/tiny_xT.npy" -o "$BATS_TEST_TMPDIR/x.npy"
-  cmp "$BATS_TEST_TMPDIR/x.npy" "$FIX/unet/tiny_ddim10_u8.npy"
+  # float32 rounding (Winograd convolutions) may move a pixel across a .5 boundary
+  close_bytes "$BATS_TEST_TMPDIR/x.npy" "$FIX/unet/tiny_ddim10_u8.npy" 15
+  # and the check can fail: a different seed's images are far away
+  ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 10 -o "$BATS_TEST_TMPDIR/y.npy"
+  run -1 close_bytes "$BATS_TEST_TMPDIR/y.npy" "$FIX/unet/tiny_ddim10_u8.npy" 15
 }
 
 @test "ddpm-sample --save-trajectory keeps x_T, every k-th step and x_0" {

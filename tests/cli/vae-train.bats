@@ -63,10 +63,12 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
 
 @test "vae-train: 1 epoch + --resume 1 more equals 2 epochs exactly" {
     vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 2
-    vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 1
+    vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 1 --log "$D/l.csv"
     run -1 cmp -s "$D/full.safetensors" "$D/part.safetensors"
-    vae-train --data "$V/train.npy" -q -o "$D/part.safetensors" --epochs 2 --resume
+    vae-train --data "$V/train.npy" -q -o "$D/part.safetensors" --epochs 2 --resume --log "$D/l.csv"
     cmp "$D/full.safetensors" "$D/part.safetensors"
+    # the log continues: one header, steps 1..6
+    [ "$(cut -d, -f1 "$D/l.csv" | tr '\n' ' ')" = "step 1 2 3 4 5 6 " ]
 }
 
 @test "vae-train: --save-every checkpoints do not change the result" {

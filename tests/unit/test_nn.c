@@ -296,7 +296,8 @@ int main(void)
     static const char *conv[] = {"conv_k3p1", "conv_k3s2", "conv_asym", "conv_k1",
                                  "conv_k4s2", "conv_1x7",  "conv_7x1",  "conv_n1",
                                  "conv_group", "conv_k1group", "conv_big", "conv_wino"};
-    static const char *convt[] = {"convt_k4s2", "convt_n1", "convt_group", "convt_k3s1"};
+    static const char *convt[] = {"convt_k4s2", "convt_n1", "convt_group", "convt_k3s1",
+                                  "convt_wino"};
     nn_set_threads(2);
     test_blas_decide();
     test_sgemm();
@@ -310,6 +311,7 @@ int main(void)
     test_conv_splits();
     nn_conv_winograd(0);
     conv_case("conv_wino", 0);
+    conv_case("convt_wino", 1);
     test_conv_splits();
     nn_conv_winograd(1);
     nn_set_threads(1);

@@ -128,7 +128,7 @@ int main(int argc, char **argv)
     long n = 400, seed = 1;
     char msg[256], *path;
     int c;
-    uint8_t *pix = xmalloc(96 * 96 * 3);
+    uint8_t *pix;
 
     while ((c = getopt_long(argc, argv, "n:o:S:h", longs, NULL)) != -1) {
         switch (c) {
@@ -156,6 +156,7 @@ int main(int argc, char **argv)
         return 2;
     }
     util_cleanup_signals();
+    pix = xmalloc(96 * 96 * 3);
     if (util_mkdirs(dir, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     path = xmalloc(strlen(dir) + 32);

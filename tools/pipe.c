@@ -431,7 +431,11 @@ int main(int argc, char **argv)
                 bad_usage("-j: want a number of jobs from 1 to 64");
             o.jobs = (int)j;
             break;
-        case 'h': usage(stdout); return 0;
+        case 'h':
+            usage(stdout);
+            free(o.over);
+            free(o.targets);
+            return 0;
         default: bad_usage("bad option or missing option argument");
         }
     }

@@ -23,14 +23,16 @@ struct wplan {
     size_t u, pad, v, m, slice;
 };
 
-/* Below 64 input or output channels, or on maps under 12x12, the transforms cost more than
-   the multiplies saved (measured, one thread: the Inception stem with 32 channels 5% slower
-   than im2col, 8x8 maps even, 4x4 maps 1.5x slower; 16x16 and 32x32 maps 1.4x faster).
-   F(4x4,3x3) was tried too: no faster here (its transforms dominate) and 20x the rounding. */
+/* Measured on one thread against im2col (CPU time, GFLOP/s of the direct conv): 128 channels
+   at 32x32 151 vs 84, 256 at 16x16 139 vs 91, 256 at 8x8 93 vs 83, the Inception stem with 32
+   channels at 147x147 126 vs 74, 128 -> 3 channels 24 vs 10; but 256 at 4x4 53 vs 72 and
+   3 -> 128 channels 35 vs 56: below 16 input channels or 8x8 the transforms cost more than
+   the multiplies saved. F(4x4,3x3) was tried too: no faster here (its transforms dominate)
+   and 20x the rounding error. */
 int nn_wino_ok(const struct nn_conv *g)
 {
-    return g->C >= 64 && g->OC >= 64 && g->OH * g->OW >= 144 && g->KH == 3 && g->KW == 3 &&
-           g->SH == 1 && g->SW == 1 && g->PT <= 2 && g->PL <= 2 && g->PB <= 2 && g->PR <= 2;
+    return g->C >= 16 && g->OH * g->OW >= 64 && g->KH == 3 && g->KW == 3 && g->SH == 1 &&
+           g->SW == 1 && g->PT <= 2 && g->PL <= 2 && g->PB <= 2 && g->PR <= 2;
 }
 
 static void wino_plan(struct wplan *p, const struct nn_conv *g)
@@ -65,7 +67,7 @@ static void wino_plan(struct wplan *p, const struct nn_conv *g)
         trows = p->TH;
     p->PR = 2 * trows + 2;
     p->u = (size_t)16 * g->OC * g->C;
-    p->pad = (size_t)p->PR * p->PW + (size_t)8 * (p->TW + 1) + (size_t)4 * p->TW;
+    p->pad = (size_t)p->PR * p->PW + (size_t)8 * (p->TW + 1) + (size_t)4 * p->cols;
     p->v = (size_t)16 * g->C * p->cols;
     p->m = (size_t)16 * g->OC * p->cols;
     p->slice = p->pad + p->v + p->m;
@@ -138,6 +140,7 @@ static void wino_in(float *V, int ldv, int co, float *P, const float *x, const s
                 const float *pa = i == 0 ? r0 : i == 3 ? r1 : i == 1 ? r1 : r2;
                 const float *pb = i == 0 ? r2 : i == 3 ? r3 : i == 1 ? r2 : r1;
                 float sg = i == 1 ? 1.0f : -1.0f;
+#pragma omp simd
                 for (int k = a; k <= b; k++) {
                     E[k] = pa[2 * k] + sg * pb[2 * k];
                     O[k] = pa[2 * k + 1] + sg * pb[2 * k + 1];
@@ -147,6 +150,7 @@ static void wino_in(float *V, int ldv, int co, float *P, const float *x, const s
             for (int i = 0; i < 4; i++) { /* (B^T d) B */
                 const float *E = EO + (size_t)(2 * i) * (TW + 1), *O = E + TW + 1;
                 float *d0 = vt + (4 * i) * xs, *d1 = d0 + xs, *d2 = d1 + xs, *d3 = d2 + xs;
+#pragma omp simd
                 for (int tx = a; tx < b; tx++) {
                     d0[tx] = E[tx] - E[tx + 1];
                     d1[tx] = O[tx] + E[tx + 1];
@@ -159,35 +163,37 @@ static void wino_in(float *V, int ldv, int co, float *P, const float *x, const s
 }
 
 /* y (OC,OH,OW) = (or +=) A^T M A + b for tiles [t0,t1), M (16,OC,ldm) columns co..;
-   Y: 4 rows of TW floats scratch */
+   Y: 4 rows of ldm floats scratch. The transform runs over all tiles in one unit-stride loop,
+   then each tile row is interleaved into the output. */
 static void wino_out(float *y, int acc, const float *M, int ldm, int co, const float *b,
                      const struct nn_conv *g, const struct wplan *p, int t0, int t1, float *Y)
 {
-    int OH = g->OH, OW = g->OW, TW = p->TW;
+    int OH = g->OH, OW = g->OW, TW = p->TW, nt = t1 - t0;
     int ty0 = t0 / TW, ty1 = (t1 - 1) / TW;
     size_t xs = (size_t)g->OC * ldm;
-    float *Y00 = Y, *Y01 = Y + TW, *Y10 = Y01 + TW, *Y11 = Y10 + TW;
+    float *Y00 = Y - t0, *Y01 = Y00 + nt, *Y10 = Y01 + nt, *Y11 = Y10 + nt;
     for (int o = 0; o < g->OC; o++) {
         float *yo = y + (size_t)o * OH * OW, bo = b != NULL ? b[o] : 0.0f;
+        const float *m = M + (size_t)o * ldm + co - t0;
+#pragma omp simd
+        for (int t = t0; t < t1; t++) {
+            float s0[4], s1[4];
+            for (int k = 0; k < 4; k++) { /* A^T m */
+                float m0 = m[(0 + k) * xs + t], m1 = m[(4 + k) * xs + t];
+                float m2 = m[(8 + k) * xs + t], m3 = m[(12 + k) * xs + t];
+                s0[k] = m0 + m1 + m2;
+                s1[k] = m1 - m2 - m3;
+            }
+            Y00[t] = s0[0] + s0[1] + s0[2] + bo; /* (A^T m) A */
+            Y01[t] = s0[1] - s0[2] - s0[3] + bo;
+            Y10[t] = s1[0] + s1[1] + s1[2] + bo;
+            Y11[t] = s1[1] - s1[2] - s1[3] + bo;
+        }
         for (int ty = ty0; ty <= ty1; ty++) {
             int a = ty == ty0 ? t0 - ty * TW : 0, e = ty == ty1 ? t1 - ty * TW : TW;
-            const float *m = M + (size_t)o * ldm + co - t0 + (size_t)ty * TW;
-            for (int tx = a; tx < e; tx++) {
-                float s0[4], s1[4];
-                for (int k = 0; k < 4; k++) { /* A^T m */
-                    float m0 = m[(0 + k) * xs + tx], m1 = m[(4 + k) * xs + tx];
-                    float m2 = m[(8 + k) * xs + tx], m3 = m[(12 + k) * xs + tx];
-                    s0[k] = m0 + m1 + m2;
-                    s1[k] = m1 - m2 - m3;
-                }
-                Y00[tx] = s0[0] + s0[1] + s0[2] + bo; /* (A^T m) A */
-                Y01[tx] = s0[1] - s0[2] - s0[3] + bo;
-                Y10[tx] = s1[0] + s1[1] + s1[2] + bo;
-                Y11[tx] = s1[1] - s1[2] - s1[3] + bo;
-            }
             for (int i = 0; i < 2 && 2 * ty + i < OH; i++) {
                 float *r = yo + (size_t)(2 * ty + i) * OW;
-                const float *ye = i ? Y10 : Y00, *yd = i ? Y11 : Y01;
+                const float *ye = (i ? Y10 : Y00) + ty * TW, *yd = (i ? Y11 : Y01) + ty * TW;
                 int full = e < OW / 2 ? e : OW / 2; /* tiles with both columns inside */
                 if (acc)
                     for (int tx = a; tx < full; tx++) {
@@ -230,7 +236,7 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
 #pragma omp parallel num_threads(nt)
     {
         float *P = scratch + p.u + p.slice * omp_get_thread_num(), *V = P + p.pad, *M = V + p.v;
-        float *Y = V - (size_t)4 * p.TW;
+        float *Y = V - (size_t)4 * p.cols;
 #pragma omp for schedule(static)
         for (int o = 0; o < g->OC; o++)
             wino_weights(U, w, o, g->OC, g->C, flip);

@@ -4,12 +4,22 @@
    2 threads on this machine when quiet). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "nn.h"
 #include "optim.h"
 #include "rng.h"
 #include "util.h"
 #include "vae.h"
+
+/* as the vae tools do: idle OpenMP threads sleep instead of spinning (see vae-train.c) */
+static void omp_passive(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") != NULL)
+        return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+}
 
 static double bench_train(int threads, int B, int L)
 {
@@ -81,6 +91,7 @@ static double bench_decode(int threads, int B, int L)
 
 int main(int argc, char **argv)
 {
+    omp_passive(argv);
     nn_blas_setup(argv, 0);
     (void)argc;
     for (int t = 1; t <= 2; t++) {

@@ -25,6 +25,7 @@ struct gsize {
     size_t att;      /* largest per-image heads*T*T */
     int cmax;        /* largest channel count */
     int ns;
+    size_t wt, wscr;  /* flipped 3x3 weights (9*C*OC) and Winograd scratch, largest */
     size_t skip[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* per image */
 };
 
@@ -34,13 +35,21 @@ static void upd(size_t *m, size_t v)
         *m = v;
 }
 
-static void grad_sizes(const struct unet *u, struct gsize *z)
+/* a 3x3 conv C -> OC at H x W whose data gradient is needed */
+static void conv_sizes(struct gsize *z, int B, int C, int H, int W, int OC)
+{
+    upd(&z->wt, (size_t)9 * C * OC);
+    upd(&z->wscr, unet_wino_scratch(B, OC, H, W, C));
+}
+
+static void grad_sizes(const struct unet *u, struct gsize *z, int B)
 {
     const struct unet_config *c = &u->cfg;
     int S = c->sample_size, C0 = c->block_out_channels[0];
     memset(z, 0, sizeof *z);
     upd(&z->m, (size_t)C0 * S * S);
     upd(&z->m, (size_t)c->out_channels * S * S);
+    conv_sizes(z, B, C0, S, S, c->out_channels);
     z->skip[z->ns++] = (size_t)C0 * S * S;
     z->cmax = C0;
     for (int d = 0; d < 2; d++)
@@ -50,6 +59,8 @@ static void grad_sizes(const struct unet *u, struct gsize *z)
                 const struct unet_resnet *r = &lv->res[j];
                 size_t hw = (size_t)r->H * r->W;
                 upd(&z->m, (size_t)(r->cin > r->cout ? r->cin : r->cout) * hw);
+                conv_sizes(z, B, r->cin, r->H, r->W, r->cout);
+                conv_sizes(z, B, r->cout, r->H, r->W, r->cout);
                 if (r->cout > z->cmax)
                     z->cmax = r->cout;
                 if (lv->has_attn)
@@ -61,12 +72,17 @@ static void grad_sizes(const struct unet *u, struct gsize *z)
                 const struct unet_sample *s = &lv->sample;
                 size_t n = (size_t)s->C * s->H * s->W;
                 upd(&z->m, d ? 4 * n : n);
+                if (d)
+                    conv_sizes(z, B, s->C, 2 * s->H, 2 * s->W, s->C);
                 if (!d)
                     z->skip[z->ns++] = n / 4;
             }
         }
-    for (int j = 0; j < 2; j++)
-        upd(&z->m, (size_t)u->mid_res[j].cout * u->mid_res[j].H * u->mid_res[j].W);
+    for (int j = 0; j < 2; j++) {
+        const struct unet_resnet *r = &u->mid_res[j];
+        upd(&z->m, (size_t)r->cout * r->H * r->W);
+        conv_sizes(z, B, r->cin, r->H, r->W, r->cout);
+    }
     if (c->add_attention)
         upd(&z->att, (size_t)u->mid_attn.heads * u->mid_attn.T * u->mid_attn.T);
 }
@@ -80,7 +96,7 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
     memset(g, 0, sizeof *g);
     if (u->max_batch < B)
         unet_alloc_acts(u, B);
-    grad_sizes(u, &z);
+    grad_sizes(u, &z, B);
     g->max_batch = B;
     g->n_skips = z.ns;
 #define CARVE(n) (p = g->buf ? g->buf + off : NULL, off += ((n) + 15) & ~(size_t)15, p)
@@ -96,6 +112,11 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
         g->demb = CARVE(B * TE);
         g->dte1_act = CARVE(B * TE);
         g->dte1 = CARVE(B * TE);
+        g->wt = CARVE(z.wt);
+        g->wu = CARVE(4 * z.wt);
+        g->wscr = CARVE(z.wscr);
+        g->n_wt = z.wt;
+        g->n_wscr = z.wscr;
         for (int i = 0; i < z.ns; i++) {
             g->dskip[i] = CARVE(B * z.skip[i]);
             g->skip_n[i] = z.skip[i];
@@ -116,14 +137,30 @@ void unet_grad_free(struct unet_grad *g)
 
 /* ---- layers ---- */
 
-/* 3x3 stride-1 pad-1 conv: din (may be NULL) += , dw += , db += */
-static void conv3_bwd(struct unet *u, float *din, float *dw, float *db, const float *dout,
-                      const float *in, const float *w, int B, int C, int H, int W, int OC)
+/* 3x3 stride-1 pad-1 conv: din (may be NULL) = (overwritten, not accumulated), dw += ,
+   db += . The data gradient is the convolution of dout with the flipped kernel, channels
+   swapped: Winograd as the forward (unet_conv.c), on weights transformed here each call (they
+   change every step). The weight gradient is im2col + GEMM (nn_conv2d_backward). */
+static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *dw, float *db,
+                      const float *dout, const float *in, const float *w, int B, int C, int H,
+                      int W, int OC)
 {
     struct nn_conv g;
+    if (din != NULL) {
+        float *wt = gr->wt;
+        assert((size_t)9 * C * OC <= gr->n_wt &&
+               unet_wino_scratch(B, OC, H, W, C) <= gr->n_wscr);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int c = 0; c < C; c++)
+            for (int oc = 0; oc < OC; oc++)
+                for (int k = 0; k < 9; k++)
+                    wt[((size_t)c * OC + oc) * 9 + 8 - k] = w[((size_t)oc * C + c) * 9 + k];
+        unet_wino_weights(gr->wu, wt, OC, C);
+        unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
+    }
     nn_conv_init(&g, B, C, H, W, OC, 3, 1, 1);
     assert(nn_conv_scratch(&g) <= u->n_scratch);
-    nn_conv2d_backward(din, dw, db, u->scratch, dout, in, w, &g);
+    nn_conv2d_backward(NULL, dw, db, u->scratch, dout, in, w, &g);
 }
 
 static void norm_bwd(float *grads, const struct unet *u, const struct unet_norm *n, float *din,
@@ -202,8 +239,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
         for (size_t i = 0; i < nin; i++)
             din[i] += dout[i];
     }
-    zero(t1, nout);
-    conv3_bwd(u, t1, GP(r->conv2_w), GP(r->conv2_b), dout, r->act2, r->conv2_w, B, cout, r->H,
+    conv3_bwd(u, g, t1, GP(r->conv2_w), GP(r->conv2_b), dout, r->act2, r->conv2_w, B, cout, r->H,
               r->W, cout);
     norm_silu_bwd(grads, u, &r->norm2, t1, t1, r->h1, t2, B, HW);
     /* h1 = conv1(..) + tproj[:, :, None, None] */
@@ -218,8 +254,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
         }
     nn_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp, u->emb_act, r->temb_w,
                        B, TE, cout);
-    zero(t2, nin);
-    conv3_bwd(u, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B, cin, r->H,
+    conv3_bwd(u, g, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B, cin, r->H,
               r->W, cout);
     norm_silu_bwd(grads, u, &r->norm1, din, t2, r->in, t1, B, HW);
 }
@@ -269,8 +304,7 @@ static void up_bwd(struct unet *u, struct unet_grad *g, float *grads, struct une
                    float *din, const float *dout, int B)
 {
     float *t = g->tmp[0];
-    zero(t, (size_t)B * s->C * 4 * s->H * s->W);
-    conv3_bwd(u, t, GP(s->w), GP(s->b), dout, s->up, s->w, B, s->C, 2 * s->H, 2 * s->W, s->C);
+    conv3_bwd(u, g, t, GP(s->w), GP(s->b), dout, s->up, s->w, B, s->C, 2 * s->H, 2 * s->W, s->C);
     nn_upsample2x_backward(din, t, B, s->C, s->H, s->W);
 }
 
@@ -292,8 +326,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
 
     /* conv_out(silu(conv_norm_out(h))) */
     hout = last->has_attn ? last->attn[last->n_res - 1].out : last->res[last->n_res - 1].out;
-    zero(g->tmp[0], (size_t)B * C0 * hw);
-    conv3_bwd(u, g->tmp[0], GP(u->conv_out_w), GP(u->conv_out_b), deps, u->act_out,
+    conv3_bwd(u, g, g->tmp[0], GP(u->conv_out_w), GP(u->conv_out_b), deps, u->act_out,
               u->conv_out_w, B, C0, S, S, c->out_channels);
     zero(g->d[cur], (size_t)B * C0 * hw);
     norm_silu_bwd(grads, u, &u->norm_out, g->d[cur], g->tmp[0], hout, g->tmp[1], B, (int)hw);
@@ -367,7 +400,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
         }
     }
     assert(k == 0);
-    conv3_bwd(u, NULL, GP(u->conv_in_w), GP(u->conv_in_b), g->dskip[0], u->x_in, u->conv_in_w, B,
+    conv3_bwd(u, g, NULL, GP(u->conv_in_w), GP(u->conv_in_b), g->dskip[0], u->x_in, u->conv_in_w, B,
               c->in_channels, S, S, C0);
 
     /* time embedding: emb_act = silu(linear_2(silu(linear_1(temb)))) */

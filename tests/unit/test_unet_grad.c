@@ -211,7 +211,7 @@ static void test_fd(void)
     static const char *names[] = {
         "conv_in.weight", "time_embedding.linear_1.weight", "time_embedding.linear_2.bias",
         "down_blocks.0.resnets.0.norm1.weight", "down_blocks.1.attentions.0.to_q.weight",
-        "down_blocks.1.attentions.0.to_k.bias", "down_blocks.1.attentions.0.group_norm.bias",
+        "down_blocks.1.attentions.0.to_k.weight", "down_blocks.1.attentions.0.group_norm.bias",
         "down_blocks.0.downsamplers.0.conv.weight", "mid_block.attentions.0.to_v.weight",
         "up_blocks.0.resnets.1.conv_shortcut.weight", "up_blocks.0.upsamplers.0.conv.bias",
         "up_blocks.1.resnets.0.time_emb_proj.weight", "conv_norm_out.weight", "conv_out.bias"};

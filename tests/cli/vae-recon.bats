@@ -55,6 +55,11 @@ image() { tail -c +$((129 + $2 * 3072)) "$1" | head -c 3072; }
     done
 }
 
+@test "vae-recon --pairs | imgrid - draws originals next to reconstructions" {
+    run -0 bash -c "vae-recon --pairs --model '$M' --data '$V/val.npy' | imgrid -c 4 -o '$D/g.png' -"
+    [ "$(head -c 8 "$D/g.png" | od -An -tx1 | tr -d ' ')" = "89504e470d0a1a0a" ]
+}
+
 @test "vae-recon rejects bad images and bad checkpoints, leaving no file" {
     for f in vae_16px vae_float vae_empty; do
         run -1 --separate-stderr vae-recon --model "$M" --data "$FIX/bad/$f.npy" -o "$D/r.npy"

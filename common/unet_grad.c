@@ -35,11 +35,14 @@ static void upd(size_t *m, size_t v)
         *m = v;
 }
 
-/* a 3x3 conv C -> OC at H x W whose data gradient is needed */
+static size_t wg_scratch(int B, int C, int H, int W, int OC);
+
+/* a 3x3 stride-1 conv C -> OC at H x W (data gradient by Winograd, weight gradient too) */
 static void conv_sizes(struct gsize *z, int B, int C, int H, int W, int OC)
 {
     upd(&z->wt, (size_t)9 * C * OC);
     upd(&z->wscr, unet_wino_scratch(B, OC, H, W, C));
+    upd(&z->wscr, wg_scratch(B, C, H, W, OC));
 }
 
 static void grad_sizes(const struct unet *u, struct gsize *z, int B)
@@ -50,6 +53,7 @@ static void grad_sizes(const struct unet *u, struct gsize *z, int B)
     upd(&z->m, (size_t)C0 * S * S);
     upd(&z->m, (size_t)c->out_channels * S * S);
     conv_sizes(z, B, C0, S, S, c->out_channels);
+    conv_sizes(z, B, c->in_channels, S, S, C0);
     z->skip[z->ns++] = (size_t)C0 * S * S;
     z->cmax = C0;
     for (int d = 0; d < 2; d++)
@@ -137,15 +141,137 @@ void unet_grad_free(struct unet_grad *g)
 
 /* ---- layers ---- */
 
+/* ---- Winograd weight gradient ----
+   The forward is F(4x4, 3x3) on points 0, +-1, +-2, inf: y = A^T [(G g G^T) . (B^T d B)] A.
+   By the transposition principle the kernel gradient of one 4x4 output tile is
+   dW = G^T [(A dY A^T) . (B^T X B)] G with the same 6x6 input patch X, so summed over tiles
+   it is 36 GEMMs (OC x T) (T x C) over all T tiles of the batch, a quarter of im2col's
+   multiplies. B^T, G as in unet_conv.c; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
+   0 1 -1 8 -8 1]. */
+
+/* o[k*s] = (B^T d)[k], d[k*s], k < 6 */
+static inline void wg_bt(float *o, const float *d, int s)
+{
+    float d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+    o[0] = 4 * d0 - 5 * d2 + d4;
+    o[s] = -4 * d1 - 4 * d2 + d3 + d4;
+    o[2 * s] = 4 * d1 - 4 * d2 - d3 + d4;
+    o[3 * s] = -2 * d1 - d2 + 2 * d3 + d4;
+    o[4 * s] = 2 * d1 - d2 - 2 * d3 + d4;
+    o[5 * s] = 4 * d1 - 5 * d3 + d5;
+}
+
+/* o[k*s] = (A y)[k], y[i*s] i < 4 -> 6 values */
+static inline void wg_a(float *o, const float *y, int s)
+{
+    float y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
+    o[0] = y0;
+    o[s] = y0 + y1 + y2 + y3;
+    o[2 * s] = y0 - y1 + y2 - y3;
+    o[3 * s] = y0 + 2 * y1 + 4 * y2 + 8 * y3;
+    o[4 * s] = y0 - 2 * y1 + 4 * y2 - 8 * y3;
+    o[5 * s] = y3;
+}
+
+/* o[k*s] = (G^T v)[k], v[p*s] p < 6 -> 3 values */
+static inline void wg_gt(float *o, const float *v, int s)
+{
+    float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
+    o[0] = v0 / 4 - v1 / 6 - v2 / 6 + v3 / 24 + v4 / 24;
+    o[s] = -v1 / 6 + v2 / 6 + v3 / 12 - v4 / 12;
+    o[2 * s] = -v1 / 6 - v2 / 6 + v3 / 6 + v4 / 6 + v5;
+}
+
+static size_t wg_scratch(int B, int C, int H, int W, int OC)
+{
+    size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4);
+    return 36 * ((size_t)C * T + (size_t)OC * T + (size_t)OC * C);
+}
+
+/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of wg_scratch */
+static void wino_dw(float *dw, float *scratch, const float *dout, const float *in, int B, int C,
+                    int H, int W, int OC)
+{
+    int th = (H + 3) / 4, tw = (W + 3) / 4, tpi = th * tw;
+    size_t T = (size_t)B * tpi, HW = (size_t)H * W;
+    float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
+
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    float d[36], e[36];
+                    size_t t = (size_t)b * tpi + ty * tw + tx;
+                    for (int i = 0; i < 6; i++) {
+                        int iy = 4 * ty - 1 + i;
+                        for (int j = 0; j < 6; j++) {
+                            int ix = 4 * tx - 1 + j;
+                            d[i * 6 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                               ? x[(size_t)iy * W + ix] : 0.0f;
+                        }
+                    }
+                    for (int j = 0; j < 6; j++)
+                        wg_bt(e + j, d + j, 6);      /* columns */
+                    for (int i = 0; i < 6; i++)
+                        wg_bt(d + i * 6, e + i * 6, 1); /* rows */
+                    for (int p = 0; p < 36; p++)
+                        V[((size_t)p * C + c) * T + t] = d[p];
+                }
+        }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *y = dout + ((size_t)b * OC + o) * HW;
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    float d[16], e[24], f[36];
+                    size_t t = (size_t)b * tpi + ty * tw + tx;
+                    for (int i = 0; i < 4; i++) {
+                        int iy = 4 * ty + i;
+                        for (int j = 0; j < 4; j++) {
+                            int ix = 4 * tx + j;
+                            d[i * 4 + j] = iy < H && ix < W ? y[(size_t)iy * W + ix] : 0.0f;
+                        }
+                    }
+                    for (int j = 0; j < 4; j++)
+                        wg_a(e + j, d + j, 4);       /* columns: e (6,4) */
+                    for (int i = 0; i < 6; i++)
+                        wg_a(f + i * 6, e + i * 4, 1); /* rows: f (6,6) */
+                    for (int p = 0; p < 36; p++)
+                        M[((size_t)p * OC + o) * T + t] = f[p];
+                }
+        }
+    /* one serial GEMM per point: the result does not depend on the thread count */
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < 36; p++)
+        nn_sgemm_serial(0, 1, OC, C, (int)T, 1.0f, M + (size_t)p * OC * T, (int)T,
+                        V + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++) {
+            float v[36], e[18], r[9];
+            for (int p = 0; p < 36; p++)
+                v[p] = S[((size_t)p * OC + o) * C + c];
+            for (int j = 0; j < 6; j++)
+                wg_gt(e + j, v + j, 6);              /* columns: e (3,6) */
+            for (int i = 0; i < 3; i++)
+                wg_gt(r + i * 3, e + i * 6, 1);      /* rows: r (3,3) */
+            float *g = dw + ((size_t)o * C + c) * 9;
+            for (int k = 0; k < 9; k++)
+                g[k] += r[k];
+        }
+}
+
 /* 3x3 stride-1 pad-1 conv: din (may be NULL) = (overwritten, not accumulated), dw += ,
    db += . The data gradient is the convolution of dout with the flipped kernel, channels
    swapped: Winograd as the forward (unet_conv.c), on weights transformed here each call (they
-   change every step). The weight gradient is im2col + GEMM (nn_conv2d_backward). */
+   change every step). The weight gradient by Winograd too (wino_dw). */
 static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *dw, float *db,
                       const float *dout, const float *in, const float *w, int B, int C, int H,
                       int W, int OC)
 {
-    struct nn_conv g;
     if (din != NULL) {
         float *wt = gr->wt;
         assert((size_t)9 * C * OC <= gr->n_wt &&
@@ -158,9 +284,22 @@ static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *d
         unet_wino_weights(gr->wu, wt, OC, C);
         unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
     }
-    nn_conv_init(&g, B, C, H, W, OC, 3, 1, 1);
-    assert(nn_conv_scratch(&g) <= u->n_scratch);
-    nn_conv2d_backward(NULL, dw, db, u->scratch, dout, in, w, &g);
+    assert(wg_scratch(B, C, H, W, OC) <= gr->n_wscr);
+    wino_dw(dw, gr->wscr, dout, in, B, C, H, W, OC);
+    {
+        size_t HW = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            float s = 0;
+            for (int b = 0; b < B; b++) {
+                const float *d = dout + ((size_t)b * OC + o) * HW;
+                for (size_t i = 0; i < HW; i++)
+                    s += d[i];
+            }
+            db[o] += s;
+        }
+    }
+    (void)u;
 }
 
 static void norm_bwd(float *grads, const struct unet *u, const struct unet_norm *n, float *din,

@@ -329,7 +329,7 @@ int main(int argc, char **argv)
         vae_init(&r.m, (int)o.latent, (float)o.beta);
         rng_seed(&init, (uint64_t)o.seed);
         vae_init_params(&r.m, &init);
-        rng_seed(&r.noise, (uint64_t)o.seed + 1);
+        rng_seed(&r.noise, (uint64_t)o.seed ^ 0x6E6F697365ull); /* "noise": not seed+1's init */
         r.am = xcalloc(r.m.n_params, sizeof(float));
         r.av = xcalloc(r.m.n_params, sizeof(float));
     }

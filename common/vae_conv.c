@@ -114,7 +114,7 @@ static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int 
 
 /* Conv2d(C, OC, 4, 2, 1) without bias: out (OC, n, H/2, W/2) = w (OC, C*16) * im2col(in) */
 void vae_conv_forward(float *out, float *col, const float *in, const float *w, int C, int OC,
-                     int n, int H, int W)
+                      int n, int H, int W)
 {
     int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
     for (int i0 = 0; i0 < n; i0 += g) {
@@ -127,7 +127,7 @@ void vae_conv_forward(float *out, float *col, const float *in, const float *w, i
 
 /* its backward: dw (OC, C*16) += dout im2col(in)^T; din (C, n, H, W) = col2im(w^T dout) */
 void vae_conv_backward(float *din, float *dw, float *col, const float *dout, const float *in,
-                     const float *w, int C, int OC, int n, int H, int W)
+                       const float *w, int C, int OC, int n, int H, int W)
 {
     int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
     if (din != NULL)
@@ -149,7 +149,7 @@ void vae_conv_backward(float *din, float *dw, float *col, const float *dout, con
 /* ConvTranspose2d(C, OC, 4, 2, 1) without bias, w (C, OC*16): in (C, n, h, w) -> out (OC, n,
    2h, 2w) = col2im(w^T in), the data gradient of the conv from out's space to in's */
 void vae_convt_forward(float *out, float *col, const float *in, const float *w, int C, int OC,
-                      int n, int h, int wd)
+                       int n, int h, int wd)
 {
     int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
     memset(out, 0, (size_t)OC * n * hw * 4 * sizeof(float));
@@ -163,7 +163,7 @@ void vae_convt_forward(float *out, float *col, const float *in, const float *w, 
 
 /* its backward: dw (C, OC*16) += in im2col(dout)^T; din (C, n, h, w) = w im2col(dout) */
 void vae_convt_backward(float *din, float *dw, float *col, const float *dout, const float *in,
-                      const float *w, int C, int OC, int n, int h, int wd)
+                        const float *w, int C, int OC, int n, int h, int wd)
 {
     int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
     for (int i0 = 0; i0 < n; i0 += g) {

@@ -374,10 +374,13 @@ static void conv_bwd(float *din, float *dw, float *scratch, const float *dout, c
     struct conv_plan p;
     struct nn_conv d;
     int nt = nn_get_threads();
+    if (dw != NULL && !conv_no_wino && nn_wino_ok(g)) {
+        nn_wino_dw(dw, scratch, dout, in, g);
+        dw = NULL;
+    }
     if (din != NULL && !conv_no_wino && conv_wino_dx(g, &d)) {
-        conv_bwd(NULL, dw, scratch, dout, in, w, g);
         nn_wino_forward(din, 1, scratch, dout, w, NULL, &d, 1);
-        return;
+        din = NULL;
     }
     conv_plan(&p, g);
     if (nt > p.nt)

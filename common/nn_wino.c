@@ -77,7 +77,7 @@ size_t nn_wino_scratch(const struct nn_conv *g)
 {
     struct wplan p;
     wino_plan(&p, g);
-    return p.u + p.slice * p.nt;
+    return (p.u + p.slice) * p.nt; /* per thread: transformed weights (gradient), slice */
 }
 
 /* U (16,OC,C) for output channel o */
@@ -235,7 +235,8 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
     float *U = scratch;
 #pragma omp parallel num_threads(nt)
     {
-        float *P = scratch + p.u + p.slice * omp_get_thread_num(), *V = P + p.pad, *M = V + p.v;
+        float *P = scratch + p.u * p.nt + p.slice * omp_get_thread_num(), *V = P + p.pad;
+        float *M = V + p.v;
         float *Y = V - (size_t)4 * p.cols;
 #pragma omp for schedule(static)
         for (int o = 0; o < g->OC; o++)
@@ -256,5 +257,103 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
                 wino_out(out + n * OCHW, acc, M, t1 - t0, 0, b, g, &p, t0, t1, Y);
             }
         }
+    }
+}
+
+/* dY (16,OC,ldm) columns co.. = A dy A^T for the 2x2 output tiles [t0,t1) of dy (OC,OH,OW),
+   zero outside the map; A = [1 0; 1 1; 1 -1; 0 -1] */
+static void wino_dy(float *D, int ldm, int co, const float *dy, const struct nn_conv *g,
+                    const struct wplan *p, int t0, int t1)
+{
+    int OH = g->OH, OW = g->OW, TW = p->TW;
+    size_t xs = (size_t)g->OC * ldm;
+    for (int o = 0; o < g->OC; o++) {
+        const float *yo = dy + (size_t)o * OH * OW;
+        float *d = D + (size_t)o * ldm + co - t0;
+        for (int t = t0; t < t1; t++) {
+            int oy = 2 * (t / TW), ox = 2 * (t % TW);
+            int in1 = oy + 1 < OH, ix1 = ox + 1 < OW;
+            const float *r0 = yo + (size_t)oy * OW + ox, *r1 = r0 + OW;
+            float a = r0[0], b = ix1 ? r0[1] : 0.0f;
+            float c = in1 ? r1[0] : 0.0f, e = in1 && ix1 ? r1[1] : 0.0f;
+            float r[4][2] = {{a, b}, {a + c, b + e}, {a - c, b - e}, {-c, -e}};
+            for (int i = 0; i < 4; i++) {
+                d[(4 * i + 0) * xs + t] = r[i][0];
+                d[(4 * i + 1) * xs + t] = r[i][0] + r[i][1];
+                d[(4 * i + 2) * xs + t] = r[i][0] - r[i][1];
+                d[(4 * i + 3) * xs + t] = -r[i][1];
+            }
+        }
+    }
+}
+
+/* dW += G^T Z G for Z (16,OC,C) */
+static void wino_dw_out(float *dw, const float *Z, int o, int OC, int C)
+{
+    size_t xs = (size_t)OC * C;
+    for (int c = 0; c < C; c++) {
+        const float *z = Z + (size_t)o * C + c;
+        float t[3][4], *k = dw + ((size_t)o * C + c) * 9;
+        for (int j = 0; j < 4; j++) {
+            float z0 = z[(0 + j) * xs], z1 = z[(4 + j) * xs], z2 = z[(8 + j) * xs];
+            float z3 = z[(12 + j) * xs];
+            t[0][j] = z0 + 0.5f * (z1 + z2);
+            t[1][j] = 0.5f * (z1 - z2);
+            t[2][j] = 0.5f * (z1 + z2) + z3;
+        }
+        for (int i = 0; i < 3; i++) {
+            k[3 * i + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+            k[3 * i + 1] += 0.5f * (t[i][1] - t[i][2]);
+            k[3 * i + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+        }
+    }
+}
+
+/* The weight gradient the same way: y = A^T [(G g G^T) .* V] A gives
+   dL/dg = G^T [sum over tiles (A dy A^T) .* V] G, the tile sum at each of the 16 positions a
+   GEMM Z_xi (OC,C) += dY_xi (OC,T) V_xi^T (T,C), per thread, reduced at the end. */
+void nn_wino_dw(float *dw, float *scratch, const float *dout, const float *in,
+                const struct nn_conv *g)
+{
+    struct wplan p;
+    int nt = nn_get_threads();
+    wino_plan(&p, g);
+    if (nt > p.nt)
+        nt = p.nt;
+    int T = p.TH * p.TW, ntask = p.gi > 1 ? (g->N + p.gi - 1) / p.gi : g->N * p.nb;
+    int OC = g->OC, C = g->C;
+    size_t CHW = (size_t)C * g->H * g->W, OCHW = (size_t)OC * g->OH * g->OW;
+#pragma omp parallel num_threads(nt)
+    {
+        int th = omp_get_thread_num();
+        float *Z = scratch + p.u * th;
+        float *P = scratch + p.u * p.nt + p.slice * th, *V = P + p.pad, *D = V + p.v;
+        memset(Z, 0, sizeof(float) * p.u);
+#pragma omp for schedule(static)
+        for (int k = 0; k < ntask; k++) {
+            int n0, n1, t0, t1, ld;
+            if (p.gi > 1) {
+                n0 = k * p.gi, n1 = n0 + p.gi < g->N ? n0 + p.gi : g->N, t0 = 0, t1 = T;
+                ld = (n1 - n0) * T;
+            } else {
+                n0 = k / p.nb, n1 = n0 + 1, t0 = k % p.nb * p.blk;
+                t1 = t0 + p.blk < T ? t0 + p.blk : T, ld = t1 - t0;
+            }
+            for (int n = n0; n < n1; n++) {
+                wino_in(V, ld, (n - n0) * (t1 - t0), P, in + n * CHW, g, &p, t0, t1);
+                wino_dy(D, ld, (n - n0) * (t1 - t0), dout + n * OCHW, g, &p, t0, t1);
+            }
+            for (int xi = 0; xi < 16; xi++)
+                nn_sgemm_serial(0, 1, OC, C, ld, 1.0f, D + (size_t)xi * OC * ld, ld,
+                                V + (size_t)xi * C * ld, ld, 1.0f, Z + (size_t)xi * OC * C, C);
+        }
+        /* implicit barrier: every Z is complete */
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < p.u; i++)
+            for (int s = 1; s < nt; s++)
+                scratch[i] += scratch[p.u * s + i];
+#pragma omp for schedule(static)
+        for (int o = 0; o < OC; o++)
+            wino_dw_out(dw, scratch, o, OC, C);
     }
 }

@@ -14,6 +14,9 @@ size_t nn_wino_scratch(const struct nn_conv *g);
    one is the data gradient of, (C,OC,3,3) in g's terms, used rotated by 180 degrees. */
 void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const float *w,
                      const float *b, const struct nn_conv *g, int flip);
+/* dw (OC,C,3,3) += the weight gradient of g for dout (N,OC,OH,OW), in (N,C,H,W) */
+void nn_wino_dw(float *dw, float *scratch, const float *dout, const float *in,
+                const struct nn_conv *g);
 /* (in nn_conv.c) raise *nb, the blocks per image of n items, until N * nb divides evenly by
    nt; *blk becomes the block size */
 void nn_conv_balance(int *nb, int *blk, int N, int n, int nt);

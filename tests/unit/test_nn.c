@@ -137,6 +137,15 @@ static void test_linear(const char *cs)
 }
 
 /* ---- conv2d and conv_transpose2d ---- */
+/* big sums (the dw of a 64-channel conv reaches 60) round at their own scale */
+static void conv_close(const char *name, const float *got, const float *want, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fabs(want[i]) > m ? fabs(want[i]) : m;
+    test_close(name, got, want, n, ATOL > 1e-6 * m ? ATOL : 1e-6 * m, RTOL);
+}
+
 struct conv_ctx {
     float *out, *scratch, *in, *w, *b;
     struct nn_conv g;
@@ -178,16 +187,16 @@ static void conv_case(const char *cs, int transpose)
     c.out = fx_zeros(nout);
     conv_fwd(&c);
     snprintf(name, sizeof name, "%s forward", cs);
-    test_close(name, c.out, want, nout, ATOL, RTOL);
+    conv_close(name, c.out, want, nout);
     float *dx = fx_zeros(nin), *dw = fx_zeros(nw), *db = fx_zeros(c.g.OC);
     if (transpose)
         nn_conv_transpose2d_backward(dx, dw, bias ? db : NULL, c.scratch, g, c.in, c.w, &c.g);
     else
         nn_conv2d_backward(dx, dw, bias ? db : NULL, c.scratch, g, c.in, c.w, &c.g);
     snprintf(name, sizeof name, "%s dx", cs);
-    test_close(name, dx, fx(cs, "dx", NULL), nin, ATOL, RTOL);
+    conv_close(name, dx, fx(cs, "dx", NULL), nin);
     snprintf(name, sizeof name, "%s dw", cs);
-    test_close(name, dw, fx(cs, "dw", NULL), nw, ATOL, RTOL);
+    conv_close(name, dw, fx(cs, "dw", NULL), nw);
     if (bias) {
         snprintf(name, sizeof name, "%s db", cs);
         test_close(name, db, fx(cs, "db", NULL), c.g.OC, ATOL, RTOL);
@@ -201,7 +210,7 @@ static void conv_case(const char *cs, int transpose)
     for (size_t i = 0; i < nw; i++)
         w2[i] *= 2;
     snprintf(name, sizeof name, "%s backward accumulates", cs);
-    test_close(name, dw, w2, nw, ATOL, RTOL);
+    conv_close(name, dw, w2, nw);
     float *gx = fx(cs, "dx", NULL), *gw = fx(cs, "dw", NULL);
     snprintf(name, sizeof name, "%s dx", cs);
     fdcheck(name, conv_fwd, &c, c.in, gx, nin, c.out, g, nout, NULL);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "nn.h"
 #include "util.h"
 
@@ -410,13 +412,10 @@ static void model_acts(struct unet *u, struct alay *A, int B)
 static size_t conv_scratch(int B, int C, int H, int W, int OC, int S, int pt, int pl, int pb,
                            int pr)
 {
-    struct nn_conv g;
-    size_t n;
-    nn_conv_init_ex(&g, B, C, H, W, OC, 3, 3, S, S, pt, pl, pb, pr);
-    n = nn_conv_scratch(&g);
-    if (S == 1 && unet_wino_scratch(B, C, H, W, OC) > n)
-        n = unet_wino_scratch(B, C, H, W, OC);
-    return n;
+    int OH = (H + pt + pb - 3) / S + 1, OW = (W + pl + pr - 3) / S + 1;
+    if (S == 1)
+        return unet_wino_scratch(B, C, H, W, OC);
+    return (size_t)nn_get_threads() * C * 9 * OH * OW; /* conv3s2's im2col slices */
 }
 
 static size_t model_scratch(const struct unet *u, int B)
@@ -469,6 +468,7 @@ void unet_alloc_acts(struct unet *u, int B)
     u->n_scratch = model_scratch(u, B);
     u->scratch = xmalloc((u->n_scratch ? u->n_scratch : 1) * sizeof(float));
     u->max_batch = B;
+    u->n_thr = nn_get_threads();
 }
 
 /* ---- forward ---- */
@@ -588,6 +588,84 @@ static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *
     gn_forward(act, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G, u->cfg.norm_eps, 1);
 }
 
+/* ---- per-image building blocks ----
+   Every GEMM below runs on one image with the serial SGEMM, images spread over the threads:
+   OpenBLAS chooses kernels by matrix size, so batching images into one call (or splitting a
+   call over threads) would make an image's result depend on its batch and the thread count. */
+
+/* torch.nn.Linear on R rows per image: in (B,R,IN), w (OUT,IN), b (OUT) -> out (B,R,OUT) */
+static void lin_fwd(float *out, const float *in, const float *w, const float *b, int B, int R,
+                    int IN, int OUT)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B; n++) {
+        float *y = out + (size_t)n * R * OUT;
+        nn_sgemm_serial(0, 1, R, OUT, IN, 1.0f, in + (size_t)n * R * IN, IN, w, IN, 0.0f, y, OUT);
+        if (b)
+            for (int r = 0; r < R; r++)
+                for (int o = 0; o < OUT; o++)
+                    y[(size_t)r * OUT + o] += b[o];
+    }
+}
+
+/* scaled dot-product attention per (image, head): q, k, v (B,T,C), heads of D = C/heads
+   channels -> out (B,T,C); att (B,heads,T,T) = softmax(q k^T / sqrt(D)) */
+static void attn_core(float *out, float *att, const float *q, const float *k, const float *v,
+                      int B, int T, int C, int heads)
+{
+    int D = C / heads;
+    float sc = 1.0f / sqrtf((float)D);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B * heads; i++) {
+        int n = i / heads, h = i % heads;
+        size_t o = (size_t)n * T * C + (size_t)h * D;
+        float *a = att + (size_t)i * T * T;
+        nn_sgemm_serial(0, 1, T, T, D, sc, q + o, C, k + o, C, 0.0f, a, T);
+        for (int r = 0; r < T; r++) { /* softmax over keys (torch: exp(x - max) / sum) */
+            float *ar = a + (size_t)r * T, mx = ar[0], sum = 0;
+            for (int j = 1; j < T; j++)
+                mx = ar[j] > mx ? ar[j] : mx;
+            for (int j = 0; j < T; j++) {
+                ar[j] = expf(ar[j] - mx);
+                sum += ar[j];
+            }
+            for (int j = 0; j < T; j++)
+                ar[j] /= sum;
+        }
+        nn_sgemm_serial(0, 0, T, D, T, 1.0f, a, T, v + o, C, 0.0f, out + o, C);
+    }
+}
+
+/* Conv2d(C, OC, 3, stride 2) with padding (pt, pl, pb, pr) by im2col and one GEMM per image;
+   col: per-thread slices of C*9*OH*OW floats */
+static void conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
+                    int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
+                    int nthr)
+{
+    int OH = (H + pt + pb - 3) / 2 + 1, OW = (W + pl + pr - 3) / 2 + 1, OHW = OH * OW;
+    size_t slice = (size_t)C * 9 * OHW;
+#pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int n = 0; n < B; n++) {
+        float *cl = col + slice * omp_get_thread_num(), *y = out + (size_t)n * OC * OHW;
+        const float *x = in + (size_t)n * C * H * W;
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
+                    for (int oy = 0; oy < OH; oy++)
+                        for (int ox = 0; ox < OW; ox++) {
+                            int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
+                            d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                                  ? x[((size_t)c * H + iy) * W + ix] : 0.0f;
+                        }
+                }
+        nn_sgemm_serial(0, 0, OC, OHW, C * 9, 1.0f, w, C * 9, cl, OHW, 0.0f, y, OHW);
+        for (int o = 0; o < OC; o++)
+            for (int j = 0; j < OHW; j++)
+                y[(size_t)o * OHW + j] += b[o];
+    }
+}
+
 /* ResnetBlock2D, time_embedding_norm "default" */
 static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *in, int B)
 {
@@ -596,7 +674,7 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     r->in = in;
     norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
     conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
-    nn_linear_forward(r->tproj, u->emb_act, r->temb_w, r->temb_b, B, u->cfg.time_embed_dim, cout);
+    lin_fwd(r->tproj, u->emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < cout; c++) {
@@ -608,9 +686,10 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
     if (r->sc_w) {
         /* conv_shortcut 1x1: out[b] += W (cout,cin) @ in[b] (cin,HW) + bias */
+#pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++)
-            nn_sgemm(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW, HW,
-                     1.0f, r->out + (size_t)b * cout * HW, HW);
+            nn_sgemm_serial(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW,
+                            HW, 1.0f, r->out + (size_t)b * cout * HW, HW);
 #pragma omp parallel for collapse(2)
         for (int b = 0; b < B; b++)
             for (int c = 0; c < cout; c++) {
@@ -637,11 +716,11 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
     a->in = in;
     norm_forward(u, &a->norm, in, B, T);
     nn_transpose_forward(a->tok, a->norm.out, B, C, T);
-    nn_linear_forward(a->q, a->tok, a->q_w, a->q_b, B * T, C, C);
-    nn_linear_forward(a->k, a->tok, a->k_w, a->k_b, B * T, C, C);
-    nn_linear_forward(a->v, a->tok, a->v_w, a->v_b, B * T, C, C);
-    nn_attention_forward(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
-    nn_linear_forward(a->proj, a->ao, a->o_w, a->o_b, B * T, C, C);
+    lin_fwd(a->q, a->tok, a->q_w, a->q_b, B, T, C, C);
+    lin_fwd(a->k, a->tok, a->k_w, a->k_b, B, T, C, C);
+    lin_fwd(a->v, a->tok, a->v_w, a->v_b, B, T, C, C);
+    attn_core(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
+    lin_fwd(a->proj, a->ao, a->o_w, a->o_b, B, T, C, C);
     nn_transpose_forward(a->out, a->proj, B, T, C);
     nn_add_forward(a->out, a->out, in, n);
     if (a->scale != 1.0f) {
@@ -654,15 +733,15 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
 
 static void down_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
 {
-    struct nn_conv g;
     int p = u->cfg.downsample_padding;
     s->in = in;
+    assert((size_t)u->n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->n_scratch);
     if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
-        nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, 0, 0, 1, 1);
+        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
+                u->n_thr);
     else
-        nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, p, p, p, p);
-    assert(nn_conv_scratch(&g) <= u->n_scratch);
-    nn_conv2d_forward(s->out, u->scratch, in, s->w, s->b, &g);
+        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
+                u->n_thr);
 }
 
 static void up_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
@@ -692,9 +771,9 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     /* Timesteps + TimestepEmbedding: linear_2(silu(linear_1(emb))) */
     nn_timestep_embedding(u->temb, u->t_in, B, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f,
                           1.0f);
-    nn_linear_forward(u->te1, u->temb, u->lin1_w, u->lin1_b, B, C0, TE);
+    lin_fwd(u->te1, u->temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
     nn_silu_forward(u->te1_act, u->te1, (size_t)B * TE);
-    nn_linear_forward(u->emb, u->te1_act, u->lin2_w, u->lin2_b, B, TE, TE);
+    lin_fwd(u->emb, u->te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
     /* every resnet applies its nonlinearity to temb before time_emb_proj */
     nn_silu_forward(u->emb_act, u->emb, (size_t)B * TE);
 

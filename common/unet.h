@@ -138,6 +138,7 @@ struct unet {
     float *acts;
     size_t n_acts;
     float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
+    int n_thr;                     /* threads the scratch was sized for */
     float *wino;                   /* 4 * n_params: a 3x3 weight at params + k has its
                                       transform at wino + 4k */
     unsigned char *wino_ok;        /* n_entries: transform is current */

@@ -143,6 +143,21 @@ static void test_full(void)
               FIX "full_eps3.npy", 1e-4);
     check_eps(&u, "cifar10 closed form: eps, batch 1, t 1", (float *)x.data + 3 * 32 * 32, &t1,
               1, FIX "full_eps1.npy", 1e-4);
+    {
+        /* an image's result is bit-identical whatever its batch and the thread count */
+        size_t n = 3 * 32 * 32;
+        float *e3 = xmalloc(3 * n * sizeof(float)), *e1 = xmalloc(n * sizeof(float));
+        unet_forward(&u, e3, x.data, t3, 3);
+        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1);
+        CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "batch 1 == image 1 of batch 3, bitwise");
+        nn_set_threads(1);
+        unet_alloc_acts(&u, 3);
+        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1);
+        nn_set_threads(2);
+        CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "1 thread == 2 threads, bitwise");
+        free(e3);
+        free(e1);
+    }
     unet_free(&u);
     npy_free(&x);
     npy_free(&te);

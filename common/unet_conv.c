@@ -80,14 +80,15 @@ static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
     }
 }
 
-/* The GEMMs run on chunks of a fixed number of columns per layer (whole images, 256 tiles
-   when an image has 16 or more, else 64), padded with zero tiles: OpenBLAS picks its kernels
-   by matrix size, so a batch-dependent width would make an image's result depend on its
-   batch. */
+/* The GEMMs run on chunks of a fixed number of columns per layer (whole images: 256 tiles
+   when an image has 16 or more, else 16 images), padded with zero tiles: OpenBLAS picks its
+   kernels by matrix size, so a batch-dependent width would make an image's result depend on
+   its batch. Batches of 16 fill every chunk. */
 static int wino_imgs_per_chunk(int tpi)
 {
-    int want = tpi >= 16 ? 256 : 64;
-    return tpi >= want ? 1 : (want + tpi - 1) / tpi;
+    if (tpi < 16)
+        return 16;
+    return tpi >= 256 ? 1 : (256 + tpi - 1) / tpi;
 }
 
 static size_t wino_cols(int N, int tpi)

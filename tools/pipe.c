@@ -247,102 +247,120 @@ static int finish(struct pipeline *p, int i, int status, const char *lockpath)
     return FAILED;
 }
 
+struct runner {
+    struct pipeline p;
+    const struct opts *o;
+    char *lockpath, *sel, *state;
+    pid_t *pid;
+    int running, failed, n_ran;
+};
+
+/* starts every ready stage there is room for; skipping a fresh one may make another ready */
+static void launch_ready(struct runner *r)
+{
+    struct pipeline *p = &r->p;
+    char msg[512], why[512];
+    for (int i = 0; i < p->n_stages && !r->failed && r->running < r->o->jobs; i++) {
+        int k, rc;
+        if (!r->sel[i] || r->state[i] != PENDING)
+            continue;
+        for (k = 0; k < p->stages[i].n_up && r->state[p->stages[i].up[k]] == DONE; k++)
+            ;
+        if (k < p->stages[i].n_up)
+            continue;
+        poll_signals();
+        if (got_sig)
+            return;
+        if ((rc = pipeline_stale(p, i, why, sizeof why)) == -1)
+            errx(1, "%s", why);
+        if (rc == 0 && r->o->force)
+            snprintf(why, sizeof why, "forced");
+        if (rc == 0 && !r->o->force) {
+            if (r->o->verbose)
+                fprintf(stderr, "pipe: %s is up to date\n", p->stages[i].name);
+            r->state[i] = DONE;
+            i = -1; /* look again from the start */
+            continue;
+        }
+        if (!r->o->quiet)
+            fprintf(stderr, "pipe: running %s (%s)%s%s\n", p->stages[i].name, why,
+                    r->o->verbose ? ": " : "", r->o->verbose ? p->stages[i].cmd : "");
+        if ((!p->stages[i].persist && pipeline_remove_outs(p, i, msg, sizeof msg) == -1) ||
+            pipeline_make_out_dirs(p, i, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+        r->pid[i] = spawn(p->stages[i].cmd);
+        r->state[i] = RUNNING;
+        r->running++;
+        r->n_ran++;
+    }
+}
+
+/* sends sig to every running stage's process group */
+static void signal_running(struct runner *r, int sig)
+{
+    for (int i = 0; i < r->p.n_stages; i++)
+        if (r->state[i] == RUNNING)
+            kill(-r->pid[i], sig);
+}
+
 static int cmd_run(const char *file, struct opts *o)
 {
-    struct pipeline p;
-    char *lockpath, msg[512], why[512], *sel, *state;
-    pid_t *pid;
-    int running = 0, failed = 0, forwarded = 0, n_ran = 0;
+    struct runner r = {.o = o};
+    char msg[512];
+    int forwarded = 0, status;
     if (o->dry)
         return cmd_status(file, o, 1);
-    load(&p, file, o, &lockpath);
-    sel = xmalloc(p.n_stages);
-    state = xcalloc(p.n_stages, 1);
-    pid = xcalloc(p.n_stages, sizeof *pid);
-    if (pipeline_select(&p, o->n_targets, o->targets, sel, msg, sizeof msg) == -1)
+    load(&r.p, file, o, &r.lockpath);
+    r.sel = xmalloc(r.p.n_stages);
+    r.state = xcalloc(r.p.n_stages, 1);
+    r.pid = xcalloc(r.p.n_stages, sizeof *r.pid);
+    if (pipeline_select(&r.p, o->n_targets, o->targets, r.sel, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     signals_setup();
     for (;;) {
-        /* start every ready stage we have room for; skipping one may make another ready */
-        for (int i = 0; i < p.n_stages && !failed && !got_sig && running < o->jobs; i++) {
-            int k, rc;
-            if (!sel[i] || state[i] != PENDING)
-                continue;
-            for (k = 0; k < p.stages[i].n_up && state[p.stages[i].up[k]] == DONE; k++)
-                ;
-            if (k < p.stages[i].n_up)
-                continue;
-            poll_signals();
-            if (got_sig)
-                break;
-            if ((rc = pipeline_stale(&p, i, why, sizeof why)) == -1)
-                errx(1, "%s", why);
-            if (rc == 0 && o->force)
-                snprintf(why, sizeof why, "forced");
-            if (rc == 0 && !o->force) {
-                if (o->verbose)
-                    fprintf(stderr, "pipe: %s is up to date\n", p.stages[i].name);
-                state[i] = DONE;
-                i = -1; /* look again from the start */
-                continue;
-            }
-            if (!o->quiet)
-                fprintf(stderr, "pipe: running %s (%s)%s%s\n", p.stages[i].name, why,
-                        o->verbose ? ": " : "", o->verbose ? p.stages[i].cmd : "");
-            if ((!p.stages[i].persist && pipeline_remove_outs(&p, i, msg, sizeof msg) == -1) ||
-                pipeline_make_out_dirs(&p, i, msg, sizeof msg) == -1)
-                errx(1, "%s", msg);
-            pid[i] = spawn(p.stages[i].cmd);
-            state[i] = RUNNING;
-            running++;
-            n_ran++;
-        }
-        if (running == 0)
+        pid_t w;
+        if (!got_sig)
+            launch_ready(&r);
+        if (r.running == 0)
             break;
         if (got_sig && !forwarded) {
-            for (int i = 0; i < p.n_stages; i++)
-                if (state[i] == RUNNING)
-                    kill(-pid[i], got_sig);
+            signal_running(&r, got_sig);
             forwarded = 1;
             alarm(5);
         }
         if (got_alarm) { /* a stage ignored the interrupt for 5 s */
-            for (int i = 0; i < p.n_stages; i++)
-                if (state[i] == RUNNING)
-                    kill(-pid[i], SIGKILL);
+            signal_running(&r, SIGKILL);
             got_alarm = 0;
         }
-        int status;
-        pid_t w = waitpid(-1, &status, WNOHANG);
-        if (w == -1 && errno != EINTR)
+        if ((w = waitpid(-1, &status, WNOHANG)) == -1 && errno != EINTR)
             err(1, "waitpid");
         if (w <= 0) {
             sigsuspend(&orig_mask);
             continue;
         }
-        for (int i = 0; i < p.n_stages; i++)
-            if (state[i] == RUNNING && pid[i] == w) {
-                state[i] = finish(&p, i, status, lockpath);
-                failed |= state[i] == FAILED;
-                running--;
+        for (int i = 0; i < r.p.n_stages; i++)
+            if (r.state[i] == RUNNING && r.pid[i] == w) {
+                r.state[i] = finish(&r.p, i, status, r.lockpath);
+                r.failed |= r.state[i] == FAILED;
+                r.running--;
             }
     }
     if (got_sig) {
-        for (int i = 0; i < p.n_stages; i++)
-            if (state[i] == FAILED)
-                warnx("interrupted: stopped stage %s%s", p.stages[i].name,
-                      p.stages[i].persist ? "" : " and removed its outs");
-        if (!failed)
+        for (int i = 0; i < r.p.n_stages; i++)
+            if (r.state[i] == FAILED)
+                warnx("interrupted: stopped stage %s%s", r.p.stages[i].name,
+                      r.p.stages[i].persist ? "" : " and removed its outs");
+        if (!r.failed)
             warnx("interrupted");
-    } else if (n_ran == 0 && !failed && !o->quiet) {
+    } else if (r.n_ran == 0 && !r.failed && !o->quiet) {
         fprintf(stderr, "pipe: %s: everything is up to date\n", file);
     }
-    free(sel);
-    free(state);
-    free(pid);
-    free(lockpath);
-    pipeline_free(&p);
-    return got_sig ? 128 + got_sig : failed ? 1 : 0;
+    free(r.sel);
+    free(r.state);
+    free(r.pid);
+    free(r.lockpath);
+    pipeline_free(&r.p);
+    return got_sig ? 128 + got_sig : r.failed ? 1 : 0;
 }
 
 /* pipe time -o FILE CMD...: runs CMD and writes its wall time in seconds to FILE */

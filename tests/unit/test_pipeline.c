@@ -75,6 +75,35 @@ static void test_load(void)
               strstr(msg, "no param 'lr'") != NULL, "-P of an unknown param is an error");
 }
 
+/* interpolation corners: escapes, shell variables, params inside foreach values */
+static void test_interp(void)
+{
+    struct pipeline p;
+    char msg[512];
+    int rc = pipeline_load(&p, FIX "foreach-params.yaml", 0, NULL, msg, sizeof msg);
+    CHECK(rc == 0, "foreach-params.yaml loads (%s)", rc ? msg : "");
+    if (rc != 0)
+        return;
+    int i = pipeline_find(&p, "score@big");
+    CHECK(i >= 0 && strcmp(p.stages[i].cmd, "{ echo big 10 > res/big.txt\n} && "
+                                            "{ cat res/big.txt\n}") == 0,
+          "an item value naming a param, a cmd list");
+    CHECK(i >= 0 && p.stages[i].n_params == 2 && strcmp(p.stages[i].params[0], "epochs") == 0 &&
+              strcmp(p.stages[i].params[1], "out") == 0, "params named through items count");
+    pipeline_free(&p);
+    FILE *f = fopen("/tmp/test_pipeline_interp.yaml", "w");
+    fputs("params:\n  x: 1\nstages:\n  a:\n    cmd: echo \\${x} $HOME ${x}$x\n"
+          "    outs:\n      - ./o//${x}/\n", f);
+    fclose(f);
+    rc = pipeline_load(&p, "/tmp/test_pipeline_interp.yaml", 0, NULL, msg, sizeof msg);
+    CHECK(rc == 0 && strcmp(p.stages[0].cmd, "echo ${x} $HOME 1$x") == 0,
+          "\\${ is a literal ${, $VAR is left alone: %s", rc ? msg : p.stages[0].cmd);
+    CHECK(rc == 0 && strcmp(p.stages[0].outs[0], "o/1") == 0, "out paths are normalised");
+    if (rc == 0)
+        pipeline_free(&p);
+    remove("/tmp/test_pipeline_interp.yaml");
+}
+
 /* each bad fixture fails with FILE:LINE and the problem */
 static void test_errors(void)
 {
@@ -176,6 +205,7 @@ int main(void)
     (void)test_close; /* test.h helper unused here */
     test_hash();
     test_load();
+    test_interp();
     test_errors();
     test_lock();
     return test_done();

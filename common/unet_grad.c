@@ -116,7 +116,6 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
         g->demb = CARVE(B * TE);
         g->dte1_act = CARVE(B * TE);
         g->dte1 = CARVE(B * TE);
-        g->wt = CARVE(z.wt);
         g->wu = CARVE(4 * z.wt);
         g->wscr = CARVE(z.wscr);
         g->n_wt = z.wt;
@@ -149,10 +148,10 @@ void unet_grad_free(struct unet_grad *g)
    multiplies. B^T, G as in unet_conv.c; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
    0 1 -1 8 -8 1]. */
 
-/* o[k*s] = (B^T d)[k], d[k*s], k < 6 */
-static inline void wg_bt(float *o, const float *d, int s)
+/* o[k*s] = (B^T d)[k], d[k*si], k < 6 */
+static inline void wg_bt2(float *o, const float *d, int si, int s)
 {
-    float d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
+    float d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
     o[0] = 4 * d0 - 5 * d2 + d4;
     o[s] = -4 * d1 - 4 * d2 + d3 + d4;
     o[2 * s] = 4 * d1 - 4 * d2 - d3 + d4;
@@ -161,10 +160,10 @@ static inline void wg_bt(float *o, const float *d, int s)
     o[5 * s] = 4 * d1 - 5 * d3 + d5;
 }
 
-/* o[k*s] = (A y)[k], y[i*s] i < 4 -> 6 values */
-static inline void wg_a(float *o, const float *y, int s)
+/* o[k*s] = (A y)[k], y[i*si] i < 4 -> 6 values */
+static inline void wg_a2(float *o, const float *y, int si, int s)
 {
-    float y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
+    float y0 = y[0], y1 = y[si], y2 = y[2 * si], y3 = y[3 * si];
     o[0] = y0;
     o[s] = y0 + y1 + y2 + y3;
     o[2 * s] = y0 - y1 + y2 - y3;
@@ -177,10 +176,67 @@ static inline void wg_a(float *o, const float *y, int s)
 static inline void wg_gt(float *o, const float *v, int s)
 {
     float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
-    o[0] = v0 / 4 - v1 / 6 - v2 / 6 + v3 / 24 + v4 / 24;
-    o[s] = -v1 / 6 + v2 / 6 + v3 / 12 - v4 / 12;
-    o[2 * s] = -v1 / 6 - v2 / 6 + v3 / 6 + v4 / 6 + v5;
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24; /* multiplies: no divider */
+    o[0] = v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+    o[s] = (v2 - v1) * r6 + (v3 - v4) * r12;
+    o[2 * s] = (v3 + v4 - v1 - v2) * r6 + v5;
 }
+
+/* o[k*so] = (G g)[k], g[i*si] i < 3 -> 6 values */
+static inline void wg_g(float *o, const float *g, int si, int so)
+{
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+    float g0 = g[0], g1 = g[si], g2 = g[2 * si];
+    o[0] = g0 * 0.25f;
+    o[so] = -(g0 + g1 + g2) * r6;
+    o[2 * so] = -(g0 - g1 + g2) * r6;
+    o[3 * so] = g0 * r24 + g1 * r12 + g2 * r6;
+    o[4 * so] = g0 * r24 - g1 * r12 + g2 * r6;
+    o[5 * so] = g2;
+}
+
+/* U (36,C,OC): the Winograd transforms of w (OC,C,3,3) flipped in both axes with the channels
+   swapped, i.e. the kernel of the data gradient (a conv OC -> C) in unet_wino_conv3's layout.
+   Vector operations over oc, in chunks of WG_VEC. */
+#define WG_VEC 64
+static void wg_flip_weights(float *U, const float *w, int C, int OC)
+{
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int o0 = 0; o0 < OC; o0 += WG_VEC) {
+            int n = OC - o0 < WG_VEC ? OC - o0 : WG_VEC;
+            float f[9][WG_VEC], t[6][3][WG_VEC];
+            for (int k = 0; k < 9; k++)
+                for (int i = 0; i < n; i++)
+                    f[k][i] = w[((size_t)(o0 + i) * C + c) * 9 + 8 - k];
+            for (int x = 0; x < 3; x++)
+                for (int i = 0; i < n; i++) { /* t = G f (columns) */
+                    float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
+                    t[0][x][i] = g0 * 0.25f;
+                    t[1][x][i] = -(g0 + g1 + g2) * r6;
+                    t[2][x][i] = -(g0 - g1 + g2) * r6;
+                    t[3][x][i] = g0 * r24 + g1 * r12 + g2 * r6;
+                    t[4][x][i] = g0 * r24 - g1 * r12 + g2 * r6;
+                    t[5][x][i] = g2;
+                }
+            for (int y = 0; y < 6; y++) {       /* u = t G^T (rows) */
+                float *u0 = U + ((size_t)(y * 6) * C + c) * OC + o0;
+                size_t st = (size_t)C * OC;
+                for (int i = 0; i < n; i++) {
+                    float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
+                    u0[i] = g0 * 0.25f;
+                    u0[st + i] = -(g0 + g1 + g2) * r6;
+                    u0[2 * st + i] = -(g0 - g1 + g2) * r6;
+                    u0[3 * st + i] = g0 * r24 + g1 * r12 + g2 * r6;
+                    u0[4 * st + i] = g0 * r24 - g1 * r12 + g2 * r6;
+                    u0[5 * st + i] = g2;
+                }
+            }
+        }
+}
+
+#define WG_PLANE (34 * 34) /* floats of a padded plane on the stack */
 
 static size_t wg_scratch(int B, int C, int H, int W, int OC)
 {
@@ -196,26 +252,41 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
     size_t T = (size_t)B * tpi, HW = (size_t)H * W;
     float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
 
+    /* planes are copied zero-padded (pad 1 before, up to the tile grid after) so the tiles
+       read without bounds checks; larger planes than WG_PLANE take the checked path */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             const float *x = in + ((size_t)b * C + c) * HW;
+            float pl[WG_PLANE];
+            int pw = 4 * tw + 2, ph = 4 * th + 2, fast = pw * ph <= WG_PLANE;
+            if (fast) {
+                memset(pl, 0, sizeof(float) * (size_t)pw * ph);
+                for (int y = 0; y < H; y++)
+                    memcpy(pl + (size_t)(y + 1) * pw + 1, x + (size_t)y * W, sizeof(float) * W);
+            }
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     float d[36], e[36];
                     size_t t = (size_t)b * tpi + ty * tw + tx;
-                    for (int i = 0; i < 6; i++) {
-                        int iy = 4 * ty - 1 + i;
-                        for (int j = 0; j < 6; j++) {
-                            int ix = 4 * tx - 1 + j;
-                            d[i * 6 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                               ? x[(size_t)iy * W + ix] : 0.0f;
+                    if (fast) {
+                        const float *q = pl + (size_t)(4 * ty) * pw + 4 * tx;
+                        for (int j = 0; j < 6; j++)
+                            wg_bt2(e + j, q + j, pw, 6);     /* columns */
+                    } else {
+                        for (int i = 0; i < 6; i++) {
+                            int iy = 4 * ty - 1 + i;
+                            for (int j = 0; j < 6; j++) {
+                                int ix = 4 * tx - 1 + j;
+                                d[i * 6 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                                   ? x[(size_t)iy * W + ix] : 0.0f;
+                            }
                         }
+                        for (int j = 0; j < 6; j++)
+                            wg_bt2(e + j, d + j, 6, 6);
                     }
-                    for (int j = 0; j < 6; j++)
-                        wg_bt(e + j, d + j, 6);      /* columns */
                     for (int i = 0; i < 6; i++)
-                        wg_bt(d + i * 6, e + i * 6, 1); /* rows */
+                        wg_bt2(d + i * 6, e + i * 6, 1, 1); /* rows */
                     for (int p = 0; p < 36; p++)
                         V[((size_t)p * C + c) * T + t] = d[p];
                 }
@@ -228,17 +299,23 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
                 for (int tx = 0; tx < tw; tx++) {
                     float d[16], e[24], f[36];
                     size_t t = (size_t)b * tpi + ty * tw + tx;
-                    for (int i = 0; i < 4; i++) {
-                        int iy = 4 * ty + i;
-                        for (int j = 0; j < 4; j++) {
-                            int ix = 4 * tx + j;
-                            d[i * 4 + j] = iy < H && ix < W ? y[(size_t)iy * W + ix] : 0.0f;
+                    const float *q = y + (size_t)(4 * ty) * W + 4 * tx;
+                    if (4 * ty + 4 <= H && 4 * tx + 4 <= W) {
+                        for (int j = 0; j < 4; j++)
+                            wg_a2(e + j, q + j, W, 4);       /* columns: e (6,4) */
+                    } else {
+                        for (int i = 0; i < 4; i++) {
+                            int iy = 4 * ty + i;
+                            for (int j = 0; j < 4; j++) {
+                                int ix = 4 * tx + j;
+                                d[i * 4 + j] = iy < H && ix < W ? y[(size_t)iy * W + ix] : 0.0f;
+                            }
                         }
+                        for (int j = 0; j < 4; j++)
+                            wg_a2(e + j, d + j, 4, 4);
                     }
-                    for (int j = 0; j < 4; j++)
-                        wg_a(e + j, d + j, 4);       /* columns: e (6,4) */
                     for (int i = 0; i < 6; i++)
-                        wg_a(f + i * 6, e + i * 4, 1); /* rows: f (6,6) */
+                        wg_a2(f + i * 6, e + i * 4, 1, 1); /* rows: f (6,6) */
                     for (int p = 0; p < 36; p++)
                         M[((size_t)p * OC + o) * T + t] = f[p];
                 }
@@ -248,19 +325,33 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
     for (int p = 0; p < 36; p++)
         nn_sgemm_serial(0, 1, OC, C, (int)T, 1.0f, M + (size_t)p * OC * T, (int)T,
                         V + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
+    /* dW = G^T S G per (o, c), vector operations over c */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int o = 0; o < OC; o++)
-        for (int c = 0; c < C; c++) {
-            float v[36], e[18], r[9];
-            for (int p = 0; p < 36; p++)
-                v[p] = S[((size_t)p * OC + o) * C + c];
-            for (int j = 0; j < 6; j++)
-                wg_gt(e + j, v + j, 6);              /* columns: e (3,6) */
-            for (int i = 0; i < 3; i++)
-                wg_gt(r + i * 3, e + i * 6, 1);      /* rows: r (3,3) */
-            float *g = dw + ((size_t)o * C + c) * 9;
-            for (int k = 0; k < 9; k++)
-                g[k] += r[k];
+        for (int c0 = 0; c0 < C; c0 += WG_VEC) {
+            const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+            int n = C - c0 < WG_VEC ? C - c0 : WG_VEC;
+            float e[3][6][WG_VEC];
+            for (int x = 0; x < 6; x++) {       /* e = G^T S (columns) */
+                const float *v = S + ((size_t)x * OC + o) * C + c0;
+                size_t st = (size_t)6 * OC * C;
+                for (int i = 0; i < n; i++) {
+                    float v0 = v[i], v1 = v[st + i], v2 = v[2 * st + i], v3 = v[3 * st + i];
+                    float v4 = v[4 * st + i], v5 = v[5 * st + i];
+                    e[0][x][i] = v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+                    e[1][x][i] = (v2 - v1) * r6 + (v3 - v4) * r12;
+                    e[2][x][i] = (v3 + v4 - v1 - v2) * r6 + v5;
+                }
+            }
+            for (int y = 0; y < 3; y++)         /* r = e G (rows) */
+                for (int i = 0; i < n; i++) {
+                    float v0 = e[y][0][i], v1 = e[y][1][i], v2 = e[y][2][i], v3 = e[y][3][i];
+                    float v4 = e[y][4][i], v5 = e[y][5][i];
+                    float *g = dw + ((size_t)o * C + c0 + i) * 9 + y * 3;
+                    g[0] += v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+                    g[1] += (v2 - v1) * r6 + (v3 - v4) * r12;
+                    g[2] += (v3 + v4 - v1 - v2) * r6 + v5;
+                }
         }
 }
 
@@ -273,15 +364,9 @@ static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *d
                       int W, int OC)
 {
     if (din != NULL) {
-        float *wt = gr->wt;
         assert((size_t)9 * C * OC <= gr->n_wt &&
                unet_wino_scratch(B, OC, H, W, C) <= gr->n_wscr);
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int c = 0; c < C; c++)
-            for (int oc = 0; oc < OC; oc++)
-                for (int k = 0; k < 9; k++)
-                    wt[((size_t)c * OC + oc) * 9 + 8 - k] = w[((size_t)oc * C + c) * 9 + k];
-        unet_wino_weights(gr->wu, wt, OC, C);
+        wg_flip_weights(gr->wu, w, C, OC);
         unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
     }
     assert(wg_scratch(B, C, H, W, OC) <= gr->n_wscr);

@@ -25,9 +25,9 @@ struct unet_grad {
     float *att;                    /* attention backward scratch (B,heads,T,T) */
     float *dtp;                    /* (B,Cmax) time_emb_proj output gradient */
     float *demb_act, *demb, *dte1_act, *dte1; /* (B,TE) */
-    float *wt, *wu, *wscr;         /* a flipped 3x3 weight (C,OC,3,3), its Winograd transform
-                                      (36,C,OC), Winograd scratch: data gradients */
-    size_t n_wt, n_wscr;
+    float *wu, *wscr;              /* the Winograd transform (36,C,OC) of a flipped 3x3 kernel,
+                                      Winograd scratch */
+    size_t n_wt, n_wscr;           /* 9*C*OC of the largest 3x3 conv, floats of wscr */
     int n_skips;
     float *dskip[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* gradient of each skip */
     size_t skip_n[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* its floats per image */

@@ -96,7 +96,7 @@ static void test_steps(void)
     ddpm_train_init(&tr, &u, 3, 1);
     for (int k = 1; k <= 3; k++) {
         struct npy x0, noise, t;
-        char a[16], b[16], c[16];
+        char a[32], b[32], c[32];
         snprintf(a, sizeof a, "x0_%d", k);
         snprintf(b, sizeof b, "noise_%d", k);
         snprintf(c, sizeof c, "t_%d", k);

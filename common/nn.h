@@ -73,8 +73,8 @@ void nn_convt_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K,
 size_t nn_conv_scratch(const struct nn_conv *g);
 size_t nn_convt_scratch(const struct nn_conv *g);
 
-/* 3x3 stride-1 convs with >= 16 input channels on maps of 8x8 or more use Winograd
-   F(2x2,3x3) (2.25x fewer multiplies, same accuracy class as im2col; 1.1x to 2.4x faster);
+/* 3x3 stride-1 convs with >= 16 input channels on maps of 4x4 or more use Winograd
+   F(2x2,3x3) (2.25x fewer multiplies, same accuracy class as im2col; 1.3x to 2.4x faster);
    nn_conv_winograd(0) switches to im2col everywhere (tests, benchmarks). Not thread-safe:
    call at start-up. */
 void nn_conv_winograd(int on);

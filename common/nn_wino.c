@@ -24,14 +24,14 @@ struct wplan {
 };
 
 /* Measured on one thread against im2col (CPU time, GFLOP/s of the direct conv): 128 channels
-   at 32x32 151 vs 84, 256 at 16x16 139 vs 91, 256 at 8x8 93 vs 83, the Inception stem with 32
-   channels at 147x147 126 vs 74, 128 -> 3 channels 24 vs 10; but 256 at 4x4 53 vs 72 and
-   3 -> 128 channels 35 vs 56: below 16 input channels or 8x8 the transforms cost more than
-   the multiplies saved. F(4x4,3x3) was tried too: no faster here (its transforms dominate)
-   and 20x the rounding error. */
+   at 32x32 166 vs 84, 256 at 16x16 163 vs 94, 256 at 8x8 122 vs 87, 256 at 4x4 108 vs 79, the
+   Inception stem with 32 channels at 147x147 145 vs 74, 128 -> 3 channels 24 vs 10; but
+   3 -> 128 channels 40 vs 60: below 16 input channels the transforms cost more than the
+   multiplies saved. F(4x4,3x3) was tried too: no faster here (its transforms dominate) and
+   20x the rounding error. */
 int nn_wino_ok(const struct nn_conv *g)
 {
-    return g->C >= 16 && g->OH * g->OW >= 64 && g->KH == 3 && g->KW == 3 && g->SH == 1 &&
+    return g->C >= 16 && g->OH * g->OW >= 16 && g->KH == 3 && g->KW == 3 && g->SH == 1 &&
            g->SW == 1 && g->PT <= 2 && g->PL <= 2 && g->PB <= 2 && g->PR <= 2;
 }
 

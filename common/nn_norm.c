@@ -70,55 +70,50 @@ void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
+/* One pass per group: threads own whole groups (all images), so the per-channel sums feed
+   dgamma, dbeta and din from cache, and the accumulation order over images is fixed
+   (results do not depend on the thread count). */
+#define GN_MAXCG 1024
+
 void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int N, int C, int HW, int G)
 {
     int CG = C / G;
     size_t M = (size_t)CG * HW;
-    if (dgamma != NULL || dbeta != NULL) {
+    if (CG > GN_MAXCG)
+        return; /* programmer error: no group this wide in the project */
 #pragma omp parallel for schedule(static)
-        for (int c = 0; c < C; c++) {
-            double sg = 0, sb = 0;
-            for (int n = 0; n < N; n++) {
-                int ng = n * G + c / CG;
-                const float *x = in + ((size_t)n * C + c) * HW;
-                const float *dy = dout + ((size_t)n * C + c) * HW;
-                float a, b;
-                row_dsums(dy, x, HW, mean[ng], &b, &a);
-                sg += (double)a * rstd[ng];
-                sb += b;
+    for (int g = 0; g < G; g++) {
+        int c0 = g * CG;
+        float sa[GN_MAXCG], sb[GN_MAXCG];
+        for (int n = 0; n < N; n++) {
+            int ng = n * G + g;
+            const float *x = in + (size_t)ng * M, *dy = dout + (size_t)ng * M;
+            float m = mean[ng], r = rstd[ng];
+            double s1 = 0, s2 = 0;
+            for (int c = 0; c < CG; c++) {
+                float gm = gamma != NULL ? gamma[c0 + c] : 1.0f;
+                row_dsums(dy + (size_t)c * HW, x + (size_t)c * HW, HW, m, &sa[c], &sb[c]);
+                s1 += gm * sa[c];
+                s2 += gm * sb[c] * r;
+                if (dgamma != NULL)
+                    dgamma[c0 + c] += sb[c] * r;
+                if (dbeta != NULL)
+                    dbeta[c0 + c] += sa[c];
             }
-            if (dgamma != NULL)
-                dgamma[c] += (float)sg;
-            if (dbeta != NULL)
-                dbeta[c] += (float)sb;
-        }
-    }
-    if (din == NULL)
-        return;
-    /* din = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)) over the group */
-#pragma omp parallel for schedule(static)
-    for (int ng = 0; ng < N * G; ng++) {
-        const float *x = in + (size_t)ng * M, *dy = dout + (size_t)ng * M;
-        float *dx = din + (size_t)ng * M;
-        float m = mean[ng], r = rstd[ng];
-        int c0 = ng % G * CG;
-        double s1 = 0, s2 = 0;
-        for (int c = 0; c < CG; c++) {
-            float gm = gamma != NULL ? gamma[c0 + c] : 1.0f, a, b;
-            row_dsums(dy + (size_t)c * HW, x + (size_t)c * HW, HW, m, &a, &b);
-            s1 += gm * a;
-            s2 += gm * b * r;
-        }
-        float m1 = (float)(s1 / M), m2 = (float)(s2 / M);
-        for (int c = 0; c < CG; c++) {
-            float gm = gamma != NULL ? gamma[c0 + c] : 1.0f;
-            const float *xc = x + (size_t)c * HW, *dc = dy + (size_t)c * HW;
-            float *dxc = dx + (size_t)c * HW, k1 = r * gm, k2 = r * r * m2;
-            float k0 = -r * m1 + m * k2;
-            for (int i = 0; i < HW; i++)
-                dxc[i] += k1 * dc[i] - k2 * xc[i] + k0;
+            if (din == NULL)
+                continue;
+            /* din = rstd * (g dy - mean(g dy) - xhat * mean(g dy xhat)) over the group */
+            float m1 = (float)(s1 / M), m2 = (float)(s2 / M);
+            for (int c = 0; c < CG; c++) {
+                float gm = gamma != NULL ? gamma[c0 + c] : 1.0f;
+                const float *xc = x + (size_t)c * HW, *dc = dy + (size_t)c * HW;
+                float *dxc = din + (size_t)ng * M + (size_t)c * HW, k1 = r * gm;
+                float k2 = r * r * m2, k0 = -r * m1 + m * k2;
+                for (int i = 0; i < HW; i++)
+                    dxc[i] += k1 * dc[i] - k2 * xc[i] + k0;
+            }
         }
     }
 }

@@ -3,7 +3,9 @@
 # bench_nn writes them), times the same op on the same shape in PyTorch (torch 1.13, CPU,
 # torch.set_num_threads(threads), best of several runs) and prints one line per case:
 #   op key=value... ours_ms=A torch_ms=B speedup=B/A
-# usage: torch_nn.py [results.txt] [threads]
+# usage: torch_nn.py [results.txt] [threads] [cpu]
+# cpu: time by process CPU time / threads, to compare with `bench_nn -c -t 1` on a machine busy
+# with other work (wall times are meaningless there).
 import math
 import sys
 import time
@@ -13,6 +15,9 @@ import torch.nn.functional as F
 
 path = sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench_nn.txt"
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+clock = time.perf_counter
+if len(sys.argv) > 3 and sys.argv[3] == "cpu":
+    clock = lambda: time.process_time() / threads
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -21,9 +26,9 @@ def best(fn, min_total=0.5):
     fn()
     b, tot, runs = float("inf"), 0.0, 0
     while runs < 3 or (tot < min_total and runs < 50):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        e = time.perf_counter() - t
+        e = clock() - t
         b, tot, runs = min(b, e), tot + e, runs + 1
     return b
 

@@ -310,9 +310,13 @@ static void eval_ref_cache(struct run *r, const struct opts *o, const char *thr)
             argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
         argv[a++] = k ? "--save-features" : "--save-stats", argv[a++] = (char *)o->eval_ref;
         argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
-        if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+        if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
+            r->fid_ref[0] = '\0';
+            if (stop)
+                return;
             errx(1, "evaluation: %s of %s failed", k ? "kid --save-features" : "fid --save-stats",
                  o->eval_ref);
+        }
     }
 }
 
@@ -324,7 +328,8 @@ static void eval_ref_remove(struct run *r)
     }
 }
 
-static void evaluate(struct run *r, const struct opts *o, struct scores *sc)
+/* 0, or -1 when interrupted by a signal (scores untouched) */
+static int evaluate(struct run *r, const struct opts *o, struct scores *sc)
 {
     static const char *files[] = {"config.json", "scheduler_config.json", "model_index.json",
                                   "diffusion_pytorch_model.safetensors", "samples.npy"};
@@ -335,6 +340,8 @@ static void evaluate(struct run *r, const struct opts *o, struct scores *sc)
 
     snprintf(thr, sizeof thr, "%ld", o->threads);
     eval_ref_cache(r, o, thr);
+    if (stop)
+        return -1;
     snprintf(dir, sizeof dir, "%s/.eval-%ld", o->out, (long)getpid());
     snprintf(samples, sizeof samples, "%s/samples.npy", dir);
     snprintf(n, sizeof n, "%ld", o->eval_samples);
@@ -346,16 +353,22 @@ static void evaluate(struct run *r, const struct opts *o, struct scores *sc)
     argv[a++] = n, argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps";
     argv[a++] = steps, argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads";
     argv[a++] = thr, argv[a++] = "-o", argv[a++] = samples, argv[a] = NULL;
-    if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+    if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
+        if (stop) /* the children got the Ctrl-C too: skip, the loop saves a checkpoint */
+            goto done;
         errx(1, "evaluation: ddpm-sample failed");
+    }
     for (int k = 0; k < 2; k++) {
         a = 0;
         argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
         if (o->eval_weights != NULL)
             argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
         argv[a++] = samples, argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
-        if (run_tool(r->bindir, argv, out, sizeof out) == -1)
+        if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
+            if (stop)
+                goto done;
             errx(1, "evaluation: %s failed", argv[0]);
+        }
         if (k == 0 && ((p = strstr(out, "FID:")) == NULL || sscanf(p + 4, "%lf", &sc->fid) != 1))
             errx(1, "evaluation: fid: unexpected output");
         if (k == 1 && ((p = strstr(out, "kernel_inception_distance_mean:")) == NULL ||
@@ -364,11 +377,13 @@ static void evaluate(struct run *r, const struct opts *o, struct scores *sc)
                        sscanf(p + 31, "%lf", &sc->kid_std) != 1))
             errx(1, "evaluation: kid: unexpected output");
     }
+done:
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(samples, sizeof samples, "%s/%s", dir, files[i]);
         unlink(samples);
     }
     rmdir(dir);
+    return stop ? -1 : 0;
 }
 
 static void write_json(const char *path, const struct run *r, const struct scores *sc,
@@ -650,8 +665,7 @@ int main(int argc, char **argv)
             errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.tr.step);
         done += n;
         loss_sum += loss, loss_n++;
-        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0) {
-            evaluate(&r, &o, &sc);
+        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &o, &sc) == 0) {
             snprintf(fid, sizeof fid, "%.6g", sc.fid);
             snprintf(kid, sizeof kid, "%.6g", sc.kid);
         }

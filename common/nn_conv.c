@@ -397,7 +397,8 @@ static void conv_bwd(float *din, float *dw, float *scratch, const float *dout, c
     size_t ndw = p.dw;
 #pragma omp parallel num_threads(nt)
     {
-        int t = omp_get_thread_num();
+        /* the team may be smaller than asked (nested inside another parallel region) */
+        int t = omp_get_thread_num(), nth = omp_get_num_threads();
         float *sl = scratch + p.slice * t, *dwt = NULL;
         if (dw != NULL) {
             dwt = t == 0 ? dw : sl + p.col + p.tmp;
@@ -413,7 +414,7 @@ static void conv_bwd(float *din, float *dw, float *scratch, const float *dout, c
             /* implicit barrier above; reduce the private dW slices, split by rows */
 #pragma omp for schedule(static)
             for (size_t i = 0; i < ndw; i++)
-                for (int s = 1; s < nt; s++)
+                for (int s = 1; s < nth; s++)
                     dw[i] += scratch[p.slice * s + p.col + p.tmp + i];
         }
     }

@@ -328,7 +328,8 @@ void nn_wino_dw(float *dw, float *scratch, const float *dout, const float *in,
     size_t CHW = (size_t)C * g->H * g->W, OCHW = (size_t)OC * g->OH * g->OW;
 #pragma omp parallel num_threads(nt)
     {
-        int th = omp_get_thread_num();
+        /* the team may be smaller than asked (nested inside another parallel region) */
+        int th = omp_get_thread_num(), nth = omp_get_num_threads();
         float *Z = scratch + p.u * th;
         float *P = scratch + p.u * p.nt + p.slice * th, *V = P + p.pad, *D = V + p.v;
         memset(Z, 0, sizeof(float) * p.u);
@@ -353,7 +354,7 @@ void nn_wino_dw(float *dw, float *scratch, const float *dout, const float *in,
         /* implicit barrier: every Z is complete */
 #pragma omp for schedule(static)
         for (size_t i = 0; i < p.u; i++)
-            for (int s = 1; s < nt; s++)
+            for (int s = 1; s < nth; s++)
                 scratch[i] += scratch[p.u * s + i];
 #pragma omp for schedule(static)
         for (int o = 0; o < OC; o++)

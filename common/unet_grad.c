@@ -237,6 +237,7 @@ static void wg_flip_weights(float *U, const float *w, int C, int OC)
 }
 
 #define WG_PLANE (34 * 34) /* floats of a padded plane on the stack */
+#define WG_ROW 132          /* widest padded row of the vectorised tile transforms */
 
 static size_t wg_scratch(int B, int C, int H, int W, int OC)
 {
@@ -264,6 +265,27 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
                 memset(pl, 0, sizeof(float) * (size_t)pw * ph);
                 for (int y = 0; y < H; y++)
                     memcpy(pl + (size_t)(y + 1) * pw + 1, x + (size_t)y * W, sizeof(float) * W);
+            }
+            if (fast && pw <= WG_ROW) {
+                /* B^T down the 6 rows of a tile row at every x, then B^T across each tile */
+                for (int ty = 0; ty < th; ty++) {
+                    float e[6][WG_ROW];
+                    const float *q = pl + (size_t)(4 * ty) * pw;
+                    size_t t0 = (size_t)b * tpi + (size_t)ty * tw;
+                    for (int xx = 0; xx < pw; xx++)
+                        wg_bt2(&e[0][xx], q + xx, pw, WG_ROW);
+                    for (int k = 0; k < 6; k++) {
+                        float *v = V + ((size_t)(k * 6) * C + c) * T + t0;
+                        size_t st = (size_t)C * T;
+                        for (int tx = 0; tx < tw; tx++) {
+                            float o6[6];
+                            wg_bt2(o6, &e[k][4 * tx], 1, 1);
+                            for (int l = 0; l < 6; l++)
+                                v[l * st + tx] = o6[l];
+                        }
+                    }
+                }
+                continue;
             }
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
@@ -295,6 +317,27 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
     for (int b = 0; b < B; b++)
         for (int o = 0; o < OC; o++) {
             const float *y = dout + ((size_t)b * OC + o) * HW;
+            if (H % 4 == 0 && W % 4 == 0 && W <= WG_ROW) {
+                /* A down the 4 rows of a tile row at every x, then A across each tile */
+                for (int ty = 0; ty < th; ty++) {
+                    float e[6][WG_ROW];
+                    const float *q = y + (size_t)(4 * ty) * W;
+                    size_t t0 = (size_t)b * tpi + (size_t)ty * tw;
+                    for (int xx = 0; xx < W; xx++)
+                        wg_a2(&e[0][xx], q + xx, W, WG_ROW);
+                    for (int k = 0; k < 6; k++) {
+                        float *m = M + ((size_t)(k * 6) * OC + o) * T + t0;
+                        size_t st = (size_t)OC * T;
+                        for (int tx = 0; tx < tw; tx++) {
+                            float o6[6];
+                            wg_a2(o6, &e[k][4 * tx], 1, 1);
+                            for (int l = 0; l < 6; l++)
+                                m[l * st + tx] = o6[l];
+                        }
+                    }
+                }
+                continue;
+            }
             for (int ty = 0; ty < th; ty++)
                 for (int tx = 0; tx < tw; tx++) {
                     float d[16], e[24], f[36];

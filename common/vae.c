@@ -1,13 +1,17 @@
 /* The study's convolutional VAE: parameter table, forward, backward, loss, checkpoints.
    See vae.h for the architecture and the threading scheme. */
 #include <assert.h>
+#include <limits.h>
+#include <inttypes.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn.h"
+#include "npy.h"
 #include "optim.h"
 #include "rng.h"
 #include "st.h"
@@ -454,4 +458,50 @@ int vae_state_load(const struct vae *m, float *am, float *av, const struct st_fi
     char names[2 * VAE_NT][32];
     state_table(e, names, m, am, av);
     return st_load_entries(f, e, 2 * VAE_NT, 0, msg, msglen);
+}
+
+void vae_omp_passive(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") != NULL)
+        return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv); /* on failure, run on as we are */
+}
+
+int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen)
+{
+    if (npy_load_images(path, t, msg, msglen) == -1)
+        return -1;
+    if (t->shape[1] != 32 || t->shape[2] != 32) {
+        snprintf(msg, msglen, "want 32x32 images, got %" PRId64 "x%" PRId64, t->shape[2],
+                 t->shape[1]);
+        npy_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg,
+                      size_t msglen)
+{
+    int64_t shape[4] = {n, 32, 32, 3};
+    if (outfile_open(of, path, msg, msglen) == -1)
+        return -1;
+    if (npy_write_header(of->f, NPY_U8, 4, shape, msg, msglen) == -1) {
+        outfile_abort(of);
+        return -1;
+    }
+    return 0;
+}
+
+int vae_tool_opt(struct vae_tool_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case 'm': o->model = arg; return 1;
+    case 'o': o->out = arg; return 1;
+    case 'S': return util_parse_long(arg, 0, LONG_MAX, &o->seed) == -1 ? -1 : 1;
+    case 'b': return util_parse_long(arg, 1, 65536, &o->batch) == -1 ? -1 : 1;
+    case 't': return util_parse_long(arg, 1, 1024, &o->threads) == -1 ? -1 : 1;
+    default: return 0;
+    }
 }

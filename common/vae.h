@@ -24,6 +24,8 @@
 #include "st.h"
 
 struct rng;
+struct npy;
+struct outfile;
 
 #define VAE_NT 18      /* parameter tensors */
 #define VAE_D 3072     /* values per image, (3,32,32) */
@@ -105,4 +107,27 @@ int vae_state_save(const struct vae *m, const float *am, const float *av, const 
                    size_t msglen);
 int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
                    char *msg, size_t msglen);
+
+/* Shared by the vae tools. libgomp reads OMP_WAIT_POLICY once, at start-up: this re-executes
+   /proc/self/exe once with "passive" so that idle threads sleep at barriers instead of
+   spinning. On a busy machine (other jobs, or the other end of a pipe) spinning threads burn
+   the time slices their partner needs: measured 300 img/s training on 2 threads at load 17
+   spinning, 700-830 passive; when the machine is quiet the cost is a futex wake per parallel
+   region. A value the user set wins; if the exec fails, it returns and the tool runs on. */
+void vae_omp_passive(char **argv);
+/* npy_load_images, then insists on 32x32: t is uint8 (N,32,32,3); on -1 t holds nothing */
+int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
+/* outfile_open(path) and the .npy header of uint8 (n,32,32,3) images; on -1 nothing is left */
+int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg,
+                      size_t msglen);
+/* Options vae-sample and vae-recon share: -m/--model, -o/--output, -S/--seed 0..LONG_MAX,
+   -b/--batch-size 1..65536, -t/--threads 1..1024. */
+struct vae_tool_opts {
+    const char *model, *out;
+    long seed, batch, threads;
+};
+#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, 2}
+/* getopt_long's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the
+   value is bad */
+int vae_tool_opt(struct vae_tool_opts *o, int c, const char *arg);
 #endif

@@ -40,19 +40,6 @@ static void on_stop(int sig)
     stop = sig;
 }
 
-/* libgomp reads OMP_WAIT_POLICY once, at start-up: re-execute once with "passive" so that
-   idle threads sleep at barriers instead of spinning. On a busy machine (other jobs, or the
-   other end of a pipe) spinning threads burn the time slices their partner needs: measured
-   300 img/s training on 2 threads at load 17 spinning, 700-830 passive; when the machine is
-   quiet the cost is a futex wake per parallel region. A value the user set wins. */
-static void omp_passive(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") != NULL)
-        return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv); /* on failure, run on as we are */
-}
-
 static void usage(FILE *f, int status)
 {
     fprintf(f, "usage: vae-train --data train.npy [--val val.npy] -o vae.safetensors "
@@ -99,11 +86,8 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
 static void load_images(const char *path, struct npy *t)
 {
     char msg[128];
-    if (npy_load_images(path, t, msg, sizeof msg) == -1)
+    if (vae_load_images(path, t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
-    if (t->shape[1] != 32 || t->shape[2] != 32)
-        errx(1, "%s: want 32x32 images, got %" PRId64 "x%" PRId64, path, t->shape[2],
-             t->shape[1]);
     if (t->shape[0] > INT32_MAX)
         errx(1, "%s: too many images", path);
 }
@@ -295,7 +279,7 @@ int main(int argc, char **argv)
     long total, perm_epoch = -1, done = 0;
     double t0;
 
-    omp_passive(argv);
+    vae_omp_passive(argv);
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);

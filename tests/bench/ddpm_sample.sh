@@ -28,5 +28,6 @@ ddpm-sample --model "$m" -n "$n" --scheduler ddim --steps 50 --threads 2 -o "$tm
 t1=$(date +%s.%N)
 # CPU seconds of the children (second line of `times`, "XmY.YYs XmY.YYs"): meaningful on a
 # loaded machine, where the wall time is not
-cpu=$(times | tail -n 1 | awk '{ n = split($1, a, /[ms]/); printf "%.1f", a[1] * 60 + a[2] }')
+times > "$tmp/times"
+cpu=$(tail -n 1 "$tmp/times" | awk '{ split($1, a, /[ms]/); printf "%.1f", a[1] * 60 + a[2] }')
 awk -v a="$t0" -v b="$t1" -v n="$n" -v c="$cpu" 'BEGIN { printf "ddpm-sample -n %d --scheduler ddim --steps 50, 2 threads: %.1f s wall, %.1f s user CPU (goal < 300 s wall for 100)\n", n, b - a, c }'

@@ -69,12 +69,24 @@ void nn_cpu_features(int *avx512, int *avx2)
 
 #define NN_REEXEC_MARK "NN_BLAS_REEXECED"
 
+/* Re-executes the program once with the environment set (the caller has set it). */
+static void reexec(char **argv, int verbose)
+{
+    if (argv == NULL || argv[0] == NULL)
+        return;
+    setenv(NN_REEXEC_MARK, "1", 1);
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    if (verbose)
+        fprintf(stderr, "nn: re-exec failed; carrying on\n");
+}
+
 void nn_blas_setup(char **argv, int verbose)
 {
     int avx512, avx2;
     const char *core = nn_blas_corename(), *want, *user = getenv("OPENBLAS_CORETYPE");
     const char *mark = getenv(NN_REEXEC_MARK);
-    int reexeced = mark != NULL && strcmp(mark, "1") == 0;
+    int reexeced = mark != NULL && strcmp(mark, "1") == 0, again = 0;
     const char *cpu;
 
     nn_cpu_features(&avx512, &avx2);
@@ -83,7 +95,7 @@ void nn_blas_setup(char **argv, int verbose)
     case NN_BLAS_OK:
         if (verbose)
             fprintf(stderr, "nn: OpenBLAS kernel %s (CPU has %s%s)\n", core, cpu,
-                    reexeced ? "; set OPENBLAS_CORETYPE after re-exec" : "");
+                    reexeced && user != NULL ? "; set OPENBLAS_CORETYPE after re-exec" : "");
         break;
     case NN_BLAS_USER:
         if (verbose)
@@ -100,17 +112,24 @@ void nn_blas_setup(char **argv, int verbose)
         if (verbose)
             fprintf(stderr, "nn: OpenBLAS picked %s on a CPU with %s; re-executing with "
                             "OPENBLAS_CORETYPE=%s\n", core, cpu, want);
-        if (argv != NULL && argv[0] != NULL) {
-            setenv("OPENBLAS_CORETYPE", want, 1);
-            setenv(NN_REEXEC_MARK, "1", 1);
-            fflush(NULL);
-            execv("/proc/self/exe", argv);
-            /* exec failed: carry on with the slow kernel */
-            unsetenv("OPENBLAS_CORETYPE");
-            if (verbose)
-                fprintf(stderr, "nn: re-exec failed; running with the %s kernel\n", core);
-        }
+        setenv("OPENBLAS_CORETYPE", want, 1);
+        again = 1;
         break;
+    }
+    /* libgomp reads OMP_WAIT_POLICY once, at start-up. Its default spins waiting threads for a
+       long while; on 2 cores shared with another process (the other end of a pipe, a second
+       job) the spinning thread steals the core the work needs: measured 2-5x slower training
+       than passive waiting, which costs little when the machine is idle. */
+    if (!reexeced && getenv("OMP_WAIT_POLICY") == NULL) {
+        if (verbose)
+            fprintf(stderr, "nn: re-executing with OMP_WAIT_POLICY=passive\n");
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        again = 1;
+    }
+    if (again) {
+        reexec(argv, verbose);
+        if (want != NULL && user == NULL)
+            unsetenv("OPENBLAS_CORETYPE");
     }
     /* do not leak the marker into child processes a tool may start */
     unsetenv(NN_REEXEC_MARK);

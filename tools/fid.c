@@ -12,8 +12,8 @@
 
 #include "inception.h"
 #include "metrics.h"
+#include "metrics_cli.h"
 #include "nn.h"
-#include "npy.h"
 #include "util.h"
 
 static const char usage_line[] =
@@ -65,94 +65,47 @@ struct side {
     int64_t n;
 };
 
-struct sink_ctx {
-    struct metrics_stats st;
-    struct progress pr;
-    int verbose;
-    long done;
-    FILE *feat;     /* --save-features */
-};
-
-static int sink(void *p, const float *f, int n)
+static void load_net(struct inception *net, const struct metrics_cli *o, int dims, char **argv)
 {
-    struct sink_ctx *c = p;
-    if (c->feat != NULL) {
-        if (fwrite(f, sizeof(float) * c->st.d, n, c->feat) != (size_t)n)
-            return -1;
-    } else
-        metrics_stats_add(&c->st, f, n);
-    c->done += n;
-    if (c->verbose)
-        progress_update(&c->pr, c->done, NULL);
-    return 0;
-}
-
-struct opts {
-    int batch, dims, verbose, json;
-    enum inception_resize mode;
-    const char *weights;
-};
-
-static int needs_net(const struct side *s)
-{
-    return s->in.kind == METRICS_IMAGES || s->in.kind == METRICS_FOLDER;
-}
-
-static void load_net(struct inception *net, const struct opts *o, char **argv)
-{
-    char w[4096], msg[1024];
-    if (inception_open(net, o->weights, argv[0], w, sizeof w, msg, sizeof msg) == -1)
+    char desc[4352], msg[1024];
+    if (metrics_cli_open_net(net, o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     if (o->verbose)
-        fprintf(stderr, "fid: weights %s; preprocessing %s; batch %d; dims %d; %d threads\n", w,
-                o->mode == INCEPTION_RESIZE_PYTORCH_FID
-                    ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
-                    : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
-                o->batch, o->dims, nn_get_threads());
+        fprintf(stderr, "fid: %s; dims %d; %d threads\n", desc, dims, nn_get_threads());
     if (net->synthetic)
-        warnx("warning: synthetic Inception weights: scores are NOT comparable with published "
-              "ones");
+        warnx(METRICS_CLI_SYNTHETIC_WARNING);
 }
 
-/* side -> mu, sigma (or streamed to feat) */
-static void side_stats(struct side *s, const struct inception *net, const struct opts *o,
-                       FILE *feat)
+/* side -> mu, sigma */
+static void side_stats(struct side *s, const struct inception *net, const struct metrics_cli *o,
+                       int dims)
 {
     char msg[512];
     if (s->in.kind == METRICS_STATS) {
-        if (s->in.d != o->dims)
-            errx(1, "%s: statistics have %d dims, --dims is %d", s->path, s->in.d, o->dims);
+        if (s->in.d != dims)
+            errx(1, "%s: statistics have %d dims, --dims is %d", s->path, s->in.d, dims);
         s->mu = s->in.mu;
         s->sigma = s->in.sigma;
         s->in.mu = s->in.sigma = NULL;
         return;
     }
-    struct sink_ctx c;
-    memset(&c, 0, sizeof c);
-    metrics_stats_init(&c.st, o->dims);
-    c.verbose = o->verbose;
-    c.feat = feat;
-    progress_init(&c.pr, "fid", s->path, (long)s->in.n);
-    if (metrics_input_features(&s->in, net, o->batch, o->mode, o->dims, sink, &c, msg,
-                               sizeof msg) == -1) {
-        if (feat != NULL && ferror(feat))
-            errx(1, "writing features: write error");
+    struct metrics_stats st;
+    struct metrics_cli_sink sk;
+    memset(&sk, 0, sizeof sk);
+    metrics_stats_init(&st, dims);
+    sk.d = dims;
+    sk.st = &st;
+    if (metrics_cli_features(&sk, &s->in, s->path, net, o, "fid", msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    s->n = sk.n;
+    s->mu = xmalloc((size_t)dims * sizeof(double));
+    s->sigma = xmalloc((size_t)dims * dims * sizeof(double));
+    if (metrics_stats_get(&st, s->mu, s->sigma, msg, sizeof msg) == -1)
         errx(1, "%s: %s", s->path, msg);
-    }
-    if (o->verbose)
-        progress_done(&c.pr);
-    s->n = c.done;
-    if (feat == NULL) {
-        s->mu = xmalloc((size_t)o->dims * sizeof(double));
-        s->sigma = xmalloc((size_t)o->dims * o->dims * sizeof(double));
-        if (metrics_stats_get(&c.st, s->mu, s->sigma, msg, sizeof msg) == -1)
-            errx(1, "%s: %s", s->path, msg);
-        if (s->n < o->dims)
-            warnx("warning: %s: %lld samples < %d dims: the covariance is singular and FID is "
-                  "strongly biased at this size; consider kid", s->path, (long long)s->n,
-                  o->dims);
-    }
-    metrics_stats_free(&c.st);
+    if (s->n < dims)
+        warnx("warning: %s: %lld samples < %d dims: the covariance is singular and FID is "
+              "strongly biased at this size; consider kid", s->path, (long long)s->n, dims);
+    metrics_stats_free(&st);
 }
 
 static void open_side(struct side *s, const char *path)
@@ -167,50 +120,26 @@ static void open_side(struct side *s, const char *path)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "batch-size", required_argument, NULL, 'b' },
         { "dims", required_argument, NULL, 'd' },
-        { "threads", required_argument, NULL, 't' },
-        { "weights", required_argument, NULL, 'w' },
-        { "resize", required_argument, NULL, 'r' },
         { "save-stats", no_argument, NULL, 'S' },
         { "save-features", no_argument, NULL, 'F' },
-        { "json", no_argument, NULL, 'j' },
-        { "verbose", no_argument, NULL, 'v' },
+        METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct opts o = { 50, 2048, 0, 0, INCEPTION_RESIZE_PYTORCH_FID, NULL };
-    int save_stats = 0, save_features = 0, c;
-    long v, threads = 2;
+    struct metrics_cli o;
+    int dims = 2048, save_stats = 0, save_features = 0, c, res;
+    long v;
     char msg[512];
 
+    metrics_cli_init(&o, INCEPTION_RESIZE_PYTORCH_FID);
     while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b':
-            if (util_parse_long(optarg, 1, 4096, &v) == -1)
-                bad_usage("--batch-size", optarg);
-            o.batch = (int)v;
-            break;
         case 'd':
             if (util_parse_long(optarg, 1, 2048, &v) == -1 ||
                 (v != 64 && v != 192 && v != 768 && v != 2048))
                 bad_usage("--dims", optarg);
-            o.dims = (int)v;
-            break;
-        case 't':
-            if (util_parse_long(optarg, 1, 256, &threads) == -1)
-                bad_usage("--threads", optarg);
-            break;
-        case 'w':
-            o.weights = optarg;
-            break;
-        case 'r':
-            if (strcmp(optarg, "pytorch-fid") == 0)
-                o.mode = INCEPTION_RESIZE_PYTORCH_FID;
-            else if (strcmp(optarg, "torch-fidelity") == 0)
-                o.mode = INCEPTION_RESIZE_TORCH_FIDELITY;
-            else
-                bad_usage("--resize", optarg);
+            dims = (int)v;
             break;
         case 'S':
             save_stats = 1;
@@ -218,17 +147,16 @@ int main(int argc, char **argv)
         case 'F':
             save_features = 1;
             break;
-        case 'j':
-            o.json = 1;
-            break;
-        case 'v':
-            o.verbose = 1;
-            break;
         case 'h':
             usage(0);
             break;
         default:
-            usage(2);
+            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
+                usage(2);
+            if (res == -1) {
+                warnx("%s", msg);
+                usage(2);
+            }
         }
     }
     if (argc - optind != 2 || (save_stats && save_features))
@@ -238,7 +166,7 @@ int main(int argc, char **argv)
         usage(2);
     }
     nn_blas_setup(argv, o.verbose);
-    nn_set_threads((int)threads);
+    nn_set_threads(o.threads);
     util_cleanup_signals();
 
     struct inception net;
@@ -247,44 +175,33 @@ int main(int argc, char **argv)
     open_side(&a, argv[optind]);
     if (save_stats || save_features) {
         const char *out = argv[optind + 1];
-        struct outfile of;
         if (a.in.kind == METRICS_STATS)
             errx(1, "%s: is statistics already", a.path);
-        if (needs_net(&a))
-            load_net(&net, &o, argv);
+        if (metrics_cli_needs_net(&a.in))
+            load_net(&net, &o, dims, argv);
         if (save_stats) {
-            side_stats(&a, &net, &o, NULL);
-            if (metrics_stats_save(out, a.mu, a.sigma, o.dims, msg, sizeof msg) == -1)
+            side_stats(&a, &net, &o, dims);
+            if (metrics_stats_save(out, a.mu, a.sigma, dims, msg, sizeof msg) == -1)
                 errx(1, "%s: %s", out, msg);
-        } else {
-            int64_t shape[2] = { a.in.n, o.dims };
-            if (outfile_open(&of, out, msg, sizeof msg) == -1)
-                errx(1, "%s: %s", out, msg);
-            if (npy_write_header(of.f, NPY_F32, 2, shape, msg, sizeof msg) == -1) {
-                outfile_abort(&of);
-                errx(1, "%s: %s", out, msg);
-            }
-            side_stats(&a, &net, &o, of.f);
-            if (outfile_commit(&of, msg, sizeof msg) == -1)
-                errx(1, "%s: %s", out, msg);
-        }
+        } else if (metrics_cli_save_features(out, &a.in, a.path, dims, &net, &o, "fid", msg,
+                                             sizeof msg) == -1)
+            errx(1, "%s", msg);
     } else {
         open_side(&b, argv[optind + 1]);
-        if (needs_net(&a) || needs_net(&b))
-            load_net(&net, &o, argv);
-        side_stats(&a, &net, &o, NULL);
-        side_stats(&b, &net, &o, NULL);
+        if (metrics_cli_needs_net(&a.in) || metrics_cli_needs_net(&b.in))
+            load_net(&net, &o, dims, argv);
+        side_stats(&a, &net, &o, dims);
+        side_stats(&b, &net, &o, dims);
         double fid;
-        if (metrics_frechet(&fid, a.mu, a.sigma, b.mu, b.sigma, o.dims, msg, sizeof msg) == -1)
+        if (metrics_frechet(&fid, a.mu, a.sigma, b.mu, b.sigma, dims, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
         char r[64];
         metrics_repr(r, sizeof r, fid);
         if (o.json)
             printf("{\n    \"frechet_inception_distance\": %s,\n    \"n1\": %lld,\n"
-                   "    \"n2\": %lld,\n    \"dims\": %d,\n    \"resize\": \"%s\"%s\n}\n", r, (long long)a.n, (long long)b.n,
-                   o.dims, o.mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid"
-                                                                  : "torch-fidelity",
-                   net.synthetic ? ",\n    \"synthetic_weights\": true" : "");
+                   "    \"n2\": %lld,\n    \"dims\": %d,\n    \"resize\": \"%s\"%s\n}\n", r,
+                   (long long)a.n, (long long)b.n, dims, metrics_cli_resize_name(o.mode),
+                   net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
         else
             printf("FID:  %s\n", r);
         free(b.mu);

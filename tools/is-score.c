@@ -11,6 +11,7 @@
 
 #include "inception.h"
 #include "metrics.h"
+#include "metrics_cli.h"
 #include "nn.h"
 #include "util.h"
 
@@ -53,54 +54,22 @@ static void bad_usage(const char *what, const char *arg)
     usage(2);
 }
 
-struct ctx {
-    const struct inception *net;
-    float *logits;   /* (n, 1008) */
-    int64_t n, cap;
-    struct progress pr;
-    int verbose;
-};
-
-/* logits_unbiased row by row: independent of the batch and thread count */
-static int sink(void *p, const float *f, int n)
-{
-    struct ctx *c = p;
-    if (c->n + n > c->cap) {
-        c->cap = (c->n + n) * 2;
-        c->logits = xrealloc(c->logits, (size_t)c->cap * INCEPTION_CLASSES * sizeof(float));
-    }
-    for (int i = 0; i < n; i++)
-        nn_sgemm_serial(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
-                        f + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, c->net->fc_w,
-                        INCEPTION_DIMS, 0.0f, c->logits + (size_t)(c->n + i) * INCEPTION_CLASSES,
-                        INCEPTION_CLASSES);
-    c->n += n;
-    if (c->verbose)
-        progress_update(&c->pr, (long)c->n, NULL);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "splits", required_argument, NULL, 's' },
         { "no-samples-shuffle", no_argument, NULL, 'n' },
         { "seed", required_argument, NULL, 'S' },
-        { "batch-size", required_argument, NULL, 'b' },
-        { "threads", required_argument, NULL, 't' },
-        { "weights", required_argument, NULL, 'w' },
-        { "resize", required_argument, NULL, 'r' },
-        { "json", no_argument, NULL, 'j' },
-        { "verbose", no_argument, NULL, 'v' },
+        METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    enum inception_resize mode = INCEPTION_RESIZE_TORCH_FIDELITY;
-    const char *weights = NULL;
-    long splits = 10, seed = 2020, batch = 50, threads = 2;
-    int shuffle = 1, json = 0, verbose = 0, c;
-    char msg[1024], used[4096];
+    struct metrics_cli o;
+    long splits = 10, seed = 2020;
+    int shuffle = 1, c, res;
+    char msg[1024], desc[4352];
 
+    metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -114,43 +83,23 @@ int main(int argc, char **argv)
             if (util_parse_long(optarg, 0, 4294967295L, &seed) == -1)
                 bad_usage("--seed", optarg);
             break;
-        case 'b':
-            if (util_parse_long(optarg, 1, 4096, &batch) == -1)
-                bad_usage("--batch-size", optarg);
-            break;
-        case 't':
-            if (util_parse_long(optarg, 1, 256, &threads) == -1)
-                bad_usage("--threads", optarg);
-            break;
-        case 'w':
-            weights = optarg;
-            break;
-        case 'r':
-            if (strcmp(optarg, "pytorch-fid") == 0)
-                mode = INCEPTION_RESIZE_PYTORCH_FID;
-            else if (strcmp(optarg, "torch-fidelity") == 0)
-                mode = INCEPTION_RESIZE_TORCH_FIDELITY;
-            else
-                bad_usage("--resize", optarg);
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'v':
-            verbose = 1;
-            break;
         case 'h':
             usage(0);
             break;
         default:
-            usage(2);
+            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
+                usage(2);
+            if (res == -1) {
+                warnx("%s", msg);
+                usage(2);
+            }
         }
     }
     if (argc - optind != 1)
         usage(2);
     const char *path = argv[optind];
-    nn_blas_setup(argv, verbose);
-    nn_set_threads((int)threads);
+    nn_blas_setup(argv, o.verbose);
+    nn_set_threads(o.threads);
 
     struct metrics_input in;
     struct inception net;
@@ -159,42 +108,35 @@ int main(int argc, char **argv)
     if (in.kind == METRICS_STATS)
         errx(1, "%s: statistics (mu, sigma) carry no class predictions; give images or "
              "features", path);
-    if (inception_open(&net, weights, argv[0], used, sizeof used, msg, sizeof msg) == -1)
+    /* features inputs need the network too: its fc layer gives the logits */
+    if (metrics_cli_open_net(&net, &o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    if (verbose)
-        fprintf(stderr, "is-score: weights %s; preprocessing %s; batch %ld; %ld splits; %s; "
-                "%d threads\n", used, mode == INCEPTION_RESIZE_PYTORCH_FID
-                ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
-                : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)", batch, splits,
+    if (o.verbose)
+        fprintf(stderr, "is-score: %s; %ld splits; %s; %d threads\n", desc, splits,
                 shuffle ? "rows shuffled" : "rows in input order", nn_get_threads());
     if (net.synthetic)
-        warnx("warning: synthetic Inception weights: scores are NOT comparable with published "
-              "ones");
+        warnx(METRICS_CLI_SYNTHETIC_WARNING);
 
-    struct ctx cx;
-    memset(&cx, 0, sizeof cx);
-    cx.net = &net;
-    cx.verbose = verbose;
-    progress_init(&cx.pr, "is-score", path, (long)in.n);
-    if (metrics_input_features(&in, &net, (int)batch, mode, INCEPTION_DIMS, sink, &cx, msg,
-                               sizeof msg) == -1)
-        errx(1, "%s: %s", path, msg);
-    if (verbose)
-        progress_done(&cx.pr);
+    struct metrics_cli_sink sk;
+    memset(&sk, 0, sizeof sk);
+    sk.d = INCEPTION_DIMS;
+    sk.fc_w = net.fc_w;
+    if (metrics_cli_features(&sk, &in, path, &net, &o, "is-score", msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     double mean, std;
-    if (metrics_inception_score(&mean, &std, cx.logits, cx.n, INCEPTION_CLASSES, (int)splits,
+    if (metrics_inception_score(&mean, &std, sk.rows, sk.n, INCEPTION_CLASSES, (int)splits,
                                 shuffle, (uint32_t)seed, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
-    if (json) {
+    if (o.json) {
         char m[64], s[64];
         metrics_repr(m, sizeof m, mean);
         metrics_repr(s, sizeof s, std);
         printf("{\n    \"inception_score_mean\": %s,\n    \"inception_score_std\": %s,\n"
-               "    \"n\": %lld,\n    \"splits\": %ld%s\n}\n", m,
-               s, (long long)cx.n, splits, net.synthetic ? ",\n    \"synthetic_weights\": true" : "");
+               "    \"n\": %lld,\n    \"splits\": %ld%s\n}\n", m, s, (long long)sk.n, splits,
+               net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
     } else
         printf("inception_score_mean: %.7g\ninception_score_std: %.7g\n", mean, std);
-    free(cx.logits);
+    free(sk.rows);
     metrics_input_free(&in);
     inception_free(&net);
     if (fclose(stdout) != 0)

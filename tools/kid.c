@@ -11,8 +11,8 @@
 
 #include "inception.h"
 #include "metrics.h"
+#include "metrics_cli.h"
 #include "nn.h"
-#include "npy.h"
 #include "util.h"
 
 static const char usage_line[] =
@@ -55,55 +55,6 @@ static void bad_usage(const char *what, const char *arg)
     usage(2);
 }
 
-struct ctx {
-    int d;             /* feature width: 2048, or that of a feature-cache input */
-    float *f;          /* (n, d), collected */
-    int64_t n, cap;
-    FILE *out;         /* --save-features: streamed instead */
-    struct progress pr;
-    int verbose;
-};
-
-static int sink(void *p, const float *f, int n)
-{
-    struct ctx *c = p;
-    if (c->out != NULL) {
-        if (fwrite(f, sizeof(float) * c->d, n, c->out) != (size_t)n)
-            return -1;
-    } else {
-        if (c->n + n > c->cap) {
-            c->cap = (c->n + n) * 2;
-            c->f = xrealloc(c->f, (size_t)c->cap * c->d * sizeof(float));
-        }
-        memcpy(c->f + (size_t)c->n * c->d, f, (size_t)n * c->d * sizeof(float));
-    }
-    c->n += n;
-    if (c->verbose)
-        progress_update(&c->pr, (long)c->n, NULL);
-    return 0;
-}
-
-struct opts {
-    int batch, verbose;
-    enum inception_resize mode;
-};
-
-static void features(struct ctx *c, struct metrics_input *in, const char *path,
-                     const struct inception *net, const struct opts *o)
-{
-    char msg[1024];
-    c->verbose = o->verbose;
-    progress_init(&c->pr, "kid", path, (long)in->n);
-    if (metrics_input_features(in, net, o->batch, o->mode, c->d, sink, c, msg,
-                               sizeof msg) == -1) {
-        if (c->out != NULL && ferror(c->out))
-            errx(1, "writing features: write error");
-        errx(1, "%s: %s", path, msg);
-    }
-    if (o->verbose)
-        progress_done(&c->pr);
-}
-
 static void open_input(struct metrics_input *in, const char *path)
 {
     char msg[1024];
@@ -113,33 +64,23 @@ static void open_input(struct metrics_input *in, const char *path)
         errx(1, "%s: KID needs features or images, not statistics (mu, sigma)", path);
 }
 
-static int needs_net(const struct metrics_input *in)
-{
-    return in->kind == METRICS_IMAGES || in->kind == METRICS_FOLDER;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "subsets", required_argument, NULL, 'n' },
         { "subset-size", required_argument, NULL, 'm' },
         { "seed", required_argument, NULL, 'S' },
-        { "batch-size", required_argument, NULL, 'b' },
-        { "threads", required_argument, NULL, 't' },
-        { "weights", required_argument, NULL, 'w' },
-        { "resize", required_argument, NULL, 'r' },
         { "save-features", no_argument, NULL, 'F' },
-        { "json", no_argument, NULL, 'j' },
-        { "verbose", no_argument, NULL, 'v' },
+        METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct opts o = { 50, 0, INCEPTION_RESIZE_TORCH_FIDELITY };
-    const char *weights = NULL;
-    long subsets = 100, m = 0, seed = 2020, threads = 2, v;
-    int json = 0, save = 0, c;
-    char msg[1024], used[4096];
+    struct metrics_cli o;
+    long subsets = 100, m = 0, seed = 2020;
+    int save = 0, c, res;
+    char msg[1024], desc[4352];
 
+    metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
@@ -154,40 +95,19 @@ int main(int argc, char **argv)
             if (util_parse_long(optarg, 0, 4294967295L, &seed) == -1)
                 bad_usage("--seed", optarg);
             break;
-        case 'b':
-            if (util_parse_long(optarg, 1, 4096, &v) == -1)
-                bad_usage("--batch-size", optarg);
-            o.batch = (int)v;
-            break;
-        case 't':
-            if (util_parse_long(optarg, 1, 256, &threads) == -1)
-                bad_usage("--threads", optarg);
-            break;
-        case 'w':
-            weights = optarg;
-            break;
-        case 'r':
-            if (strcmp(optarg, "pytorch-fid") == 0)
-                o.mode = INCEPTION_RESIZE_PYTORCH_FID;
-            else if (strcmp(optarg, "torch-fidelity") == 0)
-                o.mode = INCEPTION_RESIZE_TORCH_FIDELITY;
-            else
-                bad_usage("--resize", optarg);
-            break;
         case 'F':
             save = 1;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'v':
-            o.verbose = 1;
             break;
         case 'h':
             usage(0);
             break;
         default:
-            usage(2);
+            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
+                usage(2);
+            if (res == -1) {
+                warnx("%s", msg);
+                usage(2);
+            }
         }
     }
     if (argc - optind != 2)
@@ -198,12 +118,12 @@ int main(int argc, char **argv)
         usage(2);
     }
     nn_blas_setup(argv, o.verbose);
-    nn_set_threads((int)threads);
+    nn_set_threads(o.threads);
     util_cleanup_signals();
 
     struct metrics_input ia, ib;
     struct inception net;
-    struct ctx ca, cb;
+    struct metrics_cli_sink ca, cb;
     memset(&net, 0, sizeof net);
     memset(&ib, 0, sizeof ib);
     memset(&ca, 0, sizeof ca);
@@ -214,38 +134,25 @@ int main(int argc, char **argv)
     /* pool3, or the width of feature caches (both sides must agree) */
     ca.d = cb.d = ia.kind == METRICS_FEATURES ? ia.d
                   : !save && ib.kind == METRICS_FEATURES ? ib.d : INCEPTION_DIMS;
-    if (ca.d != INCEPTION_DIMS && (needs_net(&ia) || (!save && needs_net(&ib))))
+    int needs_net = metrics_cli_needs_net(&ia) || (!save && metrics_cli_needs_net(&ib));
+    if (ca.d != INCEPTION_DIMS && needs_net)
         errx(1, "%s: features have %d columns; images give %d-d pool3 features",
              ia.kind == METRICS_FEATURES ? pa : pb, ca.d, INCEPTION_DIMS);
-    if (needs_net(&ia) || (!save && needs_net(&ib))) {
-        if (inception_open(&net, weights, argv[0], used, sizeof used, msg, sizeof msg) == -1)
+    if (needs_net) {
+        if (metrics_cli_open_net(&net, &o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
         if (o.verbose)
-            fprintf(stderr, "kid: weights %s; preprocessing %s; batch %d; %d threads\n", used,
-                    o.mode == INCEPTION_RESIZE_PYTORCH_FID
-                        ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
-                        : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
-                    o.batch, nn_get_threads());
+            fprintf(stderr, "kid: %s; %d threads\n", desc, nn_get_threads());
         if (net.synthetic)
-            warnx("warning: synthetic Inception weights: scores are NOT comparable with "
-                  "published ones");
+            warnx(METRICS_CLI_SYNTHETIC_WARNING);
     }
     if (save) {
-        struct outfile of;
-        int64_t shape[2] = { ia.n, ca.d };
-        if (outfile_open(&of, pb, msg, sizeof msg) == -1)
-            errx(1, "%s: %s", pb, msg);
-        if (npy_write_header(of.f, NPY_F32, 2, shape, msg, sizeof msg) == -1) {
-            outfile_abort(&of);
-            errx(1, "%s: %s", pb, msg);
-        }
-        ca.out = of.f;
-        features(&ca, &ia, pa, &net, &o);
-        if (outfile_commit(&of, msg, sizeof msg) == -1)
-            errx(1, "%s: %s", pb, msg);
+        if (metrics_cli_save_features(pb, &ia, pa, ca.d, &net, &o, "kid", msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
     } else {
-        features(&ca, &ia, pa, &net, &o);
-        features(&cb, &ib, pb, &net, &o);
+        if (metrics_cli_features(&ca, &ia, pa, &net, &o, "kid", msg, sizeof msg) == -1 ||
+            metrics_cli_features(&cb, &ib, pb, &net, &o, "kid", msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
         int64_t nmin = ca.n < cb.n ? ca.n : cb.n;
         if (m == 0) {
             m = 1000;
@@ -255,23 +162,24 @@ int main(int argc, char **argv)
             }
         }
         double mean, std;
-        if (metrics_kid(&mean, &std, ca.f, ca.n, cb.f, cb.n, ca.d, (int)subsets,
+        if (metrics_kid(&mean, &std, ca.rows, ca.n, cb.rows, cb.n, ca.d, (int)subsets,
                         (int)m, (uint32_t)seed, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
-        if (json) {
+        if (o.json) {
             char a[64], b[64];
             metrics_repr(a, sizeof a, mean);
             metrics_repr(b, sizeof b, std);
             printf("{\n    \"kernel_inception_distance_mean\": %s,\n"
                    "    \"kernel_inception_distance_std\": %s,\n    \"n1\": %lld,\n"
-                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld%s\n}\n", a, b, (long long)ca.n,
-                   (long long)cb.n, subsets, m, net.synthetic ? ",\n    \"synthetic_weights\": true" : "");
+                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld%s\n}\n",
+                   a, b, (long long)ca.n, (long long)cb.n, subsets, m,
+                   net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
         } else
             printf("kernel_inception_distance_mean: %.7g\nkernel_inception_distance_std: %.7g\n",
                    mean, std);
     }
-    free(ca.f);
-    free(cb.f);
+    free(ca.rows);
+    free(cb.rows);
     metrics_input_free(&ia);
     metrics_input_free(&ib);
     inception_free(&net);

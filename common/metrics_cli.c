@@ -1,0 +1,174 @@
+/* Shared plumbing of the metric tools; see metrics_cli.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics_cli.h"
+#include "nn.h"
+#include "npy.h"
+#include "util.h"
+
+void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = 50;
+    o->threads = 2;
+    o->mode = mode;
+}
+
+int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen)
+{
+    const char *what = NULL;
+    long v;
+    switch (c) {
+    case 'b':
+        if (util_parse_long(arg, 1, 4096, &v) == -1)
+            what = "--batch-size";
+        else
+            o->batch = (int)v;
+        break;
+    case 't':
+        if (util_parse_long(arg, 1, 256, &v) == -1)
+            what = "--threads";
+        else
+            o->threads = (int)v;
+        break;
+    case 'w':
+        o->weights = arg;
+        break;
+    case 'r':
+        if (strcmp(arg, "pytorch-fid") == 0)
+            o->mode = INCEPTION_RESIZE_PYTORCH_FID;
+        else if (strcmp(arg, "torch-fidelity") == 0)
+            o->mode = INCEPTION_RESIZE_TORCH_FIDELITY;
+        else
+            what = "--resize";
+        break;
+    case 'j':
+        o->json = 1;
+        break;
+    case 'v':
+        o->verbose = 1;
+        break;
+    default:
+        return 0;
+    }
+    if (what != NULL) {
+        snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
+        return -1;
+    }
+    return 1;
+}
+
+const char *metrics_cli_resize_name(enum inception_resize mode)
+{
+    return mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid" : "torch-fidelity";
+}
+
+int metrics_cli_needs_net(const struct metrics_input *in)
+{
+    return in->kind == METRICS_IMAGES || in->kind == METRICS_FOLDER;
+}
+
+int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         char *desc, size_t desclen, char *msg, size_t msglen)
+{
+    char used[4096];
+    if (inception_open(net, o->weights, argv0, used, sizeof used, msg, msglen) == -1)
+        return -1;
+    snprintf(desc, desclen, "weights %s; preprocessing %s; batch %d", used,
+             o->mode == INCEPTION_RESIZE_PYTORCH_FID
+                 ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
+                 : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
+             o->batch);
+    return 0;
+}
+
+struct sink_ctx {
+    struct metrics_cli_sink *s;
+    struct progress pr;
+    int verbose;
+};
+
+/* logits_unbiased row by row: independent of the batch and thread count */
+static int sink(void *p, const float *f, int n)
+{
+    struct sink_ctx *c = p;
+    struct metrics_cli_sink *s = c->s;
+    int w = s->fc_w != NULL ? INCEPTION_CLASSES : s->d;
+    if (s->out != NULL) {
+        if (fwrite(f, sizeof(float) * s->d, n, s->out) != (size_t)n)
+            return -1;
+    } else if (s->st != NULL) {
+        metrics_stats_add(s->st, f, n);
+    } else {
+        if (s->n + n > s->cap) {
+            s->cap = (s->n + n) * 2;
+            s->rows = xrealloc(s->rows, (size_t)s->cap * w * sizeof(float));
+        }
+        if (s->fc_w != NULL)
+            for (int i = 0; i < n; i++)
+                nn_sgemm_serial(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
+                                f + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, s->fc_w,
+                                INCEPTION_DIMS, 0.0f,
+                                s->rows + (size_t)(s->n + i) * INCEPTION_CLASSES,
+                                INCEPTION_CLASSES);
+        else
+            memcpy(s->rows + (size_t)s->n * w, f, (size_t)n * w * sizeof(float));
+    }
+    s->n += n;
+    if (c->verbose)
+        progress_update(&c->pr, (long)s->n, NULL);
+    return 0;
+}
+
+int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
+                         const char *path, const struct inception *net,
+                         const struct metrics_cli *o, const char *tool, char *msg,
+                         size_t msglen)
+{
+    struct sink_ctx c;
+    char m[1024];
+    c.s = s;
+    c.verbose = o->verbose;
+    progress_init(&c.pr, tool, path, (long)in->n);
+    if (metrics_input_features(in, net, o->batch, o->mode, s->d, sink, &c, m, sizeof m) == -1) {
+        if (s->out != NULL && ferror(s->out))
+            snprintf(msg, msglen, "writing features: write error");
+        else
+            snprintf(msg, msglen, "%s: %s", path, m);
+        return -1;
+    }
+    if (o->verbose)
+        progress_done(&c.pr);
+    return 0;
+}
+
+int metrics_cli_save_features(const char *out, struct metrics_input *in, const char *path,
+                              int d, const struct inception *net, const struct metrics_cli *o,
+                              const char *tool, char *msg, size_t msglen)
+{
+    struct metrics_cli_sink s;
+    struct outfile of;
+    int64_t shape[2] = { in->n, d };
+    char m[1024];
+    if (outfile_open(&of, out, m, sizeof m) == -1)
+        goto fail;
+    if (npy_write_header(of.f, NPY_F32, 2, shape, m, sizeof m) == -1) {
+        outfile_abort(&of);
+        goto fail;
+    }
+    memset(&s, 0, sizeof s);
+    s.d = d;
+    s.out = of.f;
+    if (metrics_cli_features(&s, in, path, net, o, tool, msg, msglen) == -1) {
+        outfile_abort(&of);
+        return -1;
+    }
+    if (outfile_commit(&of, m, sizeof m) == -1)
+        goto fail;
+    return 0;
+fail:
+    snprintf(msg, msglen, "%s: %s", out, m);
+    return -1;
+}

@@ -1,0 +1,66 @@
+/* What the metric tools (fid, is-score, kid) share: the Inception options, opening the
+   network, and streaming the features of one input to where the tool wants them, with the -v
+   progress line. Errors: -1 and one line in msg; nothing here prints but the progress line. */
+#ifndef METRICS_CLI_H
+#define METRICS_CLI_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "inception.h"
+#include "metrics.h"
+
+/* the options of every metric tool (the tool keeps -h/--help) */
+struct metrics_cli {
+    int batch, threads, verbose, json;   /* defaults 50, 2, 0, 0 */
+    enum inception_resize mode;          /* the tool's default */
+    const char *weights;                 /* NULL: inception_default_weights' search */
+};
+/* getopt_long entries for them; the values are those metrics_cli_opt takes */
+#define METRICS_CLI_LONGOPTS                                  \
+    { "batch-size", required_argument, NULL, 'b' },           \
+    { "threads", required_argument, NULL, 't' },              \
+    { "weights", required_argument, NULL, 'w' },              \
+    { "resize", required_argument, NULL, 'r' },               \
+    { "json", no_argument, NULL, 'j' },                       \
+    { "verbose", no_argument, NULL, 'v' }
+
+#define METRICS_CLI_SYNTHETIC_WARNING \
+    "warning: synthetic Inception weights: scores are NOT comparable with published ones"
+/* the JSON member a tool appends when the weights are synthetic */
+#define METRICS_CLI_JSON_SYNTHETIC ",\n    \"synthetic_weights\": true"
+
+void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode);
+/* getopt_long's c and optarg: 1 if c is one of the shared options (applied), 0 if it is not,
+   -1 if the value is bad (msg: "--batch-size: invalid value 'x'") */
+int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen);
+/* "pytorch-fid" or "torch-fidelity" */
+const char *metrics_cli_resize_name(enum inception_resize mode);
+/* images and folders go through the network; features and statistics do not */
+int metrics_cli_needs_net(const struct metrics_input *in);
+/* inception_open with o->weights; desc gets "weights W; preprocessing P; batch B" for -v */
+int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         char *desc, size_t desclen, char *msg, size_t msglen);
+
+/* Where the feature rows of one input go: streamed to out (float32), else added to st, else
+   collected in rows (n, d), or with fc_w as logits_unbiased rows (n, INCEPTION_CLASSES). */
+struct metrics_cli_sink {
+    int d;                     /* feature width */
+    FILE *out;                 /* --save-features */
+    struct metrics_stats *st;  /* fid */
+    const float *fc_w;         /* (1008, 2048) is-score */
+    float *rows;               /* collected (kid, is-score); free() it */
+    int64_t n, cap;            /* rows seen */
+};
+/* Streams the features of in (path for messages) into s; -v shows "tool: path" progress.
+   On -1 msg is complete: "path: problem", or "writing features: write error". */
+int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
+                         const char *path, const struct inception *net,
+                         const struct metrics_cli *o, const char *tool, char *msg,
+                         size_t msglen);
+/* --save-features: the features of in as float32 (n, d) .npy written atomically to out
+   (- is stdout). On -1 msg is complete and no file is left. */
+int metrics_cli_save_features(const char *out, struct metrics_input *in, const char *path,
+                              int d, const struct inception *net, const struct metrics_cli *o,
+                              const char *tool, char *msg, size_t msglen);
+#endif

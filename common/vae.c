@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "nn.h"
 #include "npy.h"
@@ -458,14 +457,6 @@ int vae_state_load(const struct vae *m, float *am, float *av, const struct st_fi
     char names[2 * VAE_NT][32];
     state_table(e, names, m, am, av);
     return st_load_entries(f, e, 2 * VAE_NT, 0, msg, msglen);
-}
-
-void vae_omp_passive(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY") != NULL)
-        return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv); /* on failure, run on as we are */
 }
 
 int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen)

@@ -108,13 +108,7 @@ int vae_state_save(const struct vae *m, const float *am, const float *av, const 
 int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
                    char *msg, size_t msglen);
 
-/* Shared by the vae tools. libgomp reads OMP_WAIT_POLICY once, at start-up: this re-executes
-   /proc/self/exe once with "passive" so that idle threads sleep at barriers instead of
-   spinning. On a busy machine (other jobs, or the other end of a pipe) spinning threads burn
-   the time slices their partner needs: measured 300 img/s training on 2 threads at load 17
-   spinning, 700-830 passive; when the machine is quiet the cost is a futex wake per parallel
-   region. A value the user set wins; if the exec fails, it returns and the tool runs on. */
-void vae_omp_passive(char **argv);
+/* Shared by the vae tools (nn_blas_setup does their OMP_WAIT_POLICY=passive re-exec). */
 /* npy_load_images, then insists on 32x32: t is uint8 (N,32,32,3); on -1 t holds nothing */
 int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
 /* outfile_open(path) and the .npy header of uint8 (n,32,32,3) images; on -1 nothing is left */

@@ -44,7 +44,6 @@ int main(int argc, char **argv)
     struct outfile of;
     char msg[160];
 
-    vae_omp_passive(argv);
     nn_blas_setup(argv, 0);
     while ((c = getopt_long(argc, argv, "m:d:o:S:b:t:h", lo, NULL)) != -1) {
         int res = 0;

@@ -37,7 +37,6 @@ int main(int argc, char **argv)
     char msg[160];
     int c;
 
-    vae_omp_passive(argv);
     nn_blas_setup(argv, 0);
     while ((c = getopt_long(argc, argv, "m:n:S:o:b:t:h", lo, NULL)) != -1) {
         int res = 0;

@@ -279,7 +279,6 @@ int main(int argc, char **argv)
     long total, perm_epoch = -1, done = 0;
     double t0;
 
-    vae_omp_passive(argv);
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);

@@ -25,6 +25,19 @@ struct metrics_cli {
     { "json", no_argument, NULL, 'j' },                       \
     { "verbose", no_argument, NULL, 'v' }
 
+/* --help lines of the shared options where --resize defaults to torch-fidelity (is-score, kid) */
+#define METRICS_CLI_HELP_TORCH_FIDELITY \
+    "  --json                print a JSON object instead\n" \
+    "  --batch-size N        images per batch (default 50)\n" \
+    "  --threads N           threads (default 2)\n" \
+    "  --weights PATH        FID Inception weights (.pth or .safetensors), or synthetic\n" \
+    "                        (scores NOT comparable with published ones). Default:\n" \
+    "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n" \
+    "                        next to bin/ or in the current directory (make weights)\n" \
+    "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n" \
+    "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n" \
+    "  -v, --verbose         settings and progress on stderr\n"
+
 #define METRICS_CLI_SYNTHETIC_WARNING \
     "warning: synthetic Inception weights: scores are NOT comparable with published ones"
 /* the JSON member a tool appends when the weights are synthetic */

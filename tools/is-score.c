@@ -34,16 +34,7 @@ static void usage(int status)
               "  --no-samples-shuffle  keep the input order (default: shuffle the rows with\n"
               "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
               "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
-              "  --json                print a JSON object instead\n"
-              "  --batch-size N        images per batch (default 50)\n"
-              "  --threads N           threads (default 2)\n"
-              "  --weights PATH        FID Inception weights (.pth or .safetensors), or synthetic\n"
-              "                        (scores NOT comparable with published ones). Default:\n"
-              "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n"
-              "                        next to bin/ or in the current directory (make weights)\n"
-              "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n"
-              "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n"
-              "  -v, --verbose         settings and progress on stderr\n",
+              METRICS_CLI_HELP_TORCH_FIDELITY,
               f);
     exit(status);
 }

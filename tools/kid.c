@@ -35,16 +35,7 @@ static void usage(int status)
               "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
               "                        that is less, with a note on stderr)\n"
               "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
-              "  --json                print a JSON object instead\n"
-              "  --batch-size N        images per batch (default 50)\n"
-              "  --threads N           threads (default 2)\n"
-              "  --weights PATH        FID Inception weights (.pth or .safetensors), or synthetic\n"
-              "                        (scores NOT comparable with published ones). Default:\n"
-              "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n"
-              "                        next to bin/ or in the current directory (make weights)\n"
-              "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n"
-              "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n"
-              "  -v, --verbose         settings and progress on stderr\n",
+              METRICS_CLI_HELP_TORCH_FIDELITY,
               f);
     exit(status);
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # The demo pipeline end to end (what `make demo` runs, minus the build): built-in data, a VAE,
+# a tiny DDPM from scratch with a learning-rate search, DDIM and DDPM sampling,
 # FID/IS/KID with synthetic Inception weights, grid, loss plot and report. A few minutes on
 # 2 cores. Runs in a scratch directory, so data/ and results/ of the checkout are untouched.
 load helpers
@@ -7,7 +8,7 @@ load helpers
 setup() {
     setup_tools
     for t in pipe mkdemo imgresize dsplit npyinfo vae-train vae-sample imgrid plot fid \
-        is-score kid report; do
+        is-score kid report ddpm-train ddpm-sample pick-best; do
         command -v "$t" > /dev/null || skip "tool $t not built yet"
     done
     cd "$BATS_TEST_TMPDIR"
@@ -22,7 +23,9 @@ png_size() {
 }
 
 @test "the demo pipeline runs end to end, then has nothing left to do" {
-    run -0 --separate-stderr pipe run -q "$REPO/pipelines/demo.yaml"
+    # the pipeline's paths are relative to where it runs; its UNet config is in the repo
+    P=(-P "unet_config=$REPO/pipelines/demo-unet.json")
+    run -0 --separate-stderr pipe run -q "$REPO/pipelines/demo.yaml" "${P[@]}"
     [ -z "$output" ]
     r=results/demo
     [ "$(npy_shape data/demo/demo-32-train.npy)" = "490,32,32,3" ]
@@ -34,8 +37,15 @@ png_size() {
     grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![VAE (10 epochs) samples](vae.png)' $r/report.md
     grep -Fq '![VAE training loss](vae-loss.png)' $r/report.md
-    run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml"
+    # the tiny DDPM: the learning-rate search kept one run, sampled both ways
+    grep -Eq '^picked results/demo/ddpm-lr(3e-4|1e-3) \(lowest fid\)$' $r/ddpm/picked.txt
+    [ "$(npy_shape $r/ddim.npy)" = "100,32,32,3" ]
+    [ "$(npy_shape $r/ddpm.npy)" = "100,32,32,3" ]
+    grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Fq '![DDPM training loss](ddpm-loss.png)' $r/report.md
+    run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml" "${P[@]}"
     [ "$stderr" = "pipe: $REPO/pipelines/demo.yaml: everything is up to date" ]
-    run -0 pipe status "$REPO/pipelines/demo.yaml" -P vae_epochs=11
+    run -0 pipe status "$REPO/pipelines/demo.yaml" "${P[@]}" -P vae_epochs=11
     [ "${lines[0]}" = "vae-train: param vae_epochs changed" ]
 }

@@ -93,7 +93,8 @@ close_bytes() {
 @test "ddpm-sample --save-dir writes a folder that samples the same" {
   T=$BATS_TEST_TMPDIR
   run -0 ddpm-sample --model "$FIX/unet/tiny_st_modern" --save-dir "$T/m"
-  [ -f "$T/m/config.json" ] && [ -f "$T/m/scheduler_config.json" ]
+  [ -f "$T/m/config.json" ]
+  [ -f "$T/m/scheduler_config.json" ]
   [ -f "$T/m/diffusion_pytorch_model.safetensors" ]
   ddpm-sample --model "$T/m" -n 2 --steps 3 -o "$T/a.npy"
   ddpm-sample --model "$M" -n 2 --steps 3 -o "$T/b.npy"

@@ -102,5 +102,6 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     for s in train val test; do
         [ -z "$(int64s "$D/pets-8-$s-labels.npy" | tr ' ' '\n' | grep -v '^0$')" ]
     done
-    [ -d "$D/pets/images" ] && [ -f "$D/pets/annotations/trainval.txt" ]
+    [ -d "$D/pets/images" ]
+    [ -f "$D/pets/annotations/trainval.txt" ]
 }

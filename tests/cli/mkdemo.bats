@@ -28,11 +28,15 @@ png_dims() {
     run -0 mkdemo -n 12 -o demo
     [ -z "$output" ]
     [ "$(ls demo | wc -l)" -eq 12 ]
-    [ -e demo/flower_0000.png ] && [ -e demo/flower_0011.png ]
+    [ -e demo/flower_0000.png ]
+    [ -e demo/flower_0011.png ]
     sizes=""
     for f in demo/*.png; do
         read -r w h <<< "$(png_dims "$f")"
-        [ "$w" -ge 64 ] && [ "$w" -le 96 ] && [ "$h" -ge 48 ] && [ "$h" -le 96 ]
+        [ "$w" -ge 64 ]
+        [ "$w" -le 96 ]
+        [ "$h" -ge 48 ]
+        [ "$h" -le 96 ]
         sizes="$sizes $w"x"$h"
     done
     [ "$(echo $sizes | tr ' ' '\n' | sort -u | wc -l)" -gt 1 ] # varied

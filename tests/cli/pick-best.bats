@@ -29,7 +29,8 @@ setup() {
 @test "pick-best: a JSON without the key, or without its folder, is an error and leaves nothing" {
     run -1 --separate-stderr pick-best -k is -o best r1.json
     [ "$stderr" = 'pick-best: r1.json: no number for "is"' ]
-    [ ! -e best ] && [ ! -e best.tmp ]
+    [ ! -e best ]
+    [ ! -e best.tmp ]
     rm -r r2
     run -1 --separate-stderr pick-best -o best r1.json r2.json
     [ "$stderr" = "pick-best: r2: no model folder next to r2.json" ]

@@ -30,7 +30,8 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     head -c 64 "$D/a.npy" | grep -aq "'descr': '|u1'"
     [ "$(stat -c %s "$D/a.npy")" -eq $((128 + 5 * 3072)) ]
     run -0 --separate-stderr vae-sample --model "$M" -n 5 --seed 1 -o "$D/b.npy"
-    [ -z "$output" ] && [ -z "$stderr" ]
+    [ -z "$output" ]
+    [ -z "$stderr" ]
     cmp "$D/a.npy" "$D/b.npy"
 }
 

@@ -32,7 +32,8 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -0 --separate-stderr vae-train "${TRAIN[@]}" --val "$V/val.npy" -o "$D/m.safetensors" \
         --epochs 2 --log "$D/log.csv"
     [ -z "$output" ]
-    [ -s "$D/m.safetensors" ] && [ -s "$D/m.state.safetensors" ]
+    [ -s "$D/m.safetensors" ]
+    [ -s "$D/m.state.safetensors" ]
     [ "$(head -1 "$D/log.csv")" = "step,epoch,loss,recon,kl,val_loss,lr,seconds" ]
     [ "$(wc -l < "$D/log.csv")" -eq 7 ]          # header + 2 epochs x ceil(40/16) steps
     [ "$(cut -d, -f6 "$D/log.csv" | grep -c .)" -eq 3 ]  # val_loss at each epoch end
@@ -95,12 +96,14 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [ "$rc" -eq 130 ]
     grep -q "^vae-train: interrupted at step [0-9]* of 200" "$D/err"
     step=$(sed -n 's/^vae-train: interrupted at step \([0-9]*\) of 200.*/\1/p' "$D/err")
-    [ "$step" -ge 3 ] && [ "$step" -lt 200 ]
+    [ "$step" -ge 3 ]
+    [ "$step" -lt 200 ]
     [ -s "$D/int.safetensors" ]
     run -1 cmp -s "$D/full.safetensors" "$D/int.safetensors"
     vae-train "${args[@]}" -o "$D/int.safetensors" --resume
     cmp "$D/full.safetensors" "$D/int.safetensors"
-    [ -z "$(ls "$D" | grep XXXX)" ] && [ -z "$(ls "$D" | grep '\.safetensors\.')" ]
+    [ -z "$(ls "$D" | grep XXXX)" ]
+    [ -z "$(ls "$D" | grep '\.safetensors\.')" ]
 }
 
 @test "vae-train --resume refuses changed hyper-parameters and other data" {

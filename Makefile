@@ -29,6 +29,7 @@ LIB        := $(BUILD)/libcommon.a
 
 .PHONY: all deps test sanitize bench demo clean install weights flowers-eval pets-eval
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(TOOLS) $(SCRIPTS:tools/%=$(BIN)/%)
 

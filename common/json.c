@@ -489,3 +489,15 @@ void json_write_string(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+struct json *json_load(const char *path, char *msg, size_t msglen)
+{
+    unsigned char *buf;
+    size_t len;
+    struct json *j;
+    if (util_read_file(path, &buf, &len, msg, msglen) == -1)
+        return NULL;
+    j = json_parse((const char *)buf, len, msg, msglen);
+    free(buf);
+    return j;
+}

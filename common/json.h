@@ -20,6 +20,8 @@ struct json {
 /* Parses exactly one value (surrounding white space allowed). Returns NULL and fills msg
    ("json: line 3: expected ':'") on error. Duplicate object keys are an error. */
 struct json *json_parse(const char *text, size_t len, char *msg, size_t msglen);
+/* Reads and parses a whole file ("-" = stdin); NULL and msg on a read or parse error. */
+struct json *json_load(const char *path, char *msg, size_t msglen);
 void json_free(struct json *j);
 /* object member by key, or NULL */
 const struct json *json_get(const struct json *obj, const char *key);

@@ -114,19 +114,10 @@ int sched_config_parse(struct sched_config *c, const struct json *j, char *msg, 
 
 int sched_config_load(struct sched_config *c, const char *path, char *msg, size_t msglen)
 {
-    unsigned char *buf;
-    size_t len;
-    struct json *j;
-    char m[160];
+    struct json *j = json_load(path, msg, msglen);
     int rc;
-    if (util_read_file(path, &buf, &len, msg, msglen) == -1)
+    if (j == NULL)
         return -1;
-    j = json_parse((const char *)buf, len, m, sizeof m);
-    free(buf);
-    if (j == NULL) {
-        snprintf(msg, msglen, "%s", m);
-        return -1;
-    }
     rc = sched_config_parse(c, j, msg, msglen);
     json_free(j);
     return rc;

@@ -689,32 +689,33 @@ int main(int argc, char **argv)
         }
     }
     r.seconds += util_now() - t0;
+    int rc = 0;
     if (stop) {
         if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
             save_ckpt(&r, &o);
         save_model(&r, o.out);
-        eval_ref_remove(&r);
-        if (log != NULL && fclose(log) != 0)
-            err(1, "%s", o.log);
-        warnx("interrupted at step %ld of %ld; saved %s/checkpoint-%ld (continue with "
-              "--resume-from-checkpoint latest)", r.tr.step, r.total, o.out, r.tr.step);
-        return 128 + stop;
-    }
-    save_model(&r, o.out);
-    if (o.final_json != NULL) {
-        if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
-            evaluate(&r, &o, &sc);
-        write_json(o.final_json, &r, &sc, loss_n ? loss_sum / loss_n : NAN);
+        rc = 128 + stop;
+    } else {
+        save_model(&r, o.out);
+        if (o.final_json != NULL) {
+            if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
+                evaluate(&r, &o, &sc);
+            write_json(o.final_json, &r, &sc, loss_n ? loss_sum / loss_n : NAN);
+        }
     }
     eval_ref_remove(&r);
     if (log != NULL && fclose(log) != 0)
         err(1, "%s", o.log);
-    if (!o.quiet)
+    if (rc != 0)
+        warnx("interrupted at step %ld of %ld; saved %s/checkpoint-%ld (continue with "
+              "--resume-from-checkpoint latest)", r.tr.step, r.total, o.out, r.tr.step);
+    else if (!o.quiet)
         progress_done(&pg);
+    /* freed on the interrupt path too, so leak checkers see a clean exit */
     free(r.x0), free(r.noise), free(r.t), free(r.perm);
     ddpm_train_free(&r.tr);
     sched_free(&r.s);
     unet_free(&r.u);
     npy_free(&r.data);
-    return 0;
+    return rc;
 }

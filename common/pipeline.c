@@ -34,26 +34,6 @@ static void sb_add(struct sb *b, const char *s, size_t n)
     b->s[b->n] = '\0';
 }
 
-static void list_add(char ***v, int *n, const char *s)
-{
-    *v = xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = xstrdup(s);
-}
-
-static void list_free(char **v, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static int list_find(char **v, int n, const char *s)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0)
-            return i;
-    return -1;
-}
 
 /* ---- YAML to stages ----------------------------------------------------------------------- */
 
@@ -140,7 +120,7 @@ static int valid_name(const char *s, int ident)
 
 static int param_index(const struct pipeline *p, const char *name)
 {
-    return list_find(p->param_name, p->n_params, name);
+    return strv_find(p->param_name, p->n_params, name);
 }
 
 /* Replaces ${name}, ${item}, ${item.F} and ${key}; "\${" is a literal "${". Records params
@@ -200,8 +180,8 @@ static char *interp(struct ctx *c, const char *s, int line, const struct ivars *
                 goto bad;
             }
             val = c->p->param_value[k];
-            if (list_find(c->used, c->n_used, name) < 0)
-                list_add(&c->used, &c->n_used, name);
+            if (strv_find(c->used, c->n_used, name) < 0)
+                strv_add(&c->used, &c->n_used, name);
         }
         if (iv->item != NULL || iv->imap != NULL || iv->key != NULL) {
             /* foreach values may name params themselves: one more pass, without items */
@@ -259,9 +239,9 @@ static void stage_free(struct pipe_stage *s)
     free(s->name);
     free(s->group);
     free(s->cmd);
-    list_free(s->deps, s->n_deps);
-    list_free(s->outs, s->n_outs);
-    list_free(s->params, s->n_params);
+    strv_free(s->deps, s->n_deps);
+    strv_free(s->outs, s->n_outs);
+    strv_free(s->params, s->n_params);
     free(s->dep_line);
     free(s->out_line);
     free(s->up);
@@ -295,7 +275,7 @@ static int parse_paths(struct ctx *c, yaml_node_t *n, const struct ivars *iv, co
             return -1;
         }
         free(s);
-        if (list_find(*v, *count, p) >= 0) {
+        if (strv_find(*v, *count, p) >= 0) {
             fail(c, line_of(e), "'%s' is listed twice in %s", p, what);
             free(p);
             return -1;
@@ -350,7 +330,7 @@ static int parse_body(struct ctx *c, yaml_node_t *m, const char *name, const cha
     int have_cmd = 0;
     if (check_mapping(c, m, "a stage") == -1)
         return -1;
-    list_free(c->used, c->n_used);
+    strv_free(c->used, c->n_used);
     c->used = NULL;
     c->n_used = 0;
     s.name = xstrdup(name);
@@ -378,8 +358,8 @@ static int parse_body(struct ctx *c, yaml_node_t *m, const char *name, const cha
                 if (scalar(e) == NULL || param_index(c->p, scalar(e)) < 0)
                     rc = scalar(e) ? fail(c, line_of(e), "undefined param '%s'", scalar(e))
                                    : fail(c, line_of(e), "'params' must be a list of names");
-                else if (list_find(c->used, c->n_used, scalar(e)) < 0)
-                    list_add(&c->used, &c->n_used, scalar(e));
+                else if (strv_find(c->used, c->n_used, scalar(e)) < 0)
+                    strv_add(&c->used, &c->n_used, scalar(e));
             }
         } else if (strcmp(key, "always_changed") == 0 || strcmp(key, "persist") == 0) {
             const char *b = scalar(v);
@@ -496,7 +476,7 @@ static int parse_params(struct ctx *c, yaml_node_t *m)
         if (scalar(v) == NULL)
             return fail(c, line_of(v), "param '%s' must be a scalar, not %s", scalar(k),
                         kind(v));
-        list_add(&p->param_name, &p->n_params, scalar(k));
+        strv_add(&p->param_name, &p->n_params, scalar(k));
         p->param_value = xrealloc(p->param_value, p->n_params * sizeof *p->param_value);
         p->param_value[p->n_params - 1] = xstrdup(is_null(v) ? "" : scalar(v));
         p->param_line = xrealloc(p->param_line, p->n_params * sizeof *p->param_line);
@@ -754,7 +734,7 @@ int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over,
             yaml_document_delete(&d2);
         }
     }
-    list_free(c.used, c.n_used);
+    strv_free(c.used, c.n_used);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     free(buf);
@@ -776,8 +756,8 @@ void pipeline_free(struct pipeline *p)
     for (int i = 0; i < p->n_stages; i++)
         stage_free(&p->stages[i]);
     free(p->stages);
-    list_free(p->param_name, p->n_params);
-    list_free(p->param_value, p->n_params);
+    strv_free(p->param_name, p->n_params);
+    strv_free(p->param_value, p->n_params);
     free(p->param_line);
     free(p->path);
     memset(p, 0, sizeof *p);

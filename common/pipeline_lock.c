@@ -226,26 +226,6 @@ int pipe_hash_path(const char *path, uint64_t *h, char *msg, size_t msglen)
 
 /* ---- small string lists (as in pipeline.c) ---------------------------------------------- */
 
-static void list_add(char ***v, int *n, const char *s)
-{
-    *v = xrealloc(*v, (*n + 1) * sizeof **v);
-    (*v)[(*n)++] = xstrdup(s);
-}
-
-static void list_free(char **v, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static int list_find(char **v, int n, const char *s)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0)
-            return i;
-    return -1;
-}
 
 /* ---- lock file --------------------------------------------------------------------------- */
 
@@ -267,9 +247,9 @@ char *pipeline_lock_path(const char *yaml_path)
 
 void pipeline_lock_clear(struct pipe_lock *l)
 {
-    list_free(l->deps, l->n_deps);
-    list_free(l->outs, l->n_outs);
-    list_free(l->params, l->n_params);
+    strv_free(l->deps, l->n_deps);
+    strv_free(l->outs, l->n_outs);
+    strv_free(l->params, l->n_params);
     free(l->dep_h);
     free(l->out_h);
     free(l->param_h);
@@ -280,7 +260,7 @@ static void lock_add(char ***v, uint64_t **h, int *n, const char *name, uint64_t
 {
     *h = xrealloc(*h, (*n + 1) * sizeof **h);
     (*h)[*n] = hash;
-    list_add(v, n, name);
+    strv_add(v, n, name);
 }
 
 /* Lock format, one record per line, a stage's records between "stage NAME" and "end":
@@ -399,7 +379,7 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
 
 static uint64_t param_hash(const struct pipeline *p, const char *name)
 {
-    const char *v = p->param_value[list_find(p->param_name, p->n_params, name)];
+    const char *v = p->param_value[strv_find(p->param_name, p->n_params, name)];
     return pipe_hash(v, strlen(v), 0);
 }
 
@@ -429,7 +409,7 @@ int pipeline_lock_update(struct pipeline *p, int i, char *msg, size_t msglen)
     return 0;
 }
 
-static int lock_index(char **v, int n, const char *s) { return list_find(v, n, s); }
+static int lock_index(char **v, int n, const char *s) { return strv_find(v, n, s); }
 
 int pipeline_stale(struct pipeline *p, int i, char *why, size_t whylen)
 {
@@ -476,7 +456,7 @@ int pipeline_stale(struct pipeline *p, int i, char *why, size_t whylen)
             STALE("dep %s changed", s->deps[k]);
     }
     for (int k = 0; k < l->n_deps && !stale; k++)
-        if (list_find(s->deps, s->n_deps, l->deps[k]) < 0)
+        if (strv_find(s->deps, s->n_deps, l->deps[k]) < 0)
             STALE("dep %s removed", l->deps[k]);
     for (int k = 0; k < s->n_outs && !stale; k++) {
         int j = lock_index(l->outs, l->n_outs, s->outs[k]), rc;
@@ -496,10 +476,10 @@ int pipeline_stale(struct pipeline *p, int i, char *why, size_t whylen)
             STALE("out %s changed", s->outs[k]);
     }
     for (int k = 0; k < l->n_outs && !stale; k++)
-        if (list_find(s->outs, s->n_outs, l->outs[k]) < 0)
+        if (strv_find(s->outs, s->n_outs, l->outs[k]) < 0)
             STALE("out %s removed", l->outs[k]);
     for (int k = 0; k < l->n_params && !stale; k++)
-        if (list_find(s->params, s->n_params, l->params[k]) < 0)
+        if (strv_find(s->params, s->n_params, l->params[k]) < 0)
             STALE("param %s removed", l->params[k]);
 #undef STALE
     if (!stale && whylen > 0)

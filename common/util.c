@@ -258,6 +258,27 @@ int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg
     return 0;
 }
 
+void strv_add(char ***v, int *n, const char *s)
+{
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+}
+
+void strv_free(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int strv_find(char **v, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return i;
+    return -1;
+}
+
 double util_now(void)
 {
     struct timespec t;

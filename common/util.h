@@ -42,6 +42,11 @@ int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg
 /* Reads exactly n bytes; -1 with "truncated: want N bytes, got M" on a short read. */
 int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen);
 
+/* A growable array of malloc'd strings: (*v, *n) start as (NULL, 0). */
+void strv_add(char ***v, int *n, const char *s);
+void strv_free(char **v, int n);
+int strv_find(char **v, int n, const char *s); /* index, or -1 */
+
 double util_now(void); /* monotonic seconds */
 int util_is_dir(const char *path);
 int util_exists(const char *path);

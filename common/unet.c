@@ -305,6 +305,11 @@ void unet_free(struct unet *u)
     free(u->scratch);
     free(u->wino);
     free(u->wino_ok);
+    for (int i = 0; u->wino_v != NULL && i < u->n_entries; i++)
+        free(u->wino_v[i]);
+    free(u->wino_v);
+    free(u->wino_v_cap);
+    free(u->wino_v_batch);
     memset(u, 0, sizeof *u);
 }
 
@@ -473,13 +478,11 @@ void unet_alloc_acts(struct unet *u, int B)
 
 /* ---- forward ---- */
 
-static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
-                  int B, int C, int H, int W, int OC)
+/* the entry of parameter pointer w: entries are in parameter order */
+static int entry_of(const struct unet *u, const float *w)
 {
-    size_t k = (size_t)(w - u->params);
     int lo = 0, hi = u->n_entries - 1;
-    assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
-    while (lo < hi) { /* the entry of w: entries are in parameter order */
+    while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
         if (u->entries[mid].ptr <= w)
             lo = mid;
@@ -487,12 +490,55 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
             hi = mid - 1;
     }
     assert(u->entries[lo].ptr == w);
+    return lo;
+}
+
+void unet_keep_wino_inputs(struct unet *u)
+{
+    if (u->keep_v)
+        return;
+    u->keep_v = 1;
+    u->wino_v = xcalloc((size_t)u->n_entries, sizeof *u->wino_v);
+    u->wino_v_cap = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_cap);
+    u->wino_v_batch = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_batch);
+}
+
+const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
+{
+    if (!u->keep_v)
+        return NULL;
+    int e = entry_of(u, w);
+    return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
+}
+
+static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
+                  int B, int C, int H, int W, int OC)
+{
+    size_t k = (size_t)(w - u->params);
+    int e = entry_of(u, w);
+    assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
     if (u->wino == NULL)
         u->wino = xmalloc(4 * u->n_params * sizeof(float));
-    if (!u->wino_ok[lo]) {
+    if (!u->wino_ok[e]) {
         unet_wino_weights(u->wino + 4 * k, w, C, OC);
-        u->wino_ok[lo] = 1;
+        u->wino_ok[e] = 1;
     }
+    /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
+       gradient reads; batches of 16 always are */
+    size_t nv = unet_wino_tiles(B, C, H, W);
+    if (u->keep_v && nv == (size_t)36 * C * B * ((H + 3) / 4) * ((W + 3) / 4)) {
+        if (u->wino_v_cap[e] < nv) { /* the first training step only */
+            free(u->wino_v[e]);
+            u->wino_v[e] = xmalloc(nv * sizeof(float));
+            u->wino_v_cap[e] = nv;
+        }
+        unet_wino_conv3_keep(out, u->scratch, u->wino_v[e], in, u->wino + 4 * k, b, B, C, H,
+                             W, OC);
+        u->wino_v_batch[e] = B;
+        return;
+    }
+    if (u->keep_v)
+        u->wino_v_batch[e] = 0;
     unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, C, H, W, OC);
 }
 

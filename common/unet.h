@@ -142,6 +142,12 @@ struct unet {
     float *wino;                   /* 4 * n_params: a 3x3 weight at params + k has its
                                       transform at wino + 4k */
     unsigned char *wino_ok;        /* n_entries: transform is current */
+    /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
+       (36,C,T) for the weight gradient, which needs exactly them */
+    int keep_v;
+    float **wino_v;                /* n_entries: kept tiles or NULL */
+    size_t *wino_v_cap;            /* n_entries: floats allocated */
+    int *wino_v_batch;             /* n_entries: batch of the last forward's tiles, 0: none */
     size_t n_scratch;
     float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
     float *t_in;                   /* (B) timesteps as float */
@@ -186,6 +192,16 @@ size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
 void unet_wino_weights(float *U, const float *w, int C, int OC);
 void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
                      const float *b, int N, int C, int H, int W, int OC);
+/* The same with the transformed input tiles V (36,C,T) written to v (unet_wino_tiles(N,C,H,W)
+   floats) instead of the scratch, which then needs only its M part. */
+size_t unet_wino_tiles(int N, int C, int H, int W);
+void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
+                          const float *U, const float *b, int N, int C, int H, int W, int OC);
+/* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
+   forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
+   forward made them for batch B with T = B * tiles per image (no padding), else NULL. */
+void unet_keep_wino_inputs(struct unet *u);
+const float *unet_kept_tiles(const struct unet *u, const float *w, int B);
 /* The forward keeps Winograd-transformed copies of the 3x3 weights (4x their size), made on
    first use: call this after changing u->params (loading, an optimizer step). */
 void unet_weights_changed(struct unet *u);

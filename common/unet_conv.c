@@ -134,14 +134,18 @@ void unet_wino_weights(float *U, const float *w, int C, int OC)
         }
 }
 
-void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
-                     const float *b, int N, int C, int H, int W, int OC)
+size_t unet_wino_tiles(int N, int C, int H, int W)
+{
+    return 36 * (size_t)C * wino_cols(N, ((H + TS - 1) / TS) * ((W + TS - 1) / TS));
+}
+
+/* V (36,C,T) the input tiles, M (36,OC,T) the products */
+static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
+                       const float *b, int N, int C, int H, int W, int OC)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, T = wino_cols(N, tpi); /* tiles, padded to chunks */
     int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
-    float *V = scratch;                          /* (36, C, T) */
-    float *M = V + 36 * (size_t)C * T;           /* (36, OC, T) */
 
     /* input tiles, in place in V: first the 6x6 patches de-interleaved per (image, channel)
        (slot i*6+j holds d[i][j] of every tile, contiguous over the tiles of all images),
@@ -211,4 +215,16 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
                             row[tx * TS + j] = m[j * ps + tx] + bias;
                 }
         }
+}
+
+void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
+                     const float *b, int N, int C, int H, int W, int OC)
+{
+    wino_conv3(out, scratch, scratch + unet_wino_tiles(N, C, H, W), in, U, b, N, C, H, W, OC);
+}
+
+void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
+                          const float *U, const float *b, int N, int C, int H, int W, int OC)
+{
+    wino_conv3(out, v, scratch, in, U, b, N, C, H, W, OC);
 }

@@ -100,6 +100,7 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
     memset(g, 0, sizeof *g);
     if (u->max_batch < B)
         unet_alloc_acts(u, B);
+    unet_keep_wino_inputs(u);
     grad_sizes(u, &z, B);
     g->max_batch = B;
     g->n_skips = z.ns;
@@ -245,18 +246,21 @@ static size_t wg_scratch(int B, int C, int H, int W, int OC)
     return 36 * ((size_t)C * T + (size_t)OC * T + (size_t)OC * C);
 }
 
-/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of wg_scratch */
-static void wino_dw(float *dw, float *scratch, const float *dout, const float *in, int B, int C,
-                    int H, int W, int OC)
+/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of wg_scratch.
+   kept: the input's tiles (36,C,T) as the forward made them (unet_kept_tiles), or NULL to
+   transform in here. */
+static void wino_dw(float *dw, float *scratch, const float *kept, const float *dout,
+                    const float *in, int B, int C, int H, int W, int OC)
 {
     int th = (H + 3) / 4, tw = (W + 3) / 4, tpi = th * tw;
     size_t T = (size_t)B * tpi, HW = (size_t)H * W;
     float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
+    const float *Vr = kept != NULL ? kept : V;
 
     /* planes are copied zero-padded (pad 1 before, up to the tile grid after) so the tiles
        read without bounds checks; larger planes than WG_PLANE take the checked path */
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < (kept != NULL ? 0 : B); b++)
         for (int c = 0; c < C; c++) {
             const float *x = in + ((size_t)b * C + c) * HW;
             float pl[WG_PLANE];
@@ -367,7 +371,7 @@ static void wino_dw(float *dw, float *scratch, const float *dout, const float *i
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < 36; p++)
         nn_sgemm_serial(0, 1, OC, C, (int)T, 1.0f, M + (size_t)p * OC * T, (int)T,
-                        V + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
+                        Vr + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
     /* dW = G^T S G per (o, c), vector operations over c */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int o = 0; o < OC; o++)
@@ -413,7 +417,7 @@ static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *d
         unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
     }
     assert(wg_scratch(B, C, H, W, OC) <= gr->n_wscr);
-    wino_dw(dw, gr->wscr, dout, in, B, C, H, W, OC);
+    wino_dw(dw, gr->wscr, unet_kept_tiles(u, w, B), dout, in, B, C, H, W, OC);
     {
         size_t HW = (size_t)H * W;
 #pragma omp parallel for schedule(static)
@@ -427,7 +431,6 @@ static void conv3_bwd(struct unet *u, struct unet_grad *gr, float *din, float *d
             db[o] += s;
         }
     }
-    (void)u;
 }
 
 static void norm_bwd(float *grads, const struct unet *u, const struct unet_norm *n, float *din,

@@ -7,10 +7,12 @@
 
 #include "nn.h"
 #include "npy.h"
+#include "rng.h"
 #include "sched.h"
 #include "test.h"
 #include "unet.h"
 #include "unet_train.h"
+#include "util.h"
 
 #define FIX "tests/fixtures/unet_grad/"
 
@@ -49,6 +51,58 @@ static double excess(const float *got, const float *want, size_t n, double rel, 
         }
     }
     return worst;
+}
+
+/* At batch 16 the forward keeps each 3x3 conv's input tiles for the weight gradient; the
+   gradients must equal those with the tiles transformed again in the backward (the path the
+   PyTorch goldens above check at batches 2 and 3, where the tiles are padded and not kept). */
+static void test_kept_tiles(const char *name)
+{
+    enum { B = 16 };
+    char path[256], msg[160];
+    struct unet u;
+    struct sched s;
+    struct ddpm_train tr;
+    struct rng r;
+    int t[B];
+    double worst = 0;
+
+    snprintf(path, sizeof path, FIX "%s", name);
+    if (unet_load_dir(&u, path, msg, sizeof msg) == -1) {
+        CHECK(0, "%s: %s", path, msg);
+        return;
+    }
+    size_t n = (size_t)B * u.cfg.in_channels * u.cfg.sample_size * u.cfg.sample_size;
+    float *x0 = xmalloc(n * sizeof(float)), *noise = xmalloc(n * sizeof(float));
+    float *kept = xmalloc(u.n_params * sizeof(float));
+    rng_seed(&r, 7);
+    rng_normal_fill(&r, x0, n);
+    rng_normal_fill(&r, noise, n);
+    for (int b = 0; b < B; b++)
+        t[b] = (int)rng_below(&r, 1000);
+    default_sched(&s);
+    ddpm_train_init(&tr, &u, B, 0);
+    float l1 = ddpm_train_loss_grad(&tr, &s, x0, noise, t, B);
+    int used = unet_kept_tiles(&u, u.conv_in_w, B) != NULL;
+    memcpy(kept, tr.grads, u.n_params * sizeof(float));
+    u.keep_v = 0;
+    float l2 = ddpm_train_loss_grad(&tr, &s, x0, noise, t, B);
+    for (int i = 0; i < u.n_entries; i++) {
+        size_t k = (size_t)(u.entries[i].ptr - u.params), m = 1, at = 0;
+        for (int d = 0; d < u.entries[i].ndim; d++)
+            m *= (size_t)u.entries[i].shape[d];
+        double x = excess(kept + k, tr.grads + k, m, 1e-5, &at);
+        if (x > worst)
+            worst = x;
+    }
+    CHECK(used && l1 == l2 && worst <= 1, "%s: batch %d, gradients with the forward's kept "
+          "Winograd tiles equal the recomputed ones within 1e-5 (worst %.3g of the tolerance)",
+          name, B, worst);
+    u.keep_v = 1;
+    ddpm_train_free(&tr);
+    sched_free(&s);
+    unet_free(&u);
+    free(x0), free(noise), free(kept);
 }
 
 /* every gradient of a model folder's config vs the npz */
@@ -284,6 +338,8 @@ int main(void)
     test_config("tiny");
     test_config("small");
     test_fd();
+    test_kept_tiles("tiny");
+    test_kept_tiles("small");
     test_full();
     return test_done();
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "nn_math.h"
 #include "util.h"
 
 #define GP(p) ((p) != NULL ? grads + ((p) - u->params) : NULL)
@@ -200,41 +201,45 @@ static inline void wg_g(float *o, const float *g, int si, int so)
    swapped, i.e. the kernel of the data gradient (a conv OC -> C) in unet_wino_conv3's layout.
    Vector operations over oc, in chunks of WG_VEC. */
 #define WG_VEC 64
+#define WG_CB 16
 static void wg_flip_weights(float *U, const float *w, int C, int OC)
 {
     const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+    /* c innermost within a task: the n rows of w are then read as n sequential streams, not
+       one 36-byte piece per cache line and visit */
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int o0 = 0; o0 < OC; o0 += WG_VEC) {
-            int n = OC - o0 < WG_VEC ? OC - o0 : WG_VEC;
-            float f[9][WG_VEC], t[6][3][WG_VEC];
-            for (int k = 0; k < 9; k++)
+    for (int o0 = 0; o0 < OC; o0 += WG_VEC)
+        for (int c0 = 0; c0 < C; c0 += WG_CB)
+            for (int c = c0; c < C && c < c0 + WG_CB; c++) {
+                int n = OC - o0 < WG_VEC ? OC - o0 : WG_VEC;
+                float f[9][WG_VEC], t[6][3][WG_VEC];
                 for (int i = 0; i < n; i++)
-                    f[k][i] = w[((size_t)(o0 + i) * C + c) * 9 + 8 - k];
-            for (int x = 0; x < 3; x++)
-                for (int i = 0; i < n; i++) { /* t = G f (columns) */
-                    float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
-                    t[0][x][i] = g0 * 0.25f;
-                    t[1][x][i] = -(g0 + g1 + g2) * r6;
-                    t[2][x][i] = -(g0 - g1 + g2) * r6;
-                    t[3][x][i] = g0 * r24 + g1 * r12 + g2 * r6;
-                    t[4][x][i] = g0 * r24 - g1 * r12 + g2 * r6;
-                    t[5][x][i] = g2;
-                }
-            for (int y = 0; y < 6; y++) {       /* u = t G^T (rows) */
-                float *u0 = U + ((size_t)(y * 6) * C + c) * OC + o0;
-                size_t st = (size_t)C * OC;
-                for (int i = 0; i < n; i++) {
-                    float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
-                    u0[i] = g0 * 0.25f;
-                    u0[st + i] = -(g0 + g1 + g2) * r6;
-                    u0[2 * st + i] = -(g0 - g1 + g2) * r6;
-                    u0[3 * st + i] = g0 * r24 + g1 * r12 + g2 * r6;
-                    u0[4 * st + i] = g0 * r24 - g1 * r12 + g2 * r6;
-                    u0[5 * st + i] = g2;
+                    for (int k = 0; k < 9; k++)
+                        f[k][i] = w[((size_t)(o0 + i) * C + c) * 9 + 8 - k];
+                for (int x = 0; x < 3; x++)
+                    for (int i = 0; i < n; i++) { /* t = G f (columns) */
+                        float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
+                        t[0][x][i] = g0 * 0.25f;
+                        t[1][x][i] = -(g0 + g1 + g2) * r6;
+                        t[2][x][i] = -(g0 - g1 + g2) * r6;
+                        t[3][x][i] = g0 * r24 + g1 * r12 + g2 * r6;
+                        t[4][x][i] = g0 * r24 - g1 * r12 + g2 * r6;
+                        t[5][x][i] = g2;
+                    }
+                for (int y = 0; y < 6; y++) {       /* u = t G^T (rows) */
+                    float *u0 = U + ((size_t)(y * 6) * C + c) * OC + o0;
+                    size_t st = (size_t)C * OC;
+                    for (int i = 0; i < n; i++) {
+                        float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
+                        u0[i] = g0 * 0.25f;
+                        u0[st + i] = -(g0 + g1 + g2) * r6;
+                        u0[2 * st + i] = -(g0 - g1 + g2) * r6;
+                        u0[3 * st + i] = g0 * r24 + g1 * r12 + g2 * r6;
+                        u0[4 * st + i] = g0 * r24 - g1 * r12 + g2 * r6;
+                        u0[5 * st + i] = g2;
+                    }
                 }
             }
-        }
 }
 
 #define WG_PLANE (34 * 34) /* floats of a padded plane on the stack */
@@ -455,11 +460,17 @@ static void norm_silu_bwd(float *grads, const struct unet *u, const struct unet_
             float a = n->rstd[gi] * n->w[c], bb = n->b[c] - n->mean[gi] * a;
             const float *x = in + o, *d = dact + o, *no = n->out != NULL ? n->out + o : NULL;
             float *yo = y + o;
-            for (int i = 0; i < HW; i++) {
-                float v = no != NULL ? no[i] : x[i] * a + bb;
-                float s = 1.0f / (1.0f + expf(-v));
-                yo[i] = d[i] * s * (1.0f + v * (1.0f - s));
-            }
+            /* nn_expf (nn_math.h): libm's expf does not vectorise */
+            if (no != NULL)
+                for (int i = 0; i < HW; i++) {
+                    float v = no[i], s = 1.0f / (1.0f + nn_expf(-v));
+                    yo[i] = d[i] * s * (1.0f + v * (1.0f - s));
+                }
+            else
+                for (int i = 0; i < HW; i++) {
+                    float v = x[i] * a + bb, s = 1.0f / (1.0f + nn_expf(-v));
+                    yo[i] = d[i] * s * (1.0f + v * (1.0f - s));
+                }
         }
     if (din == dact) /* dact's buffer is reused for din: overwrite instead of accumulate */
         zero(din, (size_t)B * C * HW);

@@ -78,6 +78,14 @@ size_t nn_convt_scratch(const struct nn_conv *g);
    nn_conv_winograd(0) switches to im2col everywhere (tests, benchmarks). Not thread-safe:
    call at start-up. */
 void nn_conv_winograd(int on);
+/* Inference on fixed weights, without the per-call Winograd weight transform:
+   nn_conv_wino_size(g) floats (0 when g is not a Winograd geometry) filled once by
+   nn_conv_wino_weights from w (OC,C,3,3); nn_conv2d_forward_wino is then nn_conv2d_forward
+   on them (scratch: nn_conv_scratch(g)), Winograd whatever nn_conv_winograd says. */
+size_t nn_conv_wino_size(const struct nn_conv *g);
+void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g);
+void nn_conv2d_forward_wino(float *out, float *scratch, const float *in, const float *u,
+                            const float *b, const struct nn_conv *g);
 /* b may be NULL (no bias); db may be NULL */
 void nn_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
                        const float *b, const struct nn_conv *g);

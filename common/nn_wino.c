@@ -225,8 +225,9 @@ static void wino_gemms(float *M, const float *U, const float *V, int ld, int OC,
                         V + (size_t)xi * C * ld, ld, 0.0f, M + (size_t)xi * OC * ld, ld);
 }
 
-void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const float *w,
-                     const float *b, const struct nn_conv *g, int flip)
+/* nn_wino_forward, or on weights U (16,OC,C) transformed beforehand when pre is non-NULL */
+static void wino_forward(float *out, int acc, float *scratch, const float *in, const float *w,
+                         const float *pre, const float *b, const struct nn_conv *g, int flip)
 {
     struct wplan p;
     int nt = nn_get_threads();
@@ -235,15 +236,17 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
         nt = p.nt;
     int T = p.TH * p.TW, ntask = p.gi > 1 ? (g->N + p.gi - 1) / p.gi : g->N * p.nb;
     size_t CHW = (size_t)g->C * g->H * g->W, OCHW = (size_t)g->OC * g->OH * g->OW;
-    float *U = scratch;
+    const float *U = pre != NULL ? pre : scratch;
 #pragma omp parallel num_threads(nt)
     {
         float *P = scratch + p.u * p.nt + p.slice * omp_get_thread_num(), *V = P + p.pad;
         float *M = V + p.v;
         float *Y = V - (size_t)4 * p.cols;
+        if (pre == NULL) {
 #pragma omp for schedule(static)
-        for (int o = 0; o < g->OC; o++)
-            wino_weights(U, w, o, g->OC, g->C, flip);
+            for (int o = 0; o < g->OC; o++)
+                wino_weights(scratch, w, o, g->OC, g->C, flip);
+        }
 #pragma omp for schedule(static)
         for (int k = 0; k < ntask; k++) {
             if (p.gi > 1) {
@@ -261,6 +264,29 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
             }
         }
     }
+}
+
+void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const float *w,
+                     const float *b, const struct nn_conv *g, int flip)
+{
+    wino_forward(out, acc, scratch, in, w, NULL, b, g, flip);
+}
+
+size_t nn_conv_wino_size(const struct nn_conv *g)
+{
+    return nn_wino_ok(g) ? (size_t)16 * g->OC * g->C : 0;
+}
+
+void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g)
+{
+    for (int o = 0; o < g->OC; o++)
+        wino_weights(u, w, o, g->OC, g->C, 0);
+}
+
+void nn_conv2d_forward_wino(float *out, float *scratch, const float *in, const float *u,
+                            const float *b, const struct nn_conv *g)
+{
+    wino_forward(out, 0, scratch, in, NULL, u, b, g, 0);
 }
 
 /* dY (16,OC,ldm) columns co.. = A dy A^T for the 2x2 output tiles [t0,t1) of dy (OC,OH,OW),

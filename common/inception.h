@@ -3,8 +3,10 @@
    FIDInceptionA/C/E blocks (average pools exclude padding, Mixed_7c max-pools); 2048-d pool3
    and the 1008-way fc. Key names are those of pt_inception-2015-12-05-6726825d.pth.
 
-   Every image runs through the network alone (batch of one inside), so its features do not
-   depend on the batch it came in, the batch size or the thread count. Memory is a fixed
+   A thread runs its share of the batch in groups of at most `group` images: each image alone
+   through the stem and the 35x35 blocks, then the group together from Mixed_6b on, so that the
+   17x17 and 8x8 convs are GEMMs over the group's columns. An image's features do not depend
+   on its group, the batch size or the thread count (bit for bit: tested). Memory is a fixed
    per-thread workspace: flat in the number of images.
 
    Synthetic weights (--weights synthetic), a closed form with no file, for tests and offline
@@ -40,8 +42,13 @@ struct inception {
     float *fc_b;                        /* (1008) */
     int synthetic;
     int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
-    size_t ws_floats;                   /* per-thread workspace, set at load */
+    size_t ws_floats;                   /* unused */
+    int group;                          /* images run together from Mixed_6b (INCEPTION_GROUP) */
+    float *wino;                        /* one block: the u[] below */
+    float *u[INCEPTION_N_CONV];         /* (16,OC,C) F(2x2,3x3) Winograd weights, set at load for
+                                           the 3x3 stride-1 layers, else NULL */
 };
+#define INCEPTION_GROUP 8
 
 /* Name of the weights file and where it is looked for. */
 #define INCEPTION_WEIGHTS_FILE "pt_inception-2015-12-05-6726825d.pth"

@@ -141,33 +141,65 @@ static void test_dims(const struct inception *net)
     npy_free(&img);
 }
 
-/* same features whatever the batch composition and thread count, bit for bit */
-static void test_batch_independence(const struct inception *net)
+/* pool3, logits and d768 of images i0..i0+n-1 of img (32x32) into f at rows i0.. */
+static void run_rows(struct inception *net, float *f[3], const uint8_t *img, int i0, int n,
+                     int threads, int group)
 {
-    struct npy img = load("img32.npy");
-    int N = (int)img.shape[0];
-    size_t n = (size_t)N * INCEPTION_DIMS;
-    float *a = xmalloc(n * sizeof(float)), *b = xmalloc(n * sizeof(float));
-    float *c = xmalloc(n * sizeof(float));
-    int T = nn_get_threads();
-    nn_set_threads(2);
-    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, N, 32, 32,
+    int T = nn_get_threads(), G = net->group;
+    nn_set_threads(threads);
+    net->group = group;
+    inception_forward_u8(net, f[0] + (size_t)i0 * INCEPTION_DIMS,
+                         f[1] + (size_t)i0 * INCEPTION_CLASSES, NULL, NULL,
+                         f[2] + (size_t)i0 * 768, img + (size_t)i0 * 32 * 32 * 3, n, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
-    nn_set_threads(1);
-    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, N, 32, 32,
-                         INCEPTION_RESIZE_PYTORCH_FID);
-    nn_set_threads(2);
-    for (int i = N - 1; i >= 0; i--)
-        inception_forward_u8(net, c + (size_t)i * INCEPTION_DIMS, NULL, NULL, NULL, NULL,
-                             (uint8_t *)img.data + (size_t)i * 32 * 32 * 3, 1, 32, 32,
-                             INCEPTION_RESIZE_PYTORCH_FID);
+    net->group = G;
     nn_set_threads(T);
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "features identical with 1 and 2 threads");
-    CHECK(memcmp(a, c, n * sizeof(float)) == 0, "features identical one image at a time");
-    free(a);
-    free(b);
-    free(c);
-    npy_free(&img);
+}
+
+static int same_rows(float *a[3], float *b[3], int i0, int n)
+{
+    static const size_t w[3] = { INCEPTION_DIMS, INCEPTION_CLASSES, 768 };
+    for (int k = 0; k < 3; k++)
+        if (memcmp(a[k] + i0 * w[k], b[k] + i0 * w[k], n * w[k] * sizeof(float)) != 0)
+            return 0;
+    return 1;
+}
+
+/* Same features whatever the batch, its order, the thread count and the group an image runs
+   in, at whatever position in it, bit for bit: 9 images (the 3 of img32 and 6 with shifted
+   pixel values) in groups of up to 8 on 2 threads (4 + 5), groups of 3 on one thread, one
+   image per group, one image per call in reverse order, and images 2..6 alone (groups of 2
+   and 3: other positions). */
+static void test_batch_independence(struct inception *net)
+{
+    struct npy src = load("img32.npy");
+    enum { N = 9 };
+    size_t per = 32 * 32 * 3;
+    uint8_t *img = xmalloc(N * per);
+    for (int i = 0; i < N; i++)
+        for (size_t j = 0; j < per; j++)
+            img[i * per + j] = (uint8_t)(((uint8_t *)src.data)[i % 3 * per + j] + 37 * (i / 3));
+    float *f[5][3];
+    for (int r = 0; r < 5; r++) {
+        f[r][0] = xcalloc((size_t)N * INCEPTION_DIMS, sizeof(float));
+        f[r][1] = xcalloc((size_t)N * INCEPTION_CLASSES, sizeof(float));
+        f[r][2] = xcalloc((size_t)N * 768, sizeof(float));
+    }
+    run_rows(net, f[0], img, 0, N, 2, 8);
+    run_rows(net, f[1], img, 0, N, 1, 3);
+    run_rows(net, f[2], img, 0, N, 2, 1);
+    for (int i = N - 1; i >= 0; i--)
+        run_rows(net, f[3], img, i, 1, 2, 8);
+    run_rows(net, f[4], img, 2, 5, 2, 8);
+    CHECK(same_rows(f[0], f[1], 0, N), "features identical on 1 thread in groups of 3");
+    CHECK(same_rows(f[0], f[2], 0, N), "features identical one image per group");
+    CHECK(same_rows(f[0], f[3], 0, N), "features identical one image at a time");
+    CHECK(same_rows(f[0], f[4], 2, 5), "features identical in another batch");
+    for (int r = 0; r < 5; r++)
+        for (int k = 0; k < 3; k++)
+            free(f[r][k]);
+    free(img);
+    npy_free(&src);
 }
 
 static void test_unfused(struct inception *net)

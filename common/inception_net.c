@@ -287,29 +287,34 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
         conv_im2col(out, ws->scratch, in, net->w[l], net->b[l], &g);
 }
 
-/* max_pool2d(3, S, P) on (C,H,W), P 0 or 1 (padding is -inf): max of 3 along rows into
-   tmp (H,OW), then of 3 along columns. Exact, like any order of max. */
+/* max_pool2d(3, S, P) on (C,H,W), P 0 or 1 (padding is -inf): per output row the max of its
+   (up to) 3 input rows, unit stride, into tmp (W+2 floats, -inf on both ends), then of 3
+   columns at stride S. Exact, like any order of max. */
 static void max3x3(float *out, const float *in, float *tmp, int C, int H, int W, int S, int P)
 {
     int OH = nn_pool_out(H, 3, S, P), OW = nn_pool_out(W, 3, S, P);
+    float *t = tmp + 1, *h = t - P;
+    tmp[0] = tmp[W + 1] = -INFINITY;
     for (int c = 0; c < C; c++) {
         const float *x = in + (size_t)c * H * W;
         float *y = out + (size_t)c * OH * OW;
-        for (int i = 0; i < H; i++)
+        for (int i = 0; i < OH; i++, y += OW) {
+            int r0 = i * S - P, r1 = r0 + 3;
+            r0 = r0 < 0 ? 0 : r0;
+            r1 = r1 > H ? H : r1;
+            const float *a = x + (size_t)r0 * W, *b = a + W, *e = b + W;
+            if (r1 - r0 == 3)
+                for (int k = 0; k < W; k++) {
+                    float m = a[k] > b[k] ? a[k] : b[k];
+                    t[k] = e[k] > m ? e[k] : m;
+                }
+            else
+                for (int k = 0; k < W; k++)
+                    t[k] = a[k] > b[k] ? a[k] : b[k];
             for (int j = 0; j < OW; j++) {
-                int j0 = j * S - P;
-                float m = -INFINITY;
-                for (int k = j0 < 0 ? 0 : j0; k < j0 + 3 && k < W; k++)
-                    m = x[i * W + k] > m ? x[i * W + k] : m;
-                tmp[i * OW + j] = m;
-            }
-        for (int i = 0; i < OH; i++) {
-            int i0 = i * S - P;
-            for (int j = 0; j < OW; j++) {
-                float m = -INFINITY;
-                for (int k = i0 < 0 ? 0 : i0; k < i0 + 3 && k < H; k++)
-                    m = tmp[k * OW + j] > m ? tmp[k * OW + j] : m;
-                y[i * OW + j] = m;
+                const float *q = h + j * S;
+                float m = q[0] > q[1] ? q[0] : q[1];
+                y[j] = q[2] > m ? q[2] : m;
             }
         }
     }
@@ -323,7 +328,7 @@ static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W
     *OW = nn_pool_out(W, 3, S, P);
     if (ws->plan) {
         act(ws, (size_t)C * *OH * *OW);
-        need_scratch(ws, (size_t)H * *OW);
+        need_scratch(ws, (size_t)W + 2);
         return;
     }
     if (max)

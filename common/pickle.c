@@ -366,36 +366,24 @@ int pickle_run(struct pk *k, const unsigned char *buf, size_t len, size_t *used,
                 return -1;
             break;
         }
-        case 'X': /* BINUNICODE */
-        case 'T': /* BINSTRING */
-        case 'B': /* BINBYTES */
-            NEED(4);
-            n = pickle_le(buf + p, 4);
-            p += 4;
-            NEED(n);
-            if (push_str(k, buf + p, (size_t)n) == -1)
-                return -1;
-            p += n;
-            break;
+        case 'X':  /* BINUNICODE */
+        case 'T':  /* BINSTRING */
+        case 'B':  /* BINBYTES */
         case 0x8c: /* SHORT_BINUNICODE */
         case 'U':  /* SHORT_BINSTRING */
         case 'C':  /* SHORT_BINBYTES */
-            NEED(1);
-            n = buf[p++];
+        case 0x8d: { /* BINUNICODE8 */
+            /* the length field: 1 byte for the SHORT_ forms, 8 for BINUNICODE8, else 4 */
+            int w = op == 0x8c || op == 'U' || op == 'C' ? 1 : op == 0x8d ? 8 : 4;
+            NEED(w);
+            n = pickle_le(buf + p, w);
+            p += (size_t)w;
             NEED(n);
             if (push_str(k, buf + p, (size_t)n) == -1)
                 return -1;
             p += n;
             break;
-        case 0x8d: /* BINUNICODE8 */
-            NEED(8);
-            n = pickle_le(buf + p, 8);
-            p += 8;
-            NEED(n);
-            if (push_str(k, buf + p, (size_t)n) == -1)
-                return -1;
-            p += n;
-            break;
+        }
         case 'J': /* BININT */
             NEED(4);
             if (push_int(k, (int32_t)(uint32_t)pickle_le(buf + p, 4), PV_INT) == -1)

@@ -1,6 +1,8 @@
-/* Pipelines: the YAML side (parsing, interpolation, checks, order). pipeline_lock.c has the
-   lock file, hashing and outs. */
+/* Pipelines: the YAML side (parsing, ${} interpolation, the checks of each stage), the only
+   user of libyaml. pipeline_graph.c checks and orders the stages as a graph and selects
+   targets; pipeline_lock.c has the lock file, hashing and outs. */
 #include "pipeline.h"
+#include "pipeline_internal.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -34,7 +36,6 @@ static void sb_add(struct sb *b, const char *s, size_t n)
     b->s[b->n] = '\0';
 }
 
-
 /* ---- YAML to stages ----------------------------------------------------------------------- */
 
 struct ctx {
@@ -54,15 +55,22 @@ struct ivars {
     const char *key;    /* NULL outside foreach */
 };
 
+int pipeline_vfail(char *msg, size_t msglen, const char *path, int line, const char *fmt,
+                   va_list ap)
+{
+    int k = line > 0 ? snprintf(msg, msglen, "%s:%d: ", path, line)
+                     : snprintf(msg, msglen, "%s: ", path);
+    if (k < 0 || (size_t)k >= msglen)
+        return -1;
+    vsnprintf(msg + k, msglen - k, fmt, ap);
+    return -1;
+}
+
 static int fail(struct ctx *c, int line, const char *fmt, ...)
 {
     va_list ap;
-    int k = line > 0 ? snprintf(c->msg, c->msglen, "%s:%d: ", c->path, line)
-                     : snprintf(c->msg, c->msglen, "%s: ", c->path);
-    if (k < 0 || (size_t)k >= c->msglen)
-        return -1;
     va_start(ap, fmt);
-    vsnprintf(c->msg + k, c->msglen - k, fmt, ap);
+    pipeline_vfail(c->msg, c->msglen, c->path, line, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -396,6 +404,19 @@ static int parse_body(struct ctx *c, yaml_node_t *m, const char *name, const cha
     return 0;
 }
 
+/* a foreach item: a scalar (${item}) or a mapping (${item.F}) */
+static int foreach_item(struct ctx *c, yaml_node_t *e, struct ivars *iv)
+{
+    if (e->type == YAML_MAPPING_NODE) {
+        if (check_mapping(c, e, "a foreach item") == -1)
+            return -1;
+        iv->imap = e;
+    } else if (scalar(e) == NULL) {
+        return fail(c, line_of(e), "foreach items must be scalars or mappings");
+    }
+    return 0;
+}
+
 static int parse_foreach(struct ctx *c, yaml_node_t *m, const char *group, int line)
 {
     yaml_node_t *fe = NULL, *body = NULL;
@@ -419,13 +440,8 @@ static int parse_foreach(struct ctx *c, yaml_node_t *m, const char *group, int l
         for (it = fe->data.sequence.items.start; it < fe->data.sequence.items.top; it++, i++) {
             yaml_node_t *e = node(c, *it);
             struct ivars iv = {scalar(e), NULL, NULL};
-            if (e->type == YAML_MAPPING_NODE) {
-                if (check_mapping(c, e, "a foreach item") == -1)
-                    return -1;
-                iv.imap = e;
-            } else if (scalar(e) == NULL) {
-                return fail(c, line_of(e), "foreach items must be scalars or mappings");
-            }
+            if (foreach_item(c, e, &iv) == -1)
+                return -1;
             snprintf(idx, sizeof idx, "%d", i);
             iv.key = iv.item ? iv.item : idx;
             snprintf(name, sizeof name, "%s@%s", group, iv.key);
@@ -440,13 +456,8 @@ static int parse_foreach(struct ctx *c, yaml_node_t *m, const char *group, int l
         for (pr = fe->data.mapping.pairs.start; pr < fe->data.mapping.pairs.top; pr++) {
             yaml_node_t *k = node(c, pr->key), *e = node(c, pr->value);
             struct ivars iv = {scalar(e), NULL, scalar(k)};
-            if (e->type == YAML_MAPPING_NODE) {
-                if (check_mapping(c, e, "a foreach item") == -1)
-                    return -1;
-                iv.imap = e;
-            } else if (scalar(e) == NULL) {
-                return fail(c, line_of(e), "foreach items must be scalars or mappings");
-            }
+            if (foreach_item(c, e, &iv) == -1)
+                return -1;
             if (!valid_name(iv.key, 0))
                 return fail(c, line_of(k), "bad foreach key '%s'", iv.key);
             snprintf(name, sizeof name, "%s@%s", group, iv.key);
@@ -550,147 +561,6 @@ static int parse_doc(struct ctx *c, int n_over, char **over)
     return 0;
 }
 
-/* ---- graph checks ------------------------------------------------------------------------ */
-
-/* a == b, or one is inside the other directory */
-static int path_overlap(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b), n = na < nb ? na : nb;
-    if (strncmp(a, b, n) != 0)
-        return 0;
-    return na == nb || (na < nb ? b[n] == '/' : a[n] == '/');
-}
-
-static int check_outs(struct ctx *c)
-{
-    struct pipeline *p = c->p;
-    for (int i = 0; i < p->n_stages; i++)
-        for (int a = 0; a < p->stages[i].n_outs; a++)
-            for (int j = 0; j <= i; j++)
-                for (int b = 0; b < (j == i ? a : p->stages[j].n_outs); b++) {
-                    const char *x = p->stages[i].outs[a], *y = p->stages[j].outs[b];
-                    if (!path_overlap(x, y))
-                        continue;
-                    if (strcmp(x, y) == 0)
-                        return fail(c, p->stages[i].out_line[a],
-                                    "out '%s' of stage '%s' is also an out of stage '%s'", x,
-                                    p->stages[i].name, p->stages[j].name);
-                    return fail(c, p->stages[i].out_line[a],
-                                "out '%s' of stage '%s' overlaps out '%s' of stage '%s'", x,
-                                p->stages[i].name, y, p->stages[j].name);
-                }
-    return 0;
-}
-
-static int link_deps(struct ctx *c)
-{
-    struct pipeline *p = c->p;
-    for (int i = 0; i < p->n_stages; i++) {
-        struct pipe_stage *s = &p->stages[i];
-        for (int d = 0; d < s->n_deps; d++) {
-            int found = 0;
-            for (int j = 0; j < p->n_stages; j++)
-                for (int o = 0; o < p->stages[j].n_outs; o++) {
-                    int k;
-                    if (!path_overlap(s->deps[d], p->stages[j].outs[o]))
-                        continue;
-                    if (j == i)
-                        return fail(c, s->dep_line[d], "cycle: stage '%s' depends on its own out '%s'",
-                                    s->name, p->stages[j].outs[o]);
-                    found = 1;
-                    for (k = 0; k < s->n_up && s->up[k] != j; k++)
-                        ;
-                    if (k == s->n_up) {
-                        s->up = xrealloc(s->up, (s->n_up + 1) * sizeof *s->up);
-                        s->up[s->n_up++] = j;
-                    }
-                }
-            if (!found && !util_exists(s->deps[d]))
-                return fail(c, s->dep_line[d],
-                            "dep '%s' of stage '%s' does not exist and no stage makes it",
-                            s->deps[d], s->name);
-        }
-    }
-    return 0;
-}
-
-/* depth-first search from stage i for a path back to start; path[] gets the stages after i */
-static int find_cycle(const struct pipeline *p, int i, int start, char *seen, int *path, int depth)
-{
-    if (seen[i])
-        return 0;
-    seen[i] = 1;
-    for (int k = 0; k < p->stages[i].n_up; k++) {
-        int j = p->stages[i].up[k], n;
-        path[depth] = j;
-        if (j == start)
-            return depth + 1;
-        if ((n = find_cycle(p, j, start, seen, path, depth + 1)) > 0)
-            return n;
-    }
-    return 0;
-}
-
-/* stable topological order: repeatedly the first stage (in file order) whose ups are done */
-static int order_stages(struct ctx *c)
-{
-    struct pipeline *p = c->p;
-    int n = p->n_stages, *pos = xmalloc(n * sizeof *pos), *ord = xmalloc(n * sizeof *ord);
-    char *done = xcalloc(n, 1);
-    struct pipe_stage *sorted;
-    for (int m = 0; m < n; m++) {
-        int pick = -1;
-        for (int i = 0; i < n && pick < 0; i++) {
-            int k;
-            if (done[i])
-                continue;
-            for (k = 0; k < p->stages[i].n_up && done[p->stages[i].up[k]]; k++)
-                ;
-            if (k == p->stages[i].n_up)
-                pick = i;
-        }
-        if (pick < 0) { /* every stage left waits on another: name one cycle */
-            struct sb b = {0};
-            char *seen = xcalloc(n, 1);
-            int *path = xmalloc(n * sizeof *path), len = 0, s;
-            for (s = 0; s < n && len == 0; s++) {
-                memset(seen, 0, n);
-                if (!done[s])
-                    len = find_cycle(p, s, s, seen, path, 0);
-            }
-            s--;
-            sb_add(&b, p->stages[s].name, strlen(p->stages[s].name));
-            for (int k = 0; k < len; k++) {
-                sb_add(&b, " needs ", 7);
-                sb_add(&b, p->stages[path[k]].name, strlen(p->stages[path[k]].name));
-            }
-            fail(c, p->stages[s].line, "cycle: %s", b.s ? b.s : "?");
-            free(b.s);
-            free(seen);
-            free(path);
-            free(pos);
-            free(ord);
-            free(done);
-            return -1;
-        }
-        done[pick] = 1;
-        ord[m] = pick;
-        pos[pick] = m;
-    }
-    sorted = xmalloc(n * sizeof *sorted);
-    for (int m = 0; m < n; m++) {
-        sorted[m] = p->stages[ord[m]];
-        for (int k = 0; k < sorted[m].n_up; k++)
-            sorted[m].up[k] = pos[sorted[m].up[k]];
-    }
-    free(p->stages);
-    p->stages = sorted;
-    free(pos);
-    free(ord);
-    free(done);
-    return 0;
-}
-
 int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over, char *msg,
                   size_t msglen)
 {
@@ -739,11 +609,7 @@ int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over,
     yaml_parser_delete(&parser);
     free(buf);
     if (rc == 0)
-        rc = check_outs(&c);
-    if (rc == 0)
-        rc = link_deps(&c);
-    if (rc == 0)
-        rc = order_stages(&c);
+        rc = pipeline_order(p, msg, msglen);
     if (rc == -1) {
         pipeline_free(p);
         return -1;
@@ -761,35 +627,4 @@ void pipeline_free(struct pipeline *p)
     free(p->param_line);
     free(p->path);
     memset(p, 0, sizeof *p);
-}
-
-int pipeline_find(const struct pipeline *p, const char *name)
-{
-    for (int i = 0; i < p->n_stages; i++)
-        if (strcmp(p->stages[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-int pipeline_select(const struct pipeline *p, int n_targets, char **targets, char *sel,
-                    char *msg, size_t msglen)
-{
-    memset(sel, n_targets == 0, p->n_stages);
-    for (int t = 0; t < n_targets; t++) {
-        int found = 0;
-        for (int i = 0; i < p->n_stages; i++)
-            if (strcmp(p->stages[i].name, targets[t]) == 0 ||
-                strcmp(p->stages[i].group, targets[t]) == 0)
-                sel[i] = found = 1;
-        if (!found) {
-            snprintf(msg, msglen, "%s: no stage '%s'", p->path, targets[t]);
-            return -1;
-        }
-    }
-    /* stages are in dependency order: walking backwards closes over the ups */
-    for (int i = p->n_stages - 1; i >= 0; i--)
-        if (sel[i])
-            for (int k = 0; k < p->stages[i].n_up; k++)
-                sel[p->stages[i].up[k]] = 1;
-    return 0;
 }

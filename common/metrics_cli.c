@@ -1,4 +1,5 @@
 /* Shared plumbing of the metric tools; see metrics_cli.h. */
+#include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,37 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
     return 1;
 }
 
+void metrics_cli_usage(int status, const char *problem, const char *usage_line,
+                       const char *help)
+{
+    if (problem != NULL && problem[0] != '\0')
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+}
+
+int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
+                       const struct option *longopts, char *msg, size_t msglen)
+{
+    int c, res;
+    msg[0] = '\0';
+    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+        if ((res = metrics_cli_opt(o, c, optarg, msg, msglen)) == 0)
+            return c;
+        if (res == -1)
+            return '?';
+    }
+    return -1;
+}
+
+int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
+                     size_t msglen)
+{
+    if (util_parse_long(arg, lo, hi, v) == 0)
+        return 0;
+    snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
+    return -1;
+}
+
 const char *metrics_cli_resize_name(enum inception_resize mode)
 {
     return mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid" : "torch-fidelity";
@@ -81,6 +113,20 @@ int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, con
                  ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
                  : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
              o->batch);
+    return 0;
+}
+
+int metrics_cli_load_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         const char *tool, const char *settings, char *msg, size_t msglen)
+{
+    char desc[4352];
+    if (metrics_cli_open_net(net, o, argv0, desc, sizeof desc, msg, msglen) == -1)
+        return -1;
+    if (o->verbose)
+        fprintf(stderr, "%s: %s%s%s; %d threads\n", tool, desc, settings != NULL ? "; " : "",
+                settings != NULL ? settings : "", nn_get_threads());
+    if (net->synthetic)
+        warnx(METRICS_CLI_SYNTHETIC_WARNING);
     return 0;
 }
 

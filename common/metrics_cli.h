@@ -1,8 +1,10 @@
-/* What the metric tools (fid, is-score, kid) share: the Inception options, opening the
-   network, and streaming the features of one input to where the tool wants them, with the -v
-   progress line. Errors: -1 and one line in msg; nothing here prints but the progress line. */
+/* What the metric tools (fid, is-score, kid) share: the Inception options and their parsing,
+   opening the network, and streaming the features of one input to where the tool wants them.
+   Errors: -1 and one line in msg. Nothing here exits, and nothing prints but the tools' usage
+   text, the -v lines (settings, progress) and the synthetic-weights warning. */
 #ifndef METRICS_CLI_H
 #define METRICS_CLI_H
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +49,20 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode);
 /* getopt_long's c and optarg: 1 if c is one of the shared options (applied), 0 if it is not,
    -1 if the value is bad (msg: "--batch-size: invalid value 'x'") */
 int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen);
+/* The tool's usage(status) text; the tool exits with status after it. Status 0 (--help):
+   usage_line and help on stdout. Otherwise on stderr "tool: problem" (unless problem is NULL
+   or "") and usage_line. */
+void metrics_cli_usage(int status, const char *problem, const char *usage_line,
+                       const char *help);
+/* getopt_long(argc, argv, "vh", longopts) applying the shared options to o: returns the next
+   other option ('h', the tool's own, '?' for an unknown one or a missing value), -1 at the
+   end. A bad value of a shared option returns '?' too, with msg "--batch-size: invalid value
+   'x'"; otherwise msg is "" (getopt_long has printed its own message). */
+int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
+                       const struct option *longopts, char *msg, size_t msglen);
+/* util_parse_long for a tool's own option: -1 with msg "what: invalid value 'arg'" */
+int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
+                     size_t msglen);
 /* "pytorch-fid" or "torch-fidelity" */
 const char *metrics_cli_resize_name(enum inception_resize mode);
 /* images and folders go through the network; features and statistics do not */
@@ -54,6 +70,11 @@ int metrics_cli_needs_net(const struct metrics_input *in);
 /* inception_open with o->weights; desc gets "weights W; preprocessing P; batch B" for -v */
 int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
                          char *desc, size_t desclen, char *msg, size_t msglen);
+
+/* metrics_cli_open_net, then on stderr: with -v "tool: <desc>[; settings]; N threads", and
+   for synthetic weights "tool: " METRICS_CLI_SYNTHETIC_WARNING. settings may be NULL. */
+int metrics_cli_load_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         const char *tool, const char *settings, char *msg, size_t msglen);
 
 /* Where the feature rows of one input go: streamed to out (float32), else added to st, else
    collected in rows (n, d), or with fc_w as logits_unbiased rows (n, INCEPTION_CLASSES). */

@@ -21,41 +21,34 @@ static const char usage_line[] =
     "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity]\n"
     "           (A B | --save-stats A OUT.npz | --save-features A OUT.npy)\n";
 
-static void usage(int status)
-{
-    FILE *f = status == 0 ? stdout : stderr;
-    fputs(usage_line, f);
-    if (status == 0)
-        fputs("\n"
-              "Prints 'FID:  <value>' (pytorch-fid's output). A and B are each one of:\n"
-              "  IMAGES.npy|.npz|-   uint8 images (N,H,W,3); - reads stdin\n"
-              "  DIR                 a folder of images (bmp jpg jpeg pgm png ppm tif tiff webp,\n"
-              "                      case-sensitive, sorted, not recursive)\n"
-              "  FEATURES.npy        float32/float64 (N,D) features (from --save-features)\n"
-              "  STATS.npz           mu and sigma (pytorch-fid --save-stats files)\n"
-              "\n"
-              "  --save-stats        write the statistics (mu, sigma) of A to OUT.npz\n"
-              "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
-              "  --json              print a JSON object instead\n"
-              "  --batch-size N      images per batch (default 50)\n"
-              "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default)\n"
-              "  --threads N         threads (default 2)\n"
-              "  --weights PATH      FID Inception weights (.pth or .safetensors), or synthetic\n"
-              "                      (closed-form stand-in: scores are NOT comparable with\n"
-              "                      published ones). Default: $FID_WEIGHTS, else\n"
-              "                      weights/" INCEPTION_WEIGHTS_FILE "\n"
-              "                      next to bin/ or in the current directory (make weights)\n"
-              "  --resize MODE       pytorch-fid (default: u8/255, bilinear half-pixel to 299,\n"
-              "                      2x-1) or torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
-              "  -v, --verbose       settings and progress on stderr\n",
-              f);
-    exit(status);
-}
+static const char help[] =
+    "\n"
+    "Prints 'FID:  <value>' (pytorch-fid's output). A and B are each one of:\n"
+    "  IMAGES.npy|.npz|-   uint8 images (N,H,W,3); - reads stdin\n"
+    "  DIR                 a folder of images (bmp jpg jpeg pgm png ppm tif tiff webp,\n"
+    "                      case-sensitive, sorted, not recursive)\n"
+    "  FEATURES.npy        float32/float64 (N,D) features (from --save-features)\n"
+    "  STATS.npz           mu and sigma (pytorch-fid --save-stats files)\n"
+    "\n"
+    "  --save-stats        write the statistics (mu, sigma) of A to OUT.npz\n"
+    "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
+    "  --json              print a JSON object instead\n"
+    "  --batch-size N      images per batch (default 50)\n"
+    "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default)\n"
+    "  --threads N         threads (default 2)\n"
+    "  --weights PATH      FID Inception weights (.pth or .safetensors), or synthetic\n"
+    "                      (closed-form stand-in: scores are NOT comparable with\n"
+    "                      published ones). Default: $FID_WEIGHTS, else\n"
+    "                      weights/" INCEPTION_WEIGHTS_FILE "\n"
+    "                      next to bin/ or in the current directory (make weights)\n"
+    "  --resize MODE       pytorch-fid (default: u8/255, bilinear half-pixel to 299,\n"
+    "                      2x-1) or torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
+    "  -v, --verbose       settings and progress on stderr\n";
 
-static void bad_usage(const char *what, const char *arg)
+static void usage(int status, const char *problem)
 {
-    warnx("%s: invalid value '%s'", what, arg);
-    usage(2);
+    metrics_cli_usage(status, problem, usage_line, help);
+    exit(status);
 }
 
 struct side {
@@ -67,13 +60,10 @@ struct side {
 
 static void load_net(struct inception *net, const struct metrics_cli *o, int dims, char **argv)
 {
-    char desc[4352], msg[1024];
-    if (metrics_cli_open_net(net, o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
+    char settings[32], msg[1024];
+    snprintf(settings, sizeof settings, "dims %d", dims);
+    if (metrics_cli_load_net(net, o, argv[0], "fid", settings, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    if (o->verbose)
-        fprintf(stderr, "fid: %s; dims %d; %d threads\n", desc, dims, nn_get_threads());
-    if (net->synthetic)
-        warnx(METRICS_CLI_SYNTHETIC_WARNING);
 }
 
 /* side -> mu, sigma */
@@ -128,17 +118,19 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
-    int dims = 2048, save_stats = 0, save_features = 0, c, res;
+    int dims = 2048, save_stats = 0, save_features = 0, c;
     long v;
     char msg[512];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_PYTORCH_FID);
-    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+    while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {
         switch (c) {
         case 'd':
             if (util_parse_long(optarg, 1, 2048, &v) == -1 ||
-                (v != 64 && v != 192 && v != 768 && v != 2048))
-                bad_usage("--dims", optarg);
+                (v != 64 && v != 192 && v != 768 && v != 2048)) {
+                snprintf(msg, sizeof msg, "--dims: invalid value '%s'", optarg);
+                usage(2, msg);
+            }
             dims = (int)v;
             break;
         case 'S':
@@ -148,23 +140,16 @@ int main(int argc, char **argv)
             save_features = 1;
             break;
         case 'h':
-            usage(0);
+            usage(0, NULL);
             break;
         default:
-            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
-                usage(2);
-            if (res == -1) {
-                warnx("%s", msg);
-                usage(2);
-            }
+            usage(2, msg);
         }
     }
     if (argc - optind != 2 || (save_stats && save_features))
-        usage(2);
-    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0) {
-        warnx("only one input can be stdin");
-        usage(2);
-    }
+        usage(2, NULL);
+    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
+        usage(2, "only one input can be stdin");
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();

@@ -20,29 +20,22 @@ static const char usage_line[] =
     "                [--batch-size N] [--threads N] [--weights PATH|synthetic]\n"
     "                [--resize torch-fidelity|pytorch-fid] INPUT\n";
 
-static void usage(int status)
-{
-    FILE *f = status == 0 ? stdout : stderr;
-    fputs(usage_line, f);
-    if (status == 0)
-        fputs("\n"
-              "Prints 'inception_score_mean: M' and 'inception_score_std: S' (torch-fidelity).\n"
-              "INPUT: uint8 images (N,H,W,3) .npy/.npz or - (stdin), a folder of images, or\n"
-              "pool3 features float (N,2048) .npy from fid --save-features.\n"
-              "\n"
-              "  --splits N            splits (default 10)\n"
-              "  --no-samples-shuffle  keep the input order (default: shuffle the rows with\n"
-              "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
-              "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
-              METRICS_CLI_HELP_TORCH_FIDELITY,
-              f);
-    exit(status);
-}
+static const char help[] =
+    "\n"
+    "Prints 'inception_score_mean: M' and 'inception_score_std: S' (torch-fidelity).\n"
+    "INPUT: uint8 images (N,H,W,3) .npy/.npz or - (stdin), a folder of images, or\n"
+    "pool3 features float (N,2048) .npy from fid --save-features.\n"
+    "\n"
+    "  --splits N            splits (default 10)\n"
+    "  --no-samples-shuffle  keep the input order (default: shuffle the rows with\n"
+    "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
+    "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
+    METRICS_CLI_HELP_TORCH_FIDELITY;
 
-static void bad_usage(const char *what, const char *arg)
+static void usage(int status, const char *problem)
 {
-    warnx("%s: invalid value '%s'", what, arg);
-    usage(2);
+    metrics_cli_usage(status, problem, usage_line, help);
+    exit(status);
 }
 
 int main(int argc, char **argv)
@@ -57,37 +50,32 @@ int main(int argc, char **argv)
     };
     struct metrics_cli o;
     long splits = 10, seed = 2020;
-    int shuffle = 1, c, res;
-    char msg[1024], desc[4352];
+    int shuffle = 1, c;
+    char msg[1024], settings[64];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
-    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+    while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {
         switch (c) {
         case 's':
-            if (util_parse_long(optarg, 1, 1000000, &splits) == -1)
-                bad_usage("--splits", optarg);
+            if (metrics_cli_long(optarg, 1, 1000000, &splits, "--splits", msg, sizeof msg) == -1)
+                usage(2, msg);
             break;
         case 'n':
             shuffle = 0;
             break;
         case 'S':
-            if (util_parse_long(optarg, 0, 4294967295L, &seed) == -1)
-                bad_usage("--seed", optarg);
+            if (metrics_cli_long(optarg, 0, 4294967295L, &seed, "--seed", msg, sizeof msg) == -1)
+                usage(2, msg);
             break;
         case 'h':
-            usage(0);
+            usage(0, NULL);
             break;
         default:
-            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
-                usage(2);
-            if (res == -1) {
-                warnx("%s", msg);
-                usage(2);
-            }
+            usage(2, msg);
         }
     }
     if (argc - optind != 1)
-        usage(2);
+        usage(2, NULL);
     const char *path = argv[optind];
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
@@ -100,13 +88,10 @@ int main(int argc, char **argv)
         errx(1, "%s: statistics (mu, sigma) carry no class predictions; give images or "
              "features", path);
     /* features inputs need the network too: its fc layer gives the logits */
-    if (metrics_cli_open_net(&net, &o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
+    snprintf(settings, sizeof settings, "%ld splits; %s", splits,
+             shuffle ? "rows shuffled" : "rows in input order");
+    if (metrics_cli_load_net(&net, &o, argv[0], "is-score", settings, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    if (o.verbose)
-        fprintf(stderr, "is-score: %s; %ld splits; %s; %d threads\n", desc, splits,
-                shuffle ? "rows shuffled" : "rows in input order", nn_get_threads());
-    if (net.synthetic)
-        warnx(METRICS_CLI_SYNTHETIC_WARNING);
 
     struct metrics_cli_sink sk;
     memset(&sk, 0, sizeof sk);

@@ -20,30 +20,23 @@ static const char usage_line[] =
     "           [--threads N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
     "           (A B | --save-features A OUT.npy)\n";
 
-static void usage(int status)
-{
-    FILE *f = status == 0 ? stdout : stderr;
-    fputs(usage_line, f);
-    if (status == 0)
-        fputs("\n"
-              "Prints 'kernel_inception_distance_mean: M' and 'kernel_inception_distance_std: S'\n"
-              "(torch-fidelity). A and B: uint8 images (N,H,W,3) .npy/.npz or - (stdin), a folder\n"
-              "of images, or pool3 features float (N,2048) .npy.\n"
-              "\n"
-              "  --save-features       write the pool3 features of A to OUT.npy, float32 (N,2048)\n"
-              "  --subsets N           subsets (default 100)\n"
-              "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
-              "                        that is less, with a note on stderr)\n"
-              "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
-              METRICS_CLI_HELP_TORCH_FIDELITY,
-              f);
-    exit(status);
-}
+static const char help[] =
+    "\n"
+    "Prints 'kernel_inception_distance_mean: M' and 'kernel_inception_distance_std: S'\n"
+    "(torch-fidelity). A and B: uint8 images (N,H,W,3) .npy/.npz or - (stdin), a folder\n"
+    "of images, or pool3 features float (N,2048) .npy.\n"
+    "\n"
+    "  --save-features       write the pool3 features of A to OUT.npy, float32 (N,2048)\n"
+    "  --subsets N           subsets (default 100)\n"
+    "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
+    "                        that is less, with a note on stderr)\n"
+    "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
+    METRICS_CLI_HELP_TORCH_FIDELITY;
 
-static void bad_usage(const char *what, const char *arg)
+static void usage(int status, const char *problem)
 {
-    warnx("%s: invalid value '%s'", what, arg);
-    usage(2);
+    metrics_cli_usage(status, problem, usage_line, help);
+    exit(status);
 }
 
 static void open_input(struct metrics_input *in, const char *path)
@@ -68,46 +61,39 @@ int main(int argc, char **argv)
     };
     struct metrics_cli o;
     long subsets = 100, m = 0, seed = 2020;
-    int save = 0, c, res;
-    char msg[1024], desc[4352];
+    int save = 0, c;
+    char msg[1024];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
-    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+    while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {
         switch (c) {
         case 'n':
-            if (util_parse_long(optarg, 1, 1000000, &subsets) == -1)
-                bad_usage("--subsets", optarg);
+            if (metrics_cli_long(optarg, 1, 1000000, &subsets, "--subsets", msg, sizeof msg) == -1)
+                usage(2, msg);
             break;
         case 'm':
-            if (util_parse_long(optarg, 2, 1000000, &m) == -1)
-                bad_usage("--subset-size", optarg);
+            if (metrics_cli_long(optarg, 2, 1000000, &m, "--subset-size", msg, sizeof msg) == -1)
+                usage(2, msg);
             break;
         case 'S':
-            if (util_parse_long(optarg, 0, 4294967295L, &seed) == -1)
-                bad_usage("--seed", optarg);
+            if (metrics_cli_long(optarg, 0, 4294967295L, &seed, "--seed", msg, sizeof msg) == -1)
+                usage(2, msg);
             break;
         case 'F':
             save = 1;
             break;
         case 'h':
-            usage(0);
+            usage(0, NULL);
             break;
         default:
-            if ((res = metrics_cli_opt(&o, c, optarg, msg, sizeof msg)) == 0)
-                usage(2);
-            if (res == -1) {
-                warnx("%s", msg);
-                usage(2);
-            }
+            usage(2, msg);
         }
     }
     if (argc - optind != 2)
-        usage(2);
+        usage(2, NULL);
     const char *pa = argv[optind], *pb = argv[optind + 1];
-    if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0) {
-        warnx("only one input can be stdin");
-        usage(2);
-    }
+    if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
+        usage(2, "only one input can be stdin");
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();
@@ -129,14 +115,8 @@ int main(int argc, char **argv)
     if (ca.d != INCEPTION_DIMS && needs_net)
         errx(1, "%s: features have %d columns; images give %d-d pool3 features",
              ia.kind == METRICS_FEATURES ? pa : pb, ca.d, INCEPTION_DIMS);
-    if (needs_net) {
-        if (metrics_cli_open_net(&net, &o, argv[0], desc, sizeof desc, msg, sizeof msg) == -1)
-            errx(1, "%s", msg);
-        if (o.verbose)
-            fprintf(stderr, "kid: %s; %d threads\n", desc, nn_get_threads());
-        if (net.synthetic)
-            warnx(METRICS_CLI_SYNTHETIC_WARNING);
-    }
+    if (needs_net && metrics_cli_load_net(&net, &o, argv[0], "kid", NULL, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     if (save) {
         if (metrics_cli_save_features(pb, &ia, pa, ca.d, &net, &o, "kid", msg, sizeof msg) == -1)
             errx(1, "%s", msg);

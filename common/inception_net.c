@@ -298,6 +298,13 @@ static void conv_wino(float *out, float *scratch, const float *in, const float *
     relu(out, n);
 }
 
+/* a 1x7 or 7x1 conv, run by inception_w7.c */
+static int is_w7(const struct inception_layer *y)
+{
+    return ((y->KH == 1 && y->KW == 7 && y->PW == 3) || (y->KH == 7 && y->KW == 1 && y->PH == 3))
+           && y->S == 1;
+}
+
 /* BasicConv2d l (or the nl adjacent fused 1x1 layers l..l+nl-1) on in (C,G,H,W) ->
    out (OC,G,OH,OW) */
 static void conv(const struct inception *net, struct ws *ws, float *out, const float *in, int l,
@@ -313,12 +320,14 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
     size_t cols = (size_t)G * g.OH * g.OW;
     *OHp = g.OH;
     *OWp = g.OW;
-    int pointwise = y->KH == 1 && y->KW == 1 && y->S == 1;
+    int pointwise = y->KH == 1 && y->KW == 1 && y->S == 1, vertical = y->KH == 7;
     if (ws->plan) {
         act(ws, (size_t)OC * cols);
         if (ws->wino_n != NULL && nl == 1)
-            ws->wino_n[l] = nn_conv_wino_size(&g);
-        if (net->u[l] != NULL)
+            ws->wino_n[l] = is_w7(y) ? (size_t)8 * OC * y->C : nn_conv_wino_size(&g);
+        if (net->u[l] != NULL && is_w7(y))
+            need_scratch(ws, inception_w7_scratch(y->C, OC, G, H, W, vertical));
+        else if (net->u[l] != NULL)
             need_scratch(ws, wino_scratch(&g));
         else if (!pointwise)
             need_scratch(ws, (size_t)y->C * y->KH * y->KW * col_block(y->C * y->KH * y->KW,
@@ -329,7 +338,10 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
         nn_sgemm_serial(0, 0, OC, (int)cols, y->C, 1.0f, net->w[l], y->C, in, (int)cols, 0.0f,
                         out, (int)cols);
         bias_relu(out, net->b[l], OC, cols);
-    } else if (net->u[l] != NULL)
+    } else if (net->u[l] != NULL && is_w7(y))
+        inception_w7_forward(out, ws->scratch, in, net->u[l], net->b[l], y->C, OC, G, H, W,
+                             vertical);
+    else if (net->u[l] != NULL)
         conv_wino(out, ws->scratch, in, net->u[l], net->b[l], &g);
     else
         conv_im2col(out, ws->scratch, in, net->w[l], net->b[l], &g);
@@ -764,7 +776,10 @@ void inception_net_prepare(struct inception *net)
         if (n[l] == 0)
             continue;
         nn_conv_init_ex(&g, 1, y->C, 8, 8, y->OC, 3, 3, 1, 1, y->PH, y->PW, y->PH, y->PW);
-        nn_conv_wino_weights(p, net->w[l], &g);
+        if (is_w7(y))
+            inception_w7_weights(p, net->w[l], y->OC, y->C);
+        else
+            nn_conv_wino_weights(p, net->w[l], &g);
         net->u[l] = p;
         p += n[l];
     }

@@ -17,18 +17,13 @@
 #include "inception_net.h"
 #include "nn.h"
 
-static const float BT[8][8] = {
-    { 1, 0, -21.f / 4, 0, 21.f / 4, 0, -1, 0 },
-    { 0, 1, 1, -17.f / 4, -17.f / 4, 1, 1, 0 },
-    { 0, -1, 1, 17.f / 4, -17.f / 4, -1, 1, 0 },
-    { 0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0 },
-    { 0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0 },
-    { 0, 2, 4, -2.5f, -5, 0.5f, 1, 0 },
-    { 0, -2, 4, 2.5f, -5, -0.5f, 1, 0 },
-    { 0, -1, 0, 21.f / 4, 0, -21.f / 4, 0, 1 },
-};
-
-/* G (8,7), in double: the weights are transformed once */
+/* B^T, as w7_in computes it:
+   { 1, 0, -21/4, 0, 21/4, 0, -1, 0 },  { 0, 1, 1, -17/4, -17/4, 1, 1, 0 },
+   { 0, -1, 1, 17/4, -17/4, -1, 1, 0 }, { 0, 1/2, 1/4, -5/2, -5/4, 2, 1, 0 },
+   { 0, -1/2, 1/4, 5/2, -5/4, -2, 1, 0 }, { 0, 2, 4, -5/2, -5, 1/2, 1, 0 },
+   { 0, -2, 4, 5/2, -5, -1/2, 1, 0 },  { 0, -1, 0, 21/4, 0, -21/4, 0, 1 };
+   A^T = { 1, 1, 1, 1, 1, 1, 1, 0 }, { 0, 1, -1, 2, -2, 1/2, -1/2, 1 } (in w7_out).
+   G (8,7), in double: the weights are transformed once */
 static const double G7[8][7] = {
     { 1, 0, 0, 0, 0, 0, 0 },
     { -2. / 9, -2. / 9, -2. / 9, -2. / 9, -2. / 9, -2. / 9, -2. / 9 },
@@ -89,23 +84,30 @@ static void w7_lines(float *X, const float *in, int C, int G, int H, int W, int 
     }
 }
 
-/* V (8,C,P*S): B^T d for each pair t and line */
+/* V (8,C,P*S): B^T d for each pair t and line, B^T's rows sharing their partial sums */
 static void w7_in(float *V, const float *X, int C, int S, int P, int LL)
 {
-    size_t T = (size_t)P * S;
+    size_t T = (size_t)P * S, xs = (size_t)C * T;
     for (int c = 0; c < C; c++)
         for (int t = 0; t < P; t++) {
             const float *d = X + ((size_t)c * LL + 2 * t) * S;
-            for (int xi = 0; xi < 8; xi++) {
-                const float *b = BT[xi];
-                float *v = V + ((size_t)xi * C + c) * T + (size_t)t * S;
+            float *v = V + (size_t)c * T + (size_t)t * S;
 #pragma omp simd
-                for (int s = 0; s < S; s++) {
-                    float a = 0.0f;
-                    for (int j = 0; j < 8; j++)
-                        a += b[j] * d[(size_t)j * S + s];
-                    v[s] = a;
-                }
+            for (int s = 0; s < S; s++) {
+                float d0 = d[s], d1 = d[S + s], d2 = d[2 * S + s], d3 = d[3 * S + s];
+                float d4 = d[4 * S + s], d5 = d[5 * S + s], d6 = d[6 * S + s];
+                float d7 = d[7 * S + s];
+                v[s] = d0 - d6 + 5.25f * (d4 - d2);
+                float a = d2 + d6 - 4.25f * d4, b = d1 + d5 - 4.25f * d3;
+                v[xs + s] = a + b;
+                v[2 * xs + s] = a - b;
+                a = 0.25f * d2 - 1.25f * d4 + d6, b = 0.5f * d1 - 2.5f * d3 + 2.0f * d5;
+                v[3 * xs + s] = a + b;
+                v[4 * xs + s] = a - b;
+                a = 4.0f * d2 - 5.0f * d4 + d6, b = 2.0f * d1 - 2.5f * d3 + 0.5f * d5;
+                v[5 * xs + s] = a + b;
+                v[6 * xs + s] = a - b;
+                v[7 * xs + s] = d7 - d1 + 5.25f * (d3 - d5);
             }
         }
 }

@@ -17,7 +17,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,20 +28,10 @@
 #include "rng.h"
 #include "sched.h"
 #include "st.h"
+#include "trainer.h"
 #include "unet.h"
 #include "unet_train.h"
 #include "util.h"
-
-static volatile sig_atomic_t stop;
-
-static void on_stop(int sig)
-{
-    if (stop) {
-        util_remove_temps();
-        _exit(128 + sig);
-    }
-    stop = sig;
-}
 
 static const char usage_line[] =
     "usage: ddpm-train --data train.npy (--init DIR | --config config.json) -o OUTDIR\n"
@@ -86,23 +75,6 @@ struct run {
     char bindir[4096];
     char fid_ref[4200], kid_ref[4200]; /* cached reference statistics / features */
 };
-
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-static void epoch_perm(int64_t *perm, long n, long seed, long epoch)
-{
-    struct rng r;
-    rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch + 1);
-    for (long i = 0; i < n; i++)
-        perm[i] = i;
-    rng_shuffle(&r, perm, n);
-}
 
 /* ---- checkpoints ---- */
 
@@ -157,18 +129,14 @@ static void save_ckpt(struct run *r, const struct opts *o)
     const char *k[] = {"step", "seed", "train_batch_size", "rng", "seconds", "data_n",
                        "data_hash", "threads"};
     const char *v[] = {step, seed, batch, rng, secs, nimg, hash, thr};
-    uint32_t spare;
 
-    memcpy(&spare, &r->rng.spare, 4);
     snprintf(step, sizeof step, "%ld", r->tr.step);
     snprintf(seed, sizeof seed, "%ld", o->seed);
     snprintf(batch, sizeof batch, "%ld", o->batch);
-    snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64
-             " %d %08" PRIx32, r->rng.s[0], r->rng.s[1], r->rng.s[2], r->rng.s[3],
-             r->rng.has_spare, spare);
+    trainer_rng_format(rng, sizeof rng, &r->rng);
     snprintf(secs, sizeof secs, "%.3f", r->seconds);
     snprintf(nimg, sizeof nimg, "%ld", r->n_img);
-    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    trainer_hash_format(hash, sizeof hash, r->data_hash);
     snprintf(thr, sizeof thr, "%ld", o->threads);
     if (snprintf(dir, sizeof dir, "%s/checkpoint-%ld", o->out, r->tr.step) >= (int)sizeof dir)
         errx(1, "%s: path too long", o->out);
@@ -201,9 +169,6 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
     struct st_file f;
     char msg[256], hash[32];
     long seed, batch, n, thr;
-    unsigned long long s[4];
-    int has_spare;
-    uint32_t spare;
 
     if (ddpm_ckpt_load_state(dir, &r->tr, &f, msg, sizeof msg) == -1)
         errx(1, "%s: %s", dir, msg);
@@ -212,12 +177,11 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
         util_parse_long(need_meta(&f, dir, "train_batch_size"), 1, 65536, &batch) == -1 ||
         util_parse_long(need_meta(&f, dir, "data_n"), 0, LONG_MAX, &n) == -1 ||
         util_parse_float(need_meta(&f, dir, "seconds"), 0, 1e12, &r->seconds) == -1 ||
-        sscanf(need_meta(&f, dir, "rng"), "%llx %llx %llx %llx %d %" SCNx32, &s[0], &s[1],
-               &s[2], &s[3], &has_spare, &spare) != 6)
+        trainer_rng_parse(&r->rng, need_meta(&f, dir, "rng")) == -1)
         errx(1, "%s: training_state.safetensors: bad metadata", dir);
     if (n != r->n_img)
         errx(1, "%s: trained on %ld images, --data has %ld", dir, n, r->n_img);
-    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    trainer_hash_format(hash, sizeof hash, r->data_hash);
     if (strcmp(need_meta(&f, dir, "data_hash"), hash) != 0)
         errx(1, "%s: --data differs from the data this checkpoint was trained on", dir);
     if (seed != o->seed || batch != o->batch)
@@ -227,10 +191,6 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
         thr != o->threads)
         warnx("warning: %s was trained with --threads %ld; floats will differ slightly", dir,
               thr);
-    for (int i = 0; i < 4; i++)
-        r->rng.s[i] = s[i];
-    r->rng.has_spare = has_spare;
-    memcpy(&r->rng.spare, &spare, 4);
     st_close(&f);
 }
 
@@ -312,7 +272,7 @@ static void eval_ref_cache(struct run *r, const struct opts *o, const char *thr)
         argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
         if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
             r->fid_ref[0] = '\0';
-            if (stop)
+            if (trainer_stop())
                 return;
             errx(1, "evaluation: %s of %s failed", k ? "kid --save-features" : "fid --save-stats",
                  o->eval_ref);
@@ -340,7 +300,7 @@ static int evaluate(struct run *r, const struct opts *o, struct scores *sc)
 
     snprintf(thr, sizeof thr, "%ld", o->threads);
     eval_ref_cache(r, o, thr);
-    if (stop)
+    if (trainer_stop())
         return -1;
     snprintf(dir, sizeof dir, "%s/.eval-%ld", o->out, (long)getpid());
     snprintf(samples, sizeof samples, "%s/samples.npy", dir);
@@ -354,7 +314,8 @@ static int evaluate(struct run *r, const struct opts *o, struct scores *sc)
     argv[a++] = steps, argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads";
     argv[a++] = thr, argv[a++] = "-o", argv[a++] = samples, argv[a] = NULL;
     if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
-        if (stop) /* the children got the Ctrl-C too: skip, the loop saves a checkpoint */
+        /* the children got the Ctrl-C too: skip, the loop saves a checkpoint */
+        if (trainer_stop())
             goto done;
         errx(1, "evaluation: ddpm-sample failed");
     }
@@ -365,7 +326,7 @@ static int evaluate(struct run *r, const struct opts *o, struct scores *sc)
             argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
         argv[a++] = samples, argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
         if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
-            if (stop)
+            if (trainer_stop())
                 goto done;
             errx(1, "evaluation: %s failed", argv[0]);
         }
@@ -383,7 +344,7 @@ done:
         unlink(samples);
     }
     rmdir(dir);
-    return stop ? -1 : 0;
+    return trainer_stop() ? -1 : 0;
 }
 
 static void write_json(const char *path, const struct run *r, const struct scores *sc,
@@ -486,10 +447,7 @@ static void parse(int argc, char **argv, struct opts *o)
         default: usage(stderr, 2);
         }
         if (bad) {
-            const struct option *p = lo;
-            while (p->name != NULL && p->val != c)
-                p++;
-            warnx("bad value for --%s: %s", p->name ? p->name : "?", optarg);
+            warnx("bad value for --%s: %s", trainer_option_name(lo, c), optarg);
             usage(stderr, 2);
         }
     }
@@ -524,7 +482,7 @@ static void load_data(struct run *r, const struct opts *o)
     if (r->data.shape[0] < 1 || r->data.shape[0] > INT32_MAX)
         errx(1, "%s: no images", o->data);
     r->n_img = (long)r->data.shape[0];
-    r->data_hash = fnv1a(r->data.data, npy_nbytes(&r->data));
+    r->data_hash = trainer_data_hash(&r->data);
 }
 
 /* the model: from a checkpoint, a diffusers folder, or a config.json with torch's init */
@@ -635,19 +593,17 @@ int main(int argc, char **argv)
         r.perm = xmalloc((size_t)r.n_img * sizeof *r.perm);
     }
     if (o.log != NULL) {
-        if ((log = fopen(o.log, from != NULL ? "a" : "w")) == NULL)
+        log = trainer_log_open(o.log, from != NULL,
+                               "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
+        if (log == NULL)
             err(1, "%s", o.log);
-        if (ftell(log) == 0)
-            fprintf(log, "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
     }
-    signal(SIGINT, on_stop);
-    signal(SIGTERM, on_stop);
-    signal(SIGHUP, on_stop);
+    trainer_catch_signals();
 
     start_step = r.tr.step;
     progress_init(&pg, "ddpm-train", "step", r.total);
     t0 = util_now();
-    while (r.tr.step < r.total && !stop) {
+    while (r.tr.step < r.total && !trainer_stop()) {
         long epoch = r.tr.step / r.spe, pos = r.tr.step % r.spe;
         int n = (int)(r.n_img - pos * o.batch < o.batch ? r.n_img - pos * o.batch : o.batch);
         size_t per = (size_t)r.u.cfg.in_channels * r.u.cfg.sample_size * r.u.cfg.sample_size;
@@ -655,7 +611,7 @@ int main(int argc, char **argv)
         char fid[32] = "", kid[32] = "";
 
         if (perm_epoch != epoch)
-            epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
+            trainer_epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
         gather(&r, &o, pos * o.batch, n);
         rng_normal_fill(&r.rng, r.noise, (size_t)n * per);
         for (int b = 0; b < n; b++)
@@ -690,11 +646,11 @@ int main(int argc, char **argv)
     }
     r.seconds += util_now() - t0;
     int rc = 0;
-    if (stop) {
+    if (trainer_stop()) {
         if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
             save_ckpt(&r, &o);
         save_model(&r, o.out);
-        rc = 128 + stop;
+        rc = 128 + trainer_stop();
     } else {
         save_model(&r, o.out);
         if (o.final_json != NULL) {

@@ -12,10 +12,8 @@
    the end, and on SIGINT/SIGTERM (checked between steps; exit status 130). */
 #include <err.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +24,9 @@
 #include "optim.h"
 #include "rng.h"
 #include "st.h"
+#include "trainer.h"
 #include "util.h"
 #include "vae.h"
-
-static volatile sig_atomic_t stop;
-
-static void on_stop(int sig)
-{
-    if (stop) { /* second signal: give up now */
-        util_remove_temps();
-        _exit(128 + sig);
-    }
-    stop = sig;
-}
 
 static void usage(FILE *f, int status)
 {
@@ -75,14 +63,6 @@ struct run {
     char state_path[4096];
 };
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static void load_images(const char *path, struct npy *t)
 {
     char msg[128];
@@ -100,15 +80,6 @@ static void gather(struct run *r, const struct npy *t, const int64_t *perm, long
         int64_t k = perm != NULL ? perm[i0 + i] : i0 + i;
         vae_images_to_input(r->x + (size_t)i * VAE_D, src + (size_t)k * VAE_D, 1);
     }
-}
-
-static void epoch_perm(int64_t *perm, long n, long seed, long epoch)
-{
-    struct rng r;
-    rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch + 1);
-    for (long i = 0; i < n; i++)
-        perm[i] = i;
-    rng_shuffle(&r, perm, n);
 }
 
 /* mean loss per image over the validation set, noise from a fixed seed */
@@ -136,20 +107,16 @@ static void save(struct run *r, const struct opts *o)
     const char *sk[] = {"step", "batch_size", "lr", "seed", "rng", "seconds", "data_n",
                         "data_hash", "threads"};
     const char *sv[] = {step, batch, lr, seed, rng, secs, nimg, hash, thr};
-    uint32_t spare;
 
-    memcpy(&spare, &r->noise.spare, 4);
     snprintf(step, sizeof step, "%ld", r->step);
     snprintf(epoch, sizeof epoch, "%ld", r->step / r->spe);
     snprintf(batch, sizeof batch, "%ld", o->batch);
     snprintf(lr, sizeof lr, "%.9g", o->lr);
     snprintf(seed, sizeof seed, "%ld", o->seed);
-    snprintf(rng, sizeof rng, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64
-             " %d %08" PRIx32, r->noise.s[0], r->noise.s[1], r->noise.s[2], r->noise.s[3],
-             r->noise.has_spare, spare);
+    trainer_rng_format(rng, sizeof rng, &r->noise);
     snprintf(secs, sizeof secs, "%.3f", r->seconds);
     snprintf(nimg, sizeof nimg, "%ld", r->n_img);
-    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    trainer_hash_format(hash, sizeof hash, r->data_hash);
     snprintf(thr, sizeof thr, "%ld", o->threads);
     /* state first: a crash between the two renames leaves steps that disagree, which
        --resume detects */
@@ -181,9 +148,6 @@ static void resume(struct run *r, struct opts *o)
     char msg[160], hash[32];
     long step, batch, seed, n;
     double lr;
-    unsigned long long s[4];
-    int has_spare;
-    uint32_t spare;
 
     if (st_open(&f, o->out, msg, sizeof msg) == -1 || vae_load_st(&r->m, &f, msg, sizeof msg))
         errx(1, "%s: %s", o->out, msg);
@@ -198,15 +162,14 @@ static void resume(struct run *r, struct opts *o)
         util_parse_float(need_meta(&f, r->state_path, "lr"), 0, 1e9, &lr) == -1 ||
         util_parse_float(need_meta(&f, r->state_path, "seconds"), 0, 1e12, &r->seconds) == -1 ||
         util_parse_long(need_meta(&f, r->state_path, "data_n"), 0, LONG_MAX, &n) == -1 ||
-        sscanf(need_meta(&f, r->state_path, "rng"), "%llx %llx %llx %llx %d %" SCNx32, &s[0],
-               &s[1], &s[2], &s[3], &has_spare, &spare) != 6)
+        trainer_rng_parse(&r->noise, need_meta(&f, r->state_path, "rng")) == -1)
         errx(1, "%s: bad metadata", r->state_path);
     if (r->step != step)
         errx(1, "%s: state is at step %ld but %s at step %ld", r->state_path, r->step, o->out,
              step);
     if (n != r->n_img)
         errx(1, "%s: trained on %ld images, --data has %ld", o->out, n, r->n_img);
-    snprintf(hash, sizeof hash, "%016" PRIx64, r->data_hash);
+    trainer_hash_format(hash, sizeof hash, r->data_hash);
     if (strcmp(need_meta(&f, r->state_path, "data_hash"), hash) != 0)
         errx(1, "%s: --data differs from the data this checkpoint was trained on", o->out);
     same(o->set_batch, o->batch, batch, "batch-size");
@@ -219,10 +182,6 @@ static void resume(struct run *r, struct opts *o)
     r->av = xcalloc(r->m.n_params, sizeof(float));
     if (vae_state_load(&r->m, r->am, r->av, &f, msg, sizeof msg) == -1)
         errx(1, "%s: %s", r->state_path, msg);
-    for (int i = 0; i < 4; i++)
-        r->noise.s[i] = s[i];
-    r->noise.has_spare = has_spare;
-    memcpy(&r->noise.spare, &spare, 4);
     st_close(&f);
 }
 
@@ -258,10 +217,7 @@ static void parse(int argc, char **argv, struct opts *o)
         default: usage(stderr, 2);
         }
         if (bad) {
-            const struct option *p = lo;
-            while (p->name != NULL && p->val != c)
-                p++;
-            warnx("bad value for --%s: %s", p->name ? p->name : "?", optarg);
+            warnx("bad value for --%s: %s", trainer_option_name(lo, c), optarg);
             usage(stderr, 2);
         }
     }
@@ -287,7 +243,7 @@ int main(int argc, char **argv)
     if (o.val != NULL)
         load_images(o.val, &r.val);
     r.n_img = (long)r.data.shape[0];
-    r.data_hash = fnv1a(r.data.data, npy_nbytes(&r.data));
+    r.data_hash = trainer_data_hash(&r.data);
     {
         size_t l = strlen(o.out), sl = strlen(".safetensors");
         if (l >= sl && strcmp(o.out + l - sl, ".safetensors") == 0)
@@ -323,26 +279,24 @@ int main(int argc, char **argv)
     r.spe = (r.n_img + o.batch - 1) / o.batch;
     total = o.epochs * r.spe;
     if (o.log != NULL) {
-        if ((log = fopen(o.log, o.resume ? "a" : "w")) == NULL)
+        log = trainer_log_open(o.log, o.resume,
+                               "step,epoch,loss,recon,kl,val_loss,lr,seconds\n");
+        if (log == NULL)
             err(1, "%s", o.log);
-        if (ftell(log) == 0)
-            fprintf(log, "step,epoch,loss,recon,kl,val_loss,lr,seconds\n");
     }
-    signal(SIGINT, on_stop);
-    signal(SIGTERM, on_stop);
-    signal(SIGHUP, on_stop);
+    trainer_catch_signals();
 
     struct adam opt = {(float)o.lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0};
     progress_init(&pg, "vae-train", "step", total);
     t0 = util_now();
-    while (r.step < total && !stop) {
+    while (r.step < total && !trainer_stop()) {
         long epoch = r.step / r.spe, pos = r.step % r.spe;
         int n = (int)(r.n_img - pos * o.batch < o.batch ? r.n_img - pos * o.batch : o.batch);
         float recon, kl, loss;
         char extra[160], vl[32] = "";
 
         if (perm_epoch != epoch)
-            epoch_perm(perm, r.n_img, o.seed, perm_epoch = epoch);
+            trainer_epoch_perm(perm, r.n_img, o.seed, perm_epoch = epoch);
         gather(&r, &r.data, perm, pos * o.batch, n);
         rng_normal_fill(&r.noise, r.eps, (size_t)n * r.m.latent);
         vae_zero_grad(&r.m);
@@ -382,10 +336,10 @@ int main(int argc, char **argv)
     npy_free(&r.data);
     if (o.val != NULL)
         npy_free(&r.val);
-    if (stop) {
+    if (trainer_stop()) {
         warnx("interrupted at step %ld of %ld; saved %s (continue with --resume)", r.step, total,
               o.out);
-        return 128 + stop;
+        return 128 + trainer_stop();
     }
     if (!o.quiet)
         progress_done(&pg);

@@ -1,0 +1,94 @@
+/* Stop flag, epoch order, resume metadata strings and log of the trainers; see trainer.h. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer.h"
+#include "util.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    if (stop_signal) { /* second signal: give up now */
+        util_remove_temps();
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+}
+
+void trainer_catch_signals(void)
+{
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGHUP, on_stop);
+}
+
+int trainer_stop(void)
+{
+    return stop_signal;
+}
+
+void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch)
+{
+    struct rng r;
+    rng_seed(&r, (uint64_t)seed * 0x9E3779B97F4A7C15ull + (uint64_t)epoch + 1);
+    for (long i = 0; i < n; i++)
+        perm[i] = i;
+    rng_shuffle(&r, perm, n);
+}
+
+uint64_t trainer_data_hash(const struct npy *data)
+{
+    const uint8_t *p = data->data;
+    size_t n = npy_nbytes(data);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+void trainer_hash_format(char *buf, size_t len, uint64_t hash)
+{
+    snprintf(buf, len, "%016" PRIx64, hash);
+}
+
+void trainer_rng_format(char *buf, size_t len, const struct rng *r)
+{
+    uint32_t spare;
+    memcpy(&spare, &r->spare, 4);
+    snprintf(buf, len, "%016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %016" PRIx64 " %d %08" PRIx32,
+             r->s[0], r->s[1], r->s[2], r->s[3], r->has_spare, spare);
+}
+
+int trainer_rng_parse(struct rng *r, const char *s)
+{
+    unsigned long long w[4];
+    int has_spare;
+    uint32_t spare;
+    if (sscanf(s, "%llx %llx %llx %llx %d %" SCNx32, &w[0], &w[1], &w[2], &w[3], &has_spare,
+               &spare) != 6)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = w[i];
+    r->has_spare = has_spare;
+    memcpy(&r->spare, &spare, 4);
+    return 0;
+}
+
+FILE *trainer_log_open(const char *path, int resume, const char *header)
+{
+    FILE *f = fopen(path, resume ? "a" : "w");
+    if (f != NULL && ftell(f) == 0)
+        fputs(header, f);
+    return f;
+}
+
+const char *trainer_option_name(const struct option *lo, int c)
+{
+    while (lo->name != NULL && lo->val != c)
+        lo++;
+    return lo->name != NULL ? lo->name : "?";
+}

@@ -1,0 +1,41 @@
+/* What the two trainers (vae-train, ddpm-train) share so that a run can be stopped and resumed
+   bit for bit: stopping on a signal between steps, the order of each epoch, the strings they
+   record in checkpoint metadata (rng state, data fingerprint) and the CSV log a resumed run
+   appends to. The model, the optimizer and the checkpoint files themselves stay with each
+   trainer (vae.h, unet_train.h). */
+#ifndef TRAINER_H
+#define TRAINER_H
+#include <getopt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "npy.h"
+#include "rng.h"
+
+/* SIGINT, SIGTERM and SIGHUP ask the run to stop: trainer_stop() returns the signal from then
+   on, and the trainer saves a checkpoint between steps and exits 128+signal. A second signal
+   removes util's temporary files and exits 128+signal at once. */
+void trainer_catch_signals(void);
+int trainer_stop(void); /* 0, or the signal that asked to stop */
+
+/* perm (n) = epoch's order of the n images: a permutation from an rng seeded by (seed,
+   epoch), so a resumed run draws the same orders */
+void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch);
+
+/* FNV-1a (64 bit) of the training images' bytes: a resumed run must see the same data */
+uint64_t trainer_data_hash(const struct npy *data);
+/* the metadata strings: "data_hash" as 16 hex digits (buf 17+ bytes), "rng" as the four
+   state words, has_spare and the spare float's bits in hex (buf 80+ bytes) */
+void trainer_hash_format(char *buf, size_t len, uint64_t hash);
+void trainer_rng_format(char *buf, size_t len, const struct rng *r);
+/* -1 (r untouched) unless s is what trainer_rng_format writes */
+int trainer_rng_parse(struct rng *r, const char *s);
+
+/* The CSV log: appended to when resuming, truncated otherwise; header goes into an empty
+   file. NULL (errno set) if it cannot be opened. */
+FILE *trainer_log_open(const char *path, int resume, const char *header);
+
+/* The long name of option value c in lo (for "bad value for --NAME: VALUE"), "?" if none. */
+const char *trainer_option_name(const struct option *lo, int c);
+#endif

@@ -12,7 +12,6 @@
    Adam moments, EMA, step, rng, data hash), written atomically every --checkpointing-steps,
    on SIGINT/SIGTERM (exit 130/143) and kept --checkpoints-total-limit deep. */
 #include <err.h>
-#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -20,9 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "ckpt_dir.h"
+#include "ddpm_eval.h"
 #include "nn.h"
 #include "npy.h"
 #include "rng.h"
@@ -72,54 +72,20 @@ struct run {
     long n_img, spe, total;
     double seconds;
     uint64_t data_hash;
-    char bindir[4096];
-    char fid_ref[4200], kid_ref[4200]; /* cached reference statistics / features */
+    struct ddpm_eval ev;
 };
 
 /* ---- checkpoints ---- */
 
-/* highest STEP of OUTDIR/checkpoint-STEP, -1 if none; with n_keep >= 0 deletes all but the
-   n_keep newest */
-static long scan_ckpts(const char *outdir, long n_keep)
+/* deletes all but the n_keep newest checkpoints, oldest first */
+static void prune_ckpts(const char *outdir, long n_keep)
 {
-    DIR *d = opendir(outdir);
-    struct dirent *de;
-    long *steps = NULL, n = 0, cap = 0, best = -1;
-    if (d == NULL)
-        return -1;
-    while ((de = readdir(d)) != NULL) {
-        long s;
-        if (strncmp(de->d_name, "checkpoint-", 11) != 0 ||
-            util_parse_long(de->d_name + 11, 0, LONG_MAX, &s) == -1)
-            continue;
-        if (n == cap)
-            steps = xrealloc(steps, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *steps);
-        steps[n++] = s;
-        if (s > best)
-            best = s;
-    }
-    closedir(d);
-    if (n_keep >= 0)
-        while (n > n_keep) { /* drop the oldest */
-            long lo = 0;
-            char dir[4096], path[4200];
-            static const char *files[] = {"config.json", "scheduler_config.json",
-                                          "diffusion_pytorch_model.safetensors",
-                                          "model_index.json", "training_state.safetensors"};
-            for (long i = 1; i < n; i++)
-                if (steps[i] < steps[lo])
-                    lo = i;
-            snprintf(dir, sizeof dir, "%s/checkpoint-%ld", outdir, steps[lo]);
-            for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-                snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-                unlink(path);
-            }
-            if (rmdir(dir) == -1)
-                warn("%s", dir);
-            steps[lo] = steps[--n];
-        }
+    long *steps, n = ckpt_dir_steps(outdir, &steps);
+    char msg[4400];
+    for (long i = 0; i + n_keep < n; i++)
+        if (ckpt_dir_remove(outdir, steps[i], msg, sizeof msg) == -1)
+            warnx("%s", msg);
     free(steps);
-    return best;
 }
 
 static void save_ckpt(struct run *r, const struct opts *o)
@@ -138,11 +104,11 @@ static void save_ckpt(struct run *r, const struct opts *o)
     snprintf(nimg, sizeof nimg, "%ld", r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
     snprintf(thr, sizeof thr, "%ld", o->threads);
-    if (snprintf(dir, sizeof dir, "%s/checkpoint-%ld", o->out, r->tr.step) >= (int)sizeof dir)
+    if (ckpt_dir_path(dir, sizeof dir, o->out, r->tr.step) == -1)
         errx(1, "%s: path too long", o->out);
     if (ddpm_ckpt_save(dir, &r->tr, &r->sc, k, v, 8, msg, sizeof msg) == -1)
         errx(1, "%s: %s", dir, msg);
-    scan_ckpts(o->out, o->ckpt_limit);
+    prune_ckpts(o->out, o->ckpt_limit);
 }
 
 static const char *need_meta(const struct st_file *f, const char *dir, const char *key)
@@ -216,149 +182,21 @@ static void save_model(struct run *r, const char *dir)
         errx(1, "%s: %s", path, msg);
 }
 
-/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid ---- */
+/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h) ---- */
 
-/* runs argv[0] from bindir, its stdout into out (NUL-terminated); 0 on exit status 0 */
-static int run_tool(const char *bindir, char **argv, char *out, size_t outlen)
+/* 0, or -1 when interrupted by a signal */
+static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
-    int fd[2], status;
-    size_t len = 0;
-    ssize_t k;
-    pid_t pid;
-    char exe[4300];
-    snprintf(exe, sizeof exe, "%s/%s", bindir, argv[0]);
-    if (pipe(fd) == -1)
-        err(1, "pipe");
-    fflush(NULL);
-    if ((pid = fork()) == -1)
-        err(1, "fork");
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execv(exe, argv);
-        warn("%s", exe);
-        _exit(127);
-    }
-    close(fd[1]);
-    while ((k = read(fd[0], out + len, outlen - 1 - len)) > 0)
-        len += (size_t)k;
-    out[len] = '\0';
-    close(fd[0]);
-    while (waitpid(pid, &status, 0) == -1)
-        ;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-struct scores {
-    double fid, kid, kid_std;
-};
-
-/* the reference's FID statistics and KID features, computed once per run */
-static void eval_ref_cache(struct run *r, const struct opts *o, const char *thr)
-{
-    char out[256], *argv[12];
-    int a;
-    if (r->fid_ref[0])
-        return;
-    snprintf(r->fid_ref, sizeof r->fid_ref, "%s/.eval-ref-%ld.npz", o->out, (long)getpid());
-    snprintf(r->kid_ref, sizeof r->kid_ref, "%s/.eval-ref-%ld.npy", o->out, (long)getpid());
-    for (int k = 0; k < 2; k++) {
-        a = 0;
-        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = (char *)thr;
-        if (o->eval_weights != NULL)
-            argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
-        argv[a++] = k ? "--save-features" : "--save-stats", argv[a++] = (char *)o->eval_ref;
-        argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
-        if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
-            r->fid_ref[0] = '\0';
-            if (trainer_stop())
-                return;
-            errx(1, "evaluation: %s of %s failed", k ? "kid --save-features" : "fid --save-stats",
-                 o->eval_ref);
-        }
-    }
-}
-
-static void eval_ref_remove(struct run *r)
-{
-    if (r->fid_ref[0]) {
-        unlink(r->fid_ref);
-        unlink(r->kid_ref);
-    }
-}
-
-/* 0, or -1 when interrupted by a signal (scores untouched) */
-static int evaluate(struct run *r, const struct opts *o, struct scores *sc)
-{
-    static const char *files[] = {"config.json", "scheduler_config.json", "model_index.json",
-                                  "diffusion_pytorch_model.safetensors", "samples.npy"};
-    char dir[4096], samples[4200], n[32], steps[32], seed[32], thr[32], out[4096];
-    char *argv[24];
-    const char *p;
-    int a;
-
-    snprintf(thr, sizeof thr, "%ld", o->threads);
-    eval_ref_cache(r, o, thr);
+    char msg[4400];
+    int rc;
+    if (ddpm_eval_ref(&r->ev, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     if (trainer_stop())
         return -1;
-    snprintf(dir, sizeof dir, "%s/.eval-%ld", o->out, (long)getpid());
-    snprintf(samples, sizeof samples, "%s/samples.npy", dir);
-    snprintf(n, sizeof n, "%ld", o->eval_samples);
-    snprintf(steps, sizeof steps, "%ld", o->eval_steps);
-    snprintf(seed, sizeof seed, "%ld", o->seed);
-    save_model(r, dir);
-    a = 0;
-    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = dir, argv[a++] = "-n";
-    argv[a++] = n, argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps";
-    argv[a++] = steps, argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads";
-    argv[a++] = thr, argv[a++] = "-o", argv[a++] = samples, argv[a] = NULL;
-    if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
-        /* the children got the Ctrl-C too: skip, the loop saves a checkpoint */
-        if (trainer_stop())
-            goto done;
-        errx(1, "evaluation: ddpm-sample failed");
-    }
-    for (int k = 0; k < 2; k++) {
-        a = 0;
-        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-        if (o->eval_weights != NULL)
-            argv[a++] = "--weights", argv[a++] = (char *)o->eval_weights;
-        argv[a++] = samples, argv[a++] = k ? r->kid_ref : r->fid_ref, argv[a] = NULL;
-        if (run_tool(r->bindir, argv, out, sizeof out) == -1) {
-            if (trainer_stop())
-                goto done;
-            errx(1, "evaluation: %s failed", argv[0]);
-        }
-        if (k == 0 && ((p = strstr(out, "FID:")) == NULL || sscanf(p + 4, "%lf", &sc->fid) != 1))
-            errx(1, "evaluation: fid: unexpected output");
-        if (k == 1 && ((p = strstr(out, "kernel_inception_distance_mean:")) == NULL ||
-                       sscanf(p + 32, "%lf", &sc->kid) != 1 ||
-                       (p = strstr(out, "kernel_inception_distance_std:")) == NULL ||
-                       sscanf(p + 31, "%lf", &sc->kid_std) != 1))
-            errx(1, "evaluation: kid: unexpected output");
-    }
-done:
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(samples, sizeof samples, "%s/%s", dir, files[i]);
-        unlink(samples);
-    }
-    rmdir(dir);
-    return trainer_stop() ? -1 : 0;
-}
-
-static void write_json(const char *path, const struct run *r, const struct scores *sc,
-                       double loss)
-{
-    struct outfile of;
-    char msg[256];
-    if (outfile_open(&of, path, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", path, msg);
-    fprintf(of.f, "{\n    \"step\": %ld,\n    \"train_loss\": %.7g,\n    \"fid\": %.7g,\n"
-                  "    \"kid\": %.7g,\n    \"kid_std\": %.7g\n}\n", r->tr.step, loss, sc->fid,
-            sc->kid, sc->kid_std);
-    if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", path, msg);
+    save_model(r, r->ev.dir);
+    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1)
+        errx(1, "%s", msg);
+    return rc == 0 ? 0 : -1;
 }
 
 /* ---- options ---- */
@@ -491,9 +329,9 @@ static const char *setup_model(struct run *r, struct opts *o, char *ckpt, size_t
     char msg[256], path[4200];
     if (o->resume != NULL) {
         if (strcmp(o->resume, "latest") == 0) {
-            long s = scan_ckpts(o->out, -1);
+            long s = ckpt_dir_latest(o->out);
             if (s >= 0)
-                snprintf(ckpt, len, "%s/checkpoint-%ld", o->out, s);
+                ckpt_dir_path(ckpt, len, o->out, s);
             else if (!o->quiet)
                 warnx("no checkpoint in %s: starting a new training run", o->out);
         } else {
@@ -551,25 +389,21 @@ int main(int argc, char **argv)
     struct opts o;
     struct run r;
     struct progress pg;
-    struct scores sc = {NAN, NAN, NAN};
+    struct ddpm_scores sc = {NAN, NAN, NAN};
     FILE *log = NULL;
     char msg[256], ckpt[4096] = "";
     const char *from;
     long perm_epoch = -1, done = 0, start_step;
     double t0, loss_sum = 0;
     long loss_n = 0;
-    ssize_t k;
 
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     memset(&r, 0, sizeof r);
-    if ((k = readlink("/proc/self/exe", r.bindir, sizeof r.bindir - 1)) > 0) {
-        r.bindir[k] = '\0';
-        if (strrchr(r.bindir, '/') != NULL)
-            *strrchr(r.bindir, '/') = '\0';
-    }
+    ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
+                   o.seed, o.threads);
     for (int i = 0; i < 256; i++) /* ToTensor then Normalize(0.5, 0.5), in float32 */
         r.lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
     from = setup_model(&r, &o, ckpt, sizeof ckpt);
@@ -621,7 +455,7 @@ int main(int argc, char **argv)
             errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.tr.step);
         done += n;
         loss_sum += loss, loss_n++;
-        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &o, &sc) == 0) {
+        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &sc) == 0) {
             snprintf(fid, sizeof fid, "%.6g", sc.fid);
             snprintf(kid, sizeof kid, "%.6g", sc.kid);
         }
@@ -655,11 +489,13 @@ int main(int argc, char **argv)
         save_model(&r, o.out);
         if (o.final_json != NULL) {
             if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
-                evaluate(&r, &o, &sc);
-            write_json(o.final_json, &r, &sc, loss_n ? loss_sum / loss_n : NAN);
+                evaluate(&r, &sc);
+            if (ddpm_eval_write_json(o.final_json, r.tr.step, loss_n ? loss_sum / loss_n : NAN,
+                                     &sc, msg, sizeof msg) == -1)
+                errx(1, "%s: %s", o.final_json, msg);
         }
     }
-    eval_ref_remove(&r);
+    ddpm_eval_remove_ref(&r.ev);
     if (log != NULL && fclose(log) != 0)
         err(1, "%s", o.log);
     if (rc != 0)

@@ -4,7 +4,7 @@
    and the 1008-way fc. Key names are those of pt_inception-2015-12-05-6726825d.pth.
 
    A thread runs its share of the batch in groups of at most `group` images: each image alone
-   through the stem and the 35x35 blocks, then the group together from Mixed_6b on, so that the
+   through the stem and the 35x35 blocks, then the group together from Mixed_6a on, so that the
    17x17 and 8x8 convs are GEMMs over the group's columns. An image's features do not depend
    on its group, the batch size or the thread count (bit for bit: tested). Memory is a fixed
    per-thread workspace: flat in the number of images.
@@ -43,7 +43,7 @@ struct inception {
     int synthetic;
     int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
     size_t ws_floats;                   /* unused */
-    int group;                          /* images run together from Mixed_6b (INCEPTION_GROUP) */
+    int group;                          /* images run together from Mixed_6a (INCEPTION_GROUP) */
     float *wino;                        /* one block: the u[] below */
     float *u[INCEPTION_N_CONV];         /* (16,OC,C) F(2x2,3x3) Winograd weights, set at load for
                                            the 3x3 stride-1 layers, else NULL */

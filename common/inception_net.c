@@ -2,18 +2,20 @@
 
    A thread takes a contiguous share of the batch and runs it in groups of at most net->group
    images. Each image of a group runs alone through the stem and the 35x35 blocks up to
-   Mixed_6a: there a map has 1225 to 22201 pixels, enough columns for an efficient GEMM. The
-   group then runs together from Mixed_6b on, in a channel-major layout (C,G,H,W): every conv
-   is one GEMM over G*OH*OW columns, so the 17x17 and 8x8 weights (four fifths of the 95 MB)
+   Mixed_5d: there a map has 1225 to 22201 pixels, enough columns for an efficient GEMM. The
+   group then runs together from Mixed_6a on, in a channel-major layout (C,G,H,W): a conv is a
+   GEMM over the G*OH*OW columns of the group (or 8 of them for the 1x7 and 7x1 convs by
+   Winograd, inception_w7.c), so the weights of the 17x17 and 8x8 stages (most of the 95 MB)
    stream from memory once per group instead of once per image, and the 8x8 GEMMs get more
    than 64 columns. Pools and bias/ReLU treat (C,G) as C*G channels, concatenation is by
-   channel offset as before.
+   channel offset as for one image.
 
    Sums do not depend on the group: a GEMM column's sum runs over K in an order set by K
    alone (single-threaded OpenBLAS; its small-matrix kernel, whose order differs, only takes
-   M*N*K <= 1e6, never reached from Mixed_6b on), and everything else is per pixel or per
-   image. So an image's features are the same bit for bit whatever its group, the batch size
-   or the thread count (tests/unit/test_inception.c checks it). */
+   M*N*K <= 1e6, which from Mixed_6a on only the 35x35 Winograd conv reaches, in blocks of
+   one image's tiles whatever G), and everything else is per pixel or per image. So an
+   image's features are the same bit for bit whatever its group, the batch size or the thread
+   count (tests/unit/test_inception.c checks it). */
 #include "inception.h"
 
 #include <math.h>
@@ -111,7 +113,7 @@ struct ws {
     size_t max_act, max_scratch;
     size_t *wino_n;    /* plan for inception_net_prepare: Winograd weight floats per layer */
     float *buf[6];     /* max_act floats each */
-    float *grp;        /* (768,G,17,17): the group's Mixed_6a outputs */
+    float *grp;        /* (288,G,35,35): the group's Mixed_5d outputs */
     float *scratch;
     int stage;         /* capture the output of this stage into stage_out (-1: none) */
     float *stage_out;
@@ -569,10 +571,13 @@ static int stage_done(struct ws *ws, int s, const float *y, size_t n)
     return 1;
 }
 
-#define STAGE_6B 11 /* the first stage of the tail */
+/* the tail starts at Mixed_6a (stage 10), on Mixed_5d outputs (288,G,35,35) */
+#define TAIL_STAGE 10
+#define TAIL_C 288
+#define TAIL_HW (35 * 35)
 
-/* One image x (3,299,299) up to Mixed_6a; d64, d192 may be NULL. Returns its output
-   (768,17,17), in ws->buf[0], or NULL when the stage asked for was before. */
+/* One image x (3,299,299) up to Mixed_5d; d64, d192 may be NULL. Returns its output
+   (288,35,35), in ws->buf[1], or NULL when the stage asked for was before. */
 static float *forward_head(const struct inception *net, struct ws *ws, const float *x,
                            float *d64, float *d192)
 {
@@ -612,25 +617,22 @@ static float *forward_head(const struct inception *net, struct ws *ws, const flo
         if (stage_done(ws, s++, out, (size_t)C * H * W))
             return NULL;
     }
-    /* Mixed_5d output is in b */
-    block_b(net, ws, a, b, L_6A, 288, H, W, 1);
-    H = nn_pool_out(H, 3, 2, 0);
-    W = nn_pool_out(W, 3, 2, 0);
-    act(ws, (size_t)768 * H * W);
-    if (stage_done(ws, s++, a, (size_t)768 * H * W))
-        return NULL;
-    return a;
+    return b; /* Mixed_5d */
 }
 
-/* A group from Mixed_6b on: x (768,G,17,17) -> pool3 (G,2048), logits (G,1008),
+/* A group from Mixed_6a on: x (288,G,35,35) -> pool3 (G,2048), logits (G,1008),
    d768 (G,768); any may be NULL */
 static void forward_tail(const struct inception *net, struct ws *ws, const float *x, int G,
                          float *pool3, float *logits, float *d768)
 {
     float *a = ws->buf[0], *b = ws->buf[1];
-    int H = 17, W = 17, s = STAGE_6B;
+    int H = 17, W = 17, s = TAIL_STAGE;
+    block_b(net, ws, b, x, L_6A, TAIL_C, 35, 35, G);
+    act(ws, (size_t)768 * G * H * W);
+    if (stage_done(ws, s++, b, (size_t)768 * G * H * W))
+        return;
     static const int lc[4] = { L_6B, L_6C, L_6D, L_6E };
-    const float *in = x;
+    const float *in = b;
     for (int k = 0; k < 4; k++) {
         float *out = k % 2 == 0 ? a : b;
         block_c(net, ws, out, in, lc[k], H, W, G);
@@ -694,7 +696,7 @@ struct input {
 static void forward_group(const struct inception *net, struct ws *ws, const struct input *in,
                           const struct outs *o, int i0, int G)
 {
-    size_t HW = 17 * 17;
+    size_t HW = TAIL_HW;
     int tail = o->pool3 != NULL || o->logits != NULL || o->d768 != NULL || ws->stage >= 0;
     for (int k = 0; k < G; k++) {
         int i = i0 + k;
@@ -708,7 +710,7 @@ static void forward_group(const struct inception *net, struct ws *ws, const stru
         if (y == NULL)
             return;
         if (tail)
-            for (int c = 0; c < 768; c++)
+            for (int c = 0; c < TAIL_C; c++)
                 memcpy(ws->grp + ((size_t)c * G + k) * HW, y + c * HW, HW * sizeof(float));
     }
     if (tail)
@@ -741,7 +743,7 @@ static size_t ws_floats(const struct inception *net, int G, int H, int W, size_t
                         size_t *scratch_n)
 {
     ws_plan(net, G, NULL, act_n, scratch_n);
-    return 6 * *act_n + (size_t)768 * 17 * 17 * G + *scratch_n +
+    return 6 * *act_n + (size_t)TAIL_C * TAIL_HW * G + *scratch_n +
            (size_t)3 * INCEPTION_SIZE * INCEPTION_SIZE + (H > 0 ? preprocess_scratch(H, W) : 0);
 }
 
@@ -755,7 +757,7 @@ static float *ws_carve(struct ws *ws, float *p, int G, size_t act_n, size_t scra
         p += act_n;
     }
     ws->grp = p;
-    p += (size_t)768 * 17 * 17 * G;
+    p += (size_t)TAIL_C * TAIL_HW * G;
     ws->scratch = p;
     return p + scratch_n;
 }

@@ -40,6 +40,28 @@ void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch)
     rng_shuffle(&r, perm, n);
 }
 
+void trainer_gather_images(float *x, const struct npy *data, const int64_t *perm, long i0,
+                           int n, struct rng *flip_rng)
+{
+    int H = (int)data->shape[1], W = (int)data->shape[2], C = (int)data->shape[3];
+    size_t HW = (size_t)H * W;
+    const uint8_t *src = data->data;
+    float lut[256];
+    for (int i = 0; i < 256; i++) /* ToTensor then Normalize(0.5, 0.5), in float32 */
+        lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    for (int b = 0; b < n; b++) {
+        const uint8_t *im = src + (size_t)perm[i0 + b] * HW * C;
+        float *xb = x + (size_t)b * C * HW;
+        int flip = flip_rng != NULL && rng_uniform(flip_rng) < 0.5f;
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++) {
+                const uint8_t *px = im + ((size_t)y * W + (flip ? W - 1 - xx : xx)) * C;
+                for (int c = 0; c < C; c++)
+                    xb[(size_t)c * HW + (size_t)y * W + xx] = lut[px[c]];
+            }
+    }
+}
+
 uint64_t trainer_data_hash(const struct npy *data)
 {
     const uint8_t *p = data->data;

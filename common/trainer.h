@@ -1,7 +1,7 @@
 /* What the two trainers (vae-train, ddpm-train) share so that a run can be stopped and resumed
-   bit for bit: stopping on a signal between steps, the order of each epoch, the strings they
-   record in checkpoint metadata (rng state, data fingerprint) and the CSV log a resumed run
-   appends to. The model, the optimizer and the checkpoint files themselves stay with each
+   bit for bit: stopping on a signal between steps, the order of each epoch and its batches of
+   images, the strings they record in checkpoint metadata (rng state, data fingerprint) and the
+   CSV log a resumed run appends to. The model, the optimizer and the checkpoint files themselves stay with each
    trainer (vae.h, unet_train.h). */
 #ifndef TRAINER_H
 #define TRAINER_H
@@ -22,6 +22,12 @@ int trainer_stop(void); /* 0, or the signal that asked to stop */
 /* perm (n) = epoch's order of the n images: a permutation from an rng seeded by (seed,
    epoch), so a resumed run draws the same orders */
 void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch);
+
+/* x (n,C,H,W) = the uint8 images perm[i0..i0+n) of data (N,H,W,C) as torchvision's ToTensor
+   then Normalize(0.5, 0.5) in float32 (so in [-1, 1]); each flipped left-right with
+   probability 0.5 (one rng_uniform per image, in order) when flip_rng is not NULL */
+void trainer_gather_images(float *x, const struct npy *data, const int64_t *perm, long i0,
+                           int n, struct rng *flip_rng);
 
 /* FNV-1a (64 bit) of the training images' bytes: a resumed run must see the same data */
 uint64_t trainer_data_hash(const struct npy *data);

@@ -66,7 +66,7 @@ struct run {
     struct ddpm_train tr;
     struct npy data;
     struct rng rng;
-    float *x0, *noise, lut[256];
+    float *x0, *noise;
     int *t;
     int64_t *perm;
     long n_img, spe, total;
@@ -365,25 +365,6 @@ static const char *setup_model(struct run *r, struct opts *o, char *ckpt, size_t
     return NULL;
 }
 
-/* batch images perm[i0..i0+n) -> x0 (n,C,S,S) in [-1,1], each flipped with p 0.5 */
-static void gather(struct run *r, const struct opts *o, long i0, int n)
-{
-    int S = r->u.cfg.sample_size, C = r->u.cfg.in_channels;
-    size_t HW = (size_t)S * S;
-    const uint8_t *src = r->data.data;
-    for (int b = 0; b < n; b++) {
-        const uint8_t *im = src + (size_t)r->perm[i0 + b] * HW * C;
-        float *x = r->x0 + (size_t)b * C * HW;
-        int flip = o->flip && rng_uniform(&r->rng) < 0.5f;
-        for (int y = 0; y < S; y++)
-            for (int xx = 0; xx < S; xx++) {
-                const uint8_t *px = im + ((size_t)y * S + (flip ? S - 1 - xx : xx)) * C;
-                for (int c = 0; c < C; c++)
-                    x[(size_t)c * HW + (size_t)y * S + xx] = r->lut[px[c]];
-            }
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -404,8 +385,6 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
                    o.seed, o.threads);
-    for (int i = 0; i < 256; i++) /* ToTensor then Normalize(0.5, 0.5), in float32 */
-        r.lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
     from = setup_model(&r, &o, ckpt, sizeof ckpt);
     load_data(&r, &o);
     if (sched_init(&r.s, &r.sc, SCHED_DDPM, r.sc.num_train_timesteps, 0, msg, sizeof msg) == -1)
@@ -446,7 +425,8 @@ int main(int argc, char **argv)
 
         if (perm_epoch != epoch)
             trainer_epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
-        gather(&r, &o, pos * o.batch, n);
+        trainer_gather_images(r.x0, &r.data, r.perm, pos * o.batch, n,
+                              o.flip ? &r.rng : NULL);
         rng_normal_fill(&r.rng, r.noise, (size_t)n * per);
         for (int b = 0; b < n; b++)
             r.t[b] = (int)rng_below(&r.rng, (uint64_t)r.s.T);

@@ -276,7 +276,7 @@ static void swap01(float *dst, const float *src, int A, int B, size_t n)
 /* floats of scratch for conv_wino */
 static size_t wino_scratch(const struct nn_conv *g)
 {
-    size_t n = nn_conv_scratch(g);
+    size_t n = nn_conv_wino_scratch(g);
     if (g->N > 1)
         n += (size_t)g->N * (g->C * g->H * g->W + g->OC * g->OH * g->OW);
     return n;

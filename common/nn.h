@@ -81,8 +81,10 @@ void nn_conv_winograd(int on);
 /* Inference on fixed weights, without the per-call Winograd weight transform:
    nn_conv_wino_size(g) floats (0 when g is not a Winograd geometry) filled once by
    nn_conv_wino_weights from w (OC,C,3,3); nn_conv2d_forward_wino is then nn_conv2d_forward
-   on them (scratch: nn_conv_scratch(g)), Winograd whatever nn_conv_winograd says. */
+   on them (scratch: nn_conv_wino_scratch(g) floats), Winograd whatever nn_conv_winograd says,
+   in tile blocks sized for the caches. */
 size_t nn_conv_wino_size(const struct nn_conv *g);
+size_t nn_conv_wino_scratch(const struct nn_conv *g);
 void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g);
 void nn_conv2d_forward_wino(float *out, float *scratch, const float *in, const float *u,
                             const float *b, const struct nn_conv *g);

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "nn.h"
 #include "npy.h"
@@ -244,23 +243,11 @@ int main(int argc, char **argv)
         load_images(o.val, &r.val);
     r.n_img = (long)r.data.shape[0];
     r.data_hash = trainer_data_hash(&r.data);
-    {
-        size_t l = strlen(o.out), sl = strlen(".safetensors");
-        if (l >= sl && strcmp(o.out + l - sl, ".safetensors") == 0)
-            l -= sl;
-        if (l + 32 > sizeof r.state_path)
-            errx(1, "%s: path too long", o.out);
-        snprintf(r.state_path, sizeof r.state_path, "%.*s.state.safetensors", (int)l, o.out);
-    }
-    {
-        /* fail now, not after the training, when the checkpoint cannot be written */
-        char dir[4096];
-        const char *slash = strrchr(o.out, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash == NULL ? 1 : (int)(slash - o.out + 1),
-                 slash == NULL ? "." : o.out);
-        if (access(dir, W_OK) != 0)
-            err(1, "%s", o.out);
-    }
+    if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
+        errx(1, "%s: path too long", o.out);
+    /* fail now, not after the training, when the checkpoint cannot be written */
+    if (trainer_dir_writable(o.out) == -1)
+        err(1, "%s", o.out);
     if (o.resume) {
         resume(&r, &o);
     } else {

@@ -1,5 +1,6 @@
 /* Internal to the Inception module: inception.c holds the layer table and loads the weights,
-   inception_net.c preprocesses and runs the network. */
+   inception_pre.c preprocesses, inception_net.c runs the network (inception_w7.c: its 1x7 and
+   7x1 convs). */
 #ifndef INCEPTION_NET_H
 #define INCEPTION_NET_H
 #include "inception.h"
@@ -24,6 +25,12 @@ void inception_w7_weights(float *u, const float *w, int OC, int C);
 size_t inception_w7_scratch(int C, int OC, int G, int H, int W, int vertical);
 void inception_w7_forward(float *out, float *scratch, const float *in, const float *u,
                           const float *b, int C, int OC, int G, int H, int W, int vertical);
+
+/* Preprocessing (inception_pre.c) into x (3,299,299), with inception_pre_scratch(H, W)
+   floats of scratch tmp, for inception_preprocess and the batch driver. */
+size_t inception_pre_scratch(int H, int W);
+void inception_pre_run(float *x, float *tmp, const uint8_t *img, int H, int W,
+                       enum inception_resize mode);
 
 /* Once the folded weights are in net->w, net->b: the Winograd weights net->u. */
 void inception_net_prepare(struct inception *net);

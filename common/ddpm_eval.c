@@ -13,12 +13,14 @@
 void ddpm_eval_init(struct ddpm_eval *e, const char *outdir, const char *ref,
                     const char *weights, long samples, long steps, long seed, long threads)
 {
-    ssize_t k;
+    char exe[sizeof e->bindir];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     memset(e, 0, sizeof *e);
-    if ((k = readlink("/proc/self/exe", e->bindir, sizeof e->bindir - 1)) > 0) {
-        e->bindir[k] = '\0';
-        if (strrchr(e->bindir, '/') != NULL)
-            *strrchr(e->bindir, '/') = '\0';
+    if (k > 0) {
+        exe[k] = '\0';
+        if (strrchr(exe, '/') != NULL)
+            *strrchr(exe, '/') = '\0';
+        memcpy(e->bindir, exe, sizeof exe);
     }
     snprintf(e->outdir, sizeof e->outdir, "%s", outdir);
     snprintf(e->dir, sizeof e->dir, "%s/.eval-%ld", outdir, (long)getpid());

@@ -1,0 +1,307 @@
+/* The backward of the UNet's 3x3 stride-1 convolutions, all by Winograd F(4x4, 3x3) like the
+   forward (unet_conv.c): the data gradient as a forward conv on flipped, transposed weights,
+   the weight gradient as 36 GEMMs over the tiles of the batch (see below). Used by
+   unet_grad.c. */
+#include "unet_train.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "nn.h"
+
+/* ---- Winograd weight gradient ----
+   The forward is F(4x4, 3x3) on points 0, +-1, +-2, inf: y = A^T [(G g G^T) . (B^T d B)] A.
+   By the transposition principle the kernel gradient of one 4x4 output tile is
+   dW = G^T [(A dY A^T) . (B^T X B)] G with the same 6x6 input patch X, so summed over tiles
+   it is 36 GEMMs (OC x T) (T x C) over all T tiles of the batch, a quarter of im2col's
+   multiplies. B^T, G as in unet_conv.c; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
+   0 1 -1 8 -8 1]. */
+
+/* o[k*s] = (B^T d)[k], d[k*si], k < 6 */
+static inline void wg_bt2(float *o, const float *d, int si, int s)
+{
+    float d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
+    o[0] = 4 * d0 - 5 * d2 + d4;
+    o[s] = -4 * d1 - 4 * d2 + d3 + d4;
+    o[2 * s] = 4 * d1 - 4 * d2 - d3 + d4;
+    o[3 * s] = -2 * d1 - d2 + 2 * d3 + d4;
+    o[4 * s] = 2 * d1 - d2 - 2 * d3 + d4;
+    o[5 * s] = 4 * d1 - 5 * d3 + d5;
+}
+
+/* o[k*s] = (A y)[k], y[i*si] i < 4 -> 6 values */
+static inline void wg_a2(float *o, const float *y, int si, int s)
+{
+    float y0 = y[0], y1 = y[si], y2 = y[2 * si], y3 = y[3 * si];
+    o[0] = y0;
+    o[s] = y0 + y1 + y2 + y3;
+    o[2 * s] = y0 - y1 + y2 - y3;
+    o[3 * s] = y0 + 2 * y1 + 4 * y2 + 8 * y3;
+    o[4 * s] = y0 - 2 * y1 + 4 * y2 - 8 * y3;
+    o[5 * s] = y3;
+}
+
+/* o[k*s] = (G^T v)[k], v[p*s] p < 6 -> 3 values */
+static inline void wg_gt(float *o, const float *v, int s)
+{
+    float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24; /* multiplies: no divider */
+    o[0] = v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+    o[s] = (v2 - v1) * r6 + (v3 - v4) * r12;
+    o[2 * s] = (v3 + v4 - v1 - v2) * r6 + v5;
+}
+
+/* o[k*so] = (G g)[k], g[i*si] i < 3 -> 6 values */
+static inline void wg_g(float *o, const float *g, int si, int so)
+{
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+    float g0 = g[0], g1 = g[si], g2 = g[2 * si];
+    o[0] = g0 * 0.25f;
+    o[so] = -(g0 + g1 + g2) * r6;
+    o[2 * so] = -(g0 - g1 + g2) * r6;
+    o[3 * so] = g0 * r24 + g1 * r12 + g2 * r6;
+    o[4 * so] = g0 * r24 - g1 * r12 + g2 * r6;
+    o[5 * so] = g2;
+}
+
+/* U (36,C,OC): the Winograd transforms of w (OC,C,3,3) flipped in both axes with the channels
+   swapped, i.e. the kernel of the data gradient (a conv OC -> C) in unet_wino_conv3's layout.
+   Vector operations over oc, in chunks of WG_VEC. */
+#define WG_VEC 64
+#define WG_CB 16
+static void wg_flip_weights(float *U, const float *w, int C, int OC)
+{
+    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+    /* c innermost within a task: the n rows of w are then read as n sequential streams, not
+       one 36-byte piece per cache line and visit */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int o0 = 0; o0 < OC; o0 += WG_VEC)
+        for (int c0 = 0; c0 < C; c0 += WG_CB)
+            for (int c = c0; c < C && c < c0 + WG_CB; c++) {
+                int n = OC - o0 < WG_VEC ? OC - o0 : WG_VEC;
+                float f[9][WG_VEC], t[6][3][WG_VEC];
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < 9; k++)
+                        f[k][i] = w[((size_t)(o0 + i) * C + c) * 9 + 8 - k];
+                for (int x = 0; x < 3; x++)
+                    for (int i = 0; i < n; i++) { /* t = G f (columns) */
+                        float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
+                        t[0][x][i] = g0 * 0.25f;
+                        t[1][x][i] = -(g0 + g1 + g2) * r6;
+                        t[2][x][i] = -(g0 - g1 + g2) * r6;
+                        t[3][x][i] = g0 * r24 + g1 * r12 + g2 * r6;
+                        t[4][x][i] = g0 * r24 - g1 * r12 + g2 * r6;
+                        t[5][x][i] = g2;
+                    }
+                for (int y = 0; y < 6; y++) {       /* u = t G^T (rows) */
+                    float *u0 = U + ((size_t)(y * 6) * C + c) * OC + o0;
+                    size_t st = (size_t)C * OC;
+                    for (int i = 0; i < n; i++) {
+                        float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
+                        u0[i] = g0 * 0.25f;
+                        u0[st + i] = -(g0 + g1 + g2) * r6;
+                        u0[2 * st + i] = -(g0 - g1 + g2) * r6;
+                        u0[3 * st + i] = g0 * r24 + g1 * r12 + g2 * r6;
+                        u0[4 * st + i] = g0 * r24 - g1 * r12 + g2 * r6;
+                        u0[5 * st + i] = g2;
+                    }
+                }
+            }
+}
+
+#define WG_PLANE (34 * 34) /* floats of a padded plane on the stack */
+#define WG_ROW 132          /* widest padded row of the vectorised tile transforms */
+
+size_t unet_conv3_grad_scratch(int B, int C, int H, int W, int OC)
+{
+    size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4);
+    return 36 * ((size_t)C * T + (size_t)OC * T + (size_t)OC * C);
+}
+
+/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of
+   unet_conv3_grad_scratch. kept: the input's tiles (36,C,T) as the forward made them (unet_kept_tiles), or NULL to
+   transform in here. */
+static void wino_dw(float *dw, float *scratch, const float *kept, const float *dout,
+                    const float *in, int B, int C, int H, int W, int OC)
+{
+    int th = (H + 3) / 4, tw = (W + 3) / 4, tpi = th * tw;
+    size_t T = (size_t)B * tpi, HW = (size_t)H * W;
+    float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
+    const float *Vr = kept != NULL ? kept : V;
+
+    /* planes are copied zero-padded (pad 1 before, up to the tile grid after) so the tiles
+       read without bounds checks; larger planes than WG_PLANE take the checked path */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < (kept != NULL ? 0 : B); b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + ((size_t)b * C + c) * HW;
+            float pl[WG_PLANE];
+            int pw = 4 * tw + 2, ph = 4 * th + 2, fast = pw * ph <= WG_PLANE;
+            if (fast) {
+                memset(pl, 0, sizeof(float) * (size_t)pw * ph);
+                for (int y = 0; y < H; y++)
+                    memcpy(pl + (size_t)(y + 1) * pw + 1, x + (size_t)y * W, sizeof(float) * W);
+            }
+            if (fast && pw <= WG_ROW) {
+                /* B^T down the 6 rows of a tile row at every x, then B^T across each tile */
+                for (int ty = 0; ty < th; ty++) {
+                    float e[6][WG_ROW];
+                    const float *q = pl + (size_t)(4 * ty) * pw;
+                    size_t t0 = (size_t)b * tpi + (size_t)ty * tw;
+                    for (int xx = 0; xx < pw; xx++)
+                        wg_bt2(&e[0][xx], q + xx, pw, WG_ROW);
+                    for (int k = 0; k < 6; k++) {
+                        float *v = V + ((size_t)(k * 6) * C + c) * T + t0;
+                        size_t st = (size_t)C * T;
+                        for (int tx = 0; tx < tw; tx++) {
+                            float o6[6];
+                            wg_bt2(o6, &e[k][4 * tx], 1, 1);
+                            for (int l = 0; l < 6; l++)
+                                v[l * st + tx] = o6[l];
+                        }
+                    }
+                }
+                continue;
+            }
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    float d[36], e[36];
+                    size_t t = (size_t)b * tpi + ty * tw + tx;
+                    if (fast) {
+                        const float *q = pl + (size_t)(4 * ty) * pw + 4 * tx;
+                        for (int j = 0; j < 6; j++)
+                            wg_bt2(e + j, q + j, pw, 6);     /* columns */
+                    } else {
+                        for (int i = 0; i < 6; i++) {
+                            int iy = 4 * ty - 1 + i;
+                            for (int j = 0; j < 6; j++) {
+                                int ix = 4 * tx - 1 + j;
+                                d[i * 6 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                                   ? x[(size_t)iy * W + ix] : 0.0f;
+                            }
+                        }
+                        for (int j = 0; j < 6; j++)
+                            wg_bt2(e + j, d + j, 6, 6);
+                    }
+                    for (int i = 0; i < 6; i++)
+                        wg_bt2(d + i * 6, e + i * 6, 1, 1); /* rows */
+                    for (int p = 0; p < 36; p++)
+                        V[((size_t)p * C + c) * T + t] = d[p];
+                }
+        }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++) {
+            const float *y = dout + ((size_t)b * OC + o) * HW;
+            if (H % 4 == 0 && W % 4 == 0 && W <= WG_ROW) {
+                /* A down the 4 rows of a tile row at every x, then A across each tile */
+                for (int ty = 0; ty < th; ty++) {
+                    float e[6][WG_ROW];
+                    const float *q = y + (size_t)(4 * ty) * W;
+                    size_t t0 = (size_t)b * tpi + (size_t)ty * tw;
+                    for (int xx = 0; xx < W; xx++)
+                        wg_a2(&e[0][xx], q + xx, W, WG_ROW);
+                    for (int k = 0; k < 6; k++) {
+                        float *m = M + ((size_t)(k * 6) * OC + o) * T + t0;
+                        size_t st = (size_t)OC * T;
+                        for (int tx = 0; tx < tw; tx++) {
+                            float o6[6];
+                            wg_a2(o6, &e[k][4 * tx], 1, 1);
+                            for (int l = 0; l < 6; l++)
+                                m[l * st + tx] = o6[l];
+                        }
+                    }
+                }
+                continue;
+            }
+            for (int ty = 0; ty < th; ty++)
+                for (int tx = 0; tx < tw; tx++) {
+                    float d[16], e[24], f[36];
+                    size_t t = (size_t)b * tpi + ty * tw + tx;
+                    const float *q = y + (size_t)(4 * ty) * W + 4 * tx;
+                    if (4 * ty + 4 <= H && 4 * tx + 4 <= W) {
+                        for (int j = 0; j < 4; j++)
+                            wg_a2(e + j, q + j, W, 4);       /* columns: e (6,4) */
+                    } else {
+                        for (int i = 0; i < 4; i++) {
+                            int iy = 4 * ty + i;
+                            for (int j = 0; j < 4; j++) {
+                                int ix = 4 * tx + j;
+                                d[i * 4 + j] = iy < H && ix < W ? y[(size_t)iy * W + ix] : 0.0f;
+                            }
+                        }
+                        for (int j = 0; j < 4; j++)
+                            wg_a2(e + j, d + j, 4, 4);
+                    }
+                    for (int i = 0; i < 6; i++)
+                        wg_a2(f + i * 6, e + i * 4, 1, 1); /* rows: f (6,6) */
+                    for (int p = 0; p < 36; p++)
+                        M[((size_t)p * OC + o) * T + t] = f[p];
+                }
+        }
+    /* one serial GEMM per point: the result does not depend on the thread count */
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < 36; p++)
+        nn_sgemm_serial(0, 1, OC, C, (int)T, 1.0f, M + (size_t)p * OC * T, (int)T,
+                        Vr + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
+    /* dW = G^T S G per (o, c), vector operations over c */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int o = 0; o < OC; o++)
+        for (int c0 = 0; c0 < C; c0 += WG_VEC) {
+            const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
+            int n = C - c0 < WG_VEC ? C - c0 : WG_VEC;
+            float e[3][6][WG_VEC];
+            for (int x = 0; x < 6; x++) {       /* e = G^T S (columns) */
+                const float *v = S + ((size_t)x * OC + o) * C + c0;
+                size_t st = (size_t)6 * OC * C;
+                for (int i = 0; i < n; i++) {
+                    float v0 = v[i], v1 = v[st + i], v2 = v[2 * st + i], v3 = v[3 * st + i];
+                    float v4 = v[4 * st + i], v5 = v[5 * st + i];
+                    e[0][x][i] = v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+                    e[1][x][i] = (v2 - v1) * r6 + (v3 - v4) * r12;
+                    e[2][x][i] = (v3 + v4 - v1 - v2) * r6 + v5;
+                }
+            }
+            for (int y = 0; y < 3; y++)         /* r = e G (rows) */
+                for (int i = 0; i < n; i++) {
+                    float v0 = e[y][0][i], v1 = e[y][1][i], v2 = e[y][2][i], v3 = e[y][3][i];
+                    float v4 = e[y][4][i], v5 = e[y][5][i];
+                    float *g = dw + ((size_t)o * C + c0 + i) * 9 + y * 3;
+                    g[0] += v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
+                    g[1] += (v2 - v1) * r6 + (v3 - v4) * r12;
+                    g[2] += (v3 + v4 - v1 - v2) * r6 + v5;
+                }
+        }
+}
+
+/* 3x3 stride-1 pad-1 conv: din (may be NULL) = (overwritten, not accumulated), dw += ,
+   db += . The data gradient is the convolution of dout with the flipped kernel, channels
+   swapped: Winograd as the forward (unet_conv.c), on weights transformed here each call (they
+   change every step). The weight gradient by Winograd too (wino_dw). */
+void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float *dw, float *db,
+                         const float *dout, const float *in, const float *w, int B, int C,
+                         int H, int W, int OC)
+{
+    if (din != NULL) {
+        assert((size_t)9 * C * OC <= gr->n_wt &&
+               unet_wino_scratch(B, OC, H, W, C) <= gr->n_wscr);
+        wg_flip_weights(gr->wu, w, C, OC);
+        unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
+    }
+    assert(unet_conv3_grad_scratch(B, C, H, W, OC) <= gr->n_wscr);
+    wino_dw(dw, gr->wscr, unet_kept_tiles(u, w, B), dout, in, B, C, H, W, OC);
+    {
+        size_t HW = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            float s = 0;
+            for (int b = 0; b < B; b++) {
+                const float *d = dout + ((size_t)b * OC + o) * HW;
+                for (size_t i = 0; i < HW; i++)
+                    s += d[i];
+            }
+            db[o] += s;
+        }
+    }
+}
+

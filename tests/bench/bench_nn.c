@@ -3,6 +3,8 @@
      op key=value... ms=<best of runs> gflops=<G> sgemm=<G of one SGEMM of the same M,N,K>
      ratio=<gflops/sgemm>
    Element-wise ops report gbs= (bytes read + written per second) instead of GFLOP/s.
+   conv2d_fwd_pre: the forward on weights Winograd-transformed once, outside the timing, as
+   inference on fixed weights runs it (only where the geometry is Winograd's).
    The lines also go to $BENCH_NN_OUT (default /tmp/bench_nn.txt), where tests/bench/torch_nn.py
    (run by bench_nn.sh) reads them to time the same ops in PyTorch.
    usage: bench_nn [-cw] [-t threads] [filter]  (-c: CPU time; -w: no Winograd; filter: substring of the op name) */
@@ -116,6 +118,20 @@ static void bench_conv(const struct cv *c, int backward)
            op, c->tag, g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, g.SH, g.PT, g.PL, g.PB, g.PR,
            t * 1e3, gf, ref, gf / ref);
     fflush(stdout);
+    /* inference on fixed weights (the Inception network): the Winograd weight transform done
+       once, outside the timing */
+    if (!backward && nn_conv_wino_size(&g) > 0) {
+        float *u = buf(nn_conv_wino_size(&g)), *ws = buf(nn_conv_wino_scratch(&g));
+        nn_conv_wino_weights(u, w, &g);
+        TIME(t, nn_conv2d_forward_wino(out, ws, in, u, b, &g));
+        gf = flops / t / 1e9;
+        emit("conv2d_fwd_pre tag=%s N=%d C=%d H=%d W=%d OC=%d KH=%d KW=%d S=%d PT=%d PL=%d "
+             "PB=%d PR=%d ms=%.3f gflops=%.1f sgemm=%.1f ratio=%.2f\n",
+             c->tag, g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, g.SH, g.PT, g.PL, g.PB, g.PR,
+             t * 1e3, gf, ref, gf / ref);
+        fflush(stdout);
+        free(u), free(ws);
+    }
     free(in), free(w), free(b), free(out), free(scratch), free(din), free(dw), free(db);
 }
 

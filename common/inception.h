@@ -42,7 +42,6 @@ struct inception {
     float *fc_b;                        /* (1008) */
     int synthetic;
     int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
-    size_t ws_floats;                   /* unused */
     int group;                          /* images run together from Mixed_6a (INCEPTION_GROUP) */
     float *wino;                        /* one block: the u[] below */
     float *u[INCEPTION_N_CONV];         /* (16,OC,C) F(2x2,3x3) Winograd weights, set at load for

@@ -292,7 +292,7 @@ static void test_temb(void)
     float *t = fx("temb", "t", NULL), out[4 * 128];
     for (int flip = 0; flip < 2; flip++)
         for (int shift = 0; shift < 2; shift++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "f%ds%d", flip, shift);
             nn_timestep_embedding(out, t, 4, 128, flip, shift, 10000, 1);
             test_close(NAME("timestep embedding flip=%d shift=%d at t=0,1,500,999", flip, shift),

@@ -444,9 +444,19 @@ static int parse_foreach(struct ctx *c, yaml_node_t *m, const char *group, int l
                 return -1;
             snprintf(idx, sizeof idx, "%d", i);
             iv.key = iv.item ? iv.item : idx;
-            snprintf(name, sizeof name, "%s@%s", group, iv.key);
-            if (strchr(iv.key, '\n') != NULL || *iv.key == '\0')
-                return fail(c, line_of(e), "bad foreach item '%s'", iv.key);
+            /* the stage is named by the item as used: real-${n} -> real-100 */
+            char *shown = NULL;
+            if (iv.item != NULL &&
+                (shown = interp(c, iv.item, line_of(e), &(struct ivars){0})) == NULL)
+                return -1;
+            const char *label = shown != NULL ? shown : iv.key;
+            snprintf(name, sizeof name, "%s@%s", group, label);
+            if (strchr(label, '\n') != NULL || *label == '\0') {
+                fail(c, line_of(e), "bad foreach item '%s'", iv.key);
+                free(shown);
+                return -1;
+            }
+            free(shown);
             if (parse_body(c, body, name, group, line_of(e), &iv) == -1)
                 return -1;
         }

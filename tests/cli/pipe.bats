@@ -287,6 +287,28 @@ big 7" ]
     [ "$output" = "score@big: param epochs changed" ]
 }
 
+@test "a foreach item naming a param names its stage with the value" {
+    cat > named.yaml << 'EOF'
+params:
+  n: 100
+stages:
+  count:
+    foreach:
+      - real-${n}
+      - fake
+    do:
+      cmd: echo "${item}" > "${item}.txt"
+      outs:
+        - ${item}.txt
+EOF
+    run -0 pipe dag named.yaml
+    [ "$output" = "count@real-100:
+count@fake:" ]
+    run -0 pipe run -q named.yaml count@real-7 -P n=7
+    [ "$(cat real-7.txt)" = "real-7" ]
+    [ ! -e fake.txt ]
+}
+
 @test "always_changed: true runs the stage every time" {
     pipe run -q always.yaml
     pipe run -q always.yaml

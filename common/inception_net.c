@@ -509,33 +509,28 @@ static int stage_done(struct ws *ws, int s, const float *y, size_t n)
 static float *forward_head(const struct inception *net, struct ws *ws, const float *x,
                            float *d64, float *d192)
 {
-    float *a = ws->buf[0], *b = ws->buf[1];
+    /* the stem, stages 0-6: Conv2d_1a..2b, max pool, Conv2d_3b, 4a, max pool (layer < 0);
+       each from one ping-pong buffer into the other */
+    static const struct {
+        int layer, C;
+    } stem[7] = {{0, 32}, {1, 32}, {2, 64}, {-1, 64}, {3, 80}, {4, 192}, {-1, 192}};
+    float *a = ws->buf[0], *b = ws->buf[1], *buf[2] = {a, b};
+    const float *src = x;
     int H = INCEPTION_SIZE, W = INCEPTION_SIZE, s = 0;
-    conv(net, ws, a, x, 0, 1, H, W, 1, &H, &W);
-    if (stage_done(ws, s++, a, (size_t)32 * H * W))
-        return NULL;
-    conv(net, ws, b, a, 1, 1, H, W, 1, &H, &W);
-    if (stage_done(ws, s++, b, (size_t)32 * H * W))
-        return NULL;
-    conv(net, ws, a, b, 2, 1, H, W, 1, &H, &W);
-    if (stage_done(ws, s++, a, (size_t)64 * H * W))
-        return NULL;
-    pool(ws, b, a, 64, H, W, 1, 2, 0, &H, &W);
-    if (stage_done(ws, s++, b, (size_t)64 * H * W))
-        return NULL;
-    if (d64 != NULL && !ws->plan)
-        spatial_mean(d64, b, 64, 1, H * W);
-    conv(net, ws, a, b, 3, 1, H, W, 1, &H, &W);
-    if (stage_done(ws, s++, a, (size_t)80 * H * W))
-        return NULL;
-    conv(net, ws, b, a, 4, 1, H, W, 1, &H, &W);
-    if (stage_done(ws, s++, b, (size_t)192 * H * W))
-        return NULL;
-    pool(ws, a, b, 192, H, W, 1, 2, 0, &H, &W);
-    if (stage_done(ws, s++, a, (size_t)192 * H * W))
-        return NULL;
-    if (d192 != NULL && !ws->plan)
-        spatial_mean(d192, a, 192, 1, H * W);
+    for (int k = 0; k < 7; k++) {
+        float *out = buf[k % 2];
+        if (stem[k].layer >= 0)
+            conv(net, ws, out, src, stem[k].layer, 1, H, W, 1, &H, &W);
+        else
+            pool(ws, out, src, stem[k].C, H, W, 1, 2, 0, &H, &W);
+        if (stage_done(ws, s++, out, (size_t)stem[k].C * H * W))
+            return NULL;
+        float *dims = k == 3 ? d64 : k == 6 ? d192 : NULL; /* after each max pool */
+        if (dims != NULL && !ws->plan)
+            spatial_mean(dims, out, stem[k].C, 1, H * W);
+        src = out;
+    }
+    /* Mixed_5b..5d: the stem's output is in a */
     static const int la[3] = { L_5B, L_5C, L_5D };
     for (int k = 0; k < 3; k++) {
         float *in = k % 2 == 0 ? a : b, *out = k % 2 == 0 ? b : a;

@@ -63,9 +63,11 @@ DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 
-# Unit tests, then the CLI tests; ends with one line 'N passed, N failed'.
+# Unit tests, then the CLI tests; ends with one line 'N passed, N failed'. What it compiles
+# is compiled with -Werror (TEST_WERROR= to build with warnings allowed).
+TEST_WERROR ?= 1
 test: deps
-	@$(MAKE) --no-print-directory all $(UNITS)
+	@$(MAKE) --no-print-directory $(if $(TEST_WERROR),WERROR=1) all $(UNITS)
 	@sh tests/run.sh $(BUILD)/tests $(BIN)
 
 sanitize: deps

@@ -65,7 +65,7 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
     size_t nv = unet_wino_tiles(B, C, H, W);
-    if (u->keep_v && nv == (size_t)36 * C * B * ((H + 3) / 4) * ((W + 3) / 4)) {
+    if (u->keep_v && unet_wino_unpadded(B, H, W)) {
         if (u->wino_v_cap[e] < nv) { /* the first training step only */
             free(u->wino_v[e]);
             u->wino_v[e] = xmalloc(nv * sizeof(float));

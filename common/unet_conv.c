@@ -96,8 +96,8 @@ size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
 }
 
 /* U (36,OC,C) = G g G^T per (oc, c), in chunks of WW input channels so that each of the 36
-   outputs is a contiguous vector store and the arithmetic vectorises (same operations, same
-   order as g3: the result is bit-identical to the scalar form). Training rebuilds it every
+   outputs is a contiguous vector store and the arithmetic vectorises (the same operations in
+   the same order as a per-kernel G g G^T, so the same bits). Training rebuilds it every
    step, so it is worth the care. */
 #define WW 32
 void unet_wino_weights(float *U, const float *w, int C, int OC)
@@ -142,13 +142,16 @@ size_t unet_wino_tiles(int N, int C, int H, int W)
     return 36 * (size_t)C * wino_cols(N, ((H + TS - 1) / TS) * ((W + TS - 1) / TS));
 }
 
-/* V (36,C,T) the input tiles, M (36,OC,T) the products */
-static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *b, int N, int C, int H, int W, int OC)
+int unet_wino_unpadded(int N, int H, int W)
+{
+    int tpi = ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
+    return wino_cols(N, tpi) == (size_t)N * tpi;
+}
+
+void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, int H, int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, T = wino_cols(N, tpi); /* tiles, padded to chunks */
-    int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
+    size_t Tr = (size_t)N * tpi;
 
     /* input tiles, in place in V: first the 6x6 patches de-interleaved per (image, channel)
        (slot i*6+j holds d[i][j] of every tile, contiguous over the tiles of all images),
@@ -187,6 +190,17 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         for (int p = 0; p < 36 && T > Tr; p++)
             memset(V + ((size_t)p * C + c) * T + Tr, 0, (T - Tr) * sizeof(float));
     }
+}
+
+/* V (36,C,T) the input tiles, M (36,OC,T) the products */
+static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
+                       const float *b, int N, int C, int H, int W, int OC)
+{
+    int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
+    size_t Tr = (size_t)N * tpi, T = wino_cols(N, tpi); /* tiles, padded to chunks */
+    int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
+
+    unet_wino_input_tiles(V, T, in, N, C, H, W);
 
     /* the 36 products, one serial GEMM per (product, chunk) */
 #pragma omp parallel for collapse(2) schedule(static)

@@ -17,18 +17,6 @@
    multiplies. B^T, G as in unet_conv.c; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
    0 1 -1 8 -8 1]. */
 
-/* o[k*s] = (B^T d)[k], d[k*si], k < 6 */
-static inline void wg_bt2(float *o, const float *d, int si, int s)
-{
-    float d0 = d[0], d1 = d[si], d2 = d[2 * si], d3 = d[3 * si], d4 = d[4 * si], d5 = d[5 * si];
-    o[0] = 4 * d0 - 5 * d2 + d4;
-    o[s] = -4 * d1 - 4 * d2 + d3 + d4;
-    o[2 * s] = 4 * d1 - 4 * d2 - d3 + d4;
-    o[3 * s] = -2 * d1 - d2 + 2 * d3 + d4;
-    o[4 * s] = 2 * d1 - d2 - 2 * d3 + d4;
-    o[5 * s] = 4 * d1 - 5 * d3 + d5;
-}
-
 /* o[k*s] = (A y)[k], y[i*si] i < 4 -> 6 values */
 static inline void wg_a2(float *o, const float *y, int si, int s)
 {
@@ -39,29 +27,6 @@ static inline void wg_a2(float *o, const float *y, int si, int s)
     o[3 * s] = y0 + 2 * y1 + 4 * y2 + 8 * y3;
     o[4 * s] = y0 - 2 * y1 + 4 * y2 - 8 * y3;
     o[5 * s] = y3;
-}
-
-/* o[k*s] = (G^T v)[k], v[p*s] p < 6 -> 3 values */
-static inline void wg_gt(float *o, const float *v, int s)
-{
-    float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s], v5 = v[5 * s];
-    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24; /* multiplies: no divider */
-    o[0] = v0 * 0.25f - (v1 + v2) * r6 + (v3 + v4) * r24;
-    o[s] = (v2 - v1) * r6 + (v3 - v4) * r12;
-    o[2 * s] = (v3 + v4 - v1 - v2) * r6 + v5;
-}
-
-/* o[k*so] = (G g)[k], g[i*si] i < 3 -> 6 values */
-static inline void wg_g(float *o, const float *g, int si, int so)
-{
-    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
-    float g0 = g[0], g1 = g[si], g2 = g[2 * si];
-    o[0] = g0 * 0.25f;
-    o[so] = -(g0 + g1 + g2) * r6;
-    o[2 * so] = -(g0 - g1 + g2) * r6;
-    o[3 * so] = g0 * r24 + g1 * r12 + g2 * r6;
-    o[4 * so] = g0 * r24 - g1 * r12 + g2 * r6;
-    o[5 * so] = g2;
 }
 
 /* U (36,C,OC): the Winograd transforms of w (OC,C,3,3) flipped in both axes with the channels
@@ -109,8 +74,7 @@ static void wg_flip_weights(float *U, const float *w, int C, int OC)
             }
 }
 
-#define WG_PLANE (34 * 34) /* floats of a padded plane on the stack */
-#define WG_ROW 132          /* widest padded row of the vectorised tile transforms */
+#define WG_ROW 132 /* widest row of the vectorised tile transforms */
 
 size_t unet_conv3_grad_scratch(int B, int C, int H, int W, int OC)
 {
@@ -119,8 +83,8 @@ size_t unet_conv3_grad_scratch(int B, int C, int H, int W, int OC)
 }
 
 /* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of
-   unet_conv3_grad_scratch. kept: the input's tiles (36,C,T) as the forward made them (unet_kept_tiles), or NULL to
-   transform in here. */
+   unet_conv3_grad_scratch. kept: the input's tiles (36,C,T) as the forward made them
+   (unet_kept_tiles), or NULL to make them here with the forward's transform. */
 static void wino_dw(float *dw, float *scratch, const float *kept, const float *dout,
                     const float *in, int B, int C, int H, int W, int OC)
 {
@@ -129,66 +93,8 @@ static void wino_dw(float *dw, float *scratch, const float *kept, const float *d
     float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
     const float *Vr = kept != NULL ? kept : V;
 
-    /* planes are copied zero-padded (pad 1 before, up to the tile grid after) so the tiles
-       read without bounds checks; larger planes than WG_PLANE take the checked path */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < (kept != NULL ? 0 : B); b++)
-        for (int c = 0; c < C; c++) {
-            const float *x = in + ((size_t)b * C + c) * HW;
-            float pl[WG_PLANE];
-            int pw = 4 * tw + 2, ph = 4 * th + 2, fast = pw * ph <= WG_PLANE;
-            if (fast) {
-                memset(pl, 0, sizeof(float) * (size_t)pw * ph);
-                for (int y = 0; y < H; y++)
-                    memcpy(pl + (size_t)(y + 1) * pw + 1, x + (size_t)y * W, sizeof(float) * W);
-            }
-            if (fast && pw <= WG_ROW) {
-                /* B^T down the 6 rows of a tile row at every x, then B^T across each tile */
-                for (int ty = 0; ty < th; ty++) {
-                    float e[6][WG_ROW];
-                    const float *q = pl + (size_t)(4 * ty) * pw;
-                    size_t t0 = (size_t)b * tpi + (size_t)ty * tw;
-                    for (int xx = 0; xx < pw; xx++)
-                        wg_bt2(&e[0][xx], q + xx, pw, WG_ROW);
-                    for (int k = 0; k < 6; k++) {
-                        float *v = V + ((size_t)(k * 6) * C + c) * T + t0;
-                        size_t st = (size_t)C * T;
-                        for (int tx = 0; tx < tw; tx++) {
-                            float o6[6];
-                            wg_bt2(o6, &e[k][4 * tx], 1, 1);
-                            for (int l = 0; l < 6; l++)
-                                v[l * st + tx] = o6[l];
-                        }
-                    }
-                }
-                continue;
-            }
-            for (int ty = 0; ty < th; ty++)
-                for (int tx = 0; tx < tw; tx++) {
-                    float d[36], e[36];
-                    size_t t = (size_t)b * tpi + ty * tw + tx;
-                    if (fast) {
-                        const float *q = pl + (size_t)(4 * ty) * pw + 4 * tx;
-                        for (int j = 0; j < 6; j++)
-                            wg_bt2(e + j, q + j, pw, 6);     /* columns */
-                    } else {
-                        for (int i = 0; i < 6; i++) {
-                            int iy = 4 * ty - 1 + i;
-                            for (int j = 0; j < 6; j++) {
-                                int ix = 4 * tx - 1 + j;
-                                d[i * 6 + j] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                                   ? x[(size_t)iy * W + ix] : 0.0f;
-                            }
-                        }
-                        for (int j = 0; j < 6; j++)
-                            wg_bt2(e + j, d + j, 6, 6);
-                    }
-                    for (int i = 0; i < 6; i++)
-                        wg_bt2(d + i * 6, e + i * 6, 1, 1); /* rows */
-                    for (int p = 0; p < 36; p++)
-                        V[((size_t)p * C + c) * T + t] = d[p];
-                }
-        }
+    if (kept == NULL)
+        unet_wino_input_tiles(V, T, in, B, C, H, W);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int o = 0; o < OC; o++) {

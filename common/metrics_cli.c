@@ -17,22 +17,26 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
     o->mode = mode;
 }
 
+/* the one message for a bad option value: -1 */
+static int invalid(const char *what, const char *arg, char *msg, size_t msglen)
+{
+    snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
+    return -1;
+}
+
 int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen)
 {
-    const char *what = NULL;
     long v;
     switch (c) {
     case 'b':
-        if (util_parse_long(arg, 1, 4096, &v) == -1)
-            what = "--batch-size";
-        else
-            o->batch = (int)v;
+        if (metrics_cli_long(arg, 1, 4096, &v, "--batch-size", msg, msglen) == -1)
+            return -1;
+        o->batch = (int)v;
         break;
     case 't':
-        if (util_parse_long(arg, 1, 256, &v) == -1)
-            what = "--threads";
-        else
-            o->threads = (int)v;
+        if (metrics_cli_long(arg, 1, 256, &v, "--threads", msg, msglen) == -1)
+            return -1;
+        o->threads = (int)v;
         break;
     case 'w':
         o->weights = arg;
@@ -43,7 +47,7 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
         else if (strcmp(arg, "torch-fidelity") == 0)
             o->mode = INCEPTION_RESIZE_TORCH_FIDELITY;
         else
-            what = "--resize";
+            return invalid("--resize", arg, msg, msglen);
         break;
     case 'j':
         o->json = 1;
@@ -53,10 +57,6 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
         break;
     default:
         return 0;
-    }
-    if (what != NULL) {
-        snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
-        return -1;
     }
     return 1;
 }
@@ -88,8 +88,7 @@ int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *wha
 {
     if (util_parse_long(arg, lo, hi, v) == 0)
         return 0;
-    snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
-    return -1;
+    return invalid(what, arg, msg, msglen);
 }
 
 const char *metrics_cli_resize_name(enum inception_resize mode)

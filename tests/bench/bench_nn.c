@@ -77,6 +77,64 @@ static int skip(const char *op)
     return filter != NULL && strstr(op, filter) == NULL;
 }
 
+/* The machine's limits the ops are held against: the float FMA rate on all threads (12
+   independent chains of 16-float vectors, which -march=native turns into FMAs) and the STREAM
+   triad in place, a += s*b, on the add op's two 8 MB arrays (24 MB moved per pass, 16 MB
+   touched: in L3, as the ops run). */
+typedef float v16 __attribute__((vector_size(64)));
+
+enum { FMA_ITERS = 4000000 };
+
+static float fma_kernel(void)
+{
+    float sink = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+        v16 a[12], m = {0}, c = {0};
+        m += 0.999999f, c += 1e-7f;
+        for (int i = 0; i < 12; i++)
+            a[i] = m * (float)i;
+        for (long k = 0; k < FMA_ITERS; k++)
+#pragma GCC unroll 12
+            for (int i = 0; i < 12; i++)
+                a[i] = a[i] * m + c;
+        for (int i = 0; i < 12; i++)
+            sink += a[i][0];
+    }
+    return sink;
+}
+
+/* each thread streams its own half 20 times with no barrier between: the bandwidth, not the
+   cost of waking the other thread */
+static void triad_kernel(float *a, const float *b, size_t n)
+{
+#pragma omp parallel num_threads(threads)
+    for (int r = 0; r < 20; r++) {
+#pragma omp for simd schedule(static) nowait
+        for (size_t i = 0; i < n; i++)
+            a[i] += 0.5f * b[i];
+    }
+}
+
+static double fma_peak(void)
+{
+    double t;
+    volatile float sink;
+    TIME(t, sink = fma_kernel());
+    (void)sink;
+    return 2.0 * 16 * 12 * FMA_ITERS * threads / t / 1e9;
+}
+
+static double triad_peak(void)
+{
+    size_t n = (size_t)16 * 128 * 1024;
+    float *a = buf(n), *b = buf(n);
+    double t;
+    TIME(t, triad_kernel(a, b, n));
+    free(a), free(b);
+    return 20 * 12.0 * n / t / 1e9;
+}
+
 /* GFLOP/s of one nn_sgemm of the given size */
 static double sgemm_rate(int M, int N, int K)
 {
@@ -349,6 +407,7 @@ int main(int argc, char **argv)
     nn_blas_setup(argv, 0);
     nn_set_threads(threads);
     emit("# bench_nn: %d threads, OpenBLAS %s\n", threads, nn_blas_corename());
+    emit("peak fma_gflops=%.1f triad_gbs=%.1f\n", fma_peak(), triad_peak());
     if (!skip("sgemm")) {
         static const int sq[][3] = {{1024, 1024, 1024}, {256, 16384, 2304}, {128, 16384, 1152}};
         for (int i = 0; i < 3; i++)

@@ -2,7 +2,12 @@
 # The PyTorch side of bench_nn: reads bench_nn's result lines (default /tmp/bench_nn.txt, as
 # bench_nn writes them), times the same op on the same shape in PyTorch (torch 1.13, CPU,
 # torch.set_num_threads(threads), best of several runs) and prints one line per case:
-#   op key=value... ours_ms=A torch_ms=B speedup=B/A
+#   op key=value... ours_ms=A torch_ms=B speedup=B/A [bound=...]
+# bound= says when even 1.5x PyTorch's time is out of reach on this machine: for GEMM-shaped
+# ops, 1.5x PyTorch's rate (nominal FLOPs / time) against bench_nn's measured FMA peak: above it,
+# only an algorithm with fewer multiplies (Winograd for 3x3-like kernels; none for 1x1 convs and
+# linear) could get there, by at least the factor given; for memory-bound ops, 1.5x PyTorch's
+# bytes per second (as bench_nn counts them) against the in-place STREAM triad rate.
 # usage: torch_nn.py [results.txt] [threads] [cpu]
 # cpu: time by process CPU time / threads, to compare with `bench_nn -c -t 1` on a machine busy
 # with other work (wall times are meaningless there).
@@ -142,6 +147,8 @@ def main():
         print(f"torch_nn: {path}: no bench_nn results (run bench_nn first)")
         return
     print(f"# torch_nn: torch {torch.__version__}, {threads} threads; speedup = torch / ours")
+    peak = {}
+    cases = fast = bound = 0
     for line in lines:
         if line.startswith("#") or not line.strip():
             continue
@@ -156,6 +163,9 @@ def main():
                     d[k] = float(v)
                 except ValueError:
                     d[k] = v
+        if op == "peak":
+            peak = d
+            continue
         if "ms" not in d:
             continue
         grad = op.endswith("bwd")
@@ -165,8 +175,21 @@ def main():
                 continue
             t = best(fn) * 1e3
         dims = " ".join(x for x in kv if not x.split("=")[0] in ("ms", "gflops", "sgemm", "ratio", "gbs"))
-        print(f"{op} {dims} ours_ms={d['ms']:.3f} torch_ms={t:.3f} speedup={t / d['ms']:.2f}",
+        note = ""
+        if "gflops" in d and "fma_gflops" in peak:
+            need = 1.5 * d["gflops"] * d["ms"] / t
+            if need > peak["fma_gflops"]:
+                cut = need / peak["fma_gflops"]
+                note = f" bound=1.5x_needs_{need:.0f}_GFLOP/s_of_{peak['fma_gflops']:.0f}_peak_(multiplies/{cut:.2f})"
+        elif "gbs" in d and "triad_gbs" in peak:
+            need = 1.5 * d["gbs"] * d["ms"] / t
+            if need > peak["triad_gbs"]:
+                note = f" bound=1.5x_needs_{need:.0f}_GB/s_of_{peak['triad_gbs']:.0f}_triad"
+        cases, fast, bound = cases + 1, fast + (t / d["ms"] >= 1.5), bound + (note != "")
+        print(f"{op} {dims} ours_ms={d['ms']:.3f} torch_ms={t:.3f} speedup={t / d['ms']:.2f}{note}",
               flush=True)
+    print(f"# {fast} of {cases} cases at least 1.5x PyTorch; in {bound} cases 1.5x needs more than "
+          "the peak (see bound=)")
 
 
 main()

@@ -176,40 +176,48 @@ void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
     sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Splits C into nt panels of whole columns (or rows when N is small), one per thread. */
+static int sgemm_parallel(int nt, int M, int N, int K)
+{
+    return nt > 1 && !omp_in_parallel() && 2.0 * M * N * K >= 4e6;
+}
+
+/* Thread t's share of C = alpha op(A) op(B) + beta C: panel t of nt, of whole columns (or
+   rows when N is small), multiples of 16. */
+static void sgemm_panel(int t, int nt, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc)
+{
+    if (N >= M || N >= 64 * nt) {
+        int step = ((N + nt - 1) / nt + 15) / 16 * 16;
+        int j0 = t * step, j1 = j0 + step < N ? j0 + step : N;
+        if (j0 < j1) {
+            const float *Bp = tb ? B + (size_t)j0 * ldb : B + j0;
+            sgemm1(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
+        }
+    } else {
+        int step = ((M + nt - 1) / nt + 15) / 16 * 16;
+        int i0 = t * step, i1 = i0 + step < M ? i0 + step : M;
+        if (i0 < i1) {
+            const float *Ap = ta ? A + i0 : A + (size_t)i0 * lda;
+            sgemm1(ta, tb, i1 - i0, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)i0 * ldc,
+                   ldc);
+        }
+    }
+}
+
+/* Splits C into one panel per thread (sgemm_panel). */
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc)
 {
     int nt = nn_get_threads();
-    double flops = 2.0 * M * N * K;
 
-    if (nt <= 1 || omp_in_parallel() || flops < 4e6) {
+    if (!sgemm_parallel(nt, M, N, K)) {
         sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (N >= M || N >= 64 * nt) {
-        /* column panels, multiples of 16 */
-        int step = ((N + nt - 1) / nt + 15) / 16 * 16;
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
-        for (int t = 0; t < nt; t++) {
-            int j0 = t * step, j1 = j0 + step < N ? j0 + step : N;
-            if (j0 < j1) {
-                const float *Bp = tb ? B + (size_t)j0 * ldb : B + j0;
-                sgemm1(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
-            }
-        }
-    } else {
-        int step = ((M + nt - 1) / nt + 15) / 16 * 16;
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-        for (int t = 0; t < nt; t++) {
-            int i0 = t * step, i1 = i0 + step < M ? i0 + step : M;
-            if (i0 < i1) {
-                const float *Ap = ta ? A + i0 : A + (size_t)i0 * lda;
-                sgemm1(ta, tb, i1 - i0, N, K, alpha, Ap, lda, B, ldb, beta,
-                       C + (size_t)i0 * ldc, ldc);
-            }
-        }
-    }
+    for (int t = 0; t < nt; t++)
+        sgemm_panel(t, nt, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- linear ---- */
@@ -225,13 +233,25 @@ void nn_linear_forward(float *out, const float *in, const float *w, const float 
     nn_sgemm(0, 1, N, OUT, IN, 1.0f, in, IN, w, IN, b != NULL ? 1.0f : 0.0f, out, OUT);
 }
 
+/* The two GEMMs share one parallel region: on small layers waking the other thread costs as
+   much as a GEMM. */
 void nn_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int N, int IN, int OUT)
 {
-    if (din != NULL) /* din (N,IN) += dout (N,OUT) w (OUT,IN) */
-        nn_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
-    if (dw != NULL) /* dw (OUT,IN) += dout^T (OUT,N) in (N,IN) */
-        nn_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    int nt = nn_get_threads();
+    if (din != NULL && dw != NULL && sgemm_parallel(nt, N, IN, OUT)) {
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), n = omp_get_num_threads();
+            sgemm_panel(t, n, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+            sgemm_panel(t, n, 1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+        }
+    } else {
+        if (din != NULL) /* din (N,IN) += dout (N,OUT) w (OUT,IN) */
+            nn_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+        if (dw != NULL) /* dw (OUT,IN) += dout^T (OUT,N) in (N,IN) */
+            nn_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    }
     if (db != NULL) {
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OUT; o++)

@@ -304,6 +304,43 @@ static void test_conv_splits(void)
     }
 }
 
+/* shapes big enough that nn_linear_backward runs both GEMMs in one parallel region (and
+   row panels for the wide-but-short one), against double loops; accumulates into dx, dw */
+static void test_linear_parallel(void)
+{
+    static const int shapes[][3] = {{64, 512, 128}, {16, 2048, 1008}, {300, 70, 90}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], IN = shapes[s][1], OUT = shapes[s][2];
+        float *x = malloc(sizeof(float) * N * IN), *w = malloc(sizeof(float) * OUT * IN);
+        float *g = malloc(sizeof(float) * N * OUT), *dx = malloc(sizeof(float) * N * IN);
+        float *dw = malloc(sizeof(float) * OUT * IN), *rx = malloc(sizeof(float) * N * IN);
+        float *rw = malloc(sizeof(float) * OUT * IN);
+        fill(x, (size_t)N * IN, 1), fill(w, (size_t)OUT * IN, 1), fill(g, (size_t)N * OUT, 1);
+        fill(dx, (size_t)N * IN, 1), fill(dw, (size_t)OUT * IN, 1);
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < IN; i++) {
+                double acc = dx[n * IN + i];
+                for (int o = 0; o < OUT; o++)
+                    acc += (double)g[n * OUT + o] * w[(size_t)o * IN + i];
+                rx[n * IN + i] = (float)acc;
+            }
+        for (int o = 0; o < OUT; o++)
+            for (int i = 0; i < IN; i++) {
+                double acc = dw[(size_t)o * IN + i];
+                for (int n = 0; n < N; n++)
+                    acc += (double)g[n * OUT + o] * x[n * IN + i];
+                rw[(size_t)o * IN + i] = (float)acc;
+            }
+        nn_linear_backward(dx, dw, NULL, g, x, w, N, IN, OUT);
+        char name[80];
+        snprintf(name, sizeof name, "linear %dx%d->%d backward dx (threads) vs loops", N, IN, OUT);
+        test_close(name, dx, rx, (size_t)N * IN, 1e-4, 1e-4);
+        snprintf(name, sizeof name, "linear %dx%d->%d backward dw (threads) vs loops", N, IN, OUT);
+        test_close(name, dw, rw, (size_t)OUT * IN, 1e-4, 1e-4);
+        free(x), free(w), free(g), free(dx), free(dw), free(rx), free(rw);
+    }
+}
+
 int main(void)
 {
     static const char *conv[] = {"conv_k3p1", "conv_k3s2", "conv_asym", "conv_k1",
@@ -317,6 +354,7 @@ int main(void)
     test_linear("linear");
     test_linear("linear_nob");
     test_linear("linear_big");
+    test_linear_parallel();
     for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++)
         conv_case(conv[i], 0);
     for (size_t i = 0; i < sizeof convt / sizeof convt[0]; i++)

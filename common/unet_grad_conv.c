@@ -17,6 +17,8 @@
    multiplies. B^T, G as in unet_conv.c; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0;
    0 1 -1 8 -8 1]. */
 
+#define WG_VEC 64 /* vector length of the weight-gradient transforms */
+
 /* o[k*s] = (A y)[k], y[i*si] i < 4 -> 6 values */
 static inline void wg_a2(float *o, const float *y, int si, int s)
 {
@@ -29,49 +31,18 @@ static inline void wg_a2(float *o, const float *y, int si, int s)
     o[5 * s] = y3;
 }
 
-/* U (36,C,OC): the Winograd transforms of w (OC,C,3,3) flipped in both axes with the channels
-   swapped, i.e. the kernel of the data gradient (a conv OC -> C) in unet_wino_conv3's layout.
-   Vector operations over oc, in chunks of WG_VEC. */
-#define WG_VEC 64
-#define WG_CB 16
-static void wg_flip_weights(float *U, const float *w, int C, int OC)
+/* wf (C,OC,3,3) = w (OC,C,3,3) flipped in both axes with the channels swapped: the kernel of
+   the data gradient (a conv OC -> C), which unet_wino_weights then transforms like any other */
+static void flip_weights(float *wf, const float *w, int C, int OC)
 {
-    const float r6 = 1.0f / 6, r12 = 1.0f / 12, r24 = 1.0f / 24;
-    /* c innermost within a task: the n rows of w are then read as n sequential streams, not
-       one 36-byte piece per cache line and visit */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int o0 = 0; o0 < OC; o0 += WG_VEC)
-        for (int c0 = 0; c0 < C; c0 += WG_CB)
-            for (int c = c0; c < C && c < c0 + WG_CB; c++) {
-                int n = OC - o0 < WG_VEC ? OC - o0 : WG_VEC;
-                float f[9][WG_VEC], t[6][3][WG_VEC];
-                for (int i = 0; i < n; i++)
-                    for (int k = 0; k < 9; k++)
-                        f[k][i] = w[((size_t)(o0 + i) * C + c) * 9 + 8 - k];
-                for (int x = 0; x < 3; x++)
-                    for (int i = 0; i < n; i++) { /* t = G f (columns) */
-                        float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
-                        t[0][x][i] = g0 * 0.25f;
-                        t[1][x][i] = -(g0 + g1 + g2) * r6;
-                        t[2][x][i] = -(g0 - g1 + g2) * r6;
-                        t[3][x][i] = g0 * r24 + g1 * r12 + g2 * r6;
-                        t[4][x][i] = g0 * r24 - g1 * r12 + g2 * r6;
-                        t[5][x][i] = g2;
-                    }
-                for (int y = 0; y < 6; y++) {       /* u = t G^T (rows) */
-                    float *u0 = U + ((size_t)(y * 6) * C + c) * OC + o0;
-                    size_t st = (size_t)C * OC;
-                    for (int i = 0; i < n; i++) {
-                        float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
-                        u0[i] = g0 * 0.25f;
-                        u0[st + i] = -(g0 + g1 + g2) * r6;
-                        u0[2 * st + i] = -(g0 - g1 + g2) * r6;
-                        u0[3 * st + i] = g0 * r24 + g1 * r12 + g2 * r6;
-                        u0[4 * st + i] = g0 * r24 - g1 * r12 + g2 * r6;
-                        u0[5 * st + i] = g2;
-                    }
-                }
-            }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int o = 0; o < OC; o++) {
+            const float *g = w + ((size_t)o * C + c) * 9;
+            float *f = wf + ((size_t)c * OC + o) * 9;
+            for (int k = 0; k < 9; k++)
+                f[k] = g[8 - k];
+        }
 }
 
 #define WG_ROW 132 /* widest row of the vectorised tile transforms */
@@ -189,9 +160,10 @@ void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float
                          int H, int W, int OC)
 {
     if (din != NULL) {
-        assert((size_t)9 * C * OC <= gr->n_wt &&
+        assert((size_t)9 * C * OC <= gr->n_wt && (size_t)9 * C * OC <= gr->n_wscr &&
                unet_wino_scratch(B, OC, H, W, C) <= gr->n_wscr);
-        wg_flip_weights(gr->wu, w, C, OC);
+        flip_weights(gr->wscr, w, C, OC);
+        unet_wino_weights(gr->wu, gr->wscr, OC, C);
         unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
     }
     assert(unet_conv3_grad_scratch(B, C, H, W, OC) <= gr->n_wscr);

@@ -5,6 +5,7 @@
    Element-wise ops report gbs= (bytes read + written per second) instead of GFLOP/s.
    conv2d_fwd_pre: the forward on weights Winograd-transformed once, outside the timing, as
    inference on fixed weights runs it (only where the geometry is Winograd's).
+   conv2d_fwd_unet, conv2d_bwd_unet: the UNet's own 3x3 convs on its shapes (bench_unet_conv).
    The lines also go to $BENCH_NN_OUT (default /tmp/bench_nn.txt), where tests/bench/torch_nn.py
    (run by bench_nn.sh) reads them to time the same ops in PyTorch.
    usage: bench_nn [-cw] [-t threads] [filter]  (-c: CPU time; -w: no Winograd; filter: substring of the op name) */
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include "nn.h"
+#include "unet.h"
+#include "unet_train.h"
 #include "util.h"
 
 static const char *filter;
@@ -150,6 +153,40 @@ struct cv {
     int N, C, H, W, OC, KH, KW, S, PT, PL, PB, PR;
 };
 
+/* The UNet runs its 3x3 stride-1 convs by its own Winograd F(4x4, 3x3) (unet_conv.c,
+   unet_grad_conv.c), not by nn_conv2d_*: conv2d_fwd_unet is that forward on weights
+   transformed once (as sampling runs it), conv2d_bwd_unet its backward (data and weight
+   gradients, the weights transformed and the input tiles made inside, as a step without kept
+   tiles runs it). */
+static void bench_unet_conv(const struct cv *c, const float *in, const float *w, const float *b,
+                            float *out, float *din, float *dw, float *db, double flops,
+                            double ref, int backward)
+{
+    int N = c->N, C = c->C, H = c->H, W = c->W, OC = c->OC;
+    double t;
+    const char *op = backward ? "conv2d_bwd_unet" : "conv2d_fwd_unet";
+    if (backward) {
+        struct unet u = {0}; /* no kept tiles */
+        struct unet_grad gr = {0};
+        size_t ns = unet_conv3_grad_scratch(N, C, H, W, OC), nf = unet_wino_scratch(N, OC, H, W, C);
+        gr.n_wt = (size_t)9 * C * OC;
+        gr.n_wscr = ns > nf ? ns : nf;
+        gr.wu = buf(4 * gr.n_wt), gr.wscr = buf(gr.n_wscr);
+        TIME(t, unet_conv3_backward(&u, &gr, din, dw, db, out, in, w, N, C, H, W, OC));
+        free(gr.wu), free(gr.wscr);
+    } else {
+        float *U = buf((size_t)36 * OC * C), *ws = buf(unet_wino_scratch(N, C, H, W, OC));
+        unet_wino_weights(U, w, C, OC);
+        TIME(t, unet_wino_conv3(out, ws, in, U, b, N, C, H, W, OC));
+        free(U), free(ws);
+    }
+    double gf = flops / t / 1e9;
+    emit("%s tag=%s N=%d C=%d H=%d W=%d OC=%d KH=3 KW=3 S=1 PT=1 PL=1 PB=1 PR=1 ms=%.3f "
+         "gflops=%.1f sgemm=%.1f ratio=%.2f\n", op, c->tag, N, C, H, W, OC, t * 1e3, gf, ref,
+         gf / ref);
+    fflush(stdout);
+}
+
 static void bench_conv(const struct cv *c, int backward)
 {
     const char *op = backward ? "conv2d_bwd" : "conv2d_fwd";
@@ -190,6 +227,9 @@ static void bench_conv(const struct cv *c, int backward)
         fflush(stdout);
         free(u), free(ws);
     }
+    if (c->tag[0] == 'u' && c->KH == 3 && c->KW == 3 && c->S == 1 && c->PT == 1 && c->PL == 1 &&
+        c->PB == 1 && c->PR == 1)
+        bench_unet_conv(c, in, w, b, out, din, dw, db, flops, ref, backward);
     free(in), free(w), free(b), free(out), free(scratch), free(din), free(dw), free(db);
 }
 

@@ -83,8 +83,8 @@ def attention(d, backward):
 
 
 def case(op, d):
-    if op in ("conv2d_fwd", "conv2d_fwd_pre", "conv2d_bwd"):
-        return conv_case(d, op.endswith("bwd"))
+    if op in ("conv2d_fwd", "conv2d_fwd_pre", "conv2d_fwd_unet", "conv2d_bwd", "conv2d_bwd_unet"):
+        return conv_case(d, "_bwd" in op)
     if op in ("convt2d_fwd", "convt2d_bwd"):
         return convt_case(d, op.endswith("bwd"))
     if op in ("attention_fwd", "attention_bwd"):

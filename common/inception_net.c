@@ -5,7 +5,7 @@
    Mixed_5d: there a map has 1225 to 22201 pixels, enough columns for an efficient GEMM. The
    group then runs together from Mixed_6a on, in a channel-major layout (C,G,H,W): a conv is a
    GEMM over the G*OH*OW columns of the group (or 8 of them for the 1x7 and 7x1 convs by
-   Winograd, inception_w7.c), so the weights of the 17x17 and 8x8 stages (most of the 95 MB)
+   Winograd, nn_wino7.c), so the weights of the 17x17 and 8x8 stages (most of the 95 MB)
    stream from memory once per group instead of once per image, and the 8x8 GEMMs get more
    than 64 columns. Pools and bias/ReLU treat (C,G) as C*G channels, concatenation is by
    channel offset as for one image.
@@ -228,13 +228,6 @@ static void conv_wino(float *out, float *scratch, const float *in, const float *
     relu(out, n);
 }
 
-/* a 1x7 or 7x1 conv, run by inception_w7.c */
-static int is_w7(const struct inception_layer *y)
-{
-    return ((y->KH == 1 && y->KW == 7 && y->PW == 3) || (y->KH == 7 && y->KW == 1 && y->PH == 3))
-           && y->S == 1;
-}
-
 /* BasicConv2d l (or the nl adjacent fused 1x1 layers l..l+nl-1) on in (C,G,H,W) ->
    out (OC,G,OH,OW) */
 static void conv(const struct inception *net, struct ws *ws, float *out, const float *in, int l,
@@ -250,13 +243,13 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
     size_t cols = (size_t)G * g.OH * g.OW;
     *OHp = g.OH;
     *OWp = g.OW;
-    int pointwise = y->KH == 1 && y->KW == 1 && y->S == 1, vertical = y->KH == 7;
+    int pointwise = y->KH == 1 && y->KW == 1 && y->S == 1, w7 = nn_wino7_ok(&g);
     if (ws->plan) {
         act(ws, (size_t)OC * cols);
         if (ws->wino_n != NULL && nl == 1)
-            ws->wino_n[l] = is_w7(y) ? (size_t)8 * OC * y->C : nn_conv_wino_size(&g);
-        if (net->u[l] != NULL && is_w7(y))
-            need_scratch(ws, inception_w7_scratch(y->C, OC, G, H, W, vertical));
+            ws->wino_n[l] = nn_conv_wino_size(&g);
+        if (net->u[l] != NULL && w7)
+            need_scratch(ws, nn_wino7_scratch(&g));
         else if (net->u[l] != NULL)
             need_scratch(ws, wino_scratch(&g));
         else if (!pointwise)
@@ -268,46 +261,13 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
         nn_sgemm_serial(0, 0, OC, (int)cols, y->C, 1.0f, net->w[l], y->C, in, (int)cols, 0.0f,
                         out, (int)cols);
         bias_relu(out, net->b[l], OC, cols);
-    } else if (net->u[l] != NULL && is_w7(y))
-        inception_w7_forward(out, ws->scratch, in, net->u[l], net->b[l], y->C, OC, G, H, W,
-                             vertical);
+    } else if (net->u[l] != NULL && w7)
+        nn_wino7_forward_serial(out, ws->scratch, in, net->u[l], net->b[l], &g,
+                                NN_WINO7_CNHW | NN_WINO7_RELU);
     else if (net->u[l] != NULL)
         conv_wino(out, ws->scratch, in, net->u[l], net->b[l], &g);
     else
         conv_im2col(out, ws->scratch, in, net->w[l], net->b[l], &g);
-}
-
-/* max_pool2d(3, S, P) on (C,H,W), P 0 or 1 (padding is -inf): per output row the max of its
-   (up to) 3 input rows, unit stride, into tmp (W+2 floats, -inf on both ends), then of 3
-   columns at stride S. Exact, like any order of max. */
-static void max3x3(float *out, const float *in, float *tmp, int C, int H, int W, int S, int P)
-{
-    int OH = nn_pool_out(H, 3, S, P), OW = nn_pool_out(W, 3, S, P);
-    float *t = tmp + 1, *h = t - P;
-    tmp[0] = tmp[W + 1] = -INFINITY;
-    for (int c = 0; c < C; c++) {
-        const float *x = in + (size_t)c * H * W;
-        float *y = out + (size_t)c * OH * OW;
-        for (int i = 0; i < OH; i++, y += OW) {
-            int r0 = i * S - P, r1 = r0 + 3;
-            r0 = r0 < 0 ? 0 : r0;
-            r1 = r1 > H ? H : r1;
-            const float *a = x + (size_t)r0 * W, *b = a + W, *e = b + W;
-            if (r1 - r0 == 3)
-                for (int k = 0; k < W; k++) {
-                    float m = a[k] > b[k] ? a[k] : b[k];
-                    t[k] = e[k] > m ? e[k] : m;
-                }
-            else
-                for (int k = 0; k < W; k++)
-                    t[k] = a[k] > b[k] ? a[k] : b[k];
-            for (int j = 0; j < OW; j++) {
-                const float *q = h + j * S;
-                float m = q[0] > q[1] ? q[0] : q[1];
-                y[j] = q[2] > m ? q[2] : m;
-            }
-        }
-    }
 }
 
 /* 3x3 pool on C planes (C*G for a group) */
@@ -318,36 +278,12 @@ static void pool(struct ws *ws, float *out, const float *in, int C, int H, int W
     *OW = nn_pool_out(W, 3, S, P);
     if (ws->plan) {
         act(ws, (size_t)C * *OH * *OW);
-        need_scratch(ws, (size_t)W + 2);
         return;
     }
     if (max)
-        max3x3(out, in, ws->scratch, C, H, W, S, P);
+        nn_max_pool2d_planes(out, in, C, H, W, 3, S, P);
     else
-        nn_avg_pool2d_forward(out, in, 1, C, H, W, 3, S, P, 0);
-}
-
-/* avg_pool2d(3, 1, 1, count_include_pad=False) on (C,H,W), separably: row sums of 3, then
-   column sums of 3, divided by the count of real pixels. tmp: H*W floats. */
-static void avg3x3(float *out, const float *in, float *tmp, int C, int H, int W)
-{
-    for (int c = 0; c < C; c++) {
-        const float *x = in + (size_t)c * H * W;
-        float *y = out + (size_t)c * H * W;
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++)
-                tmp[i * W + j] = x[i * W + j] + (j > 0 ? x[i * W + j - 1] : 0.0f) +
-                                 (j < W - 1 ? x[i * W + j + 1] : 0.0f);
-        for (int i = 0; i < H; i++) {
-            int ch = 1 + (i > 0) + (i < H - 1);
-            for (int j = 0; j < W; j++) {
-                int cw = 1 + (j > 0) + (j < W - 1);
-                float s = tmp[i * W + j] + (i > 0 ? tmp[(i - 1) * W + j] : 0.0f) +
-                          (i < H - 1 ? tmp[(i + 1) * W + j] : 0.0f);
-                y[i * W + j] = s / (float)(ch * cw);
-            }
-        }
-    }
+        nn_avg_pool2d_planes(out, in, C, H, W, 3, S, P, 0);
 }
 
 /* The block's 1x1 convs on x (C,G,H,W): layers l..l+nl-1 into t (their OCs stacked), plus,
@@ -364,14 +300,13 @@ static void group_1x1(const struct inception *net, struct ws *ws, float *t, floa
     if (ws->plan) {
         act(ws, (size_t)(OC + PF) * cols);
         act(ws, (size_t)C * cols);
-        need_scratch(ws, (size_t)H * W);
         return;
     }
     if (net->fuse && !maxpool) {
         nn_sgemm_serial(0, 0, OC + PF, (int)cols, C, 1.0f, net->w[l], C, x, (int)cols, 0.0f, t,
                         (int)cols);
         bias_relu(t, net->b[l], OC, cols);
-        avg3x3(pout, t + (size_t)OC * cols, ws->scratch, PF * G, H, W);
+        nn_avg_pool2d_planes(pout, t + (size_t)OC * cols, PF * G, H, W, 3, 1, 1, 0);
         bias_relu(pout, net->b[l + nl], PF, cols);
         return;
     }
@@ -701,11 +636,9 @@ void inception_net_prepare(struct inception *net)
         struct nn_conv g;
         if (n[l] == 0)
             continue;
-        nn_conv_init_ex(&g, 1, y->C, 8, 8, y->OC, 3, 3, 1, 1, y->PH, y->PW, y->PH, y->PW);
-        if (is_w7(y))
-            inception_w7_weights(p, net->w[l], y->OC, y->C);
-        else
-            nn_conv_wino_weights(p, net->w[l], &g);
+        nn_conv_init_ex(&g, 1, y->C, 17, 17, y->OC, y->KH, y->KW, 1, 1, y->PH, y->PW, y->PH,
+                        y->PW);
+        nn_conv_wino_weights(p, net->w[l], &g);
         net->u[l] = p;
         p += n[l];
     }

@@ -1,6 +1,5 @@
 /* Internal to the Inception module: inception.c holds the layer table and loads the weights,
-   inception_pre.c preprocesses, inception_net.c runs the network (inception_w7.c: its 1x7 and
-   7x1 convs). */
+   inception_pre.c preprocesses, inception_net.c runs the network. */
 #ifndef INCEPTION_NET_H
 #define INCEPTION_NET_H
 #include "inception.h"
@@ -17,14 +16,6 @@ extern const struct inception_layer inception_layers[INCEPTION_N_CONV];
 /* first layer of each block */
 enum { L_5B = 5, L_5C = 12, L_5D = 19, L_6A = 26, L_6B = 30, L_6C = 40, L_6D = 50, L_6E = 60,
        L_7A = 70, L_7B = 76, L_7C = 85 };
-
-/* 1x7 (vertical 0) and 7x1 (vertical 1) stride-1 convs with padding 3 by Winograd F(2,7)
-   (inception_w7.c): u (8,OC,C) from w (OC,C,7) once; out (OC,G,H,W) = ReLU(conv(in) + b) for
-   in (C,G,H,W), with inception_w7_scratch floats of scratch. */
-void inception_w7_weights(float *u, const float *w, int OC, int C);
-size_t inception_w7_scratch(int C, int OC, int G, int H, int W, int vertical);
-void inception_w7_forward(float *out, float *scratch, const float *in, const float *u,
-                          const float *b, int C, int OC, int G, int H, int W, int vertical);
 
 /* Preprocessing (inception_pre.c) into x (3,299,299), with inception_pre_scratch(H, W)
    floats of scratch tmp, for inception_preprocess and the batch driver. */

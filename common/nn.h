@@ -88,6 +88,22 @@ size_t nn_conv_wino_scratch(const struct nn_conv *g);
 void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g);
 void nn_conv2d_forward_wino(float *out, float *scratch, const float *in, const float *u,
                             const float *b, const struct nn_conv *g);
+/* 1x7 and 7x1 stride-1 convs padded 3 along the kernel only (the output has the input's
+   size), with >= 16 input channels, use 1-D Winograd F(2,7) (nn_wino7.c): 8 multiplies per
+   two outputs instead of 14, an error about 6x the direct sum's (1e-6 relative); so do
+   nn_conv_wino_size/weights and nn_conv2d_forward_wino (u (8,OC,C)). nn_conv_winograd(0)
+   turns it off in nn_conv2d_forward too. */
+int nn_wino7_ok(const struct nn_conv *g);
+/* The kernel on the calling thread, for callers that run their own threads (the Inception
+   network): u from nn_wino7_weights (w (OC,C,KH,KW)); in (N,C,H,W) -> out (N,OC,H,W), or
+   with NN_WINO7_CNHW in (C,N,H,W) -> out (OC,N,H,W) (N images side by side per channel);
+   NN_WINO7_RELU: ReLU after the bias. b may be NULL. An output does not depend on N.
+   Scratch: nn_wino7_scratch(g) floats. */
+enum { NN_WINO7_CNHW = 1, NN_WINO7_RELU = 2 };
+void nn_wino7_weights(float *u, const float *w, const struct nn_conv *g);
+size_t nn_wino7_scratch(const struct nn_conv *g);
+void nn_wino7_forward_serial(float *out, float *scratch, const float *in, const float *u,
+                             const float *b, const struct nn_conv *g, int flags);
 /* b may be NULL (no bias); db may be NULL */
 void nn_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
                        const float *b, const struct nn_conv *g);
@@ -133,6 +149,12 @@ void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int
 void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
                            int S, int P, int count_include_pad);
 int nn_pool_out(int H, int K, int S, int P); /* floor((H + 2P - K)/S) + 1 */
+/* The same two pools on n planes (H,W) on the calling thread, for callers that run their own
+   threads (the Inception network, whose (C,G,H,W) group is C*G planes). The 3x3 windows have
+   fast paths (max: P <= 1, any S; avg: S = 1, P = 1, summed by rows then columns). */
+void nn_max_pool2d_planes(float *out, const float *in, int n, int H, int W, int K, int S, int P);
+void nn_avg_pool2d_planes(float *out, const float *in, int n, int H, int W, int K, int S, int P,
+                          int count_include_pad);
 /* adaptive_avg_pool2d(1): in (N,C,HW) -> out (N,C) */
 void nn_global_avg_pool_forward(float *out, const float *in, int N, int C, int HW);
 void nn_global_avg_pool_backward(float *din, const float *dout, int N, int C, int HW);

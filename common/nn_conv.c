@@ -145,6 +145,8 @@ size_t nn_conv_scratch(const struct nn_conv *g)
         n = nn_wino_scratch(g);
     if (conv_wino_dx(g, &d) && nn_wino_scratch(&d) > n)
         n = nn_wino_scratch(&d);
+    if (nn_wino7_ok(g) && nn_wino7_scratch_threads(g) + (size_t)8 * g->OC * g->C > n)
+        n = nn_wino7_scratch_threads(g) + (size_t)8 * g->OC * g->C;
     return n;
 }
 
@@ -295,6 +297,10 @@ static void conv_fwd(float *out, int acc, float *scratch, const float *in, const
     int nt = nn_get_threads();
     if (!conv_no_wino && nn_wino_ok(g)) {
         nn_wino_forward(out, acc, scratch, in, w, b, g, 0);
+        return;
+    }
+    if (!conv_no_wino && !acc && nn_wino7_ok(g)) {
+        nn_wino7_conv(out, scratch, in, w, b, g);
         return;
     }
     conv_plan(&p, g);

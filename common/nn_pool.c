@@ -1,5 +1,6 @@
 /* Pooling and resampling over (N,C,H,W), one OpenMP task per (n,c) plane. */
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "nn.h"
@@ -11,8 +12,77 @@ int nn_pool_out(int H, int K, int S, int P)
 
 /* Both pools reduce the window's rows first into one row buffer (unit stride, vectorised),
    then each output reduces its columns of that buffer: K + K operations per output instead
-   of K * K with bounds checks. */
+   of K * K with bounds checks. The 3x3 pools of the Inception network have their own paths. */
 #define POOL_MAXW 4096
+
+/* max_pool2d(3, S, P), P 0 or 1, on one plane: per output row the max of its (up to) 3 input
+   rows into t (W floats between two -inf), then of 3 columns at stride S, branch-free. Exact,
+   like any order of max. */
+static void max3_plane(float *y, const float *x, int H, int W, int S, int P)
+{
+    int OH = nn_pool_out(H, 3, S, P), OW = nn_pool_out(W, 3, S, P);
+    float tmp[POOL_MAXW + 2], *t = tmp + 1, *h = t - P;
+    tmp[0] = tmp[W + 1] = -INFINITY;
+    for (int i = 0; i < OH; i++, y += OW) {
+        int r0 = i * S - P, r1 = r0 + 3;
+        r0 = r0 < 0 ? 0 : r0;
+        r1 = r1 > H ? H : r1;
+        const float *a = x + (size_t)r0 * W, *b = a + W, *e = b + W;
+        if (r1 - r0 == 3)
+            for (int k = 0; k < W; k++) {
+                float m = a[k] > b[k] ? a[k] : b[k];
+                t[k] = e[k] > m ? e[k] : m;
+            }
+        else if (r1 - r0 == 2)
+            for (int k = 0; k < W; k++)
+                t[k] = a[k] > b[k] ? a[k] : b[k];
+        else
+            memcpy(t, a, sizeof(float) * W);
+        for (int j = 0; j < OW; j++) {
+            const float *q = h + j * S;
+            float m = q[0] > q[1] ? q[0] : q[1];
+            y[j] = q[2] > m ? q[2] : m;
+        }
+    }
+}
+
+static void max_plane(float *y, const float *x, int H, int W, int K, int S, int P)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+    float v[POOL_MAXW];
+    if (K == 3 && P <= 1) {
+        max3_plane(y, x, H, W, S, P);
+        return;
+    }
+    for (int oy = 0; oy < OH; oy++) {
+        int y0 = oy * S - P, y1 = y0 + K < H ? y0 + K : H;
+        y0 = y0 < 0 ? 0 : y0;
+        for (int ix = 0; ix < W; ix++)
+            v[ix] = x[(size_t)y0 * W + ix];
+        for (int iy = y0 + 1; iy < y1; iy++) {
+            const float *r = x + (size_t)iy * W;
+            for (int ix = 0; ix < W; ix++)
+                v[ix] = r[ix] > v[ix] ? r[ix] : v[ix];
+        }
+        for (int ox = 0; ox < OW; ox++) {
+            int x0 = ox * S - P, x1 = x0 + K < W ? x0 + K : W;
+            x0 = x0 < 0 ? 0 : x0;
+            float m = -FLT_MAX;
+            for (int ix = x0; ix < x1; ix++)
+                m = v[ix] > m ? v[ix] : m;
+            y[oy * OW + ox] = m;
+        }
+    }
+}
+
+void nn_max_pool2d_planes(float *out, const float *in, int n, int H, int W, int K, int S, int P)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+    if (W > POOL_MAXW)
+        return; /* programmer error: no map this wide in the project */
+    for (int i = 0; i < n; i++)
+        max_plane(out + (size_t)i * OH * OW, in + (size_t)i * H * W, H, W, K, S, P);
+}
 
 void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
                            int S, int P)
@@ -21,33 +91,94 @@ void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int
     if (W > POOL_MAXW)
         return; /* programmer error: no map this wide in the project */
 #pragma omp parallel for schedule(static)
-    for (int nc = 0; nc < N * C; nc++) {
-        const float *x = in + (size_t)nc * H * W;
-        float *y = out + (size_t)nc * OH * OW, v[POOL_MAXW];
-        for (int oy = 0; oy < OH; oy++) {
-            int y0 = oy * S - P, y1 = y0 + K < H ? y0 + K : H;
-            y0 = y0 < 0 ? 0 : y0;
-            for (int ix = 0; ix < W; ix++)
-                v[ix] = x[(size_t)y0 * W + ix];
-            for (int iy = y0 + 1; iy < y1; iy++) {
-                const float *r = x + (size_t)iy * W;
-                for (int ix = 0; ix < W; ix++)
-                    v[ix] = r[ix] > v[ix] ? r[ix] : v[ix];
-            }
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * S - P, x1 = x0 + K < W ? x0 + K : W;
-                x0 = x0 < 0 ? 0 : x0;
-                float m = -FLT_MAX;
-                for (int ix = x0; ix < x1; ix++)
-                    m = v[ix] > m ? v[ix] : m;
-                y[oy * OW + ox] = m;
-            }
-        }
+    for (int nc = 0; nc < N * C; nc++)
+        max_plane(out + (size_t)nc * OH * OW, in + (size_t)nc * H * W, H, W, K, S, P);
+}
+
+/* the sums of 3 along row x (W) into t, the missing neighbour at an edge added as 0 */
+static void avg3_row(float *t, const float *x, int W)
+{
+    if (W == 1) {
+        t[0] = x[0] + 0.0f + 0.0f;
+        return;
+    }
+    t[0] = x[0] + 0.0f + x[1];
+    for (int j = 1; j < W - 1; j++)
+        t[j] = x[j] + x[j - 1] + x[j + 1];
+    t[W - 1] = x[W - 1] + x[W - 2] + 0.0f;
+}
+
+/* avg_pool2d(3, 1, 1) on one plane, separably: the row sums of 3 (rows i-1, i, i+1 in a ring
+   of 3 row buffers), then the sums of 3 of them, divided by the window's count: 9, or with
+   count_include_pad false the real pixels. Sums in the order (centre + left) + right,
+   (centre + up) + down, a missing neighbour as + 0: the Inception network's features depend
+   on these exact roundings. */
+static void avg3_plane(float *y, const float *x, int H, int W, int cip)
+{
+    static const float zero[POOL_MAXW];
+    float ring[3][POOL_MAXW];
+    avg3_row(ring[0], x, W);
+    for (int i = 0; i < H; i++, y += W) {
+        const float *t = ring[i % 3], *u = i > 0 ? ring[(i + 2) % 3] : zero;
+        const float *d = i < H - 1 ? ring[(i + 1) % 3] : zero;
+        if (i + 1 < H)
+            avg3_row(ring[(i + 1) % 3], x + (size_t)(i + 1) * W, W);
+        int ch = 1 + (i > 0) + (i < H - 1);
+        float dj = (float)(cip ? 9 : ch * 3), de = (float)(cip ? 9 : W > 1 ? ch * 2 : ch);
+        for (int j = 1; j < W - 1; j++)
+            y[j] = (t[j] + u[j] + d[j]) / dj;
+        y[0] = (t[0] + u[0] + d[0]) / de;
+        y[W - 1] = (t[W - 1] + u[W - 1] + d[W - 1]) / de;
     }
 }
 
 /* torch's divisor: the window clipped to the padded input when count_include_pad, else to
    the input */
+static void avg_plane(float *y, const float *x, int H, int W, int K, int S, int P, int cip)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+    float v[POOL_MAXW];
+    if (K == 3 && S == 1 && P == 1) {
+        avg3_plane(y, x, H, W, cip);
+        return;
+    }
+    for (int oy = 0; oy < OH; oy++) {
+        int y0 = oy * S - P, y1 = y0 + K < H + P ? y0 + K : H + P;
+        int ph = y1 - y0;
+        y0 = y0 < 0 ? 0 : y0;
+        y1 = y1 > H ? H : y1;
+        for (int ix = 0; ix < W; ix++)
+            v[ix] = x[(size_t)y0 * W + ix];
+        for (int iy = y0 + 1; iy < y1; iy++) {
+            const float *r = x + (size_t)iy * W;
+            for (int ix = 0; ix < W; ix++)
+                v[ix] += r[ix];
+        }
+        for (int ox = 0; ox < OW; ox++) {
+            int x0 = ox * S - P, x1 = x0 + K < W + P ? x0 + K : W + P;
+            int pw = x1 - x0;
+            x0 = x0 < 0 ? 0 : x0;
+            x1 = x1 > W ? W : x1;
+            float sum = 0;
+            for (int ix = x0; ix < x1; ix++)
+                sum += v[ix];
+            int div = cip ? ph * pw : (y1 - y0) * (x1 - x0);
+            y[oy * OW + ox] = sum / (float)div;
+        }
+    }
+}
+
+void nn_avg_pool2d_planes(float *out, const float *in, int n, int H, int W, int K, int S, int P,
+                          int count_include_pad)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+    if (W > POOL_MAXW)
+        return; /* programmer error: no map this wide in the project */
+    for (int i = 0; i < n; i++)
+        avg_plane(out + (size_t)i * OH * OW, in + (size_t)i * H * W, H, W, K, S, P,
+                  count_include_pad);
+}
+
 void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
                            int S, int P, int count_include_pad)
 {
@@ -55,45 +186,9 @@ void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int
     if (W > POOL_MAXW)
         return; /* programmer error: no map this wide in the project */
 #pragma omp parallel for schedule(static)
-    for (int nc = 0; nc < N * C; nc++) {
-        const float *x = in + (size_t)nc * H * W;
-        float *y = out + (size_t)nc * OH * OW, v[POOL_MAXW];
-        for (int oy = 0; oy < OH; oy++) {
-            int y0 = oy * S - P, y1 = y0 + K < H + P ? y0 + K : H + P;
-            int ph = y1 - y0;
-            y0 = y0 < 0 ? 0 : y0;
-            y1 = y1 > H ? H : y1;
-            for (int ix = 0; ix < W; ix++)
-                v[ix] = x[(size_t)y0 * W + ix];
-            for (int iy = y0 + 1; iy < y1; iy++) {
-                const float *r = x + (size_t)iy * W;
-                for (int ix = 0; ix < W; ix++)
-                    v[ix] += r[ix];
-            }
-            if (K == 3 && S == 1 && P == 1 && W >= 2) {
-                /* Inception's 3x3/1/1 pool: interior columns in one vectorised loop */
-                float rows = (float)(count_include_pad ? ph : y1 - y0);
-                float in3 = 1.0f / (3.0f * rows), *yr = y + oy * OW;
-                float d2 = count_include_pad ? 3.0f * rows : 2.0f * rows;
-                yr[0] = (v[0] + v[1]) / d2;
-                for (int ox = 1; ox < W - 1; ox++)
-                    yr[ox] = (v[ox - 1] + v[ox] + v[ox + 1]) * in3;
-                yr[W - 1] = (v[W - 2] + v[W - 1]) / d2;
-                continue;
-            }
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * S - P, x1 = x0 + K < W + P ? x0 + K : W + P;
-                int pw = x1 - x0;
-                x0 = x0 < 0 ? 0 : x0;
-                x1 = x1 > W ? W : x1;
-                float sum = 0;
-                for (int ix = x0; ix < x1; ix++)
-                    sum += v[ix];
-                int div = count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
-                y[oy * OW + ox] = sum / (float)div;
-            }
-        }
-    }
+    for (int nc = 0; nc < N * C; nc++)
+        avg_plane(out + (size_t)nc * OH * OW, in + (size_t)nc * H * W, H, W, K, S, P,
+                  count_include_pad);
 }
 
 void nn_global_avg_pool_forward(float *out, const float *in, int N, int C, int HW)

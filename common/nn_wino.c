@@ -291,18 +291,26 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
 
 size_t nn_conv_wino_size(const struct nn_conv *g)
 {
+    if (nn_wino7_ok(g))
+        return (size_t)8 * g->OC * g->C;
     return nn_wino_ok(g) ? (size_t)16 * g->OC * g->C : 0;
 }
 
 size_t nn_conv_wino_scratch(const struct nn_conv *g)
 {
     struct wplan p;
+    if (nn_wino7_ok(g))
+        return nn_wino7_scratch_threads(g);
     wino_plan_t(&p, g, wino_pre_maxt(g));
     return p.slice * p.nt;
 }
 
 void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g)
 {
+    if (nn_wino7_ok(g)) {
+        nn_wino7_weights(u, w, g);
+        return;
+    }
     for (int o = 0; o < g->OC; o++)
         wino_weights(u, w, o, g->OC, g->C, 0);
 }
@@ -310,7 +318,10 @@ void nn_conv_wino_weights(float *u, const float *w, const struct nn_conv *g)
 void nn_conv2d_forward_wino(float *out, float *scratch, const float *in, const float *u,
                             const float *b, const struct nn_conv *g)
 {
-    wino_forward(out, 0, scratch, in, NULL, u, b, g, 0);
+    if (nn_wino7_ok(g))
+        nn_wino7_forward(out, scratch, in, u, b, g);
+    else
+        wino_forward(out, 0, scratch, in, NULL, u, b, g, 0);
 }
 
 /* dY (16,OC,ldm) columns co.. = A dy A^T for the 2x2 output tiles [t0,t1) of dy (OC,OH,OW),

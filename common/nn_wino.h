@@ -17,6 +17,15 @@ void nn_wino_forward(float *out, int acc, float *scratch, const float *in, const
 /* dw (OC,C,3,3) += the weight gradient of g for dout (N,OC,OH,OW), in (N,C,H,W) */
 void nn_wino_dw(float *dw, float *scratch, const float *dout, const float *in,
                 const struct nn_conv *g);
+/* nn_wino7.c, threaded over g->nt threads, for nn_wino7_ok(g): nn_wino7_forward is
+   out (N,OC,H,W) = conv(in) + b on weights u from nn_wino7_weights, with
+   nn_wino7_scratch_threads(g) floats of scratch; nn_wino7_conv the same from w (OC,C,KH,KW),
+   with 8*OC*C more (the transformed weights) */
+size_t nn_wino7_scratch_threads(const struct nn_conv *g);
+void nn_wino7_conv(float *out, float *scratch, const float *in, const float *w, const float *b,
+                   const struct nn_conv *g);
+void nn_wino7_forward(float *out, float *scratch, const float *in, const float *u,
+                      const float *b, const struct nn_conv *g);
 /* (in nn_conv.c) raise *nb, the blocks per image of n items, until N * nb divides evenly by
    nt; *blk becomes the block size */
 void nn_conv_balance(int *nb, int *blk, int N, int n, int nt);

@@ -1,0 +1,287 @@
+/* nn core kernels that the Inception network shares: the 3x3 max and average pools (PyTorch
+   goldens, loops, and the exact roundings the network's features depend on) on the serial
+   plane entries and the threaded ops; the 1x7 / 7x1 convs by Winograd F(2,7) (threaded
+   through nn_conv2d_forward, prepared through nn_conv2d_forward_wino, and the serial
+   (C,N,H,W) entry with ReLU) against a double-precision loop and the im2col path. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "npy.h"
+#include "test.h"
+
+static char nm[200];
+#define NAME(...) (snprintf(nm, sizeof nm, __VA_ARGS__), nm)
+
+/* buffers of a case, freed together by free_all */
+#define MAXBUF 64
+static float *bufs[MAXBUF];
+static int nbuf;
+
+static float *keep(float *p)
+{
+    if (p == NULL || nbuf == MAXBUF) {
+        printf("Bail out! out of memory or buffer slots\n");
+        exit(1);
+    }
+    return bufs[nbuf++] = p;
+}
+
+static float *zeros(size_t n)
+{
+    return keep(calloc(n ? n : 1, sizeof(float)));
+}
+
+static void free_all(void)
+{
+    while (nbuf > 0)
+        free(bufs[--nbuf]);
+}
+
+/* the PyTorch golden tests/fixtures/nn/<c>.<name>.npy, float32 */
+static float *golden(const char *c, const char *name, size_t *n)
+{
+    char path[256], msg[128];
+    struct npy t;
+    snprintf(path, sizeof path, "tests/fixtures/nn/%s.%s.npy", c, name);
+    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1 || t.dtype != NPY_F32) {
+        printf("Bail out! %s: %s (run from the repo root)\n", path, msg);
+        exit(1);
+    }
+    *n = (size_t)npy_count(&t);
+    return keep(t.data);
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static void fill(float *x, size_t n, float scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+        x[i] = scale * (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1);
+    }
+}
+
+static int same_bits(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* ---- 3x3 pools ---- */
+/* max_pool2d by loops, padding -inf */
+static void loop_max(float *y, const float *x, int n, int H, int W, int K, int S, int P)
+{
+    int OH = nn_pool_out(H, K, S, P), OW = nn_pool_out(W, K, S, P);
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < OH; i++)
+            for (int j = 0; j < OW; j++) {
+                float m = -INFINITY;
+                for (int a = i * S - P; a < i * S - P + K; a++)
+                    for (int b = j * S - P; b < j * S - P + K; b++)
+                        if (a >= 0 && a < H && b >= 0 && b < W && x[(p * H + a) * W + b] > m)
+                            m = x[(p * H + a) * W + b];
+                y[(p * OH + i) * OW + j] = m;
+            }
+}
+
+/* avg_pool2d(3, 1, 1) as the Inception network has always computed it: row sums of 3, then
+   column sums of 3, a missing neighbour added as 0, divided by the count */
+static void loop_avg3(float *y, const float *x, int n, int H, int W, int cip)
+{
+    for (int p = 0; p < n; p++, x += H * W, y += H * W)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float r[3];
+                for (int k = 0; k < 3; k++) {
+                    int a = i - 1 + (k == 0 ? 1 : k == 1 ? 0 : 2);
+                    const float *q = x + a * W + j;
+                    r[k] = a < 0 || a >= H ? 0.0f
+                                           : q[0] + (j > 0 ? q[-1] : 0.0f) + (j < W - 1 ? q[1] : 0.0f);
+                }
+                int ch = 1 + (i > 0) + (i < H - 1), cw = 1 + (j > 0) + (j < W - 1);
+                y[i * W + j] = (r[0] + r[1] + r[2]) / (float)(cip ? 9 : ch * cw);
+            }
+}
+
+static void test_pools(void)
+{
+    /* PyTorch goldens (tests/fixtures/gen_nn.py): x (2,3,9,8) */
+    size_t n, nw;
+    float *x = golden("pool", "x", &n), *y = zeros(n);
+    static const int maxc[][3] = {{3, 2, 1}, {3, 2, 0}};
+    for (int k = 0; k < 2; k++) {
+        int S = maxc[k][1], P = maxc[k][2];
+        char key[32];
+        snprintf(key, sizeof key, "max_3%d%d", S, P);
+        float *want = golden("pool", key, &nw);
+        nn_max_pool2d_planes(y, x, 6, 9, 8, 3, S, P);
+        test_close(NAME("max_pool2d planes k3 s%d p%d vs PyTorch", S, P), y, want, nw, 0, 0);
+    }
+    for (int cip = 0; cip < 2; cip++) {
+        char key[32];
+        snprintf(key, sizeof key, "avg_311_%d", cip);
+        float *want = golden("pool", key, &nw);
+        nn_avg_pool2d_planes(y, x, 6, 9, 8, 3, 1, 1, cip);
+        test_close(NAME("avg_pool2d planes k3 s1 p1 cip %d vs PyTorch", cip), y, want, nw, 1e-6,
+                   1e-5);
+    }
+    free_all();
+
+    /* shapes: the network's, odd and even, one row or column; some -0 and ties */
+    static const int shp[][3] = {{5, 35, 35}, {3, 17, 17}, {2, 8, 8}, {4, 147, 147},
+                                 {3, 1, 7},   {3, 6, 1},   {2, 1, 1}, {3, 2, 5}};
+    for (size_t k = 0; k < sizeof shp / sizeof shp[0]; k++) {
+        int np = shp[k][0], H = shp[k][1], W = shp[k][2];
+        size_t m = (size_t)np * H * W;
+        float *in = zeros(m), *got = zeros(m), *ref = zeros(m), *thr = zeros(m);
+        fill(in, m, 1);
+        for (size_t i = 0; i < m; i += 7)
+            in[i] = i % 2 ? -0.0f : in[i / 2];
+        for (int S = 1; S <= 2; S++)
+            for (int P = 0; P <= 1; P++) {
+                if (H + 2 * P < 3 || W + 2 * P < 3) /* no window fits */
+                    continue;
+                size_t mo = (size_t)np * nn_pool_out(H, 3, S, P) * nn_pool_out(W, 3, S, P);
+                loop_max(ref, in, np, H, W, 3, S, P);
+                nn_max_pool2d_planes(got, in, np, H, W, 3, S, P);
+                nn_max_pool2d_forward(thr, in, 1, np, H, W, 3, S, P);
+                CHECK(same_bits(got, ref, mo) && same_bits(thr, ref, mo),
+                      "max_pool2d k3 s%d p%d on %dx%dx%d: the loops' bits, planes and threaded",
+                      S, P, np, H, W);
+            }
+        for (int cip = 0; cip < 2; cip++) {
+            loop_avg3(ref, in, np, H, W, cip);
+            nn_avg_pool2d_planes(got, in, np, H, W, 3, 1, 1, cip);
+            nn_avg_pool2d_forward(thr, in, 1, np, H, W, 3, 1, 1, cip);
+            CHECK(same_bits(got, ref, m) && same_bits(thr, ref, m),
+                  "avg_pool2d k3 s1 p1 cip %d on %dx%dx%d: rows then columns, bit for bit", cip,
+                  np, H, W);
+        }
+        free_all();
+    }
+}
+
+/* double-precision conv2d forward, zero padding */
+static void naive_conv(float *out, const float *in, const float *w, const float *b,
+                       const struct nn_conv *g)
+{
+    for (int n = 0; n < g->N; n++)
+        for (int o = 0; o < g->OC; o++)
+            for (int oy = 0; oy < g->OH; oy++)
+                for (int ox = 0; ox < g->OW; ox++) {
+                    double acc = b != NULL ? b[o] : 0;
+                    for (int c = 0; c < g->C; c++)
+                        for (int kh = 0; kh < g->KH; kh++)
+                            for (int kw = 0; kw < g->KW; kw++) {
+                                int iy = oy * g->SH - g->PT + kh, ix = ox * g->SW - g->PL + kw;
+                                if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                                    continue;
+                                acc += (double)in[(((size_t)n * g->C + c) * g->H + iy) * g->W +
+                                                  ix] *
+                                       w[(((size_t)o * g->C + c) * g->KH + kh) * g->KW + kw];
+                            }
+                    out[(((size_t)n * g->OC + o) * g->OH + oy) * g->OW + ox] = (float)acc;
+                }
+}
+
+/* (A,B,n) -> (B,A,n) */
+static void swap01(float *dst, const float *src, int A, int B, size_t n)
+{
+    for (int a = 0; a < A; a++)
+        for (int i = 0; i < B; i++)
+            memcpy(dst + ((size_t)i * A + a) * n, src + ((size_t)a * B + i) * n,
+                   n * sizeof(float));
+}
+
+/* One geometry through every entry: nn_conv2d_forward on 2 and 1 threads, im2col, the
+   prepared weights, and the serial kernel on (C,N,H,W) with ReLU, whole and image by image */
+static void wino7_case(const int *d)
+{
+    struct nn_conv g;
+    char name[160];
+    nn_set_threads(2);
+    nn_conv_init_ex(&g, d[0], d[1], d[2], d[3], d[4], d[5], d[6], 1, 1, d[7], d[8], d[7], d[8]);
+    CHECK(nn_wino7_ok(&g), "N%d C%d %dx%d OC%d k%dx%d is a Winograd F(2,7) geometry", g.N, g.C,
+          g.H, g.W, g.OC, g.KH, g.KW);
+    size_t HW = (size_t)g.H * g.W, nin = g.N * g.C * HW, nout = g.N * g.OC * HW;
+    size_t nw = (size_t)g.OC * g.C * 7;
+    float *in = zeros(nin), *w = zeros(nw), *b = zeros(g.OC), *ref = zeros(nout);
+    float *out = zeros(nout), *col = zeros(nout), *pre = zeros(nout);
+    float *out1 = zeros(nout), *scratch = zeros(nn_conv_scratch(&g));
+    fill(in, nin, 1), fill(w, nw, 0.3f), fill(b, g.OC, 1);
+    naive_conv(ref, in, w, b, &g);
+    snprintf(name, sizeof name, "F(2,7) N%d C%d %dx%d OC%d k%dx%d", g.N, g.C, g.H, g.W, g.OC,
+             g.KH, g.KW);
+
+    nn_conv2d_forward(out, scratch, in, w, b, &g);
+    test_close(NAME("%s forward vs double loops", name), out, ref, nout, 1e-4, 1e-4);
+    nn_conv_winograd(0);
+    nn_conv2d_forward(col, scratch, in, w, b, &g);
+    nn_conv_winograd(1);
+    test_close(NAME("%s forward vs im2col", name), out, col, nout, 1e-4, 1e-4);
+    CHECK(!same_bits(out, col, nout), "%s: nn_conv_winograd(0) turns it off", name);
+
+    float *u = zeros(nn_conv_wino_size(&g)), *ws = zeros(nn_conv_wino_scratch(&g));
+    CHECK(nn_conv_wino_size(&g) == (size_t)8 * g.OC * g.C, "%s: 8*OC*C prepared weights", name);
+    nn_conv_wino_weights(u, w, &g);
+    nn_conv2d_forward_wino(pre, ws, in, u, b, &g);
+    CHECK(same_bits(pre, out, nout), "%s: prepared weights give the same bits", name);
+    nn_set_threads(1);
+    struct nn_conv g1;
+    nn_conv_init_ex(&g1, g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, 1, 1, d[7], d[8], d[7], d[8]);
+    nn_conv2d_forward(out1, scratch, in, w, b, &g1);
+    nn_set_threads(2);
+    test_close(NAME("%s one thread", name), out1, out, nout, 1e-5, 1e-5);
+
+    /* serial: (C,N,H,W) with ReLU is (N,C,H,W) ReLU'd and transposed, bit for bit (the same
+       GEMMs); image by image without bias, the threaded result up to summation order */
+    float *xc = zeros(nin), *yc = zeros(nout), *y1 = zeros(nout), *want = zeros(nout);
+    float *ss = zeros(nn_wino7_scratch(&g));
+    swap01(xc, in, g.N, g.C, HW);
+    nn_wino7_forward_serial(yc, ss, xc, u, b, &g, NN_WINO7_CNHW | NN_WINO7_RELU);
+    nn_wino7_forward_serial(y1, ss, in, u, b, &g, 0);
+    test_close(NAME("%s serial", name), y1, out, nout, 1e-5, 1e-5);
+    for (size_t i = 0; i < nout; i++)
+        y1[i] = y1[i] > 0.0f ? y1[i] : 0.0f;
+    swap01(want, y1, g.N, g.OC, HW);
+    CHECK(same_bits(yc, want, nout), "%s: serial (C,N,H,W) + ReLU", name);
+    nn_conv_init_ex(&g1, 1, g.C, g.H, g.W, g.OC, g.KH, g.KW, 1, 1, d[7], d[8], d[7], d[8]);
+    for (int n = 0; n < g.N; n++)
+        nn_wino7_forward_serial(y1 + n * g.OC * HW, ss, in + n * g.C * HW, u, NULL, &g1, 0);
+    for (size_t i = 0; i < nout; i++)
+        y1[i] += b[i / HW % g.OC];
+    test_close(NAME("%s serial image by image, no bias", name), y1, out, nout, 1e-5, 1e-5);
+    free_all();
+}
+
+static void test_wino7(void)
+{
+    static const int cases[][9] = {
+        /* N C H W OC KH KW PT PL */
+        {8, 64, 17, 17, 48, 1, 7, 0, 3},  /* Inception's 17x17 */
+        {8, 48, 17, 17, 64, 7, 1, 3, 0},
+        {1, 40, 9, 8, 20, 1, 7, 0, 3},    /* one image: output channels split */
+        {1, 32, 6, 11, 33, 7, 1, 3, 0},
+        {9, 24, 5, 13, 16, 1, 7, 0, 3},   /* image groups with a remainder */
+        {3, 16, 2, 3, 5, 7, 1, 3, 0},     /* shorter than the kernel */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        wino7_case(cases[k]);
+    struct nn_conv g;
+    nn_conv_init_ex(&g, 2, 15, 17, 17, 16, 1, 7, 1, 1, 0, 3, 0, 3);
+    CHECK(!nn_wino7_ok(&g), "not below 16 input channels");
+    nn_conv_init_ex(&g, 2, 16, 17, 17, 16, 1, 7, 1, 1, 0, 2, 0, 4);
+    CHECK(!nn_wino7_ok(&g), "not with asymmetric padding");
+    nn_conv_init_ex(&g, 2, 16, 17, 17, 16, 7, 1, 2, 2, 3, 0, 3, 0);
+    CHECK(!nn_wino7_ok(&g), "not with stride 2");
+    CHECK(nn_conv_wino_size(&g) == 0, "no prepared weights for stride 2");
+}
+
+int main(void)
+{
+    test_pools();
+    test_wino7();
+    return test_done();
+}

@@ -191,7 +191,7 @@ syntax:
 }
 
 /* Parses the dict in h[0..n) into t's dtype/ndim/shape and checks the byte count fits. */
-static int parse_header(const char *h, size_t n, struct npy *t, char *msg, size_t msglen)
+static int parse_dict(const char *h, size_t n, struct npy *t, char *msg, size_t msglen)
 {
     struct hp p = {h, h + n};
     int have_descr = 0, have_fortran = 0, have_shape = 0;
@@ -266,6 +266,23 @@ static int parse_header(const char *h, size_t n, struct npy *t, char *msg, size_
     return 0;
 syntax:
     snprintf(msg, msglen, "bad header: not a numpy header dict");
+    return -1;
+}
+
+void npy_msg_oneline(char *msg)
+{
+    for (; *msg; msg++)
+        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+            *msg = '?';
+}
+
+/* parse_dict quotes keys and dtypes from the file: keep the message one line */
+static int parse_header(const char *h, size_t n, struct npy *t, char *msg, size_t msglen)
+{
+    if (parse_dict(h, n, t, msg, msglen) == 0)
+        return 0;
+    if (msglen > 0)
+        npy_msg_oneline(msg);
     return -1;
 }
 

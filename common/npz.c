@@ -62,6 +62,7 @@ static int npz_load_mem(const unsigned char *buf, size_t len, const char *member
         char m2[128];
         snprintf(m2, sizeof m2, "%s", msg);
         snprintf(msg, msglen, "%s: %s", z.e[i].name, m2);
+        npy_msg_oneline(msg); /* the member name comes from the file */
     }
     free(data);
     zip_close(&z);
@@ -216,8 +217,10 @@ static int npz_all_mem(const unsigned char *buf, size_t len, const char *member,
         int rc = zip_extract(&z, i, &data, &dlen, msg, msglen);
         if (rc == 0) {
             rc = npy_read_mem(data, dlen, &(*arrays)[*n], m2, sizeof m2);
-            if (rc == -1)
+            if (rc == -1) {
                 snprintf(msg, msglen, "%s: %s", z.e[i].name, m2);
+                npy_msg_oneline(msg); /* the member name comes from the file */
+            }
             free(data);
         }
         if (rc == -1) {

@@ -145,6 +145,15 @@ static int parse_central(struct zip *z, const unsigned char *p, size_t avail, si
     return 0;
 }
 
+/* Messages quote member names from the file: a control character (a newline) there is shown
+   as '?' so the message stays one line. */
+static void msg_oneline(char *msg)
+{
+    for (; *msg; msg++)
+        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+            *msg = '?';
+}
+
 int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, size_t msglen)
 {
     size_t eocd, pos, end;
@@ -182,6 +191,8 @@ int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, siz
         size_t used;
         z->n = (int)i + 1;
         if (parse_central(z, buf + pos, end - pos, &used, &z->e[i], msg, msglen) == -1) {
+            if (msglen > 0)
+                msg_oneline(msg);
             zip_close(z);
             return -1;
         }
@@ -266,8 +277,8 @@ static uint32_t crc_of(const unsigned char *p, uint64_t n)
     return (uint32_t)c;
 }
 
-int zip_extract(const struct zip *z, int i, unsigned char **out, size_t *outlen, char *msg,
-                size_t msglen)
+static int extract(const struct zip *z, int i, unsigned char **out, size_t *outlen, char *msg,
+                   size_t msglen)
 {
     const struct zip_entry *e;
     unsigned char *b;
@@ -302,6 +313,16 @@ int zip_extract(const struct zip *z, int i, unsigned char **out, size_t *outlen,
     *out = b;
     *outlen = e->usize;
     return 0;
+}
+
+int zip_extract(const struct zip *z, int i, unsigned char **out, size_t *outlen, char *msg,
+                size_t msglen)
+{
+    if (extract(z, i, out, outlen, msg, msglen) == 0)
+        return 0;
+    if (msglen > 0)
+        msg_oneline(msg);
+    return -1;
 }
 
 /* ---- writing ---- */

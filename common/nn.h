@@ -97,8 +97,8 @@ int nn_wino7_ok(const struct nn_conv *g);
 /* The kernel on the calling thread, for callers that run their own threads (the Inception
    network): u from nn_wino7_weights (w (OC,C,KH,KW)); in (N,C,H,W) -> out (N,OC,H,W), or
    with NN_WINO7_CNHW in (C,N,H,W) -> out (OC,N,H,W) (N images side by side per channel);
-   NN_WINO7_RELU: ReLU after the bias. b may be NULL. An output does not depend on N.
-   Scratch: nn_wino7_scratch(g) floats. */
+   NN_WINO7_RELU: ReLU after the bias. b may be NULL. Images run in blocks of a few, so
+   that the GEMMs stay near the caches. Scratch: nn_wino7_scratch(g) floats. */
 enum { NN_WINO7_CNHW = 1, NN_WINO7_RELU = 2 };
 void nn_wino7_weights(float *u, const float *w, const struct nn_conv *g);
 size_t nn_wino7_scratch(const struct nn_conv *g);

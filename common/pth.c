@@ -66,10 +66,8 @@ static int collect(struct pk *k, struct tlist *l, const struct pv *d, const char
     return 0;
 }
 
-/* Copies a strided view of its storage into dst (contiguous), after checking every element
-   it touches lies inside the storage. */
-static int materialize(const char *name, const struct pv *t, unsigned char *dst, char *msg,
-                       size_t msglen)
+/* Checks that every element a strided view touches lies inside its storage. */
+static int check_view(const char *name, const struct pv *t, char *msg, size_t msglen)
 {
     const struct pv *s = t->storage;
     size_t es = st_dtype_size(s->dt);
@@ -96,6 +94,19 @@ static int materialize(const char *name, const struct pv *t, unsigned char *dst,
                  name, (long long)s->i);
         return -1;
     }
+    return 0;
+}
+
+/* Copies a strided view (checked by check_view) of its storage into dst, contiguous. */
+static void materialize(const struct pv *t, unsigned char *dst)
+{
+    const struct pv *s = t->storage;
+    size_t es = st_dtype_size(s->dt);
+    int64_t numel = 1;
+    for (int i = 0; i < t->ndim; i++)
+        numel *= t->size[i];
+    if (numel == 0)
+        return;
     const unsigned char *src = s->data;
     int64_t idx[ST_MAXDIM] = {0}, expect = 1;
     int contiguous = 1;
@@ -106,7 +117,7 @@ static int materialize(const char *name, const struct pv *t, unsigned char *dst,
     }
     if (contiguous) {
         memcpy(dst, src + (size_t)t->offset * es, (size_t)numel * es);
-        return 0;
+        return;
     }
     /* innermost dimension in a loop, the outer ones by an odometer */
     int nd = t->ndim;
@@ -123,7 +134,6 @@ static int materialize(const char *name, const struct pv *t, unsigned char *dst,
             idx[i] = 0;
         }
     }
-    return 0;
 }
 
 static int cmp_named(const void *a, const void *b)
@@ -131,11 +141,13 @@ static int cmp_named(const void *a, const void *b)
     return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
 }
 
-/* refuses checkpoints that would expand past this (a hostile pickle can name one storage
-   many times) */
-#define PTH_MAX_TOTAL ((size_t)64 << 30)
+/* Tensors are copied out contiguous; views sharing a storage (tied weights) or broadcasting
+   it (stride 0) can make that more than the file holds, but a hostile pickle can name one
+   small storage with a huge stride-0 size: refuse anything past the file's length plus this. */
+#define PTH_MAX_EXPAND ((size_t)1 << 30)
 
-static int build_file(struct pk *k, struct st_file *f, const struct pv *root)
+/* len: the checkpoint's size in bytes */
+static int build_file(struct pk *k, struct st_file *f, const struct pv *root, size_t len)
 {
     struct tlist l = {0};
     int rc = -1;
@@ -144,7 +156,8 @@ static int build_file(struct pk *k, struct st_file *f, const struct pv *root)
     if (collect(k, &l, root, "", 0) == -1)
         goto out;
     /* sorted by name, as a safetensors file lists them; duplicates become neighbours */
-    qsort(l.a, (size_t)l.n, sizeof *l.a, cmp_named);
+    if (l.n > 1) /* qsort(NULL, 0) is undefined */
+        qsort(l.a, (size_t)l.n, sizeof *l.a, cmp_named);
     for (int i = 1; i < l.n; i++)
         if (strcmp(l.a[i].name, l.a[i - 1].name) == 0) {
             snprintf(k->msg, k->msglen, "duplicate tensor name \"%.80s\"", l.a[i].name);
@@ -161,9 +174,18 @@ static int build_file(struct pk *k, struct st_file *f, const struct pv *root)
             }
             numel *= (uint64_t)t->size[d];
         }
+        /* views are checked before the allocation they size */
+        if (t->storage->data == NULL && numel > 0) {
+            snprintf(k->msg, k->msglen, "tensor \"%.80s\": storage %s missing", l.a[i].name,
+                     t->storage->s);
+            goto out;
+        }
+        if (check_view(l.a[i].name, t, k->msg, k->msglen) == -1)
+            goto out;
         total += ((size_t)numel * st_dtype_size(t->storage->dt) + 63) & ~(size_t)63;
-        if (total > PTH_MAX_TOTAL) {
-            snprintf(k->msg, k->msglen, "tensors add up to more than 64 GiB");
+        if (total > len + PTH_MAX_EXPAND) {
+            snprintf(k->msg, k->msglen, "tensors add up to more than the file's %zu bytes + 1 GiB",
+                     len);
             goto out;
         }
     }
@@ -185,13 +207,7 @@ static int build_file(struct pk *k, struct st_file *f, const struct pv *root)
         memcpy(o->shape, t->size, sizeof o->shape);
         o->nbytes = (size_t)st_numel(o) * st_dtype_size(o->dtype);
         o->data = (unsigned char *)f->owned + off;
-        if (t->storage->data == NULL && o->nbytes > 0) {
-            snprintf(k->msg, k->msglen, "tensor \"%.80s\": storage %s missing", o->name,
-                     t->storage->s);
-            goto out;
-        }
-        if (materialize(o->name, t, (unsigned char *)f->owned + off, k->msg, k->msglen) == -1)
-            goto out;
+        materialize(t, (unsigned char *)f->owned + off);
         off += (o->nbytes + 63) & ~(size_t)63;
     }
     rc = 0;
@@ -283,7 +299,7 @@ static int load_zip(struct pk *k, struct st_file *f, const unsigned char *buf, s
         ss[i]->nbytes = (size_t)z.e[ie].usize;
     }
     free(root_dir);
-    rc = build_file(k, f, root);
+    rc = build_file(k, f, root, len);
 out:
     free(ss);
     free(pkl);
@@ -377,7 +393,7 @@ static int load_legacy(struct pk *k, struct st_file *f, const unsigned char *buf
             }
         p += (size_t)numel * es;
     }
-    rc = build_file(k, f, root);
+    rc = build_file(k, f, root, len);
 out:
     free(ss);
     return rc;
@@ -419,6 +435,10 @@ int pth_open(struct st_file *f, const char *path, char *msg, size_t msglen)
         rc = -1;
     }
     pickle_free(&k);
+    /* messages quote names and storage keys from the pickle: keep them one line */
+    for (char *c = msg; rc == -1 && msglen > 0 && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     if (map)
         munmap(map, len);
     else

@@ -983,6 +983,23 @@ static void json_seeds(void)
     unlink(paths[2]);
 }
 
+/* The reproducers of what this test found (tests/fixtures/bad/fuzz_*, gen_fuzz.py): each
+   refused with a one-line message, and not for lack of memory (a huge allocation). */
+static void test_reproducers(void)
+{
+    static const char *const pth[] = {"fuzz_pth_expand.pth", "fuzz_pth_expand_legacy.pth"};
+    for (int i = 0; i < NS(pth); i++) {
+        char path[256], msg[128] = "";
+        struct st_file f;
+        snprintf(path, sizeof path, FIX "bad/%s", pth[i]);
+        int rc = pth_open(&f, path, msg, sizeof msg);
+        if (rc == 0)
+            st_close(&f);
+        CHECK(rc == -1 && clean_fail(msg) && strstr(msg, "memory") == NULL, "%s refused (%s)",
+              pth[i], msg);
+    }
+}
+
 int main(void)
 {
     const char *e;
@@ -1061,6 +1078,8 @@ int main(void)
                                        FIX "pipe/foreach-params.yaml"};
     fuzz_files("yaml", yaml, NS(yaml), 3000, NULL, yaml_tokens, run_yaml, NULL);
 
+    if (only_parser == NULL)
+        test_reproducers();
     if (only_case < 0)
         unlink(tmp_path);
     return test_done();

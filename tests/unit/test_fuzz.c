@@ -639,8 +639,11 @@ static int run_st(const unsigned char *b, size_t len, long c, int *ok)
     (void)c;
     write_tmp(b, len);
     int rc = st_open(&f, tmp_path, msg, sizeof msg);
-    if (rc != 0)
+    if (rc != 0) {
+        if (!(rc == -1 && clean_fail(msg)))
+            printf("# st: rc %d msg '%s'\n", rc, msg);
         return rc == -1 && clean_fail(msg);
+    }
     *ok = 1;
     int clean = st_usable(&f);
     st_close(&f);

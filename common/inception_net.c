@@ -85,108 +85,15 @@ static int col_block(int K, int cols)
     return blk < cols ? blk : cols;
 }
 
-/* col (C*KH*KW, n): output positions j0..j0+n-1 of (G,OH,OW) for the conv g of in
-   (C,G,H,W) (G = g->N), zero padded. Row segments are copies when the stride is 1. */
-static void im2col(float *col, const float *in, const struct nn_conv *g, int j0, int n)
-{
-    int H = g->H, W = g->W, OH = g->OH, OW = g->OW, S = g->SW, G = g->N;
-    int img0 = j0 / (OH * OW), oh0 = j0 % (OH * OW) / OW, ow0 = j0 % OW;
-    for (int c = 0; c < g->C; c++)
-        for (int kh = 0; kh < g->KH; kh++)
-            for (int kw = 0; kw < g->KW; kw++) {
-                float *d = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * n;
-                int dx = kw - g->PL; /* ix = ow * S + dx */
-                int lo = dx >= 0 ? 0 : (-dx + S - 1) / S;
-                int hi = W - 1 - dx < 0 ? 0 : (W - 1 - dx) / S + 1;
-                hi = hi < OW ? hi : OW;
-                int img = img0, oh = oh0, o0 = ow0;
-                for (int j = 0; j < n;) {
-                    int o1 = OW - o0 < n - j ? OW : o0 + n - j;
-                    int iy = oh * g->SH + kh - g->PT;
-                    float *dr = d + j - o0; /* dr[ow] for ow in [o0, o1) */
-                    if (iy < 0 || iy >= H) {
-                        memset(dr + o0, 0, sizeof(float) * (o1 - o0));
-                    } else {
-                        const float *x = in + (((size_t)c * G + img) * H + iy) * W;
-                        int a = lo > o0 ? lo : o0, e = hi < o1 ? hi : o1;
-                        if (e < a)
-                            e = a;
-                        for (int ow = o0; ow < a && ow < o1; ow++)
-                            dr[ow] = 0.0f;
-                        if (S == 1) /* short rows: a loop beats a call to memcpy */
-                            for (int ow = a; ow < e; ow++)
-                                dr[ow] = x[ow + dx];
-                        else
-                            for (int ow = a; ow < e; ow++)
-                                dr[ow] = x[ow * S + dx];
-                        for (int ow = e > o0 ? e : o0; ow < o1; ow++)
-                            dr[ow] = 0.0f;
-                    }
-                    j += o1 - o0;
-                    o0 = 0;
-                    if (++oh == OH) {
-                        oh = 0;
-                        img++;
-                    }
-                }
-            }
-}
-
-/* im2col for a stride-1 conv whose output has the input's size (the padded kxk, 1xk and kx1
-   convs): a row of col is its input plane shifted by (dy,dx) = (kh-PT, kw-PL), so one long
-   copy per image, then zeros for the rows and the edge columns that fall outside. */
-static void im2col_same(float *col, const float *in, const struct nn_conv *g, int j0, int n)
-{
-    int H = g->H, W = g->W, HW = H * W, G = g->N;
-    for (int c = 0; c < g->C; c++)
-        for (int kh = 0; kh < g->KH; kh++)
-            for (int kw = 0; kw < g->KW; kw++) {
-                /* d[q] for the image's flat position q */
-                float *d0 = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * n - j0;
-                int dy = kh - g->PT, dx = kw - g->PL, sh = dy * W + dx;
-                int v0 = (dy < 0 ? -dy : 0) * W, v1 = (dy > 0 ? H - dy : H) * W;
-                int c0 = dx < 0 ? 0 : W - dx, c1 = dx < 0 ? -dx : W; /* zeroed columns */
-                for (int img = j0 / HW; img < G && img * HW < j0 + n; img++) {
-                    float *d = d0 + (size_t)img * HW;
-                    const float *x = in + ((size_t)c * G + img) * HW;
-                    int q0 = j0 - img * HW, q1 = j0 + n - img * HW;
-                    q0 = q0 < 0 ? 0 : q0;
-                    q1 = q1 > HW ? HW : q1;
-                    int a = v0 > q0 ? v0 : q0, b = v1 < q1 ? v1 : q1;
-                    if (b < a)
-                        a = b = q1;
-                    for (int q = q0; q < a; q++)
-                        d[q] = 0.0f;
-                    for (int q = b; q < q1; q++)
-                        d[q] = 0.0f;
-                    /* the reads outside the plane are edge columns, zeroed below */
-                    int ca = a + sh < 0 ? -sh : a, cb = b + sh > HW ? HW - sh : b;
-                    for (int q = ca; q < cb; q++)
-                        d[q] = x[q + sh];
-                    if (dx == 0 || a >= b)
-                        continue;
-                    for (int r = a / W; r * W < b; r++)
-                        for (int k = c0; k < c1; k++) {
-                            int q = r * W + k;
-                            if (q >= a && q < b)
-                                d[q] = 0.0f;
-                        }
-                }
-            }
-}
-
 /* out (OC,G,OH,OW) = ReLU(conv(in (C,G,H,W), w) + b) by im2col, in blocks of columns */
 static void conv_im2col(float *out, float *col, const float *in, const float *w, const float *b,
                         const struct nn_conv *g)
 {
     int K = g->C * g->KH * g->KW, cols = g->N * g->OH * g->OW, blk = col_block(K, cols);
-    int same = g->SH == 1 && g->SW == 1 && g->OH == g->H && g->OW == g->W;
+    size_t HW = (size_t)g->H * g->W;
     for (int j0 = 0; j0 < cols; j0 += blk) {
         int n = cols - j0 < blk ? cols - j0 : blk;
-        if (same)
-            im2col_same(col, in, g, j0, n);
-        else
-            im2col(col, in, g, j0, n);
+        nn_im2col(col, n, in, g->N * HW, HW, g, j0, n);
         nn_sgemm_serial(0, 0, g->OC, n, K, 1.0f, w, K, col, n, 0.0f, out + j0, cols);
     }
     bias_relu(out, b, g->OC, cols);

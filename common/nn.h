@@ -104,6 +104,12 @@ void nn_wino7_weights(float *u, const float *w, const struct nn_conv *g);
 size_t nn_wino7_scratch(const struct nn_conv *g);
 void nn_wino7_forward_serial(float *out, float *scratch, const float *in, const float *u,
                              const float *b, const struct nn_conv *g, int flags);
+/* im2col on the calling thread (nn_im2col.c), for callers that run their own threads:
+   col (C*KH*KW, ld) columns 0..n-1 = the output positions j0..j0+n-1 of (N,OH,OW) for g,
+   zero padded. Image i's channel c (H,W) is at in + c*cs + i*ns: cs = H*W, ns = C*H*W for
+   (N,C,H,W); cs = N*H*W, ns = H*W for (C,N,H,W). */
+void nn_im2col(float *col, int ld, const float *in, size_t cs, size_t ns,
+               const struct nn_conv *g, int j0, int n);
 /* b may be NULL (no bias); db may be NULL */
 void nn_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
                        const float *b, const struct nn_conv *g);

@@ -170,51 +170,7 @@ static void conv_valid(const struct nn_conv *g, int kw, int *lo, int *hi)
         *lo = *hi;
 }
 
-/* x (C,H,W) -> col rows (c,kh,kw), columns = output pixels [p0,p1), row stride ld. Per row
-   segment: zeros left of the input, a copy, zeros right; short rows (4x4 and 8x8 maps) copy
-   in a loop rather than pay a memcpy call each. */
-static void im2col(float *col, int ld, const float *x, const struct nn_conv *g, int p0, int p1)
-{
-    int H = g->H, W = g->W, OW = g->OW, SW = g->SW;
-    for (int c = 0; c < g->C; c++) {
-        const float *xc = x + (size_t)c * H * W;
-        for (int kh = 0; kh < g->KH; kh++)
-            for (int kw = 0; kw < g->KW; kw++) {
-                float *dst = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ld;
-                int lo, hi, off = kw - g->PL;
-                conv_valid(g, kw, &lo, &hi);
-                for (int p = p0, oy = p0 / OW, a = p0 % OW; p < p1; oy++, a = 0) {
-                    int b = OW < a + p1 - p ? OW : a + p1 - p;
-                    int iy = oy * g->SH - g->PT + kh;
-                    int s = a > lo ? a : lo, e = b < hi ? b : hi;
-                    if (iy < 0 || iy >= H)
-                        s = e = b;
-                    if (e < s)
-                        e = s;
-                    float *d = dst - a;
-                    for (int ox = a; ox < s; ox++)
-                        d[ox] = 0.0f;
-                    if (s < e) {
-                        const float *r = xc + (size_t)iy * W + off;
-                        if (SW > 1)
-                            for (int ox = s; ox < e; ox++)
-                                d[ox] = r[ox * SW];
-                        else if (e - s >= 16)
-                            memcpy(d + s, r + s, sizeof(float) * (e - s));
-                        else
-                            for (int ox = s; ox < e; ox++)
-                                d[ox] = r[ox];
-                    }
-                    for (int ox = e; ox < b; ox++)
-                        d[ox] = 0.0f;
-                    dst += b - a;
-                    p += b - a;
-                }
-            }
-    }
-}
-
-/* the adjoint: x (C,H,W) += col scattered back */
+/* the adjoint of nn_im2col for one image: x (C,H,W) += col scattered back */
 static void col2im(float *x, const float *col, int ld, const struct nn_conv *g, int p0, int p1)
 {
     int H = g->H, W = g->W, OW = g->OW, SW = g->SW;
@@ -252,7 +208,7 @@ static void conv_fwd_task(float *out, int acc, float *sl, const float *in, const
                           int n0, int n1, int p0, int p1, gemm_fn gemm)
 {
     int OHW = g->OH * g->OW, CKK = g->C * g->KH * g->KW, OC = g->OC;
-    size_t CHW = (size_t)g->C * g->H * g->W, OCHW = (size_t)OC * OHW;
+    size_t HW = (size_t)g->H * g->W, CHW = g->C * HW, OCHW = (size_t)OC * OHW;
     float *col = sl, *tmp = sl + p->col;
 
     if (n1 - n0 == 1) {
@@ -260,7 +216,7 @@ static void conv_fwd_task(float *out, int acc, float *sl, const float *in, const
         float *y = out + n0 * OCHW + p0;
         int ldb = OHW, np = p1 - p0;
         if (!p->is1x1) {
-            im2col(col, np, x, g, p0, p1);
+            nn_im2col(col, np, x, HW, CHW, g, p0, np);
             B = col, ldb = np;
         }
         gemm(0, 0, OC, np, CKK, 1.0f, w, CKK, B, ldb, acc ? 1.0f : 0.0f, y, OHW);
@@ -273,8 +229,7 @@ static void conv_fwd_task(float *out, int acc, float *sl, const float *in, const
         return;
     }
     int cols = (n1 - n0) * OHW;
-    for (int n = n0; n < n1; n++)
-        im2col(col + (size_t)(n - n0) * OHW, cols, in + n * CHW, g, 0, OHW);
+    nn_im2col(col, cols, in + n0 * CHW, HW, CHW, g, 0, cols);
     gemm(0, 0, OC, cols, CKK, 1.0f, w, CKK, col, cols, 0.0f, tmp, cols);
     for (int n = n0; n < n1; n++)
         for (int o = 0; o < OC; o++) {
@@ -330,7 +285,7 @@ static void conv_bwd_task(float *din, float *dwt, float *sl, const float *dout,
                           const struct conv_plan *p, int n0, int n1, gemm_fn gemm)
 {
     int OHW = g->OH * g->OW, CKK = g->C * g->KH * g->KW, OC = g->OC;
-    size_t CHW = (size_t)g->C * g->H * g->W, OCHW = (size_t)OC * OHW;
+    size_t HW = (size_t)g->H * g->W, CHW = g->C * HW, OCHW = (size_t)OC * OHW;
     float *col = sl, *tmp = sl + p->col;
 
     if (n1 - n0 == 1) {
@@ -347,7 +302,7 @@ static void conv_bwd_task(float *din, float *dwt, float *sl, const float *dout,
                 continue;
             }
             if (dwt != NULL) {
-                im2col(col, np, x, g, p0, p1);
+                nn_im2col(col, np, x, HW, CHW, g, p0, np);
                 gemm(0, 1, OC, CKK, np, 1.0f, dy, OHW, col, np, 1.0f, dwt, CKK);
             }
             if (din != NULL) {
@@ -363,8 +318,7 @@ static void conv_bwd_task(float *din, float *dwt, float *sl, const float *dout,
             memcpy(tmp + (size_t)o * cols + (size_t)(n - n0) * OHW,
                    dout + n * OCHW + (size_t)o * OHW, sizeof(float) * OHW);
     if (dwt != NULL) {
-        for (int n = n0; n < n1; n++)
-            im2col(col + (size_t)(n - n0) * OHW, cols, in + n * CHW, g, 0, OHW);
+        nn_im2col(col, cols, in + n0 * CHW, HW, CHW, g, 0, cols);
         gemm(0, 1, OC, CKK, cols, 1.0f, tmp, cols, col, cols, 1.0f, dwt, CKK);
     }
     if (din != NULL) {

@@ -1,6 +1,6 @@
 /* nn core kernels that the Inception network shares: the 3x3 max and average pools (PyTorch
    goldens, loops, and the exact roundings the network's features depend on) on the serial
-   plane entries and the threaded ops; the 1x7 / 7x1 convs by Winograd F(2,7) (threaded
+   plane entries and the threaded ops; im2col on both layouts against loops; the 1x7 / 7x1 convs by Winograd F(2,7) (threaded
    through nn_conv2d_forward, prepared through nn_conv2d_forward_wino, and the serial
    (C,N,H,W) entry with ReLU) against a double-precision loop and the im2col path. */
 #include <math.h>
@@ -163,6 +163,73 @@ static void test_pools(void)
     }
 }
 
+/* (A,B,n) -> (B,A,n) */
+static void swap01(float *dst, const float *src, int A, int B, size_t n)
+{
+    for (int a = 0; a < A; a++)
+        for (int i = 0; i < B; i++)
+            memcpy(dst + ((size_t)i * A + a) * n, src + ((size_t)a * B + i) * n,
+                   n * sizeof(float));
+}
+
+/* ---- im2col ---- */
+/* col (C*KH*KW, n): output positions j0..j0+n-1 of (N,OH,OW), x (N,C,H,W), by loops */
+static void loop_im2col(float *col, const float *x, const struct nn_conv *g, int j0, int n)
+{
+    int OHW = g->OH * g->OW;
+    for (int c = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++)
+                for (int j = 0; j < n; j++) {
+                    int q = j0 + j, i = q / OHW, oy = q % OHW / g->OW, ox = q % g->OW;
+                    int iy = oy * g->SH - g->PT + kh, ix = ox * g->SW - g->PL + kw;
+                    int in = iy >= 0 && iy < g->H && ix >= 0 && ix < g->W;
+                    col[((c * g->KH + kh) * g->KW + kw) * n + j] =
+                        in ? x[(((size_t)i * g->C + c) * g->H + iy) * g->W + ix] : 0.0f;
+                }
+}
+
+static void test_im2col(void)
+{
+    static const int cases[][12] = {
+        /* N C H W KH KW SH SW PT PL PB PR */
+        {3, 2, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1},  /* same: shifted planes */
+        {2, 3, 9, 8, 1, 7, 1, 1, 0, 3, 0, 3},
+        {2, 2, 8, 5, 7, 1, 1, 1, 3, 0, 3, 0},
+        {3, 2, 6, 6, 5, 5, 1, 1, 2, 2, 2, 2},
+        {2, 2, 6, 7, 3, 3, 1, 1, 2, 0, 0, 2},  /* same size, asymmetric */
+        {3, 2, 9, 9, 3, 3, 2, 2, 0, 0, 0, 0},  /* strided, valid */
+        {2, 3, 8, 7, 3, 3, 2, 2, 0, 0, 1, 1},
+        {2, 2, 5, 6, 4, 4, 2, 2, 1, 1, 1, 1},
+        {2, 2, 7, 7, 3, 3, 1, 1, 0, 0, 0, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int *d = cases[k];
+        struct nn_conv g;
+        nn_conv_init_ex(&g, d[0], d[1], d[2], d[3], 1, d[4], d[5], d[6], d[7], d[8], d[9],
+                        d[10], d[11]);
+        size_t HW = (size_t)g.H * g.W, nin = g.N * g.C * HW;
+        int cols = g.N * g.OH * g.OW, rows = g.C * g.KH * g.KW, ok = 1;
+        float *x = zeros(nin), *xc = zeros(nin), *ref = zeros((size_t)rows * cols);
+        float *got = zeros((size_t)rows * cols), *gc = zeros((size_t)rows * cols);
+        fill(x, nin, 1);
+        swap01(xc, x, g.N, g.C, HW);
+        /* whole, and in blocks that start and end inside rows and images */
+        int blks[3] = {cols, 13, 5};
+        for (int b = 0; b < 3; b++)
+            for (int j0 = 0, blk = blks[b]; j0 < cols; j0 += blk) {
+                int n = cols - j0 < blk ? cols - j0 : blk;
+                loop_im2col(ref, x, &g, j0, n);
+                nn_im2col(got, n, x, HW, g.C * HW, &g, j0, n);
+                nn_im2col(gc, n, xc, g.N * HW, HW, &g, j0, n);
+                ok &= same_bits(got, ref, (size_t)rows * n) && same_bits(gc, ref, (size_t)rows * n);
+            }
+        CHECK(ok, "im2col N%d C%d %dx%d k%dx%d s%d pad %d,%d,%d,%d: (N,C,H,W) and (C,N,H,W), "
+                  "in blocks", g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.PT, g.PL, g.PB, g.PR);
+        free_all();
+    }
+}
+
 /* double-precision conv2d forward, zero padding */
 static void naive_conv(float *out, const float *in, const float *w, const float *b,
                        const struct nn_conv *g)
@@ -184,15 +251,6 @@ static void naive_conv(float *out, const float *in, const float *w, const float 
                             }
                     out[(((size_t)n * g->OC + o) * g->OH + oy) * g->OW + ox] = (float)acc;
                 }
-}
-
-/* (A,B,n) -> (B,A,n) */
-static void swap01(float *dst, const float *src, int A, int B, size_t n)
-{
-    for (int a = 0; a < A; a++)
-        for (int i = 0; i < B; i++)
-            memcpy(dst + ((size_t)i * A + a) * n, src + ((size_t)a * B + i) * n,
-                   n * sizeof(float));
 }
 
 /* One geometry through every entry: nn_conv2d_forward on 2 and 1 threads, im2col, the
@@ -282,6 +340,7 @@ static void test_wino7(void)
 int main(void)
 {
     test_pools();
+    test_im2col();
     test_wino7();
     return test_done();
 }

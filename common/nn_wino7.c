@@ -47,18 +47,29 @@ int nn_wino7_ok(const struct nn_conv *g)
     return (h || v) && g->SH == 1 && g->SW == 1 && g->C >= 16;
 }
 
-/* u (8,OC,C) rows o0..o1-1 from w (OC,C,7) */
+/* u (8,OC,C) rows o0..o1-1 from w (OC,C,7), in double; the taps of 64 input channels at a
+   time transposed first, so that the sums vectorise across channels */
 static void w7_weights(float *u, const float *w, int OC, int C, int o0, int o1)
 {
-    for (int xi = 0; xi < 8; xi++)
-        for (int o = o0; o < o1; o++)
-            for (int c = 0; c < C; c++) {
-                const float *k = w + ((size_t)o * C + c) * 7;
-                double s = 0;
+    size_t xs = (size_t)OC * C;
+    double kt[7][64];
+    for (int o = o0; o < o1; o++)
+        for (int c0 = 0; c0 < C; c0 += 64) {
+            const float *k = w + ((size_t)o * C + c0) * 7;
+            int nc = C - c0 < 64 ? C - c0 : 64;
+            for (int c = 0; c < nc; c++)
                 for (int j = 0; j < 7; j++)
-                    s += G7[xi][j] * k[j];
-                u[((size_t)xi * OC + o) * C + c] = (float)s;
-            }
+                    kt[j][c] = k[c * 7 + j];
+            float *uo = u + (size_t)o * C + c0;
+            for (int xi = 0; xi < 8; xi++)
+#pragma omp simd
+                for (int c = 0; c < nc; c++) {
+                    double s = 0;
+                    for (int j = 0; j < 7; j++)
+                        s += G7[xi][j] * kt[j][c];
+                    uo[xi * xs + c] = (float)s;
+                }
+        }
 }
 
 void nn_wino7_weights(float *u, const float *w, const struct nn_conv *g)

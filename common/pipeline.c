@@ -571,6 +571,33 @@ static int parse_doc(struct ctx *c, int n_over, char **over)
     return 0;
 }
 
+/* libyaml's scanner spends time proportional to the flow nesting ([ and {) on every token, so
+   a hostile file of a million '[' took many minutes to refuse; pipelines nest a level or two.
+   A first pass over the tokens stops past this depth, while each token is still cheap.
+   Returns the line where the nesting got too deep, or 0 (syntax errors are left to the
+   parse proper). */
+#define PIPE_MAX_FLOW_DEPTH 64
+static int flow_too_deep(const unsigned char *buf, size_t len)
+{
+    yaml_parser_t ps;
+    yaml_token_t tok;
+    int depth = 0, line = 0, end = 0;
+    yaml_parser_initialize(&ps);
+    yaml_parser_set_input_string(&ps, buf, len);
+    while (!end && line == 0 && yaml_parser_scan(&ps, &tok)) {
+        if (tok.type == YAML_FLOW_SEQUENCE_START_TOKEN || tok.type == YAML_FLOW_MAPPING_START_TOKEN)
+            depth++;
+        else if (tok.type == YAML_FLOW_SEQUENCE_END_TOKEN || tok.type == YAML_FLOW_MAPPING_END_TOKEN)
+            depth--;
+        if (depth > PIPE_MAX_FLOW_DEPTH)
+            line = (int)tok.start_mark.line + 1;
+        end = tok.type == YAML_STREAM_END_TOKEN;
+        yaml_token_delete(&tok);
+    }
+    yaml_parser_delete(&ps);
+    return line;
+}
+
 int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over, char *msg,
                   size_t msglen)
 {
@@ -587,6 +614,13 @@ int pipeline_load(struct pipeline *p, const char *path, int n_over, char **over,
         return -1;
     }
     p->path = xstrdup(path);
+    int deep = flow_too_deep(buf, len);
+    if (deep > 0) {
+        fail(&c, deep, "bad YAML: [ ] and { } nested deeper than %d levels", PIPE_MAX_FLOW_DEPTH);
+        free(buf);
+        pipeline_free(p);
+        return -1;
+    }
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, buf, len);
     if (!yaml_parser_load(&parser, &doc)) {

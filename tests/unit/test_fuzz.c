@@ -990,6 +990,13 @@ static void json_seeds(void)
    refused with a one-line message, and not for lack of memory (a huge allocation). */
 static void test_reproducers(void)
 {
+    struct pipeline p;
+    char ymsg[256] = "";
+    int yrc = pipeline_load(&p, FIX "bad/fuzz_pipe_deep.yaml", 0, NULL, ymsg, sizeof ymsg);
+    if (yrc == 0)
+        pipeline_free(&p);
+    CHECK(yrc == -1 && strstr(ymsg, "nested deeper") != NULL, "fuzz_pipe_deep.yaml refused (%s)",
+          ymsg);
     static const char *const pth[] = {"fuzz_pth_expand.pth", "fuzz_pth_expand_legacy.pth"};
     for (int i = 0; i < NS(pth); i++) {
         char path[256], msg[128] = "";
@@ -1001,6 +1008,82 @@ static void test_reproducers(void)
         CHECK(rc == -1 && clean_fail(msg) && strstr(msg, "memory") == NULL, "%s refused (%s)",
               pth[i], msg);
     }
+}
+
+/* Shapes byte mutations do not reach: deep nesting, alias bombs. Each must end quickly with
+   0 or a clean -1. */
+static void test_structures(void)
+{
+    enum { DEEP = 200000 };
+    char *b = xmalloc(2 * DEEP + 64), msg[256];
+    struct json *j;
+    size_t n;
+    /* JSON: [[[[...]]]] and {"a":{"a":...}} */
+    memset(b, '[', DEEP);
+    memset(b + DEEP, ']', DEEP);
+    case_begin("structures", "json [[[", 0);
+    msg[0] = '\0';
+    j = json_parse(b, 2 * DEEP, msg, sizeof msg);
+    CHECK(j == NULL ? clean_fail(msg) : 1, "json: %d nested arrays (%s)", DEEP, j ? "parsed" : msg);
+    json_free(j);
+    n = 0;
+    for (int i = 0; i < DEEP / 8; i++)
+        n += (size_t)sprintf(b + n, "{\"a\":");
+    msg[0] = '\0';
+    j = json_parse(b, n, msg, sizeof msg);
+    CHECK(j == NULL && clean_fail(msg), "json: %d unclosed nested objects (%s)", DEEP / 8, msg);
+    json_free(j);
+
+    /* YAML: nested flow sequences and block mappings, as a stage's deps */
+    static const char *const heads[] = {"stages:\n  a:\n    cmd: x\n    deps: ",
+                                        "params:\n  p: "};
+    for (int h = 0; h < 2; h++) {
+        FILE *f = fopen(tmp_path, "wb");
+        if (f == NULL)
+            break;
+        fputs(heads[h], f);
+        /* libyaml alone took ~90 s to refuse this (quadratic in the depth): the alarm fires */
+        for (int i = 0; i < DEEP; i++)
+            fputc('[', f);
+        for (int i = 0; i < DEEP; i++)
+            fputc(']', f);
+        fputc('\n', f);
+        fclose(f);
+        struct pipeline p;
+        msg[0] = '\0';
+        case_begin("structures", "yaml [[[", h);
+        int rc = pipeline_load(&p, tmp_path, 0, NULL, msg, sizeof msg);
+        if (rc == 0)
+            pipeline_free(&p);
+        CHECK(rc == -1 && clean_fail(msg), "yaml: %d nested sequences refused (%s)", DEEP, msg);
+    }
+    /* YAML: an alias bomb (each level 9 aliases of the one below; the document loader keeps
+       aliases as references, a walker following them would visit 9^8 nodes) as foreach
+       items and as deps */
+    static const char *const uses[] = {"    foreach: ", "    cmd: x\n    deps: "};
+    for (int u = 0; u < 2; u++) {
+        FILE *f = fopen(tmp_path, "wb");
+        if (f == NULL)
+            break;
+        fprintf(f, "stages:\n  a:\n%s[&l0 [a, a, a, a, a, a, a, a, a]", uses[u]);
+        for (int l = 1; l <= 8; l++) {
+            fprintf(f, ", &l%d [", l);
+            for (int i = 0; i < 9; i++)
+                fprintf(f, "%s*l%d", i ? ", " : "", l - 1);
+            fputs("]", f);
+        }
+        fputs(u == 0 ? "]\n    do:\n      cmd: x ${item}\n" : "]\n", f);
+        fclose(f);
+        struct pipeline p;
+        msg[0] = '\0';
+        case_begin("structures", "yaml alias bomb", u);
+        int rc = pipeline_load(&p, tmp_path, 0, NULL, msg, sizeof msg);
+        if (rc == 0)
+            pipeline_free(&p);
+        CHECK(rc == -1 && clean_fail(msg), "yaml: alias bomb refused (%s)", msg);
+    }
+    alarm(0);
+    free(b);
 }
 
 int main(void)
@@ -1081,8 +1164,10 @@ int main(void)
                                        FIX "pipe/foreach-params.yaml"};
     fuzz_files("yaml", yaml, NS(yaml), 3000, NULL, yaml_tokens, run_yaml, NULL);
 
-    if (only_parser == NULL)
+    if (only_parser == NULL) {
         test_reproducers();
+        test_structures();
+    }
     if (only_case < 0)
         unlink(tmp_path);
     return test_done();

@@ -193,6 +193,7 @@ static int png_decode(const unsigned char *buf, size_t len, struct img *im, char
 struct jpeg_ctx {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
+    struct jpeg_progress_mgr progress;
     int eof; /* ran out of data: libjpeg pads with gray, PIL says "truncated" */
     char *msg;
     size_t msglen;
@@ -217,6 +218,20 @@ static void jpeg_on_message(j_common_ptr cinfo, int level)
 static void jpeg_on_output(j_common_ptr cinfo)
 {
     (void)cinfo;
+}
+
+/* A progressive JPEG may repeat scans, each a pass over the whole image: a 2 MB file of 20000
+   scans of 8000x8000 took two minutes. Real files have about ten; libjpeg-turbo suggests a
+   limit of 500 for untrusted input (TJPARAM_SCANLIMIT). */
+#define IMG_MAX_SCANS 500
+
+static void jpeg_on_progress(j_common_ptr cinfo)
+{
+    struct jpeg_ctx *c = (struct jpeg_ctx *)cinfo->err;
+    if (((j_decompress_ptr)cinfo)->input_scan_number > IMG_MAX_SCANS) {
+        snprintf(c->msg, c->msglen, "corrupt JPEG: more than %d scans", IMG_MAX_SCANS);
+        longjmp(c->jb, 1);
+    }
 }
 
 /* PIL's cmyk2rgb on "CMYK;I" input (bytes inverted first). */
@@ -253,6 +268,8 @@ static int jpeg_decode(const unsigned char *buf, size_t len, struct img *im, cha
         return -1;
     }
     jpeg_create_decompress(&cinfo);
+    c.progress.progress_monitor = jpeg_on_progress;
+    cinfo.progress = &c.progress;
     jpeg_mem_src(&cinfo, buf, len);
     jpeg_read_header(&cinfo, TRUE);
     /* before jpeg_start_decompress, which sizes a progressive file's coefficient arrays */

@@ -997,6 +997,14 @@ static void test_reproducers(void)
         pipeline_free(&p);
     CHECK(yrc == -1 && strstr(ymsg, "nested deeper") != NULL, "fuzz_pipe_deep.yaml refused (%s)",
           ymsg);
+    struct img im;
+    char imsg[128] = "";
+    case_begin("reproducers", "fuzz_img_scans.jpg", 0);
+    int irc = img_load(FIX "bad/fuzz_img_scans.jpg", &im, imsg, sizeof imsg);
+    if (irc == 0)
+        img_free(&im);
+    alarm(0);
+    CHECK(irc == -1 && strstr(imsg, "scans") != NULL, "fuzz_img_scans.jpg refused (%s)", imsg);
     static const char *const pth[] = {"fuzz_pth_expand.pth", "fuzz_pth_expand_legacy.pth"};
     for (int i = 0; i < NS(pth); i++) {
         char path[256], msg[128] = "";

@@ -154,6 +154,33 @@ static void msg_oneline(char *msg)
             *msg = '?';
 }
 
+static int cmp_offset(const void *a, const void *b)
+{
+    uint64_t x = (*(const struct zip_entry *const *)a)->offset,
+             y = (*(const struct zip_entry *const *)b)->offset;
+    return x < y ? -1 : x > y;
+}
+
+/* Members never share bytes in a real archive; overlapping ones let a small file inflate
+   one deflate stream once per central entry (Fifield's overlapping zip bomb): thousands of
+   copies of 1 GB from 1 MB when an .npz is loaded whole. */
+static int check_overlap(const struct zip *z, char *msg, size_t msglen)
+{
+    const struct zip_entry **s = xmalloc(((size_t)z->n + 1) * sizeof *s);
+    int rc = 0;
+    for (int i = 0; i < z->n; i++)
+        s[i] = &z->e[i];
+    if (z->n > 1)
+        qsort(s, (size_t)z->n, sizeof *s, cmp_offset);
+    for (int i = 1; i < z->n && rc == 0; i++)
+        if (s[i]->offset < s[i - 1]->data + s[i - 1]->csize) {
+            snprintf(msg, msglen, "corrupt zip: members overlap");
+            rc = -1;
+        }
+    free(s);
+    return rc;
+}
+
 int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, size_t msglen)
 {
     size_t eocd, pos, end;
@@ -197,6 +224,10 @@ int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, siz
             return -1;
         }
         pos += used;
+    }
+    if (check_overlap(z, msg, msglen) == -1) {
+        zip_close(z);
+        return -1;
     }
     return 0;
 }

@@ -18,7 +18,6 @@
    count (tests/unit/test_inception.c checks it). */
 #include "inception.h"
 
-#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

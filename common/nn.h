@@ -154,7 +154,7 @@ void nn_max_pool2d_forward(float *out, const float *in, int N, int C, int H, int
 /* avg_pool2d(K, S, P, count_include_pad) */
 void nn_avg_pool2d_forward(float *out, const float *in, int N, int C, int H, int W, int K,
                            int S, int P, int count_include_pad);
-int nn_pool_out(int H, int K, int S, int P); /* floor((H + 2P - K)/S) + 1 */
+int nn_pool_out(int H, int K, int S, int P); /* floor((H + 2P - K)/S) + 1; 0 if K > H + 2P */
 /* The same two pools on n planes (H,W) on the calling thread, for callers that run their own
    threads (the Inception network, whose (C,G,H,W) group is C*G planes). The 3x3 windows have
    fast paths (max: P <= 1, any S; avg: S = 1, P = 1, summed by rows then columns). */

@@ -7,6 +7,8 @@
 
 int nn_pool_out(int H, int K, int S, int P)
 {
+    if (H + 2 * P < K) /* C division truncates toward zero: (-1)/2 + 1 would be 1 */
+        return 0;
     return (H + 2 * P - K) / S + 1;
 }
 

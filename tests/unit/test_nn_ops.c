@@ -489,8 +489,21 @@ static void test_attblock(void)
     fx_free_all();
 }
 
+/* torch's output size, floor((H + 2P - K) / S) + 1, and none when the window does not fit */
+static void test_pool_out(void)
+{
+    CHECK(nn_pool_out(299, 3, 2, 0) == 149 && nn_pool_out(35, 3, 1, 1) == 35 &&
+              nn_pool_out(8, 3, 2, 0) == 3 && nn_pool_out(3, 3, 2, 0) == 1 &&
+              nn_pool_out(1, 3, 1, 1) == 1,
+          "pool output sizes as torch");
+    CHECK(nn_pool_out(2, 3, 2, 0) == 0 && nn_pool_out(1, 3, 1, 0) == 0 &&
+              nn_pool_out(0, 3, 2, 1) == 0,
+          "pool output size 0 when the window is larger than the padded input");
+}
+
 int main(void)
 {
+    test_pool_out();
     for (int threads = 2; threads >= 1; threads--) {
         nn_set_threads(threads);
         printf("# threads %d\n", threads);

@@ -19,6 +19,12 @@ int pickle_fail(struct pk *k, const char *fmt, ...)
     return -1;
 }
 
+/* Every opcode makes at most a couple of values (~250 bytes each) that live until
+   pickle_free, so a dict given one item over and over ("K\x01K\x01s") made 100 bytes of
+   memory per input byte; a state dict needs about 25 values per tensor. pickle_run refuses
+   to go past this. */
+#define PK_MAX_VALUES ((size_t)1 << 21)
+
 static struct pv *pv_new(struct pk *k, enum pv_type t)
 {
     if (k->n_all == k->cap_all) {
@@ -301,6 +307,8 @@ int pickle_run(struct pk *k, const unsigned char *buf, size_t len, size_t *used,
         struct pv *v, *c;
         uint64_t n;
         k->pos = p;
+        if (k->n_all > PK_MAX_VALUES)
+            return pickle_fail(k, "more than %zu values", PK_MAX_VALUES);
         NEED(1);
         unsigned char op = buf[p++];
         switch (op) {

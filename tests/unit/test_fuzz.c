@@ -1100,6 +1100,28 @@ static void test_structures(void)
             pipeline_free(&p);
         CHECK(rc == -1 && clean_fail(msg), "yaml: alias bomb refused (%s)", msg);
     }
+    /* pickle: a dict given the same item over and over (BININT1 1, BININT1 1, SETITEM): each
+       int is a value that lives until pickle_free */
+    enum { NV = (1 << 20) + 16 };
+    size_t pl = 3 + 5 * (size_t)NV + 1;
+    unsigned char *pk = xmalloc(pl);
+    memcpy(pk, "\x80\x02}", 3);
+    for (size_t i = 0; i < NV; i++)
+        memcpy(pk + 3 + 5 * i, "K\x01K\x01s", 5);
+    pk[pl - 1] = '.';
+    struct pk k;
+    struct pv *out;
+    size_t used;
+    memset(&k, 0, sizeof k);
+    msg[0] = '\0';
+    k.msg = msg;
+    k.msglen = sizeof msg;
+    case_begin("structures", "pickle dict items", 0);
+    int rc = pickle_run(&k, pk, pl, &used, &out);
+    pickle_free(&k);
+    free(pk);
+    CHECK(rc == -1 && strstr(msg, "values") != NULL, "pickle: %d dict items refused (%s)", NV,
+          msg);
     alarm(0);
     free(b);
 }

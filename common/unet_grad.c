@@ -37,12 +37,16 @@ static void upd(size_t *m, size_t v)
         *m = v;
 }
 
-/* a 3x3 stride-1 conv C -> OC at H x W (data gradient by Winograd, weight gradient too) */
+/* a 3x3 stride-1 conv C -> OC at H x W (data gradient by Winograd, weight gradient too, or
+   by im2col for few input channels: unet_conv3_backward) */
 static void conv_sizes(struct gsize *z, int B, int C, int H, int W, int OC)
 {
+    struct nn_conv g;
+    nn_conv_init_ex(&g, B, C, H, W, OC, 3, 3, 1, 1, 1, 1, 1, 1);
     upd(&z->wt, (size_t)9 * C * OC);
     upd(&z->wscr, unet_wino_scratch(B, OC, H, W, C));
     upd(&z->wscr, unet_conv3_grad_scratch(B, C, H, W, OC));
+    upd(&z->wscr, nn_conv_scratch(&g));
 }
 
 static void grad_sizes(const struct unet *u, struct gsize *z, int B)

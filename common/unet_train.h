@@ -41,7 +41,8 @@ void unet_grad_free(struct unet_grad *g);
 void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const float *deps, int B);
 /* Inside the backward (unet_grad_conv.c): Conv2d(C, OC, 3, 1, 1) on in (B,C,H,W) with weight
    w; din (may be NULL) = (overwritten), dw += , db += , using gr's flipped-weight and
-   Winograd scratch (sized with unet_conv3_grad_scratch) and the forward's kept tiles. */
+   Winograd scratch (sized with unet_conv3_grad_scratch, and nn_conv_scratch for the im2col
+   weight gradient used when din is NULL and C < 16) and the forward's kept tiles. */
 size_t unet_conv3_grad_scratch(int B, int C, int H, int W, int OC);
 void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float *dw, float *db,
                          const float *dout, const float *in, const float *w, int B, int C,

@@ -157,7 +157,7 @@ struct cv {
    unet_grad_conv.c), not by nn_conv2d_*: conv2d_fwd_unet is that forward on weights
    transformed once (as sampling runs it), conv2d_bwd_unet its backward (data and weight
    gradients, the weights transformed and the input tiles made inside, as a step without kept
-   tiles runs it). */
+   tiles runs it; dx=0: no data gradient, as for conv_in). */
 static void bench_unet_conv(const struct cv *c, const float *in, const float *w, const float *b,
                             float *out, float *din, float *dw, float *db, double flops,
                             double ref, int backward)
@@ -170,9 +170,16 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
         struct unet_grad gr = {0};
         size_t ns = unet_conv3_grad_scratch(N, C, H, W, OC), nf = unet_wino_scratch(N, OC, H, W, C);
         gr.n_wt = (size_t)9 * C * OC;
+        struct nn_conv g;
+        nn_conv_init_ex(&g, N, C, H, W, OC, 3, 3, 1, 1, 1, 1, 1, 1);
         gr.n_wscr = ns > nf ? ns : nf;
+        gr.n_wscr = nn_conv_scratch(&g) > gr.n_wscr ? nn_conv_scratch(&g) : gr.n_wscr;
         gr.wu = buf(4 * gr.n_wt), gr.wscr = buf(gr.n_wscr);
-        TIME(t, unet_conv3_backward(&u, &gr, din, dw, db, out, in, w, N, C, H, W, OC));
+        /* conv_in (C = 3): the data needs no gradient, so training asks for none */
+        float *dx = C == 3 ? NULL : din;
+        TIME(t, unet_conv3_backward(&u, &gr, dx, dw, db, out, in, w, N, C, H, W, OC));
+        if (dx == NULL)
+            flops /= 2;
         free(gr.wu), free(gr.wscr);
     } else {
         float *U = buf((size_t)36 * OC * C), *ws = buf(unet_wino_scratch(N, C, H, W, OC));
@@ -181,9 +188,9 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
         free(U), free(ws);
     }
     double gf = flops / t / 1e9;
-    emit("%s tag=%s N=%d C=%d H=%d W=%d OC=%d KH=3 KW=3 S=1 PT=1 PL=1 PB=1 PR=1 ms=%.3f "
-         "gflops=%.1f sgemm=%.1f ratio=%.2f\n", op, c->tag, N, C, H, W, OC, t * 1e3, gf, ref,
-         gf / ref);
+    emit("%s tag=%s N=%d C=%d H=%d W=%d OC=%d KH=3 KW=3 S=1 PT=1 PL=1 PB=1 PR=1%s ms=%.3f "
+         "gflops=%.1f sgemm=%.1f ratio=%.2f\n", op, c->tag, N, C, H, W, OC,
+         backward && C == 3 ? " dx=0" : "", t * 1e3, gf, ref, gf / ref);
     fflush(stdout);
 }
 

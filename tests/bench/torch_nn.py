@@ -51,7 +51,8 @@ def conv_case(d, backward):
     y = F.conv2d(xp, w, b, stride=d["S"], padding=pad)
     g = torch.randn_like(y)
     return lambda: torch.ops.aten.convolution_backward(
-        g, xp, w, [OC], [d["S"]] * 2, list(pad), [1, 1], False, [0, 0], 1, [True, True, True])
+        g, xp, w, [OC], [d["S"]] * 2, list(pad), [1, 1], False, [0, 0], 1,
+        [d.get("dx", 1) == 1, True, True])
 
 
 def convt_case(d, backward):

@@ -1,14 +1,17 @@
-/* Helpers shared by the test_nn*.c binaries: fixture loading from tests/fixtures/nn and the
-   finite-difference gradient check. Include after test.h. */
+/* Helpers shared by the test_nn*.c binaries: fixture loading from tests/fixtures/nn, buffers
+   freed together, a double-precision reference conv2d and the finite-difference gradient
+   check. Include after test.h. */
 #ifndef NN_TEST_H
 #define NN_TEST_H
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn.h"
 #include "npy.h"
 
-#define FX_MAX 512
+#define FX_MAX 1024
 static float *fx_ptrs[FX_MAX];
 static int fx_n;
 
@@ -35,13 +38,52 @@ static void fx_free_all(void)
         free(fx_ptrs[--fx_n]);
 }
 
-/* a zeroed buffer freed by fx_free_all */
-static float *fx_zeros(size_t n)
+/* p, freed by fx_free_all; exits when p is NULL (out of memory) */
+static float *fx_keep(float *p)
 {
-    float *p = calloc(n ? n : 1, sizeof(float));
+    if (p == NULL) {
+        printf("Bail out! out of memory\n");
+        exit(1);
+    }
     if (fx_n < FX_MAX)
         fx_ptrs[fx_n++] = p;
     return p;
+}
+
+/* a zeroed buffer freed by fx_free_all */
+static float *fx_zeros(size_t n)
+{
+    return fx_keep(calloc(n ? n : 1, sizeof(float)));
+}
+
+/* double-precision reference conv2d (zero padding): out, and when dy is not NULL the
+   gradients for dout = dy, added to dx and dw */
+static inline void ref_conv(const struct nn_conv *g, const float *in, const float *w, const float *b,
+                     const float *dy, float *out, float *dx, float *dw)
+{
+    int OHW = g->OH * g->OW;
+    for (int n = 0; n < g->N; n++)
+        for (int o = 0; o < g->OC; o++)
+            for (int oy = 0; oy < g->OH; oy++)
+                for (int ox = 0; ox < g->OW; ox++) {
+                    double acc = b ? b[o] : 0;
+                    size_t oi = ((size_t)n * g->OC + o) * OHW + oy * g->OW + ox;
+                    for (int c = 0; c < g->C; c++)
+                        for (int kh = 0; kh < g->KH; kh++)
+                            for (int kw = 0; kw < g->KW; kw++) {
+                                int iy = oy * g->SH - g->PT + kh, ix = ox * g->SW - g->PL + kw;
+                                if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
+                                    continue;
+                                size_t ii = (((size_t)n * g->C + c) * g->H + iy) * g->W + ix;
+                                size_t wi = (((size_t)o * g->C + c) * g->KH + kh) * g->KW + kw;
+                                acc += (double)in[ii] * w[wi];
+                                if (dy != NULL) {
+                                    dx[ii] += dy[oi] * w[wi];
+                                    dw[wi] += dy[oi] * in[ii];
+                                }
+                            }
+                    out[oi] = (float)acc;
+                }
 }
 
 static uint64_t fd_state = 88172645463325252ull;
@@ -68,9 +110,9 @@ static double fd_dot(const float *a, const float *b, size_t n)
    puts ~5e-4 of noise into every numeric derivative. skip: optional predicate for indices
    near a kink. */
 typedef void (*fd_fwd)(void *ctx);
-static int fdcheck(const char *name, fd_fwd fwd, void *ctx, float *p, const float *ana,
-                   size_t np, const float *out, const float *g, size_t nout,
-                   int (*skip)(const float *p, size_t i))
+static inline int fdcheck(const char *name, fd_fwd fwd, void *ctx, float *p, const float *ana,
+                          size_t np, const float *out, const float *g, size_t nout,
+                          int (*skip)(const float *p, size_t i))
 {
     const float eps = 1e-2f;
     double worst = 0, ms = 0;

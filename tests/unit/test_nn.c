@@ -223,33 +223,6 @@ static void conv_case(const char *cs, int transpose)
     fx_free_all();
 }
 
-/* double-precision reference conv2d: out, and the gradients for dout = g */
-static void naive_conv(const struct nn_conv *g, const float *in, const float *w, const float *b,
-                       const float *dy, float *out, float *dx, float *dw)
-{
-    int OHW = g->OH * g->OW;
-    for (int n = 0; n < g->N; n++)
-        for (int o = 0; o < g->OC; o++)
-            for (int oy = 0; oy < g->OH; oy++)
-                for (int ox = 0; ox < g->OW; ox++) {
-                    double acc = b ? b[o] : 0;
-                    size_t oi = ((size_t)n * g->OC + o) * OHW + oy * g->OW + ox;
-                    for (int c = 0; c < g->C; c++)
-                        for (int kh = 0; kh < g->KH; kh++)
-                            for (int kw = 0; kw < g->KW; kw++) {
-                                int iy = oy * g->SH - g->PT + kh, ix = ox * g->SW - g->PL + kw;
-                                if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
-                                    continue;
-                                size_t ii = (((size_t)n * g->C + c) * g->H + iy) * g->W + ix;
-                                size_t wi = (((size_t)o * g->C + c) * g->KH + kh) * g->KW + kw;
-                                acc += (double)in[ii] * w[wi];
-                                dx[ii] += dy[oi] * w[wi];
-                                dw[wi] += dy[oi] * in[ii];
-                            }
-                    out[oi] = (float)acc;
-                }
-}
-
 /* shapes that take the other work splits: several pixel blocks per image, one image on two
    threads, image groups with a remainder, 1x1 direct and grouped */
 static void test_conv_splits(void)
@@ -287,7 +260,7 @@ static void test_conv_splits(void)
         float *rdx = fx_zeros(nin), *dw = fx_zeros(nw), *rdw = fx_zeros(nw);
         float *scratch = fx_zeros(nn_conv_scratch(&g));
         fill(in, nin, 1), fill(w, nw, 0.2f), fill(b, g.OC, 1), fill(dy, nout, 1);
-        naive_conv(&g, in, w, b, dy, ref, rdx, rdw);
+        ref_conv(&g, in, w, b, dy, ref, rdx, rdw);
         nn_conv2d_forward(out, scratch, in, w, b, &g);
         char name[128];
         snprintf(name, sizeof name, "conv N%d C%d %dx%d OC%d k%dx%d s%d forward vs loops", g.N,

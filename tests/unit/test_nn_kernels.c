@@ -11,48 +11,10 @@
 #include "nn.h"
 #include "npy.h"
 #include "test.h"
+#include "nn_test.h"
 
 static char nm[200];
 #define NAME(...) (snprintf(nm, sizeof nm, __VA_ARGS__), nm)
-
-/* buffers of a case, freed together by free_all */
-#define MAXBUF 64
-static float *bufs[MAXBUF];
-static int nbuf;
-
-static float *keep(float *p)
-{
-    if (p == NULL || nbuf == MAXBUF) {
-        printf("Bail out! out of memory or buffer slots\n");
-        exit(1);
-    }
-    return bufs[nbuf++] = p;
-}
-
-static float *zeros(size_t n)
-{
-    return keep(calloc(n ? n : 1, sizeof(float)));
-}
-
-static void free_all(void)
-{
-    while (nbuf > 0)
-        free(bufs[--nbuf]);
-}
-
-/* the PyTorch golden tests/fixtures/nn/<c>.<name>.npy, float32 */
-static float *golden(const char *c, const char *name, size_t *n)
-{
-    char path[256], msg[128];
-    struct npy t;
-    snprintf(path, sizeof path, "tests/fixtures/nn/%s.%s.npy", c, name);
-    if (npy_load(path, NULL, &t, msg, sizeof msg) == -1 || t.dtype != NPY_F32) {
-        printf("Bail out! %s: %s (run from the repo root)\n", path, msg);
-        exit(1);
-    }
-    *n = (size_t)npy_count(&t);
-    return keep(t.data);
-}
 
 static uint64_t rng_state = 88172645463325252ull;
 
@@ -109,25 +71,25 @@ static void test_pools(void)
 {
     /* PyTorch goldens (tests/fixtures/gen_nn.py): x (2,3,9,8) */
     size_t n, nw;
-    float *x = golden("pool", "x", &n), *y = zeros(n);
+    float *x = fx("pool", "x", &n), *y = fx_zeros(n);
     static const int maxc[][3] = {{3, 2, 1}, {3, 2, 0}};
     for (int k = 0; k < 2; k++) {
         int S = maxc[k][1], P = maxc[k][2];
         char key[32];
         snprintf(key, sizeof key, "max_3%d%d", S, P);
-        float *want = golden("pool", key, &nw);
+        float *want = fx("pool", key, &nw);
         nn_max_pool2d_planes(y, x, 6, 9, 8, 3, S, P);
         test_close(NAME("max_pool2d planes k3 s%d p%d vs PyTorch", S, P), y, want, nw, 0, 0);
     }
     for (int cip = 0; cip < 2; cip++) {
         char key[32];
         snprintf(key, sizeof key, "avg_311_%d", cip);
-        float *want = golden("pool", key, &nw);
+        float *want = fx("pool", key, &nw);
         nn_avg_pool2d_planes(y, x, 6, 9, 8, 3, 1, 1, cip);
         test_close(NAME("avg_pool2d planes k3 s1 p1 cip %d vs PyTorch", cip), y, want, nw, 1e-6,
                    1e-5);
     }
-    free_all();
+    fx_free_all();
 
     /* shapes: the network's, odd and even, one row or column; some -0 and ties */
     static const int shp[][3] = {{5, 35, 35}, {3, 17, 17}, {2, 8, 8}, {4, 147, 147},
@@ -135,7 +97,7 @@ static void test_pools(void)
     for (size_t k = 0; k < sizeof shp / sizeof shp[0]; k++) {
         int np = shp[k][0], H = shp[k][1], W = shp[k][2];
         size_t m = (size_t)np * H * W;
-        float *in = zeros(m), *got = zeros(m), *ref = zeros(m), *thr = zeros(m);
+        float *in = fx_zeros(m), *got = fx_zeros(m), *ref = fx_zeros(m), *thr = fx_zeros(m);
         fill(in, m, 1);
         for (size_t i = 0; i < m; i += 7)
             in[i] = i % 2 ? -0.0f : in[i / 2];
@@ -159,7 +121,7 @@ static void test_pools(void)
                   "avg_pool2d k3 s1 p1 cip %d on %dx%dx%d: rows then columns, bit for bit", cip,
                   np, H, W);
         }
-        free_all();
+        fx_free_all();
     }
 }
 
@@ -210,8 +172,8 @@ static void test_im2col(void)
                         d[10], d[11]);
         size_t HW = (size_t)g.H * g.W, nin = g.N * g.C * HW;
         int cols = g.N * g.OH * g.OW, rows = g.C * g.KH * g.KW, ok = 1;
-        float *x = zeros(nin), *xc = zeros(nin), *ref = zeros((size_t)rows * cols);
-        float *got = zeros((size_t)rows * cols), *gc = zeros((size_t)rows * cols);
+        float *x = fx_zeros(nin), *xc = fx_zeros(nin), *ref = fx_zeros((size_t)rows * cols);
+        float *got = fx_zeros((size_t)rows * cols), *gc = fx_zeros((size_t)rows * cols);
         fill(x, nin, 1);
         swap01(xc, x, g.N, g.C, HW);
         /* whole, and in blocks that start and end inside rows and images */
@@ -226,35 +188,10 @@ static void test_im2col(void)
             }
         CHECK(ok, "im2col N%d C%d %dx%d k%dx%d s%d pad %d,%d,%d,%d: (N,C,H,W) and (C,N,H,W), "
                   "in blocks", g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.PT, g.PL, g.PB, g.PR);
-        free_all();
+        fx_free_all();
     }
 }
 
-/* double-precision conv2d forward, zero padding */
-static void naive_conv(float *out, const float *in, const float *w, const float *b,
-                       const struct nn_conv *g)
-{
-    for (int n = 0; n < g->N; n++)
-        for (int o = 0; o < g->OC; o++)
-            for (int oy = 0; oy < g->OH; oy++)
-                for (int ox = 0; ox < g->OW; ox++) {
-                    double acc = b != NULL ? b[o] : 0;
-                    for (int c = 0; c < g->C; c++)
-                        for (int kh = 0; kh < g->KH; kh++)
-                            for (int kw = 0; kw < g->KW; kw++) {
-                                int iy = oy * g->SH - g->PT + kh, ix = ox * g->SW - g->PL + kw;
-                                if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W)
-                                    continue;
-                                acc += (double)in[(((size_t)n * g->C + c) * g->H + iy) * g->W +
-                                                  ix] *
-                                       w[(((size_t)o * g->C + c) * g->KH + kh) * g->KW + kw];
-                            }
-                    out[(((size_t)n * g->OC + o) * g->OH + oy) * g->OW + ox] = (float)acc;
-                }
-}
-
-/* One geometry through every entry: nn_conv2d_forward on 2 and 1 threads, im2col, the
-   prepared weights, and the serial kernel on (C,N,H,W) with ReLU, whole and image by image */
 static void wino7_case(const int *d)
 {
     struct nn_conv g;
@@ -265,11 +202,11 @@ static void wino7_case(const int *d)
           g.H, g.W, g.OC, g.KH, g.KW);
     size_t HW = (size_t)g.H * g.W, nin = g.N * g.C * HW, nout = g.N * g.OC * HW;
     size_t nw = (size_t)g.OC * g.C * 7;
-    float *in = zeros(nin), *w = zeros(nw), *b = zeros(g.OC), *ref = zeros(nout);
-    float *out = zeros(nout), *col = zeros(nout), *pre = zeros(nout);
-    float *out1 = zeros(nout), *scratch = zeros(nn_conv_scratch(&g));
+    float *in = fx_zeros(nin), *w = fx_zeros(nw), *b = fx_zeros(g.OC), *ref = fx_zeros(nout);
+    float *out = fx_zeros(nout), *col = fx_zeros(nout), *pre = fx_zeros(nout);
+    float *out1 = fx_zeros(nout), *scratch = fx_zeros(nn_conv_scratch(&g));
     fill(in, nin, 1), fill(w, nw, 0.3f), fill(b, g.OC, 1);
-    naive_conv(ref, in, w, b, &g);
+    ref_conv(&g, in, w, b, NULL, ref, NULL, NULL);
     snprintf(name, sizeof name, "F(2,7) N%d C%d %dx%d OC%d k%dx%d", g.N, g.C, g.H, g.W, g.OC,
              g.KH, g.KW);
 
@@ -281,7 +218,7 @@ static void wino7_case(const int *d)
     test_close(NAME("%s forward vs im2col", name), out, col, nout, 1e-4, 1e-4);
     CHECK(!same_bits(out, col, nout), "%s: nn_conv_winograd(0) turns it off", name);
 
-    float *u = zeros(nn_conv_wino_size(&g)), *ws = zeros(nn_conv_wino_scratch(&g));
+    float *u = fx_zeros(nn_conv_wino_size(&g)), *ws = fx_zeros(nn_conv_wino_scratch(&g));
     CHECK(nn_conv_wino_size(&g) == (size_t)8 * g.OC * g.C, "%s: 8*OC*C prepared weights", name);
     nn_conv_wino_weights(u, w, &g);
     nn_conv2d_forward_wino(pre, ws, in, u, b, &g);
@@ -295,8 +232,8 @@ static void wino7_case(const int *d)
 
     /* serial: (C,N,H,W) with ReLU is (N,C,H,W) ReLU'd and transposed, bit for bit (the same
        GEMMs); image by image without bias, the threaded result up to summation order */
-    float *xc = zeros(nin), *yc = zeros(nout), *y1 = zeros(nout), *want = zeros(nout);
-    float *ss = zeros(nn_wino7_scratch(&g));
+    float *xc = fx_zeros(nin), *yc = fx_zeros(nout), *y1 = fx_zeros(nout), *want = fx_zeros(nout);
+    float *ss = fx_zeros(nn_wino7_scratch(&g));
     swap01(xc, in, g.N, g.C, HW);
     nn_wino7_forward_serial(yc, ss, xc, u, b, &g, NN_WINO7_CNHW | NN_WINO7_RELU);
     nn_wino7_forward_serial(y1, ss, in, u, b, &g, 0);
@@ -311,7 +248,7 @@ static void wino7_case(const int *d)
     for (size_t i = 0; i < nout; i++)
         y1[i] += b[i / HW % g.OC];
     test_close(NAME("%s serial image by image, no bias", name), y1, out, nout, 1e-5, 1e-5);
-    free_all();
+    fx_free_all();
 }
 
 static void test_wino7(void)

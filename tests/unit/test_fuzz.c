@@ -633,16 +633,17 @@ static int st_usable(const struct st_file *f)
     return 1;
 }
 
-static int run_st(const unsigned char *b, size_t len, long c, int *ok)
+/* a checkpoint opened by op (st_open or pth_open) from the mutated bytes */
+static int run_ckpt(int (*op)(struct st_file *, const char *, char *, size_t), const char *tag,
+                    const unsigned char *b, size_t len, int *ok)
 {
     struct st_file f;
     char msg[128] = "";
-    (void)c;
     write_tmp(b, len);
-    int rc = st_open(&f, tmp_path, msg, sizeof msg);
+    int rc = op(&f, tmp_path, msg, sizeof msg);
     if (rc != 0) {
         if (!(rc == -1 && clean_fail(msg)))
-            printf("# st: rc %d msg '%s'\n", rc, msg);
+            printf("# %s: rc %d msg '%s'\n", tag, rc, msg);
         return rc == -1 && clean_fail(msg);
     }
     *ok = 1;
@@ -651,22 +652,16 @@ static int run_st(const unsigned char *b, size_t len, long c, int *ok)
     return clean;
 }
 
+static int run_st(const unsigned char *b, size_t len, long c, int *ok)
+{
+    (void)c;
+    return run_ckpt(st_open, "st", b, len, ok);
+}
+
 static int run_pth(const unsigned char *b, size_t len, long c, int *ok)
 {
-    struct st_file f;
-    char msg[128] = "";
     (void)c;
-    write_tmp(b, len);
-    int rc = pth_open(&f, tmp_path, msg, sizeof msg);
-    if (rc != 0) {
-        if (!(rc == -1 && clean_fail(msg)))
-            printf("# pth: rc %d msg '%s'\n", rc, msg);
-        return rc == -1 && clean_fail(msg);
-    }
-    *ok = 1;
-    int clean = st_usable(&f);
-    st_close(&f);
-    return clean;
+    return run_ckpt(pth_open, "pth", b, len, ok);
 }
 
 static int run_pickle(const unsigned char *b, size_t len, long c, int *ok)

@@ -269,20 +269,13 @@ syntax:
     return -1;
 }
 
-void npy_msg_oneline(char *msg)
-{
-    for (; *msg; msg++)
-        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
-            *msg = '?';
-}
-
 /* parse_dict quotes keys and dtypes from the file: keep the message one line */
 static int parse_header(const char *h, size_t n, struct npy *t, char *msg, size_t msglen)
 {
     if (parse_dict(h, n, t, msg, msglen) == 0)
         return 0;
     if (msglen > 0)
-        npy_msg_oneline(msg);
+        util_msg_oneline(msg);
     return -1;
 }
 

@@ -21,7 +21,4 @@ int npy_stream_read(struct npy_stream *r, struct npy *t, char *msg, size_t msgle
    it; returns its length. buf must hold 512 bytes (4 dims need < 256). */
 size_t npy_header_bytes(unsigned char *buf, enum npy_dtype dtype, int ndim,
                         const int64_t *shape);
-/* Replaces control characters (a newline in a name or key quoted from a file) by '?', so a
-   message stays one line. */
-void npy_msg_oneline(char *msg);
 #endif

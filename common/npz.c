@@ -62,7 +62,7 @@ static int npz_load_mem(const unsigned char *buf, size_t len, const char *member
         char m2[128];
         snprintf(m2, sizeof m2, "%s", msg);
         snprintf(msg, msglen, "%s: %s", z.e[i].name, m2);
-        npy_msg_oneline(msg); /* the member name comes from the file */
+        util_msg_oneline(msg); /* the member name comes from the file */
     }
     free(data);
     zip_close(&z);
@@ -219,7 +219,7 @@ static int npz_all_mem(const unsigned char *buf, size_t len, const char *member,
             rc = npy_read_mem(data, dlen, &(*arrays)[*n], m2, sizeof m2);
             if (rc == -1) {
                 snprintf(msg, msglen, "%s: %s", z.e[i].name, m2);
-                npy_msg_oneline(msg); /* the member name comes from the file */
+                util_msg_oneline(msg); /* the member name comes from the file */
             }
             free(data);
         }

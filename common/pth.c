@@ -436,9 +436,8 @@ int pth_open(struct st_file *f, const char *path, char *msg, size_t msglen)
     }
     pickle_free(&k);
     /* messages quote names and storage keys from the pickle: keep them one line */
-    for (char *c = msg; rc == -1 && msglen > 0 && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    if (rc == -1 && msglen > 0)
+        util_msg_oneline(msg);
     if (map)
         munmap(map, len);
     else

@@ -243,15 +243,6 @@ out:
     return rc;
 }
 
-/* Names and dtypes quoted from a header may hold a (JSON-escaped) newline: shown as '?' so the
-   message stays one line. */
-static void msg_oneline(char *msg)
-{
-    for (; *msg; msg++)
-        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
-            *msg = '?';
-}
-
 int st_open(struct st_file *f, const char *path, char *msg, size_t msglen)
 {
     struct stat sb;
@@ -280,8 +271,8 @@ int st_open(struct st_file *f, const char *path, char *msg, size_t msglen)
     }
     const unsigned char *buf = f->map ? f->map : f->owned;
     if (st_parse(f, buf, f->map_len, msg, msglen) == -1) {
-        if (msglen > 0)
-            msg_oneline(msg);
+        if (msglen > 0) /* names and dtypes quoted from the header may hold a newline */
+            util_msg_oneline(msg);
         st_close(f);
         return -1;
     }
@@ -412,8 +403,8 @@ int st_load_entries(const struct st_file *f, const struct st_entry *e, int n, in
                 k++;
             if (k == n) {
                 snprintf(msg, msglen, "unexpected tensor \"%.80s\" in the file", f->t[i].name);
-                if (msglen > 0)
-                    msg_oneline(msg);
+                if (msglen > 0) /* the name comes from the file */
+                    util_msg_oneline(msg);
                 return -1;
             }
         }

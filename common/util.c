@@ -208,6 +208,13 @@ void outfile_abort(struct outfile *o)
     o->tmp = o->path = NULL;
 }
 
+void util_msg_oneline(char *msg)
+{
+    for (; msg != NULL && *msg; msg++)
+        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+            *msg = '?';
+}
+
 int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen)
 {
     size_t got = fread(buf, 1, n, f);

@@ -41,6 +41,9 @@ void util_remove_temps(void);
 int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg, size_t msglen);
 /* Reads exactly n bytes; -1 with "truncated: want N bytes, got M" on a short read. */
 int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen);
+/* Replaces control characters in msg by '?': a message quoting a name or key from a file
+   (which may hold a newline) stays one line. msg may be NULL. */
+void util_msg_oneline(char *msg);
 
 /* A growable array of malloc'd strings: (*v, *n) start as (NULL, 0). */
 void strv_add(char ***v, int *n, const char *s);

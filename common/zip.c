@@ -145,15 +145,6 @@ static int parse_central(struct zip *z, const unsigned char *p, size_t avail, si
     return 0;
 }
 
-/* Messages quote member names from the file: a control character (a newline) there is shown
-   as '?' so the message stays one line. */
-static void msg_oneline(char *msg)
-{
-    for (; *msg; msg++)
-        if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
-            *msg = '?';
-}
-
 static int cmp_offset(const void *a, const void *b)
 {
     uint64_t x = (*(const struct zip_entry *const *)a)->offset,
@@ -218,8 +209,8 @@ int zip_open(struct zip *z, const unsigned char *buf, size_t len, char *msg, siz
         size_t used;
         z->n = (int)i + 1;
         if (parse_central(z, buf + pos, end - pos, &used, &z->e[i], msg, msglen) == -1) {
-            if (msglen > 0)
-                msg_oneline(msg);
+            if (msglen > 0) /* messages quote member names from the file */
+                util_msg_oneline(msg);
             zip_close(z);
             return -1;
         }
@@ -351,8 +342,8 @@ int zip_extract(const struct zip *z, int i, unsigned char **out, size_t *outlen,
 {
     if (extract(z, i, out, outlen, msg, msglen) == 0)
         return 0;
-    if (msglen > 0)
-        msg_oneline(msg);
+    if (msglen > 0) /* messages quote member names from the file */
+        util_msg_oneline(msg);
     return -1;
 }
 

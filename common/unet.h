@@ -194,15 +194,16 @@ void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U
                      const float *b, int N, int C, int H, int W, int OC);
 /* The same with the transformed input tiles V (36,C,T) written to v (unet_wino_tiles(N,C,H,W)
    floats) instead of the scratch, which then needs only its M part. */
-/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
-   n * tiles per image + tile (row-major over the tile grid); columns from N * tiles per
-   image up to T are zeroed. The forward's T is padded to whole GEMM chunks; 1 when it is not
-   (T = N * tiles per image), the layout the weight gradient reads. */
-void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, int H, int W);
-int unet_wino_unpadded(int N, int H, int W);
 size_t unet_wino_tiles(int N, int C, int H, int W);
 void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
                           const float *U, const float *b, int N, int C, int H, int W, int OC);
+/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
+   n * tiles per image + tile (row-major over the tile grid); columns from N * tiles per
+   image up to T are zeroed. The forward's T is padded to whole GEMM chunks;
+   unet_wino_unpadded is 1 when it is not (T = N * tiles per image), the layout the weight
+   gradient reads. */
+void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, int H, int W);
+int unet_wino_unpadded(int N, int H, int W);
 /* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
    forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
    forward made them for batch B with T = B * tiles per image (no padding), else NULL. */

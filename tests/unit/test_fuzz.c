@@ -126,6 +126,16 @@ static int clean_fail(const char *msg)
     return msg[0] != '\0' && strchr(msg, '\n') == NULL;
 }
 
+/* a load that did not return 0: clean when it returned -1 with a one-line message; else
+   says what it returned */
+static int refused(const char *tag, int rc, const char *msg)
+{
+    int clean = rc == -1 && clean_fail(msg);
+    if (!clean)
+        printf("# %s: rc %d msg '%s'\n", tag, rc, msg);
+    return clean;
+}
+
 /* ---- field discovery ---- */
 
 static void add_field(struct seed *s, size_t off, int width, int be)
@@ -578,11 +588,8 @@ static int run_zip(const unsigned char *b, size_t len, long c, int *ok)
     (void)c;
     dump(b, len);
     int rc = zip_open(&z, b, len, msg, sizeof msg);
-    if (rc != 0) {
-        if (!(rc == -1 && clean_fail(msg)))
-            printf("# zip: rc %d msg '%s'\n", rc, msg);
-        return rc == -1 && clean_fail(msg);
-    }
+    if (rc != 0)
+        return refused("zip", rc, msg);
     *ok = 1;
     int clean = 1;
     for (int i = 0; i < z.n; i++) {
@@ -641,11 +648,8 @@ static int run_ckpt(int (*op)(struct st_file *, const char *, char *, size_t), c
     char msg[128] = "";
     write_tmp(b, len);
     int rc = op(&f, tmp_path, msg, sizeof msg);
-    if (rc != 0) {
-        if (!(rc == -1 && clean_fail(msg)))
-            printf("# %s: rc %d msg '%s'\n", tag, rc, msg);
-        return rc == -1 && clean_fail(msg);
-    }
+    if (rc != 0)
+        return refused(tag, rc, msg);
     *ok = 1;
     int clean = st_usable(&f);
     st_close(&f);
@@ -706,7 +710,7 @@ static int run_mat(const unsigned char *b, size_t len, long c, int *ok)
     dump(b, len);
     int rc = mat_read_mem(b, len, &m, msg, sizeof msg);
     if (rc != 0)
-        return rc == -1 && clean_fail(msg);
+        return refused("mat", rc, msg);
     *ok = 1;
     int clean = 1;
     for (int i = 0; i < m.n; i++) {
@@ -766,7 +770,7 @@ static int run_img(const unsigned char *b, size_t len, long c, int *ok)
     dump(b, len);
     int rc = img_decode(b, len, &im, msg, sizeof msg);
     if (rc != 0)
-        return rc == -1 && clean_fail(msg);
+        return refused("img", rc, msg);
     *ok = 1;
     int clean = im.rgb != NULL && im.w > 0 && im.h > 0;
     if (clean)
@@ -782,11 +786,8 @@ static int run_yaml(const unsigned char *b, size_t len, long c, int *ok)
     char *over[] = {"epochs=3"};
     write_tmp(b, len);
     int rc = pipeline_load(&p, tmp_path, c % 4 == 0, over, msg, sizeof msg);
-    if (rc != 0) {
-        if (!(rc == -1 && clean_fail(msg)))
-            printf("# yaml: rc %d msg '%s'\n", rc, msg);
-        return rc == -1 && clean_fail(msg);
-    }
+    if (rc != 0)
+        return refused("yaml", rc, msg);
     *ok = 1;
     int clean = 1;
     for (int i = 0; i < p.n_stages; i++) {

@@ -86,7 +86,7 @@ static int skip(const char *op)
    touched: in L3, as the ops run). */
 typedef float v16 __attribute__((vector_size(64)));
 
-enum { FMA_ITERS = 4000000 };
+enum { FMA_ITERS = 4000000, TRIAD_PASSES = 20 };
 
 static float fma_kernel(void)
 {
@@ -107,12 +107,12 @@ static float fma_kernel(void)
     return sink;
 }
 
-/* each thread streams its own half 20 times with no barrier between: the bandwidth, not the
+/* each thread streams its own half TRIAD_PASSES times with no barrier between: the bandwidth, not the
    cost of waking the other thread */
 static void triad_kernel(float *a, const float *b, size_t n)
 {
 #pragma omp parallel num_threads(threads)
-    for (int r = 0; r < 20; r++) {
+    for (int r = 0; r < TRIAD_PASSES; r++) {
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < n; i++)
             a[i] += 0.5f * b[i];
@@ -135,7 +135,7 @@ static double triad_peak(void)
     double t;
     TIME(t, triad_kernel(a, b, n));
     free(a), free(b);
-    return 20 * 12.0 * n / t / 1e9;
+    return TRIAD_PASSES * 12.0 * n / t / 1e9;
 }
 
 /* GFLOP/s of one nn_sgemm of the given size */

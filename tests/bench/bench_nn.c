@@ -107,8 +107,8 @@ static float fma_kernel(void)
     return sink;
 }
 
-/* each thread streams its own half TRIAD_PASSES times with no barrier between: the bandwidth, not the
-   cost of waking the other thread */
+/* each thread streams its own half TRIAD_PASSES times with no barrier between: the
+   bandwidth, not the cost of waking the other thread */
 static void triad_kernel(float *a, const float *b, size_t n)
 {
 #pragma omp parallel num_threads(threads)

@@ -93,7 +93,7 @@ float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const f
         sched_add_noise(s, tr->xt + b * per, x0 + b * per, noise + b * per, t[b], per);
         tr->tf[b] = (float)t[b];
     }
-    unet_forward(u, NULL, tr->xt, tr->tf, B);
+    unet_forward(u, NULL, tr->xt, tr->tf, B, 0);
     /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
     loss = nn_mse_loss_forward(u->out, noise, nout);
     memset(tr->deps, 0, nout * sizeof(float));

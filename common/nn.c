@@ -176,27 +176,35 @@ void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
     sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-static int sgemm_parallel(int nt, int M, int N, int K)
+/* C is cut into panels that depend on the shape alone, never on the thread count: under
+   OpenBLAS's Haswell kernels an element's sum depends on the shape of the call it is computed
+   in and on its place there (the micro-kernels of some widths run the k loop in two
+   interleaved accumulators, and a call's first and last column blocks take other widths), so
+   one panel per thread would make results depend on --threads. Big products are cut into
+   SGEMM_PANELS panels of whole columns (or rows when N is small), multiples of 16, that the
+   threads take in turn; on one thread, or inside a parallel region, the same panels run one
+   after the other. */
+#define SGEMM_PANELS 4
+
+static int sgemm_split(int M, int N, int K)
 {
-    return nt > 1 && !omp_in_parallel() && 2.0 * M * N * K >= 4e6;
+    return 2.0 * M * N * K >= 4e6 && (N >= 32 || M >= 32);
 }
 
-/* Thread t's share of C = alpha op(A) op(B) + beta C: panel t of nt, of whole columns (or
-   rows when N is small), multiples of 16. */
-static void sgemm_panel(int t, int nt, int ta, int tb, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                        int ldc)
+/* panel p of SGEMM_PANELS of C = alpha op(A) op(B) + beta C */
+static void sgemm_panel(int p, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (N >= M || N >= 64 * nt) {
-        int step = ((N + nt - 1) / nt + 15) / 16 * 16;
-        int j0 = t * step, j1 = j0 + step < N ? j0 + step : N;
+    if (N >= M || N >= 256) {
+        int step = ((N + SGEMM_PANELS - 1) / SGEMM_PANELS + 15) / 16 * 16;
+        int j0 = p * step, j1 = j0 + step < N ? j0 + step : N;
         if (j0 < j1) {
             const float *Bp = tb ? B + (size_t)j0 * ldb : B + j0;
             sgemm1(ta, tb, M, j1 - j0, K, alpha, A, lda, Bp, ldb, beta, C + j0, ldc);
         }
     } else {
-        int step = ((M + nt - 1) / nt + 15) / 16 * 16;
-        int i0 = t * step, i1 = i0 + step < M ? i0 + step : M;
+        int step = ((M + SGEMM_PANELS - 1) / SGEMM_PANELS + 15) / 16 * 16;
+        int i0 = p * step, i1 = i0 + step < M ? i0 + step : M;
         if (i0 < i1) {
             const float *Ap = ta ? A + i0 : A + (size_t)i0 * lda;
             sgemm1(ta, tb, i1 - i0, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)i0 * ldc,
@@ -205,19 +213,19 @@ static void sgemm_panel(int t, int nt, int ta, int tb, int M, int N, int K, floa
     }
 }
 
-/* Splits C into one panel per thread (sgemm_panel). */
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc)
 {
     int nt = nn_get_threads();
 
-    if (!sgemm_parallel(nt, M, N, K)) {
+    if (!sgemm_split(M, N, K)) {
         sgemm1(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    nt = omp_in_parallel() ? 1 : nt < SGEMM_PANELS ? nt : SGEMM_PANELS;
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
-    for (int t = 0; t < nt; t++)
-        sgemm_panel(t, nt, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int p = 0; p < SGEMM_PANELS; p++)
+        sgemm_panel(p, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- linear ---- */
@@ -239,12 +247,15 @@ void nn_linear_backward(float *din, float *dw, float *db, const float *dout, con
                         const float *w, int N, int IN, int OUT)
 {
     int nt = nn_get_threads();
-    if (din != NULL && dw != NULL && sgemm_parallel(nt, N, IN, OUT)) {
-#pragma omp parallel num_threads(nt)
-        {
-            int t = omp_get_thread_num(), n = omp_get_num_threads();
-            sgemm_panel(t, n, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
-            sgemm_panel(t, n, 1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f, dw, IN);
+    if (din != NULL && dw != NULL && sgemm_split(N, IN, OUT) && sgemm_split(OUT, IN, N)) {
+        nt = omp_in_parallel() ? 1 : nt < 2 * SGEMM_PANELS ? nt : 2 * SGEMM_PANELS;
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int p = 0; p < 2 * SGEMM_PANELS; p++) {
+            if (p < SGEMM_PANELS)
+                sgemm_panel(p, 0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, din, IN);
+            else
+                sgemm_panel(p - SGEMM_PANELS, 1, 0, OUT, IN, N, 1.0f, dout, OUT, in, IN, 1.0f,
+                            dw, IN);
         }
     } else {
         if (din != NULL) /* din (N,IN) += dout (N,OUT) w (OUT,IN) */

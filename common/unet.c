@@ -65,7 +65,7 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
     size_t nv = unet_wino_tiles(B, C, H, W);
-    if (u->keep_v && unet_wino_unpadded(B, H, W)) {
+    if (u->keep_v && unet_wino_unpadded(B, u->first, H, W)) {
         if (u->wino_v_cap[e] < nv) { /* the first training step only */
             free(u->wino_v[e]);
             u->wino_v[e] = xmalloc(nv * sizeof(float));
@@ -78,7 +78,7 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     }
     if (u->keep_v)
         u->wino_v_batch[e] = 0;
-    unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, C, H, W, OC);
+    unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, u->first, C, H, W, OC);
 }
 
 /* silu(v) = v * sigmoid(v), with sigmoid(v) = 1/2 + sign(v) (1/(1 + e^-|v|) - 1/2) and
@@ -336,7 +336,7 @@ static void up_forward(struct unet *u, struct unet_sample *s, const float *in, i
     conv3(u, s->out, s->up, s->w, s->b, B, s->C, 2 * s->H, 2 * s->W, s->C);
 }
 
-void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B)
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first)
 {
     const struct unet_config *c = &u->cfg;
     int S = c->sample_size, C0 = c->block_out_channels[0], TE = c->time_embed_dim;
@@ -346,6 +346,7 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
 
     if (B > u->max_batch)
         unet_alloc_acts(u, B);
+    u->first = first;
     if (c->center_input_sample)
         for (size_t i = 0; i < nin; i++)
             u->x_in[i] = 2.0f * x[i] - 1.0f;

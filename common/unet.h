@@ -135,6 +135,7 @@ struct unet {
     const float *skips[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1];
     /* activations for up to max_batch images, one allocation */
     int max_batch;
+    int first;                     /* the batch's first image in the whole run (unet_forward) */
     float *acts;
     size_t n_acts;
     float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
@@ -165,8 +166,10 @@ void unet_free(struct unet *u);
 /* (Re)allocates activations for batches of up to B images. */
 void unet_alloc_acts(struct unet *u, int B);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
-   Calls unet_alloc_acts when B > max_batch. */
-void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B);
+   first: the index of x's first image in the whole run (0 for training); an image's GEMM
+   columns are placed by its index, so its result is the same bits whatever batch it is run in
+   and whatever the thread count (see unet_conv.c). Calls unet_alloc_acts when B > max_batch. */
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
 
 /* Fills the parameters from a state dict, accepting the modern (to_q/to_k/to_v/to_out.0) and
    legacy (query/key/value/proj_attn) attention names. Missing, mis-shaped or unexpected
@@ -186,24 +189,25 @@ int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msgle
 
 /* Conv2d(C, OC, 3, stride 1, padding 1) by Winograd F(4x4, 3x3) (unet_conv.c):
    in (N,C,H,W), U (36,OC,C) the transformed weights of w (OC,C,3,3) (unet_wino_weights),
-   b (OC) or NULL -> out (N,OC,H,W); scratch of unet_wino_scratch floats. A tile's result
-   does not depend on N or the thread count. */
+   b (OC) or NULL -> out (N,OC,H,W); scratch of unet_wino_scratch floats. first: the index
+   of in's first image in the whole run, which places its tiles in the GEMMs; a tile's result
+   depends neither on N, nor on first beyond that place, nor on the thread count. */
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
 void unet_wino_weights(float *U, const float *w, int C, int OC);
 void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
-                     const float *b, int N, int C, int H, int W, int OC);
-/* The same with the transformed input tiles V (36,C,T) written to v (unet_wino_tiles(N,C,H,W)
-   floats) instead of the scratch, which then needs only its M part. */
+                     const float *b, int N, int first, int C, int H, int W, int OC);
+/* The same (first 0) with the transformed input tiles V (36,C,T) written to v
+   (unet_wino_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part. */
 size_t unet_wino_tiles(int N, int C, int H, int W);
 void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
                           const float *U, const float *b, int N, int C, int H, int W, int OC);
 /* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
-   n * tiles per image + tile (row-major over the tile grid); columns from N * tiles per
-   image up to T are zeroed. The forward's T is padded to whole GEMM chunks;
-   unet_wino_unpadded is 1 when it is not (T = N * tiles per image), the layout the weight
-   gradient reads. */
-void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, int H, int W);
-int unet_wino_unpadded(int N, int H, int W);
+   c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
+   zeroed. The forward's T is padded to whole GEMM chunks; unet_wino_unpadded is 1 when it is
+   not (c0 = 0, T = N * tiles per image), the layout the weight gradient reads. */
+void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                           int W);
+int unet_wino_unpadded(int N, int first, int H, int W);
 /* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
    forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
    forward made them for batch B with T = B * tiles per image (no padding), else NULL. */

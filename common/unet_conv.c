@@ -72,10 +72,13 @@ static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
     }
 }
 
-/* The GEMMs run on chunks of a fixed number of columns per layer (whole images: 256 tiles
-   when an image has 16 or more, else 16 images), padded with zero tiles: OpenBLAS picks its
-   kernels by matrix size, so a batch-dependent width would make an image's result depend on
-   its batch. Batches of 16 fill every chunk. */
+/* The GEMMs run on chunks of a fixed number of image slots per layer (whole images: 256 tiles
+   when an image has 16 or more, else 16 images), padded with zero tiles. Under OpenBLAS's
+   Haswell kernels a column's sum depends on the width of the call and on the column's place in
+   it, so both are fixed: the width by the layer, the place by the image's index in the whole
+   run (`first` + n) modulo the slots of a chunk. An image's result then depends neither on its
+   batch nor on where the batch starts. Batches of 16 starting at multiples of 16 fill every
+   chunk. */
 static int wino_imgs_per_chunk(int tpi)
 {
     if (tpi < 16)
@@ -83,15 +86,33 @@ static int wino_imgs_per_chunk(int tpi)
     return tpi >= 256 ? 1 : (256 + tpi - 1) / tpi;
 }
 
-static size_t wino_cols(int N, int tpi)
+/* the slot of the batch's first image */
+static int wino_slot0(int first, int tpi)
 {
-    int ipc = wino_imgs_per_chunk(tpi);
-    return (size_t)((N + ipc - 1) / ipc) * ipc * tpi;
+    return first % wino_imgs_per_chunk(tpi);
+}
+
+/* columns of the chunks that images first .. first+N-1 occupy */
+static size_t wino_cols(int N, int first, int tpi)
+{
+    int ipc = wino_imgs_per_chunk(tpi), s = first % ipc;
+    return (size_t)((s + N + ipc - 1) / ipc) * ipc * tpi;
+}
+
+/* the most columns a batch of N can occupy, whatever its first image */
+static size_t wino_cols_max(int N, int tpi)
+{
+    return wino_cols(N, wino_imgs_per_chunk(tpi) - 1, tpi);
+}
+
+static int wino_tpi(int H, int W)
+{
+    return ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
 }
 
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
 {
-    size_t T = wino_cols(N, ((H + TS - 1) / TS) * ((W + TS - 1) / TS));
+    size_t T = wino_cols_max(N, wino_tpi(H, W));
     return 36 * ((size_t)C * T + (size_t)OC * T);
 }
 
@@ -139,16 +160,17 @@ void unet_wino_weights(float *U, const float *w, int C, int OC)
 
 size_t unet_wino_tiles(int N, int C, int H, int W)
 {
-    return 36 * (size_t)C * wino_cols(N, ((H + TS - 1) / TS) * ((W + TS - 1) / TS));
+    return 36 * (size_t)C * wino_cols(N, 0, wino_tpi(H, W));
 }
 
-int unet_wino_unpadded(int N, int H, int W)
+int unet_wino_unpadded(int N, int first, int H, int W)
 {
-    int tpi = ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
-    return wino_cols(N, tpi) == (size_t)N * tpi;
+    int tpi = wino_tpi(H, W);
+    return wino_cols(N, first, tpi) == (size_t)N * tpi;
 }
 
-void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, int H, int W)
+void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                           int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi;
@@ -160,7 +182,7 @@ void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, in
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             const float *x = in + ((size_t)n * C + c) * H * W;
-            float *vb = V + (size_t)c * T + (size_t)n * tpi;
+            float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
             size_t ps = (size_t)C * T;
             float prow[tw * TS + 2 + 16]; /* a zero-padded input row */
             for (int ty = 0; ty < th; ty++)
@@ -185,22 +207,26 @@ void unet_wino_input_tiles(float *V, size_t T, const float *in, int N, int C, in
         }
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)Tr, AS, 1); /* i*6+j -> q*6+j */
-        wino_bt_pass(V + (size_t)c * T, (size_t)C * T, (int)Tr, 1, AS); /* q*6+j -> q*6+r */
-        for (int p = 0; p < 36 && T > Tr; p++)
-            memset(V + ((size_t)p * C + c) * T + Tr, 0, (T - Tr) * sizeof(float));
+        float *v = V + (size_t)c * T;
+        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, AS, 1); /* i*6+j -> q*6+j */
+        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, 1, AS); /* q*6+j -> q*6+r */
+        for (int p = 0; p < 36; p++) { /* the empty slots */
+            memset(v + (size_t)p * C * T, 0, c0 * sizeof(float));
+            memset(v + (size_t)p * C * T + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
+        }
     }
 }
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *b, int N, int C, int H, int W, int OC)
+                       const float *b, int N, int first, int C, int H, int W, int OC)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, T = wino_cols(N, tpi); /* tiles, padded to chunks */
+    size_t Tr = (size_t)N * tpi, T = wino_cols(N, first, tpi); /* tiles, padded to chunks */
+    size_t c0 = (size_t)wino_slot0(first, tpi) * tpi;           /* the first image's tiles */
     int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
 
-    unet_wino_input_tiles(V, T, in, N, C, H, W);
+    unet_wino_input_tiles(V, T, c0, in, N, C, H, W);
 
     /* the 36 products, one serial GEMM per (product, chunk) */
 #pragma omp parallel for collapse(2) schedule(static)
@@ -214,14 +240,15 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
        tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++) {
-        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)Tr, 1, AS); /* q*6+r -> q*6+j */
-        wino_at_pass(M + (size_t)oc * T, (size_t)OC * T, (int)Tr, AS, 1); /* q*6+j -> i*6+j */
+        float *m = M + (size_t)oc * T + c0;
+        wino_at_pass(m, (size_t)OC * T, (int)Tr, 1, AS); /* q*6+r -> q*6+j */
+        wino_at_pass(m, (size_t)OC * T, (int)Tr, AS, 1); /* q*6+j -> i*6+j */
     }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int n = 0; n < N; n++)
         for (int oc = 0; oc < OC; oc++) {
             float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
-            float *mb = M + (size_t)oc * T + (size_t)n * tpi;
+            float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
             size_t ps = (size_t)OC * T;
             for (int ty = 0; ty < th; ty++)
                 for (int i = 0; i < TS && ty * TS + i < H; i++) {
@@ -235,13 +262,14 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
 }
 
 void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
-                     const float *b, int N, int C, int H, int W, int OC)
+                     const float *b, int N, int first, int C, int H, int W, int OC)
 {
-    wino_conv3(out, scratch, scratch + unet_wino_tiles(N, C, H, W), in, U, b, N, C, H, W, OC);
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, first, wino_tpi(H, W)), in,
+               U, b, N, first, C, H, W, OC);
 }
 
 void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
                           const float *U, const float *b, int N, int C, int H, int W, int OC)
 {
-    wino_conv3(out, v, scratch, in, U, b, N, C, H, W, OC);
+    wino_conv3(out, v, scratch, in, U, b, N, 0, C, H, W, OC);
 }

@@ -65,7 +65,7 @@ static void wino_dw(float *dw, float *scratch, const float *kept, const float *d
     const float *Vr = kept != NULL ? kept : V;
 
     if (kept == NULL)
-        unet_wino_input_tiles(V, T, in, B, C, H, W);
+        unet_wino_input_tiles(V, T, 0, in, B, C, H, W);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int o = 0; o < OC; o++) {
@@ -164,7 +164,7 @@ void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float
                unet_wino_scratch(B, OC, H, W, C) <= gr->n_wscr);
         flip_weights(gr->wscr, w, C, OC);
         unet_wino_weights(gr->wu, gr->wscr, OC, C);
-        unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, OC, H, W, C);
+        unet_wino_conv3(din, gr->wscr, dout, gr->wu, NULL, B, 0, OC, H, W, C);
     }
     if (din == NULL && C < 16) {
         /* conv_in (C = 3): Winograd's 36 GEMMs with 3 columns and the transform of all of

@@ -59,7 +59,7 @@ static int check_model(struct unet *u, const char *dir)
     float *x = xmalloc(n * sizeof(float)), t = 500;
     for (size_t i = 0; i < n; i++)
         x[i] = sinf(0.01f * (float)i);
-    unet_forward(u, NULL, x, &t, 1);
+    unet_forward(u, NULL, x, &t, 1, 0);
     for (size_t i = 0; i < (size_t)u->cfg.out_channels * S * S; i++)
         if (!isfinite(u->out[i]))
             errx(1, "%s: forward pass gives non-finite values", dir);
@@ -245,7 +245,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < s.n_steps; i++) {
             for (int b = 0; b < B; b++)
                 tv[b] = (float)s.timesteps[i];
-            unet_forward(&u, eps, x, tv, B);
+            unet_forward(&u, eps, x, tv, B, (int)i0);
             if (sched_step_needs_noise(&s, i))
                 for (int b = 0; b < B; b++)
                     rng_normal_fill(&r[b], z + b * chw, chw);

@@ -28,11 +28,11 @@ static double bench(struct unet *u, int B, int reps, double *per_cpu)
         x[i] = sinf(0.37f * (float)i);
     for (int b = 0; b < B; b++)
         t[b] = (float)(b * 61 % 1000);
-    unet_forward(u, NULL, x, t, B); /* warm-up */
+    unet_forward(u, NULL, x, t, B, 0); /* warm-up */
     for (int r = 0; r < reps; r++) {
         t0 = util_now();
         c0 = cpu_now();
-        unet_forward(u, NULL, x, t, B);
+        unet_forward(u, NULL, x, t, B, 0);
         t0 = util_now() - t0;
         c0 = cpu_now() - c0;
         if (t0 < best)

@@ -33,7 +33,7 @@ static void check_eps(struct unet *u, const char *name, const float *x, const fl
                       const char *want_path, double atol)
 {
     struct npy want = load(want_path);
-    unet_forward(u, NULL, x, t, B);
+    unet_forward(u, NULL, x, t, B, 0);
     test_close(name, u->out, want.data, (size_t)npy_count(&want), atol, 1e-4);
     npy_free(&want);
 }
@@ -92,7 +92,7 @@ static void trajectory(struct unet *u, const struct sched_config *sc, enum sched
     }
     for (int i = 0; i < s.n_steps; i++) {
         tv[0] = tv[1] = (float)s.timesteps[i];
-        unet_forward(u, eps, x, tv, 2);
+        unet_forward(u, eps, x, tv, 2, 0);
         sched_step(&s, i, x, eps, noise_path ? (float *)z.data + i * n : NULL, n);
     }
     test_close(want_path, x, want.data, n, 1e-3, 1e-3);
@@ -147,12 +147,12 @@ static void test_full(void)
         /* an image's result is bit-identical whatever its batch and the thread count */
         size_t n = 3 * 32 * 32;
         float *e3 = xmalloc(3 * n * sizeof(float)), *e1 = xmalloc(n * sizeof(float));
-        unet_forward(&u, e3, x.data, t3, 3);
-        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1);
+        unet_forward(&u, e3, x.data, t3, 3, 0);
+        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1, 1);
         CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "batch 1 == image 1 of batch 3, bitwise");
         nn_set_threads(1);
         unet_alloc_acts(&u, 3);
-        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1);
+        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1, 1);
         nn_set_threads(2);
         CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "1 thread == 2 threads, bitwise");
         free(e3);

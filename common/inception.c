@@ -126,7 +126,6 @@ static void carve(struct inception *net)
     p += (size_t)INCEPTION_CLASSES * INCEPTION_DIMS;
     net->fc_b = p;
     net->fuse = 1;
-    net->group = INCEPTION_GROUP;
 }
 
 /* bn (4, OC): weight, bias, running_mean, running_var -> folds into w[l], b[l] */

@@ -3,10 +3,11 @@
    FIDInceptionA/C/E blocks (average pools exclude padding, Mixed_7c max-pools); 2048-d pool3
    and the 1008-way fc. Key names are those of pt_inception-2015-12-05-6726825d.pth.
 
-   A thread runs its share of the batch in groups of at most `group` images: each image alone
+   Images run in groups of INCEPTION_GROUP slots, a group per thread: each image alone
    through the stem and the 35x35 blocks, then the group together from Mixed_6a on, so that the
-   17x17 and 8x8 convs are GEMMs over the group's columns. An image's features do not depend
-   on its group, the batch size or the thread count (bit for bit: tested). Memory is a fixed
+   17x17 and 8x8 convs are GEMMs over the group's columns. An image takes the slot its index in
+   the whole run sets, so its features do not depend on the batch size, where the batch starts
+   or the thread count (bit for bit under every OpenBLAS kernel: tested). Memory is a fixed
    per-thread workspace: flat in the number of images.
 
    Synthetic weights (--weights synthetic), a closed form with no file, for tests and offline
@@ -42,11 +43,12 @@ struct inception {
     float *fc_b;                        /* (1008) */
     int synthetic;
     int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
-    int group;                          /* images run together from Mixed_6a (INCEPTION_GROUP) */
     float *wino;                        /* one block: the u[] below */
     float *u[INCEPTION_N_CONV];         /* (16,OC,C) F(2x2,3x3) Winograd weights, set at load for
                                            the 3x3 stride-1 layers, else NULL */
 };
+/* images run together from Mixed_6a; batches of a multiple of it starting at a multiple of
+   it fill every group */
 #define INCEPTION_GROUP 8
 
 /* Name of the weights file and where it is looked for. */
@@ -76,14 +78,17 @@ void inception_preprocess(float *x, const uint8_t *img, int H, int W, enum incep
 /* Features of N images x (N,3,299,299). Any output may be NULL:
    pool3 (N,2048); logits (N,1008) = fc(pool3) with bias; dims64 (N,64) and dims192 (N,192) and
    dims768 (N,768): spatial means after the first max-pool, the second max-pool and Mixed_6e
-   (pytorch-fid --dims). Runs images in parallel over nn_get_threads() threads. */
+   (pytorch-fid --dims). first: the index of x's first image in the whole run, which sets
+   each image's slot (0 when the images are all there is). Runs groups in parallel over
+   nn_get_threads() threads. */
 void inception_forward(const struct inception *net, float *pool3, float *logits,
-                       float *dims64, float *dims192, float *dims768, const float *x, int N);
+                       float *dims64, float *dims192, float *dims768, const float *x, int N,
+                       int first);
 
 /* Same from u8 images (N,H,W,3), preprocessing each in its thread. */
 void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
                           float *dims64, float *dims192, float *dims768, const uint8_t *img,
-                          int N, int H, int W, enum inception_resize mode);
+                          int N, int first, int H, int W, enum inception_resize mode);
 
 /* Per-block activations of one image, for tests: out receives the output of stage s
    (0 Conv2d_1a .. see inception.c) ; returns its float count, or 0 for s out of range. */

@@ -1,21 +1,19 @@
 /* The FID Inception v3 forward (the layer table and the weights are in inception.c).
 
-   A thread takes a contiguous share of the batch and runs it in groups of at most net->group
-   images. Each image of a group runs alone through the stem and the 35x35 blocks up to
-   Mixed_5d: there a map has 1225 to 22201 pixels, enough columns for an efficient GEMM. The
-   group then runs together from Mixed_6a on, in a channel-major layout (C,G,H,W): a conv is a
-   GEMM over the G*OH*OW columns of the group (or 8 of them for the 1x7 and 7x1 convs by
-   Winograd, nn_wino7.c), so the weights of the 17x17 and 8x8 stages (most of the 95 MB)
-   stream from memory once per group instead of once per image, and the 8x8 GEMMs get more
-   than 64 columns. Pools and bias/ReLU treat (C,G) as C*G channels, concatenation is by
-   channel offset as for one image.
+   Images run in groups of INCEPTION_GROUP slots (see forward_batch). Each image of a group
+   runs alone through the stem and the 35x35 blocks up to Mixed_5d: there a map has 1225 to
+   22201 pixels, enough columns for an efficient GEMM. The group then runs together from
+   Mixed_6a on, in a channel-major layout (C,G,H,W): a conv is a GEMM over the G*OH*OW columns
+   of the group (or 8 of them for the 1x7 and 7x1 convs by Winograd, nn_wino7.c), so the
+   weights of the 17x17 and 8x8 stages (most of the 95 MB) stream from memory once per group
+   instead of once per image, and the 8x8 GEMMs get more than 64 columns. Pools and bias/ReLU
+   treat (C,G) as C*G channels, concatenation is by channel offset as for one image.
 
-   Sums do not depend on the group: a GEMM column's sum runs over K in an order set by K
-   alone (single-threaded OpenBLAS; its small-matrix kernel, whose order differs, only takes
-   M*N*K <= 1e6, which from Mixed_6a on only the 35x35 Winograd conv reaches, in blocks of
-   one image's tiles whatever G), and everything else is per pixel or per image. So an
-   image's features are the same bit for bit whatever its group, the batch size or the thread
-   count (tests/unit/test_inception.c checks it). */
+   Every GEMM's shape and every column's place in it are set by the layer and the image's slot
+   alone (the group always has G slots, empty ones zero), and everything else is per pixel or
+   per image. So an image's features are the same bit for bit whatever its batch, wherever the
+   batch starts in the run and whatever the thread count, under any OpenBLAS kernel
+   (tests/unit/test_inception.c checks it under each kernel the CPU runs). */
 #include "inception.h"
 
 #include <omp.h>
@@ -457,13 +455,16 @@ struct input {
     float *xin, *tmp; /* per thread */
 };
 
+/* Slots s0..s1-1 of a group of G, holding images i0, i0+1, ...: each image alone through the
+   head, then the group's tail; empty slots hold zeros and their outputs are dropped. tail_out:
+   G * (2048 + 1008 + 768) floats for the tail's outputs of every slot. */
 static void forward_group(const struct inception *net, struct ws *ws, const struct input *in,
-                          const struct outs *o, int i0, int G)
+                          const struct outs *o, int i0, int G, int s0, int s1, float *tail_out)
 {
     size_t HW = TAIL_HW;
     int tail = o->pool3 != NULL || o->logits != NULL || o->d768 != NULL || ws->stage >= 0;
-    for (int k = 0; k < G; k++) {
-        int i = i0 + k;
+    for (int k = s0; k < s1; k++) {
+        int i = i0 + k - s0;
         const float *xi = in->xin;
         if (in->x != NULL)
             xi = in->x + (size_t)i * 3 * INCEPTION_SIZE * INCEPTION_SIZE;
@@ -477,10 +478,32 @@ static void forward_group(const struct inception *net, struct ws *ws, const stru
             for (int c = 0; c < TAIL_C; c++)
                 memcpy(ws->grp + ((size_t)c * G + k) * HW, y + c * HW, HW * sizeof(float));
     }
-    if (tail)
-        forward_tail(net, ws, ws->grp, G, row(o->pool3, i0, INCEPTION_DIMS),
-                     row(o->logits, i0, INCEPTION_CLASSES), row(o->d768, i0, 768));
+    if (!tail)
+        return;
+    for (int k = 0; k < G; k++)
+        if (k < s0 || k >= s1)
+            for (int c = 0; c < TAIL_C; c++)
+                memset(ws->grp + ((size_t)c * G + k) * HW, 0, HW * sizeof(float));
+    if (tail_out == NULL) { /* inception_stage: the output is captured inside */
+        forward_tail(net, ws, ws->grp, G, NULL, NULL, NULL);
+        return;
+    }
+    float *p3 = tail_out, *lg = p3 + (size_t)G * INCEPTION_DIMS;
+    float *d7 = lg + (size_t)G * INCEPTION_CLASSES;
+    forward_tail(net, ws, ws->grp, G, o->pool3 ? p3 : NULL, o->logits ? lg : NULL,
+                 o->d768 ? d7 : NULL);
+    int n = s1 - s0;
+    if (o->pool3 != NULL)
+        memcpy(row(o->pool3, i0, INCEPTION_DIMS), p3 + (size_t)s0 * INCEPTION_DIMS,
+               (size_t)n * INCEPTION_DIMS * sizeof(float));
+    if (o->logits != NULL)
+        memcpy(row(o->logits, i0, INCEPTION_CLASSES), lg + (size_t)s0 * INCEPTION_CLASSES,
+               (size_t)n * INCEPTION_CLASSES * sizeof(float));
+    if (o->d768 != NULL)
+        memcpy(row(o->d768, i0, 768), d7 + (size_t)s0 * 768, (size_t)n * 768 * sizeof(float));
 }
+
+#define TAIL_OUT (INCEPTION_DIMS + INCEPTION_CLASSES + 768) /* floats per slot */
 
 /* sizes of the buffers for groups of G images: activations, scratch */
 static void ws_plan(const struct inception *net, int G, size_t *wino_n, size_t *act_n,
@@ -502,14 +525,14 @@ static void ws_plan(const struct inception *net, int G, size_t *wino_n, size_t *
 }
 
 /* floats for one thread: 6 activation buffers, the group's input, conv scratch, the 299x299
-   input and the preprocessing scratch for an HxW image */
+   input and the preprocessing scratch for an HxW image, the tail's outputs */
 static size_t ws_floats(const struct inception *net, int G, int H, int W, size_t *act_n,
                         size_t *scratch_n)
 {
     ws_plan(net, G, NULL, act_n, scratch_n);
     return 6 * *act_n + (size_t)TAIL_C * TAIL_HW * G + *scratch_n +
            (size_t)3 * INCEPTION_SIZE * INCEPTION_SIZE +
-           (H > 0 ? inception_pre_scratch(H, W) : 0);
+           (H > 0 ? inception_pre_scratch(H, W) : 0) + (size_t)G * TAIL_OUT;
 }
 
 /* carves p: returns the 299x299 input, followed by the preprocessing scratch */
@@ -550,31 +573,37 @@ void inception_net_prepare(struct inception *net)
     }
 }
 
-/* The batch driver: x is either float input (N,3,299,299) or u8 images (N,H,W,3). Each thread
-   takes a contiguous share of the images, in groups of at most net->group, with
-   single-threaded BLAS: the GEMMs are too small to split well across threads. */
+/* The batch driver: x is either float input (N,3,299,299) or u8 images (N,H,W,3). Images run
+   in groups of INCEPTION_GROUP slots: the image with index g = first + i in the whole run takes
+   slot g % G of group g / G, and empty slots hold zeros. Under OpenBLAS's Haswell kernels a
+   GEMM column's sum depends on the width of the call and on its place in it (nn.c); both are
+   set by the slot here, so an image's features are the same bits whatever batch it comes in,
+   wherever the batch starts and whatever the thread count. Threads take whole groups, with
+   single-threaded BLAS inside: the GEMMs are too small to split well across threads. */
 static void forward_batch(const struct inception *net, const struct outs *o, const float *x,
-                          const uint8_t *img, int N, int H, int W, enum inception_resize mode)
+                          const uint8_t *img, int N, int first, int H, int W,
+                          enum inception_resize mode)
 {
-    int T = nn_get_threads(), nt = T < N ? T : N, gmax = net->group > 0 ? net->group : 1;
-    nt = nt < 1 ? 1 : nt;
-    gmax = gmax < N ? gmax : N;
-    size_t act_n, scratch_n, per = ws_floats(net, gmax, img ? H : 0, W, &act_n, &scratch_n);
+    int G = INCEPTION_GROUP, q0 = first / G, q1 = (first + N - 1) / G, ng = q1 - q0 + 1;
+    int T = nn_get_threads(), nt = T < ng ? T : ng;
+    if (N < 1)
+        return;
+    size_t act_n, scratch_n, per = ws_floats(net, G, img ? H : 0, W, &act_n, &scratch_n);
     float *mem = xmalloc((size_t)nt * per * sizeof(float));
-    /* even for one image: a conv split over threads sums in another order */
     nn_set_threads(1);
     #pragma omp parallel num_threads(nt)
     {
-        int th = omp_get_thread_num(), nth = omp_get_num_threads();
         struct ws ws;
         struct input in = { x, img, H, W, mode, NULL, NULL };
-        in.xin = ws_carve(&ws, mem + (size_t)th * per, gmax, act_n, scratch_n);
+        float *p = mem + (size_t)omp_get_thread_num() * per;
+        in.xin = ws_carve(&ws, p, G, act_n, scratch_n);
         in.tmp = in.xin + (size_t)3 * INCEPTION_SIZE * INCEPTION_SIZE;
-        int i0 = (int)((long)N * th / nth), i1 = (int)((long)N * (th + 1) / nth);
-        int ng = (i1 - i0 + gmax - 1) / gmax;
-        for (int q = 0; q < ng; q++) {
-            int a = i0 + (i1 - i0) * q / ng, b = i0 + (i1 - i0) * (q + 1) / ng;
-            forward_group(net, &ws, &in, o, a, b - a);
+        float *tail_out = p + per - (size_t)G * TAIL_OUT;
+        #pragma omp for schedule(dynamic, 1)
+        for (int q = q0; q <= q1; q++) {
+            int a = q * G > first ? q * G : first, b = (q + 1) * G < first + N ? (q + 1) * G
+                                                                                : first + N;
+            forward_group(net, &ws, &in, o, a - first, G, a - q * G, b - q * G, tail_out);
         }
     }
     nn_set_threads(T);
@@ -582,18 +611,18 @@ static void forward_batch(const struct inception *net, const struct outs *o, con
 }
 
 void inception_forward(const struct inception *net, float *pool3, float *logits, float *dims64,
-                       float *dims192, float *dims768, const float *x, int N)
+                       float *dims192, float *dims768, const float *x, int N, int first)
 {
     struct outs o = { pool3, logits, dims64, dims192, dims768 };
-    forward_batch(net, &o, x, NULL, N, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
+    forward_batch(net, &o, x, NULL, N, first, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
 }
 
 void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
                           float *dims64, float *dims192, float *dims768, const uint8_t *img,
-                          int N, int H, int W, enum inception_resize mode)
+                          int N, int first, int H, int W, enum inception_resize mode)
 {
     struct outs o = { pool3, logits, dims64, dims192, dims768 };
-    forward_batch(net, &o, NULL, img, N, H, W, mode);
+    forward_batch(net, &o, NULL, img, N, first, H, W, mode);
 }
 
 size_t inception_stage(const struct inception *net, float *out, size_t outlen, const float *x,
@@ -608,7 +637,7 @@ size_t inception_stage(const struct inception *net, float *out, size_t outlen, c
     ws.stage = stage;
     ws.stage_out = out;
     ws.stage_len = outlen;
-    forward_group(net, &ws, &in, &o, 0, 1);
+    forward_group(net, &ws, &in, &o, 0, 1, 0, 1, NULL);
     free(mem);
     return ws.stage_n;
 }

@@ -1,6 +1,8 @@
 /* The inputs of fid, is-score and kid: what a path names (images in an .npy, a folder of
    image files, a zip of them, features, statistics) and the Inception features of images,
    a batch at a time. The metrics themselves are in metrics.c. */
+#include <limits.h>
+
 #include "metrics.h"
 
 #include <dirent.h>
@@ -199,6 +201,11 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
         snprintf(msg, msglen, "dims must be 64, 192, 768 or 2048, got %d", dims);
         return -1;
     }
+    /* whole groups of the network (inception.h): the features are the same either way, the
+       work is not (a batch starting inside a group recomputes it) */
+    if (batch > INT_MAX - INCEPTION_GROUP)
+        batch = INT_MAX - INCEPTION_GROUP;
+    batch = (batch + INCEPTION_GROUP - 1) / INCEPTION_GROUP * INCEPTION_GROUP;
     float *feat = xmalloc((size_t)batch * dims * sizeof(float));
     float *x = NULL;
     int rc = 0;
@@ -210,7 +217,7 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
             const uint8_t *img = (const uint8_t *)in->arr.data + (size_t)i * H * W * 3;
-            inception_forward_u8(net, p3, NULL, d64, d192, d768, img, b, H, W, mode);
+            inception_forward_u8(net, p3, NULL, d64, d192, d768, img, b, (int)i, H, W, mode);
         } else {
             for (int k = 0; k < b; k++) {
                 struct img im;
@@ -228,7 +235,7 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
             }
             if (rc == -1)
                 break;
-            inception_forward(net, p3, NULL, d64, d192, d768, x, b);
+            inception_forward(net, p3, NULL, d64, d192, d768, x, b, (int)i);
         }
         if (sink(ctx, feat, b) != 0) {
             snprintf(msg, msglen, "stopped");

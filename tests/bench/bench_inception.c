@@ -1,7 +1,7 @@
 /* FID Inception v3 throughput: images/s for a batch of 32x32 uint8 images through the
    pytorch-fid preprocessing and the network to pool3, on --threads 2: as shipped (1x1 branch
-   convs fused into one GEMM per block, groups of INCEPTION_GROUP images from Mixed_6b on),
-   with separate 1x1 convs, and one image per group. The best of `repeats` runs of the batch
+   convs fused into one GEMM per block, groups of INCEPTION_GROUP images from Mixed_6b on)
+   and with separate 1x1 convs. The best of `repeats` runs of the batch
    (the machine is shared: the best is the least disturbed). Compare with
    tests/bench/torch_inception.py (same network and batch in PyTorch, 2 threads).
    Usage: bench_inception [batch [repeats]] */
@@ -39,16 +39,15 @@ int main(int argc, char **argv)
     rng_seed(&r, 1);
     for (long i = 0; i < N * 32 * 32 * 3; i++)
         img[i] = (uint8_t)rng_below(&r, 256);
-    inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, 2, 32, 32,
+    inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, 2, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
-    static const char *const what[3] = { "fused 1x1", "separate 1x1", "fused 1x1 group 1" };
-    for (int k = 0; k < 3; k++) {
+    static const char *const what[2] = { "fused 1x1", "separate 1x1" };
+    for (int k = 0; k < 2; k++) {
         double dt = 1e30, dc = 0;
         net.fuse = k != 1;
-        net.group = k == 2 ? 1 : INCEPTION_GROUP;
         for (long r = 0; r < reps; r++) {
             double t0 = util_now(), c0 = cpu_now();
-            inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, (int)N, 32, 32,
+            inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, (int)N, 0, 32, 32,
                                  INCEPTION_RESIZE_PYTORCH_FID);
             if (util_now() - t0 < dt) {
                 dt = util_now() - t0;

@@ -79,7 +79,7 @@ static void test_set(const struct inception *net, const char *set, enum inceptio
     }
     float *pool3 = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
     float *logits = xmalloc((size_t)N * INCEPTION_CLASSES * sizeof(float));
-    inception_forward_u8(net, pool3, logits, NULL, NULL, NULL, img.data, N, H, W, mode);
+    inception_forward_u8(net, pool3, logits, NULL, NULL, NULL, img.data, N, 0, H, W, mode);
     snprintf(name, sizeof name, "%s %s pool3", set, mode_tag(mode));
     test_close(name, pool3, p3.data, (size_t)N * INCEPTION_DIMS, 1e-4, 1e-4);
     snprintf(name, sizeof name, "%s %s logits", set, mode_tag(mode));
@@ -127,7 +127,7 @@ static void test_dims(const struct inception *net)
     float *f[3];
     for (int k = 0; k < 3; k++)
         f[k] = xmalloc((size_t)N * dims[k] * sizeof(float));
-    inception_forward_u8(net, NULL, NULL, f[0], f[1], f[2], img.data, N, 32, 32,
+    inception_forward_u8(net, NULL, NULL, f[0], f[1], f[2], img.data, N, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     for (int k = 0; k < 3; k++) {
         char name[64];
@@ -143,16 +143,14 @@ static void test_dims(const struct inception *net)
 
 /* pool3, logits and d768 of images i0..i0+n-1 of img (32x32) into f at rows i0.. */
 static void run_rows(struct inception *net, float *f[3], const uint8_t *img, int i0, int n,
-                     int threads, int group)
+                     int threads)
 {
-    int T = nn_get_threads(), G = net->group;
+    int T = nn_get_threads();
     nn_set_threads(threads);
-    net->group = group;
     inception_forward_u8(net, f[0] + (size_t)i0 * INCEPTION_DIMS,
                          f[1] + (size_t)i0 * INCEPTION_CLASSES, NULL, NULL,
-                         f[2] + (size_t)i0 * 768, img + (size_t)i0 * 32 * 32 * 3, n, 32, 32,
+                         f[2] + (size_t)i0 * 768, img + (size_t)i0 * 32 * 32 * 3, n, i0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
-    net->group = G;
     nn_set_threads(T);
 }
 
@@ -165,15 +163,14 @@ static int same_rows(float *a[3], float *b[3], int i0, int n)
     return 1;
 }
 
-/* Same features whatever the batch, its order, the thread count and the group an image runs
-   in, at whatever position in it, bit for bit: 9 images (the 3 of img32 and 6 with shifted
-   pixel values) in groups of up to 8 on 2 threads (4 + 5), groups of 3 on one thread, one
-   image per group, one image per call in reverse order, and images 2..6 alone (groups of 2
-   and 3: other positions). */
+/* Same features whatever the batch, its order and the thread count, bit for bit: 11 images
+   (the 3 of img32 and 8 with shifted pixel values, two groups) all at once on 2 threads, on one
+   thread, in batches of 3 (batches starting inside a group), one image per call in reverse
+   order, and images 2..6 as one batch. */
 static void test_batch_independence(struct inception *net)
 {
     struct npy src = load("img32.npy");
-    enum { N = 9 };
+    enum { N = 11 };
     size_t per = 32 * 32 * 3;
     uint8_t *img = xmalloc(N * per);
     for (int i = 0; i < N; i++)
@@ -185,14 +182,15 @@ static void test_batch_independence(struct inception *net)
         f[r][1] = xcalloc((size_t)N * INCEPTION_CLASSES, sizeof(float));
         f[r][2] = xcalloc((size_t)N * 768, sizeof(float));
     }
-    run_rows(net, f[0], img, 0, N, 2, 8);
-    run_rows(net, f[1], img, 0, N, 1, 3);
-    run_rows(net, f[2], img, 0, N, 2, 1);
+    run_rows(net, f[0], img, 0, N, 2);
+    run_rows(net, f[1], img, 0, N, 1);
+    for (int i = 0; i < N; i += 3)
+        run_rows(net, f[2], img, i, N - i < 3 ? N - i : 3, 2);
     for (int i = N - 1; i >= 0; i--)
-        run_rows(net, f[3], img, i, 1, 2, 8);
-    run_rows(net, f[4], img, 2, 5, 2, 8);
-    CHECK(same_rows(f[0], f[1], 0, N), "features identical on 1 thread in groups of 3");
-    CHECK(same_rows(f[0], f[2], 0, N), "features identical one image per group");
+        run_rows(net, f[3], img, i, 1, 2);
+    run_rows(net, f[4], img, 2, 5, 2);
+    CHECK(same_rows(f[0], f[1], 0, N), "features identical on 1 thread");
+    CHECK(same_rows(f[0], f[2], 0, N), "features identical in batches of 3");
     CHECK(same_rows(f[0], f[3], 0, N), "features identical one image at a time");
     CHECK(same_rows(f[0], f[4], 2, 5), "features identical in another batch");
     for (int r = 0; r < 5; r++)
@@ -206,10 +204,10 @@ static void test_unfused(struct inception *net)
 {
     struct npy img = load("img32.npy");
     float *a = xmalloc(INCEPTION_DIMS * sizeof(float)), *b = xmalloc(INCEPTION_DIMS * sizeof(float));
-    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, 1, 32, 32,
+    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     net->fuse = 0;
-    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, 1, 32, 32,
+    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     net->fuse = 1;
     test_close("fused 1x1 GEMMs equal separate convs", a, b, INCEPTION_DIMS, 1e-5, 1e-5);

@@ -323,11 +323,13 @@ static void gather(float *dst, const float *src, const int64_t *idx, int m, int 
         memcpy(dst + (size_t)i * d, src + idx[i] * d, (size_t)d * sizeof(float));
 }
 
-/* sum of (g/d + 1)^3 over the m x m Gram g, without its diagonal when offdiag */
-static double poly_sum(const float *g, int m, int d, int offdiag)
+/* sum of (g/d + 1)^3 over the m x m Gram g, without its diagonal when offdiag. Rows in
+   parallel, their sums added in row order: an OpenMP reduction would add them in an order
+   that depends on the thread count. rows: m doubles of scratch. */
+static double poly_sum(double *rows, const float *g, int m, int d, int offdiag)
 {
     double s = 0, gamma = 1.0 / d;
-    #pragma omp parallel for reduction(+ : s)
+    #pragma omp parallel for schedule(static)
     for (int i = 0; i < m; i++) {
         double r = 0;
         for (int j = 0; j < m; j++) {
@@ -336,8 +338,10 @@ static double poly_sum(const float *g, int m, int d, int offdiag)
             double k = g[(size_t)i * m + j] * gamma + 1.0;
             r += k * k * k;
         }
-        s += r;
+        rows[i] = r;
     }
+    for (int i = 0; i < m; i++)
+        s += rows[i];
     return s;
 }
 
@@ -358,7 +362,7 @@ int metrics_kid(double *mean, double *std, const float *f1, int64_t n1, const fl
     int64_t *perm = xmalloc((size_t)nmax * sizeof(int64_t)), *i1 = xmalloc((size_t)m * 8);
     float *x = xmalloc((size_t)m * d * sizeof(float)), *y = xmalloc((size_t)m * d * sizeof(float));
     float *g = xmalloc((size_t)m * m * sizeof(float));
-    double *mmd = xmalloc((size_t)subsets * sizeof(double));
+    double *mmd = xmalloc((size_t)subsets * sizeof(double)), *rows = xmalloc((size_t)m * 8);
     mt_seed(&mt, seed);
     for (int s = 0; s < subsets; s++) {
         mt_permutation(&mt, perm, n1);
@@ -367,11 +371,11 @@ int metrics_kid(double *mean, double *std, const float *f1, int64_t n1, const fl
         gather(x, f1, i1, m, d);
         gather(y, f2, perm, m, d);
         nn_sgemm(0, 1, m, m, d, 1.0f, x, d, x, d, 0.0f, g, m);
-        double kxx = poly_sum(g, m, d, 1);
+        double kxx = poly_sum(rows, g, m, d, 1);
         nn_sgemm(0, 1, m, m, d, 1.0f, y, d, y, d, 0.0f, g, m);
-        double kyy = poly_sum(g, m, d, 1);
+        double kyy = poly_sum(rows, g, m, d, 1);
         nn_sgemm(0, 1, m, m, d, 1.0f, x, d, y, d, 0.0f, g, m);
-        double kxy = poly_sum(g, m, d, 0);
+        double kxy = poly_sum(rows, g, m, d, 0);
         mmd[s] = (kxx + kyy) / ((double)m * (m - 1)) - 2 * kxy / ((double)m * m);
     }
     mean_std(mean, std, mmd, subsets);
@@ -381,6 +385,7 @@ int metrics_kid(double *mean, double *std, const float *f1, int64_t n1, const fl
     free(y);
     free(g);
     free(mmd);
+    free(rows);
     return 0;
 }
 

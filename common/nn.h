@@ -33,6 +33,9 @@ void nn_cpu_features(int *avx512, int *avx2); /* cpuid + OS support (avx512: F,B
 
 void nn_set_threads(int n);
 int nn_get_threads(void);
+/* The thread count the work of a conv is cut for, whatever nn_get_threads() says: the cut sets
+   the GEMM shapes, and results must not depend on the thread count (nn.c). */
+#define NN_PLAN_THREADS 2
 
 /* C = alpha * op(A) op(B) + beta * C, row-major; op = transpose when ta/tb is non-zero.
    A is (M,K) after op, B (K,N) after op, C (M,N). The one entry to OpenBLAS SGEMM. */

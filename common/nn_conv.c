@@ -47,10 +47,12 @@ void nn_conv_balance(int *nb, int *blk, int N, int n, int nt)
     *nb = (n + *blk - 1) / *blk;
 }
 
+/* The tasks, and so every GEMM's shape, depend on the shape and N alone, never on the thread
+   count (nn.c says why); they are cut for NN_PLAN_THREADS threads. */
 static void conv_plan(struct conv_plan *p, const struct nn_conv *g)
 {
-    int OHW = g->OH * g->OW, CKK = g->C * g->KH * g->KW, nt = g->nt > 0 ? g->nt : 1;
-    p->nt = nt;
+    int OHW = g->OH * g->OW, CKK = g->C * g->KH * g->KW, nt = NN_PLAN_THREADS;
+    p->nt = g->nt > 0 ? g->nt : 1;
     p->is1x1 = g->KH == 1 && g->KW == 1 && g->SH == 1 && g->SW == 1 && g->PT == 0 &&
                g->PL == 0 && g->PB == 0 && g->PR == 0;
     if (OHW >= CONV_MINCOLS || g->N < 2 * nt) {

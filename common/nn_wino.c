@@ -35,11 +35,12 @@ int nn_wino_ok(const struct nn_conv *g)
            g->SW == 1 && g->PT <= 2 && g->PL <= 2 && g->PB <= 2 && g->PR <= 2;
 }
 
-/* maxt: tiles per task at most */
+/* maxt: tiles per task at most. The tasks, and so every GEMM's shape, depend on the shape
+   and N alone, never on the thread count (nn.c says why); they are cut for NN_PLAN_THREADS. */
 static void wino_plan_t(struct wplan *p, const struct nn_conv *g, int maxt)
 {
-    int nt = g->nt > 0 ? g->nt : 1;
-    p->nt = nt;
+    int nt = NN_PLAN_THREADS;
+    p->nt = g->nt > 0 ? g->nt : 1;
     p->TH = (g->OH + 1) / 2;
     p->TW = (g->OW + 1) / 2;
     p->PW = 2 * p->TW + 2;

@@ -243,10 +243,11 @@ struct w7_plan {
     size_t slice;
 };
 
+/* the tasks depend on the shape and N alone, never on the thread count (nn.c says why) */
 static void w7_plan(struct w7_plan *p, const struct nn_conv *g)
 {
-    int nt = g->nt > 0 ? g->nt : 1;
-    p->nt = nt;
+    int nt = NN_PLAN_THREADS;
+    p->nt = g->nt > 0 ? g->nt : 1;
     if (g->N >= nt) {
         int gi = w7_block(g), most = (g->N + nt - 1) / nt;
         p->gi = gi > most ? most : gi;

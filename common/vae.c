@@ -118,13 +118,15 @@ void vae_init_params(struct vae *m, struct rng *r)
 
 void vae_batch_alloc(struct vae *m, int max_batch)
 {
-    size_t B = (size_t)max_batch, L = (size_t)m->latent, off = 0, total = 0;
-    /* per image, in struct order; a thread's chunk of n images uses n rows of each */
-    float **bufs[] = {&m->xc, &m->h1, &m->h2, &m->h3c, &m->h3, &m->mu, &m->logvar, &m->eps,
+    /* rows for the slots of the chunks a batch of max_batch can touch, wherever it starts */
+    int n_chunks = (VAE_CHUNK - 1 + max_batch + VAE_CHUNK - 1) / VAE_CHUNK;
+    size_t B = (size_t)n_chunks * VAE_CHUNK, L = (size_t)m->latent, off = 0, total = 0;
+    /* per slot, in struct order; chunk c uses rows c*VAE_CHUNK .. of each */
+    float **bufs[] = {&m->xin, &m->xc, &m->h1, &m->h2, &m->h3c, &m->h3, &m->mu, &m->logvar, &m->eps,
                       &m->z, &m->d0, &m->d0c, &m->d1, &m->d2, &m->xhc, &m->xhat, &m->dxhat,
                       &m->dxc, &m->dd2, &m->dd1, &m->dd0c, &m->dd0, &m->dz, &m->dmu,
                       &m->dlogvar, &m->dh3, &m->dh3c, &m->dh2, &m->dh1};
-    size_t per[] = {VAE_D, 8192, 2048, 512, 512, L, L, L, L, 512, 512, 2048, 8192, VAE_D, VAE_D,
+    size_t per[] = {VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, L, 512, 512, 2048, 8192, VAE_D, VAE_D,
                     VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, 512, 512, 2048, 8192};
     int nb = (int)(sizeof per / sizeof per[0]);
 
@@ -139,7 +141,7 @@ void vae_batch_alloc(struct vae *m, int max_batch)
         off += per[i] * B;
     }
     m->max_batch = max_batch;
-    m->n_chunks = (max_batch + VAE_CHUNK - 1) / VAE_CHUNK;
+    m->n_chunks = n_chunks;
     /* a group's column block is at most VAE_COLMAX floats, or one image's (32*1024) */
     m->scratch_len = VAE_COLMAX > 32 * 1024 ? VAE_COLMAX : 32 * 1024;
     m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
@@ -174,14 +176,14 @@ static void decode_chunk(struct vae *m, float *col, int o, int n)
         xhat[i] = vae_tanh(xhat[i]);
 }
 
-static void forward_chunk(struct vae *m, float *col, const float *eps, int o, int n)
+static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
 {
     size_t L = (size_t)m->latent;
     float *xc = AT(m->xc, VAE_D), *h1 = AT(m->h1, 8192), *h2 = AT(m->h2, 2048);
     float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
     float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
 
-    vae_to_cnhw(xc, AT(m->x, VAE_D), n, 3, 1024);
+    vae_to_cnhw(xc, AT(m->xin, VAE_D), n, 3, 1024);
     vae_conv_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
     vae_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
     vae_conv_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
@@ -191,12 +193,10 @@ static void forward_chunk(struct vae *m, float *col, const float *eps, int o, in
     vae_from_cnhw(h3, h3c, n, 32, 16);                 /* Flatten */
     nn_linear_forward(mu, h3, m->p[MUW], m->p[MUB], n, VAE_HID, m->latent);
     nn_linear_forward(lv, h3, m->p[LVW], m->p[LVB], n, VAE_HID, m->latent);
-    if (eps != NULL) {
-        memcpy(e, eps + (size_t)o * L, (size_t)n * L * sizeof(float));
+    if (noise) {
         for (size_t i = 0; i < (size_t)n * L; i++)
             z[i] = mu[i] + expf(0.5f * lv[i]) * e[i];
     } else {
-        memset(e, 0, (size_t)n * L * sizeof(float));
         memcpy(z, mu, (size_t)n * L * sizeof(float));
     }
     decode_chunk(m, col, o, n);
@@ -263,21 +263,41 @@ static int threads_for(int K)
     return T < K ? T : K;
 }
 
-float vae_forward(struct vae *m, const float *x, const float *eps, int N, float *recon,
-                  float *kl)
+/* A batch of N images starting at image `first` of the whole run fills slots s .. s+N-1
+   (s = first % VAE_CHUNK) of K whole chunks; the other slots hold zeros. Every chunk is run
+   whole, so each GEMM's shape and an image's place in it are set by its index in the run:
+   under OpenBLAS's Haswell kernels a column's sum depends on both (nn.c), and this way an
+   image's result does not depend on the batch size or where the batch starts. */
+static void batch_slots(struct vae *m, int N, int first, int *K, size_t *s)
 {
-    float r, k, loss;
-    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
+    *s = (size_t)(first % VAE_CHUNK);
+    *K = (int)((*s + (size_t)N + VAE_CHUNK - 1) / VAE_CHUNK);
+    m->batch = N;
+    m->slot0 = (int)*s;
+    m->batch_chunks = *K;
+}
 
-    assert(N > 0 && N <= m->max_batch);
+float vae_forward(struct vae *m, const float *x, const float *eps, int N, int first,
+                  float *recon, float *kl)
+{
+    size_t L = (size_t)m->latent, s;
+    float r, k, loss;
+    int K;
+
+    assert(N > 0 && N <= m->max_batch && first >= 0);
+    batch_slots(m, N, first, &K, &s);
     m->x = x;
+    memset(m->xin, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memcpy(m->xin + s * VAE_D, x, (size_t)N * VAE_D * sizeof(float));
+    memset(m->eps, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    if (eps != NULL)
+        memcpy(m->eps + s * L, eps, (size_t)N * L * sizeof(float));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
-    for (int c = 0; c < K; c++) {
-        int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
-        forward_chunk(m, m->thr + m->thr_stride * c + m->n_params, eps, o, n);
-    }
-    loss = nn_vae_loss_forward(&r, &k, m->xhat, x, m->mu, m->logvar, N, VAE_D, m->latent,
-                               m->beta);
+    for (int c = 0; c < K; c++)
+        forward_chunk(m, m->thr + m->thr_stride * c + m->n_params, eps != NULL, c * VAE_CHUNK,
+                      VAE_CHUNK);
+    loss = nn_vae_loss_forward(&r, &k, m->xhat + s * VAE_D, x, m->mu + s * L,
+                               m->logvar + s * L, N, VAE_D, m->latent, m->beta);
     if (recon != NULL)
         *recon = r;
     if (kl != NULL)
@@ -287,46 +307,52 @@ float vae_forward(struct vae *m, const float *x, const float *eps, int N, float 
 
 void vae_backward(struct vae *m, int N)
 {
-    size_t L = (size_t)m->latent, P = m->n_params;
-    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
+    size_t L = (size_t)m->latent, P = m->n_params, s = (size_t)m->slot0;
+    int K = m->batch_chunks;
 
-    assert(N > 0 && N <= m->max_batch && m->x != NULL);
-    memset(m->dxhat, 0, (size_t)N * VAE_D * sizeof(float));
-    memset(m->dmu, 0, (size_t)N * L * sizeof(float));
-    memset(m->dlogvar, 0, (size_t)N * L * sizeof(float));
-    nn_vae_loss_backward(m->dxhat, m->dmu, m->dlogvar, m->xhat, m->x, m->mu, m->logvar, N,
-                         VAE_D, m->latent, m->beta);
+    assert(N > 0 && N == m->batch && m->x != NULL);
+    memset(m->dxhat, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memset(m->dmu, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memset(m->dlogvar, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    nn_vae_loss_backward(m->dxhat + s * VAE_D, m->dmu + s * L, m->dlogvar + s * L,
+                         m->xhat + s * VAE_D, m->x, m->mu + s * L, m->logvar + s * L, N, VAE_D,
+                         m->latent, m->beta);
 #pragma omp parallel num_threads(threads_for(K))
     {
 #pragma omp for schedule(dynamic, 1)
         for (int c = 0; c < K; c++) {
-            int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
             float *gr = m->thr + m->thr_stride * c;
             memset(gr, 0, P * sizeof(float));
-            backward_chunk(m, gr, gr + P, o, n);
+            backward_chunk(m, gr, gr + P, c * VAE_CHUNK, VAE_CHUNK);
         }
 #pragma omp for schedule(static)
         for (size_t i = 0; i < P; i++) {
-            float s = m->thr[i];
+            float g = m->thr[i];
             for (int c = 1; c < K; c++)
-                s += m->thr[m->thr_stride * c + i];
-            m->grads[i] += s;
+                g += m->thr[m->thr_stride * c + i];
+            m->grads[i] += g;
         }
     }
 }
 
-const float *vae_decode(struct vae *m, const float *z, int N)
+const float *vae_xhat(const struct vae *m)
 {
-    int K = (N + VAE_CHUNK - 1) / VAE_CHUNK;
+    return m->xhat + (size_t)m->slot0 * VAE_D;
+}
 
-    assert(N > 0 && N <= m->max_batch);
-    memcpy(m->z, z, (size_t)N * m->latent * sizeof(float));
+const float *vae_decode(struct vae *m, const float *z, int N, int first)
+{
+    size_t L = (size_t)m->latent, s;
+    int K;
+
+    assert(N > 0 && N <= m->max_batch && first >= 0);
+    batch_slots(m, N, first, &K, &s);
+    memset(m->z, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memcpy(m->z + s * L, z, (size_t)N * L * sizeof(float));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
-    for (int c = 0; c < K; c++) {
-        int o = c * VAE_CHUNK, n = N - o < VAE_CHUNK ? N - o : VAE_CHUNK;
-        decode_chunk(m, m->thr + m->thr_stride * c + m->n_params, o, n);
-    }
-    return m->xhat;
+    for (int c = 0; c < K; c++)
+        decode_chunk(m, m->thr + m->thr_stride * c + m->n_params, c * VAE_CHUNK, VAE_CHUNK);
+    return m->xhat + s * VAE_D;
 }
 
 /* ---- images ---- */

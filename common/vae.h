@@ -12,10 +12,13 @@
    Loss per batch of N: recon = sum((xhat - x)^2)/N, kl = -0.5*sum(1 + logvar - mu^2 -
    exp(logvar))/N, loss = recon + beta*kl.
 
-   Threads: forward and backward split the batch into chunks of 16 images that the
-   nn_get_threads() OpenMP threads take dynamically; each chunk has its own gradient copy,
-   summed in chunk order at the end. Results are bit-identical for any thread count (and equal
-   to PyTorch within float rounding). */
+   Threads: forward and backward run whole chunks of 16 image slots that the nn_get_threads()
+   OpenMP threads take dynamically; each chunk has its own gradient copy, summed in chunk order
+   at the end. An image's slot is its index in the whole run (the `first` argument + its index
+   in the batch) modulo 16, and unfilled slots hold zeros, so every GEMM has the same shape and
+   the image the same place in it whatever the batch: results are bit-identical for any batch
+   size, start and thread count under any OpenBLAS kernel (and equal to PyTorch within float
+   rounding). */
 #ifndef VAE_H
 #define VAE_H
 #include <stddef.h>
@@ -40,12 +43,14 @@ struct vae {
     float *p[VAE_NT], *g[VAE_NT];   /* each tensor inside params / grads */
     struct st_entry table[VAE_NT];  /* names and shapes, ptr into params */
 
-    /* activations of the last forward, sized by vae_batch_alloc; rows are images */
+    /* activations of the last forward, sized by vae_batch_alloc; rows are slots */
     int max_batch, n_chunks;
+    int batch, slot0, batch_chunks; /* the last forward: N, the slot of its first image, chunks */
     float *acts;
     const float *x;                 /* (N,3,32,32) the caller's input, kept for backward */
-    /* A chunk of n images at image o uses rows o..o+n-1 of each buffer; feature
-       maps inside a chunk are stored (C, n, H, W) (see vae.c), marked CNHW. */
+    /* Chunk c uses rows 16c..16c+15 of each buffer; feature maps inside a chunk are stored
+       (C, 16, H, W) (see vae.c), marked CNHW. */
+    float *xin;                     /* (3,32,32) the input in its slots, zeros elsewhere */
     float *xc;                      /* CNHW (3, 32, 32) the input */
     float *h1, *h2, *h3c;           /* CNHW (32,16,16) (32,8,8) (32,4,4) after ReLU */
     float *h3;                      /* (N,512) h3c flattened as torch does */
@@ -69,19 +74,22 @@ void vae_free(struct vae *m);
 void vae_init_params(struct vae *m, struct rng *r);
 /* fan_in bound of tensor i (weight or bias of its module) */
 float vae_init_bound(const struct vae *m, int i);
-/* Buffers for batches of up to max_batch images; call after nn_set_threads. */
+/* Buffers for batches of up to max_batch images starting anywhere; call after nn_set_threads. */
 void vae_batch_alloc(struct vae *m, int max_batch);
 void vae_zero_grad(struct vae *m);
 
 /* Training forward: x (N,3,32,32) in [-1,1], eps (N,L) the reparameterisation noise (NULL:
-   z = mu). Keeps x and the activations for vae_backward; recon and kl may be NULL.
-   Returns the loss. */
-float vae_forward(struct vae *m, const float *x, const float *eps, int N, float *recon,
-                  float *kl);
+   z = mu); first: the index of x's first image in the whole run (0 for training batches).
+   Keeps x and the activations for vae_backward; recon and kl may be NULL. Returns the loss;
+   the reconstruction (N,3,32,32) is at vae_xhat(m). */
+float vae_forward(struct vae *m, const float *x, const float *eps, int N, int first,
+                  float *recon, float *kl);
+const float *vae_xhat(const struct vae *m);
 /* Gradients of the last forward's loss, accumulated into m->grads. */
 void vae_backward(struct vae *m, int N);
-/* Inference: z (N,L) -> m->xhat (N,3,32,32); returns m->xhat. */
-const float *vae_decode(struct vae *m, const float *z, int N);
+/* Inference: z (N,L), the first being image `first` of the run -> images (N,3,32,32),
+   returned (inside m's buffers). */
+const float *vae_decode(struct vae *m, const float *z, int N, int first);
 
 /* uint8 (N,32,32,3) -> (N,3,32,32) x/127.5 - 1 */
 void vae_images_to_input(float *x, const uint8_t *img, int N);

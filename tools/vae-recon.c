@@ -85,8 +85,8 @@ int main(int argc, char **argv)
         vae_images_to_input(x, src + (size_t)i * VAE_D, b);
         if (sample)
             rng_normal_fill(&r, eps, (size_t)b * m.latent);
-        vae_forward(&m, x, sample ? eps : NULL, b, NULL, NULL);
-        vae_output_to_images(img, m.xhat, b);
+        vae_forward(&m, x, sample ? eps : NULL, b, (int)i, NULL, NULL);
+        vae_output_to_images(img, vae_xhat(&m), b);
         for (int k = 0; k < b && ok; k++) {
             if (pairs)
                 ok = fwrite(src + (size_t)(i + k) * VAE_D, VAE_D, 1, of.f) == 1;

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i += o.batch) {
         int b = (int)(n - i < o.batch ? n - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
-        vae_output_to_images(img, vae_decode(&m, z, b), b);
+        vae_output_to_images(img, vae_decode(&m, z, b, (int)i), b);
         if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {
             outfile_abort(&of);
             err(1, "%s", o.out);

@@ -92,7 +92,7 @@ static double val_loss(struct run *r, int B)
         int b = (int)(n - i < B ? n - i : B);
         gather(r, &r->val, NULL, i, b);
         rng_normal_fill(&vr, r->eps, (size_t)b * r->m.latent);
-        sum += (double)vae_forward(&r->m, r->x, r->eps, b, NULL, NULL) * b;
+        sum += (double)vae_forward(&r->m, r->x, r->eps, b, 0, NULL, NULL) * b;
     }
     return sum / n;
 }
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
         gather(&r, &r.data, perm, pos * o.batch, n);
         rng_normal_fill(&r.noise, r.eps, (size_t)n * r.m.latent);
         vae_zero_grad(&r.m);
-        loss = vae_forward(&r.m, r.x, r.eps, n, &recon, &kl);
+        loss = vae_forward(&r.m, r.x, r.eps, n, 0, &recon, &kl);
         if (!isfinite(loss))
             errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.step + 1);
         vae_backward(&r.m, n);

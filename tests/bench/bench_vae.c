@@ -50,7 +50,7 @@ static double bench_train(int threads, int B, int L, double *per_cpu)
         do {
             rng_normal_fill(&r, eps, (size_t)B * L);
             vae_zero_grad(&m);
-            vae_forward(&m, x, eps, B, NULL, NULL);
+            vae_forward(&m, x, eps, B, 0, NULL, NULL);
             vae_backward(&m, B);
             adam_step(&o, m.params, m.grads, am, av, m.n_params, ++step);
             n++;
@@ -84,7 +84,7 @@ static double bench_decode(int threads, int B, int L)
         double t0 = util_now(), t;
         long n = 0;
         do {
-            vae_decode(&m, z, B);
+            vae_decode(&m, z, B, 0);
             n++;
         } while ((t = util_now() - t0) < 1.0);
         if (n * B / t > best)

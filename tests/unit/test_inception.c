@@ -9,6 +9,7 @@
 #include "nn.h"
 #include "npy.h"
 #include "test.h"
+#include "test_kernels.h"
 #include "util.h"
 
 #define FIX "tests/fixtures/inception/"
@@ -260,10 +261,17 @@ static void test_bad_weights(void)
     unsetenv("FID_WEIGHTS");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct inception net;
     nn_set_threads(2);
+    if (argc > 1 && strcmp(argv[1], "--determinism") == 0) {
+        test_kernel_banner();
+        inception_synthetic(&net);
+        test_batch_independence(&net);
+        inception_free(&net);
+        return test_done();
+    }
     test_synth_formula();
     inception_synthetic(&net);
     static const char *const sets[] = { "img32", "img40x24", "img311x300" };
@@ -274,6 +282,7 @@ int main(void)
     test_stages(&net);
     test_dims(&net);
     test_batch_independence(&net);
+    test_under_each_kernel(argv, "--determinism");
     test_unfused(&net);
     test_pth(&net);
     test_bad_weights();

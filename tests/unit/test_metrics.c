@@ -14,6 +14,7 @@
 #include "npy.h"
 #include "rng.h"
 #include "test.h"
+#include "test_kernels.h"
 #include "util.h"
 
 #define FIX "tests/fixtures/metrics/"
@@ -345,9 +346,53 @@ static void test_inputs(void)
         metrics_input_free(&in);
 }
 
-int main(void)
+/* KID and FID of fixed 512-d features are the same bits on 1 and 2 threads (the Gram GEMMs
+   are split into panels and the kernel sums added in an order set by the shape alone) */
+static void test_threads(void)
+{
+    enum { N = 300, D = 512 };
+    struct rng r;
+    char msg[256];
+    float *f = xmalloc((size_t)2 * N * D * sizeof(float));
+    double kid[2][2], fid[2];
+    rng_seed(&r, 11);
+    for (size_t i = 0; i < (size_t)2 * N * D; i++)
+        f[i] = rng_uniform(&r) * (i < (size_t)N * D ? 1.0f : 1.2f);
+    for (int t = 0; t < 2; t++) {
+        struct metrics_stats s[2];
+        double *mu[2], *sg[2];
+        nn_set_threads(t + 1);
+        CHECK(metrics_kid(&kid[t][0], &kid[t][1], f, N, f + (size_t)N * D, N, D, 3, 250, 2020,
+                          msg, sizeof msg) == 0, "KID on %d thread(s)", t + 1);
+        for (int k = 0; k < 2; k++) {
+            mu[k] = xmalloc(D * sizeof(double));
+            sg[k] = xmalloc((size_t)D * D * sizeof(double));
+            metrics_stats_init(&s[k], D);
+            metrics_stats_add(&s[k], f + (size_t)k * N * D, N);
+            metrics_stats_get(&s[k], mu[k], sg[k], msg, sizeof msg);
+            metrics_stats_free(&s[k]);
+        }
+        CHECK(metrics_frechet(&fid[t], mu[0], sg[0], mu[1], sg[1], D, msg, sizeof msg) == 0,
+              "FID on %d thread(s)", t + 1);
+        for (int k = 0; k < 2; k++)
+            free(mu[k]), free(sg[k]);
+    }
+    nn_set_threads(2);
+    CHECK(memcmp(kid[0], kid[1], sizeof kid[0]) == 0, "KID: 1 thread == 2 threads, bitwise");
+    CHECK(fid[0] == fid[1], "FID: 1 thread == 2 threads, bitwise (%.17g, %.17g)", fid[0], fid[1]);
+    free(f);
+}
+
+int main(int argc, char **argv)
 {
     nn_set_threads(2);
+    if (argc > 1 && strcmp(argv[1], "--determinism") == 0) {
+        test_kernel_banner();
+        test_threads();
+        return test_done();
+    }
+    test_threads();
+    test_under_each_kernel(argv, "--determinism");
     test_stats_and_fid64();
     test_fid_singular();
     test_fid_diagonal();

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "test_kernels.h"
 #include "json.h"
 #include "nn.h"
 #include "npy.h"
+#include "rng.h"
 #include "sched.h"
 #include "st.h"
 #include "unet.h"
@@ -143,21 +145,6 @@ static void test_full(void)
               FIX "full_eps3.npy", 1e-4);
     check_eps(&u, "cifar10 closed form: eps, batch 1, t 1", (float *)x.data + 3 * 32 * 32, &t1,
               1, FIX "full_eps1.npy", 1e-4);
-    {
-        /* an image's result is bit-identical whatever its batch and the thread count */
-        size_t n = 3 * 32 * 32;
-        float *e3 = xmalloc(3 * n * sizeof(float)), *e1 = xmalloc(n * sizeof(float));
-        unet_forward(&u, e3, x.data, t3, 3, 0);
-        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1, 1);
-        CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "batch 1 == image 1 of batch 3, bitwise");
-        nn_set_threads(1);
-        unet_alloc_acts(&u, 3);
-        unet_forward(&u, e1, (float *)x.data + n, t3 + 1, 1, 1);
-        nn_set_threads(2);
-        CHECK(memcmp(e1, e3 + n, n * sizeof(float)) == 0, "1 thread == 2 threads, bitwise");
-        free(e3);
-        free(e1);
-    }
     unet_free(&u);
     npy_free(&x);
     npy_free(&te);
@@ -269,9 +256,60 @@ static void test_save_reload(void)
         printf("# could not remove %s\n", dir);
 }
 
-int main(void)
+/* eps of images first..first+N-1 of a run (x (N,3,32,32), t (N)) in batches of B, into e */
+static void run_batches(struct unet *u, float *e, const float *x, const float *t, int N,
+                        int first, int B, int threads)
+{
+    size_t n = 3 * 32 * 32;
+    nn_set_threads(threads);
+    for (int i = 0; i < N; i += B)
+        unet_forward(u, e + i * n, x + i * n, t + i, N - i < B ? N - i : B, first + i);
+    nn_set_threads(2);
+}
+
+/* An image's result is bit-identical whatever its batch, wherever the batch starts and
+   whatever the thread count: the full ddpm-cifar10-32 shape (closed-form weights), images
+   14..17 of a run (across the GEMM chunks of every layer: 4 and 16 images) as one batch, in
+   batches of 2 on one thread, and one at a time. */
+static void test_determinism(void)
+{
+    struct unet_config c;
+    struct unet u;
+    struct rng r;
+    char msg[256];
+    enum { N = 4, FIRST = 14 };
+    size_t n = 3 * 32 * 32;
+    unet_config_cifar10(&c);
+    if (unet_init(&u, &c, msg, sizeof msg) == -1) {
+        CHECK(0, "cifar10 init: %s", msg);
+        return;
+    }
+    unet_init_closed_form(&u);
+    float *x = xmalloc(N * n * sizeof(float)), t[N] = { 999, 500, 1, 250 };
+    float *a = xmalloc(N * n * sizeof(float)), *b = xmalloc(N * n * sizeof(float));
+    rng_seed(&r, 3);
+    rng_normal_fill(&r, x, N * n);
+    run_batches(&u, a, x, t, N, FIRST, N, 2);
+    run_batches(&u, b, x, t, N, FIRST, 2, 1);
+    CHECK(memcmp(a, b, N * n * sizeof(float)) == 0,
+          "cifar10: batches of 2 on 1 thread == one batch on 2, bitwise");
+    run_batches(&u, b, x, t, N, FIRST, 1, 2);
+    CHECK(memcmp(a, b, N * n * sizeof(float)) == 0,
+          "cifar10: one image at a time == one batch, bitwise");
+    free(x), free(a), free(b);
+    unet_free(&u);
+}
+
+int main(int argc, char **argv)
 {
     nn_set_threads(2);
+    if (argc > 1 && strcmp(argv[1], "--determinism") == 0) {
+        test_kernel_banner();
+        test_determinism();
+        return test_done();
+    }
+    test_determinism();
+    test_under_each_kernel(argv, "--determinism");
     test_tiny();
     test_trajectories();
     test_full();

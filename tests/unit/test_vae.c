@@ -12,6 +12,7 @@
 #include "rng.h"
 #include "st.h"
 #include "test.h"
+#include "test_kernels.h"
 #include "util.h"
 #include "vae.h"
 
@@ -381,12 +382,18 @@ static void test_images(void)
     CHECK(out[0] == 255 && out[3] == 0 && out[6] == 0, "output clamped, NaN -> 0");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--determinism") == 0) {
+        test_kernel_banner();
+        test_batch_independence();
+        return test_done();
+    }
+    test_batch_independence();
+    test_under_each_kernel(argv, "--determinism");
     test_training(1);
     test_training(2);
     test_decode();
-    test_batch_independence();
     test_finite_differences();
     test_threads();
     test_init();

@@ -111,15 +111,6 @@ int trainer_state_path(char *buf, size_t len, const char *model_path)
     return 0;
 }
 
-int trainer_dir_writable(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash == NULL ? 1 : (int)(slash - path + 1),
-             slash == NULL ? "." : path);
-    return access(dir, W_OK) == 0 ? 0 : -1;
-}
-
 FILE *trainer_log_open(const char *path, int resume, const char *header)
 {
     FILE *f = fopen(path, resume ? "a" : "w");

@@ -41,9 +41,6 @@ int trainer_rng_parse(struct rng *r, const char *s);
 /* The state file that goes with a model file (vae-train): OUT without .safetensors, then
    ".state.safetensors". -1 if that could not fit in len with room to spare. */
 int trainer_state_path(char *buf, size_t len, const char *model_path);
-/* 0 if the folder path would be written in is writable, else -1 with errno: checked before
-   training rather than when the first checkpoint is due */
-int trainer_dir_writable(const char *path);
 
 /* The CSV log: appended to when resuming, truncated otherwise; header goes into an empty
    file. NULL (errno set) if it cannot be opened. */

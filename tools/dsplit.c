@@ -191,6 +191,28 @@ static void assign(const int64_t *rows, int64_t n, const int64_t *lab, int strat
     free(tmp);
 }
 
+/* PREFIX-SPLIT[-labels].npy */
+static char *output_path(const char *prefix, int s, int l)
+{
+    size_t len = strlen(prefix) + 32;
+    char *p = xmalloc(len);
+    snprintf(p, len, "%s-%s%s.npy", prefix, split_name[s], l ? "-labels" : "");
+    return p;
+}
+
+/* before the work: every output can be written */
+static void check_outputs(const char *prefix, int nr, int labels)
+{
+    char msg[160];
+    for (int s = 0; s < 3; s++)
+        for (int l = 0; l < (labels ? 2 : 1) && !(nr == 2 && s == 1); l++) {
+            char *p = output_path(prefix, s, l);
+            if (util_check_output(p, msg, sizeof msg) == -1)
+                errx(1, "%s: %s", p, msg);
+            free(p);
+        }
+}
+
 /* Writes every output to a temporary file, then renames them all; on failure none remain. */
 static void write_outputs(const char *prefix, const struct npy *x, const int64_t *lab,
                           const int64_t *order, const int64_t *size, int nr)
@@ -208,9 +230,7 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
         memcpy(shape, x->shape, sizeof shape);
         shape[0] = size[s == 2 ? nr - 1 : s];
         for (int l = 0; l < (lab ? 2 : 1); l++) {
-            size_t plen = strlen(prefix) + 32;
-            paths[n] = xmalloc(plen);
-            snprintf(paths[n], plen, "%s-%s%s.npy", prefix, split_name[s], l ? "-labels" : "");
+            paths[n] = output_path(prefix, s, l);
             cur = paths[n];
             if (outfile_open(&o[n], paths[n], msg, sizeof msg) == -1)
                 goto fail;
@@ -305,8 +325,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (strcmp(prefix, "-") == 0) {
+        warnx("-o -: the outputs are several files; give a file name prefix");
+        usage(stderr);
+        return 2;
+    }
     in = argv[optind];
     util_cleanup_signals();
+    check_outputs(prefix, nr, labels != NULL);
 
     struct npy x;
     if (npy_load(in, NULL, &x, msg, sizeof msg) == -1)

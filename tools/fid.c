@@ -150,6 +150,9 @@ int main(int argc, char **argv)
         usage(2, NULL);
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
+    if ((save_stats || save_features) &&
+        util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
+        errx(1, "%s: %s", argv[optind + 1], msg);
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();

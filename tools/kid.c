@@ -94,6 +94,8 @@ int main(int argc, char **argv)
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");
+    if (save && util_check_output(pb, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", pb, msg);
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();

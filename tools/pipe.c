@@ -384,6 +384,8 @@ static int cmd_time(int argc, char **argv)
     }
     if (out == NULL || optind >= argc)
         bad_usage("time: want -o FILE and a command");
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
     t0 = util_now();
     fflush(stdout);
     if ((pid = fork()) == -1)

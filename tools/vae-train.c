@@ -233,21 +233,26 @@ int main(int argc, char **argv)
     int64_t *perm;
     long total, perm_epoch = -1, done = 0;
     double t0;
+    char msg[160];
 
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
+        errx(1, "%s: path too long", o.out);
+    /* fail now, not after the training, when a checkpoint cannot be written */
+    if (util_check_output(o.out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.out, msg);
+    if (util_check_output(r.state_path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", r.state_path, msg);
+    if (o.log != NULL && util_check_output(o.log, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.log, msg);
     load_images(o.data, &r.data);
     if (o.val != NULL)
         load_images(o.val, &r.val);
     r.n_img = (long)r.data.shape[0];
     r.data_hash = trainer_data_hash(&r.data);
-    if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
-        errx(1, "%s: path too long", o.out);
-    /* fail now, not after the training, when the checkpoint cannot be written */
-    if (trainer_dir_writable(o.out) == -1)
-        err(1, "%s", o.out);
     if (o.resume) {
         resume(&r, &o);
     } else {

@@ -142,3 +142,18 @@ setup() {
     [ -z "$output" ]
     [ -z "$(ls "$D")" ]
 }
+
+@test "ddpm-train checks its outputs before training" {
+    long=(--data "$G/train16.npy" --train-batch-size 4 -q --init "$G/tiny" --max-steps 100000)
+    touch "$D/file"
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/file"
+    [ "$stderr" = "ddpm-train: $D/file: exists and is not a directory" ]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o /proc/o
+    [[ "$stderr" == "ddpm-train: /proc/o: cannot create a folder in /proc: "* ]]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/o" --log /proc/l.csv
+    [[ "$stderr" == "ddpm-train: /proc/l.csv: cannot create a file in /proc: "* ]]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/o" --eval-ref "$G/train16.npy" \
+        --final-eval-json "$D"
+    [ "$stderr" = "ddpm-train: $D: is a directory" ]
+    [ "$(ls "$D")" = "file" ]
+}

@@ -188,11 +188,22 @@ strat_check() {
   [ -z "$(ls -A "$T")" ]
 }
 
-@test "dsplit outputs are all or nothing" {
-  mkdir "$T/o-test.npy"   # the last rename fails
+@test "dsplit outputs are all or nothing, checked before the work" {
+  mkdir "$T/o-test.npy"   # the last output is a directory: refused before anything is written
   run -1 --separate-stderr dsplit "$IO/img20.npy" --ratios 70,15,15 -o "$T/o"
-  [[ "$stderr" == "dsplit: cannot rename to $T/o-test.npy: "* ]]
+  [ "$stderr" = "dsplit: $T/o-test.npy: is a directory" ]
   [ "$(ls -A "$T")" = "o-test.npy" ]
   run -1 --separate-stderr dsplit "$IO/img20.npy" --ratios 70,15,15 -o "$T/nodir/o"
-  [[ "$stderr" == "dsplit: $T/nodir/o-train.npy: cannot create "* ]]
+  [ "$stderr" = "dsplit: $T/nodir/o-train.npy: cannot create a file in $T/nodir: No such file or directory" ]
+  # the input is not even read
+  run -1 --separate-stderr dsplit "$T/missing.npy" --ratios 1,1 -o /proc/o
+  [[ "$stderr" == "dsplit: /proc/o-train.npy: cannot create a file in /proc: "* ]]
+}
+
+@test "dsplit -o - is refused (it wrote ./--train.npy)" {
+  cd "$T"
+  run -2 --separate-stderr dsplit "$IO/img20.npy" --ratios 1,1 -o -
+  [ "${stderr_lines[0]}" = "dsplit: -o -: the outputs are several files; give a file name prefix" ]
+  [[ "${stderr_lines[1]}" == "usage: dsplit "* ]]
+  [ -z "$(ls -A)" ]
 }

@@ -144,3 +144,16 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   run -1 --separate-stderr fid --weights synthetic --save-stats "$FIX/bad/metrics_one_feature.npy" "$BATS_TEST_TMPDIR/out/s.npz"
   [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
 }
+
+@test "fid --save-stats / --save-features check the output before any work" {
+  mkdir "$BATS_TEST_TMPDIR/dir"
+  for o in --save-stats --save-features; do
+    # -v would print the settings and progress first if the work had started
+    run -1 --separate-stderr fid -v --weights synthetic $o "$(IMG)" /proc/x.npz
+    [[ "$stderr" == "fid: /proc/x.npz: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    run -1 --separate-stderr fid -v --weights synthetic $o "$(IMG)" "$BATS_TEST_TMPDIR/dir"
+    [ "$stderr" = "fid: $BATS_TEST_TMPDIR/dir: is a directory" ]
+  done
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/dir")" ]
+}

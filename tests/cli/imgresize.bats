@@ -173,3 +173,18 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     run -1 --separate-stderr imgresize --pets "$T/p" --split test
     [[ "$stderr" == "imgresize: $T/p/images/beagle_4.jpg: No such file or directory" ]]
 }
+
+@test "imgresize checks -o and --labels-out before decoding anything" {
+    T="$BATS_TEST_TMPDIR"
+    mkdir "$T/dir"
+    # -v would show progress if the decoding had started
+    run -1 --separate-stderr imgresize -v "$IMG/dir" -o /proc/x.npy
+    [[ "$stderr" == "imgresize: /proc/x.npy: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    run -1 --separate-stderr imgresize -v "$IMG/dir" -o "$T/dir"
+    [ "$stderr" = "imgresize: $T/dir: is a directory" ]
+    run -1 --separate-stderr imgresize -v -l "$IMG/list.txt" -o "$T/x.npy" --labels-out "$T/dir"
+    [ "$stderr" = "imgresize: $T/dir: is a directory" ]
+    [ ! -e "$T/x.npy" ]
+    [ -z "$(ls -A "$T/dir")" ]
+}

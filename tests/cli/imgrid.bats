@@ -70,3 +70,9 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     [[ "$stderr" == "imgrid: $T/missing.npy: "* ]]
     [ -z "$(ls -A "$T")" ]
 }
+
+@test "imgrid checks -o before the work" {
+    mkdir "$BATS_TEST_TMPDIR/dir"
+    run -1 --separate-stderr imgrid -o "$BATS_TEST_TMPDIR/dir" "$IMG/dir_32.npy"
+    [ "$stderr" = "imgrid: $BATS_TEST_TMPDIR/dir: is a directory" ]
+}

@@ -316,3 +316,9 @@ count@fake:" ]
     run -0 pipe status always.yaml
     [ "$output" = "stamp: always_changed" ]
 }
+
+@test "pipe time checks -o before running the command" {
+    run -1 --separate-stderr pipe time -o /proc/t touch ran
+    [[ "$stderr" == "pipe: /proc/t: cannot create a file in /proc: "* ]]
+    [ ! -e ran ]
+}

@@ -128,7 +128,7 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-train --data "$D/nonexistent.npy" -o "$D/m.safetensors"
     [[ "$stderr" == "vae-train: $D/nonexistent.npy: "* ]]
     run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/no/such/dir/m.safetensors"
-    [ "$stderr" = "vae-train: $D/no/such/dir/m.safetensors: No such file or directory" ]
+    [ "$stderr" = "vae-train: $D/no/such/dir/m.safetensors: cannot create a file in $D/no/such/dir: No such file or directory" ]
     [ -z "$(ls "$D")" ]
 }
 
@@ -151,4 +151,23 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume
     [[ "$stderr" == "vae-train: $D/m.state.safetensors: "* ]]
     [ "$(ls "$D")" = "m.safetensors" ]
+}
+
+@test "vae-train checks its outputs before training: /proc, a directory, a bad log" {
+    # 100000 epochs would take hours: these must fail at once (timeout says 124 otherwise)
+    long=(--data "$V/train.npy" --batch-size 16 --latent 16 -q --epochs 100000)
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o /proc/x.safetensors
+    [[ "$stderr" == "vae-train: /proc/x.safetensors: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    mkdir "$D/dir"
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/dir"
+    [ "$stderr" = "vae-train: $D/dir: is a directory" ]
+    # all of a run's outputs or none: no dir.state.safetensors beside it
+    [ "$(ls "$D")" = "dir" ]
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/m.safetensors" --log /proc/l.csv
+    [[ "$stderr" == "vae-train: /proc/l.csv: cannot create a file in /proc: "* ]]
+    mkdir "$D/m.state.safetensors"
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/m.safetensors"
+    [ "$stderr" = "vae-train: $D/m.state.safetensors: is a directory" ]
+    [ "$(ls "$D" | xargs)" = "dir m.state.safetensors" ]
 }

@@ -412,7 +412,7 @@ int main(int argc, char **argv)
         r.perm = xmalloc((size_t)r.n_img * sizeof *r.perm);
     }
     if (o.log != NULL) {
-        log = trainer_log_open(o.log, from != NULL,
+        log = trainer_log_open(o.log, from != NULL, r.tr.step,
                                "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
         if (log == NULL)
             err(1, "%s", o.log);

@@ -84,7 +84,8 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
 @test "imgresize names an undecodable file and leaves no output" {
     T=$BATS_TEST_TMPDIR/out
     mkdir "$T"
-    for f in img_trunc.jpg img_trunc.png img_text.jpg img_empty.png img_corrupt.jpg; do
+    for f in img_trunc.jpg img_trunc.png img_text.jpg img_empty.png img_corrupt.jpg \
+             img_corrupt_data.jpg img_bad_huffman.jpg; do
         run -1 --separate-stderr imgresize -o "$T/o.npy" --labels-out "$T/l.npy" \
             -l <(echo "$FIX/bad/$f 1")
         [ -z "$output" ]
@@ -187,4 +188,20 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     [ "$stderr" = "imgresize: $T/dir: is a directory" ]
     [ ! -e "$T/x.npy" ]
     [ -z "$(ls -A "$T/dir")" ]
+}
+
+@test "imgresize: a JPEG with corrupt data (libjpeg warnings) is an error; --skip-bad names and skips it" {
+    T=$BATS_TEST_TMPDIR
+    run -1 --separate-stderr imgresize "$FIX/bad/img_corrupt_data.jpg" -o "$T/o.npy"
+    [ "$stderr" = "imgresize: $FIX/bad/img_corrupt_data.jpg: corrupt JPEG: premature end of data segment" ]
+    run -1 --separate-stderr imgresize "$FIX/bad/img_bad_huffman.jpg" -o "$T/o.npy"
+    [ "$stderr" = "imgresize: $FIX/bad/img_bad_huffman.jpg: corrupt JPEG: bad Huffman code" ]
+    [ ! -e "$T/o.npy" ]
+    mkdir "$T/d"
+    cp "$IMG/dir/a.jpg" "$T/d/1.jpg"
+    cp "$FIX/bad/img_corrupt_data.jpg" "$T/d/2.jpg"
+    run -0 --separate-stderr imgresize --skip-bad -o "$T/o.npy" "$T/d"
+    [ "$(shape "$T/o.npy")" = "(1, 32, 32, 3)" ]
+    [ "${stderr_lines[0]}" = "imgresize: $T/d/2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+    [ "${stderr_lines[1]}" = "imgresize: skipped 1 of 2 images" ]
 }

@@ -195,6 +195,11 @@ int util_check_output(const char *path, char *msg, size_t msglen)
     return try_create(path, 0, msg, msglen);
 }
 
+int util_binary_to_tty(const char *path)
+{
+    return strcmp(path, "-") == 0 && isatty(STDOUT_FILENO);
+}
+
 int util_check_output_dir(const char *path, char *msg, size_t msglen)
 {
     char *inside;

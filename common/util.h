@@ -35,6 +35,10 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen);
    creating and removing path.XXXXXX: access(2) says yes to root on /proc and read-only
    mounts). -1 with msg: "is a directory", "cannot create a file in DIR: reason". */
 int util_check_output(const char *path, char *msg, size_t msglen);
+/* 1 when path is "-" and stdout is a terminal: binary data (.npy, PNG) is not written there
+   (tools refuse before any work, as gzip does; UTIL_TTY_MSG says what to do instead). */
+int util_binary_to_tty(const char *path);
+#define UTIL_TTY_MSG "not writing binary data to a terminal: use -o FILE or a pipe"
 /* The same for an output folder: path must be a folder that takes a new file, or not exist
    with a parent that takes a new folder. */
 int util_check_output_dir(const char *path, char *msg, size_t msglen);

@@ -210,14 +210,13 @@ static void jpeg_on_error(j_common_ptr cinfo)
     longjmp(c->jb, 1);
 }
 
-/* Warnings that mean the entropy-coded data is broken, so pixels from there on are made up.
-   Not among them: extraneous bytes between segments (common in camera files whose pixels
-   are all there), a bad ICC marker (not read), an unknown JFIF version or Adobe transform. */
+/* libjpeg's "Corrupt JPEG data" warnings that mean the entropy-coded data is broken, so
+   pixels from there on are made up. Not among them: extraneous bytes between segments
+   (common in camera files whose pixels are all there) and a bad ICC marker (not read). */
 static int jpeg_corrupt_warning(int code)
 {
     return code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE ||
-           code == JWRN_ARITH_BAD_CODE || code == JWRN_MUST_RESYNC ||
-           code == JWRN_BOGUS_PROGRESSION || code == JWRN_NOT_SEQUENTIAL;
+           code == JWRN_ARITH_BAD_CODE || code == JWRN_MUST_RESYNC;
 }
 
 static void jpeg_on_message(j_common_ptr cinfo, int level)

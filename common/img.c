@@ -9,7 +9,9 @@
      PIL reads every 4-component JPEG as Adobe-inverted CMYK ("CMYK;I") and converts
      CMYK->RGB as R = nk - nk*C/255 with nk = 255 - K (MULDIV255 rounding).
    libpng and libjpeg errors longjmp back here and become msg; warnings are ignored, except a
-   JPEG that ends before its last scanline, which PIL rejects as truncated. */
+   JPEG that ends before its last scanline, which PIL rejects as truncated, and libjpeg's
+   corrupt-data warnings (jpeg_corrupt_warning), which are errors: libjpeg goes on with
+   gray or garbage pixels, and a data set should not silently hold a broken photo. */
 #include "img.h"
 #include "util.h"
 
@@ -208,11 +210,33 @@ static void jpeg_on_error(j_common_ptr cinfo)
     longjmp(c->jb, 1);
 }
 
+/* libjpeg's "Corrupt JPEG data" warnings that mean the entropy-coded data is broken, so
+   pixels from there on are made up. Not among them: extraneous bytes between segments
+   (common in camera files whose pixels are all there) and a bad ICC marker (not read). */
+static int jpeg_corrupt_warning(int code)
+{
+    return code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE ||
+           code == JWRN_ARITH_BAD_CODE || code == JWRN_MUST_RESYNC;
+}
+
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
     struct jpeg_ctx *c = (struct jpeg_ctx *)cinfo->err;
-    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF)
+    char text[JMSG_LENGTH_MAX];
+    const char *prefix = "Corrupt JPEG data: ";
+    if (level != -1)
+        return;
+    if (cinfo->err->msg_code == JWRN_JPEG_EOF)
         c->eof = 1;
+    if (!jpeg_corrupt_warning(cinfo->err->msg_code))
+        return;
+    cinfo->err->format_message(cinfo, text);
+    if (c->eof) /* the data ran out first: the marker hit is the EOI libjpeg made up */
+        snprintf(c->msg, c->msglen, "truncated JPEG file");
+    else
+        snprintf(c->msg, c->msglen, "corrupt JPEG: %s",
+                 strncmp(text, prefix, strlen(prefix)) == 0 ? text + strlen(prefix) : text);
+    longjmp(c->jb, 1);
 }
 
 static void jpeg_on_output(j_common_ptr cinfo)

@@ -86,6 +86,11 @@ struct metrics_input {
 };
 
 int metrics_input_open(struct metrics_input *in, const char *path, char *msg, size_t msglen);
+/* For --skip-bad: decodes every file of a folder input once and drops those that fail;
+   each dropped one becomes a malloc'd "path: problem" in (*bad, *n_bad) (strv_add). Other
+   inputs are left alone. -1 (msg) when no file of the folder decodes. */
+int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
+                           size_t msglen);
 void metrics_input_free(struct metrics_input *in);
 const char *metrics_kind_name(enum metrics_kind k);
 

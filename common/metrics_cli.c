@@ -52,6 +52,9 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
     case 'j':
         o->json = 1;
         break;
+    case METRICS_CLI_SKIP_BAD:
+        o->skip_bad = 1;
+        break;
     case 'v':
         o->verbose = 1;
         break;
@@ -59,6 +62,29 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
         return 0;
     }
     return 1;
+}
+
+int metrics_cli_open_input(struct metrics_input *in, const char *path,
+                           const struct metrics_cli *o, const char *tool, char *msg,
+                           size_t msglen)
+{
+    char **bad = NULL;
+    int n_bad = 0, rc;
+    int64_t n;
+    if (metrics_input_open(in, path, msg, msglen) == -1)
+        return -1;
+    if (!o->skip_bad)
+        return 0;
+    n = in->n;
+    rc = metrics_input_drop_bad(in, &bad, &n_bad, msg, msglen);
+    for (int i = 0; i < n_bad; i++)
+        fprintf(stderr, "%s: %s (skipped)\n", tool, bad[i]);
+    if (n_bad > 0 && rc == 0)
+        fprintf(stderr, "%s: %s: skipped %d of %lld images\n", tool, path, n_bad, (long long)n);
+    strv_free(bad, n_bad);
+    if (rc == -1)
+        metrics_input_free(in);
+    return rc;
 }
 
 void metrics_cli_usage(int status, const char *problem, const char *usage_line,

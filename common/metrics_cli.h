@@ -15,6 +15,7 @@
 /* the options of every metric tool (the tool keeps -h/--help) */
 struct metrics_cli {
     int batch, threads, verbose, json;   /* defaults 50, 2, 0, 0 */
+    int skip_bad;                        /* --skip-bad */
     enum inception_resize mode;          /* the tool's default */
     const char *weights;                 /* NULL: inception_default_weights' search */
 };
@@ -25,7 +26,10 @@ struct metrics_cli {
     { "weights", required_argument, NULL, 'w' },              \
     { "resize", required_argument, NULL, 'r' },               \
     { "json", no_argument, NULL, 'j' },                       \
+    { "skip-bad", no_argument, NULL, METRICS_CLI_SKIP_BAD },  \
     { "verbose", no_argument, NULL, 'v' }
+/* getopt value of --skip-bad, past every character a tool uses */
+#define METRICS_CLI_SKIP_BAD 0x100
 
 /* --help lines of the shared options where --resize defaults to torch-fidelity (is-score, kid) */
 #define METRICS_CLI_HELP_TORCH_FIDELITY \
@@ -38,6 +42,8 @@ struct metrics_cli {
     "                        next to bin/ or in the current directory (make weights)\n" \
     "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n" \
     "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n" \
+    "  --skip-bad            skip the files of a folder that do not decode, each named\n" \
+    "                        on stderr (default: the first one is an error)\n" \
     "  -v, --verbose         settings and progress on stderr\n"
 
 #define METRICS_CLI_SYNTHETIC_WARNING \
@@ -65,6 +71,11 @@ int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *wha
                      size_t msglen);
 /* "pytorch-fid" or "torch-fidelity" */
 const char *metrics_cli_resize_name(enum inception_resize mode);
+/* metrics_input_open, then with --skip-bad metrics_input_drop_bad, naming each skipped file
+   on stderr: "tool: path: problem (skipped)", then "tool: dir: skipped K of N images". */
+int metrics_cli_open_input(struct metrics_input *in, const char *path,
+                           const struct metrics_cli *o, const char *tool, char *msg,
+                           size_t msglen);
 /* images and folders go through the network; features and statistics do not */
 int metrics_cli_needs_net(const struct metrics_input *in);
 /* inception_open with o->weights; desc gets "weights W; preprocessing P; batch B" for -v */

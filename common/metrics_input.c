@@ -152,6 +152,32 @@ int metrics_input_open(struct metrics_input *in, const char *path, char *msg, si
     return -1;
 }
 
+int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
+                           size_t msglen)
+{
+    int64_t kept = 0;
+    if (in->kind != METRICS_FOLDER)
+        return 0;
+    for (int64_t i = 0; i < in->n; i++) {
+        struct img im;
+        char m[160], line[4096 + 160];
+        if (img_load(in->files[i], &im, m, sizeof m) == 0) {
+            img_free(&im);
+            in->files[kept++] = in->files[i];
+            continue;
+        }
+        snprintf(line, sizeof line, "%s: %s", in->files[i], m);
+        strv_add(bad, n_bad, line);
+        free(in->files[i]);
+    }
+    in->n = kept;
+    if (kept == 0) {
+        snprintf(msg, msglen, "no image in the folder could be read");
+        return -1;
+    }
+    return 0;
+}
+
 void metrics_input_free(struct metrics_input *in)
 {
     for (int64_t i = 0; i < in->n && in->files != NULL; i++)

@@ -78,6 +78,12 @@ int pipeline_select(const struct pipeline *p, int n_targets, char **targets, cha
 /* Lock file path for a pipeline file: ".pipe/NAME.lock" (NAME: file name without .yaml),
    relative to the current directory, where the stages run. malloc'd. */
 char *pipeline_lock_path(const char *yaml_path);
+/* One 'pipe run' of a pipeline at a time: an exclusive flock(2) on LOCKPATH.run (made, with
+   its folder, if missing), holding the runner's pid. The kernel drops the lock when the
+   process ends, even on kill -9, and the descriptor is close-on-exec, so stages do not hold
+   it. Returns the descriptor, to keep open for the run, or -1 with msg: "another 'pipe run'
+   of this pipeline is running (pid N)" when one holds it. */
+int pipeline_run_lock(const char *lockpath, char *msg, size_t msglen);
 /* Reads the lock (a missing file is an empty lock) into each stage's .lock. */
 int pipeline_lock_read(struct pipeline *p, const char *lockpath, char *msg, size_t msglen);
 /* Frees and zeroes a stage's lock record. */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,6 +268,47 @@ static void lock_add(char ***v, uint64_t **h, int *n, const char *name, uint64_t
 /* Lock format, one record per line, a stage's records between "stage NAME" and "end":
    "cmd HEX", "param HEX NAME", "dep HEX PATH", "out HEX PATH". Names and paths run to the end
    of the line. */
+int pipeline_run_lock(const char *lockpath, char *msg, size_t msglen)
+{
+    char *path = xmalloc(strlen(lockpath) + 5), *dir = xstrdup(lockpath), *slash;
+    char pid[32] = "";
+    int fd = -1;
+    sprintf(path, "%s.run", lockpath);
+    if ((slash = strrchr(dir, '/')) != NULL) {
+        *slash = '\0';
+        if (util_mkdirs(dir, msg, msglen) == -1)
+            goto out;
+    }
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+        snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        int e = errno;
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(msg, msglen, "another 'pipe run' of this pipeline is running%s%s%s",
+                     pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+        else
+            snprintf(msg, msglen, "%s: %s", path, strerror(e));
+        close(fd);
+        fd = -1;
+        goto out;
+    }
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
+        snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+out:
+    free(path);
+    free(dir);
+    return fd;
+}
+
 int pipeline_lock_read(struct pipeline *p, const char *lockpath, char *msg, size_t msglen)
 {
     FILE *f = fopen(lockpath, "r");

@@ -1,7 +1,9 @@
 /* Stop flag, epoch order, resume metadata strings and log of the trainers; see trainer.h. */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -111,17 +113,33 @@ int trainer_state_path(char *buf, size_t len, const char *model_path)
     return 0;
 }
 
-int trainer_dir_writable(const char *path)
+/* rewrites the log keeping its header and the rows of steps <= step */
+static int log_cut(const char *path, long step)
 {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash == NULL ? 1 : (int)(slash - path + 1),
-             slash == NULL ? "." : path);
-    return access(dir, W_OK) == 0 ? 0 : -1;
+    unsigned char *buf;
+    size_t len;
+    char msg[160];
+    struct outfile o;
+    if (util_read_file(path, &buf, &len, msg, sizeof msg) == -1)
+        return errno == ENOENT ? 0 : -1;
+    if (outfile_open(&o, path, msg, sizeof msg) == -1) {
+        free(buf);
+        return -1;
+    }
+    for (char *line = (char *)buf, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        char *end;
+        long s = strtol(line, &end, 10);
+        if (line == (char *)buf || (end > line && *end == ',' && s <= step))
+            fwrite(line, 1, (size_t)(nl + 1 - line), o.f);
+    }
+    free(buf);
+    return outfile_commit(&o, msg, sizeof msg);
 }
 
-FILE *trainer_log_open(const char *path, int resume, const char *header)
+FILE *trainer_log_open(const char *path, int resume, long step, const char *header)
 {
+    if (resume && log_cut(path, step) == -1)
+        return NULL;
     FILE *f = fopen(path, resume ? "a" : "w");
     if (f != NULL && ftell(f) == 0)
         fputs(header, f);

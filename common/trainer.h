@@ -41,13 +41,12 @@ int trainer_rng_parse(struct rng *r, const char *s);
 /* The state file that goes with a model file (vae-train): OUT without .safetensors, then
    ".state.safetensors". -1 if that could not fit in len with room to spare. */
 int trainer_state_path(char *buf, size_t len, const char *model_path);
-/* 0 if the folder path would be written in is writable, else -1 with errno: checked before
-   training rather than when the first checkpoint is due */
-int trainer_dir_writable(const char *path);
 
 /* The CSV log: appended to when resuming, truncated otherwise; header goes into an empty
-   file. NULL (errno set) if it cannot be opened. */
-FILE *trainer_log_open(const char *path, int resume, const char *header);
+   file. Resuming from step, the rows of later steps (written after that checkpoint by a run
+   that was then killed) and a cut last line are dropped first, so the log reads as one
+   uninterrupted run's. NULL (errno set) if it cannot be opened. */
+FILE *trainer_log_open(const char *path, int resume, long step, const char *header);
 
 /* The long name of option value c in lo (for "bad value for --NAME: VALUE"), "?" if none. */
 const char *trainer_option_name(const struct option *lo, int c);

@@ -137,6 +137,85 @@ void util_cleanup_signals(void)
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
     signal(SIGPIPE, on_signal);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* the folder of path ("." for a bare name) in a malloc'd string */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+    if (slash == NULL)
+        return xstrdup(".");
+    while (slash > path && slash[-1] == '/')
+        slash--;
+    if (slash == path)
+        return xstrdup("/");
+    d = xmalloc((size_t)(slash - path) + 1);
+    memcpy(d, path, (size_t)(slash - path));
+    d[slash - path] = '\0';
+    return d;
+}
+
+/* creates and removes PREFIX.XXXXXX, a file or (dir) a folder */
+static int try_create(const char *prefix, int dir, char *msg, size_t msglen)
+{
+    char *tmp = xmalloc(strlen(prefix) + 8), *d;
+    int ok;
+    sprintf(tmp, "%s.XXXXXX", prefix);
+    if (dir) {
+        ok = mkdtemp(tmp) != NULL && rmdir(tmp) == 0;
+    } else {
+        int fd = mkstemp(tmp);
+        ok = fd != -1;
+        if (ok) {
+            close(fd);
+            unlink(tmp);
+        }
+    }
+    if (!ok) {
+        int e = errno;
+        d = dir_of(tmp);
+        snprintf(msg, msglen, "cannot create a %s in %s: %s", dir ? "folder" : "file", d,
+                 strerror(e));
+        free(d);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int util_check_output(const char *path, char *msg, size_t msglen)
+{
+    if (strcmp(path, "-") == 0)
+        return 0;
+    if (util_is_dir(path)) {
+        snprintf(msg, msglen, "is a directory");
+        return -1;
+    }
+    return try_create(path, 0, msg, msglen);
+}
+
+int util_binary_to_tty(const char *path)
+{
+    return strcmp(path, "-") == 0 && isatty(STDOUT_FILENO);
+}
+
+int util_check_output_dir(const char *path, char *msg, size_t msglen)
+{
+    char *inside;
+    int rc;
+    if (util_is_dir(path)) {
+        inside = xmalloc(strlen(path) + 8);
+        sprintf(inside, "%s/.probe", path);
+        rc = try_create(inside, 0, msg, msglen);
+        free(inside);
+        return rc;
+    }
+    if (util_exists(path)) {
+        snprintf(msg, msglen, "exists and is not a directory");
+        return -1;
+    }
+    return try_create(path, 1, msg, msglen);
 }
 
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
@@ -146,6 +225,10 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
     if (strcmp(path, "-") == 0) {
         o->f = stdout;
         return 0;
+    }
+    if (util_is_dir(path)) { /* the rename at the end would fail: say so now */
+        snprintf(msg, msglen, "cannot create %s: %s", path, strerror(EISDIR));
+        return -1;
     }
     o->path = xstrdup(path);
     o->tmp = xmalloc(strlen(path) + 8);

@@ -29,10 +29,25 @@ struct outfile {
     char *tmp;
 };
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen);
+/* What a tool checks before it starts working, so that a bad output path fails at once
+   rather than after the work: that outfile_open(path) and its commit will work. "-" passes;
+   otherwise path must not be a directory and its folder must take a new file (tried by
+   creating and removing path.XXXXXX: access(2) says yes to root on /proc and read-only
+   mounts). -1 with msg: "is a directory", "cannot create a file in DIR: reason". */
+int util_check_output(const char *path, char *msg, size_t msglen);
+/* 1 when path is "-" and stdout is a terminal: binary data (.npy, PNG) is not written there
+   (tools refuse before any work, as gzip does; UTIL_TTY_MSG says what to do instead). */
+int util_binary_to_tty(const char *path);
+#define UTIL_TTY_MSG "not writing binary data to a terminal: use -o FILE or a pipe"
+/* The same for an output folder: path must be a folder that takes a new file, or not exist
+   with a parent that takes a new folder. */
+int util_check_output_dir(const char *path, char *msg, size_t msglen);
 int outfile_commit(struct outfile *o, char *msg, size_t msglen);
 void outfile_abort(struct outfile *o);
 /* Installs handlers that unlink open temporary files and exit with 128+signal. Tools that
-   catch SIGINT themselves (trainers saving a checkpoint) call util_remove_temps() instead. */
+   catch SIGINT themselves (trainers saving a checkpoint) call util_remove_temps() instead.
+   Also ignores SIGXFSZ, so that a file size limit (ulimit -f) is a write error (EFBIG) the
+   tool reports, not a kill that leaves the temporary file behind. */
 void util_cleanup_signals(void);
 void util_remove_temps(void);
 

@@ -470,19 +470,27 @@ int vae_state_save(const struct vae *m, const float *am, const float *av, const 
                    const char *const *keys, const char *const *vals, int n_meta, char *msg,
                    size_t msglen)
 {
-    struct st_entry e[2 * VAE_NT];
+    struct st_entry e[3 * VAE_NT];
     char names[2 * VAE_NT][32];
     state_table(e, names, m, am, av);
-    return st_save_entries(path, e, 2 * VAE_NT, keys, vals, n_meta, msg, msglen);
+    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
+    return st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
 }
 
-int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
-                   char *msg, size_t msglen)
+int vae_state_has_params(const struct st_file *f)
 {
-    struct st_entry e[2 * VAE_NT];
+    return st_find(f, "enc.0.weight") != NULL;
+}
+
+int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
+                   size_t msglen)
+{
+    struct st_entry e[3 * VAE_NT];
     char names[2 * VAE_NT][32];
+    int n = vae_state_has_params(f) ? 3 * VAE_NT : 2 * VAE_NT;
     state_table(e, names, m, am, av);
-    return st_load_entries(f, e, 2 * VAE_NT, 0, msg, msglen);
+    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
+    return st_load_entries(f, e, n, 0, msg, msglen);
 }
 
 int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen)

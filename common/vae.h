@@ -108,13 +108,18 @@ int vae_load(struct vae *m, const char *path, char *msg, size_t msglen);
 /* the same from an open file (metadata available to the caller) */
 int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen);
 
-/* The trainer's companion state: Adam moments am, av (n_params each, the params' layout) as
-   tensors adam.m.NAME and adam.v.NAME, plus string metadata (step, rng state, ...). */
+/* The trainer's companion state: the parameters (state_dict names), the Adam moments am, av
+   (n_params each, the params' layout) as tensors adam.m.NAME and adam.v.NAME, plus string
+   metadata (step, rng state, ...). With the parameters inside, the state file alone is a
+   complete checkpoint: a run killed between writing it and the model file resumes from it. */
 int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
                    const char *const *keys, const char *const *vals, int n_meta, char *msg,
                    size_t msglen);
-int vae_state_load(const struct vae *m, float *am, float *av, const struct st_file *f,
-                   char *msg, size_t msglen);
+/* whether f holds the parameters (state files of earlier versions hold only the moments) */
+int vae_state_has_params(const struct st_file *f);
+/* Loads am, av, and the parameters into m when f has them. */
+int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
+                   size_t msglen);
 
 /* Shared by the vae tools (nn_blas_setup does their OMP_WAIT_POLICY=passive re-exec). */
 /* npy_load_images, then insists on 32x32: t is uint8 (N,32,32,3); on -1 t holds nothing */

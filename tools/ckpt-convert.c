@@ -115,6 +115,8 @@ int main(int argc, char **argv)
     if (do_list ? argc != 1 : argc != 2)
         usage(stderr, 2);
     util_cleanup_signals();
+    if (!do_list && util_check_output(argv[1], msg, sizeof msg) == -1)
+        errx(1, "%s: %s", argv[1], msg);
 
     if ((strcmp(argv[0], "-") == 0 ? open_stdin(&f, msg, sizeof msg)
                                    : open_any(&f, argv[0], msg, sizeof msg)) == -1)

@@ -139,6 +139,14 @@ int main(int argc, char **argv)
         steps = ddim ? 50 : 1000;
     nn_set_threads((int)threads);
     util_cleanup_signals();
+    if (!check && !save_dir && util_binary_to_tty(out)) /* those two write no samples */
+        errx(1, UTIL_TTY_MSG);
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
+    if (traj && util_check_output(traj, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", traj, msg);
+    if (save_dir && util_check_output_dir(save_dir, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", save_dir, msg);
 
     if (closed) {
         /* benchmarks and tests: the config's shape with the closed-form weights of unet.h */

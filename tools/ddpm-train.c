@@ -381,6 +381,13 @@ int main(int argc, char **argv)
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    /* fail now, not after the training, when an output cannot be written */
+    if (util_check_output_dir(o.out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.out, msg);
+    if (o.log != NULL && util_check_output(o.log, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.log, msg);
+    if (o.final_json != NULL && util_check_output(o.final_json, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.final_json, msg);
     memset(&r, 0, sizeof r);
     ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
                    o.seed, o.threads);
@@ -405,7 +412,7 @@ int main(int argc, char **argv)
         r.perm = xmalloc((size_t)r.n_img * sizeof *r.perm);
     }
     if (o.log != NULL) {
-        log = trainer_log_open(o.log, from != NULL,
+        log = trainer_log_open(o.log, from != NULL, r.tr.step,
                                "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
         if (log == NULL)
             err(1, "%s", o.log);

@@ -2,11 +2,13 @@
    files, optionally stratified by a label array and after dropping rare classes.
 
    Sizes, for N rows and ratios r (sum S): train = floor(N*r0/S), val = floor(N*r1/S) (three
-   ratios only), test = the rest, so they always add up to N. With --stratify the same rule is
-   applied inside each class (in ascending label order) and each split is then shuffled once
-   more so classes are mixed. All randomness is one xoshiro stream from --seed. */
+   ratios only), test = the rest, so they always add up to N. With --stratify the totals are
+   the same, and each class's count in each part is its share rounded up or down
+   (split_stratify); each part is then shuffled once more so classes are mixed. All
+   randomness is one xoshiro stream from --seed. */
 #include "npy.h"
 #include "rng.h"
+#include "split.h"
 #include "util.h"
 
 #include <err.h>
@@ -41,22 +43,6 @@ static void help(void)
 }
 
 static const char *const split_name[3] = {"train", "val", "test"};
-
-/* sizes for n rows: floor of each share but the last, which takes the rest */
-static void split_sizes(int64_t n, const double *r, int nr, int64_t *out)
-{
-    double sum = 0;
-    int64_t used = 0;
-    for (int i = 0; i < nr; i++)
-        sum += r[i];
-    for (int i = 0; i < nr - 1; i++) {
-        out[i] = (int64_t)floor((double)n * r[i] / sum + 1e-9);
-        if (out[i] > n - used)
-            out[i] = n - used;
-        used += out[i];
-    }
-    out[nr - 1] = n - used;
-}
 
 static int parse_ratios(const char *s, double *r)
 {
@@ -167,39 +153,64 @@ static void assign(const int64_t *rows, int64_t n, const int64_t *lab, int strat
         key[2 * i + 1] = rows[i];
     }
     qsort(key, n, 2 * sizeof *key, cmp_pair);
-    int64_t fill[3] = {0, 0, 0}, per[3];
-    size[0] = size[1] = size[2] = 0;
-    /* first pass: sizes; second: placement */
-    for (int pass = 0; pass < 2; pass++) {
-        for (int64_t i = 0; i < n;) {
-            int64_t j = i;
-            while (j < n && key[2 * j] == key[2 * i])
-                j++;
-            split_sizes(j - i, r, nr, per);
-            if (pass == 0) {
-                for (int s = 0; s < nr; s++)
-                    size[s] += per[s];
-            } else {
-                int64_t *cls = tmp;
-                for (int64_t q = i; q < j; q++)
-                    cls[q - i] = key[2 * q + 1];
-                rng_shuffle(g, cls, j - i);
-                int64_t off = 0, base = 0;
-                for (int s = 0; s < nr; s++) {
-                    memcpy(order + base + fill[s], cls + off, sizeof *cls * per[s]);
-                    fill[s] += per[s];
-                    off += per[s];
-                    base += size[s];
-                }
-            }
-            i = j;
-        }
+    int64_t *cls_n = xmalloc(sizeof *cls_n * (n ? n : 1)), *cnt;
+    int n_cls = 0;
+    for (int64_t i = 0; i < n; n_cls++) {
+        int64_t j = i;
+        while (j < n && key[2 * j] == key[2 * i])
+            j++;
+        cls_n[n_cls] = j - i;
+        i = j;
     }
+    if (n >= ((int64_t)1 << 32))
+        errx(1, "%jd rows: too many to stratify", (intmax_t)n);
+    split_sizes(n, r, nr, size);
+    cnt = xmalloc(sizeof *cnt * (size_t)n_cls * nr);
+    split_stratify(cnt, cls_n, n_cls, size, nr, g);
+    int64_t fill[3] = {0, 0, 0}, i = 0;
+    for (int c = 0; c < n_cls; c++) {
+        int64_t *cls = tmp, off = 0, base = 0;
+        for (int64_t q = 0; q < cls_n[c]; q++)
+            cls[q] = key[2 * (i + q) + 1];
+        rng_shuffle(g, cls, cls_n[c]);
+        for (int s = 0; s < nr; s++) {
+            int64_t k = cnt[(size_t)c * nr + s];
+            memcpy(order + base + fill[s], cls + off, sizeof *cls * k);
+            fill[s] += k;
+            off += k;
+            base += size[s];
+        }
+        i += cls_n[c];
+    }
+    free(cls_n);
+    free(cnt);
     int64_t base = 0;
     for (int s = 0; s < nr; base += size[s], s++)
         rng_shuffle(g, order + base, size[s]);
     free(key);
     free(tmp);
+}
+
+/* PREFIX-SPLIT[-labels].npy */
+static char *output_path(const char *prefix, int s, int l)
+{
+    size_t len = strlen(prefix) + 32;
+    char *p = xmalloc(len);
+    snprintf(p, len, "%s-%s%s.npy", prefix, split_name[s], l ? "-labels" : "");
+    return p;
+}
+
+/* before the work: every output can be written */
+static void check_outputs(const char *prefix, int nr, int labels)
+{
+    char msg[160];
+    for (int s = 0; s < 3; s++)
+        for (int l = 0; l < (labels ? 2 : 1) && !(nr == 2 && s == 1); l++) {
+            char *p = output_path(prefix, s, l);
+            if (util_check_output(p, msg, sizeof msg) == -1)
+                errx(1, "%s: %s", p, msg);
+            free(p);
+        }
 }
 
 /* Writes every output to a temporary file, then renames them all; on failure none remain. */
@@ -219,9 +230,7 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
         memcpy(shape, x->shape, sizeof shape);
         shape[0] = size[s == 2 ? nr - 1 : s];
         for (int l = 0; l < (lab ? 2 : 1); l++) {
-            size_t plen = strlen(prefix) + 32;
-            paths[n] = xmalloc(plen);
-            snprintf(paths[n], plen, "%s-%s%s.npy", prefix, split_name[s], l ? "-labels" : "");
+            paths[n] = output_path(prefix, s, l);
             cur = paths[n];
             if (outfile_open(&o[n], paths[n], msg, sizeof msg) == -1)
                 goto fail;
@@ -316,8 +325,14 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (strcmp(prefix, "-") == 0) {
+        warnx("-o -: the outputs are several files; give a file name prefix");
+        usage(stderr);
+        return 2;
+    }
     in = argv[optind];
     util_cleanup_signals();
+    check_outputs(prefix, nr, labels != NULL);
 
     struct npy x;
     if (npy_load(in, NULL, &x, msg, sizeof msg) == -1)

@@ -43,6 +43,8 @@ static const char help[] =
     "                      next to bin/ or in the current directory (make weights)\n"
     "  --resize MODE       pytorch-fid (default: u8/255, bilinear half-pixel to 299,\n"
     "                      2x-1) or torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
+    "  --skip-bad          skip the files of a folder that do not decode, each named\n"
+    "                      on stderr (default: the first one is an error)\n"
     "  -v, --verbose       settings and progress on stderr\n";
 
 static void usage(int status, const char *problem)
@@ -98,12 +100,12 @@ static void side_stats(struct side *s, const struct inception *net, const struct
     metrics_stats_free(&st);
 }
 
-static void open_side(struct side *s, const char *path)
+static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
 {
     char msg[512];
     memset(s, 0, sizeof *s);
     s->path = path;
-    if (metrics_input_open(&s->in, path, msg, sizeof msg) == -1)
+    if (metrics_cli_open_input(&s->in, path, o, "fid", msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
 }
 
@@ -150,6 +152,9 @@ int main(int argc, char **argv)
         usage(2, NULL);
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
+    if ((save_stats || save_features) &&
+        util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
+        errx(1, "%s: %s", argv[optind + 1], msg);
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();
@@ -157,7 +162,7 @@ int main(int argc, char **argv)
     struct inception net;
     struct side a, b;
     memset(&net, 0, sizeof net);
-    open_side(&a, argv[optind]);
+    open_side(&a, argv[optind], &o);
     if (save_stats || save_features) {
         const char *out = argv[optind + 1];
         if (a.in.kind == METRICS_STATS)
@@ -172,7 +177,7 @@ int main(int argc, char **argv)
                                              sizeof msg) == -1)
             errx(1, "%s", msg);
     } else {
-        open_side(&b, argv[optind + 1]);
+        open_side(&b, argv[optind + 1], &o);
         if (metrics_cli_needs_net(&a.in) || metrics_cli_needs_net(&b.in))
             load_net(&net, &o, dims, argv);
         side_stats(&a, &net, &o, dims);

@@ -334,6 +334,12 @@ int main(int argc, char **argv)
         usage(2);
     }
     util_cleanup_signals();
+    if (util_binary_to_tty(out_path))
+        errx(1, UTIL_TTY_MSG);
+    if (util_check_output(out_path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out_path, msg);
+    if (labels_path && util_check_output(labels_path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", labels_path, msg);
 
     if (flowers)
         add_flowers(&it, flowers, split ? split : "trn");

@@ -72,6 +72,10 @@ int main(int argc, char **argv)
     if (argc - optind == 1)
         in = argv[optind];
     util_cleanup_signals();
+    if (util_binary_to_tty(out))
+        errx(1, UTIL_TTY_MSG);
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
 
     if (npy_load(in, NULL, &t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", in, msg);

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 
     struct metrics_input in;
     struct inception net;
-    if (metrics_input_open(&in, path, msg, sizeof msg) == -1)
+    if (metrics_cli_open_input(&in, path, &o, "is-score", msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (in.kind == METRICS_STATS)
         errx(1, "%s: statistics (mu, sigma) carry no class predictions; give images or "

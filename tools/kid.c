@@ -39,10 +39,10 @@ static void usage(int status, const char *problem)
     exit(status);
 }
 
-static void open_input(struct metrics_input *in, const char *path)
+static void open_input(struct metrics_input *in, const char *path, const struct metrics_cli *o)
 {
     char msg[1024];
-    if (metrics_input_open(in, path, msg, sizeof msg) == -1)
+    if (metrics_cli_open_input(in, path, o, "kid", msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (in->kind == METRICS_STATS)
         errx(1, "%s: KID needs features or images, not statistics (mu, sigma)", path);
@@ -94,6 +94,8 @@ int main(int argc, char **argv)
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");
+    if (save && util_check_output(pb, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", pb, msg);
     nn_blas_setup(argv, o.verbose);
     nn_set_threads(o.threads);
     util_cleanup_signals();
@@ -105,9 +107,9 @@ int main(int argc, char **argv)
     memset(&ib, 0, sizeof ib);
     memset(&ca, 0, sizeof ca);
     memset(&cb, 0, sizeof cb);
-    open_input(&ia, pa);
+    open_input(&ia, pa, &o);
     if (!save)
-        open_input(&ib, pb);
+        open_input(&ib, pb, &o);
     /* pool3, or the width of feature caches (both sides must agree) */
     ca.d = cb.d = ia.kind == METRICS_FEATURES ? ia.d
                   : !save && ib.kind == METRICS_FEATURES ? ib.d : INCEPTION_DIMS;

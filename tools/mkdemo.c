@@ -1,17 +1,27 @@
 /* mkdemo: the built-in demo data set, made offline: N procedural "flower" pictures (petals
    around a disc on a stem, over a leafy gradient), RGB PNG files of varied sizes from 64x48 to
    96x96, DIR/flower_NNNN.png. Image i depends only on (seed, i), so the same seed gives the
-   same bytes. */
+   same bytes.
+
+   DIR appears whole or not at all: the images go to a temporary folder beside it, renamed to
+   DIR at the end. An existing DIR is replaced only when it is empty or holds nothing but
+   flower_NNNN.png files (an earlier mkdemo's); anything else there is refused, so old and new
+   images never mix and no file of the user's is deleted. */
 #include "img.h"
 #include "rng.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <err.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SS 2 /* supersampling per axis */
 
@@ -119,6 +129,56 @@ static void make_image(uint8_t *pix, int w, int h, struct rng *r)
         }
 }
 
+/* what mkdemo writes: flower_ and four or more digits, .png */
+static int is_ours(const char *name)
+{
+    size_t n = strlen(name), d = 0;
+    if (n < 15 || strncmp(name, "flower_", 7) != 0 || strcmp(name + n - 4, ".png") != 0)
+        return 0;
+    for (const char *p = name + 7; p < name + n - 4; p++, d++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return d >= 4;
+}
+
+/* 0 when dir is missing or holds only our files; else -1 with the first other name */
+static int foreign_file(const char *dir, char *name, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+    if (d == NULL)
+        return 0;
+    while (rc == 0 && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && !is_ours(e->d_name)) {
+            snprintf(name, len, "%s", e->d_name);
+            rc = -1;
+        }
+    closedir(d);
+    return rc;
+}
+
+/* deletes our files in dir, then dir if that leaves it empty */
+static void remove_ours(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char *p = xmalloc(strlen(dir) + 300);
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL)
+            if (is_ours(e->d_name)) {
+                sprintf(p, "%s/%.255s", dir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+    free(p);
+}
+
+static volatile sig_atomic_t got_signal;
+static void on_signal(int sig) { got_signal = sig; }
+
 int main(int argc, char **argv)
 {
     static const struct option longs[] = {{"seed", required_argument, NULL, 'S'},
@@ -126,7 +186,7 @@ int main(int argc, char **argv)
                                           {NULL, 0, NULL, 0}};
     const char *dir = NULL;
     long n = 400, seed = 1;
-    char msg[256], *path;
+    char msg[256], *path, *tmp, *old, *parent, name[256];
     int c;
     uint8_t *pix;
 
@@ -156,11 +216,35 @@ int main(int argc, char **argv)
         return 2;
     }
     util_cleanup_signals();
+    if (util_exists(dir) && !util_is_dir(dir))
+        errx(1, "%s: exists and is not a directory", dir);
+    if (foreign_file(dir, name, sizeof name) == -1)
+        errx(1, "%s: holds %s, which mkdemo did not make: give an empty or new folder", dir,
+             name);
+    parent = xstrdup(dir);
+    while (strlen(parent) > 1 && parent[strlen(parent) - 1] == '/')
+        parent[strlen(parent) - 1] = '\0';
+    tmp = xmalloc(strlen(parent) + 16);
+    old = xmalloc(strlen(parent) + 16);
+    sprintf(tmp, "%s.XXXXXX", parent);
+    sprintf(old, "%s.old-XXXXXX", parent);
+    if (strrchr(parent, '/') != NULL) {
+        *strrchr(parent, '/') = '\0';
+        if (*parent && util_mkdirs(parent, msg, sizeof msg) == -1)
+            errx(1, "%s", msg);
+    }
+    if (mkdtemp(tmp) == NULL)
+        err(1, "%s: cannot create a folder beside it", dir);
+    mode_t mask = umask(0); /* mkdtemp makes it 0700: give DIR the mode mkdir(1) would */
+    umask(mask);
+    chmod(tmp, 0777 & ~mask);
+    /* an interrupt stops between images and removes the temporary folder */
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     pix = xmalloc(96 * 96 * 3);
-    if (util_mkdirs(dir, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
-    path = xmalloc(strlen(dir) + 32);
-    for (long i = 0; i < n; i++) {
+    path = xmalloc(strlen(tmp) + 32);
+    for (long i = 0; i < n && !got_signal; i++) {
         struct rng r;
         struct outfile of;
         int w, h;
@@ -168,17 +252,43 @@ int main(int argc, char **argv)
         w = 64 + 8 * (int)rng_below(&r, 5);
         h = 48 + 8 * (int)rng_below(&r, 7);
         make_image(pix, w, h, &r);
-        sprintf(path, "%s/flower_%04ld.png", dir, i);
-        if (outfile_open(&of, path, msg, sizeof msg) == -1)
+        sprintf(path, "%s/flower_%04ld.png", tmp, i);
+        if (outfile_open(&of, path, msg, sizeof msg) == -1) {
+            remove_ours(tmp);
             errx(1, "%s", msg);
-        if (img_png_write(of.f, pix, w, h, 3, msg, sizeof msg) == -1) {
-            outfile_abort(&of);
-            errx(1, "%s: %s", path, msg);
         }
-        if (outfile_commit(&of, msg, sizeof msg) == -1)
-            errx(1, "%s", msg);
+        if (img_png_write(of.f, pix, w, h, 3, msg, sizeof msg) == -1 ||
+            outfile_commit(&of, msg, sizeof msg) == -1) {
+            outfile_abort(&of);
+            remove_ours(tmp);
+            errx(1, "%s: %s", dir, msg);
+        }
     }
+    if (got_signal) {
+        remove_ours(tmp);
+        signal(got_signal, SIG_DFL);
+        raise(got_signal);
+    }
+    /* an earlier output (checked above: only our files) goes aside, then is deleted */
+    if (util_is_dir(dir)) {
+        if (mkdtemp(old) == NULL || rmdir(old) == -1 || rename(dir, old) == -1) {
+            remove_ours(tmp);
+            err(1, "%s: cannot move the earlier images aside", dir);
+        }
+    }
+    if (rename(tmp, dir) == -1) {
+        int e = errno;
+        remove_ours(tmp);
+        if (util_is_dir(old))
+            rename(old, dir);
+        errx(1, "%s: %s", dir, strerror(e));
+    }
+    if (util_is_dir(old))
+        remove_ours(old);
     free(path);
     free(pix);
+    free(tmp);
+    free(old);
+    free(parent);
     return 0;
 }

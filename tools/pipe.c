@@ -308,9 +308,18 @@ static int cmd_run(const char *file, struct opts *o)
     struct runner r = {.o = o};
     char msg[512];
     int forwarded = 0, status;
+    int run_fd;
     if (o->dry)
         return cmd_status(file, o, 1);
-    load(&r.p, file, o, &r.lockpath);
+    /* the pipeline first (a bad file makes no .pipe folder), then the run lock, then the
+       record of earlier runs, read under the lock */
+    load(&r.p, file, o, NULL);
+    r.lockpath = pipeline_lock_path(file);
+    if ((run_fd = pipeline_run_lock(r.lockpath, msg, sizeof msg)) == -1)
+        errx(1, "%s: %s%s", file, msg,
+             strstr(msg, "another") == msg ? "; wait for it to finish" : "");
+    if (pipeline_lock_read(&r.p, r.lockpath, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     r.sel = xmalloc(r.p.n_stages);
     r.state = xcalloc(r.p.n_stages, 1);
     r.pid = xcalloc(r.p.n_stages, sizeof *r.pid);
@@ -360,6 +369,7 @@ static int cmd_run(const char *file, struct opts *o)
     free(r.pid);
     free(r.lockpath);
     pipeline_free(&r.p);
+    close(run_fd);
     return got_sig ? 128 + got_sig : r.failed ? 1 : 0;
 }
 
@@ -384,6 +394,8 @@ static int cmd_time(int argc, char **argv)
     }
     if (out == NULL || optind >= argc)
         bad_usage("time: want -o FILE and a command");
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
     t0 = util_now();
     fflush(stdout);
     if ((pid = fork()) == -1)

@@ -290,6 +290,8 @@ int main(int argc, char **argv)
         return 2;
     }
     util_cleanup_signals();
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
     read_csv(path, &t);
     xc = xname ? column(&t, xname, path) : 0;
     for (int i = 0; i < ny; i++)

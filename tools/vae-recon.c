@@ -65,6 +65,10 @@ int main(int argc, char **argv)
         usage(stderr, 2);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    if (util_binary_to_tty(o.out))
+        errx(1, UTIL_TTY_MSG);
+    if (util_check_output(o.out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);
     if (vae_load_images(data, &t, msg, sizeof msg) == -1)

@@ -7,16 +7,20 @@
    --threads: results do not depend on the thread count).
 
    Files: OUT (safetensors, state_dict names, loads into PyTorch) and OUT's companion
-   OUT.state.safetensors (without .safetensors: OUT.state.safetensors too) holding the Adam
-   moments, the rng and the step. Both are written atomically every --save-every steps, at
-   the end, and on SIGINT/SIGTERM (checked between steps; exit status 130). */
+   OUT.state.safetensors (without .safetensors: OUT.state.safetensors too) holding the
+   parameters again, the Adam moments, the rng and the step. Both are written atomically
+   every --save-every steps, at the end, and on SIGINT/SIGTERM (checked between steps; exit
+   status 130). The state goes first and is a whole checkpoint by itself, so a run killed at
+   any moment (kill -9, between the two renames) resumes from the last complete state. */
 #include <err.h>
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn.h"
 #include "npy.h"
@@ -100,12 +104,12 @@ static double val_loss(struct run *r, int B)
 static void save(struct run *r, const struct opts *o)
 {
     char msg[160], step[32], epoch[32], batch[32], lr[32], seed[32], rng[128], secs[32];
-    char nimg[32], hash[32], thr[32];
+    char nimg[32], hash[32], thr[32], latent[32], beta[32];
     const char *mk[] = {"step", "epoch", "batch_size", "lr", "seed"};
     const char *mv[] = {step, epoch, batch, lr, seed};
     const char *sk[] = {"step", "batch_size", "lr", "seed", "rng", "seconds", "data_n",
-                        "data_hash", "threads"};
-    const char *sv[] = {step, batch, lr, seed, rng, secs, nimg, hash, thr};
+                        "data_hash", "threads", "latent", "beta"};
+    const char *sv[] = {step, batch, lr, seed, rng, secs, nimg, hash, thr, latent, beta};
 
     snprintf(step, sizeof step, "%ld", r->step);
     snprintf(epoch, sizeof epoch, "%ld", r->step / r->spe);
@@ -117,12 +121,17 @@ static void save(struct run *r, const struct opts *o)
     snprintf(nimg, sizeof nimg, "%ld", r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
     snprintf(thr, sizeof thr, "%ld", o->threads);
-    /* state first: a crash between the two renames leaves steps that disagree, which
-       --resume detects */
-    if (vae_state_save(&r->m, r->am, r->av, r->state_path, sk, sv, 9, msg, sizeof msg) == -1)
+    snprintf(latent, sizeof latent, "%d", r->m.latent);
+    snprintf(beta, sizeof beta, "%.9g", r->m.beta);
+    /* state first: it is the checkpoint --resume reads; the model may lag behind it */
+    if (vae_state_save(&r->m, r->am, r->av, r->state_path, sk, sv, 11, msg, sizeof msg) == -1)
         errx(1, "%s: %s", r->state_path, msg);
-    if (vae_save(&r->m, o->out, mk, mv, 5, msg, sizeof msg) == -1)
+    if (vae_save(&r->m, o->out, mk, mv, 5, msg, sizeof msg) == -1) {
+        /* a new run's outputs appear together or not at all */
+        if (!o->resume && !util_exists(o->out))
+            unlink(r->state_path);
         errx(1, "%s: %s", o->out, msg);
+    }
 }
 
 static const char *need_meta(const struct st_file *f, const char *path, const char *key)
@@ -141,31 +150,59 @@ static void same(int set, double given, double saved, const char *flag)
              given, saved);
 }
 
+/* the "step" of a checkpoint's metadata */
+static long meta_step(const struct st_file *f, const char *path)
+{
+    long step;
+    if (util_parse_long(need_meta(f, path, "step"), 0, LONG_MAX, &step) == -1)
+        errx(1, "%s: bad step in metadata", path);
+    return step;
+}
+
+/* The state file is the checkpoint (it holds the parameters); the model file, when there is
+   one, must be a VAE and may lag behind it (killed between the two renames) but not lead it.
+   State files of earlier versions hold no parameters: those come from the model file, which
+   must then be at the same step. */
 static void resume(struct run *r, struct opts *o)
 {
     struct st_file f;
     char msg[160], hash[32];
-    long step, batch, seed, n;
-    double lr;
+    long step = -1, batch, seed, n, latent;
+    double lr, beta;
+    int have_model = util_exists(o->out);
 
-    if (st_open(&f, o->out, msg, sizeof msg) == -1 || vae_load_st(&r->m, &f, msg, sizeof msg))
-        errx(1, "%s: %s", o->out, msg);
-    if (util_parse_long(need_meta(&f, o->out, "step"), 0, LONG_MAX, &step) == -1)
-        errx(1, "%s: bad step in metadata", o->out);
-    st_close(&f);
+    if (have_model) {
+        if (st_open(&f, o->out, msg, sizeof msg) == -1 ||
+            vae_load_st(&r->m, &f, msg, sizeof msg))
+            errx(1, "%s: %s", o->out, msg);
+        step = meta_step(&f, o->out);
+        st_close(&f);
+    }
     if (st_open(&f, r->state_path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", r->state_path, msg);
-    if (util_parse_long(need_meta(&f, r->state_path, "step"), 0, LONG_MAX, &r->step) == -1 ||
-        util_parse_long(need_meta(&f, r->state_path, "batch_size"), 1, 1 << 20, &batch) == -1 ||
+    r->step = meta_step(&f, r->state_path);
+    if (util_parse_long(need_meta(&f, r->state_path, "batch_size"), 1, 1 << 20, &batch) == -1 ||
         util_parse_long(need_meta(&f, r->state_path, "seed"), LONG_MIN, LONG_MAX, &seed) == -1 ||
         util_parse_float(need_meta(&f, r->state_path, "lr"), 0, 1e9, &lr) == -1 ||
         util_parse_float(need_meta(&f, r->state_path, "seconds"), 0, 1e12, &r->seconds) == -1 ||
         util_parse_long(need_meta(&f, r->state_path, "data_n"), 0, LONG_MAX, &n) == -1 ||
         trainer_rng_parse(&r->noise, need_meta(&f, r->state_path, "rng")) == -1)
         errx(1, "%s: bad metadata", r->state_path);
-    if (r->step != step)
+    if (vae_state_has_params(&f)) {
+        if (util_parse_long(need_meta(&f, r->state_path, "latent"), 1, 1 << 20, &latent) == -1 ||
+            util_parse_float(need_meta(&f, r->state_path, "beta"), 0, 1e30, &beta) == -1)
+            errx(1, "%s: bad metadata", r->state_path);
+        if (!have_model)
+            vae_init(&r->m, (int)latent, (float)beta);
+        else if (latent != r->m.latent || (float)beta != r->m.beta || step > r->step)
+            errx(1, "%s: state is at step %ld but %s at step %ld%s", r->state_path, r->step,
+                 o->out, step, step > r->step ? "" : " of another run");
+    } else if (!have_model) {
+        errx(1, "%s: %s", o->out, strerror(ENOENT));
+    } else if (r->step != step) {
         errx(1, "%s: state is at step %ld but %s at step %ld", r->state_path, r->step, o->out,
              step);
+    }
     if (n != r->n_img)
         errx(1, "%s: trained on %ld images, --data has %ld", o->out, n, r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
@@ -233,21 +270,26 @@ int main(int argc, char **argv)
     int64_t *perm;
     long total, perm_epoch = -1, done = 0;
     double t0;
+    char msg[160];
 
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
+        errx(1, "%s: path too long", o.out);
+    /* fail now, not after the training, when a checkpoint cannot be written */
+    if (util_check_output(o.out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.out, msg);
+    if (util_check_output(r.state_path, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", r.state_path, msg);
+    if (o.log != NULL && util_check_output(o.log, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o.log, msg);
     load_images(o.data, &r.data);
     if (o.val != NULL)
         load_images(o.val, &r.val);
     r.n_img = (long)r.data.shape[0];
     r.data_hash = trainer_data_hash(&r.data);
-    if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
-        errx(1, "%s: path too long", o.out);
-    /* fail now, not after the training, when the checkpoint cannot be written */
-    if (trainer_dir_writable(o.out) == -1)
-        err(1, "%s", o.out);
     if (o.resume) {
         resume(&r, &o);
     } else {
@@ -266,7 +308,7 @@ int main(int argc, char **argv)
     r.spe = (r.n_img + o.batch - 1) / o.batch;
     total = o.epochs * r.spe;
     if (o.log != NULL) {
-        log = trainer_log_open(o.log, o.resume,
+        log = trainer_log_open(o.log, o.resume, r.step,
                                "step,epoch,loss,recon,kl,val_loss,lr,seconds\n");
         if (log == NULL)
             err(1, "%s", o.log);

@@ -101,3 +101,10 @@ setup() { setup_tools; CK="$FIX/ckpt"; }
   run -1 --separate-stderr ckpt-convert "$CK/pth_zip.pth" "$BATS_TEST_TMPDIR/no/such/dir/o.safetensors"
   [[ "$stderr" == "ckpt-convert: $BATS_TEST_TMPDIR/no/such/dir/o.safetensors: "* ]]
 }
+
+@test "ckpt-convert refuses a directory as output before converting" {
+  mkdir "$BATS_TEST_TMPDIR/dir"
+  run -1 --separate-stderr ckpt-convert "$CK/pth_zip.pth" "$BATS_TEST_TMPDIR/dir"
+  [ "$stderr" = "ckpt-convert: $BATS_TEST_TMPDIR/dir: is a directory" ]
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/dir")" ]
+}

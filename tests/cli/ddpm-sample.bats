@@ -123,3 +123,14 @@ close_bytes() {
   [[ "$stderr" == "ddpm-sample: "*"full_x.npy: want float32 (N,3,16,16)"* ]]
   [ -z "$(ls -A "$T")" ]
 }
+
+@test "ddpm-sample checks -o and --save-trajectory before sampling" {
+  T="$BATS_TEST_TMPDIR/w"   # bats keeps its own files in $BATS_TEST_TMPDIR
+  mkdir -p "$T/dir"
+  run -1 --separate-stderr ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 5 -o "$T/dir"
+  [ "$stderr" = "ddpm-sample: $T/dir: is a directory" ]
+  run -1 --separate-stderr ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 5 -o "$T/a.npy" \
+    --save-trajectory /proc/t.npy
+  [[ "$stderr" == "ddpm-sample: /proc/t.npy: cannot create a file in /proc: "* ]]
+  [ "$(ls -A "$T")" = "dir" ]
+}

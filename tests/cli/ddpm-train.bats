@@ -142,3 +142,45 @@ setup() {
     [ -z "$output" ]
     [ -z "$(ls "$D")" ]
 }
+
+@test "ddpm-train checks its outputs before training" {
+    long=(--data "$G/train16.npy" --train-batch-size 4 -q --init "$G/tiny" --max-steps 100000)
+    touch "$D/file"
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/file"
+    [ "$stderr" = "ddpm-train: $D/file: exists and is not a directory" ]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o /proc/o
+    [[ "$stderr" == "ddpm-train: /proc/o: cannot create a folder in /proc: "* ]]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/o" --log /proc/l.csv
+    [[ "$stderr" == "ddpm-train: /proc/l.csv: cannot create a file in /proc: "* ]]
+    run -1 --separate-stderr timeout 60 ddpm-train "${long[@]}" -o "$D/o" --eval-ref "$G/train16.npy" \
+        --final-eval-json "$D"
+    [ "$stderr" = "ddpm-train: $D: is a directory" ]
+    [ "$(ls "$D")" = "file" ]
+}
+
+@test "ddpm-train: kill -9 at any moment, then resume, equals the uninterrupted run" {
+    ARGS=("${TRAIN[@]}" --init "$G/tiny" --max-steps 80 --checkpointing-steps 1
+          --checkpoints-total-limit 2 --use-ema --random-flip)
+    ddpm-train "${ARGS[@]}" -o "$D/full" --log "$D/full.csv"
+    # a checkpoint every step, so kills land in the middle of writing one too
+    for delay in 0.05 0.15 0.25 0.35 0.45; do
+        ddpm-train "${ARGS[@]}" -o "$D/k" --log "$D/k.csv" --resume-from-checkpoint latest 2> /dev/null &
+        pid=$!
+        sleep $delay
+        kill -9 $pid 2> /dev/null || true
+        wait $pid || true
+    done
+    run -0 --separate-stderr ddpm-train "${ARGS[@]}" -o "$D/k" --log "$D/k.csv" --resume-from-checkpoint latest
+    cmp "$D/full/diffusion_pytorch_model.safetensors" "$D/k/diffusion_pytorch_model.safetensors"
+    cmp "$D/full/checkpoint-80/diffusion_pytorch_model.safetensors" \
+        "$D/k/checkpoint-80/diffusion_pytorch_model.safetensors"
+    # the log reads as one run: every step once (the seconds column aside)
+    diff <(cut -d, -f1-5 "$D/full.csv") <(cut -d, -f1-5 "$D/k.csv")
+}
+
+@test "ddpm-train on a full disk (ulimit -f): one clear line, no partial file" {
+    run -1 --separate-stderr bash -c "ulimit -f 20; exec ddpm-train ${TRAIN[*]} --init '$G/tiny' -o '$D/o' --max-steps 2 --checkpointing-steps 1"
+    [[ "$stderr" == "ddpm-train: $D/o/checkpoint-1: "*"File too large" ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [ -z "$(find "$D" -type f)" ]
+}

@@ -144,3 +144,41 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   run -1 --separate-stderr fid --weights synthetic --save-stats "$FIX/bad/metrics_one_feature.npy" "$BATS_TEST_TMPDIR/out/s.npz"
   [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
 }
+
+@test "fid --save-stats / --save-features check the output before any work" {
+  mkdir "$BATS_TEST_TMPDIR/dir"
+  for o in --save-stats --save-features; do
+    # -v would print the settings and progress first if the work had started
+    run -1 --separate-stderr fid -v --weights synthetic $o "$(IMG)" /proc/x.npz
+    [[ "$stderr" == "fid: /proc/x.npz: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    run -1 --separate-stderr fid -v --weights synthetic $o "$(IMG)" "$BATS_TEST_TMPDIR/dir"
+    [ "$stderr" = "fid: $BATS_TEST_TMPDIR/dir: is a directory" ]
+  done
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/dir")" ]
+}
+
+@test "fid: a corrupt JPEG in a folder is an error; --skip-bad names and skips it" {
+  T="$BATS_TEST_TMPDIR"
+  mkdir "$T/good" "$T/mixed"
+  cp "$FIX/img/dir/a.jpg" "$FIX/img/dir/b.png" "$FIX/img/dir/c_gray.jpg" "$T/good/"
+  cp "$T"/good/* "$T/mixed/"
+  cp "$FIX/bad/img_corrupt_data.jpg" "$T/mixed/b2.jpg"
+  run -1 --separate-stderr fid --weights synthetic "$T/mixed" "$(IMG)"
+  [[ "$stderr" == *"$T/mixed/b2.jpg: corrupt JPEG: premature end of data segment" ]]
+  [ -z "$output" ]
+  run -0 --separate-stderr fid --weights synthetic --skip-bad "$T/mixed" "$(IMG)"
+  [ "${stderr_lines[0]}" = "fid: $T/mixed/b2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+  [ "${stderr_lines[1]}" = "fid: $T/mixed: skipped 1 of 4 images" ]
+  want="$(fid --weights synthetic "$T/good" "$(IMG)" 2> /dev/null)"
+  [ "$output" = "$want" ]
+  # kid and is-score take it too
+  run -0 --separate-stderr kid --weights synthetic --skip-bad --subset-size 2 "$T/mixed" "$(IMG)"
+  [ "${stderr_lines[0]}" = "kid: $T/mixed/b2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+  run -0 --separate-stderr is-score --weights synthetic --skip-bad --splits 1 "$T/mixed"
+  [ "${stderr_lines[0]}" = "is-score: $T/mixed/b2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+  mkdir "$T/bad"
+  cp "$FIX/bad/img_corrupt_data.jpg" "$T/bad/x.jpg"
+  run -1 --separate-stderr fid --weights synthetic --skip-bad "$T/bad" "$(IMG)"
+  [ "${stderr_lines[1]}" = "fid: $T/bad: no image in the folder could be read" ]
+}

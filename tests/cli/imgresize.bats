@@ -84,7 +84,8 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
 @test "imgresize names an undecodable file and leaves no output" {
     T=$BATS_TEST_TMPDIR/out
     mkdir "$T"
-    for f in img_trunc.jpg img_trunc.png img_text.jpg img_empty.png img_corrupt.jpg; do
+    for f in img_trunc.jpg img_trunc.png img_text.jpg img_empty.png img_corrupt.jpg \
+             img_corrupt_data.jpg img_bad_huffman.jpg; do
         run -1 --separate-stderr imgresize -o "$T/o.npy" --labels-out "$T/l.npy" \
             -l <(echo "$FIX/bad/$f 1")
         [ -z "$output" ]
@@ -172,4 +173,47 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     rm "$T/p/images/beagle_4.jpg"
     run -1 --separate-stderr imgresize --pets "$T/p" --split test
     [[ "$stderr" == "imgresize: $T/p/images/beagle_4.jpg: No such file or directory" ]]
+}
+
+@test "imgresize checks -o and --labels-out before decoding anything" {
+    T="$BATS_TEST_TMPDIR"
+    mkdir "$T/dir"
+    # -v would show progress if the decoding had started
+    run -1 --separate-stderr imgresize -v "$IMG/dir" -o /proc/x.npy
+    [[ "$stderr" == "imgresize: /proc/x.npy: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    run -1 --separate-stderr imgresize -v "$IMG/dir" -o "$T/dir"
+    [ "$stderr" = "imgresize: $T/dir: is a directory" ]
+    run -1 --separate-stderr imgresize -v -l "$IMG/list.txt" -o "$T/x.npy" --labels-out "$T/dir"
+    [ "$stderr" = "imgresize: $T/dir: is a directory" ]
+    [ ! -e "$T/x.npy" ]
+    [ -z "$(ls -A "$T/dir")" ]
+}
+
+@test "imgresize: a JPEG with corrupt data (libjpeg warnings) is an error; --skip-bad names and skips it" {
+    T=$BATS_TEST_TMPDIR
+    run -1 --separate-stderr imgresize "$FIX/bad/img_corrupt_data.jpg" -o "$T/o.npy"
+    [ "$stderr" = "imgresize: $FIX/bad/img_corrupt_data.jpg: corrupt JPEG: premature end of data segment" ]
+    run -1 --separate-stderr imgresize "$FIX/bad/img_bad_huffman.jpg" -o "$T/o.npy"
+    [ "$stderr" = "imgresize: $FIX/bad/img_bad_huffman.jpg: corrupt JPEG: bad Huffman code" ]
+    [ ! -e "$T/o.npy" ]
+    mkdir "$T/d"
+    cp "$IMG/dir/a.jpg" "$T/d/1.jpg"
+    cp "$FIX/bad/img_corrupt_data.jpg" "$T/d/2.jpg"
+    run -0 --separate-stderr imgresize --skip-bad -o "$T/o.npy" "$T/d"
+    [ "$(shape "$T/o.npy")" = "(1, 32, 32, 3)" ]
+    [ "${stderr_lines[0]}" = "imgresize: $T/d/2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+    [ "${stderr_lines[1]}" = "imgresize: skipped 1 of 2 images" ]
+}
+
+@test "imgresize with stdout on a terminal refuses, as gzip does, and says to use -o or a pipe" {
+    # script(1) gives the command a terminal as stdout (and stderr)
+    run -0 script -qec "imgresize -v '$IMG/dir'; echo rc=\$?" /dev/null
+    [[ "$output" == "imgresize: not writing binary data to a terminal: use -o FILE or a pipe"*"rc=1"* ]]
+    [[ "$output" != *"images"* ]]   # refused before any decoding (-v shows progress)
+    [[ "$output" != *NUMPY* ]]
+    # a pipe or -o still work from a terminal
+    run -0 script -qec "imgresize '$IMG/dir' | npy_shape; imgresize '$IMG/dir' -o '$BATS_TEST_TMPDIR/o.npy'" /dev/null
+    [[ "$output" == "4,32,32,3"* ]]
+    [ -s "$BATS_TEST_TMPDIR/o.npy" ]
 }

@@ -85,3 +85,12 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [ -z "$output" ]
   [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
 }
+
+@test "kid --save-features checks the output before any work" {
+  run -1 --separate-stderr kid -v --weights synthetic --save-features "$(IMG)" /proc/f.npy
+  [[ "$stderr" == "kid: /proc/f.npy: cannot create a file in /proc: "* ]]
+  [ "${#stderr_lines[@]}" -eq 1 ]
+  mkdir "$BATS_TEST_TMPDIR/dir"
+  run -1 --separate-stderr kid -v --weights synthetic --save-features "$(IMG)" "$BATS_TEST_TMPDIR/dir"
+  [ "$stderr" = "kid: $BATS_TEST_TMPDIR/dir: is a directory" ]
+}

@@ -58,3 +58,35 @@ png_dims() {
     run -0 bash -c "imgresize -s 32 demo | npy_shape"
     [ "$output" = "4,32,32,3" ]
 }
+
+@test "mkdemo -o refuses a folder holding files it did not make, and leaves it alone" {
+    mkdir notes
+    echo precious > notes/todo.txt
+    run -1 --separate-stderr mkdemo -n 3 -o notes
+    [ "$stderr" = "mkdemo: notes: holds todo.txt, which mkdemo did not make: give an empty or new folder" ]
+    [ "$(ls notes)" = "todo.txt" ]
+    echo data > file
+    run -1 --separate-stderr mkdemo -n 3 -o file
+    [ "$stderr" = "mkdemo: file: exists and is not a directory" ]
+    [ "$(ls | grep -v -e '^bats' -e '^separate-stderr' | xargs)" = "file notes" ]
+}
+
+@test "mkdemo -o over an earlier output replaces it whole: old and new images never mix" {
+    mkdemo -n 6 -o demo
+    mkdemo -n 3 --seed 2 -o demo
+    [ "$(ls demo | xargs)" = "flower_0000.png flower_0001.png flower_0002.png" ]
+    mkdemo -n 3 --seed 2 -o fresh
+    diff -r demo fresh
+    mkdir empty
+    mkdemo -n 2 -o empty/
+    [ "$(ls empty | wc -l)" -eq 2 ]
+    [ "$(stat -c %a fresh)" = "$(mkdir m && stat -c %a m)" ]
+    [ "$(ls | grep -c '\.\(old-\)*[A-Za-z0-9]\{6\}$')" -eq 0 ]
+}
+
+@test "mkdemo that fails midway (a full disk) leaves no folder" {
+    run -1 --separate-stderr bash -c "ulimit -f 13; exec mkdemo -n 50 -o demo"
+    [[ "$stderr" == "mkdemo: demo: "*"File too large" ]]
+    [ ! -e demo ]
+    [ "$(ls | grep -c '^demo')" -eq 0 ]
+}

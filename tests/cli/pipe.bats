@@ -316,3 +316,51 @@ count@fake:" ]
     run -0 pipe status always.yaml
     [ "$output" = "stamp: always_changed" ]
 }
+
+@test "pipe time checks -o before running the command" {
+    run -1 --separate-stderr pipe time -o /proc/t touch ran
+    [[ "$stderr" == "pipe: /proc/t: cannot create a file in /proc: "* ]]
+    [ ! -e ran ]
+}
+
+# the stage of two.yaml waits for the file go: a failing test must not leave it waiting
+teardown() { touch "$BATS_TEST_TMPDIR/go"; }
+
+@test "two 'pipe run' of one pipeline at once: the second refuses, saying why" {
+    cat > two.yaml <<'YAML'
+stages:
+  wait:
+    cmd: echo wait >> log.txt; touch started; while [ ! -e go ]; do sleep 0.05; done; echo done > wait.txt
+    outs: [wait.txt]
+YAML
+    pipe run -q two.yaml 3>&- &
+    pid=$!
+    for i in $(seq 100); do [ -e started ] && break; sleep 0.1; done
+    [ -e started ]
+    run -1 --separate-stderr timeout 20 pipe run two.yaml
+    [ "$stderr" = "pipe: two.yaml: another 'pipe run' of this pipeline is running (pid $pid); wait for it to finish" ]
+    touch go
+    wait "$pid"
+    # the stage ran once and the lock file is whole: everything is up to date
+    [ "$(ran)" = "wait " ]
+    run -0 --separate-stderr pipe run two.yaml
+    [ "$stderr" = "pipe: two.yaml: everything is up to date" ]
+    [ "$(ran)" = "wait " ]
+}
+
+@test "a 'pipe run' killed with -9 does not block the next one" {
+    cat > two.yaml <<'YAML'
+stages:
+  wait:
+    cmd: echo wait >> log.txt; touch started; while [ ! -e go ]; do sleep 0.05; done; echo done > wait.txt
+    outs: [wait.txt]
+YAML
+    pipe run -q two.yaml 3>&- &
+    pid=$!
+    for i in $(seq 100); do [ -e started ] && break; sleep 0.1; done
+    kill -9 "$pid"
+    wait "$pid" || true
+    touch go   # the orphaned stage ends too
+    run -0 --separate-stderr pipe run -q two.yaml
+    [ "$(cat wait.txt)" = done ]
+}

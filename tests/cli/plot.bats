@@ -71,3 +71,9 @@ png_size() {
     run -2 --separate-stderr plot train.csv --y loss -o x.png --width 10
     [[ "$stderr" == "plot: --width: "* ]]
 }
+
+@test "plot checks -o before the work" {
+    mkdir dir
+    run -1 --separate-stderr plot train.csv --x step --y loss -o dir
+    [ "$stderr" = "plot: dir: is a directory" ]
+}

@@ -74,3 +74,9 @@ image() { tail -c +$((129 + $2 * 3072)) "$1" | head -c 3072; }
     done
     [ -z "$(ls "$D")" ]
 }
+
+@test "vae-recon checks -o before the work" {
+    mkdir "$D/dir"
+    run -1 --separate-stderr vae-recon --model "$M" --data "$V/val.npy" -o "$D/dir"
+    [ "$stderr" = "vae-recon: $D/dir: is a directory" ]
+}

@@ -62,3 +62,11 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-sample --model "$D/none.safetensors" -n 2 -o "$D/s.npy"
     [ -z "$(ls "$D")" ]
 }
+
+@test "vae-sample checks -o before the work" {
+    mkdir "$D/dir"
+    run -1 --separate-stderr vae-sample --model "$M" -n 2 -o "$D/dir"
+    [ "$stderr" = "vae-sample: $D/dir: is a directory" ]
+    run -1 --separate-stderr vae-sample --model "$D/missing" -n 2 -o /proc/x.npy
+    [[ "$stderr" == "vae-sample: /proc/x.npy: cannot create a file in /proc: "* ]]
+}

@@ -128,7 +128,7 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-train --data "$D/nonexistent.npy" -o "$D/m.safetensors"
     [[ "$stderr" == "vae-train: $D/nonexistent.npy: "* ]]
     run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/no/such/dir/m.safetensors"
-    [ "$stderr" = "vae-train: $D/no/such/dir/m.safetensors: No such file or directory" ]
+    [ "$stderr" = "vae-train: $D/no/such/dir/m.safetensors: cannot create a file in $D/no/such/dir: No such file or directory" ]
     [ -z "$(ls "$D")" ]
 }
 
@@ -151,4 +151,78 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --resume
     [[ "$stderr" == "vae-train: $D/m.state.safetensors: "* ]]
     [ "$(ls "$D")" = "m.safetensors" ]
+}
+
+@test "vae-train checks its outputs before training: /proc, a directory, a bad log" {
+    # 100000 epochs would take hours: these must fail at once (timeout says 124 otherwise)
+    long=(--data "$V/train.npy" --batch-size 16 --latent 16 -q --epochs 100000)
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o /proc/x.safetensors
+    [[ "$stderr" == "vae-train: /proc/x.safetensors: cannot create a file in /proc: "* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    mkdir "$D/dir"
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/dir"
+    [ "$stderr" = "vae-train: $D/dir: is a directory" ]
+    # all of a run's outputs or none: no dir.state.safetensors beside it
+    [ "$(ls "$D")" = "dir" ]
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/m.safetensors" --log /proc/l.csv
+    [[ "$stderr" == "vae-train: /proc/l.csv: cannot create a file in /proc: "* ]]
+    mkdir "$D/m.state.safetensors"
+    run -1 --separate-stderr timeout 60 vae-train "${long[@]}" -o "$D/m.safetensors"
+    [ "$stderr" = "vae-train: $D/m.state.safetensors: is a directory" ]
+    [ "$(ls "$D" | xargs)" = "dir m.state.safetensors" ]
+}
+
+@test "vae-train: kill -9 at any moment, then --resume, equals the uninterrupted run" {
+    args=(--data "$V/train.npy" --batch-size 8 --latent 16 --seed 3 -q --epochs 40)
+    vae-train "${args[@]}" -o "$D/full.safetensors" --log "$D/full.csv"
+    # a checkpoint every step, so kills land in the middle of writing one too
+    for delay in 0.05 0.13 0.21 0.3 0.37; do
+        vae-train "${args[@]}" -o "$D/k.safetensors" --log "$D/k.csv" --save-every 1 \
+            $([ -e "$D/k.state.safetensors" ] && echo --resume) 2> /dev/null &
+        pid=$!
+        sleep $delay
+        kill -9 $pid 2> /dev/null || true
+        wait $pid || true
+    done
+    [ -e "$D/k.state.safetensors" ]
+    run -0 --separate-stderr vae-train "${args[@]}" -o "$D/k.safetensors" --log "$D/k.csv" --resume
+    cmp "$D/full.safetensors" "$D/k.safetensors"
+    # the log too reads as one run: every step once (the seconds column aside)
+    diff <(cut -d, -f1-7 "$D/full.csv") <(cut -d, -f1-7 "$D/k.csv")
+}
+
+@test "vae-train resumes from the state when the model file lags behind it or is missing" {
+    vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 3
+    # killed between the two renames of a checkpoint: the state is newer than the model
+    vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 1
+    cp "$D/m.safetensors" "$D/m1"
+    vae-train --data "$V/train.npy" -q -o "$D/m.safetensors" --epochs 2 --resume
+    cp "$D/m1" "$D/m.safetensors"
+    vae-train --data "$V/train.npy" -q -o "$D/m.safetensors" --epochs 3 --resume
+    cmp "$D/full.safetensors" "$D/m.safetensors"
+    # killed between the first state and the first model
+    vae-train "${TRAIN[@]}" -o "$D/n.safetensors" --epochs 1
+    rm "$D/n.safetensors"
+    vae-train --data "$V/train.npy" -q -o "$D/n.safetensors" --epochs 3 --resume
+    cmp "$D/full.safetensors" "$D/n.safetensors"
+    # a model ahead of its state is not something vae-train writes: refused
+    cp "$D/full.safetensors" "$D/n.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/o.safetensors" --epochs 1
+    cp "$D/full.safetensors" "$D/o.safetensors"
+    run -1 --separate-stderr vae-train --data "$V/train.npy" -q -o "$D/o.safetensors" --epochs 4 --resume
+    [ "$stderr" = "vae-train: $D/o.state.safetensors: state is at step 3 but $D/o.safetensors at step 9" ]
+}
+
+@test "vae-train on a full disk (ulimit -f): one clear line, no partial file" {
+    run -1 --separate-stderr bash -c "ulimit -f 100; exec vae-train ${TRAIN[*]} -o '$D/m.safetensors' --epochs 1"
+    [[ "$stderr" == "vae-train: $D/m.state.safetensors: "*"File too large" ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [ -z "$(ls -A "$D")" ]
+    # a later checkpoint that does not fit keeps the earlier one
+    vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 1
+    cp "$D/m.state.safetensors" "$D/keep"
+    run -1 --separate-stderr bash -c "ulimit -f 1000; exec vae-train --data '$V/train.npy' -q -o '$D/m.safetensors' --epochs 2 --resume"
+    [[ "$stderr" == *"File too large" ]]
+    cmp "$D/m.state.safetensors" "$D/keep"
+    [ "$(ls "$D" | xargs)" = "keep m.safetensors m.state.safetensors" ]
 }

@@ -149,7 +149,8 @@ static void test_bad(void)
     static const char *bad[] = {"img_trunc.png", "img_trunc.jpg", "img_header_only.jpg",
                                 "img_text.jpg", "img_empty.png", "img_badcrc.png",
                                 "img_huge.png", "img_corrupt.jpg",
-                                "img_huge_progressive.jpg"};
+                                "img_huge_progressive.jpg", "img_corrupt_data.jpg",
+                                "img_bad_huffman.jpg"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char path[256], msg[128] = "";
         struct img im;
@@ -158,6 +159,18 @@ static void test_bad(void)
         CHECK(r == -1 && msg[0] != '\0' && im.rgb == NULL, "%s rejected (%s)", bad[i], msg);
         if (r == 0)
             img_free(&im);
+    }
+    /* libjpeg's corrupt-data warnings are errors, said in libjpeg's words */
+    static const char *corrupt[][2] = {
+        {"img_corrupt_data.jpg", "corrupt JPEG: premature end of data segment"},
+        {"img_bad_huffman.jpg", "corrupt JPEG: bad Huffman code"}};
+    for (int i = 0; i < 2; i++) {
+        char path[256], msg[128] = "";
+        struct img im;
+        snprintf(path, sizeof path, "tests/fixtures/bad/%s", corrupt[i][0]);
+        if (img_load(path, &im, msg, sizeof msg) == 0)
+            img_free(&im);
+        CHECK(strcmp(msg, corrupt[i][1]) == 0, "%s: \"%s\"", corrupt[i][0], msg);
     }
     /* every prefix of a PNG and a JPEG: a clean error, never a crash or a partial image */
     static const char *whole[] = {FIX "dec_rgb.png", FIX "dec_rgb420.jpg", FIX "dec_ycck.jpg"};

@@ -127,10 +127,3 @@ FILE *trainer_log_open(const char *path, int resume, const char *header)
         fputs(header, f);
     return f;
 }
-
-const char *trainer_option_name(const struct option *lo, int c)
-{
-    while (lo->name != NULL && lo->val != c)
-        lo++;
-    return lo->name != NULL ? lo->name : "?";
-}

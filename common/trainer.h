@@ -5,7 +5,6 @@
    trainer (vae.h, unet_train.h). */
 #ifndef TRAINER_H
 #define TRAINER_H
-#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,7 +47,4 @@ int trainer_dir_writable(const char *path);
 /* The CSV log: appended to when resuming, truncated otherwise; header goes into an empty
    file. NULL (errno set) if it cannot be opened. */
 FILE *trainer_log_open(const char *path, int resume, const char *header);
-
-/* The long name of option value c in lo (for "bad value for --NAME: VALUE"), "?" if none. */
-const char *trainer_option_name(const struct option *lo, int c);
 #endif

@@ -19,9 +19,40 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [[ "$output" == "usage: fid"* ]]
 }
 
+@test "fid --help names every option, its defaults and an example" {
+  help_names_options fid tools/fid.c common/metrics_cli.h common/metrics_cli.c
+}
+
 @test "fid rejects a bad --dims" {
   run -2 --separate-stderr fid --dims 100 a b
-  [[ "$stderr" == "fid: --dims: invalid value '100'"* ]]
+  [[ "$stderr" == "fid: --dims: bad value: 100 (want 64, 192, 768 or 2048)"* ]]
+  run -2 --separate-stderr fid -b 0 a b
+  [[ "$stderr" == "fid: --batch-size: bad value: 0 (want an integer from 1 to 4096)"* ]]
+}
+
+@test "fid runs pytorch-fid's command line: --device and --num-workers are ignored, said once" {
+  run -0 --separate-stderr fid --device cpu --num-workers 4 --batch-size 2 --dims 64 \
+    "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  near "${output#FID:  }" 8.660084959189675 1e-8
+  [ "$stderr" = "fid: note: --device and --num-workers are ignored: this runs on the CPU with --threads 2" ]
+  run -0 --separate-stderr fid -t 1 --dims 64 "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  [ -z "$stderr" ]
+}
+
+@test "fid of a set with itself is never negative: round-off below 0 prints as 0" {
+  for d in 64 192 768 2048; do
+    run -0 --separate-stderr fid --weights synthetic --dims $d "$(IMG)" "$(IMG)"
+    [[ "$output" != "FID:  -"* ]]
+    run -0 --separate-stderr fid --weights synthetic --dims $d "$(ODD)" "$(ODD)"
+    [[ "$output" != "FID:  -"* ]]
+  done
+}
+
+@test "fid names the file whose statistics are not finite" {
+  npy_make "$BATS_TEST_TMPDIR/nan.npy" '<f4' '100, 64' 6400 '\x00\x00\xc0\x7f'
+  run -1 --separate-stderr fid --dims 64 "$FIX/metrics/feat64_a.npy" "$BATS_TEST_TMPDIR/nan.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "fid: $BATS_TEST_TMPDIR/nan.npy: statistics are not finite" ]
 }
 
 @test "fid rejects two stdin inputs" {

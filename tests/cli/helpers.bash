@@ -50,3 +50,18 @@ help_names_options() {
   [[ "$output" == *"Example"* ]] || { echo "$tool --help has no example"; return 1; }
   [ "$(source_options "$@" | wc -l)" -gt 1 ]
 }
+
+# npy_make OUT DESCR SHAPE N BYTES: an .npy of dtype DESCR ('<f4', '|u1'), SHAPE ('3, 64') and
+# N copies of BYTES (a printf format: '\x00\x00\xc0\x7f' is a float32 NaN); no Python needed
+npy_make() {
+  local h="{'descr': '$2', 'fortran_order': False, 'shape': ($3), }" n pad i
+  pad=$(( 63 - (10 + ${#h}) % 64 ))
+  n=$(( ${#h} + pad + 1 ))
+  {
+    printf '\223NUMPY\001\000'
+    printf "\\$(printf %03o $((n % 256)))\\$(printf %03o $((n / 256)))"
+    printf '%s%*s\n' "$h" "$pad" ''
+    for ((i = 0; i < $4; i++)); do printf "$5"; done
+  } > "$1"
+}
+export -f npy_make

@@ -349,6 +349,7 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
                         size_t msglen)
 {
     struct outfile o;
+    char m[256];
     char *dir = xstrdup(lockpath), *slash = strrchr(dir, '/');
     if (slash != NULL) {
         *slash = '\0';
@@ -358,8 +359,10 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
         }
     }
     free(dir);
-    if (outfile_open(&o, lockpath, msg, msglen) == -1)
+    if (outfile_open(&o, lockpath, m, sizeof m) == -1) {
+        snprintf(msg, msglen, "%s: %s", lockpath, m);
         return -1;
+    }
     fprintf(o.f, "pipe-lock 1\n");
     for (int i = 0; i < p->n_stages; i++) {
         const struct pipe_lock *l = &p->stages[i].lock;
@@ -374,7 +377,11 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
             fprintf(o.f, "out %016llx %s\n", (unsigned long long)l->out_h[k], l->outs[k]);
         fprintf(o.f, "end\n");
     }
-    return outfile_commit(&o, msg, msglen);
+    if (outfile_commit(&o, m, sizeof m) == -1) {
+        snprintf(msg, msglen, "%s: %s", lockpath, m);
+        return -1;
+    }
+    return 0;
 }
 
 static uint64_t param_hash(const struct pipeline *p, const char *name)

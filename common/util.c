@@ -152,7 +152,7 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
     sprintf(o->tmp, "%s.XXXXXX", path);
     fd = mkstemp(o->tmp);
     if (fd == -1) {
-        snprintf(msg, msglen, "cannot create %s: %s", o->tmp, strerror(errno));
+        snprintf(msg, msglen, "%s", strerror(errno));
         free(o->path);
         free(o->tmp);
         o->path = o->tmp = NULL;
@@ -176,14 +176,14 @@ int outfile_commit(struct outfile *o, char *msg, size_t msglen)
     }
     bad = ferror(o->f) | fflush(o->f);
     if (fclose(o->f) != 0 || bad) {
-        snprintf(msg, msglen, "write error on %s: %s", o->path, strerror(errno));
+        snprintf(msg, msglen, "write error: %s", strerror(errno));
         o->f = NULL;
         outfile_abort(o);
         return -1;
     }
     o->f = NULL;
     if (rename(o->tmp, o->path) != 0) {
-        snprintf(msg, msglen, "cannot rename to %s: %s", o->path, strerror(errno));
+        snprintf(msg, msglen, "%s", strerror(errno));
         outfile_abort(o);
         return -1;
     }

@@ -251,7 +251,7 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
                 unlink(paths[j]);
             for (int j = i + 1; j < n; j++)
                 outfile_abort(&o[j]);
-            errx(1, "%s", msg);
+            errx(1, "%s: %s", paths[i], msg);
         }
     for (int i = 0; i < n; i++)
         free(paths[i]);

@@ -170,13 +170,13 @@ int main(int argc, char **argv)
         make_image(pix, w, h, &r);
         sprintf(path, "%s/flower_%04ld.png", dir, i);
         if (outfile_open(&of, path, msg, sizeof msg) == -1)
-            errx(1, "%s", msg);
+            errx(1, "%s: %s", path, msg);
         if (img_png_write(of.f, pix, w, h, 3, msg, sizeof msg) == -1) {
             outfile_abort(&of);
             errx(1, "%s: %s", path, msg);
         }
         if (outfile_commit(&of, msg, sizeof msg) == -1)
-            errx(1, "%s", msg);
+            errx(1, "%s: %s", path, msg);
     }
     free(path);
     free(pix);

@@ -402,10 +402,10 @@ static int cmd_time(int argc, char **argv)
     if (WEXITSTATUS(status) != 0)
         return WEXITSTATUS(status);
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     fprintf(of.f, "%.3f\n", util_now() - t0);
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     return 0;
 }
 

@@ -395,13 +395,13 @@ int main(int argc, char **argv)
         text(&cv, lx + 22, ly + 12 * i, ynames[i], 1, black);
     }
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     if (img_png_write(of.f, cv.rgb, cv.w, cv.h, 3, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", out, msg);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     free(cv.rgb);
     for (int i = 0; i < t.n_cols; i++)
         free(t.names[i]);

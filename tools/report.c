@@ -246,7 +246,7 @@ int main(int argc, char **argv)
     }
     util_cleanup_signals();
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     f = of.f;
     fprintf(f, "# %s\n\n", title);
     for (int i = 0; i < nn; i++)
@@ -278,7 +278,7 @@ int main(int argc, char **argv)
         free(flinks[i]);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     for (int i = 0; i < nm; i++) {
         free(models[i].grid);
         free(models[i].link);

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
         }
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", o.out, msg);
     free(z);
     free(img);
     vae_free(&m);

@@ -121,8 +121,8 @@ setup() { setup_tools; IO="$FIX/io"; T="$BATS_TEST_TMPDIR/w"; mkdir -p "$T"; }
 @test "dsplit outputs are all or nothing" {
   mkdir "$T/o-test.npy"   # the last rename fails
   run -1 --separate-stderr dsplit "$IO/img20.npy" --ratios 70,15,15 -o "$T/o"
-  [[ "$stderr" == "dsplit: cannot rename to $T/o-test.npy: "* ]]
+  [ "$stderr" = "dsplit: $T/o-test.npy: Is a directory" ]
   [ "$(ls -A "$T")" = "o-test.npy" ]
   run -1 --separate-stderr dsplit "$IO/img20.npy" --ratios 70,15,15 -o "$T/nodir/o"
-  [[ "$stderr" == "dsplit: $T/nodir/o-train.npy: cannot create "* ]]
+  [ "$stderr" = "dsplit: $T/nodir/o-train.npy: No such file or directory" ]
 }

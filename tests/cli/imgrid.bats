@@ -70,3 +70,8 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     [[ "$stderr" == "imgrid: $T/missing.npy: "* ]]
     [ -z "$(ls -A "$T")" ]
 }
+
+@test "imgrid names the path it could not write, once" {
+    run -1 --separate-stderr imgrid -o "$BATS_TEST_TMPDIR/no/g.png" "$FIX/inception/img32.npy"
+    [ "$stderr" = "imgrid: $BATS_TEST_TMPDIR/no/g.png: No such file or directory" ]
+}

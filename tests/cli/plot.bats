@@ -71,3 +71,12 @@ png_size() {
     run -2 --separate-stderr plot train.csv --y loss -o x.png --width 10
     [[ "$stderr" == "plot: --width: "* ]]
 }
+
+@test "plot names the path it could not write, once" {
+    run -1 --separate-stderr plot train.csv --y loss -o "$BATS_TEST_TMPDIR/no/such/loss.png"
+    [ "$stderr" = "plot: $BATS_TEST_TMPDIR/no/such/loss.png: No such file or directory" ]
+    mkdir dir.png
+    run -1 --separate-stderr plot train.csv --y loss -o dir.png
+    [ "$stderr" = "plot: dir.png: Is a directory" ]
+    [ -z "$(ls | grep 'dir\.png\.')" ]
+}

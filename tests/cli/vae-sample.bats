@@ -62,3 +62,12 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     run -1 --separate-stderr vae-sample --model "$D/none.safetensors" -n 2 -o "$D/s.npy"
     [ -z "$(ls "$D")" ]
 }
+
+@test "vae-sample names the path it could not write, once" {
+    run -1 --separate-stderr vae-sample --model "$M" -n 2 -o "$D/no/such/s.npy"
+    [ "$stderr" = "vae-sample: $D/no/such/s.npy: No such file or directory" ]
+    mkdir "$D/s.npy"
+    run -1 --separate-stderr vae-sample --model "$M" -n 2 -o "$D/s.npy"
+    [ "$stderr" = "vae-sample: $D/s.npy: Is a directory" ]
+    [ "$(ls "$D")" = "s.npy" ]
+}

@@ -353,7 +353,8 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
     char *dir = xstrdup(lockpath), *slash = strrchr(dir, '/');
     if (slash != NULL) {
         *slash = '\0';
-        if (util_mkdirs(dir, msg, msglen) == -1) {
+        if (util_mkdirs(dir, m, sizeof m) == -1) {
+            snprintf(msg, msglen, "%s: %s", dir, m);
             free(dir);
             return -1;
         }
@@ -525,11 +526,12 @@ int pipeline_make_out_dirs(const struct pipeline *p, int i, char *msg, size_t ms
 {
     const struct pipe_stage *s = &p->stages[i];
     for (int k = 0; k < s->n_outs; k++) {
-        char *d = xstrdup(s->outs[k]), *slash = strrchr(d, '/');
+        char *d = xstrdup(s->outs[k]), *slash = strrchr(d, '/'), m[256];
         int rc = 0;
         if (slash != NULL && slash != d) {
             *slash = '\0';
-            rc = util_mkdirs(d, msg, msglen);
+            if ((rc = util_mkdirs(d, m, sizeof m)) == -1)
+                snprintf(msg, msglen, "%s: %s", d, m);
         }
         free(d);
         if (rc == -1)

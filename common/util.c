@@ -320,13 +320,16 @@ int util_mkdirs(const char *path, char *msg, size_t msglen)
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            snprintf(msg, msglen, "cannot create directory %s: %s", buf, strerror(errno));
+            if (i == n)
+                snprintf(msg, msglen, "%s", strerror(errno));
+            else
+                snprintf(msg, msglen, "cannot create directory %s: %s", buf, strerror(errno));
             return -1;
         }
         buf[i] = c;
     }
     if (!util_is_dir(path)) {
-        snprintf(msg, msglen, "%s: not a directory", path);
+        snprintf(msg, msglen, "not a directory");
         return -1;
     }
     return 0;

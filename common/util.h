@@ -54,7 +54,8 @@ int strv_find(char **v, int n, const char *s); /* index, or -1 */
 double util_now(void); /* monotonic seconds */
 int util_is_dir(const char *path);
 int util_exists(const char *path);
-/* mkdir -p; returns -1 with msg on failure */
+/* mkdir -p; returns -1 with msg on failure: the caller names path, msg the folder on the
+   way that could not be made ("cannot create directory a/b: Permission denied") */
 int util_mkdirs(const char *path, char *msg, size_t msglen);
 
 /* A progress line on stderr, rewritten in place when stderr is a terminal, one line per call

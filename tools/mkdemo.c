@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     util_cleanup_signals();
     pix = xmalloc(96 * 96 * 3);
     if (util_mkdirs(dir, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", dir, msg);
     path = xmalloc(strlen(dir) + 32);
     for (long i = 0; i < n; i++) {
         struct rng r;

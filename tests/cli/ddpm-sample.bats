@@ -137,3 +137,9 @@ close_bytes() {
   [[ "$stderr" == "ddpm-sample: "*"full_x.npy: want float32 (N,3,16,16)"* ]]
   [ -z "$(ls -A "$T")" ]
 }
+
+@test "ddpm-sample --save-dir onto a file names it once" {
+  touch "$BATS_TEST_TMPDIR/f"
+  run -1 --separate-stderr ddpm-sample --model "$FIX/unet/tiny_st_modern" --save-dir "$BATS_TEST_TMPDIR/f"
+  [ "$stderr" = "ddpm-sample: $BATS_TEST_TMPDIR/f: not a directory" ]
+}

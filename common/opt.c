@@ -128,9 +128,3 @@ int opt_choice(struct opt *p, const char *const *names, int n, int *out)
                               i == 0 ? " " : i == n - 1 ? " or " : ", ", names[i]);
     return opt_bad(p, want);
 }
-
-int opt_missing(struct opt *p, const char *flag)
-{
-    snprintf(p->msg, sizeof p->msg, "%s is required", flag);
-    return -1;
-}

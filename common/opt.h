@@ -44,6 +44,4 @@ int opt_parse_long(const char *flag, const char *arg, long lo, long hi, long *ou
                    size_t len);
 int opt_parse_double(const char *flag, const char *arg, double lo, double hi, double *out,
                      char *msg, size_t len);
-/* -1 with msg "FLAG is required" (FLAG as the user would type it, e.g. "--model DIR") */
-int opt_missing(struct opt *p, const char *flag);
 #endif

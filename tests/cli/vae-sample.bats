@@ -10,6 +10,17 @@ setup() {
 # the .npy shape of $1 as '5,32,32,3', from its header
 shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': (//; s/[ )]//g; s/,$//"; }
 
+@test "vae-sample --help names every option, its defaults and an example" {
+    help_names_options vae-sample tools/vae-sample.c
+}
+
+@test "vae-sample names a missing option and the flag of a bad value" {
+    run -2 --separate-stderr vae-sample -n 4
+    [ "${stderr%%$'\n'*}" = "vae-sample: --model VAE.safetensors is required" ]
+    run -2 --separate-stderr vae-sample --model "$M" -b 0
+    [ "${stderr%%$'\n'*}" = "vae-sample: --batch-size: bad value: 0 (want an integer from 1 to 65536)" ]
+}
+
 @test "vae-sample --help prints usage on stdout" {
     run -0 --separate-stderr vae-sample --help
     [[ "$output" == "usage: vae-sample "* ]]

@@ -20,9 +20,23 @@ png_size() {
 @test "plot without arguments prints usage and exits 2" {
     run -2 --separate-stderr plot
     [ -z "$output" ]
-    [[ "$stderr" == "usage: plot "* ]]
+    [[ "$stderr" == "plot: FILE.csv is required"*"usage: plot "* ]]
     run -0 plot --help
     [[ "$output" == "usage: plot "* ]]
+}
+
+@test "plot --help names every option, its defaults and an example" {
+    help_names_options plot tools/plot.c
+}
+
+@test "plot names a missing option; --title and --output spelled out, -t kept" {
+    run -2 --separate-stderr plot train.csv -o x.png
+    [ "${stderr%%$'\n'*}" = "plot: --y COL is required" ]
+    run -2 --separate-stderr plot train.csv --y loss
+    [ "${stderr%%$'\n'*}" = "plot: -o OUT.png is required" ]
+    run -0 plot train.csv --y loss --output a.png --title T
+    run -0 plot train.csv --y loss -o b.png -t T
+    cmp a.png b.png
 }
 
 @test "plot writes a PNG of the default size" {

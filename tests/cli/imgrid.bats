@@ -15,10 +15,22 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     [ -z "$stderr" ]
 }
 
+@test "imgrid --help names every option, its defaults and an example" {
+    help_names_options imgrid tools/imgrid.c
+    [[ "$output" == *"--scale SCALE"* ]]
+}
+
+@test "imgrid --scale; -s stays an old spelling of it" {
+    T=$BATS_TEST_TMPDIR
+    imgrid --scale 2 -o "$T/a.png" "$IMG/dir_32.npy"
+    imgrid -s 2 -o "$T/b.png" "$IMG/dir_32.npy"
+    cmp "$T/a.png" "$T/b.png"
+}
+
 @test "imgrid rejects bad usage with exit 2" {
     run -2 --separate-stderr imgrid -c 0 "$IMG/dir_32.npy"
     [ -z "$output" ]
-    [[ "$stderr" == "imgrid: --cols: "* ]]
+    [[ "$stderr" == "imgrid: --cols: bad value: 0 (want an integer from 1 to 100000)"* ]]
     run -2 --separate-stderr imgrid --scale x "$IMG/dir_32.npy"
     run -2 --separate-stderr imgrid --pad-value 256 "$IMG/dir_32.npy"
     run -2 --separate-stderr imgrid "$IMG/dir_32.npy" "$IMG/dir_32.npy"

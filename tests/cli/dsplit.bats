@@ -92,7 +92,7 @@ rows() { tail -c +129 "$1" | od -An -v -tx1 -w48; }
   cmp "$T/s-train.npy" "$T/f-train.npy"
   cmp "$T/s-test-labels.npy" "$T/f-test-labels.npy"
   run -0 npyinfo "$T/s-train-labels.npy"
-  [[ "$output" == *": int64 (10) "* ]]
+  [[ "$output" == *": int64 (10,) "* ]]
 }
 
 @test "dsplit --stratify applies the ratios within each class" {

@@ -141,6 +141,7 @@ void util_cleanup_signals(void)
 
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
 {
+    struct stat st;
     int fd;
     memset(o, 0, sizeof *o);
     if (strcmp(path, "-") == 0) {
@@ -148,6 +149,17 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
         return 0;
     }
     o->path = xstrdup(path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a device or a pipe (-o /dev/null): written in place, as a renamed temporary file
+           would replace it (as root, /dev/null itself) */
+        if ((o->f = fopen(path, "wb")) == NULL) {
+            snprintf(msg, msglen, "%s", strerror(errno));
+            free(o->path);
+            o->path = NULL;
+            return -1;
+        }
+        return 0;
+    }
     o->tmp = xmalloc(strlen(path) + 8);
     sprintf(o->tmp, "%s.XXXXXX", path);
     fd = mkstemp(o->tmp);
@@ -182,7 +194,7 @@ int outfile_commit(struct outfile *o, char *msg, size_t msglen)
         return -1;
     }
     o->f = NULL;
-    if (rename(o->tmp, o->path) != 0) {
+    if (o->tmp != NULL && rename(o->tmp, o->path) != 0) {
         snprintf(msg, msglen, "%s", strerror(errno));
         outfile_abort(o);
         return -1;
@@ -201,7 +213,8 @@ void outfile_abort(struct outfile *o)
     if (o->f != NULL)
         fclose(o->f);
     o->f = NULL;
-    unlink(o->tmp);
+    if (o->tmp != NULL)
+        unlink(o->tmp);
     temps_del(o->tmp);
     free(o->tmp);
     free(o->path);

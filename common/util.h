@@ -22,12 +22,13 @@ int util_parse_size(const char *s, int *w, int *h);
 /* Atomic output. outfile_open("-") writes to stdout; any other path writes to a temporary
    file path.XXXXXX in the same directory that outfile_commit renames into place, and
    outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals) deletes.
+   A path that is a device or a pipe (/dev/null) is written in place (tmp NULL).
    A killed or failed run never leaves a half-written file under the real name. Messages do
    not name the path (the caller does): "No such file or directory", "write error: ...". */
 struct outfile {
     FILE *f;
     char *path; /* NULL for stdout */
-    char *tmp;
+    char *tmp;  /* NULL for stdout, a device or a pipe */
 };
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen);
 int outfile_commit(struct outfile *o, char *msg, size_t msglen);

@@ -87,3 +87,13 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     run -1 --separate-stderr imgrid -o "$BATS_TEST_TMPDIR/no/g.png" "$FIX/inception/img32.npy"
     [ "$stderr" = "imgrid: $BATS_TEST_TMPDIR/no/g.png: No such file or directory" ]
 }
+
+@test "imgrid -o onto a pipe (or a device: /dev/null) writes into it instead of replacing it" {
+    T=$BATS_TEST_TMPDIR
+    mkfifo "$T/fifo"
+    timeout 10 cat "$T/fifo" > "$T/got" &
+    run -0 timeout 10 imgrid -o "$T/fifo" "$IMG/dir_32.npy"
+    wait
+    [ -p "$T/fifo" ]
+    imgrid "$IMG/dir_32.npy" | cmp - "$T/got"
+}

@@ -41,13 +41,22 @@ static int open_folder(struct metrics_input *in, const char *path, char *msg, si
     DIR *dir = opendir(path);
     struct dirent *de;
     size_t cap = 0;
+    int n_sub = 0;
     if (dir == NULL) {
         snprintf(msg, msglen, "cannot open folder");
         return -1;
     }
     while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.' || !image_ext(de->d_name))
+        if (de->d_name[0] == '.')
             continue;
+        if (!image_ext(de->d_name)) {
+            size_t l = strlen(path) + strlen(de->d_name) + 2;
+            char *full = xmalloc(l);
+            snprintf(full, l, "%s/%s", path, de->d_name);
+            n_sub += util_is_dir(full);
+            free(full);
+            continue;
+        }
         size_t l = strlen(path) + strlen(de->d_name) + 2;
         char *full = xmalloc(l);
         snprintf(full, l, "%s/%s", path, de->d_name);
@@ -62,6 +71,12 @@ static int open_folder(struct metrics_input *in, const char *path, char *msg, si
         in->files[in->n++] = full;
     }
     closedir(dir);
+    if (in->n == 0 && n_sub > 0) {
+        snprintf(msg, msglen, "no images in folder, only %d subfolder%s: images are read "
+                 "from the folder itself, not its subfolders (as pytorch-fid)", n_sub,
+                 n_sub > 1 ? "s" : "");
+        return -1;
+    }
     if (in->n == 0) {
         snprintf(msg, msglen, "no images in folder (bmp jpg jpeg pgm png ppm tif tiff webp)");
         return -1;

@@ -175,3 +175,11 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   run -1 --separate-stderr fid --weights synthetic --save-stats "$FIX/bad/metrics_one_feature.npy" "$BATS_TEST_TMPDIR/out/s.npz"
   [ -z "$(ls -A "$BATS_TEST_TMPDIR/out")" ]
 }
+
+@test "fid on a folder of only subfolders says so" {
+  mkdir -p "$BATS_TEST_TMPDIR/d/a" "$BATS_TEST_TMPDIR/d/b"
+  cp "$FIX/inception/folder/"* "$BATS_TEST_TMPDIR/d/a/"
+  run -1 --separate-stderr fid --weights synthetic "$BATS_TEST_TMPDIR/d" "$(IMG)"
+  [ -z "$output" ]
+  [ "$stderr" = "fid: $BATS_TEST_TMPDIR/d: no images in folder, only 2 subfolders: images are read from the folder itself, not its subfolders (as pytorch-fid)" ]
+}

@@ -183,3 +183,15 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [ -z "$output" ]
   [ "$stderr" = "fid: $BATS_TEST_TMPDIR/d: no images in folder, only 2 subfolders: images are read from the folder itself, not its subfolders (as pytorch-fid)" ]
 }
+
+@test "fid reads a folder of BMP, PPM, TIFF and WebP files like pytorch-fid" {
+  F=$FIX/img/fmt
+  mkdir "$BATS_TEST_TMPDIR/d"
+  cp "$F/bmp_rgb24.bmp" "$F/pnm_rgb.ppm" "$F/pnm_gray.pgm" "$F/tif_rgb_lzw.tif" \
+     "$F/tif_rgb_deflate.tiff" "$F/webp_lossless.webp" "$BATS_TEST_TMPDIR/d/"
+  imgresize -s 13x7 "$BATS_TEST_TMPDIR/d" -o "$BATS_TEST_TMPDIR/d.npy"
+  run -0 --separate-stderr fid --weights synthetic --dims 64 "$BATS_TEST_TMPDIR/d.npy" "$(IMG)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic --dims 64 "$BATS_TEST_TMPDIR/d" "$(IMG)"
+  [ "$output" = "$want" ]
+}

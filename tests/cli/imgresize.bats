@@ -233,3 +233,16 @@ image32() { payload "$1" | tail -c +$(($2 * 3072 + 1)) | head -c 3072; }
     run -2 --separate-stderr imgresize
     [ "${stderr%%$'\n'*}" = "imgresize: no input: give DIR, IMAGE, -, -l LIST, -r DIR, --flowers102 or --pets" ]
 }
+
+@test "imgresize decodes BMP, PBM/PGM/PPM, TIFF and WebP (by content) as PIL does" {
+    F=$FIX/img/fmt
+    for f in bmp_rgb24.bmp bmp_rle8.bmp pnm_gray16.pgm pnm_plain_bit.pbm tif_cmyk.tif \
+        tif_rgba.tif webp_lossy_alpha.webp webp_anim.webp; do
+        # 13x7 to 13x7 is PIL's identity: the payload is the decoded pixels
+        run -0 imgresize -s 13x7 -o "$BATS_TEST_TMPDIR/o.npy" "$F/$f"
+        cmp <(payload "$BATS_TEST_TMPDIR/o.npy") <(payload "$F/${f%.*}.npy")
+    done
+    cp "$F/tif_rgb.tif" "$BATS_TEST_TMPDIR/picture.jpg"  # the name does not matter
+    run -0 imgresize -s 13x7 -o "$BATS_TEST_TMPDIR/o.npy" "$BATS_TEST_TMPDIR/picture.jpg"
+    cmp <(payload "$BATS_TEST_TMPDIR/o.npy") <(payload "$F/tif_rgb.npy")
+}

@@ -160,7 +160,8 @@ int metrics_input_open(struct metrics_input *in, const char *path, char *msg, si
     for (int i = 0; i < t->ndim && k < (int)sizeof s - 24; i++)
         k += snprintf(s + k, sizeof s - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
     snprintf(msg, msglen, "expected uint8 images (N,H,W,3), float features (N,D) or an .npz "
-             "with mu and sigma, got %s (%s)", npy_dtype_name(t->dtype), s);
+             "with mu and sigma, got %s (%s)%s", npy_dtype_name(t->dtype), s,
+             npy_nchw_hint(t));
     npy_free(t);
     return -1;
 }

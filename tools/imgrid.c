@@ -90,8 +90,8 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", in, msg);
     int ch = t.ndim == 4 ? (int)t.shape[3] : 1;
     if (t.dtype != NPY_U8 || !(t.ndim == 3 || (t.ndim == 4 && (ch == 1 || ch == 3))))
-        errx(1, "%s: expected uint8 images (N,H,W,3) or (N,H,W), got %s with %d dims", in,
-             npy_dtype_name(t.dtype), t.ndim);
+        errx(1, "%s: expected uint8 images (N,H,W,3) or (N,H,W), got %s with %d dims%s", in,
+             npy_dtype_name(t.dtype), t.ndim, npy_nchw_hint(&t));
     int64_t n = t.shape[0], H = t.shape[1], W = t.shape[2];
     if (n < 1 || H < 1 || W < 1)
         errx(1, "%s: no images", in);

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     struct rng r;
     struct npy t;
     struct outfile of;
-    char msg[160];
+    char msg[256];
 
     struct opt op;
 

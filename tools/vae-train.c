@@ -106,7 +106,7 @@ struct run {
 
 static void load_images(const char *path, struct npy *t)
 {
-    char msg[128];
+    char msg[256];
     if (vae_load_images(path, t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (t->shape[0] > INT32_MAX)

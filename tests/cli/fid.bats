@@ -195,3 +195,10 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   run -0 --separate-stderr fid --weights synthetic --dims 64 "$BATS_TEST_TMPDIR/d" "$(IMG)"
   [ "$output" = "$want" ]
 }
+
+@test "fid says how to transpose an (N,3,H,W) array" {
+  npy_make "$BATS_TEST_TMPDIR/nchw.npy" '|u1' '2, 3, 8, 8' 384 '\x80'
+  run -1 --separate-stderr fid --weights synthetic "$BATS_TEST_TMPDIR/nchw.npy" "$(IMG)"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: $BATS_TEST_TMPDIR/nchw.npy: "*"(2,3,8,8): looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]]
+}

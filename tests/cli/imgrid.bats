@@ -97,3 +97,10 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     [ -p "$T/fifo" ]
     imgrid "$IMG/dir_32.npy" | cmp - "$T/got"
 }
+
+@test "imgrid says how to transpose an (N,3,H,W) array" {
+    npy_make "$BATS_TEST_TMPDIR/nchw.npy" '|u1' '2, 3, 8, 8' 384 '\x80'
+    run -1 --separate-stderr imgrid "$BATS_TEST_TMPDIR/nchw.npy" -o "$BATS_TEST_TMPDIR/g.png"
+    [[ "$stderr" == *"np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]]
+    [ ! -e "$BATS_TEST_TMPDIR/g.png" ]
+}

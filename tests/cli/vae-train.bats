@@ -192,3 +192,9 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [[ "$stderr" == "vae-train: $D/m.state.safetensors: "* ]]
     [ "$(ls "$D")" = "m.safetensors" ]
 }
+
+@test "vae-train says how to transpose an (N,3,32,32) array" {
+    npy_make "$D/nchw.npy" '|u1' '1, 3, 32, 32' 3072 '\x80'
+    run -1 --separate-stderr vae-train --data "$D/nchw.npy" -o "$D/m.safetensors"
+    [ "$stderr" = "vae-train: $D/nchw.npy: expected uint8 images (N,H,W,3), got uint8 (1,3,32,32): looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]
+}

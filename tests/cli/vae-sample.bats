@@ -82,3 +82,11 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [ "$stderr" = "vae-sample: $D/s.npy: Is a directory" ]
     [ "$(ls "$D")" = "s.npy" ]
 }
+
+@test "vae-sample given a PyTorch .pth says to convert it with ckpt-convert" {
+    for f in pth_zip.pth pth_legacy.pth; do
+        run -1 --separate-stderr vae-sample --model "$FIX/ckpt/$f" -n 2 -o "$D/s.npy"
+        [ "$stderr" = "vae-sample: $FIX/ckpt/$f: a PyTorch checkpoint, not safetensors: convert it with ckpt-convert IN OUT.safetensors" ]
+    done
+    [ ! -e "$D/s.npy" ]
+}

@@ -44,3 +44,8 @@ setup() {
     run -0 pick-best --help
     [[ "$output" == "usage: pick-best "* ]]
 }
+
+@test "pick-best --help names every option, that RUN/ must be next to RUN.json, an example" {
+    help_names_options pick-best tools/pick-best
+    [[ "$output" == *"its run"*"folder RUN (the path without .json) must be next to it"* ]]
+}

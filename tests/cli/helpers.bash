@@ -8,7 +8,8 @@ setup_tools() {
     export REPO FIX PATH
 }
 
-# shape of a .npy on stdin or in $1, as '1,32,32,3' (read with npyinfo)
+# shape of a .npy on stdin or in $1, as npyinfo --shape prints it: 1,32,32,3; a 1-D array as
+# 600, (numpy's (600,)); a scalar as an empty line
 npy_shape() { npyinfo --shape "${1:--}"; }
 export -f npy_shape
 

@@ -164,8 +164,10 @@ int main(int argc, char **argv)
             usage(2, msg);
         }
     }
-    if (argc - optind != 2 || (save_stats && save_features))
-        usage(2, NULL);
+    if (save_stats && save_features)
+        usage(2, "--save-stats and --save-features exclude each other");
+    if (argc - optind != 2)
+        usage(2, save_stats || save_features ? "A and OUT are required" : "A and B are required");
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
     metrics_cli_start(&o, argv);

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind != 1)
-        usage(2, NULL);
+        usage(2, argc - optind == 0 ? "INPUT is required" : "one INPUT only");
     const char *path = argv[optind];
     metrics_cli_start(&o, argv);
 

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind != 2)
-        usage(2, NULL);
+        usage(2, save ? "A and OUT are required" : "A and B are required");
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");

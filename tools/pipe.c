@@ -454,7 +454,7 @@ int main(int argc, char **argv)
     struct opt op;
     o.jobs = 1;
     if (argc < 2)
-        bad_usage(NULL);
+        bad_usage("a subcommand is required: run, status, dag or time");
     sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         usage(stdout);
@@ -462,8 +462,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(sub, "time") == 0)
         return cmd_time(argc - 1, argv + 1);
-    if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0)
-        bad_usage(NULL);
+    if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0) {
+        char m[160];
+        snprintf(m, sizeof m, "unknown subcommand '%.80s' (want run, status, dag or time)", sub);
+        bad_usage(m);
+    }
     o.over = xcalloc(argc, sizeof *o.over);
     o.targets = xcalloc(argc, sizeof *o.targets);
     optind = 1;
@@ -491,7 +494,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind + 1 >= argc)
-        bad_usage(NULL);
+        bad_usage("FILE is required");
     file = argv[optind + 1];
     for (int i = optind + 2; i < argc; i++)
         o.targets[o.n_targets++] = argv[i];

@@ -202,3 +202,14 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [ -z "$output" ]
   [[ "$stderr" == "fid: $BATS_TEST_TMPDIR/nchw.npy: "*"(2,3,8,8): looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]]
 }
+
+@test "fid, kid and is-score name a missing input" {
+  run -2 --separate-stderr fid "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "fid: A and B are required" ]
+  run -2 --separate-stderr fid --save-stats "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "fid: A and OUT are required" ]
+  run -2 --separate-stderr kid "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "kid: A and B are required" ]
+  run -2 --separate-stderr is-score
+  [ "${stderr%%$'\n'*}" = "is-score: INPUT is required" ]
+}

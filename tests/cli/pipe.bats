@@ -18,6 +18,15 @@ ran() { if [ -e log.txt ]; then tr '\n' ' ' < log.txt; fi; }
     [[ "$stderr" == *"usage: pipe run FILE"* ]]
 }
 
+@test "pipe names a missing subcommand or FILE, and an unknown subcommand" {
+    run -2 --separate-stderr pipe
+    [ "${stderr%%$'\n'*}" = "pipe: a subcommand is required: run, status, dag or time" ]
+    run -2 --separate-stderr pipe go basic.yaml
+    [ "${stderr%%$'\n'*}" = "pipe: unknown subcommand 'go' (want run, status, dag or time)" ]
+    run -2 --separate-stderr pipe run -q
+    [ "${stderr%%$'\n'*}" = "pipe: FILE is required" ]
+}
+
 @test "pipe --help names every option and an example" {
     help_names_options pipe tools/pipe.c
 }

@@ -317,7 +317,9 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'v': bad = opt_long(&op, 0, LONG_MAX, &o->eval_every); break;
         case 'n': bad = opt_long(&op, 2, 10000000, &o->eval_samples); break;
         case 's': bad = opt_long(&op, 1, 100000, &o->eval_steps); break;
-        case 'l': bad = opt_double(&op, 0, 10, &o->h.lr); break;
+        case 'l': /* a rate of 0 would train nothing */
+            bad = opt_double(&op, 0, 10, &o->h.lr) || (o->h.lr == 0 && opt_bad(&op, "want > 0"));
+            break;
         case '1': bad = opt_double(&op, 0, 0.999999999, &o->h.beta1); break;
         case '2': bad = opt_double(&op, 0, 0.999999999, &o->h.beta2); break;
         case 'W': bad = opt_double(&op, 0, 10, &o->h.weight_decay); break;

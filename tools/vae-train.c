@@ -255,7 +255,10 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'S': bad = opt_long(&op, 0, LONG_MAX, &o->seed), o->set_seed = 1; break;
         case 't': bad = opt_long(&op, 1, 1024, &o->threads); break;
         case 's': bad = opt_long(&op, 0, LONG_MAX, &o->save_every); break;
-        case 'l': bad = opt_double(&op, 0, 10, &o->lr), o->set_lr = 1; break;
+        case 'l': /* a rate of 0 would train nothing */
+            bad = opt_double(&op, 0, 10, &o->lr) || (o->lr == 0 && opt_bad(&op, "want > 0"));
+            o->set_lr = 1;
+            break;
         case 'B': bad = opt_double(&op, 0, 1e6, &o->beta), o->set_beta = 1; break;
         case 'r': o->resume = 1; break;
         case 'R': o->resume_from = optarg; break;

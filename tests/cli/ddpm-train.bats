@@ -30,6 +30,8 @@ setup() {
     [ "${stderr%%$'\n'*}" = "ddpm-train: --checkpointing-steps: bad value: 0 (want an integer >= 1)" ]
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --num_epochs 0
     [ "${stderr%%$'\n'*}" = "ddpm-train: --num-epochs: bad value: 0 (want an integer from 1 to 100000000)" ]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --learning_rate 0
+    [ "${stderr%%$'\n'*}" = "ddpm-train: --learning-rate: bad value: 0 (want > 0)" ]
     [ -z "$(ls "$D")" ]
 }
 

@@ -23,13 +23,15 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [[ "$output" != *"SIGTERM"*"exit 130"* ]]
 }
 
-@test "vae-train names a missing option and refuses --epochs 0" {
+@test "vae-train names a missing option and refuses --epochs 0 and a learning rate of 0" {
     run -2 --separate-stderr vae-train -o "$D/m.safetensors"
     [ "${stderr%%$'\n'*}" = "vae-train: --data TRAIN.npy is required" ]
     run -2 --separate-stderr vae-train --data "$V/train.npy"
     [ "${stderr%%$'\n'*}" = "vae-train: -o VAE.safetensors is required" ]
     run -2 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 0
     [ "${stderr%%$'\n'*}" = "vae-train: --epochs: bad value: 0 (want an integer from 1 to 1000000)" ]
+    run -2 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --learning-rate 0
+    [ "${stderr%%$'\n'*}" = "vae-train: --lr: bad value: 0 (want > 0)" ]
     [ -z "$(ls "$D")" ]
 }
 

@@ -3,7 +3,7 @@
 # every tests/unit/test_*.c is one test binary; every tests/bench/bench_*.c one benchmark.
 # New files need no Makefile edit.
 
-PKGS     := libpng libjpeg yaml-0.1 openblas zlib
+PKGS     := libpng libjpeg libtiff-4 libwebp libwebpdemux yaml-0.1 openblas zlib
 CC       ?= cc
 OPT      := -O3 $(if $(PORTABLE),-march=x86-64 -mtune=generic,-march=native)
 SANITIZERS := -fsanitize=address,undefined
@@ -58,8 +58,8 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
 # Debian packages the project needs; installs only what is missing.
-DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev \
-            liblapack-dev libyaml-dev bats curl ca-certificates
+DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev libtiff-dev libwebp-dev \
+            zlib1g-dev libopenblas-dev liblapack-dev libyaml-dev bats curl ca-certificates
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 

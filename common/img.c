@@ -1,4 +1,5 @@
-/* Image decoding (PNG, JPEG), PNG encoding and PIL-exact bilinear resizing.
+/* Image decoding (PNG, JPEG; the other formats in img_bmp.c, img_pnm.c, img_tiff.c and
+   img_webp.c), PNG encoding and PIL-exact bilinear resizing.
 
    Decoding reproduces PIL 9.4's Image.open(p).convert('RGB'):
    - PNG: PIL's own modes (PngImagePlugin _MODES) then its converters. Gray 1/2/4-bit is scaled
@@ -13,6 +14,7 @@
    corrupt-data warnings (jpeg_corrupt_warning), which are errors: libjpeg goes on with
    gray or garbage pixels, and a data set should not silently hold a broken photo. */
 #include "img.h"
+#include "img_internal.h"
 #include "util.h"
 
 #include <errno.h>
@@ -29,13 +31,13 @@
 /* PIL refuses images over 2 * Image.MAX_IMAGE_PIXELS (DecompressionBombError). */
 #define IMG_MAX_PIXELS 178956970LL
 
-static int check_dims(long long w, long long h, char *msg, size_t msglen)
+int img_check_dims(long long w, long long h, char *msg, size_t msglen)
 {
     if (w <= 0 || h <= 0) {
         snprintf(msg, msglen, "bad image size %lldx%lld", w, h);
         return -1;
     }
-    if (w * h > IMG_MAX_PIXELS) {
+    if (w > IMG_MAX_PIXELS / h) { /* w * h could overflow: BMP and TIFF sizes are 32-bit */
         snprintf(msg, msglen, "image too large: %lldx%lld", w, h);
         return -1;
     }
@@ -148,7 +150,7 @@ static int png_decode(const unsigned char *buf, size_t len, struct img *im, char
     png_set_user_limits(png, 1 << 20, 1 << 20);
     png_read_info(png, info);
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
-    if (check_dims(w, h, msg, msglen) == -1)
+    if (img_check_dims(w, h, msg, msglen) == -1)
         longjmp(c.jb, 1);
     if (ctype == PNG_COLOR_TYPE_PALETTE) {
         png_colorp p;
@@ -297,7 +299,7 @@ static int jpeg_decode(const unsigned char *buf, size_t len, struct img *im, cha
     jpeg_mem_src(&cinfo, buf, len);
     jpeg_read_header(&cinfo, TRUE);
     /* before jpeg_start_decompress, which sizes a progressive file's coefficient arrays */
-    if (check_dims(cinfo.image_width, cinfo.image_height, msg, msglen) == -1)
+    if (img_check_dims(cinfo.image_width, cinfo.image_height, msg, msglen) == -1)
         longjmp(c.jb, 1);
     nc = cinfo.num_components;
     if (nc == 1)
@@ -358,7 +360,18 @@ int img_decode(const unsigned char *buf, size_t len, struct img *im, char *msg, 
         return png_decode(buf, len, im, msg, msglen);
     if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
         return jpeg_decode(buf, len, im, msg, msglen);
-    snprintf(msg, msglen, len == 0 ? "empty file" : "not a PNG or JPEG file");
+    /* the other formats of pytorch-fid's folders, sniffed as PIL's _accept functions do */
+    if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
+        return img_bmp_decode(buf, len, im, msg, msglen);
+    if (len >= 2 && buf[0] == 'P' && buf[1] >= '1' && buf[1] <= '6')
+        return img_pnm_decode(buf, len, im, msg, msglen);
+    if (len >= 4 && (memcmp(buf, "II*\0", 4) == 0 || memcmp(buf, "MM\0*", 4) == 0 ||
+                     memcmp(buf, "II+\0", 4) == 0 || memcmp(buf, "MM\0+", 4) == 0))
+        return img_tiff_decode(buf, len, im, msg, msglen);
+    if (len >= 12 && memcmp(buf, "RIFF", 4) == 0 && memcmp(buf + 8, "WEBP", 4) == 0)
+        return img_webp_decode(buf, len, im, msg, msglen);
+    snprintf(msg, msglen, len == 0 ? "empty file"
+                                   : "not an image file (BMP, JPEG, PNG, PNM, TIFF or WebP)");
     return -1;
 }
 

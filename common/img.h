@@ -1,6 +1,7 @@
 /* Images: decoding sniffed by magic bytes (PNG via libpng: palette, gray, alpha, 16-bit;
-   JPEG via libjpeg-turbo: gray, RGB, CMYK/YCCK including Adobe-inverted) to packed RGB8 as
-   PIL's convert('RGB') gives; PNG encoding; resizing like PIL. */
+   JPEG via libjpeg-turbo: gray, RGB, CMYK/YCCK including Adobe-inverted; and the other
+   formats pytorch-fid reads from a folder: BMP, PBM/PGM/PPM, TIFF via libtiff, WebP via
+   libwebp) to packed RGB8 as PIL's convert('RGB') gives; PNG encoding; resizing like PIL. */
 #ifndef IMG_H
 #define IMG_H
 #include <stddef.h>
@@ -12,9 +13,10 @@ struct img {
     uint8_t *rgb; /* h*w*3, malloc'd */
 };
 
-/* Decodes a PNG or JPEG held in memory, pixel-exact with PIL 9.4 (same libjpeg-turbo).
-   -1 and msg ("not a PNG or JPEG file", "corrupt JPEG: ...", "truncated JPEG file") on
-   failure; never prints. No global state: safe to call from several threads at once. */
+/* Decodes an image held in memory, pixel-exact with PIL 9.4 (same libjpeg-turbo, libtiff
+   and libwebp). -1 and msg ("not an image file (...)", "corrupt JPEG: ...", "truncated
+   JPEG file") on failure; never prints. No global state: safe to call from several threads
+   at once. */
 int img_decode(const unsigned char *buf, size_t len, struct img *im, char *msg, size_t msglen);
 int img_load(const char *path, struct img *im, char *msg, size_t msglen);
 void img_free(struct img *im);

@@ -17,12 +17,6 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
     o->mode = mode;
 }
 
-/* the one message for a bad option value: -1 */
-static int invalid(const char *what, const char *arg, char *msg, size_t msglen)
-{
-    snprintf(msg, msglen, "%s: invalid value '%s'", what, arg);
-    return -1;
-}
 
 int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen)
 {
@@ -47,7 +41,8 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
         else if (strcmp(arg, "torch-fidelity") == 0)
             o->mode = INCEPTION_RESIZE_TORCH_FIDELITY;
         else
-            return invalid("--resize", arg, msg, msglen);
+            return opt_bad_value(msg, msglen, "--resize", arg,
+                                 "want pytorch-fid or torch-fidelity");
         break;
     case 'j':
         o->json = 1;
@@ -57,6 +52,10 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
         break;
     case 'v':
         o->verbose = 1;
+        break;
+    case 'D':
+    case 'W':
+        o->ignored = 1;
         break;
     default:
         return 0;
@@ -100,7 +99,9 @@ int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
 {
     int c, res;
     msg[0] = '\0';
-    while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+    if (o->op.longopts != longopts)
+        opt_init(&o->op, "vhb:t:", longopts);
+    while ((c = opt_next(&o->op, argc, argv)) != -1) {
         if ((res = metrics_cli_opt(o, c, optarg, msg, msglen)) == 0)
             return c;
         if (res == -1)
@@ -109,12 +110,21 @@ int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
     return -1;
 }
 
+void metrics_cli_start(const struct metrics_cli *o, char **argv)
+{
+    nn_blas_setup(argv, o->verbose);
+    nn_set_threads(o->threads);
+    util_cleanup_signals();
+    /* after nn_blas_setup, which may run the tool again from the start */
+    if (o->ignored)
+        warnx("note: --device and --num-workers are ignored: this runs on the CPU with "
+              "--threads %d", o->threads);
+}
+
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen)
 {
-    if (util_parse_long(arg, lo, hi, v) == 0)
-        return 0;
-    return invalid(what, arg, msg, msglen);
+    return opt_parse_long(what, arg, lo, hi, v, msg, msglen);
 }
 
 const char *metrics_cli_resize_name(enum inception_resize mode)

@@ -1,7 +1,8 @@
 /* What the metric tools (fid, is-score, kid) share: the Inception options and their parsing,
    opening the network, and streaming the features of one input to where the tool wants them.
    Errors: -1 and one line in msg. Nothing here exits, and nothing prints but the tools' usage
-   text, the -v lines (settings, progress) and the synthetic-weights warning. */
+   text, the -v lines (settings, progress), the synthetic-weights warning and the note that
+   pytorch-fid's --device and --num-workers are ignored. */
 #ifndef METRICS_CLI_H
 #define METRICS_CLI_H
 #include <getopt.h>
@@ -11,6 +12,7 @@
 
 #include "inception.h"
 #include "metrics.h"
+#include "opt.h"
 
 /* the options of every metric tool (the tool keeps -h/--help) */
 struct metrics_cli {
@@ -18,6 +20,8 @@ struct metrics_cli {
     int skip_bad;                        /* --skip-bad */
     enum inception_resize mode;          /* the tool's default */
     const char *weights;                 /* NULL: inception_default_weights' search */
+    int ignored;                         /* --device or --num-workers was given */
+    struct opt op;                       /* metrics_cli_getopt's state */
 };
 /* getopt_long entries for them; the values are those metrics_cli_opt takes */
 #define METRICS_CLI_LONGOPTS                                  \
@@ -27,15 +31,17 @@ struct metrics_cli {
     { "resize", required_argument, NULL, 'r' },               \
     { "json", no_argument, NULL, 'j' },                       \
     { "skip-bad", no_argument, NULL, METRICS_CLI_SKIP_BAD },  \
-    { "verbose", no_argument, NULL, 'v' }
+    { "verbose", no_argument, NULL, 'v' },                    \
+    { "device", required_argument, NULL, 'D' },               \
+    { "num-workers", required_argument, NULL, 'W' }
 /* getopt value of --skip-bad, past every character a tool uses */
 #define METRICS_CLI_SKIP_BAD 0x100
 
 /* --help lines of the shared options where --resize defaults to torch-fidelity (is-score, kid) */
 #define METRICS_CLI_HELP_TORCH_FIDELITY \
     "  --json                print a JSON object instead\n" \
-    "  --batch-size N        images per batch (default 50)\n" \
-    "  --threads N           threads (default 2)\n" \
+    "  -b, --batch-size N    images per batch (default 50)\n" \
+    "  -t, --threads N       threads (default 2)\n" \
     "  --weights PATH        FID Inception weights (.pth or .safetensors), or synthetic\n" \
     "                        (scores NOT comparable with published ones). Default:\n" \
     "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n" \
@@ -44,7 +50,15 @@ struct metrics_cli {
     "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n" \
     "  --skip-bad            skip the files of a folder that do not decode, each named\n" \
     "                        on stderr (default: the first one is an error)\n" \
-    "  -v, --verbose         settings and progress on stderr\n"
+    "  -v, --verbose         settings and progress on stderr\n" \
+    METRICS_CLI_HELP_IGNORED("  ", "                        ") \
+    "  -h, --help            this text\n"
+
+/* --device and --num-workers, aligned by the two indents */
+#define METRICS_CLI_HELP_IGNORED(opt, cont) \
+    opt "--device D, --num-workers N\n" \
+    cont "accepted and ignored, so that pytorch-fid command lines\n" \
+    cont "run (this runs on the CPU: --threads)\n"
 
 #define METRICS_CLI_SYNTHETIC_WARNING \
     "warning: synthetic Inception weights: scores are NOT comparable with published ones"
@@ -53,20 +67,25 @@ struct metrics_cli {
 
 void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode);
 /* getopt_long's c and optarg: 1 if c is one of the shared options (applied), 0 if it is not,
-   -1 if the value is bad (msg: "--batch-size: invalid value 'x'") */
+   -1 if the value is bad (msg: "--batch-size: bad value: x (want ...)") */
 int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen);
 /* The tool's usage(status) text; the tool exits with status after it. Status 0 (--help):
    usage_line and help on stdout. Otherwise on stderr "tool: problem" (unless problem is NULL
    or "") and usage_line. */
 void metrics_cli_usage(int status, const char *problem, const char *usage_line,
                        const char *help);
-/* getopt_long(argc, argv, "vh", longopts) applying the shared options to o: returns the next
-   other option ('h', the tool's own, '?' for an unknown one or a missing value), -1 at the
-   end. A bad value of a shared option returns '?' too, with msg "--batch-size: invalid value
-   'x'"; otherwise msg is "" (getopt_long has printed its own message). */
+/* opt_next(argc, argv, "vhb:t:", longopts) applying the shared options to o: returns the
+   next other option ('h', the tool's own, '?' for an unknown one or a missing value), -1 at
+   the end. A bad
+   value of a shared option returns '?' too, with msg "--batch-size: bad value: x (want
+   ...)"; otherwise msg is "" (getopt_long has printed its own message). */
 int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
                        const struct option *longopts, char *msg, size_t msglen);
-/* util_parse_long for a tool's own option: -1 with msg "what: invalid value 'arg'" */
+/* After the options: nn_blas_setup (which may re-execute the tool), the threads, the signal
+   handlers that remove temporary files, and the note on stderr that --device and
+   --num-workers are ignored when they were given. */
+void metrics_cli_start(const struct metrics_cli *o, char **argv);
+/* util_parse_long for a tool's own option: -1 with msg "what: bad value: arg (want ...)" */
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen);
 /* "pytorch-fid" or "torch-fidelity" */

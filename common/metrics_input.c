@@ -43,13 +43,22 @@ static int open_folder(struct metrics_input *in, const char *path, char *msg, si
     DIR *dir = opendir(path);
     struct dirent *de;
     size_t cap = 0;
+    int n_sub = 0;
     if (dir == NULL) {
         snprintf(msg, msglen, "cannot open folder");
         return -1;
     }
     while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.' || !image_ext(de->d_name))
+        if (de->d_name[0] == '.')
             continue;
+        if (!image_ext(de->d_name)) {
+            size_t l = strlen(path) + strlen(de->d_name) + 2;
+            char *full = xmalloc(l);
+            snprintf(full, l, "%s/%s", path, de->d_name);
+            n_sub += util_is_dir(full);
+            free(full);
+            continue;
+        }
         size_t l = strlen(path) + strlen(de->d_name) + 2;
         char *full = xmalloc(l);
         snprintf(full, l, "%s/%s", path, de->d_name);
@@ -64,6 +73,12 @@ static int open_folder(struct metrics_input *in, const char *path, char *msg, si
         in->files[in->n++] = full;
     }
     closedir(dir);
+    if (in->n == 0 && n_sub > 0) {
+        snprintf(msg, msglen, "no images in folder, only %d subfolder%s: images are read "
+                 "from the folder itself, not its subfolders (as pytorch-fid)", n_sub,
+                 n_sub > 1 ? "s" : "");
+        return -1;
+    }
     if (in->n == 0) {
         snprintf(msg, msglen, "no images in folder (bmp jpg jpeg pgm png ppm tif tiff webp)");
         return -1;
@@ -147,7 +162,8 @@ int metrics_input_open(struct metrics_input *in, const char *path, char *msg, si
     for (int i = 0; i < t->ndim && k < (int)sizeof s - 24; i++)
         k += snprintf(s + k, sizeof s - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
     snprintf(msg, msglen, "expected uint8 images (N,H,W,3), float features (N,D) or an .npz "
-             "with mu and sigma, got %s (%s)", npy_dtype_name(t->dtype), s);
+             "with mu and sigma, got %s (%s)%s", npy_dtype_name(t->dtype), s,
+             npy_nchw_hint(t));
     npy_free(t);
     return -1;
 }

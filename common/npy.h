@@ -58,4 +58,8 @@ void npy_free_all(struct npy *arrays, char **names, int n);
 
 /* Image batches: uint8 (N,H,W,3) from a .npy/.npz path or "-", checked. */
 int npy_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
+/* For a message about an array that should be (N,H,W,3) images: ": looks like PyTorch's
+   (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" when t is channels-first (4-D,
+   1 or 3 in dim 1 but not in dim 3), else "". */
+const char *npy_nchw_hint(const struct npy *t);
 #endif

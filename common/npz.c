@@ -299,6 +299,14 @@ void npy_free_all(struct npy *arrays, char **names, int n)
     free(names);
 }
 
+const char *npy_nchw_hint(const struct npy *t)
+{
+    if (t->ndim == 4 && (t->shape[1] == 3 || t->shape[1] == 1) && t->shape[3] != 3 &&
+        t->shape[3] != 1)
+        return ": looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)";
+    return "";
+}
+
 int npy_load_images(const char *path, struct npy *t, char *msg, size_t msglen)
 {
     if (npy_load(path, NULL, t, msg, msglen) == -1)
@@ -313,8 +321,8 @@ int npy_load_images(const char *path, struct npy *t, char *msg, size_t msglen)
         if (t->dtype == NPY_U8 && t->ndim == 4 && t->shape[3] == 3)
             snprintf(msg, msglen, "no images: shape (%s)", s);
         else
-            snprintf(msg, msglen, "expected uint8 images (N,H,W,3), got %s (%s)",
-                     npy_dtype_name(t->dtype), s);
+            snprintf(msg, msglen, "expected uint8 images (N,H,W,3), got %s (%s)%s",
+                     npy_dtype_name(t->dtype), s, npy_nchw_hint(t));
         npy_free(t);
         return -1;
     }

@@ -392,17 +392,21 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
                         size_t msglen)
 {
     struct outfile o;
+    char m[256];
     char *dir = xstrdup(lockpath), *slash = strrchr(dir, '/');
     if (slash != NULL) {
         *slash = '\0';
-        if (util_mkdirs(dir, msg, msglen) == -1) {
+        if (util_mkdirs(dir, m, sizeof m) == -1) {
+            snprintf(msg, msglen, "%s: %s", dir, m);
             free(dir);
             return -1;
         }
     }
     free(dir);
-    if (outfile_open(&o, lockpath, msg, msglen) == -1)
+    if (outfile_open(&o, lockpath, m, sizeof m) == -1) {
+        snprintf(msg, msglen, "%s: %s", lockpath, m);
         return -1;
+    }
     fprintf(o.f, "pipe-lock 1\n");
     for (int i = 0; i < p->n_stages; i++) {
         const struct pipe_lock *l = &p->stages[i].lock;
@@ -417,7 +421,11 @@ int pipeline_lock_write(const struct pipeline *p, const char *lockpath, char *ms
             fprintf(o.f, "out %016llx %s\n", (unsigned long long)l->out_h[k], l->outs[k]);
         fprintf(o.f, "end\n");
     }
-    return outfile_commit(&o, msg, msglen);
+    if (outfile_commit(&o, m, sizeof m) == -1) {
+        snprintf(msg, msglen, "%s: %s", lockpath, m);
+        return -1;
+    }
+    return 0;
 }
 
 static uint64_t param_hash(const struct pipeline *p, const char *name)
@@ -561,11 +569,12 @@ int pipeline_make_out_dirs(const struct pipeline *p, int i, char *msg, size_t ms
 {
     const struct pipe_stage *s = &p->stages[i];
     for (int k = 0; k < s->n_outs; k++) {
-        char *d = xstrdup(s->outs[k]), *slash = strrchr(d, '/');
+        char *d = xstrdup(s->outs[k]), *slash = strrchr(d, '/'), m[256];
         int rc = 0;
         if (slash != NULL && slash != d) {
             *slash = '\0';
-            rc = util_mkdirs(d, msg, msglen);
+            if ((rc = util_mkdirs(d, m, sizeof m)) == -1)
+                snprintf(msg, msglen, "%s: %s", d, m);
         }
         free(d);
         if (rc == -1)

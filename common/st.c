@@ -271,6 +271,12 @@ int st_open(struct st_file *f, const char *path, char *msg, size_t msglen)
     }
     const unsigned char *buf = f->map ? f->map : f->owned;
     if (st_parse(f, buf, f->map_len, msg, msglen) == -1) {
+        /* torch.save's zip, or its legacy pickle (protocol 2 and up): a .pth/.bin given
+           where safetensors are wanted */
+        if (f->map_len >= 4 && (memcmp(buf, "PK\3\4", 4) == 0 ||
+                                (buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)))
+            snprintf(msg, msglen, "a PyTorch checkpoint, not safetensors: convert it with "
+                     "ckpt-convert IN OUT.safetensors");
         if (msglen > 0) /* names and dtypes quoted from the header may hold a newline */
             util_msg_oneline(msg);
         st_close(f);

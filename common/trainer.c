@@ -145,10 +145,3 @@ FILE *trainer_log_open(const char *path, int resume, long step, const char *head
         fputs(header, f);
     return f;
 }
-
-const char *trainer_option_name(const struct option *lo, int c)
-{
-    while (lo->name != NULL && lo->val != c)
-        lo++;
-    return lo->name != NULL ? lo->name : "?";
-}

@@ -5,7 +5,6 @@
    trainer (vae.h, unet_train.h). */
 #ifndef TRAINER_H
 #define TRAINER_H
-#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +47,4 @@ int trainer_state_path(char *buf, size_t len, const char *model_path);
    uninterrupted run's. NULL (errno set) if it cannot be opened. */
 FILE *trainer_log_open(const char *path, int resume, long step, const char *header);
 
-/* The long name of option value c in lo (for "bad value for --NAME: VALUE"), "?" if none. */
-const char *trainer_option_name(const struct option *lo, int c);
 #endif

@@ -220,6 +220,7 @@ int util_check_output_dir(const char *path, char *msg, size_t msglen)
 
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
 {
+    struct stat st;
     int fd;
     memset(o, 0, sizeof *o);
     if (strcmp(path, "-") == 0) {
@@ -231,11 +232,22 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
         return -1;
     }
     o->path = xstrdup(path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a device or a pipe (-o /dev/null): written in place, as a renamed temporary file
+           would replace it (as root, /dev/null itself) */
+        if ((o->f = fopen(path, "wb")) == NULL) {
+            snprintf(msg, msglen, "%s", strerror(errno));
+            free(o->path);
+            o->path = NULL;
+            return -1;
+        }
+        return 0;
+    }
     o->tmp = xmalloc(strlen(path) + 8);
     sprintf(o->tmp, "%s.XXXXXX", path);
     fd = mkstemp(o->tmp);
     if (fd == -1) {
-        snprintf(msg, msglen, "cannot create %s: %s", o->tmp, strerror(errno));
+        snprintf(msg, msglen, "%s", strerror(errno));
         free(o->path);
         free(o->tmp);
         o->path = o->tmp = NULL;
@@ -259,14 +271,14 @@ int outfile_commit(struct outfile *o, char *msg, size_t msglen)
     }
     bad = ferror(o->f) | fflush(o->f);
     if (fclose(o->f) != 0 || bad) {
-        snprintf(msg, msglen, "write error on %s: %s", o->path, strerror(errno));
+        snprintf(msg, msglen, "write error: %s", strerror(errno));
         o->f = NULL;
         outfile_abort(o);
         return -1;
     }
     o->f = NULL;
-    if (rename(o->tmp, o->path) != 0) {
-        snprintf(msg, msglen, "cannot rename to %s: %s", o->path, strerror(errno));
+    if (o->tmp != NULL && rename(o->tmp, o->path) != 0) {
+        snprintf(msg, msglen, "%s", strerror(errno));
         outfile_abort(o);
         return -1;
     }
@@ -284,7 +296,8 @@ void outfile_abort(struct outfile *o)
     if (o->f != NULL)
         fclose(o->f);
     o->f = NULL;
-    unlink(o->tmp);
+    if (o->tmp != NULL)
+        unlink(o->tmp);
     temps_del(o->tmp);
     free(o->tmp);
     free(o->path);
@@ -403,13 +416,16 @@ int util_mkdirs(const char *path, char *msg, size_t msglen)
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            snprintf(msg, msglen, "cannot create directory %s: %s", buf, strerror(errno));
+            if (i == n)
+                snprintf(msg, msglen, "%s", strerror(errno));
+            else
+                snprintf(msg, msglen, "cannot create directory %s: %s", buf, strerror(errno));
             return -1;
         }
         buf[i] = c;
     }
     if (!util_is_dir(path)) {
-        snprintf(msg, msglen, "%s: not a directory", path);
+        snprintf(msg, msglen, "not a directory");
         return -1;
     }
     return 0;

@@ -22,11 +22,13 @@ int util_parse_size(const char *s, int *w, int *h);
 /* Atomic output. outfile_open("-") writes to stdout; any other path writes to a temporary
    file path.XXXXXX in the same directory that outfile_commit renames into place, and
    outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals) deletes.
-   A killed or failed run never leaves a half-written file under the real name. */
+   A path that is a device or a pipe (/dev/null) is written in place (tmp NULL).
+   A killed or failed run never leaves a half-written file under the real name. Messages do
+   not name the path (the caller does): "No such file or directory", "write error: ...". */
 struct outfile {
     FILE *f;
     char *path; /* NULL for stdout */
-    char *tmp;
+    char *tmp;  /* NULL for stdout, a device or a pipe */
 };
 int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen);
 /* What a tool checks before it starts working, so that a bad output path fails at once
@@ -68,7 +70,8 @@ int strv_find(char **v, int n, const char *s); /* index, or -1 */
 double util_now(void); /* monotonic seconds */
 int util_is_dir(const char *path);
 int util_exists(const char *path);
-/* mkdir -p; returns -1 with msg on failure */
+/* mkdir -p; returns -1 with msg on failure: the caller names path, msg the folder on the
+   way that could not be made ("cannot create directory a/b: Permission denied") */
 int util_mkdirs(const char *path, char *msg, size_t msglen);
 
 /* A progress line on stderr, rewritten in place when stderr is a terminal, one line per call

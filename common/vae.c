@@ -519,14 +519,14 @@ int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg
     return 0;
 }
 
-int vae_tool_opt(struct vae_tool_opts *o, int c, const char *arg)
+int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c)
 {
     switch (c) {
-    case 'm': o->model = arg; return 1;
-    case 'o': o->out = arg; return 1;
-    case 'S': return util_parse_long(arg, 0, LONG_MAX, &o->seed) == -1 ? -1 : 1;
-    case 'b': return util_parse_long(arg, 1, 65536, &o->batch) == -1 ? -1 : 1;
-    case 't': return util_parse_long(arg, 1, 1024, &o->threads) == -1 ? -1 : 1;
+    case 'm': o->model = optarg; return 1;
+    case 'o': o->out = optarg; return 1;
+    case 'S': return opt_long(p, 0, LONG_MAX, &o->seed) == -1 ? -1 : 1;
+    case 'b': return opt_long(p, 1, 65536, &o->batch) == -1 ? -1 : 1;
+    case 't': return opt_long(p, 1, 1024, &o->threads) == -1 ? -1 : 1;
     default: return 0;
     }
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "opt.h"
 #include "st.h"
 
 struct rng;
@@ -134,7 +135,7 @@ struct vae_tool_opts {
     long seed, batch, threads;
 };
 #define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, 2}
-/* getopt_long's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the
-   value is bad */
-int vae_tool_opt(struct vae_tool_opts *o, int c, const char *arg);
+/* opt_next's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the value
+   is bad (p->msg says why) */
+int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c);
 #endif

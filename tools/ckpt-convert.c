@@ -12,14 +12,41 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opt.h"
 #include "pth.h"
 #include "st.h"
 #include "util.h"
 
-static void usage(FILE *f, int status)
+static const char usage_line[] =
+    "usage: ckpt-convert [--keep-dtype] [--float-only] [--threads N] IN OUT.safetensors\n"
+    "       ckpt-convert --list IN\n";
+
+static const char help[] =
+    "\n"
+    "Converts a PyTorch checkpoint (torch.save .pth/.bin, zip or legacy format) or a\n"
+    "safetensors file to safetensors, laid out as the safetensors library writes it, with\n"
+    "the input's metadata and \"format\": \"pt\". The pickle is interpreted, never run:\n"
+    "anything but a state dict of tensors is refused. IN and OUT may be - (stdin, stdout).\n"
+    "By default floating tensors become F32 and integer and bool tensors (e.g.\n"
+    "num_batches_tracked) are kept as they are.\n"
+    "\n"
+    "  --keep-dtype        keep F16, BF16 and F64 tensors as they are\n"
+    "  --float-only        leave out the integer and bool tensors\n"
+    "  --list              print name, dtype and shape of each tensor of IN instead, one\n"
+    "                      tab-separated line each\n"
+    "  -t, --threads N     accepted like every tool's (default 2); conversion is I/O\n"
+    "                      bound and single-threaded\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Example:\n"
+    "  ckpt-convert vae.pth vae.safetensors && vae-sample --model vae.safetensors -n 16\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: ckpt-convert [--keep-dtype] [--float-only] [--threads N] IN OUT.safetensors\n"
-               "       ckpt-convert --list IN\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
@@ -95,25 +122,33 @@ int main(int argc, char **argv)
     long threads;
     char msg[256];
     struct st_file f;
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "t:h", lo, NULL)) != -1) {
+    opt_init(&op, "t:h", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case O_LIST: do_list = 1; break;
         case O_KEEP: keep = 1; break;
         case O_FLOAT: float_only = 1; break;
         case 't':
             /* accepted like every tool's; conversion is I/O bound and single-threaded */
-            if (util_parse_long(optarg, 1, 1024, &threads) == -1)
-                errx(2, "--threads: want an integer in 1..1024, got '%s'", optarg);
+            if (opt_long(&op, 1, 1024, &threads) == -1)
+                usage(2, op.msg);
             break;
-        case 'h': usage(stdout, 0); break;
-        default: usage(stderr, 2);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
     argc -= optind;
     argv += optind;
-    if (do_list ? argc != 1 : argc != 2)
-        usage(stderr, 2);
+    if (argc == 0)
+        usage(2, do_list ? "IN is required" : "IN and OUT are required");
+    if (!do_list && argc == 1)
+        usage(2, "OUT is required");
+    if (argc > (do_list ? 1 : 2)) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[do_list ? 1 : 2]);
+        usage(2, msg);
+    }
     util_cleanup_signals();
     if (!do_list && util_check_output(argv[1], msg, sizeof msg) == -1)
         errx(1, "%s: %s", argv[1], msg);

@@ -15,17 +15,62 @@
 
 #include "nn.h"
 #include "npy.h"
+#include "opt.h"
 #include "rng.h"
 #include "sched.h"
 #include "unet.h"
 #include "util.h"
 
-static void usage(FILE *f, int status)
+static const char usage_line[] =
+    "usage: ddpm-sample --model DIR [-n N] [--scheduler ddpm|ddim] [--steps N] [--eta E]\n"
+    "                   [-S SEED] [-b N] [-o OUT.npy] [--init-noise X_T.npy]\n"
+    "                   [--save-trajectory T.npy [--trajectory-every K]] [--closed-form]\n"
+    "                   [-t N] [-v]\n"
+    "       ddpm-sample --model DIR --check | --save-dir OUTDIR\n";
+
+static const char help[] =
+    "\n"
+    "Samples images from a diffusers UNet2DModel folder (config.json, the weights as\n"
+    "diffusion_pytorch_model.safetensors or .bin, scheduler_config.json) as DDPMPipeline\n"
+    "and DDIMPipeline do, and writes them as uint8 (N,S,S,C) .npy (S: the model's\n"
+    "sample_size), batch by batch. Image i's noise depends only on --seed and i, so the\n"
+    "images do not depend on -n, --batch-size or --threads.\n"
+    "\n"
+    "  -m, --model DIR          the model folder (required)\n"
+    "  -n, --num N              images to make (default 100; with --init-noise its N)\n"
+    "  --scheduler S            ddpm (default) or ddim\n"
+    "  --steps N                denoising steps (default 1000 for ddpm, 50 for ddim)\n"
+    "  --eta E                  DDIM's eta (default 0; ddim only)\n"
+    "  -S, --seed S             seed (default 0)\n"
+    "  -b, --batch-size N       images per forward pass (default 16)\n"
+    "  -o, --output FILE        output .npy (default -: stdout)\n"
+    "  --init-noise FILE        start from this float32 (N,C,S,S) x_T instead of noise\n"
+    "                           drawn from --seed\n"
+    "  --save-trajectory FILE   also write float32 (N*K,C,S,S): per image x_T, x after\n"
+    "                           every --trajectory-every steps, and the final x_0\n"
+    "  --trajectory-every K     (default 1: every step)\n"
+    "  --check                  load the model, run one forward pass, print\n"
+    "                           'P parameters in T tensors' and exit; samples nothing\n"
+    "  --save-dir OUTDIR        write the loaded model as a diffusers folder\n"
+    "                           (safetensors, current attention names) and exit:\n"
+    "                           converts a .bin or legacy folder; samples nothing\n"
+    "  --closed-form            ignore the weights file and use closed-form weights of\n"
+    "                           config.json's shape (benchmarks, tests): the images are\n"
+    "                           meaningless\n"
+    "  -t, --threads N          threads (default 2)\n"
+    "  -v, --verbose            settings and progress on stderr\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Example:\n"
+    "  ddpm-sample --model weights/ddpm-cifar10-32 -n 100 --scheduler ddim --steps 50 \\\n"
+    "      -o samples.npy\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: ddpm-sample --model DIR [-n 100] [--scheduler ddpm|ddim] [--steps N] "
-               "[--eta 0] [--seed 0] [--batch-size 16] [-o out.npy] [--init-noise x_T.npy] "
-               "[--save-trajectory traj.npy] [--trajectory-every 1] [--check] "
-               "[--save-dir DIR] [--closed-form] [--threads 2] [-v]\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
@@ -82,7 +127,9 @@ int main(int argc, char **argv)
     const char *model = NULL, *out = "-", *init = NULL, *traj = NULL, *save_dir = NULL;
     long n = -1, steps = -1, seed = 0, batch = 16, threads = 2, every = 1;
     double eta = 0;
+    static const char *const sched_names[] = {"ddpm", "ddim"};
     int verbose = 0, check = 0, ddim = 0, closed = 0, c;
+    struct opt op;
     struct unet u;
     struct sched_config sc;
     struct sched s;
@@ -95,46 +142,40 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
     nn_blas_setup(argv, verbose);
-    while ((c = getopt_long(argc, argv, "m:n:S:b:o:t:vh", lo, NULL)) != -1) {
+    opt_init(&op, "m:n:S:b:o:t:vh", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
-        case 'n': bad = util_parse_long(optarg, 1, 100000000, &n); break;
-        case 'S': bad = util_parse_long(optarg, 0, LONG_MAX, &seed); break;
-        case 'b': bad = util_parse_long(optarg, 1, 4096, &batch); break;
-        case 't': bad = util_parse_long(optarg, 1, 1024, &threads); break;
-        case O_STEPS: bad = util_parse_long(optarg, 1, 100000, &steps); break;
-        case O_TEVERY: bad = util_parse_long(optarg, 1, 100000, &every); break;
-        case O_ETA: bad = util_parse_float(optarg, 0, 100, &eta); break;
-        case O_SCHED:
-            if (strcmp(optarg, "ddpm") == 0)
-                ddim = 0;
-            else if (strcmp(optarg, "ddim") == 0)
-                ddim = 1;
-            else
-                bad = 1;
-            break;
+        case 'n': bad = opt_long(&op, 1, 100000000, &n); break;
+        case 'S': bad = opt_long(&op, 0, LONG_MAX, &seed); break;
+        case 'b': bad = opt_long(&op, 1, 4096, &batch); break;
+        case 't': bad = opt_long(&op, 1, 1024, &threads); break;
+        case O_STEPS: bad = opt_long(&op, 1, 100000, &steps); break;
+        case O_TEVERY: bad = opt_long(&op, 1, 100000, &every); break;
+        case O_ETA: bad = opt_double(&op, 0, 100, &eta); break;
+        case O_SCHED: bad = opt_choice(&op, sched_names, 2, &ddim); break;
         case O_INIT: init = optarg; break;
         case O_TRAJ: traj = optarg; break;
         case O_CHECK: check = 1; break;
         case O_SAVEDIR: save_dir = optarg; break;
         case O_CLOSED: closed = 1; break;
         case 'v': verbose = 1; break;
-        case 'h': usage(stdout, 0); break;
-        default: usage(stderr, 2);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
-        if (bad) {
-            warnx("bad value: %s", optarg);
-            usage(stderr, 2);
-        }
+        if (bad)
+            usage(2, op.msg);
     }
-    if (optind != argc || model == NULL)
-        usage(stderr, 2);
-    if (eta > 0 && !ddim) {
-        warnx("--eta applies to --scheduler ddim only");
-        usage(stderr, 2);
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.200s'", argv[optind]);
+        usage(2, msg);
     }
+    if (model == NULL)
+        usage(2, "--model DIR is required");
+    if (eta > 0 && !ddim)
+        usage(2, "--eta applies to --scheduler ddim only");
     if (steps < 0)
         steps = ddim ? 50 : 1000;
     nn_set_threads((int)threads);

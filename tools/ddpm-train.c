@@ -24,6 +24,7 @@
 #include "ddpm_eval.h"
 #include "nn.h"
 #include "npy.h"
+#include "opt.h"
 #include "rng.h"
 #include "sched.h"
 #include "st.h"
@@ -33,7 +34,7 @@
 #include "util.h"
 
 static const char usage_line[] =
-    "usage: ddpm-train --data train.npy (--init DIR | --config config.json) -o OUTDIR\n"
+    "usage: ddpm-train --data TRAIN.npy (--init DIR | --config config.json) -o OUTDIR\n"
     "         [--train-batch-size 16] [--num-epochs 100 | --max-steps N] [--learning-rate 1e-4]\n"
     "         [--lr-scheduler cosine|linear|constant] [--lr-warmup-steps 500]\n"
     "         [--adam-beta1 0.95] [--adam-beta2 0.999] [--adam-weight-decay 1e-6]\n"
@@ -44,9 +45,71 @@ static const char usage_line[] =
     "         [--eval-every N] [--eval-samples 100] [--eval-steps 50] [--eval-ref REF]\n"
     "         [--eval-weights PATH] [--final-eval-json F.json] [-q]\n";
 
-static void usage(FILE *f, int status)
+static const char help[] =
+    "\n"
+    "Trains a diffusers UNet2DModel as diffusers' train_unconditional.py does: epsilon MSE\n"
+    "at uniform timesteps, AdamW, warmup then the --lr-scheduler, gradient clipping, EMA.\n"
+    "Reads uint8 (N,S,S,C) images (S: the model's sample_size); writes OUTDIR as a\n"
+    "diffusers folder (config.json, diffusion_pytorch_model.safetensors, the EMA weights\n"
+    "with --use-ema, scheduler_config.json) that ddpm-sample and\n"
+    "UNet2DModel.from_pretrained load, and OUTDIR/checkpoint-STEP/ folders (raw weights,\n"
+    "Adam moments, EMA, rng, step) to resume from, bit for bit with the same --threads.\n"
+    "Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits 130 or 143.\n"
+    "diffusers' spellings with '_' work too (--lr_warmup_steps, --train_batch_size).\n"
+    "\n"
+    "  -d, --data FILE                 training images (required)\n"
+    "  --init DIR                      start from this model folder (fine-tuning)\n"
+    "  --config FILE                   or a new model of this config.json, PyTorch's\n"
+    "                                  default initialisation from --seed\n"
+    "  -o, --output DIR                OUTDIR (required; --output-dir too)\n"
+    "  --train-batch-size N            images per step (default 16)\n"
+    "  --num-epochs N                  epochs (default 100; the last batch of an epoch\n"
+    "                                  keeps the remainder)\n"
+    "  --max-steps N                   steps in all, instead of --num-epochs\n"
+    "  --learning-rate LR              peak learning rate (default 1e-4)\n"
+    "  --lr-scheduler S                cosine (default), linear or constant, after the\n"
+    "                                  warmup\n"
+    "  --lr-warmup-steps N             linear warmup steps (default 500)\n"
+    "  --adam-beta1 B                  (default 0.95)\n"
+    "  --adam-beta2 B                  (default 0.999)\n"
+    "  --adam-weight-decay W           AdamW's decoupled weight decay (default 1e-6)\n"
+    "  --adam-epsilon E                (default 1e-8)\n"
+    "  --max-grad-norm N               clip the gradient's global norm (default 1)\n"
+    "  --use-ema                       keep an EMA of the weights; OUTDIR gets it\n"
+    "  --ema-inv-gamma G               EMA warmup (default 1)\n"
+    "  --ema-power P                   EMA warmup (default 0.75)\n"
+    "  --ema-max-decay D               (default 0.9999)\n"
+    "  --random-flip                   flip images left-right with probability 0.5\n"
+    "  --checkpointing-steps N         a checkpoint every N steps (default 500)\n"
+    "  --checkpoints-total-limit N     keep the N newest checkpoints (default 3)\n"
+    "  --resume-from-checkpoint C      latest (the newest in OUTDIR; none: start anew)\n"
+    "                                  or a checkpoint folder\n"
+    "  -S, --seed S                    seed of data order, noise and init (default 0)\n"
+    "  -t, --threads N                 threads (default 2)\n"
+    "  --log FILE                      CSV, a row per step: step, epoch, loss, lr,\n"
+    "                                  grad_norm, seconds, fid, kid (appended on resume)\n"
+    "  --eval-every N                  every N steps sample --eval-samples images with\n"
+    "                                  DDIM --eval-steps and log their FID and KID\n"
+    "                                  against --eval-ref (default 0: never)\n"
+    "  --eval-samples N                (default 100)\n"
+    "  --eval-steps N                  (default 50)\n"
+    "  --eval-ref REF                  reference images for the scores (.npy or folder)\n"
+    "  --eval-weights PATH             Inception weights for fid and kid (default: fid's)\n"
+    "  --final-eval-json FILE          score the final model too and write\n"
+    "                                  {step, train_loss, fid, kid, kid_std} (pick-best)\n"
+    "  -q, --quiet                     no progress on stderr\n"
+    "  -h, --help                      this text\n"
+    "\n"
+    "Example:\n"
+    "  ddpm-train --data data/flowers102-32-train.npy --init weights/ddpm-cifar10-32 \\\n"
+    "      -o runs/ft --learning-rate 3e-5 --max-steps 2000 --use-ema\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fputs(usage_line, f);
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
@@ -202,8 +265,7 @@ static int evaluate(struct run *r, struct ddpm_scores *sc)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-    /* diffusers' spellings with underscores are accepted too */
-    static const struct option base[] = {
+    static const struct option lo[] = {
         {"data", 1, 0, 'd'}, {"init", 1, 0, 'i'}, {"config", 1, 0, 'c'}, {"output", 1, 0, 'o'},
         {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'}, {"num-epochs", 1, 0, 'e'},
         {"max-steps", 1, 0, 'M'}, {"learning-rate", 1, 0, 'l'}, {"lr-scheduler", 1, 0, 'L'},
@@ -215,27 +277,20 @@ static void parse(int argc, char **argv, struct opts *o)
         {"resume-from-checkpoint", 1, 0, 'r'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},
         {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'v'}, {"eval-samples", 1, 0, 'n'},
         {"eval-steps", 1, 0, 's'}, {"eval-ref", 1, 0, 'R'}, {"eval-weights", 1, 0, 'x'},
-        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}};
-    enum { NB = sizeof base / sizeof base[0] };
-    static struct option lo[2 * NB + 1];
-    static char names[NB][40];
-    int c;
+        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    static const char *const scheds[] = {"cosine", "linear", "constant"};
+    static const enum ddpm_lr_sched sched_val[] = {DDPM_LR_COSINE, DDPM_LR_LINEAR,
+                                                   DDPM_LR_CONSTANT};
+    struct opt op;
+    int c, k;
 
-    for (int i = 0; i < NB; i++) {
-        lo[i] = base[i];
-        snprintf(names[i], sizeof names[i], "%s", base[i].name);
-        for (char *p = names[i]; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        lo[NB + i] = base[i];
-        lo[NB + i].name = names[i];
-    }
-    memset(&lo[2 * NB], 0, sizeof lo[0]);
     memset(o, 0, sizeof *o);
     o->batch = 16, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500, o->ckpt_limit = 3;
     o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
     ddpm_hparams_default(&o->h);
-    while ((c = getopt_long(argc, argv, "d:o:S:t:qh", lo, NULL)) != -1) {
+    opt_init(&op, "d:o:S:t:qh", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
         case 'd': o->data = optarg; break;
@@ -250,56 +305,54 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'U': o->h.use_ema = 1; break;
         case 'f': o->flip = 1; break;
         case 'q': o->quiet = 1; break;
-        case 'h': usage(stdout, 0); break;
-        case 'b': bad = util_parse_long(optarg, 1, 65536, &o->batch); break;
-        case 'e': bad = util_parse_long(optarg, 1, 100000000, &o->epochs); break;
-        case 'M': bad = util_parse_long(optarg, 1, LONG_MAX / 2, &o->max_steps); break;
-        case 'w': bad = util_parse_long(optarg, 0, LONG_MAX / 2, &o->h.warmup); break;
-        case 'k': bad = util_parse_long(optarg, 0, LONG_MAX, &o->ckpt_steps); break;
-        case 'K': bad = util_parse_long(optarg, 1, 1000000, &o->ckpt_limit); break;
-        case 'S': bad = util_parse_long(optarg, 0, LONG_MAX / 2, &o->seed); break;
-        case 't': bad = util_parse_long(optarg, 1, 1024, &o->threads); break;
-        case 'v': bad = util_parse_long(optarg, 0, LONG_MAX, &o->eval_every); break;
-        case 'n': bad = util_parse_long(optarg, 2, 10000000, &o->eval_samples); break;
-        case 's': bad = util_parse_long(optarg, 1, 100000, &o->eval_steps); break;
-        case 'l': bad = util_parse_float(optarg, 0, 10, &o->h.lr); break;
-        case '1': bad = util_parse_float(optarg, 0, 0.999999999, &o->h.beta1); break;
-        case '2': bad = util_parse_float(optarg, 0, 0.999999999, &o->h.beta2); break;
-        case 'W': bad = util_parse_float(optarg, 0, 10, &o->h.weight_decay); break;
-        case 'E': bad = util_parse_float(optarg, 0, 1, &o->h.eps); break;
-        case 'g': bad = util_parse_float(optarg, 0, 1e30, &o->h.max_grad_norm); break;
-        case 'G': bad = util_parse_float(optarg, 1e-9, 1e30, &o->h.ema_inv_gamma); break;
-        case 'P': bad = util_parse_float(optarg, 1e-9, 100, &o->h.ema_power); break;
-        case 'D': bad = util_parse_float(optarg, 0, 1, &o->h.ema_max_decay); break;
-        case 'L':
-            if (strcmp(optarg, "cosine") == 0)
-                o->h.lr_sched = DDPM_LR_COSINE;
-            else if (strcmp(optarg, "linear") == 0)
-                o->h.lr_sched = DDPM_LR_LINEAR;
-            else if (strcmp(optarg, "constant") == 0)
-                o->h.lr_sched = DDPM_LR_CONSTANT;
-            else
-                bad = 1;
+        case 'h': usage(0, NULL); break;
+        case 'b': bad = opt_long(&op, 1, 65536, &o->batch); break;
+        case 'e': bad = opt_long(&op, 1, 100000000, &o->epochs); break;
+        case 'M': bad = opt_long(&op, 1, LONG_MAX / 2, &o->max_steps); break;
+        case 'w': bad = opt_long(&op, 0, LONG_MAX / 2, &o->h.warmup); break;
+        case 'k': bad = opt_long(&op, 1, LONG_MAX, &o->ckpt_steps); break;
+        case 'K': bad = opt_long(&op, 1, 1000000, &o->ckpt_limit); break;
+        case 'S': bad = opt_long(&op, 0, LONG_MAX / 2, &o->seed); break;
+        case 't': bad = opt_long(&op, 1, 1024, &o->threads); break;
+        case 'v': bad = opt_long(&op, 0, LONG_MAX, &o->eval_every); break;
+        case 'n': bad = opt_long(&op, 2, 10000000, &o->eval_samples); break;
+        case 's': bad = opt_long(&op, 1, 100000, &o->eval_steps); break;
+        case 'l': /* a rate of 0 would train nothing */
+            bad = opt_double(&op, 0, 10, &o->h.lr) || (o->h.lr == 0 && opt_bad(&op, "want > 0"));
             break;
-        default: usage(stderr, 2);
+        case '1': bad = opt_double(&op, 0, 0.999999999, &o->h.beta1); break;
+        case '2': bad = opt_double(&op, 0, 0.999999999, &o->h.beta2); break;
+        case 'W': bad = opt_double(&op, 0, 10, &o->h.weight_decay); break;
+        case 'E': bad = opt_double(&op, 0, 1, &o->h.eps); break;
+        case 'g': bad = opt_double(&op, 0, 1e30, &o->h.max_grad_norm); break;
+        case 'G': bad = opt_double(&op, 1e-9, 1e30, &o->h.ema_inv_gamma); break;
+        case 'P': bad = opt_double(&op, 1e-9, 100, &o->h.ema_power); break;
+        case 'D': bad = opt_double(&op, 0, 1, &o->h.ema_max_decay); break;
+        case 'L':
+            if ((bad = opt_choice(&op, scheds, 3, &k)) == 0)
+                o->h.lr_sched = sched_val[k];
+            break;
+        default: usage(2, NULL);
         }
-        if (bad) {
-            warnx("bad value for --%s: %s", trainer_option_name(lo, c), optarg);
-            usage(stderr, 2);
-        }
+        if (bad)
+            usage(2, op.msg);
     }
-    if (optind != argc || o->data == NULL || o->out == NULL || strcmp(o->out, "-") == 0)
-        usage(stderr, 2);
-    if (o->init != NULL && o->config != NULL) {
-        warnx("--init and --config exclude each other");
-        usage(stderr, 2);
+    if (optind != argc) {
+        snprintf(op.msg, sizeof op.msg, "unexpected argument '%.200s'", argv[optind]);
+        usage(2, op.msg);
     }
+    if (o->data == NULL)
+        usage(2, "--data TRAIN.npy is required");
+    if (o->out == NULL)
+        usage(2, "-o OUTDIR is required");
+    if (strcmp(o->out, "-") == 0)
+        usage(2, "-o: OUTDIR is a folder, not - (stdout)");
+    if (o->init != NULL && o->config != NULL)
+        usage(2, "--init and --config exclude each other");
     if (o->init == NULL && o->config == NULL && o->resume == NULL)
-        usage(stderr, 2);
-    if ((o->eval_every > 0 || o->final_json != NULL) && o->eval_ref == NULL) {
-        warnx("--eval-every and --final-eval-json need --eval-ref");
-        usage(stderr, 2);
-    }
+        usage(2, "--init DIR, --config FILE or --resume-from-checkpoint is required");
+    if ((o->eval_every > 0 || o->final_json != NULL) && o->eval_ref == NULL)
+        usage(2, "--eval-every and --final-eval-json need --eval-ref");
 }
 
 /* ---- main ---- */

@@ -7,6 +7,7 @@
    (split_stratify); each part is then shuffled once more so classes are mixed. All
    randomness is one xoshiro stream from --seed. */
 #include "npy.h"
+#include "opt.h"
 #include "rng.h"
 #include "split.h"
 #include "util.h"
@@ -19,27 +20,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: dsplit IN.npy|- [--labels L.npy] --ratios A,B[,C] [--seed S] "
-               "[--stratify] [--min-class-count K] -o PREFIX\n");
-}
+static const char usage_line[] =
+    "usage: dsplit IN.npy|- [--labels L.npy] --ratios A,B[,C] [--seed 0] [--stratify]\n"
+    "              [--min-class-count K] -o PREFIX\n";
 
-static void help(void)
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    usage(stdout);
+    if (problem != NULL)
+        warnx("%s", problem);
+    fputs(usage_line, status == 0 ? stdout : stderr);
+    if (status != 0)
+        exit(status);
     printf(
+        "\n"
         "Shuffles the rows of IN (any .npy/.npz array with a leading N dimension, e.g. uint8\n"
         "images (N,H,W,3)) and writes PREFIX-train.npy, PREFIX-val.npy, PREFIX-test.npy\n"
         "(two ratios: train and test only), plus PREFIX-train-labels.npy etc. (int64) with\n"
         "--labels (int32 or int64, shape (N,)). All outputs appear together or not at all.\n"
-        "  --ratios A,B[,C]       relative sizes, e.g. 70,15,15 or 0.8,0.2\n"
-        "                         train = floor(N*A/sum), val = floor(N*B/sum), test = rest\n"
-        "  --seed S               shuffle seed (default 0); same seed, same bytes\n"
-        "  --stratify             apply the ratios within each class (needs --labels)\n"
-        "  --min-class-count K    drop classes with fewer than K rows (needs --labels);\n"
+        "\n"
+        "  IN                     the array to split (- reads stdin)\n"
+        "  -l, --labels FILE      int32/int64 (N,) labels, split along with the rows\n"
+        "  -r, --ratios A,B[,C]   relative sizes, each > 0, e.g. 70,15,15 or 0.8,0.2\n"
+        "                         (required); train = floor(N*A/sum), val = floor(N*B/sum),\n"
+        "                         test = the rest\n"
+        "  -S, --seed S           shuffle seed (default 0); same seed, same bytes (-s is an\n"
+        "                         old spelling)\n"
+        "  --stratify             apply the ratios within each class (needs --labels; -t\n"
+        "                         is an old spelling)\n"
+        "  -m, --min-class-count K\n"
+        "                         drop classes with fewer than K rows (needs --labels);\n"
         "                         label values are kept as they are\n"
-        "  -o, --output PREFIX    output file prefix\n");
+        "  -o, --output PREFIX    output file prefix (required)\n"
+        "  -h, --help             this text\n"
+        "\n"
+        "Example:\n"
+        "  dsplit data/pets-32.npy --labels data/pets-32-labels.npy --ratios 70,15,15 \\\n"
+        "      --stratify -o data/pets-32\n");
+    exit(0);
 }
 
 static const char *const split_name[3] = {"train", "val", "test"};
@@ -53,7 +71,8 @@ static int parse_ratios(const char *s, double *r)
         return -1;
     strcpy(buf, s);
     for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n == 3 || util_parse_float(tok, 0, 1e12, &r[n]) == -1)
+        /* a ratio of 0 would write an empty split */
+        if (n == 3 || util_parse_float(tok, 0, 1e12, &r[n]) == -1 || r[n] <= 0)
             return -1;
         sum += r[n++];
     }
@@ -260,7 +279,7 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
                 unlink(paths[j]);
             for (int j = i + 1; j < n; j++)
                 outfile_abort(&o[j]);
-            errx(1, "%s", msg);
+            errx(1, "%s: %s", paths[i], msg);
         }
     for (int i = 0; i < n; i++)
         free(paths[i]);
@@ -276,7 +295,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"labels", required_argument, NULL, 'l'},
         {"ratios", required_argument, NULL, 'r'},
-        {"seed", required_argument, NULL, 's'},
+        {"seed", required_argument, NULL, 'S'},
         {"stratify", no_argument, NULL, 't'},
         {"min-class-count", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
@@ -288,48 +307,47 @@ int main(int argc, char **argv)
     int nr = 0, stratify = 0, c;
     long seed = 0, mincount = 0;
     char msg[128];
-    while ((c = getopt_long(argc, argv, "l:r:s:tm:o:h", opts, NULL)) != -1) {
+    struct opt op;
+    /* -s (seed) and -t (stratify) are old spellings: -s is --size and -t --threads elsewhere */
+    opt_init(&op, "l:r:s:S:tm:o:h", opts);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 'l': labels = optarg; break;
         case 'r':
             if ((nr = parse_ratios(optarg, r)) == -1) {
-                warnx("--ratios: expected 2 or 3 non-negative numbers, not all 0: %s", optarg);
-                usage(stderr);
-                return 2;
+                opt_bad(&op, "want 2 or 3 numbers > 0, e.g. 70,15,15");
+                usage(2, op.msg);
             }
             break;
         case 's':
-            if (util_parse_long(optarg, 0, LONG_MAX, &seed) == -1) {
-                warnx("--seed: not a non-negative integer: %s", optarg);
-                usage(stderr);
-                return 2;
-            }
+        case 'S':
+            if (opt_long(&op, 0, LONG_MAX, &seed) == -1)
+                usage(2, op.msg);
             break;
         case 't': stratify = 1; break;
         case 'm':
-            if (util_parse_long(optarg, 1, LONG_MAX, &mincount) == -1) {
-                warnx("--min-class-count: not a positive integer: %s", optarg);
-                usage(stderr);
-                return 2;
-            }
+            if (opt_long(&op, 1, LONG_MAX, &mincount) == -1)
+                usage(2, op.msg);
             break;
         case 'o': prefix = optarg; break;
-        case 'h': help(); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (optind != argc - 1 || nr == 0 || prefix == NULL || *prefix == '\0' ||
-        ((stratify || mincount) && labels == NULL)) {
-        if ((stratify || mincount) && labels == NULL)
-            warnx("--stratify and --min-class-count need --labels");
-        usage(stderr);
-        return 2;
+    if (optind == argc)
+        usage(2, "IN.npy is required");
+    if (optind < argc - 1) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.80s'", argv[optind + 1]);
+        usage(2, msg);
     }
-    if (strcmp(prefix, "-") == 0) {
-        warnx("-o -: the outputs are several files; give a file name prefix");
-        usage(stderr);
-        return 2;
-    }
+    if (nr == 0)
+        usage(2, "--ratios A,B[,C] is required");
+    if (prefix == NULL || *prefix == '\0')
+        usage(2, "-o PREFIX is required");
+    if ((stratify || mincount) && labels == NULL)
+        usage(2, "--stratify and --min-class-count need --labels");
+    if (strcmp(prefix, "-") == 0)
+        usage(2, "-o -: the outputs are several files; give a file name prefix");
     in = argv[optind];
     util_cleanup_signals();
     check_outputs(prefix, nr, labels != NULL);

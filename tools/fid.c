@@ -6,6 +6,7 @@
    the features of one input so a reference is computed once. */
 #include <err.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "util.h"
 
 static const char usage_line[] =
-    "usage: fid [-v] [--json] [--batch-size N] [--dims 64|192|768|2048] [--threads N]\n"
+    "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048] [-t N]\n"
     "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity]\n"
     "           (A B | --save-stats A OUT.npz | --save-features A OUT.npy)\n";
 
@@ -33,9 +34,9 @@ static const char help[] =
     "  --save-stats        write the statistics (mu, sigma) of A to OUT.npz\n"
     "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
     "  --json              print a JSON object instead\n"
-    "  --batch-size N      images per batch (default 50)\n"
+    "  -b, --batch-size N  images per batch (default 50)\n"
     "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default)\n"
-    "  --threads N         threads (default 2)\n"
+    "  -t, --threads N     threads (default 2)\n"
     "  --weights PATH      FID Inception weights (.pth or .safetensors), or synthetic\n"
     "                      (closed-form stand-in: scores are NOT comparable with\n"
     "                      published ones). Default: $FID_WEIGHTS, else\n"
@@ -45,7 +46,13 @@ static const char help[] =
     "                      2x-1) or torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
     "  --skip-bad          skip the files of a folder that do not decode, each named\n"
     "                      on stderr (default: the first one is an error)\n"
-    "  -v, --verbose       settings and progress on stderr\n";
+    "  -v, --verbose       settings and progress on stderr\n"
+    METRICS_CLI_HELP_IGNORED("  ", "                      ")
+    "  -h, --help          this text\n"
+    "\n"
+    "Example (pytorch-fid's command line works too):\n"
+    "  fid --save-stats data/flowers102-32-test.npy flowers-test.npz\n"
+    "  ddpm-sample --model weights/ddpm-cifar10-32 -n 100 | fid - flowers-test.npz\n";
 
 static void usage(int status, const char *problem)
 {
@@ -100,6 +107,17 @@ static void side_stats(struct side *s, const struct inception *net, const struct
     metrics_stats_free(&st);
 }
 
+/* metrics_frechet refuses non-finite statistics without knowing whose they are */
+static void check_finite(const struct side *s, int dims)
+{
+    for (size_t i = 0; i < (size_t)dims; i++)
+        if (!isfinite(s->mu[i]))
+            errx(1, "%s: statistics are not finite", s->path);
+    for (size_t i = 0; i < (size_t)dims * dims; i++)
+        if (!isfinite(s->sigma[i]))
+            errx(1, "%s: statistics are not finite", s->path);
+}
+
 static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
 {
     char msg[512];
@@ -130,7 +148,7 @@ int main(int argc, char **argv)
         case 'd':
             if (util_parse_long(optarg, 1, 2048, &v) == -1 ||
                 (v != 64 && v != 192 && v != 768 && v != 2048)) {
-                snprintf(msg, sizeof msg, "--dims: invalid value '%s'", optarg);
+                opt_bad_value(msg, sizeof msg, "--dims", optarg, "want 64, 192, 768 or 2048");
                 usage(2, msg);
             }
             dims = (int)v;
@@ -148,16 +166,16 @@ int main(int argc, char **argv)
             usage(2, msg);
         }
     }
-    if (argc - optind != 2 || (save_stats && save_features))
-        usage(2, NULL);
+    if (save_stats && save_features)
+        usage(2, "--save-stats and --save-features exclude each other");
+    if (argc - optind != 2)
+        usage(2, save_stats || save_features ? "A and OUT are required" : "A and B are required");
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
     if ((save_stats || save_features) &&
         util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
         errx(1, "%s: %s", argv[optind + 1], msg);
-    nn_blas_setup(argv, o.verbose);
-    nn_set_threads(o.threads);
-    util_cleanup_signals();
+    metrics_cli_start(&o, argv);
 
     struct inception net;
     struct side a, b;
@@ -183,8 +201,13 @@ int main(int argc, char **argv)
         side_stats(&a, &net, &o, dims);
         side_stats(&b, &net, &o, dims);
         double fid;
+        check_finite(&a, dims);
+        check_finite(&b, dims);
         if (metrics_frechet(&fid, a.mu, a.sigma, b.mu, b.sigma, dims, msg, sizeof msg) == -1)
             errx(1, "%s", msg);
+        /* a squared distance: below 0 is round-off (-5.7e-13 for a set and itself) */
+        if (fid < 0)
+            fid = 0;
         char r[64];
         metrics_repr(r, sizeof r, fid);
         if (o.json)

@@ -5,6 +5,7 @@
 #include "img.h"
 #include "mat.h"
 #include "npy.h"
+#include "opt.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -13,44 +14,66 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char usage_line[] =
     "usage: imgresize [-s SIZE] [-m squash|center-crop] [-o OUT.npy] [--labels-out L.npy]\n"
     "                 [--skip-bad] [-t THREADS] [-v]\n"
-    "                 (DIR|IMAGE|- ... | -l LIST | --flowers102 DIR | --pets DIR) [--split S]\n";
+    "                 (DIR|IMAGE|- ... | -l LIST | -r DIR | --flowers102 DIR | --pets DIR)\n"
+    "                 [--split S]\n";
+
+static const char help[] =
+    "\n"
+    "Decodes images (BMP, JPEG, PGM/PPM, PNG, TIFF, WebP, told apart by their content) to\n"
+    "RGB like PIL's Image.open(p).convert('RGB') and resizes them like torchvision's\n"
+    "Resize((H,W)), i.e. PIL's BILINEAR resize with antialiasing; writes uint8 (N,H,W,3)\n"
+    ".npy, and with --labels-out int64 (N,) labels for inputs that have them.\n"
+    "\n"
+    "  DIR                 every file in DIR (not recursive, no dotfiles), by name\n"
+    "  IMAGE, -            one image file; - reads it from stdin\n"
+    "  -l, --list LIST     one path a line, optionally followed by whitespace and an\n"
+    "                      integer label; relative paths are relative to LIST's folder;\n"
+    "                      blank lines and lines starting with # are skipped\n"
+    "  -r, --image-folder DIR\n"
+    "                      a torchvision ImageFolder: DIR/CLASS/.../IMAGE, the classes\n"
+    "                      sorted by name, label = the class's index; the image files\n"
+    "                      (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp, any case)\n"
+    "                      of each class folder and its subfolders in torchvision's\n"
+    "                      order\n"
+    "  --flowers102 DIR    DIR/jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat;\n"
+    "                      --split trn (default, the official 1020) | val | tst | all\n"
+    "  --pets DIR          DIR/images/NAME.jpg, DIR/annotations/trainval.txt;\n"
+    "                      --split trainval (default) | test | all (list.txt)\n"
+    "                      Data-set labels are 0-based (label - 1), as torchvision's.\n"
+    "  -s, --size SIZE     output size, N or WxH (default 32)\n"
+    "  -m, --mode MODE     squash (default): resize the whole image to WxH;\n"
+    "                      center-crop: crop the largest centred box of aspect W:H,\n"
+    "                      then resize\n"
+    "  -o, --output FILE   output .npy (default -: stdout)\n"
+    "  --labels-out FILE   int64 (N,) labels (-l with labels, -r, --flowers102, --pets)\n"
+    "  --skip-bad          skip files that cannot be decoded (each named on stderr)\n"
+    "                      instead of failing\n"
+    "  -t, --threads N     threads (default 2)\n"
+    "  -v, --verbose       progress on stderr\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Example:\n"
+    "  imgresize -s 32 -r photos/train --labels-out train-labels.npy -o train.npy\n";
 
 static void usage(int status)
 {
     FILE *f = status == 0 ? stdout : stderr;
     fputs(usage_line, f);
     if (status == 0)
-        fputs("\n"
-              "Decodes PNG and JPEG files (sniffed by content) to RGB like PIL's\n"
-              "Image.open(p).convert('RGB') and resizes them like torchvision Resize((H,W)),\n"
-              "i.e. PIL resize BILINEAR with antialiasing; writes uint8 (N,H,W,3) .npy.\n"
-              "\n"
-              "  DIR                 every file in DIR (not recursive, no dotfiles), by name\n"
-              "  IMAGE, -            one image file; - reads it from stdin\n"
-              "  -l, --list LIST     one path a line, optionally followed by whitespace and an\n"
-              "                      integer label; relative paths are relative to LIST's folder;\n"
-              "                      blank lines and lines starting with # are skipped\n"
-              "  --flowers102 DIR    DIR/jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat;\n"
-              "                      --split trn (default, the official 1020) | val | tst | all\n"
-              "  --pets DIR          DIR/images/NAME.jpg, DIR/annotations/trainval.txt;\n"
-              "                      --split trainval (default) | test | all (list.txt)\n"
-              "                      Data-set labels are 0-based (label - 1), as torchvision's.\n"
-              "  -s, --size SIZE     output size, N or WxH (default 32)\n"
-              "  -m, --mode MODE     squash (default): resize the whole image to WxH;\n"
-              "                      center-crop: crop the largest centred box of aspect W:H,\n"
-              "                      then resize\n"
-              "  -o, --output FILE   output .npy (default - : stdout)\n"
-              "  --labels-out FILE   int64 (N,) labels\n"
-              "  --skip-bad          skip files that cannot be decoded (each named on stderr)\n"
-              "                      instead of failing\n"
-              "  -t, --threads N     threads (default 2)\n"
-              "  -v, --verbose       progress on stderr\n",
-              f);
+        fputs(help, f);
     exit(status);
+}
+
+/* usage(2) after one line saying why */
+static void usage_error(const char *problem)
+{
+    warnx("%s", problem);
+    usage(2);
 }
 
 struct item {
@@ -96,7 +119,7 @@ static void add_dir(struct items *it, const char *dir)
     DIR *d = opendir(dir);
     struct dirent *e;
     char **names = NULL;
-    int n = 0, cap = 0;
+    int n = 0, cap = 0, n_sub = 0;
     if (d == NULL)
         err(1, "%s", dir);
     while ((e = readdir(d)) != NULL) {
@@ -104,6 +127,7 @@ static void add_dir(struct items *it, const char *dir)
             continue;
         char *p = join(dir, e->d_name);
         if (util_is_dir(p)) {
+            n_sub++;
             free(p);
             continue;
         }
@@ -114,11 +138,112 @@ static void add_dir(struct items *it, const char *dir)
         names[n++] = p;
     }
     closedir(d);
+    if (n == 0 && n_sub > 0)
+        errx(1, "%s: no files, only %d subfolder%s: for a torchvision ImageFolder (a folder "
+             "per class) use -r %s", dir, n_sub, n_sub > 1 ? "s" : "", dir);
     if (n > 0)
         qsort(names, n, sizeof *names, cmp_str);
     for (int i = 0; i < n; i++)
         items_add(it, names[i], 0, 0);
     free(names);
+}
+
+/* The entries of dir (all of them, '.' and '..' aside), sorted; *n_out of them. */
+static char **list_sorted(const char *dir, int *n_out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **v = NULL;
+    int n = 0;
+    if (d == NULL)
+        err(1, "%s", dir);
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            strv_add(&v, &n, e->d_name);
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof *v, cmp_str);
+    *n_out = n;
+    return v;
+}
+
+/* torchvision's IMG_EXTENSIONS, compared as has_file_allowed_extension does (lower case) */
+static int image_folder_ext(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm",
+                                      ".tif", ".tiff", ".webp"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t k = strlen(ext[i]);
+        if (n >= k && strcasecmp(name + n - k, ext[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* every folder under root (root included, symbolic links followed as os.walk(followlinks=
+   True) does), appended to *dirs */
+static void walk_dirs(const char *root, char ***dirs, int *n, int depth)
+{
+    char **names;
+    int k;
+    if (depth > 64)
+        errx(1, "%s: folders nested too deep (a symbolic link loop?)", root);
+    strv_add(dirs, n, root);
+    names = list_sorted(root, &k);
+    for (int i = 0; i < k; i++) {
+        char *p = join(root, names[i]);
+        if (util_is_dir(p))
+            walk_dirs(p, dirs, n, depth + 1);
+        free(p);
+    }
+    strv_free(names, k);
+}
+
+/* torchvision.datasets.ImageFolder(dir): classes are the subfolders of dir in sorted order
+   (hidden ones too, as os.scandir lists them), label = class index; each class's samples
+   are, for every folder under it in sorted(os.walk()) order (sorted by path), its image
+   files in sorted order. As torchvision, a class without images is an error. */
+static void add_image_folder(struct items *it, const char *dir, int verbose)
+{
+    char **names;
+    int k, n_cls = 0;
+    names = list_sorted(dir, &k);
+    for (int i = 0; i < k; i++) {
+        char *cls = join(dir, names[i]), **dirs = NULL;
+        int nd = 0, n0 = it->n;
+        if (!util_is_dir(cls)) {
+            free(cls);
+            continue;
+        }
+        walk_dirs(cls, &dirs, &nd, 0);
+        qsort(dirs, nd, sizeof *dirs, cmp_str);
+        for (int j = 0; j < nd; j++) {
+            char **files;
+            int nf;
+            files = list_sorted(dirs[j], &nf);
+            for (int f = 0; f < nf; f++) {
+                char *p = join(dirs[j], files[f]);
+                if (image_folder_ext(files[f]) && !util_is_dir(p))
+                    items_add(it, p, 1, n_cls);
+                else
+                    free(p);
+            }
+            strv_free(files, nf);
+        }
+        if (it->n == n0)
+            errx(1, "%s: class %d has no image files (.jpg .jpeg .png .ppm .bmp .pgm .tif "
+                 ".tiff .webp)", cls, n_cls);
+        if (verbose)
+            fprintf(stderr, "imgresize: class %d: %s (%d images)\n", n_cls, names[i],
+                    it->n - n0);
+        strv_free(dirs, nd);
+        free(cls);
+        n_cls++;
+    }
+    strv_free(names, k);
+    if (n_cls == 0)
+        errx(1, "%s: no class folders (-r reads DIR/CLASS/IMAGE)", dir);
 }
 
 /* One path a line, optional integer label after the last whitespace. */
@@ -190,7 +315,7 @@ static void add_flowers(struct items *it, const char *dir, const char *split)
                       : strcmp(split, "tst") == 0 ? "tstid"
                                                   : NULL;
     if (var == NULL && strcmp(split, "all") != 0) {
-        warnx("--split: want trn, val, tst or all for --flowers102, not '%s'", split);
+        warnx("--split: bad value: %s (want trn, val, tst or all for --flowers102)", split);
         usage(2);
     }
     if (mat_read(lp, &lm, msg, sizeof msg) == -1)
@@ -233,7 +358,7 @@ static void add_pets(struct items *it, const char *dir, const char *split)
     char msg[128], *save = NULL, *path;
     int lineno = 0;
     if (file == NULL) {
-        warnx("--split: want trainval, test or all for --pets, not '%s'", split);
+        warnx("--split: bad value: %s (want trainval, test or all for --pets)", split);
         usage(2);
     }
     path = join(dir, file);
@@ -271,44 +396,40 @@ int main(int argc, char **argv)
         {"pets", required_argument, NULL, 'P'},     {"split", required_argument, NULL, 'S'},
         {"skip-bad", no_argument, NULL, 'k'},       {"threads", required_argument, NULL, 't'},
         {"verbose", no_argument, NULL, 'v'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"image-folder", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+    static const char *const modes[] = {"squash", "center-crop"};
     const char *out_path = "-", *labels_path = NULL, *list = NULL, *flowers = NULL,
-               *pets = NULL, *split = NULL;
+               *pets = NULL, *split = NULL, *folder = NULL;
     int ow = 32, oh = 32, crop = 0, skip_bad = 0, verbose = 0, c, n_stdin = 0;
     long threads = 2;
     struct items it = {0};
     char msg[128];
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "s:m:o:l:t:vh", opts, NULL)) != -1) {
+    opt_init(&op, "s:m:o:l:r:t:vh", opts);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 's':
             if (util_parse_size(optarg, &ow, &oh) == -1 || ow > 4096 || oh > 4096) {
-                warnx("--size: want N or WxH (1..4096), not '%s'", optarg);
-                usage(2);
+                opt_bad(&op, "want N or WxH, 1..4096");
+                usage_error(op.msg);
             }
             break;
         case 'm':
-            if (strcmp(optarg, "squash") == 0)
-                crop = 0;
-            else if (strcmp(optarg, "center-crop") == 0)
-                crop = 1;
-            else {
-                warnx("--mode: want squash or center-crop, not '%s'", optarg);
-                usage(2);
-            }
+            if (opt_choice(&op, modes, 2, &crop) == -1)
+                usage_error(op.msg);
             break;
         case 'o': out_path = optarg; break;
         case 'L': labels_path = optarg; break;
         case 'l': list = optarg; break;
+        case 'r': folder = optarg; break;
         case 'F': flowers = optarg; break;
         case 'P': pets = optarg; break;
         case 'S': split = optarg; break;
         case 'k': skip_bad = 1; break;
         case 't':
-            if (util_parse_long(optarg, 1, 1024, &threads) == -1) {
-                warnx("--threads: want 1..1024, not '%s'", optarg);
-                usage(2);
-            }
+            if (opt_long(&op, 1, 1024, &threads) == -1)
+                usage_error(op.msg);
             break;
         case 'v': verbose = 1; break;
         case 'h': usage(0); break;
@@ -317,22 +438,17 @@ int main(int argc, char **argv)
     }
     argc -= optind;
     argv += optind;
-    if ((flowers != NULL) + (pets != NULL) > 1 || ((flowers || pets) && (argc > 0 || list))) {
-        warnx("--flowers102 and --pets go alone");
-        usage(2);
-    }
-    if (split != NULL && !flowers && !pets) {
-        warnx("--split needs --flowers102 or --pets");
-        usage(2);
-    }
-    if (argc == 0 && !list && !flowers && !pets)
-        usage(2);
+    if ((flowers != NULL) + (pets != NULL) + (folder != NULL) > 1 ||
+        ((flowers || pets || folder) && (argc > 0 || list)))
+        usage_error("-r, --flowers102 and --pets go alone");
+    if (split != NULL && !flowers && !pets)
+        usage_error("--split needs --flowers102 or --pets");
+    if (argc == 0 && !list && !flowers && !pets && !folder)
+        usage_error("no input: give DIR, IMAGE, -, -l LIST, -r DIR, --flowers102 or --pets");
     for (int i = 0; i < argc; i++)
         n_stdin += strcmp(argv[i], "-") == 0;
-    if (n_stdin + (list && strcmp(list, "-") == 0) > 1) {
-        warnx("stdin can be read only once");
-        usage(2);
-    }
+    if (n_stdin + (list && strcmp(list, "-") == 0) > 1)
+        usage_error("stdin can be read only once");
     util_cleanup_signals();
     if (util_binary_to_tty(out_path))
         errx(1, UTIL_TTY_MSG);
@@ -345,6 +461,8 @@ int main(int argc, char **argv)
         add_flowers(&it, flowers, split ? split : "trn");
     if (pets)
         add_pets(&it, pets, split ? split : "trainval");
+    if (folder)
+        add_image_folder(&it, folder, verbose);
     for (int i = 0; i < argc; i++) {
         if (util_is_dir(argv[i]))
             add_dir(&it, argv[i]);

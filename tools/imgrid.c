@@ -2,6 +2,7 @@
    grid, laid out like torchvision.utils.make_grid (row-major, `pad` pixels around every cell). */
 #include "img.h"
 #include "npy.h"
+#include "opt.h"
 #include "util.h"
 
 #include <err.h>
@@ -10,34 +11,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(int status)
+static const char usage_line[] =
+    "usage: imgrid [-c COLS] [-p 2] [--pad-value 0] [--scale 1] [-n MAX] [-o OUT.png]\n"
+    "              [IN.npy|-]\n";
+
+static const char help[] =
+    "\n"
+    "Lays out the images of a uint8 (N,H,W,3) or gray (N,H,W) batch (.npy or .npz,\n"
+    "default stdin) as one PNG grid, row by row, like torchvision.utils.make_grid.\n"
+    "\n"
+    "  -c, --cols COLS     images per row (default ceil(sqrt(N)))\n"
+    "  -p, --pad PAD       pixels between and around images (default 2)\n"
+    "  --pad-value V       grey level of the padding (default 0)\n"
+    "  --scale SCALE       nearest-neighbour upscaling factor, 1..64 (default 1; -s is\n"
+    "                      an old spelling: -s is --size in imgresize)\n"
+    "  -n, --max N         at most the first N images (default all)\n"
+    "  -o, --output FILE   output PNG (default -: stdout)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Example:\n"
+    "  imgrid -c 10 -n 100 --scale 2 samples.npy -o samples.png\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    FILE *f = status == 0 ? stdout : stderr;
-    fputs("usage: imgrid [-c COLS] [-p PAD] [--pad-value V] [-s SCALE] [-n MAX] [-o OUT.png]"
-          " [IN.npy|-]\n",
-          f);
-    if (status == 0)
-        fputs("\n"
-              "Lays out the images of a uint8 (N,H,W,3) or gray (N,H,W) batch (.npy or .npz,\n"
-              "default stdin) as a PNG grid, row by row.\n"
-              "\n"
-              "  -c, --cols COLS     images per row (default ceil(sqrt(N)))\n"
-              "  -p, --pad PAD       pixels between and around images (default 2)\n"
-              "  --pad-value V       grey level of the padding (default 0)\n"
-              "  -s, --scale SCALE   nearest-neighbour upscaling factor (default 1)\n"
-              "  -n, --max N         at most the first N images\n"
-              "  -o, --output FILE   output PNG (default - : stdout)\n",
-              f);
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
-static long arg_long(const char *name, const char *s, long lo, long hi)
+static long arg_long(struct opt *op, long lo, long hi)
 {
     long v;
-    if (util_parse_long(s, lo, hi, &v) == -1) {
-        warnx("%s: want %ld..%ld, not '%s'", name, lo, hi, s);
-        usage(2);
-    }
+    if (opt_long(op, lo, hi, &v) == -1)
+        usage(2, op->msg);
     return v;
 }
 
@@ -54,21 +62,26 @@ int main(int argc, char **argv)
     char msg[128];
     struct npy t;
     struct outfile of;
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "c:p:s:n:o:h", opts, NULL)) != -1) {
+    /* -s (the scale) is an old spelling: -s is --size in imgresize */
+    opt_init(&op, "c:p:s:n:o:h", opts);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
-        case 'c': cols = arg_long("--cols", optarg, 1, 100000); break;
-        case 'p': pad = arg_long("--pad", optarg, 0, 1000); break;
-        case 'V': padv = arg_long("--pad-value", optarg, 0, 255); break;
-        case 's': scale = arg_long("--scale", optarg, 1, 64); break;
-        case 'n': max = arg_long("--max", optarg, 1, 1L << 40); break;
+        case 'c': cols = arg_long(&op, 1, 100000); break;
+        case 'p': pad = arg_long(&op, 0, 1000); break;
+        case 'V': padv = arg_long(&op, 0, 255); break;
+        case 's': scale = arg_long(&op, 1, 64); break;
+        case 'n': max = arg_long(&op, 1, 1L << 40); break;
         case 'o': out = optarg; break;
-        case 'h': usage(0); break;
-        default: usage(2);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (argc - optind > 1)
-        usage(2);
+    if (argc - optind > 1) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.80s'", argv[optind + 1]);
+        usage(2, msg);
+    }
     if (argc - optind == 1)
         in = argv[optind];
     util_cleanup_signals();
@@ -81,8 +94,8 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", in, msg);
     int ch = t.ndim == 4 ? (int)t.shape[3] : 1;
     if (t.dtype != NPY_U8 || !(t.ndim == 3 || (t.ndim == 4 && (ch == 1 || ch == 3))))
-        errx(1, "%s: expected uint8 images (N,H,W,3) or (N,H,W), got %s with %d dims", in,
-             npy_dtype_name(t.dtype), t.ndim);
+        errx(1, "%s: expected uint8 images (N,H,W,3) or (N,H,W), got %s with %d dims%s", in,
+             npy_dtype_name(t.dtype), t.ndim, npy_nchw_hint(&t));
     int64_t n = t.shape[0], H = t.shape[1], W = t.shape[2];
     if (n < 1 || H < 1 || W < 1)
         errx(1, "%s: no images", in);

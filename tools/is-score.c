@@ -17,7 +17,7 @@
 
 static const char usage_line[] =
     "usage: is-score [-v] [--json] [--splits N] [--no-samples-shuffle] [--seed S]\n"
-    "                [--batch-size N] [--threads N] [--weights PATH|synthetic]\n"
+    "                [-b N] [-t N] [--weights PATH|synthetic]\n"
     "                [--resize torch-fidelity|pytorch-fid] INPUT\n";
 
 static const char help[] =
@@ -30,7 +30,10 @@ static const char help[] =
     "  --no-samples-shuffle  keep the input order (default: shuffle the rows with\n"
     "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
     "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
-    METRICS_CLI_HELP_TORCH_FIDELITY;
+    METRICS_CLI_HELP_TORCH_FIDELITY
+    "\n"
+    "Example:\n"
+    "  is-score --json samples.npy > is.json\n";
 
 static void usage(int status, const char *problem)
 {
@@ -75,10 +78,9 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind != 1)
-        usage(2, NULL);
+        usage(2, argc - optind == 0 ? "INPUT is required" : "one INPUT only");
     const char *path = argv[optind];
-    nn_blas_setup(argv, o.verbose);
-    nn_set_threads(o.threads);
+    metrics_cli_start(&o, argv);
 
     struct metrics_input in;
     struct inception net;

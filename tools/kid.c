@@ -16,8 +16,8 @@
 #include "util.h"
 
 static const char usage_line[] =
-    "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [--batch-size N]\n"
-    "           [--threads N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
+    "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"
+    "           [-t N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
     "           (A B | --save-features A OUT.npy)\n";
 
 static const char help[] =
@@ -31,7 +31,10 @@ static const char help[] =
     "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
     "                        that is less, with a note on stderr)\n"
     "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
-    METRICS_CLI_HELP_TORCH_FIDELITY;
+    METRICS_CLI_HELP_TORCH_FIDELITY
+    "\n"
+    "Example:\n"
+    "  kid --subset-size 100 samples.npy data/flowers102-32-test.npy\n";
 
 static void usage(int status, const char *problem)
 {
@@ -90,15 +93,13 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind != 2)
-        usage(2, NULL);
+        usage(2, save ? "A and OUT are required" : "A and B are required");
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");
     if (save && util_check_output(pb, msg, sizeof msg) == -1)
         errx(1, "%s: %s", pb, msg);
-    nn_blas_setup(argv, o.verbose);
-    nn_set_threads(o.threads);
-    util_cleanup_signals();
+    metrics_cli_start(&o, argv);
 
     struct metrics_input ia, ib;
     struct inception net;
@@ -127,6 +128,9 @@ int main(int argc, char **argv)
             metrics_cli_features(&cb, &ib, pb, &net, &o, "kid", msg, sizeof msg) == -1)
             errx(1, "%s", msg);
         int64_t nmin = ca.n < cb.n ? ca.n : cb.n;
+        if (nmin < 2)
+            errx(1, "%s: %lld sample: KID needs at least 2 on each side", ca.n < 2 ? pa : pb,
+                 (long long)nmin);
         if (m == 0) {
             m = 1000;
             if (nmin < m) {

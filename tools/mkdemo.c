@@ -8,6 +8,7 @@
    flower_NNNN.png files (an earlier mkdemo's); anything else there is refused, so old and new
    images never mix and no file of the user's is deleted. */
 #include "img.h"
+#include "opt.h"
 #include "rng.h"
 #include "util.h"
 
@@ -25,9 +26,30 @@
 
 #define SS 2 /* supersampling per axis */
 
-static void usage(FILE *f)
+static const char usage_line[] = "usage: mkdemo [-n 400] [--seed 1] -o DIR\n";
+
+static const char help[] =
+    "\n"
+    "Draws the built-in demo data set offline: N pictures of flowers (petals around a\n"
+    "disc on a stem, over a leafy background), RGB PNG files of sizes from 64x48 to\n"
+    "96x96, written as DIR/flower_0000.png, ... (DIR is made if needed). Picture i\n"
+    "depends only on the seed and i: the same seed gives the same bytes.\n"
+    "\n"
+    "  -n, --num N         pictures, 1..1000000 (default 400)\n"
+    "  -S, --seed S        seed (default 1)\n"
+    "  -o, --output DIR    the folder to write (required)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Example:\n"
+    "  mkdemo -n 700 -o data/demo/images && imgresize -s 32 data/demo/images -o demo.npy\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: mkdemo [-n 400] [--seed 1] -o DIR\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    exit(status);
 }
 
 static void hsv(float h, float s, float v, float *rgb)
@@ -181,40 +203,39 @@ static void on_signal(int sig) { got_signal = sig; }
 
 int main(int argc, char **argv)
 {
-    static const struct option longs[] = {{"seed", required_argument, NULL, 'S'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"num", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 'S'},
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *dir = NULL;
     long n = 400, seed = 1;
     char msg[256], *path, *tmp, *old, *parent, name[256];
     int c;
     uint8_t *pix;
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "n:o:S:h", longs, NULL)) != -1) {
+    opt_init(&op, "n:o:S:h", longs);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 'n':
-            if (util_parse_long(optarg, 1, 1000000, &n) == -1) {
-                warnx("-n: want a count from 1 to 1000000");
-                usage(stderr);
-                return 2;
-            }
+            if (opt_long(&op, 1, 1000000, &n) == -1)
+                usage(2, op.msg);
             break;
         case 'S':
-            if (util_parse_long(optarg, 0, 0x7fffffffL, &seed) == -1) {
-                warnx("--seed: want a non-negative integer");
-                usage(stderr);
-                return 2;
-            }
+            if (opt_long(&op, 0, 0x7fffffffL, &seed) == -1)
+                usage(2, op.msg);
             break;
         case 'o': dir = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (dir == NULL || optind != argc) {
-        usage(stderr);
-        return 2;
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind]);
+        usage(2, msg);
     }
+    if (dir == NULL)
+        usage(2, "-o DIR is required");
     util_cleanup_signals();
     if (util_exists(dir) && !util_is_dir(dir))
         errx(1, "%s: exists and is not a directory", dir);
@@ -255,7 +276,7 @@ int main(int argc, char **argv)
         sprintf(path, "%s/flower_%04ld.png", tmp, i);
         if (outfile_open(&of, path, msg, sizeof msg) == -1) {
             remove_ours(tmp);
-            errx(1, "%s", msg);
+            errx(1, "%s: %s", path, msg);
         }
         if (img_png_write(of.f, pix, w, h, 3, msg, sizeof msg) == -1 ||
             outfile_commit(&of, msg, sizeof msg) == -1) {

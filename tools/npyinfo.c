@@ -1,7 +1,10 @@
 /* npyinfo: dtype, shape and value statistics of .npy files and .npz members.
    One line per array; --json makes it one JSON object per line; --shape prints only the
-   shape ("1,32,32,3"), which scripts and the bats helper npy_shape use. */
+   shape ("1,32,32,3"), which scripts and the bats helper npy_shape use. A 1-D shape keeps
+   numpy's trailing comma ("600,", as numpy's (600,)) so it cannot be read as a scalar's
+   "" or another rank. */
 #include "npy.h"
+#include "opt.h"
 #include "util.h"
 
 #include <err.h>
@@ -10,19 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: npyinfo [--shape] [--json] FILE|- ...\n");
-}
+static const char usage_line[] = "usage: npyinfo [--shape] [--json] FILE|- ...\n";
 
-static void help(void)
+static const char help[] =
+    "\n"
+    "Prints, one line per array, the dtype, shape, min, max and mean of each .npy (or of\n"
+    "each member of an .npz; FILE.npz:NAME picks one; - reads stdin). When the last\n"
+    "dimension is 3 (images (N,H,W,3)), also per-channel min, max and mean. Non-finite\n"
+    "values are counted and left out.\n"
+    "\n"
+    "  -s, --shape   print only the shape, comma-separated: 1,32,32,3; a 1-D array as\n"
+    "                600, (numpy's (600,)); a scalar as an empty line\n"
+    "  -j, --json    one JSON object per array\n"
+    "  -h, --help    this text\n"
+    "\n"
+    "Example:\n"
+    "  npyinfo data/flowers102-32-train.npy; n=$(npyinfo --shape x.npy | cut -d, -f1)\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    usage(stdout);
-    printf("Prints dtype, shape, min, max and mean of each .npy (or each member of an .npz;\n"
-           "FILE.npz:NAME picks one). When the last dimension is 3 (images (N,H,W,3)), also\n"
-           "per-channel min, max and mean. Non-finite values are counted and left out.\n"
-           "  --shape   print only the shape, comma-separated (\"\" for a scalar)\n"
-           "  --json    one JSON object per array\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    exit(status);
 }
 
 struct stats {
@@ -114,6 +128,8 @@ static void shape_str(const struct npy *t, char *buf, size_t n)
     buf[0] = '\0';
     for (int i = 0; i < t->ndim; i++)
         k += snprintf(buf + k, n - k, "%s%jd", i ? "," : "", (intmax_t)t->shape[i]);
+    if (t->ndim == 1)
+        snprintf(buf + k, n - k, ",");
 }
 
 /* text: "name: float32 (2,3) min -1 max 2 mean 0.5" */
@@ -199,19 +215,19 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int shape_only = 0, json = 0, c;
+    struct opt op;
     char msg[128];
-    while ((c = getopt_long(argc, argv, "sjh", opts, NULL)) != -1) {
+    opt_init(&op, "sjh", opts);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 's': shape_only = 1; break;
         case 'j': json = 1; break;
-        case 'h': help(); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (optind == argc) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind == argc)
+        usage(2, "FILE is required");
     for (int a = optind; a < argc; a++) {
         struct npy *arr;
         char **names;

@@ -2,6 +2,7 @@
    whose command, params and deps are unchanged since their outs were made (.pipe/NAME.lock).
    Stages run as /bin/sh -c CMD in the current directory, with this program's directory (bin/)
    first on PATH, stdin from /dev/null and stdout/stderr passed through. */
+#include "opt.h"
 #include "pipeline.h"
 #include "util.h"
 
@@ -24,6 +25,33 @@ static void usage(FILE *f)
                "       pipe status FILE [STAGE...] [-P name=value]\n"
                "       pipe dag FILE [--dot]\n"
                "       pipe time -o FILE CMD [ARG...]\n");
+    if (f == stdout)
+        fputs("\n"
+              "Runs the stages of a YAML pipeline (params, stages with cmd, deps, outs, foreach)\n"
+              "in dependency order, redoing only what changed since the run recorded in\n"
+              ".pipe/NAME.lock (hashes of each stage's command, params, deps and outs). Stages\n"
+              "run with /bin/sh -c in the current directory, this program's folder first on\n"
+              "PATH. A failed or interrupted stage's outs are deleted. See README.md.\n"
+              "\n"
+              "  run FILE [STAGE...]     run the stale stages (or those named, and what they\n"
+              "                          need); exit 1 at the first failing stage\n"
+              "  status FILE [STAGE...]  print 'NAME: why' for every stale stage\n"
+              "  dag FILE                print each stage and the stages it needs\n"
+              "  time -o FILE CMD...     run CMD and write its wall time in seconds to FILE\n"
+              "\n"
+              "  -P, --param NAME=VALUE  override a param for this run (repeatable)\n"
+              "  -n, --dry-run           print what would run and why; run nothing\n"
+              "  -f, --force             run the selected stages even when up to date\n"
+              "  -j, --jobs N            up to N independent stages at once (default 1)\n"
+              "  -q, --quiet             say nothing about stages\n"
+              "  -v, --verbose           the commands too, and the skipped stages\n"
+              "  --dot                   dag: print Graphviz instead\n"
+              "  -o FILE                 time: where the seconds go\n"
+              "  -h, --help              this text\n"
+              "\n"
+              "Example:\n"
+              "  pipe run pipelines/demo.yaml -P vae_epochs=5 -j 2\n",
+              f);
 }
 
 static void bad_usage(const char *why)
@@ -382,8 +410,11 @@ static int cmd_time(int argc, char **argv)
     int c, status;
     double t0;
     pid_t pid;
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    struct opt op;
     optind = 1;
-    while ((c = getopt(argc, argv, "+o:h")) != -1) {
+    opt_init(&op, "+o:h", none);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         if (c == 'o')
             out = optarg;
         else if (c == 'h') {
@@ -414,10 +445,10 @@ static int cmd_time(int argc, char **argv)
     if (WEXITSTATUS(status) != 0)
         return WEXITSTATUS(status);
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     fprintf(of.f, "%.3f\n", util_now() - t0);
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     return 0;
 }
 
@@ -432,9 +463,10 @@ int main(int argc, char **argv)
     const char *sub, *file;
     long j;
     int c, rc;
+    struct opt op;
     o.jobs = 1;
     if (argc < 2)
-        bad_usage(NULL);
+        bad_usage("a subcommand is required: run, status, dag or time");
     sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         usage(stdout);
@@ -442,13 +474,17 @@ int main(int argc, char **argv)
     }
     if (strcmp(sub, "time") == 0)
         return cmd_time(argc - 1, argv + 1);
-    if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0)
-        bad_usage(NULL);
+    if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0) {
+        char m[160];
+        snprintf(m, sizeof m, "unknown subcommand '%.80s' (want run, status, dag or time)", sub);
+        bad_usage(m);
+    }
     o.over = xcalloc(argc, sizeof *o.over);
     o.targets = xcalloc(argc, sizeof *o.targets);
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc - 1, argv + 1, "nfj:P:qvh", longs, NULL)) != -1) {
+    /* the subcommand stands in argv[0]'s place; opt_next names the tool in messages */
+    opt_init(&op, "nfj:P:qvh", longs);
+    while ((c = opt_next(&op, argc - 1, argv + 1)) != -1) {
         switch (c) {
         case 'n': o.dry = 1; break;
         case 'f': o.force = 1; break;
@@ -457,8 +493,8 @@ int main(int argc, char **argv)
         case 'd': o.dot = 1; break;
         case 'P': o.over[o.n_over++] = optarg; break;
         case 'j':
-            if (util_parse_long(optarg, 1, 64, &j) == -1)
-                bad_usage("-j: want a number of jobs from 1 to 64");
+            if (opt_long(&op, 1, 64, &j) == -1)
+                bad_usage(op.msg);
             o.jobs = (int)j;
             break;
         case 'h':
@@ -466,11 +502,11 @@ int main(int argc, char **argv)
             free(o.over);
             free(o.targets);
             return 0;
-        default: bad_usage("bad option or missing option argument");
+        default: bad_usage(NULL);
         }
     }
     if (optind + 1 >= argc)
-        bad_usage(NULL);
+        bad_usage("FILE is required");
     file = argv[optind + 1];
     for (int i = optind + 2; i < argc; i++)
         o.targets[o.n_targets++] = argv[i];

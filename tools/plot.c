@@ -3,6 +3,7 @@
      plot train.csv --x step --y loss,val_loss -o loss.png
    Empty or non-numeric cells are gaps that the line steps over (val_loss every epoch). */
 #include "img.h"
+#include "opt.h"
 #include "util.h"
 
 #include <err.h>
@@ -14,10 +15,36 @@
 
 #define MAX_SERIES 10
 
-static void usage(FILE *f)
+static const char usage_line[] =
+    "usage: plot FILE.csv [--x COL] --y COL[,COL...] -o OUT.png [--width 640]\n"
+    "            [--height 400] [--title TEXT] [--logy]\n";
+
+static const char help[] =
+    "\n"
+    "Draws columns of a CSV file with a header row (vae-train's and ddpm-train's --log) as\n"
+    "a PNG line chart: axes, numbered ticks, one line per --y column and a legend. Empty\n"
+    "or non-numeric cells are gaps that the line steps over (val_loss once per epoch).\n"
+    "\n"
+    "  -x, --x COL          the x column (default: the first)\n"
+    "  -y, --y COL[,COL...] the columns to draw, at most 10 (required)\n"
+    "  -o, --output FILE    the PNG to write (required)\n"
+    "  --width W            pixels, 160..4096 (default 640)\n"
+    "  --height H           pixels, 160..4096 (default 400)\n"
+    "  --title TEXT         a title above the chart (default none; -t is an old\n"
+    "                       spelling)\n"
+    "  --logy               a log10 y axis (values <= 0 are left out)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Example:\n"
+    "  plot runs/vae.csv --x step --y loss,val_loss --logy -o loss.png\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: plot FILE.csv [--x COL] --y COL[,COL...] -o OUT.png [--width W] "
-               "[--height H] [--title TEXT] [--logy]\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    exit(status);
 }
 
 /* ---- the font: 5x7 glyphs, '#' is ink; lower case is drawn as upper case ---------------- */
@@ -242,7 +269,8 @@ int main(int argc, char **argv)
         {"x", required_argument, NULL, 'x'}, {"y", required_argument, NULL, 'y'},
         {"width", required_argument, NULL, 'W'}, {"height", required_argument, NULL, 'H'},
         {"title", required_argument, NULL, 't'}, {"logy", no_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     static const uint8_t white[3] = {255, 255, 255}, black[3] = {0, 0, 0},
                          grid[3] = {225, 225, 225}, pal[MAX_SERIES][3] = {
                              {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
@@ -255,8 +283,11 @@ int main(int argc, char **argv)
     struct table t;
     struct canvas cv;
     struct outfile of;
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "x:y:o:t:h", longs, NULL)) != -1) {
+    /* -t (the title) is an old spelling: -t means --threads in the other tools */
+    opt_init(&op, "x:y:o:t:h", longs);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 'x': xname = optarg; break;
         case 'y': ycols = optarg; break;
@@ -265,30 +296,33 @@ int main(int argc, char **argv)
         case 'l': logy = 1; break;
         case 'W':
         case 'H':
-            if (util_parse_long(optarg, 160, 4096, c == 'W' ? &W : &H) == -1) {
-                warnx("--%s: want 160..4096 pixels", c == 'W' ? "width" : "height");
-                usage(stderr);
-                return 2;
-            }
+            if (opt_long(&op, 160, 4096, c == 'W' ? &W : &H) == -1)
+                usage(2, op.msg);
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (optind != argc - 1 || ycols == NULL || out == NULL) {
-        usage(stderr);
-        return 2;
+    if (optind == argc)
+        usage(2, "FILE.csv is required");
+    if (optind < argc - 1) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind + 1]);
+        usage(2, msg);
     }
+    if (ycols == NULL)
+        usage(2, "--y COL is required");
+    if (out == NULL)
+        usage(2, "-o OUT.png is required");
     path = argv[optind];
     for (char *s, *save = NULL, *p = ycols; (s = strtok_r(p, ",", &save)) != NULL; p = NULL) {
-        if (ny == MAX_SERIES)
-            errx(2, "--y: at most %d columns", MAX_SERIES);
+        if (ny == MAX_SERIES) {
+            snprintf(msg, sizeof msg, "--y: at most %d columns", MAX_SERIES);
+            usage(2, msg);
+        }
         ynames[ny++] = s;
     }
-    if (ny == 0) {
-        usage(stderr);
-        return 2;
-    }
+    if (ny == 0)
+        usage(2, "--y: no column named");
     util_cleanup_signals();
     if (util_check_output(out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
@@ -397,13 +431,13 @@ int main(int argc, char **argv)
         text(&cv, lx + 22, ly + 12 * i, ynames[i], 1, black);
     }
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     if (img_png_write(of.f, cv.rgb, cv.w, cv.h, 3, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", out, msg);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     free(cv.rgb);
     for (int i = 0; i < t.n_cols; i++)
         free(t.names[i]);

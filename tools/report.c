@@ -6,6 +6,7 @@
    is "-") or give the number itself; time is a file holding seconds (pipe time -o); n sets N
    (else the "n1" of the fid file). Image links are relative to the report's directory. */
 #include "json.h"
+#include "opt.h"
 #include "util.h"
 
 #include <err.h>
@@ -28,10 +29,41 @@ struct model {
     double v[N_COLS];  /* NAN: unknown */
 };
 
-static void usage(FILE *f)
+static const char usage_line[] =
+    "usage: report [--title TEXT] [--note TEXT] --model NAME fid=F,is=I,kid=K,time=T,grid=G,n=N\n"
+    "              [--model NAME SPEC...] ... [--figure CAPTION=PNG] [-o REPORT.md]\n";
+
+static const char help[] =
+    "\n"
+    "Writes a Markdown report: a table with a row per --model (model, FID, IS, KID, N,\n"
+    "seconds), each model's sample grid and the --figure images, linked relative to the\n"
+    "report's folder (every linked file must exist). A model's SPEC is KEY=VALUE items,\n"
+    "comma-separated, in one or more arguments after its --model:\n"
+    "  fid=, is=, kid=    the --json output of fid, is-score or kid (a missing score\n"
+    "                     shows as -), or the score itself (fid=318.14)\n"
+    "  time=              a file holding seconds (pipe time -o), or the seconds\n"
+    "  grid=              a PNG of samples (imgrid)\n"
+    "  n=                 N (default: the n1 of the fid file)\n"
+    "\n"
+    "  --title TEXT       the heading (default Results)\n"
+    "  --note TEXT        a paragraph under the heading (repeatable)\n"
+    "  --model NAME       a row of the table (at least one)\n"
+    "  --figure CAPTION=PNG\n"
+    "                     a figure at the end (repeatable)\n"
+    "  -o, --output FILE  the report (default -: stdout)\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "Example:\n"
+    "  report --model VAE fid=fid.json,is=is.json,kid=kid.json,grid=vae.png \\\n"
+    "      --model 'VAE (study)' fid=318.14,is=2.36,n=100 --figure 'Loss=loss.png' -o report.md\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: report [--title TEXT] [--note TEXT] --model NAME "
-               "fid=F,is=I,kid=K,time=T,grid=G,n=N ... [--figure CAPTION=PNG] [-o report.md]\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    exit(status);
 }
 
 /* first of keys present as a number in j, or NAN */
@@ -176,15 +208,19 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         {"title", required_argument, NULL, 't'}, {"note", required_argument, NULL, 'N'},
         {"model", required_argument, NULL, 'm'}, {"figure", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct model models[MAX_MODELS];
     char *figs[MAX_FIGS], *flinks[MAX_FIGS], *notes[MAX_FIGS], msg[256], *dir, *slash;
     const char *title = "Results", *out = "-";
     int c, nm = 0, nf = 0, nn = 0, any_grid = 0;
     struct outfile of;
     FILE *f;
+    struct opt op;
 
-    while ((c = getopt_long(argc, argv, "-o:h", longs, NULL)) != -1) {
+    /* '-': a model's SPEC comes as c == 1, in place */
+    opt_init(&op, "-o:h", longs);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 't': title = optarg; break;
         case 'o': out = optarg; break;
@@ -203,9 +239,8 @@ int main(int argc, char **argv)
             break;
         case 1: /* a spec belongs to the --model before it */
             if (nm == 0) {
-                warnx("'%s' before any --model", optarg);
-                usage(stderr);
-                return 2;
+                snprintf(msg, sizeof msg, "'%.100s' before any --model", optarg);
+                usage(2, msg);
             }
             parse_spec(&models[nm - 1], optarg);
             break;
@@ -213,20 +248,17 @@ int main(int argc, char **argv)
             if (nf == MAX_FIGS)
                 errx(2, "at most %d figures", MAX_FIGS);
             if (strchr(optarg, '=') == NULL || optarg[0] == '=') {
-                warnx("--figure %s: want CAPTION=FILE.png", optarg);
-                usage(stderr);
-                return 2;
+                opt_bad(&op, "want CAPTION=FILE.png");
+                usage(2, op.msg);
             }
             figs[nf++] = optarg;
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
-    if (nm == 0) {
-        usage(stderr);
-        return 2;
-    }
+    if (nm == 0)
+        usage(2, "--model NAME is required");
     /* links are relative to the report's directory */
     dir = xstrdup(strcmp(out, "-") == 0 ? "." : out);
     if ((slash = strrchr(dir, '/')) != NULL)
@@ -246,7 +278,7 @@ int main(int argc, char **argv)
     }
     util_cleanup_signals();
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     f = of.f;
     fprintf(f, "# %s\n\n", title);
     for (int i = 0; i < nn; i++)
@@ -278,7 +310,7 @@ int main(int argc, char **argv)
         free(flinks[i]);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", out, msg);
     for (int i = 0; i < nm; i++) {
         free(models[i].grid);
         free(models[i].link);

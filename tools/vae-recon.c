@@ -15,16 +15,37 @@
 #include "util.h"
 #include "vae.h"
 
-static void usage(FILE *f, int status)
+static const char usage_line[] =
+    "usage: vae-recon --model VAE.safetensors --data X.npy [-o OUT.npy] [--sample]\n"
+    "                 [--seed 0] [--pairs] [--batch-size 256] [--threads 2]\n";
+
+static const char help[] =
+    "\n"
+    "Reconstructs uint8 (N,32,32,3) images with a VAE that vae-train wrote: decodes the\n"
+    "encoder's mean, or z = mu + exp(logvar/2) eps with --sample. Writes uint8\n"
+    "(N,32,32,3) .npy: (x+1)*127.5, clamped to [0,255], rounded half to even.\n"
+    "\n"
+    "  -m, --model FILE        the VAE .safetensors (required)\n"
+    "  -d, --data FILE         the images to reconstruct (required)\n"
+    "  -o, --output FILE       output .npy (default -: stdout)\n"
+    "  --sample                draw z instead of taking the mean (eps from --seed)\n"
+    "  -S, --seed S            seed of eps (default 0)\n"
+    "  --pairs                 write 2N images, each original followed by its\n"
+    "                          reconstruction (imgrid with an even number of columns\n"
+    "                          shows them side by side)\n"
+    "  -b, --batch-size N      images per pass (default 256)\n"
+    "  -t, --threads N         threads (default 2)\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "Example:\n"
+    "  vae-recon --model runs/vae.safetensors --data val.npy --pairs | imgrid -c 8 - -o r.png\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: vae-recon --model vae.safetensors --data x.npy [-o out.npy] [--sample] "
-               "[--seed 0] [--pairs] [--batch-size 256] [--threads 2]\n");
-    if (status == 0)
-        fprintf(f, "Reconstructs uint8 (N,32,32,3) images: decodes the encoder's mean, or\n"
-                   "z = mu + exp(logvar/2) eps with --sample (eps from --seed). --pairs\n"
-                   "writes 2N images, each original followed by its reconstruction (an\n"
-                   "imgrid with an even number of columns shows them side by side).\n"
-                   "Pixels: (x+1)*127.5, clamped to [0,255], rounded half to even.\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
@@ -42,27 +63,34 @@ int main(int argc, char **argv)
     struct rng r;
     struct npy t;
     struct outfile of;
-    char msg[160];
+    char msg[256];
+
+    struct opt op;
 
     nn_blas_setup(argv, 0);
-    while ((c = getopt_long(argc, argv, "m:d:o:S:b:t:h", lo, NULL)) != -1) {
+    opt_init(&op, "m:d:o:S:b:t:h", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         int res = 0;
         switch (c) {
         case 'd': data = optarg; break;
         case 's': sample = 1; break;
         case 'p': pairs = 1; break;
-        case 'h': usage(stdout, 0); break;
+        case 'h': usage(0, NULL); break;
         default:
-            if ((res = vae_tool_opt(&o, c, optarg)) == 0)
-                usage(stderr, 2);
+            if ((res = vae_tool_opt(&o, &op, c)) == 0)
+                usage(2, NULL);
         }
-        if (res == -1) {
-            warnx("bad value: %s", optarg);
-            usage(stderr, 2);
-        }
+        if (res == -1)
+            usage(2, op.msg);
     }
-    if (optind != argc || o.model == NULL || data == NULL)
-        usage(stderr, 2);
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind]);
+        usage(2, msg);
+    }
+    if (o.model == NULL)
+        usage(2, "--model VAE.safetensors is required");
+    if (data == NULL)
+        usage(2, "--data X.npy is required");
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     if (util_binary_to_tty(o.out))
@@ -102,7 +130,7 @@ int main(int argc, char **argv)
         }
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", o.out, msg);
     free(x), free(eps), free(img);
     npy_free(&t);
     vae_free(&m);

@@ -13,14 +13,33 @@
 #include "util.h"
 #include "vae.h"
 
-static void usage(FILE *f, int status)
+static const char usage_line[] =
+    "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"
+    "                  [--batch-size 256] [--threads 2]\n";
+
+static const char help[] =
+    "\n"
+    "Decodes z ~ N(0, I) with a VAE that vae-train wrote and writes the images as uint8\n"
+    "(N,32,32,3) .npy: (x+1)*127.5, clamped to [0,255], rounded half to even. z is drawn\n"
+    "in image order from --seed, so the images do not depend on --batch-size.\n"
+    "\n"
+    "  -m, --model FILE        the VAE .safetensors (required)\n"
+    "  -n, --num N             images (default 100)\n"
+    "  -S, --seed S            seed of z (default 0)\n"
+    "  -o, --output FILE       output .npy (default -: stdout)\n"
+    "  -b, --batch-size N      images per decoder pass (default 256)\n"
+    "  -t, --threads N         threads (default 2)\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "Example:\n"
+    "  vae-sample --model runs/vae.safetensors -n 100 | imgrid - -o samples.png\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: vae-sample --model vae.safetensors [-n 100] [--seed 0] [-o out.npy] "
-               "[--batch-size 256] [--threads 2]\n");
-    if (status == 0)
-        fprintf(f, "Decodes z ~ N(0, I) (drawn in image order from --seed) to uint8\n"
-                   "(N,32,32,3) .npy on stdout or -o: (x+1)*127.5, clamped to [0,255],\n"
-                   "rounded half to even.\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
@@ -36,24 +55,28 @@ int main(int argc, char **argv)
     struct outfile of;
     char msg[160];
     int c;
+    struct opt op;
 
     nn_blas_setup(argv, 0);
-    while ((c = getopt_long(argc, argv, "m:n:S:o:b:t:h", lo, NULL)) != -1) {
+    opt_init(&op, "m:n:S:o:b:t:h", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         int res = 0;
         switch (c) {
-        case 'n': res = util_parse_long(optarg, 1, 100000000, &n); break;
-        case 'h': usage(stdout, 0); break;
+        case 'n': res = opt_long(&op, 1, 100000000, &n); break;
+        case 'h': usage(0, NULL); break;
         default:
-            if ((res = vae_tool_opt(&o, c, optarg)) == 0)
-                usage(stderr, 2);
+            if ((res = vae_tool_opt(&o, &op, c)) == 0)
+                usage(2, NULL);
         }
-        if (res == -1) {
-            warnx("bad value: %s", optarg);
-            usage(stderr, 2);
-        }
+        if (res == -1)
+            usage(2, op.msg);
     }
-    if (optind != argc || o.model == NULL)
-        usage(stderr, 2);
+    if (optind != argc) {
+        snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[optind]);
+        usage(2, msg);
+    }
+    if (o.model == NULL)
+        usage(2, "--model VAE.safetensors is required");
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     if (util_binary_to_tty(o.out))
@@ -80,7 +103,7 @@ int main(int argc, char **argv)
         }
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
+        errx(1, "%s: %s", o.out, msg);
     free(z);
     free(img);
     vae_free(&m);

@@ -10,8 +10,10 @@
    OUT.state.safetensors (without .safetensors: OUT.state.safetensors too) holding the
    parameters again, the Adam moments, the rng and the step. Both are written atomically
    every --save-every steps, at the end, and on SIGINT/SIGTERM (checked between steps; exit
-   status 130). The state goes first and is a whole checkpoint by itself, so a run killed at
-   any moment (kill -9, between the two renames) resumes from the last complete state. */
+   status 130/143). The state goes first and is a whole checkpoint by itself, so a run killed
+   at any moment (kill -9, between the two renames) resumes from the last complete state.
+   --resume-from-checkpoint PATH continues the run saved in PATH and its state file, writing
+   OUT: the names are diffusers' (--learning-rate, --train-batch-size too). */
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +26,7 @@
 
 #include "nn.h"
 #include "npy.h"
+#include "opt.h"
 #include "optim.h"
 #include "rng.h"
 #include "st.h"
@@ -31,25 +34,64 @@
 #include "util.h"
 #include "vae.h"
 
-static void usage(FILE *f, int status)
+static const char usage_line[] =
+    "usage: vae-train --data TRAIN.npy -o VAE.safetensors [--val VAL.npy] [--epochs 10]\n"
+    "                 [--batch-size 64] [--lr 1e-3] [--latent 128] [--beta 1] [--seed 0]\n"
+    "                 [--threads 2] [--log TRAIN.csv] [--save-every 500]\n"
+    "                 [--resume | --resume-from-checkpoint latest|PATH] [-q]\n";
+
+static const char help[] =
+    "\n"
+    "Trains the study's convolutional VAE (Adam; loss = reconstruction + beta * KL per\n"
+    "image) on uint8 (N,32,32,3) images scaled to [-1, 1] (x/127.5 - 1). Writes -o, a\n"
+    "safetensors file with PyTorch state_dict names (hyper-parameters in its metadata),\n"
+    "and OUT.state.safetensors beside it (Adam moments, rng, step) to resume from. Both\n"
+    "are written atomically every --save-every steps, at the end, and on Ctrl-C (SIGINT:\n"
+    "exit status 130) or SIGTERM (exit status 143). Each epoch shuffles the images with\n"
+    "the seed; its last batch keeps the remainder.\n"
+    "\n"
+    "  -d, --data FILE              training images (required)\n"
+    "  --val FILE                   validation images: val_loss in the log at epoch ends\n"
+    "  -o, --output FILE            the model, .safetensors (required)\n"
+    "  -e, --epochs N               epochs in all, a resumed run's included (default 10;\n"
+    "                               also --num-epochs)\n"
+    "  -b, --batch-size N           images per step (default 64; also --train-batch-size)\n"
+    "  --lr LR                      Adam's learning rate (default 1e-3; also\n"
+    "                               --learning-rate)\n"
+    "  -L, --latent N               latent size (default 128)\n"
+    "  --beta B                     weight of the KL term (default 1)\n"
+    "  -S, --seed S                 seed of the init, the data order and the noise\n"
+    "                               (default 0)\n"
+    "  -t, --threads N              threads (default 2; the result does not depend on it)\n"
+    "  --log FILE                   CSV, a row per step: step, epoch, loss, recon, kl,\n"
+    "                               val_loss, lr, seconds (appended to when resuming)\n"
+    "  --save-every N               save both files every N steps (default 500; 0: only\n"
+    "                               at the end)\n"
+    "  --resume                     continue the run saved in -o and its state file to\n"
+    "                               --epochs, bit for bit\n"
+    "  --resume-from-checkpoint C   latest: as --resume when -o exists, else start anew;\n"
+    "                               PATH: continue the run saved in PATH (and its state\n"
+    "                               file), writing -o\n"
+    "  -q, --quiet                  no progress on stderr\n"
+    "  -h, --help                   this text\n"
+    "Hyper-parameters given with a resume must equal the checkpoint's. diffusers'\n"
+    "spellings with '_' work too (--train_batch_size).\n"
+    "\n"
+    "Example:\n"
+    "  vae-train --data data/flowers102-32-train.npy --val data/flowers102-32-val.npy \\\n"
+    "      -o runs/vae.safetensors --epochs 100 --log runs/vae.csv\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
 {
-    fprintf(f, "usage: vae-train --data train.npy [--val val.npy] -o vae.safetensors "
-               "[--epochs 10] [--batch-size 64] [--lr 1e-3] [--latent 128] [--beta 1] "
-               "[--seed 0] [--threads 2] [--log train.csv] [--save-every 500] [--resume] "
-               "[-q]\n");
-    if (status == 0)
-        fprintf(f, "Trains the study's VAE on uint8 (N,32,32,3) images (x/127.5-1), Adam.\n"
-                   "Each epoch shuffles with the seed; the last batch keeps the remainder.\n"
-                   "-o gets the model (PyTorch state_dict names, hyper-parameters in the\n"
-                   "metadata); OUT.state.safetensors the optimizer, rng and step.\n"
-                   "--epochs is the total: --resume continues a stopped run to it, bit for\n"
-                   "bit. SIGINT/SIGTERM save both files and exit 130. --save-every 0: save\n"
-                   "only at the end. The log has a row per step; val_loss at epoch ends.\n");
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
 }
 
 struct opts {
-    const char *data, *val, *out, *log;
+    const char *data, *val, *out, *log, *resume_from;
     long epochs, batch, latent, seed, threads, save_every;
     double lr, beta;
     int resume, quiet, set_batch, set_latent, set_seed, set_lr, set_beta;
@@ -68,7 +110,7 @@ struct run {
 
 static void load_images(const char *path, struct npy *t)
 {
-    char msg[128];
+    char msg[256];
     if (vae_load_images(path, t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (t->shape[0] > INT32_MAX)
@@ -163,51 +205,56 @@ static long meta_step(const struct st_file *f, const char *path)
    one, must be a VAE and may lag behind it (killed between the two renames) but not lead it.
    State files of earlier versions hold no parameters: those come from the model file, which
    must then be at the same step. */
-static void resume(struct run *r, struct opts *o)
+/* the run saved in from (a model file, which may be missing) and its state file; -o gets
+   the continuation */
+static void resume(struct run *r, struct opts *o, const char *from)
 {
     struct st_file f;
-    char msg[160], hash[32];
+    char msg[160], hash[32], sp[4096];
     long step = -1, batch, seed, n, latent;
     double lr, beta;
-    int have_model = util_exists(o->out);
+    int have_model = util_exists(from);
+
+    if (trainer_state_path(sp, sizeof sp, from) == -1)
+        errx(1, "%s: path too long", from);
 
     if (have_model) {
-        if (st_open(&f, o->out, msg, sizeof msg) == -1 ||
+        if (st_open(&f, from, msg, sizeof msg) == -1 ||
             vae_load_st(&r->m, &f, msg, sizeof msg))
-            errx(1, "%s: %s", o->out, msg);
-        step = meta_step(&f, o->out);
+            errx(1, "%s: %s", from, msg);
+        step = meta_step(&f, from);
         st_close(&f);
     }
-    if (st_open(&f, r->state_path, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", r->state_path, msg);
-    r->step = meta_step(&f, r->state_path);
-    if (util_parse_long(need_meta(&f, r->state_path, "batch_size"), 1, 1 << 20, &batch) == -1 ||
-        util_parse_long(need_meta(&f, r->state_path, "seed"), LONG_MIN, LONG_MAX, &seed) == -1 ||
-        util_parse_float(need_meta(&f, r->state_path, "lr"), 0, 1e9, &lr) == -1 ||
-        util_parse_float(need_meta(&f, r->state_path, "seconds"), 0, 1e12, &r->seconds) == -1 ||
-        util_parse_long(need_meta(&f, r->state_path, "data_n"), 0, LONG_MAX, &n) == -1 ||
-        trainer_rng_parse(&r->noise, need_meta(&f, r->state_path, "rng")) == -1)
-        errx(1, "%s: bad metadata", r->state_path);
+    if (st_open(&f, sp, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", sp, msg);
+    r->step = meta_step(&f, sp);
+    if (util_parse_long(need_meta(&f, sp, "batch_size"), 1, 1 << 20, &batch) == -1 ||
+        util_parse_long(need_meta(&f, sp, "seed"), LONG_MIN, LONG_MAX, &seed) == -1 ||
+        util_parse_float(need_meta(&f, sp, "lr"), 0, 1e9, &lr) == -1 ||
+        util_parse_float(need_meta(&f, sp, "seconds"), 0, 1e12, &r->seconds) == -1 ||
+        util_parse_long(need_meta(&f, sp, "data_n"), 0, LONG_MAX, &n) == -1 ||
+        trainer_rng_parse(&r->noise, need_meta(&f, sp, "rng")) == -1)
+        errx(1, "%s: bad metadata", sp);
     if (vae_state_has_params(&f)) {
-        if (util_parse_long(need_meta(&f, r->state_path, "latent"), 1, 1 << 20, &latent) == -1 ||
-            util_parse_float(need_meta(&f, r->state_path, "beta"), 0, 1e30, &beta) == -1)
-            errx(1, "%s: bad metadata", r->state_path);
+        if (util_parse_long(need_meta(&f, sp, "latent"), 1, 1 << 20, &latent) == -1 ||
+            util_parse_float(need_meta(&f, sp, "beta"), 0, 1e30, &beta) == -1)
+            errx(1, "%s: bad metadata", sp);
         if (!have_model)
             vae_init(&r->m, (int)latent, (float)beta);
         else if (latent != r->m.latent || (float)beta != r->m.beta || step > r->step)
-            errx(1, "%s: state is at step %ld but %s at step %ld%s", r->state_path, r->step,
-                 o->out, step, step > r->step ? "" : " of another run");
+            errx(1, "%s: state is at step %ld but %s at step %ld%s", sp, r->step,
+                 from, step, step > r->step ? "" : " of another run");
     } else if (!have_model) {
-        errx(1, "%s: %s", o->out, strerror(ENOENT));
+        errx(1, "%s: %s", from, strerror(ENOENT));
     } else if (r->step != step) {
-        errx(1, "%s: state is at step %ld but %s at step %ld", r->state_path, r->step, o->out,
+        errx(1, "%s: state is at step %ld but %s at step %ld", sp, r->step, from,
              step);
     }
     if (n != r->n_img)
-        errx(1, "%s: trained on %ld images, --data has %ld", o->out, n, r->n_img);
+        errx(1, "%s: trained on %ld images, --data has %ld", from, n, r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
-    if (strcmp(need_meta(&f, r->state_path, "data_hash"), hash) != 0)
-        errx(1, "%s: --data differs from the data this checkpoint was trained on", o->out);
+    if (strcmp(need_meta(&f, sp, "data_hash"), hash) != 0)
+        errx(1, "%s: --data differs from the data this checkpoint was trained on", from);
     same(o->set_batch, o->batch, batch, "batch-size");
     same(o->set_seed, o->seed, seed, "seed");
     same(o->set_lr, (float)o->lr, (float)lr, "lr");
@@ -217,7 +264,7 @@ static void resume(struct run *r, struct opts *o)
     r->am = xcalloc(r->m.n_params, sizeof(float));
     r->av = xcalloc(r->m.n_params, sizeof(float));
     if (vae_state_load(&r->m, r->am, r->av, &f, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", r->state_path, msg);
+        errx(1, "%s: %s", sp, msg);
     st_close(&f);
 }
 
@@ -225,40 +272,74 @@ static void parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
         {"data", 1, 0, 'd'}, {"val", 1, 0, 'V'}, {"output", 1, 0, 'o'}, {"epochs", 1, 0, 'e'},
-        {"batch-size", 1, 0, 'b'}, {"lr", 1, 0, 'l'}, {"latent", 1, 0, 'L'},
+        {"num-epochs", 1, 0, 'e'}, {"batch-size", 1, 0, 'b'}, {"train-batch-size", 1, 0, 'b'},
+        {"lr", 1, 0, 'l'}, {"learning-rate", 1, 0, 'l'}, {"latent", 1, 0, 'L'},
         {"beta", 1, 0, 'B'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"log", 1, 0, 'g'},
-        {"save-every", 1, 0, 's'}, {"resume", 0, 0, 'r'}, {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"save-every", 1, 0, 's'}, {"resume", 0, 0, 'r'}, {"resume-from-checkpoint", 1, 0, 'R'},
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct opt op;
     int c;
     *o = (struct opts){.epochs = 10, .batch = 64, .latent = 128, .threads = 2,
                        .save_every = 500, .lr = 1e-3, .beta = 1.0};
-    while ((c = getopt_long(argc, argv, "d:o:e:b:L:S:t:qh", lo, NULL)) != -1) {
+    opt_init(&op, "d:o:e:b:L:S:t:qh", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
         case 'd': o->data = optarg; break;
         case 'V': o->val = optarg; break;
         case 'o': o->out = optarg; break;
         case 'g': o->log = optarg; break;
-        case 'e': bad = util_parse_long(optarg, 0, 1000000, &o->epochs); break;
-        case 'b': bad = util_parse_long(optarg, 1, 65536, &o->batch), o->set_batch = 1; break;
-        case 'L': bad = util_parse_long(optarg, 1, 65536, &o->latent), o->set_latent = 1; break;
-        case 'S': bad = util_parse_long(optarg, 0, LONG_MAX, &o->seed), o->set_seed = 1; break;
-        case 't': bad = util_parse_long(optarg, 1, 1024, &o->threads); break;
-        case 's': bad = util_parse_long(optarg, 0, LONG_MAX, &o->save_every); break;
-        case 'l': bad = util_parse_float(optarg, 0, 10, &o->lr), o->set_lr = 1; break;
-        case 'B': bad = util_parse_float(optarg, 0, 1e6, &o->beta), o->set_beta = 1; break;
+        case 'e': bad = opt_long(&op, 1, 1000000, &o->epochs); break;
+        case 'b': bad = opt_long(&op, 1, 65536, &o->batch), o->set_batch = 1; break;
+        case 'L': bad = opt_long(&op, 1, 65536, &o->latent), o->set_latent = 1; break;
+        case 'S': bad = opt_long(&op, 0, LONG_MAX, &o->seed), o->set_seed = 1; break;
+        case 't': bad = opt_long(&op, 1, 1024, &o->threads); break;
+        case 's': bad = opt_long(&op, 0, LONG_MAX, &o->save_every); break;
+        case 'l': /* a rate of 0 would train nothing */
+            bad = opt_double(&op, 0, 10, &o->lr) || (o->lr == 0 && opt_bad(&op, "want > 0"));
+            o->set_lr = 1;
+            break;
+        case 'B': bad = opt_double(&op, 0, 1e6, &o->beta), o->set_beta = 1; break;
         case 'r': o->resume = 1; break;
+        case 'R': o->resume_from = optarg; break;
         case 'q': o->quiet = 1; break;
-        case 'h': usage(stdout, 0); break;
-        default: usage(stderr, 2);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
-        if (bad) {
-            warnx("bad value for --%s: %s", trainer_option_name(lo, c), optarg);
-            usage(stderr, 2);
-        }
+        if (bad)
+            usage(2, op.msg);
     }
-    if (optind != argc || o->data == NULL || o->out == NULL || strcmp(o->out, "-") == 0)
-        usage(stderr, 2);
+    if (optind != argc) {
+        snprintf(op.msg, sizeof op.msg, "unexpected argument '%.200s'", argv[optind]);
+        usage(2, op.msg);
+    }
+    if (o->data == NULL)
+        usage(2, "--data TRAIN.npy is required");
+    if (o->out == NULL)
+        usage(2, "-o VAE.safetensors is required");
+    if (strcmp(o->out, "-") == 0)
+        usage(2, "-o: the model and its state file are files, not - (stdout)");
+    if (o->resume && o->resume_from != NULL)
+        usage(2, "--resume and --resume-from-checkpoint exclude each other");
+}
+
+/* the run to continue: -o with --resume, or --resume-from-checkpoint's; NULL: a new run */
+static const char *resume_source(const struct opts *o)
+{
+    if (o->resume)
+        return o->out;
+    if (o->resume_from == NULL)
+        return NULL;
+    if (strcmp(o->resume_from, "latest") != 0)
+        return o->resume_from;
+    /* the state file alone is a checkpoint (killed before the model file's first rename) */
+    char sp[4096];
+    if (util_exists(o->out) ||
+        (trainer_state_path(sp, sizeof sp, o->out) == 0 && util_exists(sp)))
+        return o->out;
+    if (!o->quiet)
+        warnx("no checkpoint at %s: starting a new training run", o->out);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -267,6 +348,7 @@ int main(int argc, char **argv)
     struct run r = {0};
     struct progress pg;
     FILE *log = NULL;
+    const char *from;
     int64_t *perm;
     long total, perm_epoch = -1, done = 0;
     double t0;
@@ -274,6 +356,7 @@ int main(int argc, char **argv)
 
     nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
+    from = resume_source(&o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
@@ -290,8 +373,8 @@ int main(int argc, char **argv)
         load_images(o.val, &r.val);
     r.n_img = (long)r.data.shape[0];
     r.data_hash = trainer_data_hash(&r.data);
-    if (o.resume) {
-        resume(&r, &o);
+    if (from != NULL) {
+        resume(&r, &o, from);
     } else {
         struct rng init;
         vae_init(&r.m, (int)o.latent, (float)o.beta);
@@ -308,7 +391,7 @@ int main(int argc, char **argv)
     r.spe = (r.n_img + o.batch - 1) / o.batch;
     total = o.epochs * r.spe;
     if (o.log != NULL) {
-        log = trainer_log_open(o.log, o.resume, r.step,
+        log = trainer_log_open(o.log, from != NULL, r.step,
                                "step,epoch,loss,recon,kl,val_loss,lr,seconds\n");
         if (log == NULL)
             err(1, "%s", o.log);

@@ -11,16 +11,20 @@ setup() { setup_tools; CK="$FIX/ckpt"; }
   [ -z "$stderr" ]
 }
 
+@test "ckpt-convert --help names every option, its defaults and an example" {
+  help_names_options ckpt-convert tools/ckpt-convert.c
+}
+
 @test "ckpt-convert without arguments is a usage error" {
   run -2 --separate-stderr ckpt-convert
   [ -z "$output" ]
-  [[ "$stderr" == "usage: ckpt-convert "* ]]
+  [[ "$stderr" == "ckpt-convert: IN and OUT are required"*"usage: ckpt-convert "* ]]
   run -2 --separate-stderr ckpt-convert "$CK/pth_zip.pth"
-  [[ "$stderr" == "usage: ckpt-convert "* ]]
+  [[ "$stderr" == "ckpt-convert: OUT is required"*"usage: ckpt-convert "* ]]
   run -2 --separate-stderr ckpt-convert --bogus "$CK/pth_zip.pth" "$BATS_TEST_TMPDIR/o.safetensors"
   [ -z "$output" ]
   run -2 --separate-stderr ckpt-convert --threads 0 "$CK/pth_zip.pth" "$BATS_TEST_TMPDIR/o.safetensors"
-  [[ "$stderr" == "ckpt-convert: --threads"* ]]
+  [[ "$stderr" == "ckpt-convert: --threads: bad value: 0 (want an integer from 1 to 1024)"* ]]
   [ ! -e "$BATS_TEST_TMPDIR/o.safetensors" ]
 }
 

@@ -6,10 +6,24 @@ setup() { setup_tools; M="$FIX/unet/tiny_st_legacy"; }
   [[ "$output" == "usage: ddpm-sample "* ]]
 }
 
-@test "ddpm-sample without --model is a usage error" {
+@test "ddpm-sample --help names every option, its defaults and an example" {
+  help_names_options ddpm-sample tools/ddpm-sample.c
+  [[ "$output" == *"default 1000 for ddpm, 50 for ddim"* ]]
+  [[ "$output" == *"--check "*"parameters"* ]]
+}
+
+@test "ddpm-sample without --model is a usage error that says so" {
   run -2 --separate-stderr ddpm-sample -n 2
   [ -z "$output" ]
+  [ "${stderr%%$'\n'*}" = "ddpm-sample: --model DIR is required" ]
   [[ "$stderr" == *"usage: ddpm-sample"* ]]
+}
+
+@test "ddpm-sample: a bad value names its flag; getopt's messages name the tool" {
+  run -2 --separate-stderr ddpm-sample --model "$M" --steps 0
+  [ "${stderr%%$'\n'*}" = "ddpm-sample: --steps: bad value: 0 (want an integer from 1 to 100000)" ]
+  run -2 --separate-stderr "$(command -v ddpm-sample)" --model "$M" --bogus
+  [ "${stderr%%$'\n'*}" = "ddpm-sample: unrecognized option '--bogus'" ]
 }
 
 @test "ddpm-sample rejects bad option values" {
@@ -133,4 +147,10 @@ close_bytes() {
     --save-trajectory /proc/t.npy
   [[ "$stderr" == "ddpm-sample: /proc/t.npy: cannot create a file in /proc: "* ]]
   [ "$(ls -A "$T")" = "dir" ]
+}
+
+@test "ddpm-sample --save-dir onto a file names it once" {
+  touch "$BATS_TEST_TMPDIR/f"
+  run -1 --separate-stderr ddpm-sample --model "$FIX/unet/tiny_st_modern" --save-dir "$BATS_TEST_TMPDIR/f"
+  [ "$stderr" = "ddpm-sample: $BATS_TEST_TMPDIR/f: exists and is not a directory" ]
 }

@@ -15,13 +15,40 @@ setup() {
     [ -z "$stderr" ]
 }
 
+@test "ddpm-train --help names every option, its defaults and an example" {
+    help_names_options ddpm-train tools/ddpm-train.c
+    [[ "$output" == *"--lr-warmup-steps N "*"(default 500)"* ]]
+    [[ "$output" == *"--lr_warmup_steps"* ]]
+}
+
+@test "ddpm-train: a missing option is named; senseless values are refused" {
+    run -2 --separate-stderr ddpm-train --init "$G/tiny" -o "$D/o"
+    [ "${stderr%%$'\n'*}" = "ddpm-train: --data TRAIN.npy is required" ]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny"
+    [ "${stderr%%$'\n'*}" = "ddpm-train: -o OUTDIR is required" ]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --checkpointing-steps 0
+    [ "${stderr%%$'\n'*}" = "ddpm-train: --checkpointing-steps: bad value: 0 (want an integer >= 1)" ]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --num_epochs 0
+    [ "${stderr%%$'\n'*}" = "ddpm-train: --num-epochs: bad value: 0 (want an integer from 1 to 100000000)" ]
+    run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --learning_rate 0
+    [ "${stderr%%$'\n'*}" = "ddpm-train: --learning-rate: bad value: 0 (want > 0)" ]
+    [ -z "$(ls "$D")" ]
+}
+
+@test "ddpm-train takes diffusers' underscore spellings" {
+    run -0 --separate-stderr ddpm-train --data "$G/train16.npy" --train_batch_size 4 \
+        --lr_warmup_steps 2 --seed 5 -q --init "$G/tiny" --output_dir "$D/o" --max_steps 1 \
+        --learning_rate=1e-5 --lr_scheduler constant --checkpointing_steps 1
+    [ -d "$D/o/checkpoint-1" ]
+}
+
 @test "ddpm-train: missing or bad arguments are usage errors" {
     run -2 --separate-stderr ddpm-train --data "$G/train16.npy" -o "$D/o"
     [[ "$stderr" == *"usage: ddpm-train "* ]]
     run -2 --separate-stderr ddpm-train --init "$G/tiny" -o "$D/o"
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny"
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --learning-rate x
-    [[ "$stderr" == "ddpm-train: bad value for --learning-rate: x"* ]]
+    [[ "$stderr" == "ddpm-train: --learning-rate: bad value: x (want a number from 0 to 10)"* ]]
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --lr-scheduler step
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" --config "$G/tiny/config.json" -o "$D/o"
     run -2 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --eval-every 2
@@ -89,7 +116,7 @@ setup() {
 }
 
 @test "ddpm-train: SIGINT saves a checkpoint and exits 130; resume finishes" {
-    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 100000 --checkpointing-steps 0 &
+    ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 100000 --checkpointing-steps 1000000 &
     pid=$!
     sleep 1    # a training step of the tiny model takes a few ms
     kill -INT "$pid"
@@ -99,7 +126,7 @@ setup() {
     step=$(ls -d "$D"/o/checkpoint-* | sed 's/.*checkpoint-//')
     [ "$step" -ge 1 ]
     [ -s "$D/o/diffusion_pytorch_model.safetensors" ]
-    run -0 ddpm-train "${TRAIN[@]}" -o "$D/o" --max-steps $((step + 2)) --checkpointing-steps 0 \
+    run -0 ddpm-train "${TRAIN[@]}" -o "$D/o" --max-steps $((step + 2)) --checkpointing-steps 1000000 \
         --resume-from-checkpoint latest
     [ -z "$(ls -a "$D/o" | grep tmp)" ]
 }

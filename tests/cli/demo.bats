@@ -49,3 +49,13 @@ png_size() {
     run -0 pipe status "$REPO/pipelines/demo.yaml" "${P[@]}" -P vae_epochs=11
     [ "${lines[0]}" = "vae-train: param vae_epochs changed" ]
 }
+
+@test "demo.yaml's header names every tool its stages run" {
+    y="$REPO/pipelines/demo.yaml"
+    header=$(sed -n '/^params:/q; p' "$y")
+    [[ "$header" != *"Not here yet"* ]]
+    for t in $(grep -v '^ *#' "$y" | grep -oE '(^|[ :"])(mkdemo|imgresize|dsplit|vae-train|vae-sample|ddpm-train|ddpm-sample|pick-best|imgrid|plot|fid|is-score|kid|report|pipe time)( |$)' |
+               sed -E 's/^[ :"]//; s/ $//' | sort -u); do
+        [[ "$header" == *"$t"* ]] || { echo "the header does not name $t"; return 1; }
+    done
+}

@@ -25,6 +25,10 @@ shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
 rows() { shape "$1" | sed 's/(\([0-9]*\).*/\1/'; }
 int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
 
+@test "fetch-dataset --help names every option and an example" {
+    help_names_options fetch-dataset tools/fetch-dataset
+}
+
 @test "fetch-dataset --help prints usage on stdout" {
     run -0 --separate-stderr fetch-dataset --help
     [[ "$output" == "usage: fetch-dataset "* ]]

@@ -19,9 +19,40 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [[ "$output" == "usage: fid"* ]]
 }
 
+@test "fid --help names every option, its defaults and an example" {
+  help_names_options fid tools/fid.c common/metrics_cli.h common/metrics_cli.c
+}
+
 @test "fid rejects a bad --dims" {
   run -2 --separate-stderr fid --dims 100 a b
-  [[ "$stderr" == "fid: --dims: invalid value '100'"* ]]
+  [[ "$stderr" == "fid: --dims: bad value: 100 (want 64, 192, 768 or 2048)"* ]]
+  run -2 --separate-stderr fid -b 0 a b
+  [[ "$stderr" == "fid: --batch-size: bad value: 0 (want an integer from 1 to 4096)"* ]]
+}
+
+@test "fid runs pytorch-fid's command line: --device and --num-workers are ignored, said once" {
+  run -0 --separate-stderr fid --device cpu --num-workers 4 --batch-size 2 --dims 64 \
+    "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  near "${output#FID:  }" 8.660084959189675 1e-8
+  [ "$stderr" = "fid: note: --device and --num-workers are ignored: this runs on the CPU with --threads 2" ]
+  run -0 --separate-stderr fid -t 1 --dims 64 "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  [ -z "$stderr" ]
+}
+
+@test "fid of a set with itself is never negative: round-off below 0 prints as 0" {
+  for d in 64 192 768 2048; do
+    run -0 --separate-stderr fid --weights synthetic --dims $d "$(IMG)" "$(IMG)"
+    [[ "$output" != "FID:  -"* ]]
+    run -0 --separate-stderr fid --weights synthetic --dims $d "$(ODD)" "$(ODD)"
+    [[ "$output" != "FID:  -"* ]]
+  done
+}
+
+@test "fid names the file whose statistics are not finite" {
+  npy_make "$BATS_TEST_TMPDIR/nan.npy" '<f4' '100, 64' 6400 '\x00\x00\xc0\x7f'
+  run -1 --separate-stderr fid --dims 64 "$FIX/metrics/feat64_a.npy" "$BATS_TEST_TMPDIR/nan.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "fid: $BATS_TEST_TMPDIR/nan.npy: statistics are not finite" ]
 }
 
 @test "fid rejects two stdin inputs" {
@@ -181,4 +212,42 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   cp "$FIX/bad/img_corrupt_data.jpg" "$T/bad/x.jpg"
   run -1 --separate-stderr fid --weights synthetic --skip-bad "$T/bad" "$(IMG)"
   [ "${stderr_lines[1]}" = "fid: $T/bad: no image in the folder could be read" ]
+}
+
+@test "fid on a folder of only subfolders says so" {
+  mkdir -p "$BATS_TEST_TMPDIR/d/a" "$BATS_TEST_TMPDIR/d/b"
+  cp "$FIX/inception/folder/"* "$BATS_TEST_TMPDIR/d/a/"
+  run -1 --separate-stderr fid --weights synthetic "$BATS_TEST_TMPDIR/d" "$(IMG)"
+  [ -z "$output" ]
+  [ "$stderr" = "fid: $BATS_TEST_TMPDIR/d: no images in folder, only 2 subfolders: images are read from the folder itself, not its subfolders (as pytorch-fid)" ]
+}
+
+@test "fid reads a folder of BMP, PPM, TIFF and WebP files like pytorch-fid" {
+  F=$FIX/img/fmt
+  mkdir "$BATS_TEST_TMPDIR/d"
+  cp "$F/bmp_rgb24.bmp" "$F/pnm_rgb.ppm" "$F/pnm_gray.pgm" "$F/tif_rgb_lzw.tif" \
+     "$F/tif_rgb_deflate.tiff" "$F/webp_lossless.webp" "$BATS_TEST_TMPDIR/d/"
+  imgresize -s 13x7 "$BATS_TEST_TMPDIR/d" -o "$BATS_TEST_TMPDIR/d.npy"
+  run -0 --separate-stderr fid --weights synthetic --dims 64 "$BATS_TEST_TMPDIR/d.npy" "$(IMG)"
+  want=$output
+  run -0 --separate-stderr fid --weights synthetic --dims 64 "$BATS_TEST_TMPDIR/d" "$(IMG)"
+  [ "$output" = "$want" ]
+}
+
+@test "fid says how to transpose an (N,3,H,W) array" {
+  npy_make "$BATS_TEST_TMPDIR/nchw.npy" '|u1' '2, 3, 8, 8' 384 '\x80'
+  run -1 --separate-stderr fid --weights synthetic "$BATS_TEST_TMPDIR/nchw.npy" "$(IMG)"
+  [ -z "$output" ]
+  [[ "$stderr" == "fid: $BATS_TEST_TMPDIR/nchw.npy: "*"(2,3,8,8): looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]]
+}
+
+@test "fid, kid and is-score name a missing input" {
+  run -2 --separate-stderr fid "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "fid: A and B are required" ]
+  run -2 --separate-stderr fid --save-stats "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "fid: A and OUT are required" ]
+  run -2 --separate-stderr kid "$(IMG)"
+  [ "${stderr%%$'\n'*}" = "kid: A and B are required" ]
+  run -2 --separate-stderr is-score
+  [ "${stderr%%$'\n'*}" = "is-score: INPUT is required" ]
 }

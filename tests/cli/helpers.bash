@@ -8,6 +8,61 @@ setup_tools() {
     export REPO FIX PATH
 }
 
-# shape of a .npy on stdin or in $1, as '1,32,32,3' (read with npyinfo)
+# shape of a .npy on stdin or in $1, as npyinfo --shape prints it: 1,32,32,3; a 1-D array as
+# 600, (numpy's (600,)); a scalar as an empty line
 npy_shape() { npyinfo --shape "${1:--}"; }
 export -f npy_shape
+
+# The options a tool accepts, read from its source files ($@, relative to the repo): the
+# names of getopt_long tables ({"name", ...}, METRICS_CLI_LONGOPTS' too), the letters of
+# getopt/opt_init short-option strings, and the case patterns (-k|--key) of shell tools.
+# One per line, as typed: --name, -k.
+source_options() {
+  local f
+  for f in "$@"; do
+    case $f in
+    *.c|*.h)
+      grep -oE '\{ *"[a-z0-9][a-z0-9-]*", *(0|1|2|no_argument|required_argument|optional_argument)' "$REPO/$f" |
+        sed -E 's/\{ *"([^"]*)".*/--\1/'
+      grep -oE '(getopt|getopt_long|opt_init)\([^"]*"[^"]*"' "$REPO/$f" |
+        sed -E 's/.*"([^"]*)"/\1/' | tr -d ':+-' | grep -o . | sed 's/^/-/' ;;
+    *)
+      grep -oE '^[[:space:]]*-[-a-zA-Z0-9_| ]*\)' "$REPO/$f" | tr -d ' \t)' | tr '|' '\n' |
+        grep -vx -- '-\*\|--' ;;
+    esac
+  done | sort -u
+}
+
+# `TOOL --help` exits 0, prints on stdout only, names every option of source_options
+# SOURCE... (a long option as --name, a short one as -k followed by a space, comma, ']', '|'
+# or '/') and shows an example.
+help_names_options() {
+  local tool=$1 o missing=
+  shift
+  run -0 --separate-stderr "$tool" --help
+  [ -z "$stderr" ] || { echo "stderr: $stderr"; return 1; }
+  for o in $(source_options "$@"); do
+    case $o in
+    --*) [[ "$output" == *"$o"* ]] || missing="$missing $o" ;;
+    *) grep -qE -- "(^|[^-[:alnum:]])$o([], /|]|$)" <<< "$output" || missing="$missing $o" ;;
+    esac
+  done
+  [ -z "$missing" ] || { echo "$tool --help does not mention:$missing"; return 1; }
+  [[ "$output" == *"Example"* ]] || { echo "$tool --help has no example"; return 1; }
+  [ "$(source_options "$@" | wc -l)" -gt 1 ]
+}
+
+# npy_make OUT DESCR SHAPE N BYTES: an .npy of dtype DESCR ('<f4', '|u1'), SHAPE ('3, 64') and
+# N copies of BYTES (a printf format: '\x00\x00\xc0\x7f' is a float32 NaN); no Python needed
+npy_make() {
+  local h="{'descr': '$2', 'fortran_order': False, 'shape': ($3), }" n pad i
+  pad=$(( 63 - (10 + ${#h}) % 64 ))
+  n=$(( ${#h} + pad + 1 ))
+  {
+    printf '\223NUMPY\001\000'
+    printf "\\$(printf %03o $((n % 256)))\\$(printf %03o $((n / 256)))"
+    printf '%s%*s\n' "$h" "$pad" ''
+    for ((i = 0; i < $4; i++)); do printf "$5"; done
+  } > "$1"
+}
+export -f npy_make

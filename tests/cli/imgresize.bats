@@ -217,3 +217,76 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     [[ "$output" == "4,32,32,3"* ]]
     [ -s "$BATS_TEST_TMPDIR/o.npy" ]
 }
+
+@test "imgresize --help names every option, its defaults and an example" {
+    help_names_options imgresize tools/imgresize.c
+}
+
+# an ImageFolder of the four images of $IMG/dir: classes Zebra, cat, dog (sorted: 0, 1, 2)
+image_folder() {
+    R=$BATS_TEST_TMPDIR/r
+    mkdir -p "$R/cat/sub" "$R/cat/sub b" "$R/dog" "$R/Zebra"
+    cp "$IMG/dir/a.jpg" "$R/Zebra/q.jpg"
+    cp "$IMG/dir/c_gray.jpg" "$R/cat/y.jpeg"
+    echo notes > "$R/cat/readme.txt"
+    cp "$IMG/dir/b.png" "$R/cat/sub/z.png"
+    cp "$IMG/dir/d_pal.png" "$R/cat/sub b/w.png"
+    cp "$IMG/dir/a.jpg" "$R/dog/x.JPG"
+}
+# image $2 of $1 (uint8 (N,32,32,3))
+image32() { payload "$1" | tail -c +$(($2 * 3072 + 1)) | head -c 3072; }
+
+@test "imgresize -r reads a torchvision ImageFolder: sorted classes, labels = class index" {
+    image_folder
+    T=$BATS_TEST_TMPDIR
+    run -0 --separate-stderr imgresize -r "$R" --labels-out "$T/l.npy" -o "$T/o.npy"
+    [ -z "$stderr" ]
+    [ "$(shape "$T/o.npy")" = "(5, 32, 32, 3)" ]
+    [ "$(int64s "$T/l.npy")" = "0 1 1 1 2" ]
+    # ImageFolder's order: Zebra/q, cat/y, cat/sub/z, cat/sub b/w, dog/x (dir_32: a b c d)
+    cmp <(payload "$T/o.npy") <(for i in 0 2 1 3 0; do image32 "$IMG/dir_32.npy" $i; done)
+    run -0 --separate-stderr imgresize --image-folder "$R" -v -o "$T/p.npy"
+    cmp "$T/o.npy" "$T/p.npy"
+    [[ "$stderr" == *"class 1: cat (3 images)"* ]]
+}
+
+@test "imgresize -r refuses a class without images and a folder without classes" {
+    image_folder
+    mkdir "$R/empty"
+    run -1 --separate-stderr imgresize -r "$R" -o "$BATS_TEST_TMPDIR/o.npy"
+    [ "$stderr" = "imgresize: $R/empty: class 3 has no image files (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp)" ]
+    run -1 --separate-stderr imgresize -r "$IMG/dir" -o "$BATS_TEST_TMPDIR/o.npy"
+    [ "$stderr" = "imgresize: $IMG/dir: no class folders (-r reads DIR/CLASS/IMAGE)" ]
+    run -2 --separate-stderr imgresize -r "$R" "$IMG/dir"
+    [[ "$stderr" == "imgresize: -r, --flowers102 and --pets go alone"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/o.npy" ]
+}
+
+@test "imgresize DIR of only subfolders says so and points to -r" {
+    image_folder
+    run -1 --separate-stderr imgresize "$R"
+    [ -z "$output" ]
+    [ "$stderr" = "imgresize: $R: no files, only 3 subfolders: for a torchvision ImageFolder (a folder per class) use -r $R" ]
+}
+
+@test "imgresize: bad values name their flag; no input is named" {
+    run -2 --separate-stderr imgresize -s 0 "$IMG/dir"
+    [ "${stderr%%$'\n'*}" = "imgresize: --size: bad value: 0 (want N or WxH, 1..4096)" ]
+    run -2 --separate-stderr imgresize -m stretch "$IMG/dir"
+    [ "${stderr%%$'\n'*}" = "imgresize: --mode: bad value: stretch (want squash or center-crop)" ]
+    run -2 --separate-stderr imgresize
+    [ "${stderr%%$'\n'*}" = "imgresize: no input: give DIR, IMAGE, -, -l LIST, -r DIR, --flowers102 or --pets" ]
+}
+
+@test "imgresize decodes BMP, PBM/PGM/PPM, TIFF and WebP (by content) as PIL does" {
+    F=$FIX/img/fmt
+    for f in bmp_rgb24.bmp bmp_rle8.bmp pnm_gray16.pgm pnm_plain_bit.pbm tif_cmyk.tif \
+        tif_rgba.tif webp_lossy_alpha.webp webp_anim.webp; do
+        # 13x7 to 13x7 is PIL's identity: the payload is the decoded pixels
+        run -0 imgresize -s 13x7 -o "$BATS_TEST_TMPDIR/o.npy" "$F/$f"
+        cmp <(payload "$BATS_TEST_TMPDIR/o.npy") <(payload "$F/${f%.*}.npy")
+    done
+    cp "$F/tif_rgb.tif" "$BATS_TEST_TMPDIR/picture.jpg"  # the name does not matter
+    run -0 imgresize -s 13x7 -o "$BATS_TEST_TMPDIR/o.npy" "$BATS_TEST_TMPDIR/picture.jpg"
+    cmp <(payload "$BATS_TEST_TMPDIR/o.npy") <(payload "$F/tif_rgb.npy")
+}

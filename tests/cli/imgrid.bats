@@ -15,10 +15,22 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     [ -z "$stderr" ]
 }
 
+@test "imgrid --help names every option, its defaults and an example" {
+    help_names_options imgrid tools/imgrid.c
+    [[ "$output" == *"--scale SCALE"* ]]
+}
+
+@test "imgrid --scale; -s stays an old spelling of it" {
+    T=$BATS_TEST_TMPDIR
+    imgrid --scale 2 -o "$T/a.png" "$IMG/dir_32.npy"
+    imgrid -s 2 -o "$T/b.png" "$IMG/dir_32.npy"
+    cmp "$T/a.png" "$T/b.png"
+}
+
 @test "imgrid rejects bad usage with exit 2" {
     run -2 --separate-stderr imgrid -c 0 "$IMG/dir_32.npy"
     [ -z "$output" ]
-    [[ "$stderr" == "imgrid: --cols: "* ]]
+    [[ "$stderr" == "imgrid: --cols: bad value: 0 (want an integer from 1 to 100000)"* ]]
     run -2 --separate-stderr imgrid --scale x "$IMG/dir_32.npy"
     run -2 --separate-stderr imgrid --pad-value 256 "$IMG/dir_32.npy"
     run -2 --separate-stderr imgrid "$IMG/dir_32.npy" "$IMG/dir_32.npy"
@@ -87,4 +99,26 @@ png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{ print $3*256+$4 "x" $7*2
     # --check prints text: fine on a terminal
     run -0 script -qec "ddpm-sample --model '$FIX/unet/tiny_st_legacy' --check; echo rc=\$?" /dev/null
     [[ "$output" == *"rc=0"* ]]
+}
+
+@test "imgrid names the path it could not write, once" {
+    run -1 --separate-stderr imgrid -o "$BATS_TEST_TMPDIR/no/g.png" "$FIX/inception/img32.npy"
+    [ "$stderr" = "imgrid: $BATS_TEST_TMPDIR/no/g.png: cannot create a file in $BATS_TEST_TMPDIR/no: No such file or directory" ]
+}
+
+@test "imgrid -o onto a pipe (or a device: /dev/null) writes into it instead of replacing it" {
+    T=$BATS_TEST_TMPDIR
+    mkfifo "$T/fifo"
+    timeout 10 cat "$T/fifo" > "$T/got" &
+    run -0 timeout 10 imgrid -o "$T/fifo" "$IMG/dir_32.npy"
+    wait
+    [ -p "$T/fifo" ]
+    imgrid "$IMG/dir_32.npy" | cmp - "$T/got"
+}
+
+@test "imgrid says how to transpose an (N,3,H,W) array" {
+    npy_make "$BATS_TEST_TMPDIR/nchw.npy" '|u1' '2, 3, 8, 8' 384 '\x80'
+    run -1 --separate-stderr imgrid "$BATS_TEST_TMPDIR/nchw.npy" -o "$BATS_TEST_TMPDIR/g.png"
+    [[ "$stderr" == *"np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]]
+    [ ! -e "$BATS_TEST_TMPDIR/g.png" ]
 }

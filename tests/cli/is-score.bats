@@ -10,6 +10,10 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [[ "$stderr" == *"usage: is-score"* ]]
 }
 
+@test "is-score --help names every option, its defaults and an example" {
+  help_names_options is-score tools/is-score.c common/metrics_cli.h common/metrics_cli.c
+}
+
 @test "is-score --help prints usage on stdout" {
   run -0 is-score --help
   [[ "$output" == "usage: is-score"* ]]
@@ -17,7 +21,7 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
 
 @test "is-score rejects --splits 0" {
   run -2 --separate-stderr is-score --splits 0 x.npy
-  [[ "$stderr" == "is-score: --splits: invalid value '0'"* ]]
+  [[ "$stderr" == "is-score: --splits: bad value: 0 (want an integer from 1 to 1000000)"* ]]
 }
 
 @test "is-score matches torch-fidelity's IS on PyTorch logits (synthetic weights)" {

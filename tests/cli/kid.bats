@@ -16,9 +16,21 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [[ "$output" == "usage: kid"* ]]
 }
 
+@test "kid --help names every option, its defaults and an example" {
+  help_names_options kid tools/kid.c common/metrics_cli.h common/metrics_cli.c
+}
+
 @test "kid rejects --subset-size 1" {
   run -2 --separate-stderr kid --subset-size 1 a b
-  [[ "$stderr" == "kid: --subset-size: invalid value '1'"* ]]
+  [[ "$stderr" == "kid: --subset-size: bad value: 1 (want an integer from 2 to 1000000)"* ]]
+}
+
+@test "kid names the input with too few samples" {
+  npy_make "$BATS_TEST_TMPDIR/one.npy" '<f4' '1, 64' 64 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr kid "$FIX/metrics/kid_a.npy" "$BATS_TEST_TMPDIR/one.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "kid: $BATS_TEST_TMPDIR/one.npy: 1 sample: KID needs at least 2 on each side" ]
+  [ "${#stderr_lines[@]}" -eq 1 ]
 }
 
 @test "kid on cached features matches torch-fidelity's code" {

@@ -18,10 +18,14 @@ png_dims() {
 @test "mkdemo without -o prints usage and exits 2" {
     run -2 --separate-stderr mkdemo -n 3
     [ -z "$output" ]
-    [[ "$stderr" == "usage: mkdemo "* ]]
+    [[ "$stderr" == "mkdemo: -o DIR is required"*"usage: mkdemo "* ]]
     run -2 --separate-stderr mkdemo -n 0 -o d
-    [[ "$stderr" == "mkdemo: -n: "* ]]
+    [[ "$stderr" == "mkdemo: --num: bad value: 0 (want an integer from 1 to 1000000)"* ]]
     [ ! -e d ]
+}
+
+@test "mkdemo --help names every option, its defaults and an example" {
+    help_names_options mkdemo tools/mkdemo.c
 }
 
 @test "mkdemo writes N PNG files of sizes 64..96 x 48..96" {

@@ -13,7 +13,7 @@ setup() { setup_tools; IO="$FIX/io"; }
 @test "npyinfo without a file is a usage error" {
   run -2 --separate-stderr npyinfo
   [ -z "$output" ]
-  [[ "$stderr" == "usage: npyinfo "* ]]
+  [[ "$stderr" == "npyinfo: FILE is required"$'\n'"usage: npyinfo "* ]]
   run -2 --separate-stderr npyinfo --bogus "$IO/img1.npy"
   [ -z "$output" ]
 }
@@ -31,6 +31,17 @@ setup() { setup_tools; IO="$FIX/io"; }
   [ "$output" = "" ]
 }
 
+@test "npyinfo --shape writes a 1-D shape as numpy does, with its comma" {
+  run -0 npyinfo --shape "$IO/stats.npz:mu"
+  [ "$output" = "64," ]
+  run -0 npy_shape "$IO/lab20.npy"
+  [ "$output" = "20," ]
+}
+
+@test "npyinfo --help names every option and an example" {
+  help_names_options npyinfo tools/npyinfo.c
+}
+
 @test "npyinfo reads stdin and pipes" {
   run -0 bash -c "npyinfo --shape - < '$IO/u1_4d.npy'"
   [ "$output" = "2,3,4,3" ]
@@ -38,18 +49,18 @@ setup() { setup_tools; IO="$FIX/io"; }
   [ "$output" = "20,4,4,3" ]
   run -0 bash -c "cat '$IO/samples.npz' | npyinfo -"
   [ "${lines[0]}" = "-:arr_0: uint8 (3,4,4,3) min 0 max 254 mean 123.493056 channel min 6,9,0 max 254,254,251 mean 121.479167,122.4375,126.5625" ]
-  [ "${lines[1]}" = "-:arr_1: int64 (3) min 1 max 6 mean 2.66666667" ]
+  [ "${lines[1]}" = "-:arr_1: int64 (3,) min 1 max 6 mean 2.66666667" ]
 }
 
 @test "npyinfo lists every member of an npz, or the one named" {
   run -0 npyinfo "$IO/stats.npz"
   [ "${#lines[@]}" -eq 2 ]
-  [ "${lines[0]}" = "$IO/stats.npz:mu: float64 (64) min 0 max 9 mean 4.5" ]
+  [ "${lines[0]}" = "$IO/stats.npz:mu: float64 (64,) min 0 max 9 mean 4.5" ]
   [ "${lines[1]}" = "$IO/stats.npz:sigma: float64 (64,64) min 0.015625 max 1 mean 0.103687944" ]
   run -0 npyinfo --shape "$IO/stats.npz:sigma"
   [ "$output" = "64,64" ]
   run -0 npyinfo --shape "$IO/stats.npz"
-  [ "$output" = $'mu: 64\nsigma: 64,64' ]
+  [ "$output" = $'mu: 64,\nsigma: 64,64' ]
 }
 
 @test "npyinfo --json is one object per array" {

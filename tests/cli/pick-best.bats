@@ -104,3 +104,8 @@ setup() {
     [[ "$output" == *"RUN.json needs its"*"RUN/ folder"* ]]
     [[ "$output" == *"--force"* ]]
 }
+
+@test "pick-best --help names every option, that RUN/ must be next to RUN.json, an example" {
+    help_names_options pick-best tools/pick-best
+    [[ "$output" == *"each RUN.json needs its RUN/ folder (the path without .json) beside it"* ]]
+}

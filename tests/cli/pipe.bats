@@ -18,6 +18,19 @@ ran() { if [ -e log.txt ]; then tr '\n' ' ' < log.txt; fi; }
     [[ "$stderr" == *"usage: pipe run FILE"* ]]
 }
 
+@test "pipe names a missing subcommand or FILE, and an unknown subcommand" {
+    run -2 --separate-stderr pipe
+    [ "${stderr%%$'\n'*}" = "pipe: a subcommand is required: run, status, dag or time" ]
+    run -2 --separate-stderr pipe go basic.yaml
+    [ "${stderr%%$'\n'*}" = "pipe: unknown subcommand 'go' (want run, status, dag or time)" ]
+    run -2 --separate-stderr pipe run -q
+    [ "${stderr%%$'\n'*}" = "pipe: FILE is required" ]
+}
+
+@test "pipe --help names every option and an example" {
+    help_names_options pipe tools/pipe.c
+}
+
 @test "pipe --help prints usage on stdout" {
     run -0 pipe --help
     [[ "$output" == "usage: pipe run FILE"* ]]
@@ -27,7 +40,9 @@ ran() { if [ -e log.txt ]; then tr '\n' ' ' < log.txt; fi; }
 
 @test "pipe rejects a bad -j" {
     run -2 --separate-stderr pipe run basic.yaml -j 0
-    [[ "$stderr" == "pipe: -j: "* ]]
+    [[ "$stderr" == "pipe: --jobs: bad value: 0 (want an integer from 1 to 64)"* ]]
+    run -2 --separate-stderr "$(command -v pipe)" run basic.yaml --bogus
+    [[ "$stderr" == "pipe: unrecognized option '--bogus'"* ]]
     [ ! -e log.txt ]
 }
 

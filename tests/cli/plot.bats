@@ -20,9 +20,23 @@ png_size() {
 @test "plot without arguments prints usage and exits 2" {
     run -2 --separate-stderr plot
     [ -z "$output" ]
-    [[ "$stderr" == "usage: plot "* ]]
+    [[ "$stderr" == "plot: FILE.csv is required"*"usage: plot "* ]]
     run -0 plot --help
     [[ "$output" == "usage: plot "* ]]
+}
+
+@test "plot --help names every option, its defaults and an example" {
+    help_names_options plot tools/plot.c
+}
+
+@test "plot names a missing option; --title and --output spelled out, -t kept" {
+    run -2 --separate-stderr plot train.csv -o x.png
+    [ "${stderr%%$'\n'*}" = "plot: --y COL is required" ]
+    run -2 --separate-stderr plot train.csv --y loss
+    [ "${stderr%%$'\n'*}" = "plot: -o OUT.png is required" ]
+    run -0 plot train.csv --y loss --output a.png --title T
+    run -0 plot train.csv --y loss -o b.png -t T
+    cmp a.png b.png
 }
 
 @test "plot writes a PNG of the default size" {
@@ -76,4 +90,13 @@ png_size() {
     mkdir dir
     run -1 --separate-stderr plot train.csv --x step --y loss -o dir
     [ "$stderr" = "plot: dir: is a directory" ]
+}
+
+@test "plot names the path it could not write, once" {
+    run -1 --separate-stderr plot train.csv --y loss -o "$BATS_TEST_TMPDIR/no/such/loss.png"
+    [ "$stderr" = "plot: $BATS_TEST_TMPDIR/no/such/loss.png: cannot create a file in $BATS_TEST_TMPDIR/no/such: No such file or directory" ]
+    mkdir dir.png
+    run -1 --separate-stderr plot train.csv --y loss -o dir.png
+    [ "$stderr" = "plot: dir.png: is a directory" ]
+    [ -z "$(ls | grep 'dir\.png\.')" ]
 }

@@ -17,9 +17,13 @@ setup() {
 @test "report without a model prints usage and exits 2" {
     run -2 --separate-stderr report --title T
     [ -z "$output" ]
-    [[ "$stderr" == "usage: report "* ]]
+    [[ "$stderr" == "report: --model NAME is required"*"usage: report "* ]]
     run -0 report --help
     [[ "$output" == "usage: report "* ]]
+}
+
+@test "report --help names every option, its defaults and an example" {
+    help_names_options report tools/report.c
 }
 
 @test "report writes the table, the grids and the figures" {

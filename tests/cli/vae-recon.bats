@@ -12,6 +12,17 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
 # image $2 (0-based) of a uint8 (N,32,32,3) .npy with a 128-byte header
 image() { tail -c +$((129 + $2 * 3072)) "$1" | head -c 3072; }
 
+@test "vae-recon --help names every option, its defaults and an example" {
+    help_names_options vae-recon tools/vae-recon.c
+}
+
+@test "vae-recon names a missing option and the flag of a bad value" {
+    run -2 --separate-stderr vae-recon --model "$M"
+    [ "${stderr%%$'\n'*}" = "vae-recon: --data X.npy is required" ]
+    run -2 --separate-stderr vae-recon --model "$M" --data "$V/val.npy" -b 0
+    [ "${stderr%%$'\n'*}" = "vae-recon: --batch-size: bad value: 0 (want an integer from 1 to 65536)" ]
+}
+
 @test "vae-recon --help prints usage on stdout" {
     run -0 --separate-stderr vae-recon --help
     [[ "$output" == "usage: vae-recon "* ]]

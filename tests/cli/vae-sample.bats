@@ -10,6 +10,17 @@ setup() {
 # the .npy shape of $1 as '5,32,32,3', from its header
 shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': (//; s/[ )]//g; s/,$//"; }
 
+@test "vae-sample --help names every option, its defaults and an example" {
+    help_names_options vae-sample tools/vae-sample.c
+}
+
+@test "vae-sample names a missing option and the flag of a bad value" {
+    run -2 --separate-stderr vae-sample -n 4
+    [ "${stderr%%$'\n'*}" = "vae-sample: --model VAE.safetensors is required" ]
+    run -2 --separate-stderr vae-sample --model "$M" -b 0
+    [ "${stderr%%$'\n'*}" = "vae-sample: --batch-size: bad value: 0 (want an integer from 1 to 65536)" ]
+}
+
 @test "vae-sample --help prints usage on stdout" {
     run -0 --separate-stderr vae-sample --help
     [[ "$output" == "usage: vae-sample "* ]]
@@ -69,4 +80,21 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [ "$stderr" = "vae-sample: $D/dir: is a directory" ]
     run -1 --separate-stderr vae-sample --model "$D/missing" -n 2 -o /proc/x.npy
     [[ "$stderr" == "vae-sample: /proc/x.npy: cannot create a file in /proc: "* ]]
+}
+
+@test "vae-sample names the path it could not write, once" {
+    run -1 --separate-stderr vae-sample --model "$M" -n 2 -o "$D/no/such/s.npy"
+    [ "$stderr" = "vae-sample: $D/no/such/s.npy: cannot create a file in $D/no/such: No such file or directory" ]
+    mkdir "$D/s.npy"
+    run -1 --separate-stderr vae-sample --model "$M" -n 2 -o "$D/s.npy"
+    [ "$stderr" = "vae-sample: $D/s.npy: is a directory" ]
+    [ "$(ls "$D")" = "s.npy" ]
+}
+
+@test "vae-sample given a PyTorch .pth says to convert it with ckpt-convert" {
+    for f in pth_zip.pth pth_legacy.pth; do
+        run -1 --separate-stderr vae-sample --model "$FIX/ckpt/$f" -n 2 -o "$D/s.npy"
+        [ "$stderr" = "vae-sample: $FIX/ckpt/$f: a PyTorch checkpoint, not safetensors: convert it with ckpt-convert IN OUT.safetensors" ]
+    done
+    [ ! -e "$D/s.npy" ]
 }

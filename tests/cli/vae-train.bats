@@ -17,12 +17,54 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [ -z "$stderr" ]
 }
 
+@test "vae-train --help names every option, its defaults and an example; SIGTERM is 143" {
+    help_names_options vae-train tools/vae-train.c
+    [[ "$output" == *"SIGTERM (exit status 143)"* ]]
+    [[ "$output" != *"SIGTERM"*"exit 130"* ]]
+}
+
+@test "vae-train names a missing option and refuses --epochs 0 and a learning rate of 0" {
+    run -2 --separate-stderr vae-train -o "$D/m.safetensors"
+    [ "${stderr%%$'\n'*}" = "vae-train: --data TRAIN.npy is required" ]
+    run -2 --separate-stderr vae-train --data "$V/train.npy"
+    [ "${stderr%%$'\n'*}" = "vae-train: -o VAE.safetensors is required" ]
+    run -2 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 0
+    [ "${stderr%%$'\n'*}" = "vae-train: --epochs: bad value: 0 (want an integer from 1 to 1000000)" ]
+    run -2 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --learning-rate 0
+    [ "${stderr%%$'\n'*}" = "vae-train: --lr: bad value: 0 (want > 0)" ]
+    [ -z "$(ls "$D")" ]
+}
+
+@test "vae-train takes diffusers' names: --learning-rate, --train_batch_size, --num-epochs" {
+    vae-train "${TRAIN[@]}" -o "$D/a.safetensors" --epochs 1 --lr 2e-3 --batch-size 8
+    vae-train --data "$V/train.npy" --latent 16 --seed 3 -q -o "$D/b.safetensors" \
+        --num-epochs 1 --learning-rate 2e-3 --train_batch_size 8
+    cmp "$D/a.safetensors" "$D/b.safetensors"
+}
+
+@test "vae-train --resume-from-checkpoint: PATH continues that run into -o; latest starts anew" {
+    vae-train "${TRAIN[@]}" -o "$D/full.safetensors" --epochs 2
+    run -0 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 1 \
+        --resume-from-checkpoint latest -q
+    [ -z "$stderr" ]
+    cp "$D/part.safetensors" "$D/keep.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/next.safetensors" --epochs 2 --resume-from-checkpoint "$D/part.safetensors"
+    cmp "$D/full.safetensors" "$D/next.safetensors"
+    [ -s "$D/next.state.safetensors" ]
+    cmp "$D/part.safetensors" "$D/keep.safetensors"
+    vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --epochs 2 --resume-from-checkpoint latest
+    cmp "$D/full.safetensors" "$D/part.safetensors"
+    run -2 --separate-stderr vae-train "${TRAIN[@]}" -o "$D/part.safetensors" --resume \
+        --resume-from-checkpoint latest
+    [[ "$stderr" == "vae-train: --resume and --resume-from-checkpoint exclude each other"* ]]
+}
+
 @test "vae-train without --data or -o is a usage error" {
     run -2 --separate-stderr vae-train -o "$D/m.safetensors"
     [[ "$stderr" == *"usage: vae-train "* ]]
     run -2 --separate-stderr vae-train --data "$V/train.npy"
     run -2 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --lr x
-    [[ "$stderr" == "vae-train: bad value for --lr: x"* ]]
+    [[ "$stderr" == "vae-train: --lr: bad value: x (want a number from 0 to 10)"* ]]
     run -2 --separate-stderr vae-train --data "$V/train.npy" -o "$D/m.safetensors" --batch-size 0
     [ -z "$output" ]
     [ -z "$(ls "$D")" ]
@@ -225,4 +267,10 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [[ "$stderr" == *"File too large" ]]
     cmp "$D/m.state.safetensors" "$D/keep"
     [ "$(ls "$D" | xargs)" = "keep m.safetensors m.state.safetensors" ]
+}
+
+@test "vae-train says how to transpose an (N,3,32,32) array" {
+    npy_make "$D/nchw.npy" '|u1' '1, 3, 32, 32' 3072 '\x80'
+    run -1 --separate-stderr vae-train --data "$D/nchw.npy" -o "$D/m.safetensors"
+    [ "$stderr" = "vae-train: $D/nchw.npy: expected uint8 images (N,H,W,3), got uint8 (1,3,32,32): looks like PyTorch's (N,C,H,W); np.transpose(x, (0,2,3,1)) gives (N,H,W,C)" ]
 }

@@ -68,6 +68,8 @@ void nn_cpu_features(int *avx512, int *avx2)
 }
 
 #define NN_REEXEC_MARK "NN_BLAS_REEXECED"
+/* set with OPENBLAS_CORETYPE when this code chose the kernel: the one OpenBLAS had picked */
+#define NN_PICKED_MARK "NN_BLAS_PICKED"
 
 /* Re-executes the program once with the environment set (the caller has set it). */
 static void reexec(char **argv, int verbose)
@@ -85,34 +87,47 @@ void nn_blas_setup(char **argv, int verbose)
 {
     int avx512, avx2;
     const char *core = nn_blas_corename(), *want, *user = getenv("OPENBLAS_CORETYPE");
-    const char *mark = getenv(NN_REEXEC_MARK);
+    const char *mark = getenv(NN_REEXEC_MARK), *picked = getenv(NN_PICKED_MARK);
     int reexeced = mark != NULL && strcmp(mark, "1") == 0, again = 0;
     const char *cpu;
 
+    /* whose choice the kernel is: a re-exec's OPENBLAS_CORETYPE is ours, not the user's */
+    if (!reexeced)
+        picked = NULL;
+    if (picked != NULL)
+        user = NULL;
+
     nn_cpu_features(&avx512, &avx2);
     cpu = avx512 ? "AVX-512" : avx2 ? "AVX2" : "no AVX2";
+    /* the kernel line is said once, by the process that does the work (after any re-exec) */
+    char line[256] = "";
     switch (nn_blas_decide(core, avx512, avx2, user, reexeced, &want)) {
     case NN_BLAS_OK:
-        if (verbose)
-            fprintf(stderr, "nn: OpenBLAS kernel %s (CPU has %s%s)\n", core, cpu,
-                    reexeced && user != NULL ? "; set OPENBLAS_CORETYPE after re-exec" : "");
+        if (picked != NULL)
+            snprintf(line, sizeof line, "nn: OpenBLAS kernel %s, set by this tool (OpenBLAS "
+                     "picked %s; CPU has %s)\n", core, picked, cpu);
+        else if (user != NULL && user[0] != '\0')
+            snprintf(line, sizeof line, "nn: OpenBLAS kernel %s, as OPENBLAS_CORETYPE=%s set by "
+                     "the user asks (CPU has %s)\n", core, user, cpu);
+        else
+            snprintf(line, sizeof line, "nn: OpenBLAS kernel %s, OpenBLAS's own choice (CPU has "
+                     "%s)\n", core, cpu);
         break;
     case NN_BLAS_USER:
-        if (verbose)
-            fprintf(stderr, "nn: OpenBLAS kernel %s: OPENBLAS_CORETYPE=%s set by the user, "
-                            "not overridden (CPU has %s, %s would be faster)\n",
-                    core, user, cpu, want);
+        snprintf(line, sizeof line, "nn: OpenBLAS kernel %s: OPENBLAS_CORETYPE=%s set by the "
+                 "user, not overridden (CPU has %s, %s would be faster)\n", core, user, cpu, want);
         break;
     case NN_BLAS_LOOP:
-        if (verbose)
-            fprintf(stderr, "nn: OpenBLAS kernel %s: re-exec with OPENBLAS_CORETYPE=%s did not "
-                            "help; running slow\n", core, want);
+        snprintf(line, sizeof line, "nn: OpenBLAS kernel %s: re-exec with OPENBLAS_CORETYPE=%s "
+                 "did not help; running slow\n", core, want);
         break;
     case NN_BLAS_REEXEC:
         if (verbose)
             fprintf(stderr, "nn: OpenBLAS picked %s on a CPU with %s; re-executing with "
                             "OPENBLAS_CORETYPE=%s\n", core, cpu, want);
+        snprintf(line, sizeof line, "nn: OpenBLAS kernel %s (re-exec failed)\n", core);
         setenv("OPENBLAS_CORETYPE", want, 1);
+        setenv(NN_PICKED_MARK, core, 1);
         again = 1;
         break;
     }
@@ -131,8 +146,11 @@ void nn_blas_setup(char **argv, int verbose)
         if (want != NULL && user == NULL)
             unsetenv("OPENBLAS_CORETYPE");
     }
-    /* do not leak the marker into child processes a tool may start */
+    if (verbose)
+        fputs(line, stderr);
+    /* do not leak the markers into child processes a tool may start */
     unsetenv(NN_REEXEC_MARK);
+    unsetenv(NN_PICKED_MARK);
 }
 
 /* ---- threads ---- */

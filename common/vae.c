@@ -527,6 +527,7 @@ int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c)
     case 'S': return opt_long(p, 0, LONG_MAX, &o->seed) == -1 ? -1 : 1;
     case 'b': return opt_long(p, 1, 65536, &o->batch) == -1 ? -1 : 1;
     case 't': return opt_long(p, 1, 1024, &o->threads) == -1 ? -1 : 1;
+    case 'v': o->verbose = 1; return 1;
     default: return 0;
     }
 }

@@ -129,12 +129,13 @@ int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
 int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg,
                       size_t msglen);
 /* Options vae-sample and vae-recon share: -m/--model, -o/--output, -S/--seed 0..LONG_MAX,
-   -b/--batch-size 1..65536, -t/--threads 1..1024. */
+   -b/--batch-size 1..65536, -t/--threads 1..1024, -v/--verbose. */
 struct vae_tool_opts {
     const char *model, *out;
     long seed, batch, threads;
+    int verbose;
 };
-#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, 2}
+#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, 2, 0}
 /* opt_next's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the value
    is bad (p->msg says why) */
 int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c);

@@ -43,7 +43,7 @@ static const char usage_line[] =
     "         [--checkpointing-steps 500] [--checkpoints-total-limit 3]\n"
     "         [--resume-from-checkpoint latest|DIR] [--seed 0] [--threads 2] [--log F.csv]\n"
     "         [--eval-every N] [--eval-samples 100] [--eval-steps 50] [--eval-ref REF]\n"
-    "         [--eval-weights PATH] [--final-eval-json F.json] [-q]\n";
+    "         [--eval-weights PATH] [--final-eval-json F.json] [-q] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -98,6 +98,7 @@ static const char help[] =
     "  --final-eval-json FILE          score the final model too and write\n"
     "                                  {step, train_loss, fid, kid, kid_std} (pick-best)\n"
     "  -q, --quiet                     no progress on stderr\n"
+    "  -v, --verbose                   the OpenBLAS kernel on stderr\n"
     "  -h, --help                      this text\n"
     "\n"
     "Example:\n"
@@ -118,7 +119,7 @@ struct opts {
     long batch, epochs, max_steps, ckpt_steps, ckpt_limit, seed, threads;
     long eval_every, eval_samples, eval_steps;
     struct ddpm_hparams h;
-    int flip, quiet;
+    int flip, quiet, verbose;
 };
 
 struct run {
@@ -275,9 +276,10 @@ static void parse(int argc, char **argv, struct opts *o)
         {"ema-power", 1, 0, 'P'}, {"ema-max-decay", 1, 0, 'D'}, {"random-flip", 0, 0, 'f'},
         {"checkpointing-steps", 1, 0, 'k'}, {"checkpoints-total-limit", 1, 0, 'K'},
         {"resume-from-checkpoint", 1, 0, 'r'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},
-        {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'v'}, {"eval-samples", 1, 0, 'n'},
+        {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'Y'}, {"eval-samples", 1, 0, 'n'},
         {"eval-steps", 1, 0, 's'}, {"eval-ref", 1, 0, 'R'}, {"eval-weights", 1, 0, 'x'},
-        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
+        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     static const char *const scheds[] = {"cosine", "linear", "constant"};
     static const enum ddpm_lr_sched sched_val[] = {DDPM_LR_COSINE, DDPM_LR_LINEAR,
@@ -289,7 +291,7 @@ static void parse(int argc, char **argv, struct opts *o)
     o->batch = 16, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500, o->ckpt_limit = 3;
     o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
     ddpm_hparams_default(&o->h);
-    opt_init(&op, "d:o:S:t:qh", lo);
+    opt_init(&op, "d:o:S:t:qvh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
@@ -305,6 +307,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'U': o->h.use_ema = 1; break;
         case 'f': o->flip = 1; break;
         case 'q': o->quiet = 1; break;
+        case 'v': o->verbose = 1; break;
         case 'h': usage(0, NULL); break;
         case 'b': bad = opt_long(&op, 1, 65536, &o->batch); break;
         case 'e': bad = opt_long(&op, 1, 100000000, &o->epochs); break;
@@ -314,7 +317,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'K': bad = opt_long(&op, 1, 1000000, &o->ckpt_limit); break;
         case 'S': bad = opt_long(&op, 0, LONG_MAX / 2, &o->seed); break;
         case 't': bad = opt_long(&op, 1, 1024, &o->threads); break;
-        case 'v': bad = opt_long(&op, 0, LONG_MAX, &o->eval_every); break;
+        case 'Y': bad = opt_long(&op, 0, LONG_MAX, &o->eval_every); break;
         case 'n': bad = opt_long(&op, 2, 10000000, &o->eval_samples); break;
         case 's': bad = opt_long(&op, 1, 100000, &o->eval_steps); break;
         case 'l': /* a rate of 0 would train nothing */
@@ -430,8 +433,8 @@ int main(int argc, char **argv)
     double t0, loss_sum = 0;
     long loss_n = 0;
 
-    nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
+    nn_blas_setup(argv, o.verbose);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     /* fail now, not after the training, when an output cannot be written */

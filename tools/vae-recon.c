@@ -17,7 +17,7 @@
 
 static const char usage_line[] =
     "usage: vae-recon --model VAE.safetensors --data X.npy [-o OUT.npy] [--sample]\n"
-    "                 [--seed 0] [--pairs] [--batch-size 256] [--threads 2]\n";
+    "                 [--seed 0] [--pairs] [--batch-size 256] [--threads 2] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -35,6 +35,7 @@ static const char help[] =
     "                          shows them side by side)\n"
     "  -b, --batch-size N      images per pass (default 256)\n"
     "  -t, --threads N         threads (default 2)\n"
+    "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
     "\n"
     "Example:\n"
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"output", 1, 0, 'o'}, {"sample", 0, 0, 's'},
         {"seed", 1, 0, 'S'}, {"pairs", 0, 0, 'p'}, {"batch-size", 1, 0, 'b'},
-        {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct vae_tool_opts o = VAE_TOOL_OPTS_INIT;
     const char *data = NULL;
     long n;
@@ -67,8 +68,7 @@ int main(int argc, char **argv)
 
     struct opt op;
 
-    nn_blas_setup(argv, 0);
-    opt_init(&op, "m:d:o:S:b:t:h", lo);
+    opt_init(&op, "m:d:o:S:b:t:vh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int res = 0;
         switch (c) {
@@ -91,6 +91,7 @@ int main(int argc, char **argv)
         usage(2, "--model VAE.safetensors is required");
     if (data == NULL)
         usage(2, "--data X.npy is required");
+    nn_blas_setup(argv, o.verbose);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     if (util_binary_to_tty(o.out))

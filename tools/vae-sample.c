@@ -15,7 +15,7 @@
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"
-    "                  [--batch-size 256] [--threads 2]\n";
+    "                  [--batch-size 256] [--threads 2] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -29,6 +29,7 @@ static const char help[] =
     "  -o, --output FILE       output .npy (default -: stdout)\n"
     "  -b, --batch-size N      images per decoder pass (default 256)\n"
     "  -t, --threads N         threads (default 2)\n"
+    "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
     "\n"
     "Example:\n"
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"seed", 1, 0, 'S'}, {"output", 1, 0, 'o'},
-        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct vae_tool_opts o = VAE_TOOL_OPTS_INIT;
     long n = 100;
     struct vae m;
@@ -57,8 +58,7 @@ int main(int argc, char **argv)
     int c;
     struct opt op;
 
-    nn_blas_setup(argv, 0);
-    opt_init(&op, "m:n:S:o:b:t:h", lo);
+    opt_init(&op, "m:n:S:o:b:t:vh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int res = 0;
         switch (c) {
@@ -77,6 +77,7 @@ int main(int argc, char **argv)
     }
     if (o.model == NULL)
         usage(2, "--model VAE.safetensors is required");
+    nn_blas_setup(argv, o.verbose);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
     if (util_binary_to_tty(o.out))

@@ -38,7 +38,7 @@ static const char usage_line[] =
     "usage: vae-train --data TRAIN.npy -o VAE.safetensors [--val VAL.npy] [--epochs 10]\n"
     "                 [--batch-size 64] [--lr 1e-3] [--latent 128] [--beta 1] [--seed 0]\n"
     "                 [--threads 2] [--log TRAIN.csv] [--save-every 500]\n"
-    "                 [--resume | --resume-from-checkpoint latest|PATH] [-q]\n";
+    "                 [--resume | --resume-from-checkpoint latest|PATH] [-q] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -73,6 +73,7 @@ static const char help[] =
     "                               PATH: continue the run saved in PATH (and its state\n"
     "                               file), writing -o\n"
     "  -q, --quiet                  no progress on stderr\n"
+    "  -v, --verbose                the OpenBLAS kernel on stderr\n"
     "  -h, --help                   this text\n"
     "Hyper-parameters given with a resume must equal the checkpoint's. diffusers'\n"
     "spellings with '_' work too (--train_batch_size).\n"
@@ -94,7 +95,7 @@ struct opts {
     const char *data, *val, *out, *log, *resume_from;
     long epochs, batch, latent, seed, threads, save_every;
     double lr, beta;
-    int resume, quiet, set_batch, set_latent, set_seed, set_lr, set_beta;
+    int resume, quiet, verbose, set_batch, set_latent, set_seed, set_lr, set_beta;
 };
 
 struct run {
@@ -276,12 +277,12 @@ static void parse(int argc, char **argv, struct opts *o)
         {"lr", 1, 0, 'l'}, {"learning-rate", 1, 0, 'l'}, {"latent", 1, 0, 'L'},
         {"beta", 1, 0, 'B'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'}, {"log", 1, 0, 'g'},
         {"save-every", 1, 0, 's'}, {"resume", 0, 0, 'r'}, {"resume-from-checkpoint", 1, 0, 'R'},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct opt op;
     int c;
     *o = (struct opts){.epochs = 10, .batch = 64, .latent = 128, .threads = 2,
                        .save_every = 500, .lr = 1e-3, .beta = 1.0};
-    opt_init(&op, "d:o:e:b:L:S:t:qh", lo);
+    opt_init(&op, "d:o:e:b:L:S:t:qvh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
@@ -303,6 +304,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'r': o->resume = 1; break;
         case 'R': o->resume_from = optarg; break;
         case 'q': o->quiet = 1; break;
+        case 'v': o->verbose = 1; break;
         case 'h': usage(0, NULL); break;
         default: usage(2, NULL);
         }
@@ -354,8 +356,8 @@ int main(int argc, char **argv)
     double t0;
     char msg[160];
 
-    nn_blas_setup(argv, 0);
     parse(argc, argv, &o);
+    nn_blas_setup(argv, o.verbose);
     from = resume_source(&o);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();

@@ -66,3 +66,21 @@ npy_make() {
   } > "$1"
 }
 export -f npy_make
+
+# OPENBLAS_CORETYPE values this CPU runs, one per family of SGEMM kernels (as test_kernels.h):
+# Prescott (generic SSE3), Sandybridge (AVX), Haswell and Zen (AVX2), SkylakeX and Cooperlake
+# (AVX-512). The tools' promise (outputs independent of --batch-size and --threads) must hold
+# under each, whatever the environment picks.
+blas_kernels() {
+    local f
+    f=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    echo Prescott
+    [[ "$f" == *" avx "* ]] && echo Sandybridge
+    [[ "$f" == *" avx2 "* && "$f" == *" fma "* ]] && echo Haswell Zen
+    if [[ "$f" == *" avx512f "* && "$f" == *" avx512bw "* && "$f" == *" avx512dq "* &&
+          "$f" == *" avx512vl "* ]]; then
+        echo SkylakeX
+        [[ "$f" == *" avx512_bf16 "* ]] && echo Cooperlake
+    fi
+    return 0
+}

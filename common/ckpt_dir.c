@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,20 +53,56 @@ long ckpt_dir_latest(const char *outdir)
     return best;
 }
 
-int ckpt_dir_remove(const char *outdir, long step, char *msg, size_t msglen)
+/* deletes the checkpoint files in dir, then dir */
+static int remove_ckpt_folder(const char *dir)
 {
     static const char *files[] = {"config.json", "scheduler_config.json",
                                   "diffusion_pytorch_model.safetensors", "model_index.json",
                                   "training_state.safetensors"};
-    char dir[4096], path[4200];
-    snprintf(dir, sizeof dir, "%s/checkpoint-%ld", outdir, step);
+    char path[4200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
+        int n = snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (n > 0 && (size_t)n < sizeof path)
+            unlink(path);
     }
-    if (rmdir(dir) == -1) {
+    return rmdir(dir);
+}
+
+int ckpt_dir_remove(const char *outdir, long step, char *msg, size_t msglen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/checkpoint-%ld", outdir, step);
+    if (remove_ckpt_folder(dir) == -1) {
         snprintf(msg, msglen, "%s: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
+}
+
+int ckpt_dir_sweep(const char *outdir)
+{
+    DIR *d = opendir(outdir);
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        long step, pid;
+        int used = 0;
+        char kind[4], path[4200], base[4200];
+        if (sscanf(de->d_name, "checkpoint-%ld.%3[a-z]-%ld%n", &step, kind, &pid, &used) != 3 ||
+            de->d_name[used] != '\0' || (strcmp(kind, "tmp") != 0 && strcmp(kind, "old") != 0) ||
+            pid <= 0 || pid > INT_MAX || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", outdir, de->d_name);
+        snprintf(base, sizeof base, "%s/checkpoint-%ld", outdir, step);
+        if (strcmp(kind, "old") == 0 && !util_exists(base) && rename(path, base) == 0) {
+            n++;
+            continue;
+        }
+        remove_ckpt_folder(path);
+        n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -16,4 +16,9 @@ long ckpt_dir_latest(const char *outdir);
 /* Deletes OUTDIR/checkpoint-STEP (its checkpoint files, then the folder); -1 with msg
    "OUTDIR/checkpoint-STEP: reason" if the folder stays. */
 int ckpt_dir_remove(const char *outdir, long step, char *msg, size_t msglen);
+/* What a run killed while saving a checkpoint left (ddpm_ckpt_save's checkpoint-STEP.tmp-PID
+   and checkpoint-STEP.old-PID, PID no longer running): an .old folder whose checkpoint-STEP is
+   missing (killed between the two renames) is put back, the others are deleted. Returns how
+   many it handled. */
+int ckpt_dir_sweep(const char *outdir);
 #endif

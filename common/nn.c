@@ -1,9 +1,21 @@
 /* nn core plumbing: OpenBLAS kernel check and re-exec, thread counts, the SGEMM entry, linear.
 
    Threading model: OpenBLAS always runs single-threaded (openblas_set_num_threads(1)); all
-   parallelism is OpenMP. Big GEMMs are split into column (or row) panels, one single-threaded
-   SGEMM per OpenMP thread; the conv layers split the batch (or pixel blocks of one image).
-   OpenBLAS's own spinning pthreads therefore never compete with OpenMP threads for the cores.
+   parallelism is OpenMP. Big GEMMs are cut into SGEMM_PANELS column (or row) panels whose
+   bounds depend only on the shape, and OpenMP threads take whole panels; the conv layers give
+   threads whole groups of image slots. OpenBLAS's own spinning pthreads therefore never
+   compete with OpenMP threads for the cores.
+
+   Determinism: OpenBLAS 0.3.21's Haswell SGEMM kernel (every AVX2-only CPU, or
+   OPENBLAS_CORETYPE=Haswell) sums an element of C in an order that depends on where the
+   element sits in the call: some micro-kernel widths split the k loop over two interleaved
+   accumulators, the first and last column blocks and the first rows of a 12-row block run
+   other variants, and the n partition changes past the first GEMM_P chunk. So a call's shape
+   and each element's place in it must not depend on the thread count or the batch: panels
+   here are fixed by the shape, and the models place each image by its index in the whole run
+   (see unet_conv.c, inception.h, vae.h). The SkylakeX and Cooperlake kernels are uniform
+   across lanes except on tiny matrices; the rule covers them too.
+
    Measured on the conv GEMM shapes (2 threads, on a shared and busy machine, so roughly):
    the panel split at least matched OpenBLAS's threads everywhere, e.g. 256x1024x2304
    117 vs 72 GFLOP/s, 128x1024x1152 147 vs 36, 256x256x2304 50 vs 29. */

@@ -444,6 +444,10 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", o.log, msg);
     if (o.final_json != NULL && util_check_output(o.final_json, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.final_json, msg);
+    /* a run killed while writing a checkpoint left its temporary folders: the last complete
+       checkpoint is what counts (and is what --resume-from-checkpoint latest finds) */
+    if (ckpt_dir_sweep(o.out) > 0)
+        warnx("%s: removed what a killed run left of an unfinished checkpoint", o.out);
     memset(&r, 0, sizeof r);
     ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
                    o.seed, o.threads);

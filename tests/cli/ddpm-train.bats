@@ -203,6 +203,29 @@ setup() {
         "$D/k/checkpoint-80/diffusion_pytorch_model.safetensors"
     # the log reads as one run: every step once (the seconds column aside)
     diff <(cut -d, -f1-5 "$D/full.csv") <(cut -d, -f1-5 "$D/k.csv")
+    # nothing of an unfinished checkpoint is left
+    [ -z "$(ls "$D/k" | grep -e '\.tmp-' -e '\.old-')" ]
+}
+
+@test "ddpm-train: what a killed run left of an unfinished checkpoint is cleaned up on the next run" {
+    ARGS=("${TRAIN[@]}" --init "$G/tiny" --checkpointing-steps 2 --checkpoints-total-limit 3)
+    ddpm-train "${ARGS[@]}" -o "$D/full" --max-steps 6
+    # the same run killed after checkpoint-4
+    cp -r "$D/full" "$D/k"
+    rm -r "$D/k/checkpoint-6" "$D/k/diffusion_pytorch_model.safetensors"
+    true & dead=$!
+    wait $dead
+    # killed while writing checkpoint-6, and another killed between the two renames of
+    # checkpoint-4 (the folder moved aside, the new one not yet in place)
+    mkdir "$D/k/checkpoint-6.tmp-$dead"
+    touch "$D/k/checkpoint-6.tmp-$dead/config.json"
+    mv "$D/k/checkpoint-4" "$D/k/checkpoint-4.old-$dead"
+    mkdir "$D/k/checkpoint-4.tmp-$dead"
+    mkdir "$D/k/checkpoint-9.tmp-$$"   # a running process's: left alone
+    run -0 --separate-stderr ddpm-train "${ARGS[@]}" -o "$D/k" --max-steps 6 --resume-from-checkpoint latest
+    [[ "$stderr" == *"ddpm-train: $D/k: removed what a killed run left of an unfinished checkpoint"* ]]
+    [ "$(ls "$D/k" | grep checkpoint- | xargs)" = "checkpoint-2 checkpoint-4 checkpoint-6 checkpoint-9.tmp-$$" ]
+    cmp "$D/full/diffusion_pytorch_model.safetensors" "$D/k/diffusion_pytorch_model.safetensors"
 }
 
 @test "ddpm-train on a full disk (ulimit -f): one clear line, no partial file" {

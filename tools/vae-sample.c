@@ -1,7 +1,8 @@
 /* vae-sample: decode z ~ N(0, I) with a trained VAE; writes uint8 (N,32,32,3) .npy.
    Pixels are (x+1)*127.5 clamped to [0,255] and rounded half to even, the inverse of
    vae-train's x/127.5-1. z is drawn in image order from rng_normal seeded by --seed, so the
-   output does not depend on --batch-size. */
+   output does not depend on --batch-size; --shard I/N draws and drops the z of the images
+   before its range (cheap: latent floats each), so it writes exactly its slice. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -10,12 +11,13 @@
 
 #include "nn/nn.h"
 #include "util/rng.h"
+#include "util/shard.h"
 #include "util/util.h"
 #include "models/vae.h"
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"
-    "                  [--batch-size 256] [--threads 2] [-v]\n";
+    "                  [--batch-size 256] [--shard I/N] [--threads 2] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -28,6 +30,10 @@ static const char help[] =
     "  -S, --seed S            seed of z (default 0)\n"
     "  -o, --output FILE       output .npy (default -: stdout)\n"
     "  -b, --batch-size N      images per decoder pass (default 256)\n"
+    "  --shard I/N             decode only shard I (from 0) of N: the images whose index\n"
+    "                          falls in the I-th of N contiguous ranges (sizes differ by\n"
+    "                          at most one), the same bytes as that slice of the full\n"
+    "                          run; npycat joins the shards in order\n"
     "  -t, --threads N         threads (default 2)\n"
     "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
@@ -46,16 +52,19 @@ static void usage(int status, const char *problem)
 
 int main(int argc, char **argv)
 {
+    enum { O_SHARD = 256 };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"seed", 1, 0, 'S'}, {"output", 1, 0, 'o'},
-        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'},
+        {"shard", 1, 0, O_SHARD}, {0, 0, 0, 0}};
     struct vae_tool_opts o = VAE_TOOL_OPTS_INIT;
     long n = 100;
     struct vae m;
     struct rng r;
     struct outfile of;
     char msg[160];
-    int c;
+    int c, shard = 0, n_shards = 1;
+    long from, to;
     struct opt op;
 
     opt_init(&op, "m:n:S:o:b:t:vh", lo);
@@ -64,6 +73,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'n': res = opt_long(&op, 1, 100000000, &n); break;
         case 'h': usage(0, NULL); break;
+        case O_SHARD:
+            res = shard_parse(optarg, &shard, &n_shards) ? opt_bad(&op, SHARD_WANT) : 0;
+            break;
         default:
             if ((res = vae_tool_opt(&o, &op, c)) == 0)
                 usage(2, NULL);
@@ -86,16 +98,21 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);
-    if (o.batch > n)
-        o.batch = n;
+    if (n_shards > n)
+        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
+    shard_range(n, shard, n_shards, &from, &to);
+    if (o.batch > to - from)
+        o.batch = to - from;
     vae_batch_alloc(&m, (int)o.batch);
     float *z = xmalloc((size_t)o.batch * m.latent * sizeof(float));
     uint8_t *img = xmalloc((size_t)o.batch * VAE_D);
     rng_seed(&r, (uint64_t)o.seed);
-    if (vae_images_create(&of, o.out, n, msg, sizeof msg) == -1)
+    for (long i = 0; i < from; i += o.batch) /* the z of the images before the shard */
+        rng_normal_fill(&r, z, (size_t)(from - i < o.batch ? from - i : o.batch) * m.latent);
+    if (vae_images_create(&of, o.out, to - from, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);
-    for (long i = 0; i < n; i += o.batch) {
-        int b = (int)(n - i < o.batch ? n - i : o.batch);
+    for (long i = from; i < to; i += o.batch) {
+        int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
         vae_output_to_images(img, vae_decode(&m, z, b, (int)i), b);
         if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {

@@ -3,7 +3,7 @@
 # every tests/unit/test_*.c is one test binary; every tests/bench/bench_*.c one benchmark.
 # New files need no Makefile edit.
 
-PKGS     := libpng libjpeg libtiff-4 libwebp libwebpdemux yaml-0.1 openblas zlib
+PKGS     := libpng libjpeg libtiff-4 libwebp libwebpdemux yaml-0.1 openblas zlib ompi-c
 CC       ?= cc
 OPT      := -O3 $(if $(PORTABLE),-march=x86-64 -mtune=generic,-march=native)
 SANITIZERS := -fsanitize=address,undefined
@@ -11,7 +11,9 @@ SANFLAGS := $(if $(SAN),-O1 $(SANITIZERS) -fno-omit-frame-pointer)
 CFLAGS   ?= $(OPT) -g
 override CFLAGS += $(SANFLAGS) -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -fopenmp -iquote common \
             $(if $(WERROR),-Werror) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-override LDLIBS += $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
+# --as-needed: only the tools that call util/par.c load libmpi (a plain run of the others
+# starts exactly as before); ompi-c is Open MPI's pkg-config name.
+override LDLIBS += $(SANFLAGS) -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llapack -lm -fopenmp
 BUILD    ?= build
 BIN      ?= bin
 PREFIX   ?= /usr/local
@@ -59,7 +61,8 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 
 # Debian packages the project needs; installs only what is missing.
 DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev libtiff-dev libwebp-dev \
-            zlib1g-dev libopenblas-dev liblapack-dev libyaml-dev bats curl ca-certificates
+            zlib1g-dev libopenblas-dev liblapack-dev libyaml-dev bats curl ca-certificates \
+            libopenmpi-dev openmpi-bin
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 

@@ -16,6 +16,7 @@
 #include "nn/nn.h"
 #include "io/npy.h"
 #include "util/opt.h"
+#include "util/par.h"
 #include "util/rng.h"
 #include "util/shard.h"
 #include "nn/sched.h"
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
     struct sched s;
     struct npy noise = {0};
     struct outfile of = {0}, tf = {0};
+    struct par_out pof, ptf;
     struct progress pr;
     char msg[320], path[4096];
 
@@ -149,6 +151,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
     nn_blas_setup(argv, verbose);
+    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+        errx(1, "%s", msg);
     opt_init(&op, "m:n:S:b:o:t:vh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
@@ -190,6 +194,8 @@ int main(int argc, char **argv)
         steps = ddim ? 50 : 1000;
     nn_set_threads((int)threads);
     util_cleanup_signals();
+    if (!check && !save_dir && par_check_output(out) == -1)
+        errx(1, PAR_STDOUT_MSG);
     if (!check && !save_dir && util_binary_to_tty(out)) /* those two write no samples */
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(out, msg, sizeof msg) == -1)
@@ -213,6 +219,8 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/scheduler_config.json", model);
     if (sched_config_load(&sc, path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
+    if ((check || save_dir) && par_size() > 1)
+        errx(1, "--check and --save-dir run in one process, not under mpirun");
     if (check) {
         check_model(&u, model);
         unet_free(&u);
@@ -256,12 +264,21 @@ int main(int argc, char **argv)
     if (n_shards > n)
         errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
     shard_range(n, shard, n_shards, &from, &to);
+    /* under mpirun, rank r of K makes the r-th range of those (rank 0 gathers: n_out) */
+    long n_out = to - from, first = from;
+    if (par_size() > n_out)
+        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
+             n_out);
+    shard_range(n_out, par_rank(), par_size(), &from, &to);
+    from += first;
+    to += first;
+    verbose = verbose && par_rank() == 0;
     if (batch > to - from)
         batch = to - from;
 
     /* kept states: x_T, then x after every k-th step, and the final x_0 */
     int n_keep = 1 + s.n_steps / (int)every + (s.n_steps % every != 0);
-    int64_t shape[4] = {to - from, S, S, C}, tshape[4] = {(int64_t)(to - from) * n_keep, C, S, S};
+    int64_t shape[4] = {n_out, S, S, C}, tshape[4] = {(int64_t)n_out * n_keep, C, S, S};
     float *x = xmalloc((size_t)batch * chw * sizeof(float));
     float *eps = xmalloc((size_t)batch * chw * sizeof(float));
     float *z = xmalloc((size_t)batch * chw * sizeof(float));
@@ -271,23 +288,25 @@ int main(int argc, char **argv)
     struct rng *r = xmalloc((size_t)batch * sizeof *r);
 
     unet_alloc_acts(&u, (int)batch);
-    if (outfile_open(&of, out, msg, sizeof msg) == -1)
+    if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
+    if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", out, msg);
     }
     if (traj) {
-        if (outfile_open(&tf, traj, msg, sizeof msg) == -1) {
+        if (par_outfile_open(&tf, &ptf, traj, msg, sizeof msg) == -1) {
             outfile_abort(&of);
             errx(1, "%s: %s", traj, msg);
         }
-        if (npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1) {
+        if (par_rank() == 0 &&
+            npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1) {
             outfile_abort(&of);
             outfile_abort(&tf);
             errx(1, "%s: %s", traj, msg);
         }
     }
+    par_go();
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld\n",
                 u.n_params, ddim ? "DDIM" : "DDPM", s.n_steps, to - from, batch);
@@ -330,11 +349,11 @@ int main(int argc, char **argv)
     }
     if (verbose)
         progress_done(&pr);
-    if (traj && outfile_commit(&tf, msg, sizeof msg) == -1) {
+    if (traj && par_outfile_commit(&tf, &ptf, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", traj, msg);
     }
-    if (outfile_commit(&of, msg, sizeof msg) == -1)
+    if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     free(x);
     free(eps);
@@ -346,5 +365,6 @@ int main(int argc, char **argv)
     npy_free(&noise);
     sched_free(&s);
     unet_free(&u);
+    par_finalize();
     return 0;
 }

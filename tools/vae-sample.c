@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "util/par.h"
 #include "util/rng.h"
 #include "util/shard.h"
 #include "util/util.h"
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
     struct vae m;
     struct rng r;
     struct outfile of;
+    struct par_out pof = {0};
     char msg[160];
     int c, shard = 0, n_shards = 1;
     long from, to;
@@ -90,8 +92,12 @@ int main(int argc, char **argv)
     if (o.model == NULL)
         usage(2, "--model VAE.safetensors is required");
     nn_blas_setup(argv, o.verbose);
+    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+        errx(1, "%s", msg);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    if (par_check_output(o.out) == -1)
+        errx(1, PAR_STDOUT_MSG);
     if (util_binary_to_tty(o.out))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(o.out, msg, sizeof msg) == -1)
@@ -101,6 +107,14 @@ int main(int argc, char **argv)
     if (n_shards > n)
         errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
     shard_range(n, shard, n_shards, &from, &to);
+    /* under mpirun, rank r of K decodes the r-th range of those (rank 0 gathers: n_out) */
+    long n_out = to - from, first = from;
+    if (par_size() > n_out)
+        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
+             n_out);
+    shard_range(n_out, par_rank(), par_size(), &from, &to);
+    from += first;
+    to += first;
     if (o.batch > to - from)
         o.batch = to - from;
     vae_batch_alloc(&m, (int)o.batch);
@@ -109,8 +123,10 @@ int main(int argc, char **argv)
     rng_seed(&r, (uint64_t)o.seed);
     for (long i = 0; i < from; i += o.batch) /* the z of the images before the shard */
         rng_normal_fill(&r, z, (size_t)(from - i < o.batch ? from - i : o.batch) * m.latent);
-    if (vae_images_create(&of, o.out, to - from, msg, sizeof msg) == -1)
+    if (par_rank() == 0 ? vae_images_create(&of, o.out, n_out, msg, sizeof msg)
+                        : par_outfile_open(&of, &pof, o.out, msg, sizeof msg))
         errx(1, "%s: %s", o.out, msg);
+    par_go();
     for (long i = from; i < to; i += o.batch) {
         int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
@@ -120,11 +136,12 @@ int main(int argc, char **argv)
             err(1, "%s", o.out);
         }
     }
-    if (outfile_commit(&of, msg, sizeof msg) == -1)
+    if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);
     free(z);
     free(img);
     vae_free(&m);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

@@ -84,3 +84,18 @@ blas_kernels() {
     fi
     return 0
 }
+
+# mpirun as the MPI tests run it: -q (mpirun's own notices off, so a failing rank's line is
+# the whole of stderr), --bind-to none (2 cores shared with others), shared memory without
+# CMA's single copy (containers often lack the ptrace permission it needs). As root, Open MPI
+# refuses to start unless told twice; the variables are set for this command only.
+mpirun_t() {
+    if [ "$(id -u)" = 0 ]; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -q --bind-to none \
+            --mca btl self,vader --mca btl_vader_single_copy_mechanism none "$@"
+    else
+        mpirun -q --bind-to none --mca btl self,vader \
+            --mca btl_vader_single_copy_mechanism none "$@"
+    fi
+}
+export -f mpirun_t

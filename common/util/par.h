@@ -1,9 +1,9 @@
 /* Processes of one run under mpirun (Open MPI): rank r of K makes the r-th of K contiguous
    ranges of the images (shard.h), and rank 0 gathers the others' bytes in rank order into
    the one output, so the file is the 1-process file for any K.
-   Without mpirun nothing here touches MPI: par_init starts MPI only when the launcher's
-   variables (OMPI_COMM_WORLD_SIZE, PMIX_RANK) are set, so a plain run has no MPI start-up,
-   no warnings, rank 0 of 1. Like the rest of common/, nothing here prints or exits. */
+   Without mpirun nothing here touches MPI: par_init loads Open MPI (dlopen) and starts it
+   only when the launcher's variables (OMPI_COMM_WORLD_SIZE, PMIX_RANK) are set, so a plain
+   run has no MPI start-up, no library to load, no warnings: rank 0 of 1. Like the rest of common/, nothing here prints or exits. */
 #ifndef PAR_H
 #define PAR_H
 #include <stddef.h>

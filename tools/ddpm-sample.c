@@ -67,6 +67,9 @@ static const char help[] =
     "  -v, --verbose            settings and progress on stderr\n"
     "  -h, --help               this text\n"
     "\n"
+    "Under mpirun -np K, rank r makes the r-th of K contiguous ranges of the images and\n"
+    "rank 0 writes them all to -o FILE (not stdout): the bytes of a 1-process run.\n"
+    "\n"
     "Example:\n"
     "  ddpm-sample --model weights/ddpm-cifar10-32 -n 100 --scheduler ddim --steps 50 \\\n"
     "      -o samples.npy\n";

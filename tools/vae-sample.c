@@ -39,6 +39,9 @@ static const char help[] =
     "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
     "\n"
+    "Under mpirun -np K, rank r decodes the r-th of K contiguous ranges of the images and\n"
+    "rank 0 writes them all to -o FILE (not stdout): the bytes of a 1-process run.\n"
+    "\n"
     "Example:\n"
     "  vae-sample --model runs/vae.safetensors -n 100 | imgrid - -o samples.png\n";
 

@@ -201,9 +201,9 @@ int main(int argc, char **argv)
         errx(1, PAR_STDOUT_MSG);
     if (!check && !save_dir && util_binary_to_tty(out)) /* those two write no samples */
         errx(1, UTIL_TTY_MSG);
-    if (util_check_output(out, msg, sizeof msg) == -1)
+    if (par_rank() == 0 && util_check_output(out, msg, sizeof msg) == -1) /* its node */
         errx(1, "%s: %s", out, msg);
-    if (traj && util_check_output(traj, msg, sizeof msg) == -1)
+    if (traj && par_rank() == 0 && util_check_output(traj, msg, sizeof msg) == -1)
         errx(1, "%s: %s", traj, msg);
     if (save_dir && util_check_output_dir(save_dir, msg, sizeof msg) == -1)
         errx(1, "%s: %s", save_dir, msg);

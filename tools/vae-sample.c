@@ -103,7 +103,7 @@ int main(int argc, char **argv)
         errx(1, PAR_STDOUT_MSG);
     if (util_binary_to_tty(o.out))
         errx(1, UTIL_TTY_MSG);
-    if (util_check_output(o.out, msg, sizeof msg) == -1)
+    if (par_rank() == 0 && util_check_output(o.out, msg, sizeof msg) == -1) /* its node */
         errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);

@@ -48,7 +48,7 @@ setup() {
   run -1 --separate-stderr mpirun_t -np 2 vae-sample --model "$V" -n 2
   [ "$stderr" = "vae-sample: under mpirun, write with -o FILE: mpirun passes stdout on as text" ]
   [ -z "$output" ]
-  [ -z "$(ls "$D")" ]
+  [ -z "$(ls "$D")" ] || { ls -la "$D"; false; }
 }
 
 @test "mpirun: one rank that fails (a file missing on its node) ends the job, no output left" {
@@ -59,7 +59,7 @@ setup() {
   run -1 --separate-stderr mpirun_t -np 3 --oversubscribe "$BATS_TEST_TMPDIR/node.sh" -n 6 \
     -o "$D/o.npy"
   [ "$stderr" = "vae-sample: $D/gone.safetensors: No such file or directory" ]
-  [ -z "$(ls "$D")" ]
+  [ -z "$(ls "$D")" ] || { ls -la "$D"; false; }
 }
 
 @test "without mpirun the samplers start no MPI and say nothing of it" {
@@ -70,4 +70,17 @@ setup() {
     run -0 ldd "$(command -v $t)"
     [[ "$output" != *libmpi* ]]
   done
+}
+
+@test "mpirun: the output's folder need exist on rank 0's node only" {
+  # ranks > 0 start in a folder without out/, as on a node that does not share it
+  mkdir -p "$D/out" "$BATS_TEST_TMPDIR/elsewhere"
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 0 ] || cd "%s"\nexec vae-sample "$@"\n' \
+    "$BATS_TEST_TMPDIR/elsewhere" > "$BATS_TEST_TMPDIR/node.sh"
+  chmod +x "$BATS_TEST_TMPDIR/node.sh"
+  vae-sample --model "$V" -n 5 -o "$D/one.npy"
+  cd "$D"
+  mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" --model "$V" -n 5 -o out/two.npy
+  cmp "$D/one.npy" "$D/out/two.npy"
+  [ -z "$(ls "$BATS_TEST_TMPDIR/elsewhere")" ]
 }

@@ -60,10 +60,12 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
-# Debian packages the project needs; installs only what is missing.
+# Debian packages the project needs; installs only what is missing. openssh-client: mpirun
+# starts the ranks of other nodes through ssh (a Recommends of openmpi-bin, which apt-get
+# --no-install-recommends leaves out).
 DEB_PKGS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev libtiff-dev libwebp-dev \
             zlib1g-dev libopenblas-dev liblapack-dev libyaml-dev bats curl ca-certificates \
-            libopenmpi-dev openmpi-bin
+            libopenmpi-dev openmpi-bin openssh-client
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 

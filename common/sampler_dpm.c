@@ -72,7 +72,7 @@ void sampler_dpm_step(struct sampler *s, int i, float *x, const float *eps, cons
             float h0 = l0 - l1, h1 = l1 - l2, r0 = h0 / h, r1 = h1 / h;
             float ir0 = 1.0f / r0, ir1 = 1.0f / r1, q = r0 / (r0 + r1), iq = 1.0f / (r0 + r1);
             float c4 = at * ((emh - 1.0f) / h + 1.0f);
-            float c5 = at * ((emh - 1.0f - h) / (h * h) - 0.5f);
+            float c5 = at * ((emh - 1.0f + h) / (h * h) - 0.5f);
             for (size_t k = 0; k < n; k++) {
                 float d10 = ir0 * (m0[k] - m1[k]), d11 = ir1 * (m1[k] - m2[k]);
                 float d1 = d10 + q * (d10 - d11), d2 = iq * (d10 - d11);

@@ -239,8 +239,11 @@ int sampler_init(struct sampler *s, const struct sched_config *c, enum sampler_k
             return -1;
         s->n_calls = s->base.n_steps;
         s->t = xmalloc((size_t)s->n_calls * sizeof(float));
-        for (int i = 0; i < s->n_calls; i++)
-            s->t[i] = (float)s->base.timesteps[i];
+        s->ts = xmalloc((size_t)s->n_calls * sizeof(int));
+        for (int i = 0; i < s->n_calls; i++) {
+            s->ts[i] = s->base.timesteps[i];
+            s->t[i] = (float)s->ts[i];
+        }
         return 0;
     }
     /* the tables only: the one-step schedule itself is unused */

@@ -200,3 +200,14 @@ close_bytes() {
   run -1 --separate-stderr ddpm-sample --model "$M" -n 1 --scheduler pndm --prk --steps 3
   [[ "$stderr" == *"PRK warm-up needs 4 or more steps"* ]]
 }
+
+@test "ddpm-sample --init-noise with dpm-solver++, unipc, pndm and euler matches the PyTorch transcription" {
+  T=$BATS_TEST_TMPDIR
+  for p in dpm10:dpm-solver++ unipc10:unipc pndm10:pndm euler10:euler; do
+    run -0 ddpm-sample --model "$M" --scheduler "${p#*:}" --steps 10 \
+      --init-noise "$FIX/unet/tiny_xT.npy" -o "$T/x.npy"
+    close_bytes "$T/x.npy" "$FIX/unet/tiny_${p%%:*}_u8.npy" 15 || { echo "${p#*:} differs"; return 1; }
+  done
+  # euler without init_noise_sigma or input scaling would be far off
+  run -1 close_bytes "$T/x.npy" "$FIX/unet/tiny_dpm10_u8.npy" 15
+}

@@ -97,75 +97,85 @@ static int pndm_base(int *b, const struct sched_config *c, int sp, int n)
     return len;
 }
 
+/* PNDM's call list from _timesteps b (ascending, len values): PLMS (the second timestep
+   twice), or PRK's 12 calls over the last 4 then PLMS over the rest */
+static void pndm_calls(struct sampler *s, const int *b, int len, int T, int n)
+{
+    int k = 0;
+    s->n_calls = s->prk ? 12 + len - 3 : len + (len > 1);
+    s->ts = xmalloc((size_t)s->n_calls * sizeof(int));
+    if (s->prk) {
+        /* _timesteps[-4:] each twice, + [0, T//n//2] tiled; [:-1] each twice; [1:-1] */
+        int a[8], p[14], half = T / n / 2;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 2; j++)
+                a[2 * i + j] = b[len - 4 + i] + j * half;
+        for (int i = 0; i < 7; i++)
+            p[2 * i] = p[2 * i + 1] = a[i];
+        for (int i = 12; i >= 1; i--)
+            s->ts[k++] = p[i];
+        for (int i = len - 4; i >= 0; i--)
+            s->ts[k++] = b[i];
+        return;
+    }
+    /* concat(_timesteps[:-1], _timesteps[-2:-1], _timesteps[-1:]) reversed */
+    s->ts[k++] = b[len - 1];
+    if (len > 1)
+        s->ts[k++] = b[len - 2];
+    for (int i = len - 2; i >= 0; i--)
+        s->ts[k++] = b[i];
+}
+
+/* Euler's float32 timesteps, kept unrounded for linspace */
+static void euler_timesteps(struct sampler *s, const struct sched_config *c, int sp, int n, int len)
+{
+    int T = c->num_train_timesteps;
+    if (sp == SCHED_LINSPACE) {
+        for (int i = 0; i < n; i++)
+            s->t[i] = (float)np_linspace(n - 1 - i, n, T - 1);
+    } else if (sp == SCHED_LEADING) {
+        for (int i = 0; i < n; i++)
+            s->t[i] = (float)rint((double)(n - 1 - i) * (T / n)) + (float)c->steps_offset;
+    } else {
+        double *v = xmalloc((size_t)len * sizeof(double));
+        arange_trailing(v, T, n);
+        for (int i = 0; i < len; i++)
+            s->t[i] = (float)rint(v[i]) - 1.0f;
+        free(v);
+    }
+    for (int i = 0; i < len; i++)
+        s->ts[i] = (int)floorf(s->t[i]);
+}
+
 /* the timesteps the model sees; -1 with msg when one is out of range or (but PNDM's designed
    repeat) two are equal: diffusers' dpm-solver++ and unipc return NaN at 1000 steps */
 static int set_timesteps(struct sampler *s, const struct sched_config *c, int sp, int n,
                          char *msg, size_t msglen)
 {
-    int T = c->num_train_timesteps, len;
-    int *b = xmalloc((size_t)(n + 2) * sizeof(int) + (size_t)(T + 1) * sizeof(int));
+    int T = c->num_train_timesteps, len = sp == SCHED_TRAILING ? arange_trailing(NULL, T, n) : n;
     if (s->kind == SAMPLER_PNDM) {
-        len = pndm_base(b, c, sp, n);
+        int *b = xmalloc((size_t)len * sizeof(int));
+        pndm_base(b, c, sp, n);
         if (s->prk && len < 4) {
             snprintf(msg, msglen, "pndm's PRK warm-up needs 4 or more steps");
             free(b);
             return -1;
         }
         s->prk = s->prk ? 12 : 0;
-        s->n_calls = s->prk ? 12 + len - 3 : len + (len > 1);
-        s->ts = xmalloc((size_t)s->n_calls * sizeof(int));
-        if (s->prk) {
-            /* _timesteps[-4:] each twice, + [0, T//n//2] tiled; [:-1] each twice; [1:-1] */
-            int a[8], k = 0, half = T / n / 2;
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 2; j++)
-                    a[2 * i + j] = b[len - 4 + i] + j * half;
-            int p[14];
-            for (int i = 0; i < 7; i++)
-                p[2 * i] = p[2 * i + 1] = a[i];
-            for (int i = 12; i >= 1; i--)
-                s->ts[k++] = p[i];
-            for (int i = len - 4; i >= 0; i--)
-                s->ts[k++] = b[i];
-        } else {
-            /* concat(_timesteps[:-1], _timesteps[-2:-1], _timesteps[-1:]) reversed */
-            int k = 0;
-            s->ts[k++] = b[len - 1];
-            if (len > 1)
-                s->ts[k++] = b[len - 2];
-            for (int i = len - 2; i >= 0; i--)
-                s->ts[k++] = b[i];
-        }
+        pndm_calls(s, b, len, T, n);
+        free(b);
     } else {
-        len = sp == SCHED_TRAILING ? arange_trailing(NULL, T, n) : n;
         s->n_calls = len;
         s->ts = xmalloc((size_t)len * sizeof(int));
         if (s->kind == SAMPLER_DPM || s->kind == SAMPLER_SDE_DPM || s->kind == SAMPLER_UNIPC)
             multistep_timesteps(s->ts, c, sp, n);
     }
     s->t = xmalloc((size_t)s->n_calls * sizeof(float));
-    if (s->kind == SAMPLER_EULER || s->kind == SAMPLER_EULER_A) {
-        /* float32 timesteps, kept unrounded for linspace */
-        double *v = xmalloc((size_t)(len + 1) * sizeof(double));
-        if (sp == SCHED_LINSPACE)
-            for (int i = 0; i < n; i++)
-                s->t[i] = (float)np_linspace(n - 1 - i, n, T - 1);
-        else if (sp == SCHED_LEADING)
-            for (int i = 0; i < n; i++)
-                s->t[i] = (float)rint((double)(n - 1 - i) * (T / n)) + (float)c->steps_offset;
-        else {
-            arange_trailing(v, T, n);
-            for (int i = 0; i < len; i++)
-                s->t[i] = (float)rint(v[i]) - 1.0f;
-        }
-        free(v);
-        for (int i = 0; i < len; i++)
-            s->ts[i] = (int)floorf(s->t[i]);
-    } else {
+    if (s->kind == SAMPLER_EULER || s->kind == SAMPLER_EULER_A)
+        euler_timesteps(s, c, sp, n, len);
+    else
         for (int i = 0; i < s->n_calls; i++)
             s->t[i] = (float)s->ts[i];
-    }
-    free(b);
     for (int i = 0; i < s->n_calls; i++) {
         if (s->t[i] < 0 || s->t[i] > T - 1) {
             snprintf(msg, msglen, "timestep %g out of range (steps_offset too large?)",

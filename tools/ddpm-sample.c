@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "opt.h"
-#include "rng.h"
-#include "sampler.h"
-#include "sched.h"
-#include "unet.h"
-#include "util.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/rng.h"
+#include "nn/sampler.h"
+#include "nn/sched.h"
+#include "models/unet.h"
+#include "util/util.h"
 
 static const char usage_line[] =
     "usage: ddpm-sample --model DIR [-n N] [--scheduler S] [--steps N] [--eta E]\n"

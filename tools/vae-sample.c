@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "rng.h"
-#include "util.h"
-#include "vae.h"
+#include "nn/nn.h"
+#include "util/rng.h"
+#include "util/util.h"
+#include "models/vae.h"
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "rng.h"
-#include "sampler.h"
-#include "util.h"
+#include "util/rng.h"
+#include "nn/sampler.h"
+#include "util/util.h"
 
 static double w2(struct sampler *s, double sd, int N)
 {

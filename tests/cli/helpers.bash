@@ -6,6 +6,10 @@ setup_tools() {
     FIX="$REPO/tests/fixtures"
     PATH="${TOOLS_BIN:-$REPO/bin}:$PATH"
     export REPO FIX PATH
+    # bats feeds its list of tests to the loop that runs them on stdin, which every test
+    # inherits: a command that reads stdin (script(1), a tool given '-' without a pipe) would
+    # eat the names of the tests still to run, and they would silently not run
+    exec </dev/null
 }
 
 # shape of a .npy on stdin or in $1, as npyinfo --shape prints it: 1,32,32,3; a 1-D array as

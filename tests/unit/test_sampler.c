@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "test.h"
-#include "npy.h"
-#include "rng.h"
-#include "sampler.h"
-#include "unet.h"
-#include "util.h"
+#include "io/npy.h"
+#include "util/rng.h"
+#include "nn/sampler.h"
+#include "models/unet.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/unet/"
 #define NPZ FIX "samplers.npz"

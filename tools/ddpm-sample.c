@@ -1,9 +1,10 @@
 /* ddpm-sample: images from a diffusers UNet2DModel folder with the DDPM or DDIM sampler, as
-   DDPMPipeline / DDIMPipeline make them; writes uint8 (N,S,S,C) .npy, streamed batch by batch.
+   DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h); writes uint8 (N,S,S,C) .npy, streamed batch by batch.
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
    numpy_to_pil. Image i draws x_T and then every DDPM step's noise from its own stream,
-   rng_seed(seed + i * 0x9E3779B97F4A7C15), so the images do not depend on -n, --batch-size or
-   --threads, and --shard I/N writes exactly its slice of the full run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
+   rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not
+   depend on -n, --batch-size or --threads, and --shard I/N writes exactly its slice of the full
+   run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
    benchmarks and tests). */
 #include <err.h>
 #include <getopt.h>
@@ -19,12 +20,15 @@
 #include "util/par.h"
 #include "util/rng.h"
 #include "util/shard.h"
+#include "nn/sampler.h"
 #include "nn/sched.h"
 #include "models/unet.h"
 #include "util/util.h"
 
 static const char usage_line[] =
-    "usage: ddpm-sample --model DIR [-n N] [--scheduler ddpm|ddim] [--steps N] [--eta E]\n"
+    "usage: ddpm-sample --model DIR [-n N] [--scheduler S] [--steps N] [--eta E]\n"
+    "                   [--solver-order 1|2|3] [--timestep-spacing leading|linspace|trailing]\n"
+    "                   [--prk]\n"
     "                   [-S SEED] [-b N] [-o OUT.npy] [--init-noise X_T.npy]\n"
     "                   [--save-trajectory T.npy [--trajectory-every K]] [--closed-form]\n"
     "                   [--shard I/N] [-t N] [-v]\n"
@@ -40,16 +44,31 @@ static const char help[] =
     "\n"
     "  -m, --model DIR          the model folder (required)\n"
     "  -n, --num N              images to make (default 100; with --init-noise its N)\n"
-    "  --scheduler S            ddpm (default) or ddim\n"
-    "  --steps N                denoising steps (default 1000 for ddpm, 50 for ddim)\n"
+    "  --scheduler S            ddpm (default), ddim, or, as diffusers 0.26 to 0.40 with\n"
+    "                           their class defaults: dpm-solver++ (DPMSolverMultistep,\n"
+    "                           order 2), sde-dpm-solver++ (its SDE form, draws noise),\n"
+    "                           unipc (UniPCMultistep, bh2, order 2), pndm (PLMS),\n"
+    "                           euler (EulerDiscrete), euler-a (EulerAncestralDiscrete,\n"
+    "                           draws noise); only ddpm and ddim clip x0 (clip_sample)\n"
+    "  --steps N                denoising steps (default 1000 for ddpm, 50 for ddim, 20\n"
+    "                           for the others); a count whose timesteps repeat (1000\n"
+    "                           for dpm-solver++ and unipc) is refused\n"
     "  --eta E                  DDIM's eta (default 0; ddim only)\n"
+    "  --solver-order K         dpm-solver++, unipc: 1, 2 (default) or 3;\n"
+    "                           sde-dpm-solver++: 1 or 2\n"
+    "  --timestep-spacing SP    leading, linspace or trailing (default: the scheduler's:\n"
+    "                           linspace for dpm-solver++, sde-dpm-solver++, unipc,\n"
+    "                           euler, euler-a; leading for pndm; scheduler_config.json's\n"
+    "                           for ddpm and ddim)\n"
+    "  --prk                    pndm: the Runge-Kutta warm-up (skip_prk_steps false,\n"
+    "                           steps + 9 model calls) instead of PLMS's (steps + 1)\n"
     "  -S, --seed S             seed (default 0)\n"
     "  -b, --batch-size N       images per forward pass (default 16)\n"
     "  -o, --output FILE        output .npy (default -: stdout)\n"
     "  --init-noise FILE        start from this float32 (N,C,S,S) x_T instead of noise\n"
-    "                           drawn from --seed\n"
+    "                           drawn from --seed (times init_noise_sigma for euler)\n"
     "  --save-trajectory FILE   also write float32 (N*K,C,S,S): per image x_T, x after\n"
-    "                           every --trajectory-every steps, and the final x_0\n"
+    "                           every --trajectory-every model calls, and the final x_0\n"
     "  --trajectory-every K     (default 1: every step)\n"
     "  --check                  load the model, run one forward pass, print\n"
     "                           'P parameters in T tensors' and exit; samples nothing\n"
@@ -125,7 +144,7 @@ static int check_model(struct unet *u, const char *dir)
 int main(int argc, char **argv)
 {
     enum { O_SCHED = 256, O_STEPS, O_ETA, O_INIT, O_TRAJ, O_TEVERY, O_CHECK, O_SAVEDIR, O_CLOSED,
-           O_SHARD };
+           O_ORDER, O_SPACING, O_PRK, O_SHARD };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"scheduler", 1, 0, O_SCHED},
         {"steps", 1, 0, O_STEPS}, {"eta", 1, 0, O_ETA}, {"seed", 1, 0, 'S'},
@@ -133,17 +152,20 @@ int main(int argc, char **argv)
         {"save-trajectory", 1, 0, O_TRAJ}, {"trajectory-every", 1, 0, O_TEVERY},
         {"check", 0, 0, O_CHECK}, {"save-dir", 1, 0, O_SAVEDIR}, {"closed-form", 0, 0, O_CLOSED},
         {"shard", 1, 0, O_SHARD},
-        {"threads", 1, 0, 't'},
+        {"threads", 1, 0, 't'}, {"solver-order", 1, 0, O_ORDER},
+        {"timestep-spacing", 1, 0, O_SPACING}, {"prk", 0, 0, O_PRK},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *out = "-", *init = NULL, *traj = NULL, *save_dir = NULL;
-    long n = -1, steps = -1, seed = 0, batch = 16, threads = 2, every = 1;
+    long n = -1, steps = -1, seed = 0, batch = 16, threads = 2, every = 1, order = 0;
     double eta = 0;
-    static const char *const sched_names[] = {"ddpm", "ddim"};
-    int verbose = 0, check = 0, ddim = 0, closed = 0, shard = 0, n_shards = 1, c;
+    static const char *const spacing_names[] = {"leading", "linspace", "trailing"};
+    int verbose = 0, check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
+    int shard = 0, n_shards = 1;
     struct opt op;
     struct unet u;
     struct sched_config sc;
-    struct sched s;
+    struct sampler s;
+    struct sampler_opts so;
     struct npy noise = {0};
     struct outfile of = {0}, tf = {0};
     struct par_out pof, ptf;
@@ -169,7 +191,10 @@ int main(int argc, char **argv)
         case O_STEPS: bad = opt_long(&op, 1, 100000, &steps); break;
         case O_TEVERY: bad = opt_long(&op, 1, 100000, &every); break;
         case O_ETA: bad = opt_double(&op, 0, 100, &eta); break;
-        case O_SCHED: bad = opt_choice(&op, sched_names, 2, &ddim); break;
+        case O_SCHED: bad = opt_choice(&op, sampler_names, SAMPLER_N_KINDS, &kind); break;
+        case O_ORDER: bad = opt_long(&op, 1, 3, &order); break;
+        case O_SPACING: bad = opt_choice(&op, spacing_names, 3, &spacing); break;
+        case O_PRK: prk = 1; break;
         case O_INIT: init = optarg; break;
         case O_TRAJ: traj = optarg; break;
         case O_CHECK: check = 1; break;
@@ -191,10 +216,16 @@ int main(int argc, char **argv)
     }
     if (model == NULL)
         usage(2, "--model DIR is required");
-    if (eta > 0 && !ddim)
+    if (eta > 0 && kind != SAMPLER_DDIM)
         usage(2, "--eta applies to --scheduler ddim only");
+    if (order && kind != SAMPLER_DPM && kind != SAMPLER_SDE_DPM && kind != SAMPLER_UNIPC)
+        usage(2, "--solver-order applies to dpm-solver++, sde-dpm-solver++ and unipc only");
+    if (order == 3 && kind == SAMPLER_SDE_DPM)
+        usage(2, "--solver-order: sde-dpm-solver++ has orders 1 and 2 only");
+    if (prk && kind != SAMPLER_PNDM)
+        usage(2, "--prk applies to --scheduler pndm only");
     if (steps < 0)
-        steps = ddim ? 50 : 1000;
+        steps = kind == SAMPLER_DDPM ? 1000 : kind == SAMPLER_DDIM ? 50 : 20;
     nn_set_threads((int)threads);
     util_cleanup_signals();
     if (!check && !save_dir && par_check_output(out) == -1)
@@ -243,10 +274,6 @@ int main(int argc, char **argv)
     if (u.cfg.in_channels != u.cfg.out_channels)
         errx(1, "%s: in_channels %d != out_channels %d: not an epsilon model", model,
              u.cfg.in_channels, u.cfg.out_channels);
-    if (sched_init(&s, &sc, ddim ? SCHED_DDIM : SCHED_DDPM, (int)steps, (float)eta, msg,
-                   sizeof msg) == -1)
-        errx(1, "%s: %s", model, msg);
-
     int S = u.cfg.sample_size, C = u.cfg.in_channels, HW = S * S;
     size_t chw = (size_t)C * HW;
     if (init) {
@@ -278,13 +305,18 @@ int main(int argc, char **argv)
     verbose = verbose && par_rank() == 0;
     if (batch > to - from)
         batch = to - from;
+    so = (struct sampler_opts){(int)steps, (float)eta, (int)order, spacing, prk};
+    if (sampler_init(&s, &sc, (enum sampler_kind)kind, &so, (size_t)batch * chw, msg,
+                     sizeof msg) == -1)
+        errx(1, "%s: %s", model, msg);
 
     /* kept states: x_T, then x after every k-th step, and the final x_0 */
-    int n_keep = 1 + s.n_steps / (int)every + (s.n_steps % every != 0);
+    int n_keep = 1 + s.n_calls / (int)every + (s.n_calls % every != 0);
     int64_t shape[4] = {n_out, S, S, C}, tshape[4] = {(int64_t)n_out * n_keep, C, S, S};
     float *x = xmalloc((size_t)batch * chw * sizeof(float));
     float *eps = xmalloc((size_t)batch * chw * sizeof(float));
     float *z = xmalloc((size_t)batch * chw * sizeof(float));
+    float *xin = xmalloc((size_t)batch * chw * sizeof(float));
     float *tv = xmalloc((size_t)batch * sizeof(float));
     float *keep = traj ? xmalloc((size_t)batch * n_keep * chw * sizeof(float)) : NULL;
     unsigned char *img = xmalloc((size_t)batch * chw);
@@ -312,8 +344,8 @@ int main(int argc, char **argv)
     par_go();
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld\n",
-                u.n_params, ddim ? "DDIM" : "DDPM", s.n_steps, to - from, batch);
-    progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_steps);
+                u.n_params, sampler_names[kind], s.n_calls, to - from, batch);
+    progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     long done = 0;
     for (long i0 = from; i0 < to; i0 += batch) {
         int B = (int)(to - i0 < batch ? to - i0 : batch), kept = 0;
@@ -323,20 +355,24 @@ int main(int argc, char **argv)
                 memcpy(x + b * chw, (float *)noise.data + (i0 + b) * chw, chw * sizeof(float));
             else
                 rng_normal_fill(&r[b], x + b * chw, chw);
+            for (size_t k = 0; k < chw; k++)
+                x[b * chw + k] *= s.init_noise_sigma;
         }
+        sampler_reset(&s);
         if (keep)
             for (int b = 0; b < B; b++)
                 memcpy(keep + ((size_t)b * n_keep + kept) * chw, x + b * chw, chw * sizeof(float));
         kept++;
-        for (int i = 0; i < s.n_steps; i++) {
+        for (int i = 0; i < s.n_calls; i++) {
             for (int b = 0; b < B; b++)
-                tv[b] = (float)s.timesteps[i];
-            unet_forward(&u, eps, x, tv, B, (int)i0);
-            if (sched_step_needs_noise(&s, i))
+                tv[b] = s.t[i];
+            sampler_scale_input(&s, i, xin, x, (size_t)B * chw);
+            unet_forward(&u, eps, xin, tv, B, (int)i0);
+            if (sampler_step_needs_noise(&s, i))
                 for (int b = 0; b < B; b++)
                     rng_normal_fill(&r[b], z + b * chw, chw);
-            sched_step(&s, i, x, eps, z, (size_t)B * chw);
-            if (keep && ((i + 1) % every == 0 || i + 1 == s.n_steps)) {
+            sampler_step(&s, i, x, eps, z, (size_t)B * chw);
+            if (keep && ((i + 1) % every == 0 || i + 1 == s.n_calls)) {
                 for (int b = 0; b < B; b++)
                     memcpy(keep + ((size_t)b * n_keep + kept) * chw, x + b * chw,
                            chw * sizeof(float));
@@ -361,12 +397,13 @@ int main(int argc, char **argv)
     free(x);
     free(eps);
     free(z);
+    free(xin);
     free(tv);
     free(keep);
     free(img);
     free(r);
     npy_free(&noise);
-    sched_free(&s);
+    sampler_free(&s);
     unet_free(&u);
     par_finalize();
     return 0;

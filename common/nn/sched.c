@@ -20,7 +20,7 @@ void sched_config_default(struct sched_config *c)
     c->variance_type = SCHED_FIXED_SMALL;
     c->timestep_spacing = SCHED_LEADING;
     c->steps_offset = 0;
-    c->set_alpha_to_one = 1;
+    c->set_alpha_to_one = -1; /* absent: each class its own default */
 }
 
 static int pick(const struct json *j, const char *key, const char *def, const char *const *names,
@@ -107,7 +107,7 @@ int sched_config_parse(struct sched_config *c, const struct json *j, char *msg, 
         return -1;
     }
     c->steps_offset = (int)d;
-    if (json_get_bool(j, "set_alpha_to_one", 1, &c->set_alpha_to_one, msg, msglen) == -1)
+    if (json_get_bool(j, "set_alpha_to_one", -1, &c->set_alpha_to_one, msg, msglen) == -1)
         return -1;
     return 0;
 }
@@ -208,7 +208,7 @@ int sched_init(struct sched *s, const struct sched_config *c, enum sched_kind ki
         acc *= s->alphas[i]; /* torch's CPU cumprod accumulates in double */
         s->alphas_cumprod[i] = (float)acc;
     }
-    s->final_alpha_cumprod = c->set_alpha_to_one ? 1.0f : s->alphas_cumprod[0];
+    s->final_alpha_cumprod = c->set_alpha_to_one != 0 ? 1.0f : s->alphas_cumprod[0];
 
     s->n_req = n_steps;
     s->n_steps = c->timestep_spacing == SCHED_TRAILING ? trailing(NULL, T, n_steps) : n_steps;

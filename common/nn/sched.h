@@ -26,7 +26,7 @@ struct sched_config {
     enum sched_variance variance_type;  /* DDPM only */
     enum sched_spacing timestep_spacing;
     int steps_offset;
-    int set_alpha_to_one;               /* DDIM only (DDIMScheduler default true) */
+    int set_alpha_to_one;               /* 1, 0, or -1 when absent: DDIM true, PNDM false */
 };
 
 /* DDPMScheduler() class defaults (fixed_small, linear 1e-4..0.02, clip, leading). */

@@ -27,7 +27,7 @@ setup() { setup_tools; M="$FIX/unet/tiny_st_legacy"; }
 }
 
 @test "ddpm-sample rejects bad option values" {
-  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler euler
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler bogus
   [[ "$stderr" == *"usage: ddpm-sample"* ]]
   run -2 --separate-stderr ddpm-sample --model "$M" --steps 0
   run -2 --separate-stderr ddpm-sample --model "$M" -n -3
@@ -177,4 +177,61 @@ close_bytes() {
   run -1 --separate-stderr ddpm-sample --model "$M" -n 2 --shard 0/3 -o "$BATS_TEST_TMPDIR/o.npy"
   [ "$stderr" = "ddpm-sample: --shard 0/3: more shards than the 2 images" ]
   [ ! -e "$BATS_TEST_TMPDIR/o.npy" ]
+}
+
+@test "ddpm-sample: every diffusers scheduler is deterministic and independent of --batch-size and --threads" {
+  T=$BATS_TEST_TMPDIR
+  for s in dpm-solver++ sde-dpm-solver++ unipc pndm euler euler-a; do
+    ddpm-sample --model "$M" -n 3 --scheduler $s --steps 6 --seed 5 -b 3 -o "$T/a.npy"
+    ddpm-sample --model "$M" -n 3 --scheduler $s --steps 6 --seed 5 -b 2 -t 1 -o "$T/b.npy"
+    cmp "$T/a.npy" "$T/b.npy" || { echo "$s differs with the batch size"; return 1; }
+    run -0 bash -c "ddpm-sample --model '$M' -n 3 --scheduler $s --steps 6 --seed 5 | cmp - '$T/a.npy'"
+  done
+  # the stochastic ones draw from --seed: another seed, other images
+  ddpm-sample --model "$M" -n 3 --scheduler euler-a --steps 6 --seed 6 -o "$T/c.npy"
+  run -1 cmp -s "$T/a.npy" "$T/c.npy"
+}
+
+@test "ddpm-sample: orders, spacings and the PRK warm-up; the trajectory has a state per model call" {
+  T=$BATS_TEST_TMPDIR
+  for o in 1 2 3; do
+    ddpm-sample --model "$M" -n 1 --scheduler dpm-solver++ --solver-order $o --steps 5 -o "$T/d$o.npy"
+  done
+  run -1 cmp -s "$T/d1.npy" "$T/d2.npy"
+  run -1 cmp -s "$T/d2.npy" "$T/d3.npy"
+  run -0 ddpm-sample --model "$M" -n 2 --scheduler pndm --prk --steps 10 \
+    --save-trajectory "$T/tr.npy" -o "$T/x.npy"
+  run -0 npy_shape "$T/tr.npy"
+  [ "$output" = "40,3,16,16" ]   # 2 images x (x_T + 19 calls)
+  run -0 ddpm-sample --model "$M" -n 2 --scheduler pndm --steps 10 --save-trajectory "$T/tr.npy" -o "$T/x.npy"
+  run -0 npy_shape "$T/tr.npy"
+  [ "$output" = "24,3,16,16" ]   # 2 images x (x_T + 11 calls)
+  ddpm-sample --model "$M" -n 1 --scheduler unipc --timestep-spacing trailing --steps 5 -o "$T/u1.npy"
+  ddpm-sample --model "$M" -n 1 --scheduler unipc --steps 5 -o "$T/u2.npy"
+  run -1 cmp -s "$T/u1.npy" "$T/u2.npy"
+}
+
+@test "ddpm-sample refuses repeated timesteps and options that do not apply" {
+  run -1 --separate-stderr ddpm-sample --model "$M" -n 1 --scheduler dpm-solver++ --steps 1000
+  [ -z "$output" ]
+  [[ "$stderr" == "ddpm-sample: "*"steps: 1000 gives timestep 500 twice"* ]]
+  [ "$(printf '%s\n' "$stderr" | wc -l)" = 1 ]
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler euler --solver-order 2
+  [ "${stderr%%$'\n'*}" = "ddpm-sample: --solver-order applies to dpm-solver++, sde-dpm-solver++ and unipc only" ]
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler sde-dpm-solver++ --solver-order 3
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler ddim --prk
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler pndm --timestep-spacing karras
+  run -1 --separate-stderr ddpm-sample --model "$M" -n 1 --scheduler pndm --prk --steps 3
+  [[ "$stderr" == *"PRK warm-up needs 4 or more steps"* ]]
+}
+
+@test "ddpm-sample --init-noise with dpm-solver++, unipc, pndm and euler matches the PyTorch transcription" {
+  T=$BATS_TEST_TMPDIR
+  for p in dpm10:dpm-solver++ unipc10:unipc pndm10:pndm euler10:euler; do
+    run -0 ddpm-sample --model "$M" --scheduler "${p#*:}" --steps 10 \
+      --init-noise "$FIX/unet/tiny_xT.npy" -o "$T/x.npy"
+    close_bytes "$T/x.npy" "$FIX/unet/tiny_${p%%:*}_u8.npy" 15 || { echo "${p#*:} differs"; return 1; }
+  done
+  # euler without init_noise_sigma or input scaling would be far off
+  run -1 close_bytes "$T/x.npy" "$FIX/unet/tiny_dpm10_u8.npy" 15
 }

@@ -18,7 +18,7 @@
 static const char usage_line[] =
     "usage: is-score [-v] [--json] [--splits N] [--no-samples-shuffle] [--seed S]\n"
     "                [-b N] [-t N] [--weights PATH|synthetic]\n"
-    "                [--resize torch-fidelity|pytorch-fid] INPUT\n";
+    "                [--resize torch-fidelity|pytorch-fid|clean] INPUT\n";
 
 static const char help[] =
     "\n"

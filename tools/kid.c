@@ -17,7 +17,8 @@
 
 static const char usage_line[] =
     "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"
-    "           [-t N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
+    "           [-t N] [--weights PATH|synthetic]\n"
+    "           [--resize torch-fidelity|pytorch-fid|clean]\n"
     "           (A B | --save-features A OUT.npy)\n";
 
 static const char help[] =

@@ -20,7 +20,7 @@ static const char usage_line[] =
     "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--kid-subsets N]\n"
     "             [--kid-subset-size M] [--is-splits N] [--prc-k K] [--dc-k K] [--seed S]\n"
     "             [-b N] [-t N] [--weights PATH|synthetic]\n"
-    "             [--resize torch-fidelity|pytorch-fid] GEN REAL\n";
+    "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
 
 static const char help[] =
     "\n"

@@ -122,3 +122,19 @@ resize: none (features)" ]
   [ -z "$output" ]
   [ "$stderr" = "score: $BATS_TEST_TMPDIR/nan.npy: row 0 has a NaN or infinite value" ]
 }
+
+@test "score --resize clean: the mode is printed and fid --resize clean agrees" {
+  run -0 --separate-stderr score --json --resize clean --weights synthetic --fid "$(IMG)" "$(ODD)"
+  local s=$output
+  [[ "$s" == *'"resize": "clean",'* ]]
+  run -0 --separate-stderr fid --json --resize clean --weights synthetic "$(IMG)" "$(ODD)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  [[ "$output" == *'"resize": "clean"'* ]]
+  run -0 --separate-stderr fid --resize torch-fidelity --weights synthetic "$(IMG)" "$(ODD)"
+  [[ "$s" != *"${output#FID:  }"* ]]
+}
+
+@test "score rejects an unknown --resize" {
+  run -2 --separate-stderr score --resize lanczos a b
+  [[ "$stderr" == "score: --resize: bad value: lanczos (want pytorch-fid, torch-fidelity or clean)"* ]]
+}

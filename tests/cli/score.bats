@@ -138,3 +138,10 @@ resize: none (features)" ]
   run -2 --separate-stderr score --resize lanczos a b
   [[ "$stderr" == "score: --resize: bad value: lanczos (want pytorch-fid, torch-fidelity or clean)"* ]]
 }
+
+@test "score: --threads and --batch-size change no score" {
+  run -0 --separate-stderr score --json -t 1 -b 1 --weights synthetic --fid --kid --prc --prc-k 1 "$(IMG)" "$(ODD)"
+  local s=$output
+  run -0 --separate-stderr score --json -t 2 -b 50 --weights synthetic --fid --kid --prc --prc-k 1 "$(IMG)" "$(ODD)"
+  [ "$output" = "$s" ]
+}

@@ -110,6 +110,16 @@ static void closed_forms(void)
     prdc_compute(&r2, a, n, b, m, d, 3, 5, msg, sizeof msg);
     CHECK(memcmp(&r1, &r2, sizeof r1) == 0, "1 and 2 threads agree (P %g, density %g)",
           r1.precision, r1.density);
+    /* the order of the rows (so the tiles each pair falls in) changes nothing */
+    float *ra = malloc(sizeof(float) * n * d), *rb = malloc(sizeof(float) * m * d);
+    for (int64_t i = 0; i < n; i++)
+        memcpy(ra + i * d, a + (n - 1 - i) * d, sizeof(float) * d);
+    for (int64_t i = 0; i < m; i++)
+        memcpy(rb + i * d, b + ((i * 7) % m) * d, sizeof(float) * d);  /* 7 coprime to 1100 */
+    prdc_compute(&r2, ra, n, rb, m, d, 3, 5, msg, sizeof msg);
+    CHECK(memcmp(&r1, &r2, sizeof r1) == 0, "rows reversed and permuted: the same result");
+    free(ra);
+    free(rb);
     free(a);
     free(b);
 }

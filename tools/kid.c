@@ -149,8 +149,10 @@ int main(int argc, char **argv)
             metrics_repr(b, sizeof b, std);
             printf("{\n    \"kernel_inception_distance_mean\": %s,\n"
                    "    \"kernel_inception_distance_std\": %s,\n    \"n1\": %lld,\n"
-                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld%s\n}\n",
+                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld,\n"
+                   "    \"resize\": \"%s\"%s\n}\n",
                    a, b, (long long)ca.n, (long long)cb.n, subsets, m,
+                   metrics_cli_resize_name(o.mode),
                    net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
         } else
             printf("kernel_inception_distance_mean: %.7g\nkernel_inception_distance_std: %.7g\n",

@@ -145,3 +145,10 @@ resize: none (features)" ]
   run -0 --separate-stderr score --json -t 2 -b 50 --weights synthetic --fid --kid --prc --prc-k 1 "$(IMG)" "$(ODD)"
   [ "$output" = "$s" ]
 }
+
+@test "kid and is-score --json name the resize mode" {
+  run -0 --separate-stderr kid --json --resize clean --subsets 2 --subset-size 20 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [[ "$output" == *'"resize": "clean"'* ]]
+  run -0 --separate-stderr is-score --json --weights synthetic --splits 1 "$(IMG)"
+  [[ "$output" == *'"resize": "torch-fidelity",'* ]]
+}

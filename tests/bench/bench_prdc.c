@@ -10,15 +10,26 @@
 #include "rng.h"
 #include "util.h"
 
-int main(void)
+/* bench_prdc [N ...]: the sizes (default 1000 4000 8000) */
+int main(int argc, char **argv)
 {
     const int d = 2048;
-    const int64_t ns[] = {1000, 4000, 8000};
+    int64_t ns[16] = {1000, 4000, 8000};
+    size_t nn = 3;
+    if (argc > 1) {
+        nn = 0;
+        for (int i = 1; i < argc && nn < 16; i++)
+            ns[nn++] = strtoll(argv[i], NULL, 10);
+    }
     struct rng r;
     rng_seed(&r, 19);
     nn_set_threads(2);
-    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+    for (size_t c = 0; c < nn; c++) {
         int64_t n = ns[c];
+        if (n < 6) {
+            fprintf(stderr, "bench_prdc: N must be at least 6\n");
+            return 2;
+        }
         float *a = xmalloc((size_t)n * d * 4), *b = xmalloc((size_t)n * d * 4);
         for (int64_t i = 0; i < n * d; i++) {
             float u = rng_uniform(&r), v = rng_uniform(&r);

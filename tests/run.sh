@@ -16,7 +16,14 @@ for t in "$units"/test_*; do
 	rm -f "$log.one"
 done
 if ls tests/cli/*.bats > /dev/null 2>&1; then
-	TOOLS_BIN="$bin" PATH="$bin:$PATH" bats --tap tests/cli >> "$log" 2>&1 || status=1
+	TOOLS_BIN="$bin" PATH="$bin:$PATH" bats --tap tests/cli > "$log.bats" 2>&1 || status=1
+	# bats' plan line '1..N' says how many tests it found; fewer results means some never ran
+	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log.bats" | head -1)
+	ran=$(grep -c '^\(not \)*ok ' "$log.bats")
+	[ "${planned:-0}" -eq "$ran" ] ||
+		echo "not ok - bats planned ${planned:-no} tests but reported $ran" >> "$log.bats"
+	cat "$log.bats" >> "$log"
+	rm -f "$log.bats"
 fi
 grep '^not ok' "$log" | sed 's/^/FAIL: /'
 grep -A12 '^not ok' "$log" | grep '^#' | head -100

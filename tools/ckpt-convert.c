@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "opt.h"
-#include "pth.h"
-#include "st.h"
-#include "util.h"
+#include "util/opt.h"
+#include "io/pth.h"
+#include "io/st.h"
+#include "util/util.h"
 
 static const char usage_line[] =
     "usage: ckpt-convert [--keep-dtype] [--float-only] [--threads N] IN OUT.safetensors\n"

@@ -20,18 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt_dir.h"
-#include "ddpm_eval.h"
-#include "nn.h"
-#include "npy.h"
-#include "opt.h"
-#include "rng.h"
-#include "sched.h"
-#include "st.h"
-#include "trainer.h"
-#include "unet.h"
-#include "unet_train.h"
-#include "util.h"
+#include "models/ckpt_dir.h"
+#include "eval/ddpm_eval.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/rng.h"
+#include "nn/sched.h"
+#include "io/st.h"
+#include "models/trainer.h"
+#include "models/unet.h"
+#include "models/unet_train.h"
+#include "util/util.h"
 
 static const char usage_line[] =
     "usage: ddpm-train --data TRAIN.npy (--init DIR | --config config.json) -o OUTDIR\n"

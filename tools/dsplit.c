@@ -6,11 +6,11 @@
    the same, and each class's count in each part is its share rounded up or down
    (split_stratify); each part is then shuffled once more so classes are mixed. All
    randomness is one xoshiro stream from --seed. */
-#include "npy.h"
-#include "opt.h"
-#include "rng.h"
-#include "split.h"
-#include "util.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/rng.h"
+#include "util/split.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <limits.h>

@@ -2,11 +2,11 @@
    layouts) to a uint8 (N,H,W,3) .npy, resized exactly as torchvision Resize((H,W)) on PIL
    images (PIL resize BILINEAR, antialiased), with int64 (N,) labels when the input has them.
    Images are decoded and resized in parallel (OpenMP); the output order is the input order. */
-#include "img.h"
-#include "mat.h"
-#include "npy.h"
-#include "opt.h"
-#include "util.h"
+#include "io/img.h"
+#include "io/mat.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/util.h"
 
 #include <dirent.h>
 #include <err.h>

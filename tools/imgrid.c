@@ -1,9 +1,9 @@
 /* imgrid: a uint8 image batch (.npy/.npz, (N,H,W,3) or gray (N,H,W) / (N,H,W,1)) to one PNG
    grid, laid out like torchvision.utils.make_grid (row-major, `pad` pixels around every cell). */
-#include "img.h"
-#include "npy.h"
-#include "opt.h"
-#include "util.h"
+#include "io/img.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <getopt.h>

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inception.h"
-#include "metrics.h"
-#include "metrics_cli.h"
-#include "nn.h"
-#include "util.h"
+#include "models/inception.h"
+#include "eval/metrics.h"
+#include "eval/metrics_cli.h"
+#include "nn/nn.h"
+#include "util/util.h"
 
 static const char usage_line[] =
     "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"

@@ -7,10 +7,10 @@
    DIR at the end. An existing DIR is replaced only when it is empty or holds nothing but
    flower_NNNN.png files (an earlier mkdemo's); anything else there is refused, so old and new
    images never mix and no file of the user's is deleted. */
-#include "img.h"
-#include "opt.h"
-#include "rng.h"
-#include "util.h"
+#include "io/img.h"
+#include "util/opt.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 #include <dirent.h>
 #include <err.h>

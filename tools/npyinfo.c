@@ -3,9 +3,9 @@
    shape ("1,32,32,3"), which scripts and the bats helper npy_shape use. A 1-D shape keeps
    numpy's trailing comma ("600,", as numpy's (600,)) so it cannot be read as a scalar's
    "" or another rank. */
-#include "npy.h"
-#include "opt.h"
-#include "util.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <getopt.h>

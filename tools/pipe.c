@@ -2,9 +2,9 @@
    whose command, params and deps are unchanged since their outs were made (.pipe/NAME.lock).
    Stages run as /bin/sh -c CMD in the current directory, with this program's directory (bin/)
    first on PATH, stdin from /dev/null and stdout/stderr passed through. */
-#include "opt.h"
-#include "pipeline.h"
-#include "util.h"
+#include "util/opt.h"
+#include "pipeline/pipeline.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <errno.h>

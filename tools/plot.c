@@ -2,9 +2,9 @@
    per --y column, a legend). For training-loss curves in the reports:
      plot train.csv --x step --y loss,val_loss -o loss.png
    Empty or non-numeric cells are gaps that the line steps over (val_loss every epoch). */
-#include "img.h"
-#include "opt.h"
-#include "util.h"
+#include "io/img.h"
+#include "util/opt.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <getopt.h>

@@ -5,9 +5,9 @@
    fid/is/kid name the --json output of fid, is-score, kid (keys read leniently: a missing score
    is "-") or give the number itself; time is a file holding seconds (pipe time -o); n sets N
    (else the "n1" of the fid file). Image links are relative to the report's directory. */
-#include "json.h"
-#include "opt.h"
-#include "util.h"
+#include "io/json.h"
+#include "util/opt.h"
+#include "util/util.h"
 
 #include <err.h>
 #include <getopt.h>

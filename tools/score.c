@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inception.h"
-#include "metrics.h"
-#include "metrics_cli.h"
-#include "nn.h"
-#include "prdc.h"
-#include "util.h"
+#include "models/inception.h"
+#include "eval/metrics.h"
+#include "eval/metrics_cli.h"
+#include "nn/nn.h"
+#include "eval/prdc.h"
+#include "util/util.h"
 
 static const char usage_line[] =
     "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--kid-subsets N]\n"

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "rng.h"
-#include "util.h"
-#include "vae.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/rng.h"
+#include "util/util.h"
+#include "models/vae.h"
 
 static const char usage_line[] =
     "usage: vae-recon --model VAE.safetensors --data X.npy [-o OUT.npy] [--sample]\n"

@@ -24,15 +24,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "opt.h"
-#include "optim.h"
-#include "rng.h"
-#include "st.h"
-#include "trainer.h"
-#include "util.h"
-#include "vae.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/opt.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "io/st.h"
+#include "models/trainer.h"
+#include "util/util.h"
+#include "models/vae.h"
 
 static const char usage_line[] =
     "usage: vae-train --data TRAIN.npy -o VAE.safetensors [--val VAL.npy] [--epochs 10]\n"

@@ -8,12 +8,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "nn.h"
-#include "rng.h"
-#include "sched.h"
-#include "unet.h"
-#include "unet_train.h"
-#include "util.h"
+#include "nn/nn.h"
+#include "util/rng.h"
+#include "nn/sched.h"
+#include "models/unet.h"
+#include "models/unet_train.h"
+#include "util/util.h"
 
 static double cpu_now(void)
 {

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "inception.h"
-#include "nn.h"
-#include "rng.h"
-#include "util.h"
+#include "models/inception.h"
+#include "nn/nn.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 static double cpu_now(void)
 {

@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nn.h"
-#include "unet.h"
-#include "unet_train.h"
-#include "util.h"
+#include "nn/nn.h"
+#include "models/unet.h"
+#include "models/unet_train.h"
+#include "util/util.h"
 
 static const char *filter;
 static FILE *copy; /* the lines again, for tests/bench/torch_nn.py */

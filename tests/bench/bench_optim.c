@@ -1,8 +1,8 @@
 /* adam_step, grad_clip_norm and ema_update over 35.7M parameters (the DDPM CIFAR-10 UNet).
    Compare: /usr/bin/python3 tests/bench/torch_optim.py */
-#include "optim.h"
-#include "rng.h"
-#include "util.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "nn.h"
-#include "prdc.h"
-#include "rng.h"
-#include "util.h"
+#include "nn/nn.h"
+#include "eval/prdc.h"
+#include "util/rng.h"
+#include "util/util.h"
 
 /* bench_prdc [N ...]: the sizes (default 1000 4000 8000) */
 int main(int argc, char **argv)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "nn.h"
-#include "unet.h"
-#include "util.h"
+#include "nn/nn.h"
+#include "models/unet.h"
+#include "util/util.h"
 
 static double cpu_now(void)
 {

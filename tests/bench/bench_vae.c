@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "nn.h"
-#include "optim.h"
-#include "rng.h"
-#include "util.h"
-#include "vae.h"
+#include "nn/nn.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "util/util.h"
+#include "models/vae.h"
 
 static double cpu_now(void)
 {

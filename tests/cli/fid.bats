@@ -20,7 +20,7 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
 }
 
 @test "fid --help names every option, its defaults and an example" {
-  help_names_options fid tools/fid.c common/metrics_cli.h common/metrics_cli.c
+  help_names_options fid tools/fid.c common/eval/metrics_cli.h common/eval/metrics_cli.c
 }
 
 @test "fid rejects a bad --dims" {

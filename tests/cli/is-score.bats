@@ -11,7 +11,7 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
 }
 
 @test "is-score --help names every option, its defaults and an example" {
-  help_names_options is-score tools/is-score.c common/metrics_cli.h common/metrics_cli.c
+  help_names_options is-score tools/is-score.c common/eval/metrics_cli.h common/eval/metrics_cli.c
 }
 
 @test "is-score --help prints usage on stdout" {

@@ -17,7 +17,7 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
 }
 
 @test "kid --help names every option, its defaults and an example" {
-  help_names_options kid tools/kid.c common/metrics_cli.h common/metrics_cli.c
+  help_names_options kid tools/kid.c common/eval/metrics_cli.h common/eval/metrics_cli.c
 }
 
 @test "kid rejects --subset-size 1" {

@@ -13,7 +13,7 @@ ODD() { echo "$FIX/inception/img40x24.npy"; }
 }
 
 @test "score --help names every option, its defaults and an example" {
-  help_names_options score tools/score.c common/metrics_cli.h common/metrics_cli.c
+  help_names_options score tools/score.c common/eval/metrics_cli.h common/eval/metrics_cli.c
 }
 
 @test "score rejects --prc-k 0" {

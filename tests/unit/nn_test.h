@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
+#include "nn/nn.h"
+#include "io/npy.h"
 
 #define FX_MAX 1024
 static float *fx_ptrs[FX_MAX];

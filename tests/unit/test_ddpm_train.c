@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "optim.h"
-#include "sched.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "nn/optim.h"
+#include "nn/sched.h"
 #include "test.h"
-#include "unet.h"
-#include "unet_train.h"
+#include "models/unet.h"
+#include "models/unet_train.h"
 
 #define FIX "tests/fixtures/unet_grad/"
 

@@ -10,18 +10,18 @@
    FUZZ_ROUNDS=N multiplies the number of cases (a long campaign), FUZZ_SEED=N draws other
    cases; FUZZ_ONLY=parser[:case] runs one parser (or one case, leaving the mutated bytes in
    FUZZ_DUMP, default /tmp/fuzz_case.bin). */
-#include "img.h"
-#include "json.h"
-#include "mat.h"
-#include "npy.h"
-#include "pickle.h"
-#include "pipeline.h"
-#include "pth.h"
-#include "rng.h"
-#include "st.h"
+#include "io/img.h"
+#include "io/json.h"
+#include "io/mat.h"
+#include "io/npy.h"
+#include "io/pickle.h"
+#include "pipeline/pipeline.h"
+#include "io/pth.h"
+#include "util/rng.h"
+#include "io/st.h"
 #include "test.h"
-#include "util.h"
-#include "zip.h"
+#include "util/util.h"
+#include "io/zip.h"
 
 #include <signal.h>
 #include <stdlib.h>

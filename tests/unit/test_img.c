@@ -1,11 +1,11 @@
-/* common/img.c against PIL 9.4 goldens (tests/fixtures/gen_img.py): decoding of every PNG and
+/* common/io/img.c against PIL 9.4 goldens (tests/fixtures/gen_img.py): decoding of every PNG and
    JPEG kind to Image.open().convert('RGB') pixels, resize((W,H), BILINEAR), the centre crop,
    PNG round trips, and clean rejection of broken files. Exact matches are required. */
-#include "img.h"
-#include "npy.h"
-#include "rng.h"
+#include "io/img.h"
+#include "io/npy.h"
+#include "util/rng.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
 /* img_decode on BMP, PBM/PGM/PPM, TIFF and WebP against PIL 9.4 (tests/fixtures/
    gen_img_formats.py): every file of tests/fixtures/img/fmt/ decodes to the pixels of its
    NAME.npy exactly, and the broken ones of tests/fixtures/bad/img_fmt_* are refused. */
-#include "img.h"
-#include "npy.h"
+#include "io/img.h"
+#include "io/npy.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <dirent.h>
 #include <stdlib.h>

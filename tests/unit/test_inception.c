@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inception.h"
-#include "nn.h"
-#include "npy.h"
+#include "models/inception.h"
+#include "nn/nn.h"
+#include "io/npy.h"
 #include "test.h"
 #include "test_kernels.h"
-#include "util.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/inception/"
 #define SYNTH_PTH "/tmp/inception_synth_hwio.pth"

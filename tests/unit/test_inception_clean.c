@@ -3,8 +3,8 @@
    downscale (311x300), every 7th row and column of the network input, bit for bit. */
 #include <stdlib.h>
 
-#include "inception.h"
-#include "npy.h"
+#include "models/inception.h"
+#include "io/npy.h"
 #include "test.h"
 
 static struct npy load(const char *path)

@@ -1,6 +1,6 @@
 /* json: values, escapes to UTF-8, strictness (RFC 8259 rejects), line numbers, getters and
    the string writer round trip. */
-#include "json.h"
+#include "io/json.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 #include "test.h"
 
 /* OPENBLAS_CORETYPE values this CPU runs, one per family of SGEMM kernels: Prescott (SSE3, the

@@ -1,9 +1,9 @@
 /* mat: scipy.io.savemat files (compressed and not) shaped like Flowers102 imagelabels.mat and
    setid.mat, hand-made MATLAB-style files (double class holding uint8/uint16/int8/single
    data, small elements) in both byte orders, and broken files. Fixtures: gen_io.py. */
-#include "mat.h"
+#include "io/mat.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,14 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "inception.h"
-#include "metrics.h"
-#include "nn.h"
-#include "npy.h"
-#include "rng.h"
+#include "models/inception.h"
+#include "eval/metrics.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/rng.h"
 #include "test.h"
 #include "test_kernels.h"
-#include "util.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/metrics/"
 #define BAD "tests/fixtures/bad/"

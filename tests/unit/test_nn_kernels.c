@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
+#include "nn/nn.h"
+#include "io/npy.h"
 #include "test.h"
 #include "nn_test.h"
 

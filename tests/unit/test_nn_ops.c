@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "rng.h"
+#include "nn/nn.h"
+#include "util/rng.h"
 #include "test.h"
 #include "nn_test.h"
 

@@ -2,9 +2,9 @@
    against numpy's files, streams, .npz (savez, savez_compressed, ZIP64, member selection), the
    image loader, and the bad-input corpus. Fixtures: tests/fixtures/gen_io.py.
    IO_WRITE_DIR=D makes it also leave its writes in D for `gen_io.py --verify D`. */
-#include "npy.h"
+#include "io/npy.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

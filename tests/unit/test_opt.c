@@ -1,5 +1,5 @@
 /* opt: underscore spellings of long options, flag names in messages, strict values. */
-#include "opt.h"
+#include "util/opt.h"
 #include "test.h"
 
 #include <string.h>

@@ -1,11 +1,11 @@
 /* optim: Adam/AdamW against torch.optim over 6 steps, schedules against LambdaLR,
    clip_grad_norm_, diffusers EMAModel; init_uniform moments. Goldens: gen_ckpt.py ->
    tests/fixtures/ckpt/optim.safetensors. */
-#include "optim.h"
-#include "rng.h"
-#include "st.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "io/st.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

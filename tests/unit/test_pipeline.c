@@ -1,9 +1,9 @@
 /* Pipeline loading, checks, hashing and the lock file. Run from the repo root: the YAML
    fixtures are in tests/fixtures/pipe/. Hash references: the XXH64 test vectors of the
    reference implementation (xxhsum) and the python-xxhash README. */
-#include "pipeline.h"
+#include "pipeline/pipeline.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdlib.h>
 #include <string.h>

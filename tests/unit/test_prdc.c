@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "prdc.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "eval/prdc.h"
 #include "test.h"
 
 #define FIX "tests/fixtures/prdc/"

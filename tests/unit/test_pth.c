@@ -1,8 +1,8 @@
 /* pth: torch.save files (zip, legacy, protocol 4, a module state_dict, a nested checkpoint)
    against the same tensors written contiguously as safetensors by gen_ckpt.py; hostile and
    broken pickles in tests/fixtures/bad/ckpt_pth_* refused with a clear message. */
-#include "pth.h"
-#include "st.h"
+#include "io/pth.h"
+#include "io/st.h"
 #include "test.h"
 
 #include <string.h>

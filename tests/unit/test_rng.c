@@ -1,6 +1,6 @@
 /* rng: xoshiro256** determinism and moments; MT19937 and permutation against numpy
    (fixtures from tests/fixtures/gen_ckpt.py). */
-#include "rng.h"
+#include "util/rng.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "test.h"
-#include "npy.h"
-#include "sched.h"
-#include "util.h"
+#include "io/npy.h"
+#include "nn/sched.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/unet/"
 #define NPZ FIX "sched.npz"

@@ -1,7 +1,7 @@
 /* split: dsplit's sizes, and stratified counts that keep the unstratified totals with every
    class within 1 of its share, on many random class sizes and ratios. */
-#include "rng.h"
-#include "split.h"
+#include "util/rng.h"
+#include "util/split.h"
 #include "test.h"
 
 #include <stdint.h>

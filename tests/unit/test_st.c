@@ -1,9 +1,9 @@
 /* safetensors: files laid out exactly as the Rust writer does (gen_ckpt.py), every F16 value,
    st_load_entries errors, the writer reproducing the reference bytes, and the corrupt corpus
    in tests/fixtures/bad/ckpt_st_*. */
-#include "st.h"
+#include "io/st.h"
 #include "test.h"
-#include "util.h"
+#include "util/util.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,14 +9,14 @@
 
 #include "test.h"
 #include "test_kernels.h"
-#include "json.h"
-#include "nn.h"
-#include "npy.h"
-#include "rng.h"
-#include "sched.h"
-#include "st.h"
-#include "unet.h"
-#include "util.h"
+#include "io/json.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/rng.h"
+#include "nn/sched.h"
+#include "io/st.h"
+#include "models/unet.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/unet/"
 

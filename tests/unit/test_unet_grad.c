@@ -5,14 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "rng.h"
-#include "sched.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/rng.h"
+#include "nn/sched.h"
 #include "test.h"
-#include "unet.h"
-#include "unet_train.h"
-#include "util.h"
+#include "models/unet.h"
+#include "models/unet_train.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/unet_grad/"
 

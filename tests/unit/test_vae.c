@@ -6,15 +6,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nn.h"
-#include "npy.h"
-#include "optim.h"
-#include "rng.h"
-#include "st.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "io/st.h"
 #include "test.h"
 #include "test_kernels.h"
-#include "util.h"
-#include "vae.h"
+#include "util/util.h"
+#include "models/vae.h"
 
 #define FIX "tests/fixtures/vae/"
 

@@ -1,10 +1,10 @@
 /* zip: a PyTorch zip checkpoint (stored, 64-byte aligned data), numpy's deflated ZIP64-local
    archives, a ZIP64 central directory, write/read round trips, CRC and corruption checks,
    and every prefix plus single-byte damage of a real archive rejected without overreads. */
-#include "rng.h"
+#include "util/rng.h"
 #include "test.h"
-#include "util.h"
-#include "zip.h"
+#include "util/util.h"
+#include "io/zip.h"
 
 #include <stdlib.h>
 #include <string.h>

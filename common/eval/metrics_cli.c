@@ -1,0 +1,261 @@
+/* Shared plumbing of the metric tools; see metrics_cli.h. */
+#include <err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/metrics_cli.h"
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "util/util.h"
+
+void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
+{
+    memset(o, 0, sizeof *o);
+    o->batch = 50;
+    o->threads = 2;
+    o->mode = mode;
+}
+
+
+int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen)
+{
+    long v;
+    switch (c) {
+    case 'b':
+        if (metrics_cli_long(arg, 1, 4096, &v, "--batch-size", msg, msglen) == -1)
+            return -1;
+        o->batch = (int)v;
+        break;
+    case 't':
+        if (metrics_cli_long(arg, 1, 256, &v, "--threads", msg, msglen) == -1)
+            return -1;
+        o->threads = (int)v;
+        break;
+    case 'w':
+        o->weights = arg;
+        break;
+    case 'r':
+        if (strcmp(arg, "pytorch-fid") == 0)
+            o->mode = INCEPTION_RESIZE_PYTORCH_FID;
+        else if (strcmp(arg, "torch-fidelity") == 0)
+            o->mode = INCEPTION_RESIZE_TORCH_FIDELITY;
+        else if (strcmp(arg, "clean") == 0)
+            o->mode = INCEPTION_RESIZE_CLEAN;
+        else
+            return opt_bad_value(msg, msglen, "--resize", arg,
+                                 "want pytorch-fid, torch-fidelity or clean");
+        break;
+    case 'j':
+        o->json = 1;
+        break;
+    case METRICS_CLI_SKIP_BAD:
+        o->skip_bad = 1;
+        break;
+    case 'v':
+        o->verbose = 1;
+        break;
+    case 'D':
+    case 'W':
+        o->ignored = 1;
+        break;
+    default:
+        return 0;
+    }
+    return 1;
+}
+
+int metrics_cli_open_input(struct metrics_input *in, const char *path,
+                           const struct metrics_cli *o, const char *tool, char *msg,
+                           size_t msglen)
+{
+    char **bad = NULL;
+    int n_bad = 0, rc;
+    int64_t n;
+    if (metrics_input_open(in, path, msg, msglen) == -1)
+        return -1;
+    if (!o->skip_bad)
+        return 0;
+    n = in->n;
+    rc = metrics_input_drop_bad(in, &bad, &n_bad, msg, msglen);
+    for (int i = 0; i < n_bad; i++)
+        fprintf(stderr, "%s: %s (skipped)\n", tool, bad[i]);
+    if (n_bad > 0 && rc == 0)
+        fprintf(stderr, "%s: %s: skipped %d of %lld images\n", tool, path, n_bad, (long long)n);
+    strv_free(bad, n_bad);
+    if (rc == -1)
+        metrics_input_free(in);
+    return rc;
+}
+
+void metrics_cli_usage(int status, const char *problem, const char *usage_line,
+                       const char *help)
+{
+    if (problem != NULL && problem[0] != '\0')
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+}
+
+int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
+                       const struct option *longopts, char *msg, size_t msglen)
+{
+    int c, res;
+    msg[0] = '\0';
+    if (o->op.longopts != longopts)
+        opt_init(&o->op, "vhb:t:", longopts);
+    while ((c = opt_next(&o->op, argc, argv)) != -1) {
+        if ((res = metrics_cli_opt(o, c, optarg, msg, msglen)) == 0)
+            return c;
+        if (res == -1)
+            return '?';
+    }
+    return -1;
+}
+
+void metrics_cli_start(const struct metrics_cli *o, char **argv)
+{
+    nn_blas_setup(argv, o->verbose);
+    nn_set_threads(o->threads);
+    util_cleanup_signals();
+    /* after nn_blas_setup, which may run the tool again from the start */
+    if (o->ignored)
+        warnx("note: --device and --num-workers are ignored: this runs on the CPU with "
+              "--threads %d", o->threads);
+}
+
+int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
+                     size_t msglen)
+{
+    return opt_parse_long(what, arg, lo, hi, v, msg, msglen);
+}
+
+const char *metrics_cli_resize_name(enum inception_resize mode)
+{
+    return mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid"
+           : mode == INCEPTION_RESIZE_CLEAN   ? "clean"
+                                              : "torch-fidelity";
+}
+
+int metrics_cli_needs_net(const struct metrics_input *in)
+{
+    return in->kind == METRICS_IMAGES || in->kind == METRICS_FOLDER;
+}
+
+int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         char *desc, size_t desclen, char *msg, size_t msglen)
+{
+    char used[4096];
+    if (inception_open(net, o->weights, argv0, used, sizeof used, msg, msglen) == -1)
+        return -1;
+    snprintf(desc, desclen, "weights %s; preprocessing %s; batch %d", used,
+             o->mode == INCEPTION_RESIZE_PYTORCH_FID
+                 ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
+             : o->mode == INCEPTION_RESIZE_CLEAN
+                 ? "clean (0..255, PIL float bicubic antialiased to 299, (x-128)/128)"
+                 : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
+             o->batch);
+    return 0;
+}
+
+int metrics_cli_load_net(struct inception *net, const struct metrics_cli *o, const char *argv0,
+                         const char *tool, const char *settings, char *msg, size_t msglen)
+{
+    char desc[4352];
+    if (metrics_cli_open_net(net, o, argv0, desc, sizeof desc, msg, msglen) == -1)
+        return -1;
+    if (o->verbose)
+        fprintf(stderr, "%s: %s%s%s; %d threads\n", tool, desc, settings != NULL ? "; " : "",
+                settings != NULL ? settings : "", nn_get_threads());
+    if (net->synthetic)
+        warnx(METRICS_CLI_SYNTHETIC_WARNING);
+    return 0;
+}
+
+struct sink_ctx {
+    struct metrics_cli_sink *s;
+    struct progress pr;
+    int verbose;
+};
+
+/* logits_unbiased row by row: independent of the batch and thread count */
+static int sink(void *p, const float *f, int n)
+{
+    struct sink_ctx *c = p;
+    struct metrics_cli_sink *s = c->s;
+    int w = s->fc_w != NULL ? INCEPTION_CLASSES : s->d;
+    if (s->out != NULL) {
+        if (fwrite(f, sizeof(float) * s->d, n, s->out) != (size_t)n)
+            return -1;
+    } else if (s->st != NULL) {
+        metrics_stats_add(s->st, f, n);
+    } else {
+        if (s->n + n > s->cap) {
+            s->cap = (s->n + n) * 2;
+            s->rows = xrealloc(s->rows, (size_t)s->cap * w * sizeof(float));
+        }
+        if (s->fc_w != NULL)
+            for (int i = 0; i < n; i++)
+                nn_sgemm_serial(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
+                                f + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, s->fc_w,
+                                INCEPTION_DIMS, 0.0f,
+                                s->rows + (size_t)(s->n + i) * INCEPTION_CLASSES,
+                                INCEPTION_CLASSES);
+        else
+            memcpy(s->rows + (size_t)s->n * w, f, (size_t)n * w * sizeof(float));
+    }
+    s->n += n;
+    if (c->verbose)
+        progress_update(&c->pr, (long)s->n, NULL);
+    return 0;
+}
+
+int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
+                         const char *path, const struct inception *net,
+                         const struct metrics_cli *o, const char *tool, char *msg,
+                         size_t msglen)
+{
+    struct sink_ctx c;
+    char m[1024];
+    c.s = s;
+    c.verbose = o->verbose;
+    progress_init(&c.pr, tool, path, (long)in->n);
+    if (metrics_input_features(in, net, o->batch, o->mode, s->d, sink, &c, m, sizeof m) == -1) {
+        if (s->out != NULL && ferror(s->out))
+            snprintf(msg, msglen, "writing features: write error");
+        else
+            snprintf(msg, msglen, "%s: %s", path, m);
+        return -1;
+    }
+    if (o->verbose)
+        progress_done(&c.pr);
+    return 0;
+}
+
+int metrics_cli_save_features(const char *out, struct metrics_input *in, const char *path,
+                              int d, const struct inception *net, const struct metrics_cli *o,
+                              const char *tool, char *msg, size_t msglen)
+{
+    struct metrics_cli_sink s;
+    struct outfile of;
+    int64_t shape[2] = { in->n, d };
+    char m[1024];
+    if (outfile_open(&of, out, m, sizeof m) == -1)
+        goto fail;
+    if (npy_write_header(of.f, NPY_F32, 2, shape, m, sizeof m) == -1) {
+        outfile_abort(&of);
+        goto fail;
+    }
+    memset(&s, 0, sizeof s);
+    s.d = d;
+    s.out = of.f;
+    if (metrics_cli_features(&s, in, path, net, o, tool, msg, msglen) == -1) {
+        outfile_abort(&of);
+        return -1;
+    }
+    if (outfile_commit(&of, m, sizeof m) == -1)
+        goto fail;
+    return 0;
+fail:
+    snprintf(msg, msglen, "%s: %s", out, m);
+    return -1;
+}

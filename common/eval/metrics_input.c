@@ -1,0 +1,291 @@
+/* The inputs of fid, is-score and kid: what a path names (images in an .npy, a folder of
+   image files, a zip of them, features, statistics) and the Inception features of images,
+   a batch at a time. The metrics themselves are in metrics.c. */
+#include <limits.h>
+
+#include "eval/metrics.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/img.h"
+#include "util/util.h"
+
+const char *metrics_kind_name(enum metrics_kind k)
+{
+    static const char *const names[] = { "images", "image folder", "features", "statistics" };
+    return names[k];
+}
+
+/* pytorch-fid's IMAGE_EXTENSIONS, case-sensitive */
+static int image_ext(const char *name)
+{
+    static const char *const ext[] = { "bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff",
+                                       "webp" };
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (strcmp(dot + 1, ext[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int open_folder(struct metrics_input *in, const char *path, char *msg, size_t msglen)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    size_t cap = 0;
+    int n_sub = 0;
+    if (dir == NULL) {
+        snprintf(msg, msglen, "cannot open folder");
+        return -1;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (!image_ext(de->d_name)) {
+            size_t l = strlen(path) + strlen(de->d_name) + 2;
+            char *full = xmalloc(l);
+            snprintf(full, l, "%s/%s", path, de->d_name);
+            n_sub += util_is_dir(full);
+            free(full);
+            continue;
+        }
+        size_t l = strlen(path) + strlen(de->d_name) + 2;
+        char *full = xmalloc(l);
+        snprintf(full, l, "%s/%s", path, de->d_name);
+        if (util_is_dir(full)) {
+            free(full);
+            continue;
+        }
+        if ((size_t)in->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            in->files = xrealloc(in->files, cap * sizeof(char *));
+        }
+        in->files[in->n++] = full;
+    }
+    closedir(dir);
+    if (in->n == 0 && n_sub > 0) {
+        snprintf(msg, msglen, "no images in folder, only %d subfolder%s: images are read "
+                 "from the folder itself, not its subfolders (as pytorch-fid)", n_sub,
+                 n_sub > 1 ? "s" : "");
+        return -1;
+    }
+    if (in->n == 0) {
+        snprintf(msg, msglen, "no images in folder (bmp jpg jpeg pgm png ppm tif tiff webp)");
+        return -1;
+    }
+    qsort(in->files, in->n, sizeof(char *), cmp_str);
+    in->kind = METRICS_FOLDER;
+    return 0;
+}
+
+static int has_name(char **names, int n, const char *want)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], want) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_zip(const char *path)
+{
+    unsigned char m[4] = { 0 };
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    return n == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4;
+}
+
+int metrics_input_open(struct metrics_input *in, const char *path, char *msg, size_t msglen)
+{
+    memset(in, 0, sizeof *in);
+    if (strcmp(path, "-") != 0 && util_is_dir(path)) {
+        if (open_folder(in, path, msg, msglen) == -1) {
+            metrics_input_free(in);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(path, "-") != 0 && is_zip(path)) {
+        char **names;
+        int n, stats;
+        if (npz_names(path, &names, &n, msg, msglen) == -1)
+            return -1;
+        stats = has_name(names, n, "mu") && has_name(names, n, "sigma");
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        if (stats) {
+            in->kind = METRICS_STATS;
+            return metrics_stats_load(path, &in->mu, &in->sigma, &in->d, msg, msglen);
+        }
+    }
+    if (npy_load(path, NULL, &in->arr, msg, msglen) == -1)
+        return -1;
+    struct npy *t = &in->arr;
+    if (t->dtype == NPY_U8 && t->ndim == 4 && t->shape[3] == 3 && t->shape[0] >= 1 &&
+        t->shape[1] >= 1 && t->shape[2] >= 1 && t->shape[1] <= 16384 && t->shape[2] <= 16384) {
+        in->kind = METRICS_IMAGES;
+        in->n = t->shape[0];
+        return 0;
+    }
+    if ((t->dtype == NPY_F32 || t->dtype == NPY_F64) && t->ndim == 2 && t->shape[0] >= 1 &&
+        t->shape[1] >= 1 && t->shape[1] <= 65536) {
+        if (t->dtype == NPY_F64) {
+            int64_t n = npy_count(t);
+            float *f = xmalloc((size_t)n * sizeof(float));
+            for (int64_t i = 0; i < n; i++)
+                f[i] = (float)((double *)t->data)[i];
+            free(t->data);
+            t->data = f;
+            t->dtype = NPY_F32;
+        }
+        in->kind = METRICS_FEATURES;
+        in->n = t->shape[0];
+        in->d = (int)t->shape[1];
+        return 0;
+    }
+    char s[96];
+    int k = 0;
+    s[0] = '\0';
+    for (int i = 0; i < t->ndim && k < (int)sizeof s - 24; i++)
+        k += snprintf(s + k, sizeof s - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    snprintf(msg, msglen, "expected uint8 images (N,H,W,3), float features (N,D) or an .npz "
+             "with mu and sigma, got %s (%s)%s", npy_dtype_name(t->dtype), s,
+             npy_nchw_hint(t));
+    npy_free(t);
+    return -1;
+}
+
+int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
+                           size_t msglen)
+{
+    int64_t kept = 0;
+    if (in->kind != METRICS_FOLDER)
+        return 0;
+    for (int64_t i = 0; i < in->n; i++) {
+        struct img im;
+        char m[160], line[4096 + 160];
+        if (img_load(in->files[i], &im, m, sizeof m) == 0) {
+            img_free(&im);
+            in->files[kept++] = in->files[i];
+            continue;
+        }
+        snprintf(line, sizeof line, "%s: %s", in->files[i], m);
+        strv_add(bad, n_bad, line);
+        free(in->files[i]);
+    }
+    in->n = kept;
+    if (kept == 0) {
+        snprintf(msg, msglen, "no image in the folder could be read");
+        return -1;
+    }
+    return 0;
+}
+
+void metrics_input_free(struct metrics_input *in)
+{
+    for (int64_t i = 0; i < in->n && in->files != NULL; i++)
+        free(in->files[i]);
+    free(in->files);
+    if (in->arr.data != NULL)
+        npy_free(&in->arr);
+    free(in->mu);
+    free(in->sigma);
+    memset(in, 0, sizeof *in);
+}
+
+/* the output pointer for the requested width among the network's outputs */
+static void pick(float *f, int dims, float **p3, float **d64, float **d192, float **d768)
+{
+    *p3 = dims == 2048 ? f : NULL;
+    *d64 = dims == 64 ? f : NULL;
+    *d192 = dims == 192 ? f : NULL;
+    *d768 = dims == 768 ? f : NULL;
+}
+
+int metrics_input_features(struct metrics_input *in, const struct inception *net, int batch,
+                           enum inception_resize mode, int dims, metrics_sink sink, void *ctx,
+                           char *msg, size_t msglen)
+{
+    float *p3, *d64, *d192, *d768;
+    if (in->kind == METRICS_STATS) {
+        snprintf(msg, msglen, "statistics have no features");
+        return -1;
+    }
+    if (in->kind == METRICS_FEATURES) {
+        if (in->d != dims) {
+            snprintf(msg, msglen, "features have %d columns, expected %d (--dims)", in->d, dims);
+            return -1;
+        }
+        const float *f = in->arr.data;
+        for (int64_t i = 0; i < in->n; i += batch) {
+            int b = in->n - i < batch ? (int)(in->n - i) : batch;
+            if (sink(ctx, f + i * dims, b) != 0) {
+                snprintf(msg, msglen, "stopped");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (dims != 64 && dims != 192 && dims != 768 && dims != 2048) {
+        snprintf(msg, msglen, "dims must be 64, 192, 768 or 2048, got %d", dims);
+        return -1;
+    }
+    /* whole groups of the network (inception.h): the features are the same either way, the
+       work is not (a batch starting inside a group recomputes it) */
+    if (batch > INT_MAX - INCEPTION_GROUP)
+        batch = INT_MAX - INCEPTION_GROUP;
+    batch = (batch + INCEPTION_GROUP - 1) / INCEPTION_GROUP * INCEPTION_GROUP;
+    float *feat = xmalloc((size_t)batch * dims * sizeof(float));
+    float *x = NULL;
+    int rc = 0;
+    pick(feat, dims, &p3, &d64, &d192, &d768);
+    if (in->kind == METRICS_FOLDER)
+        x = xmalloc((size_t)batch * 3 * INCEPTION_SIZE * INCEPTION_SIZE * sizeof(float));
+    for (int64_t i = 0; i < in->n && rc == 0; i += batch) {
+        int b = in->n - i < batch ? (int)(in->n - i) : batch;
+        if (in->kind == METRICS_IMAGES) {
+            int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
+            const uint8_t *img = (const uint8_t *)in->arr.data + (size_t)i * H * W * 3;
+            inception_forward_u8(net, p3, NULL, d64, d192, d768, img, b, (int)i, H, W, mode);
+        } else {
+            for (int k = 0; k < b; k++) {
+                struct img im;
+                const char *path = in->files[i + k];
+                if (img_load(path, &im, msg, msglen) == -1) {
+                    char m2[256];
+                    snprintf(m2, sizeof m2, "%s: %s", path, msg);
+                    snprintf(msg, msglen, "%s", m2);
+                    rc = -1;
+                    break;
+                }
+                inception_preprocess(x + (size_t)k * 3 * INCEPTION_SIZE * INCEPTION_SIZE,
+                                     im.rgb, im.h, im.w, mode);
+                img_free(&im);
+            }
+            if (rc == -1)
+                break;
+            inception_forward(net, p3, NULL, d64, d192, d768, x, b, (int)i);
+        }
+        if (sink(ctx, feat, b) != 0) {
+            snprintf(msg, msglen, "stopped");
+            rc = -1;
+        }
+    }
+    free(feat);
+    free(x);
+    return rc;
+}
+

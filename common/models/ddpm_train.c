@@ -1,0 +1,268 @@
+/* The training step of diffusers' examples/unconditional_image_generation/
+   train_unconditional.py (spec ddpm.md section 5) on the C UNet. */
+#include "models/unet_train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/nn.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "nn/sched.h"
+#include "io/st.h"
+#include "util/util.h"
+
+void ddpm_hparams_default(struct ddpm_hparams *h)
+{
+    memset(h, 0, sizeof *h);
+    h->lr = 1e-4;
+    h->beta1 = 0.95;
+    h->beta2 = 0.999;
+    h->eps = 1e-8;
+    h->weight_decay = 1e-6;
+    h->max_grad_norm = 1.0;
+    h->lr_sched = DDPM_LR_COSINE;
+    h->warmup = 500;
+    h->total = 1;
+    h->use_ema = 0;
+    h->ema_inv_gamma = 1.0;
+    h->ema_power = 0.75;
+    h->ema_max_decay = 0.9999;
+}
+
+/* LambdaLR: base_lr * lambda(step), in double as Python */
+double ddpm_lr_at(const struct ddpm_hparams *h, long step)
+{
+    double mult;
+    switch (h->lr_sched) {
+    case DDPM_LR_CONSTANT: mult = lr_constant_warmup(step, h->warmup); break;
+    case DDPM_LR_LINEAR: mult = lr_linear_warmup(step, h->warmup, h->total); break;
+    default: mult = lr_cosine_warmup(step, h->warmup, h->total); break;
+    }
+    return h->lr * mult;
+}
+
+void ddpm_train_init(struct ddpm_train *tr, struct unet *u, int max_batch, int use_ema)
+{
+    const struct unet_config *c = &u->cfg;
+    size_t n = u->n_params, S2 = (size_t)c->sample_size * c->sample_size;
+    memset(tr, 0, sizeof *tr);
+    tr->u = u;
+    tr->max_batch = max_batch;
+    unet_grad_init(&tr->g, u, max_batch);
+    tr->grads = xcalloc(n, sizeof(float));
+    tr->m = xcalloc(n, sizeof(float));
+    tr->v = xcalloc(n, sizeof(float));
+    if (use_ema) {
+        tr->ema = xmalloc(n * sizeof(float));
+        memcpy(tr->ema, u->params, n * sizeof(float));
+    }
+    tr->xt = xmalloc((size_t)max_batch * c->in_channels * S2 * sizeof(float));
+    tr->deps = xmalloc((size_t)max_batch * c->out_channels * S2 * sizeof(float));
+    tr->tf = xmalloc((size_t)max_batch * sizeof(float));
+}
+
+void ddpm_train_free(struct ddpm_train *tr)
+{
+    unet_grad_free(&tr->g);
+    free(tr->grads);
+    free(tr->m);
+    free(tr->v);
+    free(tr->ema);
+    free(tr->xt);
+    free(tr->deps);
+    free(tr->tf);
+    memset(tr, 0, sizeof *tr);
+}
+
+float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
+                           const float *noise, const int *t, int B)
+{
+    struct unet *u = tr->u;
+    const struct unet_config *c = &u->cfg;
+    size_t per = (size_t)c->in_channels * c->sample_size * c->sample_size;
+    size_t nout = (size_t)B * c->out_channels * c->sample_size * c->sample_size;
+    float loss;
+
+    for (int b = 0; b < B; b++) {
+        sched_add_noise(s, tr->xt + b * per, x0 + b * per, noise + b * per, t[b], per);
+        tr->tf[b] = (float)t[b];
+    }
+    unet_forward(u, NULL, tr->xt, tr->tf, B, 0);
+    /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
+    loss = nn_mse_loss_forward(u->out, noise, nout);
+    memset(tr->deps, 0, nout * sizeof(float));
+    nn_mse_loss_backward(tr->deps, u->out, noise, nout, 1.0f);
+    memset(tr->grads, 0, u->n_params * sizeof(float));
+    unet_backward(u, &tr->g, tr->grads, tr->deps, B);
+    return loss;
+}
+
+float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const struct sched *s,
+                      const float *x0, const float *noise, const int *t, int B,
+                      float *grad_norm, float *lr)
+{
+    struct unet *u = tr->u;
+    double lrd = ddpm_lr_at(h, tr->step);
+    struct adam o = {(float)lrd, (float)h->beta1, (float)h->beta2, (float)h->eps,
+                     (float)h->weight_decay, 1};
+    float loss = ddpm_train_loss_grad(tr, s, x0, noise, t, B), gn;
+
+    if (h->max_grad_norm > 0)
+        gn = grad_clip_norm(tr->grads, u->n_params, (float)h->max_grad_norm);
+    else
+        gn = grad_clip_norm(tr->grads, u->n_params, 1e30f);
+    adam_step(&o, u->params, tr->grads, tr->m, tr->v, u->n_params, tr->step + 1);
+    unet_weights_changed(u);
+    tr->step++;
+    if (tr->ema != NULL) {
+        double d = ema_decay_f64(tr->step, 0, h->ema_inv_gamma, h->ema_power, 0.0,
+                                 h->ema_max_decay);
+        ema_update_f64(tr->ema, u->params, u->n_params, d);
+    }
+    if (grad_norm != NULL)
+        *grad_norm = gn;
+    if (lr != NULL)
+        *lr = (float)lrd;
+    return loss;
+}
+
+void unet_init_torch_default(struct unet *u, struct rng *r)
+{
+    float bound = 0;
+    for (int i = 0; i < u->n_entries; i++) {
+        const struct st_entry *e = &u->entries[i];
+        size_t n = 1, fan_in = 1;
+        int is_bias = strlen(e->name) > 5 && strcmp(e->name + strlen(e->name) - 5, ".bias") == 0;
+        for (int d = 0; d < e->ndim; d++)
+            n *= (size_t)e->shape[d];
+        for (int d = 1; d < e->ndim; d++)
+            fan_in *= (size_t)e->shape[d];
+        if (strstr(e->name, "norm") != NULL) {
+            for (size_t k = 0; k < n; k++)
+                e->ptr[k] = is_bias ? 0.0f : 1.0f;
+            continue;
+        }
+        if (!is_bias) /* a bias follows its weight and shares its fan_in */
+            bound = (float)(1.0 / sqrt((double)fan_in));
+        init_uniform(e->ptr, n, bound, r);
+    }
+    unet_weights_changed(u);
+}
+
+static void join(char *out, size_t len, const char *dir, const char *name)
+{
+    if (snprintf(out, len, "%s/%s", dir, name) >= (int)len)
+        out[0] = '\0'; /* callers checked the dir's length */
+}
+
+/* rm -r of a folder holding only files */
+static void remove_flat_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[4096];
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        join(path, sizeof path, dir, de->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+int ddpm_ckpt_save(const char *dir, const struct ddpm_train *tr, const struct sched_config *sc,
+                   const char *const *keys, const char *const *vals, int n_meta, char *msg,
+                   size_t msglen)
+{
+    char tmp[4096], path[4096], old[4096], m[256];
+    struct st_tensor t[3];
+    const float *src[3] = {tr->m, tr->v, tr->ema};
+    const char *names[3] = {"adam_m", "adam_v", "ema"};
+    int nt = tr->ema != NULL ? 3 : 2;
+
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid()) >= (int)sizeof tmp - 64) {
+        snprintf(msg, msglen, "path too long");
+        return -1;
+    }
+    remove_flat_dir(tmp);
+    if (unet_save_dir(tr->u, tmp, m, sizeof m) == -1)
+        goto fail;
+    join(path, sizeof path, tmp, "scheduler_config.json");
+    if (sched_config_save(sc, path, m, sizeof m) == -1)
+        goto fail;
+    for (int i = 0; i < nt; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].name = (char *)names[i];
+        t[i].dtype = ST_F32;
+        t[i].ndim = 1;
+        t[i].shape[0] = (int64_t)tr->u->n_params;
+        t[i].data = src[i];
+        t[i].nbytes = tr->u->n_params * sizeof(float);
+    }
+    join(path, sizeof path, tmp, "training_state.safetensors");
+    if (st_save_tensors(path, t, nt, keys, vals, n_meta, m, sizeof m) == -1)
+        goto fail;
+    /* replace an existing dir: move it aside first so a crash leaves one of the two */
+    snprintf(old, sizeof old, "%s.old-%ld", dir, (long)getpid());
+    if (util_is_dir(dir) && rename(dir, old) == -1) {
+        snprintf(m, sizeof m, "%s", strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, dir) == -1) {
+        snprintf(m, sizeof m, "%s", strerror(errno));
+        goto fail;
+    }
+    remove_flat_dir(old);
+    return 0;
+fail:
+    snprintf(msg, msglen, "%s", m);
+    remove_flat_dir(tmp);
+    return -1;
+}
+
+int ddpm_ckpt_load_state(const char *dir, struct ddpm_train *tr, struct st_file *f, char *msg,
+                         size_t msglen)
+{
+    char path[4096], m[160];
+    float *dst[3] = {tr->m, tr->v, tr->ema};
+    const char *names[3] = {"adam_m", "adam_v", "ema"};
+    join(path, sizeof path, dir, "training_state.safetensors");
+    if (st_open(f, path, m, sizeof m) == -1) {
+        snprintf(msg, msglen, "training_state.safetensors: %s", m);
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        const struct st_tensor *t = st_find(f, names[i]);
+        if (dst[i] == NULL) {
+            if (t != NULL) {
+                snprintf(msg, msglen, "checkpoint has EMA weights: resume with --use-ema");
+                goto fail;
+            }
+            continue;
+        }
+        if (t == NULL) {
+            snprintf(msg, msglen, i == 2 ? "checkpoint has no EMA weights (trained without "
+                     "--use-ema)" : "training_state.safetensors: no %s", names[i]);
+            goto fail;
+        }
+        if (t->dtype != ST_F32 || t->ndim != 1 || t->shape[0] != (int64_t)tr->u->n_params) {
+            snprintf(msg, msglen, "training_state.safetensors: %s: want F32 (%zu)", names[i],
+                     tr->u->n_params);
+            goto fail;
+        }
+        memcpy(dst[i], t->data, tr->u->n_params * sizeof(float));
+    }
+    return 0;
+fail:
+    st_close(f);
+    return -1;
+}

@@ -1,0 +1,454 @@
+/* diffusers UNet2DModel: the forward pass (and the closed-form test weights). The layout of
+   parameters and activations is in unet_layout.c, config parsing and folder I/O in
+   unet_io.c. */
+#include "models/unet.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "nn/nn.h"
+#include "util/util.h"
+
+/* ---- forward ---- */
+
+/* the entry of parameter pointer w: entries are in parameter order */
+static int entry_of(const struct unet *u, const float *w)
+{
+    int lo = 0, hi = u->n_entries - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (u->entries[mid].ptr <= w)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    assert(u->entries[lo].ptr == w);
+    return lo;
+}
+
+void unet_keep_wino_inputs(struct unet *u)
+{
+    if (u->keep_v)
+        return;
+    u->keep_v = 1;
+    u->wino_v = xcalloc((size_t)u->n_entries, sizeof *u->wino_v);
+    u->wino_v_cap = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_cap);
+    u->wino_v_batch = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_batch);
+}
+
+const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
+{
+    if (!u->keep_v)
+        return NULL;
+    int e = entry_of(u, w);
+    return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
+}
+
+static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
+                  int B, int C, int H, int W, int OC)
+{
+    size_t k = (size_t)(w - u->params);
+    int e = entry_of(u, w);
+    assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
+    if (u->wino == NULL)
+        u->wino = xmalloc(4 * u->n_params * sizeof(float));
+    if (!u->wino_ok[e]) {
+        unet_wino_weights(u->wino + 4 * k, w, C, OC);
+        u->wino_ok[e] = 1;
+    }
+    /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
+       gradient reads; batches of 16 always are */
+    size_t nv = unet_wino_tiles(B, C, H, W);
+    if (u->keep_v && unet_wino_unpadded(B, u->first, H, W)) {
+        if (u->wino_v_cap[e] < nv) { /* the first training step only */
+            free(u->wino_v[e]);
+            u->wino_v[e] = xmalloc(nv * sizeof(float));
+            u->wino_v_cap[e] = nv;
+        }
+        unet_wino_conv3_keep(out, u->scratch, u->wino_v[e], in, u->wino + 4 * k, b, B, C, H,
+                             W, OC);
+        u->wino_v_batch[e] = B;
+        return;
+    }
+    if (u->keep_v)
+        u->wino_v_batch[e] = 0;
+    unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, u->first, C, H, W, OC);
+}
+
+/* silu(v) = v * sigmoid(v), with sigmoid(v) = 1/2 + sign(v) (1/(1 + e^-|v|) - 1/2) and
+   e^-|v| by Cephes expf (range reduction by ln 2, degree-6 polynomial, relative error
+   ~1e-7). Written branch-free so that GCC vectorises it without -ffast-math (fmaxf, or a
+   float clamp next to fabsf, stop the vectoriser: the clamp is on the integer exponent). */
+static inline float silu1(float v)
+{
+    float t = -fabsf(v);
+    int32_t mi = (int32_t)(t * 1.44269504f - 0.5f); /* nearest integer to t / ln 2 */
+    mi = mi < -125 ? -125 : mi;
+    float keep = (float)(mi > -125);
+    t = t * keep - 86.0f * (1.0f - keep);           /* e^-86 is 0 next to 1 anyway */
+    float m = (float)mi;
+    float r = t - m * 0.693359375f + m * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = (mi + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float s = 1.0f / (1.0f + p * scale);
+    return v * (0.5f + copysignf(s - 0.5f, v));
+}
+
+/* torch.nn.GroupNorm (biased variance), optionally followed by SiLU, fused:
+   in (N,C,HW) -> out (N,C,HW); mean, rstd (N,G) kept for the backward. Group sums run in 16
+   float lanes then double: deterministic, independent of threads and batch. */
+static void gn_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                       const float *beta, int N, int C, int HW, int G, float eps, int silu)
+{
+    int CG = C / G;
+    size_t M = (size_t)CG * HW;
+#pragma omp parallel for schedule(static)
+    for (int ng = 0; ng < N * G; ng++) {
+        const float *x = in + (size_t)ng * M;
+        float *y = out + (size_t)ng * M;
+        float acc[16] = {0};
+        double sum = 0, ss = 0;
+        size_t i = 0;
+        for (; i + 16 <= M; i += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += x[i + k];
+        for (int k = 0; k < 16; k++)
+            sum += acc[k];
+        for (; i < M; i++)
+            sum += x[i];
+        float m = (float)(sum / (double)M);
+        for (int k = 0; k < 16; k++)
+            acc[k] = 0;
+        for (i = 0; i + 16 <= M; i += 16)
+            for (int k = 0; k < 16; k++) {
+                float d = x[i + k] - m;
+                acc[k] += d * d;
+            }
+        for (int k = 0; k < 16; k++)
+            ss += acc[k];
+        for (; i < M; i++)
+            ss += (double)(x[i] - m) * (x[i] - m);
+        float r = (float)(1.0 / sqrt(ss / (double)M + eps));
+        mean[ng] = m;
+        rstd[ng] = r;
+        int c0 = ng % G * CG;
+        for (int c = 0; c < CG; c++) {
+            float a = r * gamma[c0 + c], b = beta[c0 + c] - m * a;
+            const float *xc = x + (size_t)c * HW;
+            float *yc = y + (size_t)c * HW;
+            if (silu)
+                for (int k = 0; k < HW; k++)
+                    yc[k] = silu1(xc[k] * a + b);
+            else
+                for (int k = 0; k < HW; k++)
+                    yc[k] = xc[k] * a + b;
+        }
+    }
+}
+
+static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
+{
+    gn_forward(n->out, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G, u->cfg.norm_eps, 0);
+}
+
+/* act = silu(GN(in)); the norm output itself is not stored (a backward recomputes it from
+   in, mean and rstd) */
+static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *act,
+                              const float *in, int B, int HW)
+{
+    gn_forward(act, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G, u->cfg.norm_eps, 1);
+}
+
+/* ---- per-image building blocks ----
+   Every GEMM below runs on one image with the serial SGEMM, images spread over the threads:
+   OpenBLAS chooses kernels by matrix size, so batching images into one call (or splitting a
+   call over threads) would make an image's result depend on its batch and the thread count. */
+
+/* torch.nn.Linear on R rows per image: in (B,R,IN), w (OUT,IN), b (OUT) -> out (B,R,OUT) */
+static void lin_fwd(float *out, const float *in, const float *w, const float *b, int B, int R,
+                    int IN, int OUT)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < B; n++) {
+        float *y = out + (size_t)n * R * OUT;
+        nn_sgemm_serial(0, 1, R, OUT, IN, 1.0f, in + (size_t)n * R * IN, IN, w, IN, 0.0f, y, OUT);
+        if (b)
+            for (int r = 0; r < R; r++)
+                for (int o = 0; o < OUT; o++)
+                    y[(size_t)r * OUT + o] += b[o];
+    }
+}
+
+/* scaled dot-product attention per (image, head): q, k, v (B,T,C), heads of D = C/heads
+   channels -> out (B,T,C); att (B,heads,T,T) = softmax(q k^T / sqrt(D)) */
+static void attn_core(float *out, float *att, const float *q, const float *k, const float *v,
+                      int B, int T, int C, int heads)
+{
+    int D = C / heads;
+    float sc = 1.0f / sqrtf((float)D);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < B * heads; i++) {
+        int n = i / heads, h = i % heads;
+        size_t o = (size_t)n * T * C + (size_t)h * D;
+        float *a = att + (size_t)i * T * T;
+        nn_sgemm_serial(0, 1, T, T, D, sc, q + o, C, k + o, C, 0.0f, a, T);
+        for (int r = 0; r < T; r++) { /* softmax over keys (torch: exp(x - max) / sum) */
+            float *ar = a + (size_t)r * T, mx = ar[0], sum = 0;
+            for (int j = 1; j < T; j++)
+                mx = ar[j] > mx ? ar[j] : mx;
+            for (int j = 0; j < T; j++) {
+                ar[j] = expf(ar[j] - mx);
+                sum += ar[j];
+            }
+            for (int j = 0; j < T; j++)
+                ar[j] /= sum;
+        }
+        nn_sgemm_serial(0, 0, T, D, T, 1.0f, a, T, v + o, C, 0.0f, out + o, C);
+    }
+}
+
+/* Conv2d(C, OC, 3, stride 2) with padding (pt, pl, pb, pr) by im2col and one GEMM per image;
+   col: per-thread slices of C*9*OH*OW floats */
+static void conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
+                    int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
+                    int nthr)
+{
+    int OH = (H + pt + pb - 3) / 2 + 1, OW = (W + pl + pr - 3) / 2 + 1, OHW = OH * OW;
+    size_t slice = (size_t)C * 9 * OHW;
+#pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int n = 0; n < B; n++) {
+        float *cl = col + slice * omp_get_thread_num(), *y = out + (size_t)n * OC * OHW;
+        const float *x = in + (size_t)n * C * H * W;
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
+                    for (int oy = 0; oy < OH; oy++)
+                        for (int ox = 0; ox < OW; ox++) {
+                            int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
+                            d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                                  ? x[((size_t)c * H + iy) * W + ix] : 0.0f;
+                        }
+                }
+        nn_sgemm_serial(0, 0, OC, OHW, C * 9, 1.0f, w, C * 9, cl, OHW, 0.0f, y, OHW);
+        for (int o = 0; o < OC; o++)
+            for (int j = 0; j < OHW; j++)
+                y[(size_t)o * OHW + j] += b[o];
+    }
+}
+
+/* ResnetBlock2D, time_embedding_norm "default" */
+static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *in, int B)
+{
+    int HW = r->H * r->W, cout = r->cout, cin = r->cin;
+    size_t n = (size_t)B * cout * HW;
+    r->in = in;
+    norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
+    conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
+    lin_fwd(r->tproj, u->emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < cout; c++) {
+            float *h = r->h1 + ((size_t)b * cout + c) * HW, t = r->tproj[b * cout + c];
+            for (int i = 0; i < HW; i++)
+                h[i] += t;
+        }
+    norm_silu_forward(u, &r->norm2, r->act2, r->h1, B, HW);
+    conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
+    if (r->sc_w) {
+        /* conv_shortcut 1x1: out[b] += W (cout,cin) @ in[b] (cin,HW) + bias */
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            nn_sgemm_serial(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW,
+                            HW, 1.0f, r->out + (size_t)b * cout * HW, HW);
+#pragma omp parallel for collapse(2)
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < cout; c++) {
+                float *o = r->out + ((size_t)b * cout + c) * HW, bb = r->sc_b[c];
+                for (int i = 0; i < HW; i++)
+                    o[i] += bb;
+            }
+    } else {
+        nn_add_forward(r->out, r->out, in, n);
+    }
+    if (r->scale != 1.0f) {
+        float s = r->scale;
+#pragma omp parallel for
+        for (size_t i = 0; i < n; i++)
+            r->out[i] /= s;
+    }
+}
+
+/* Attention with group_norm, residual_connection, single or multi head */
+static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, int B)
+{
+    int C = a->C, T = a->T;
+    size_t n = (size_t)B * T * C;
+    a->in = in;
+    norm_forward(u, &a->norm, in, B, T);
+    nn_transpose_forward(a->tok, a->norm.out, B, C, T);
+    lin_fwd(a->q, a->tok, a->q_w, a->q_b, B, T, C, C);
+    lin_fwd(a->k, a->tok, a->k_w, a->k_b, B, T, C, C);
+    lin_fwd(a->v, a->tok, a->v_w, a->v_b, B, T, C, C);
+    attn_core(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
+    lin_fwd(a->proj, a->ao, a->o_w, a->o_b, B, T, C, C);
+    nn_transpose_forward(a->out, a->proj, B, T, C);
+    nn_add_forward(a->out, a->out, in, n);
+    if (a->scale != 1.0f) {
+        float s = a->scale;
+#pragma omp parallel for
+        for (size_t i = 0; i < n; i++)
+            a->out[i] /= s;
+    }
+}
+
+static void down_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
+{
+    int p = u->cfg.downsample_padding;
+    s->in = in;
+    assert((size_t)u->n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->n_scratch);
+    if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
+        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
+                u->n_thr);
+    else
+        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
+                u->n_thr);
+}
+
+static void up_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
+{
+    s->in = in;
+    nn_upsample2x_forward(s->up, in, B, s->C, s->H, s->W);
+    conv3(u, s->out, s->up, s->w, s->b, B, s->C, 2 * s->H, 2 * s->W, s->C);
+}
+
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first)
+{
+    const struct unet_config *c = &u->cfg;
+    int S = c->sample_size, C0 = c->block_out_channels[0], TE = c->time_embed_dim;
+    size_t nin = (size_t)B * c->in_channels * S * S;
+    const float *h;
+    int ns = 0;
+
+    if (B > u->max_batch)
+        unet_alloc_acts(u, B);
+    u->first = first;
+    if (c->center_input_sample)
+        for (size_t i = 0; i < nin; i++)
+            u->x_in[i] = 2.0f * x[i] - 1.0f;
+    else
+        memcpy(u->x_in, x, nin * sizeof(float));
+    memcpy(u->t_in, t, (size_t)B * sizeof(float));
+
+    /* Timesteps + TimestepEmbedding: linear_2(silu(linear_1(emb))) */
+    nn_timestep_embedding(u->temb, u->t_in, B, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f,
+                          1.0f);
+    lin_fwd(u->te1, u->temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
+    nn_silu_forward(u->te1_act, u->te1, (size_t)B * TE);
+    lin_fwd(u->emb, u->te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
+    /* every resnet applies its nonlinearity to temb before time_emb_proj */
+    nn_silu_forward(u->emb_act, u->emb, (size_t)B * TE);
+
+    conv3(u, u->h0, u->x_in, u->conv_in_w, u->conv_in_b, B, c->in_channels, S, S, C0);
+    h = u->h0;
+    u->skips[ns++] = h;
+    for (int i = 0; i < c->n_levels; i++) {
+        struct unet_level *lv = &u->down[i];
+        for (int j = 0; j < lv->n_res; j++) {
+            resnet_forward(u, &lv->res[j], h, B);
+            h = lv->res[j].out;
+            if (lv->has_attn) {
+                attn_forward(u, &lv->attn[j], h, B);
+                h = lv->attn[j].out;
+            }
+            u->skips[ns++] = h;
+        }
+        if (lv->has_sample) {
+            down_forward(u, &lv->sample, h, B);
+            h = lv->sample.out;
+            u->skips[ns++] = h;
+        }
+    }
+    u->n_skips = ns;
+    resnet_forward(u, &u->mid_res[0], h, B);
+    h = u->mid_res[0].out;
+    if (c->add_attention) {
+        attn_forward(u, &u->mid_attn, h, B);
+        h = u->mid_attn.out;
+    }
+    resnet_forward(u, &u->mid_res[1], h, B);
+    h = u->mid_res[1].out;
+    for (int i = 0; i < c->n_levels; i++) {
+        struct unet_level *lv = &u->up[i];
+        for (int j = 0; j < lv->n_res; j++) {
+            struct unet_resnet *r = &lv->res[j];
+            int skip_c = r->cin - (j ? r->cout : (i ? u->up[i - 1].res[0].cout
+                                                    : c->block_out_channels[c->n_levels - 1]));
+            /* cat([hidden, skip], dim=1): hidden first */
+            nn_concat_forward(r->cat, h, u->skips[--ns], B, r->cin - skip_c, skip_c,
+                              r->H * r->W);
+            resnet_forward(u, r, r->cat, B);
+            h = r->out;
+            if (lv->has_attn) {
+                attn_forward(u, &lv->attn[j], h, B);
+                h = lv->attn[j].out;
+            }
+        }
+        if (lv->has_sample) {
+            up_forward(u, &lv->sample, h, B);
+            h = lv->sample.out;
+        }
+    }
+    assert(ns == 0);
+    norm_silu_forward(u, &u->norm_out, u->act_out, h, B, S * S);
+    conv3(u, u->out, u->act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S, c->out_channels);
+    if (eps)
+        memcpy(eps, u->out, (size_t)B * c->out_channels * S * S * sizeof(float));
+}
+
+/* ---- closed-form weights ---- */
+static const struct st_entry *sort_base;
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(sort_base[*(const int *)a].name, sort_base[*(const int *)b].name);
+}
+
+void unet_init_closed_form(struct unet *u)
+{
+    int *ord = xmalloc((size_t)u->n_entries * sizeof *ord);
+    for (int i = 0; i < u->n_entries; i++)
+        ord[i] = i;
+    sort_base = u->entries;
+    qsort(ord, (size_t)u->n_entries, sizeof *ord, cmp_entry);
+    for (int k = 0; k < u->n_entries; k++) {
+        const struct st_entry *e = &u->entries[ord[k]];
+        size_t cnt = 1;
+        int is_norm = strstr(e->name, "norm") != NULL;
+        int is_bias = strcmp(e->name + strlen(e->name) - 5, ".bias") == 0;
+        double s = 0.1;
+        for (int d = 0; d < e->ndim; d++)
+            cnt *= (size_t)e->shape[d];
+        if (!is_norm && !is_bias)
+            s = 1.0 / sqrt((double)(cnt / (size_t)e->shape[0]));
+        for (size_t i = 0; i < cnt; i++) {
+            double v = sin(0.1 * (double)i + k);
+            e->ptr[i] = (float)(is_norm && !is_bias ? 1.0 + 0.1 * v : s * v);
+        }
+    }
+    free(ord);
+    unet_weights_changed(u);
+}

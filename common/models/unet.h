@@ -1,0 +1,226 @@
+/* diffusers UNet2DModel (unets/unet_2d.py) built from its config.json: the same code runs the
+   google/ddpm-cifar10-32 checkpoint and small test configs. Supported: positional time
+   embedding, DownBlock2D / AttnDownBlock2D / UpBlock2D / AttnUpBlock2D, UNetMidBlock2D with or
+   without attention, conv down/upsamplers, silu, resnet_time_scale_shift "default". Anything
+   else is refused with an error naming the field.
+
+   Memory: one allocation for the parameters (the st_entry table points into it, names as in
+   the diffusers state dict), one for the activations of a batch of up to max_batch images.
+   Every intermediate a backward needs is kept in a named buffer of its layer (mean/rstd of
+   each norm, the silu outputs (the resnet norm outputs themselves are not kept: recompute
+   them from the input, mean and rstd), the conv outputs, q/k/v and the attention matrix), so
+   unet_backward runs over the same storage. A parameter's gradient lives at the same offset
+   in a grads block as the parameter in u->params.
+
+   Speed: 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (unet_conv.c) with the
+   transformed weights cached (4x the parameter memory, ~570 MB for ddpm-cifar10-32; call
+   unet_weights_changed after writing u->params). GroupNorm+SiLU are fused. An image's output
+   does not depend on the batch it is in or on the thread count. */
+#ifndef UNET_H
+#define UNET_H
+#include <stddef.h>
+#include "io/json.h"
+#include "io/st.h"
+
+#define UNET_MAX_LEVELS 8
+#define UNET_MAX_LAYERS 8 /* resnets per up block (layers_per_block + 1) */
+
+struct unet_config {
+    int sample_size, in_channels, out_channels;
+    int n_levels;
+    int block_out_channels[UNET_MAX_LEVELS];
+    int down_attn[UNET_MAX_LEVELS]; /* 1: AttnDownBlock2D, 0: DownBlock2D */
+    int up_attn[UNET_MAX_LEVELS];   /* 1: AttnUpBlock2D, 0: UpBlock2D */
+    int layers_per_block;
+    int norm_num_groups;
+    float norm_eps;
+    int flip_sin_to_cos;
+    float freq_shift;
+    int downsample_padding;
+    int attention_head_dim;         /* 0 = null: one head per attention (head dim = C) */
+    int attn_norm_num_groups;       /* 0 = null: norm_num_groups */
+    int center_input_sample;
+    float mid_block_scale_factor;
+    int add_attention;              /* mid block attention */
+    int time_embed_dim;             /* time_embedding_dim or 4 * block_out_channels[0] */
+    int time_embedding_dim_set;     /* time_embedding_dim was given (for writing it back) */
+};
+
+/* The google/ddpm-cifar10-32 config. */
+void unet_config_cifar10(struct unet_config *c);
+/* From a parsed config.json; unknown block types and unsupported settings are errors naming
+   the field ("down_block_types[2]: unsupported block type 'CrossAttnDownBlock2D'"). */
+int unet_config_parse(struct unet_config *c, const struct json *j, char *msg, size_t msglen);
+int unet_config_load(struct unet_config *c, const char *path, char *msg, size_t msglen);
+/* Writes config.json as diffusers does (every field, sorted keys). */
+int unet_config_save(const struct unet_config *c, const char *path, char *msg, size_t msglen);
+
+/* A GroupNorm + activation bookkeeping for one norm: out = GN(in), mean/rstd saved. */
+struct unet_norm {
+    float *w, *b;        /* (C) */
+    int C, G;
+    float *out;          /* (B,C,HW), or NULL where only silu(out) is kept (resnets, out) */
+    float *mean, *rstd;  /* (B,G) */
+};
+
+/* ResnetBlock2D(cin, cout): spatial H x W */
+struct unet_resnet {
+    int cin, cout, H, W;
+    float scale;                   /* output_scale_factor */
+    struct unet_norm norm1, norm2;
+    float *conv1_w, *conv1_b;      /* (cout,cin,3,3), (cout) */
+    float *temb_w, *temb_b;        /* (cout,TE), (cout) */
+    float *conv2_w, *conv2_b;      /* (cout,cout,3,3), (cout) */
+    float *sc_w, *sc_b;            /* (cout,cin,1,1), (cout), or NULL when cin == cout */
+    /* activations */
+    const float *in;               /* (B,cin,H,W): the input (owned by the layer before) */
+    float *cat;                    /* (B,cin,H,W) up blocks: cat([h, skip]); then in == cat */
+    float *act1;                   /* (B,cin,H,W) silu(norm1) */
+    float *tproj;                  /* (B,cout) time_emb_proj(silu(emb)) */
+    float *h1;                     /* (B,cout,H,W) conv1(act1) + tproj */
+    float *act2;                   /* (B,cout,H,W) silu(norm2(h1)) */
+    float *out;                    /* (B,cout,H,W) (shortcut(in) + conv2(act2)) / scale */
+};
+
+/* Attention (heads of head_dim), residual, rescale_output_factor; tokens T = H*W */
+struct unet_attn {
+    int C, T, heads;
+    float scale;                   /* rescale_output_factor */
+    struct unet_norm norm;         /* group_norm */
+    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b; /* (C,C), (C) */
+    const float *in;               /* (B,C,T) */
+    float *tok;                    /* (B,T,C) transposed norm output */
+    float *q, *k, *v;              /* (B,T,C) */
+    float *att;                    /* (B,heads,T,T) softmax */
+    float *ao;                     /* (B,T,C) attention output before to_out */
+    float *proj;                   /* (B,T,C) to_out.0(ao) */
+    float *out;                    /* (B,C,T) (proj^T + in) / scale */
+};
+
+/* Downsample2D (conv stride 2, padding per downsample_padding) or Upsample2D (nearest x2 then
+   3x3 conv); H, W are the input size */
+struct unet_sample {
+    int C, H, W;
+    float *w, *b;                  /* (C,C,3,3), (C) */
+    const float *in;               /* (B,C,H,W) */
+    float *up;                     /* (B,C,2H,2W) upsampled input (Upsample2D only) */
+    float *out;                    /* (B,C,H/2,W/2) or (B,C,2H,2W) */
+};
+
+struct unet_level {
+    int n_res, has_attn, has_sample;
+    struct unet_resnet res[UNET_MAX_LAYERS];
+    struct unet_attn attn[UNET_MAX_LAYERS];
+    struct unet_sample sample;
+};
+
+struct unet {
+    struct unet_config cfg;
+    float *params;
+    size_t n_params;
+    struct st_entry *entries;      /* modern names (to_q, to_k, to_v, to_out.0) */
+    int n_entries;
+    char *names;                   /* storage of the entry names */
+    char **legacy;                 /* n_entries: legacy attention name or NULL */
+    /* parameters of the non-block layers */
+    float *conv_in_w, *conv_in_b;  /* (C0,in,3,3), (C0) */
+    float *lin1_w, *lin1_b;        /* (TE,C0), (TE) */
+    float *lin2_w, *lin2_b;        /* (TE,TE), (TE) */
+    struct unet_norm norm_out;     /* conv_norm_out */
+    float *conv_out_w, *conv_out_b;/* (out,C0,3,3), (out) */
+    struct unet_level down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
+    struct unet_resnet mid_res[2];
+    struct unet_attn mid_attn;
+    int n_skips;
+    const float *skips[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1];
+    /* activations for up to max_batch images, one allocation */
+    int max_batch;
+    int first;                     /* the batch's first image in the whole run (unet_forward) */
+    float *acts;
+    size_t n_acts;
+    float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
+    int n_thr;                     /* threads the scratch was sized for */
+    float *wino;                   /* 4 * n_params: a 3x3 weight at params + k has its
+                                      transform at wino + 4k */
+    unsigned char *wino_ok;        /* n_entries: transform is current */
+    /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
+       (36,C,T) for the weight gradient, which needs exactly them */
+    int keep_v;
+    float **wino_v;                /* n_entries: kept tiles or NULL */
+    size_t *wino_v_cap;            /* n_entries: floats allocated */
+    int *wino_v_batch;             /* n_entries: batch of the last forward's tiles, 0: none */
+    size_t n_scratch;
+    float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
+    float *t_in;                   /* (B) timesteps as float */
+    float *temb;                   /* (B,C0) sinusoidal embedding */
+    float *te1, *te1_act;          /* (B,TE) linear_1, silu */
+    float *emb, *emb_act;          /* (B,TE) linear_2, silu (what every resnet projects) */
+    float *h0;                     /* (B,C0,H,W) conv_in output */
+    float *act_out;                /* (B,C0,H,W) silu(conv_norm_out) */
+    float *out;                    /* (B,out,H,W) */
+};
+
+/* Lays out the model for c (parameters zeroed). -1 with msg on an impossible config. */
+int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msglen);
+void unet_free(struct unet *u);
+/* (Re)allocates activations for batches of up to B images. */
+void unet_alloc_acts(struct unet *u, int B);
+/* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
+   first: the index of x's first image in the whole run (0 for training); an image's GEMM
+   columns are placed by its index, so its result is the same bits whatever batch it is run in
+   and whatever the thread count (see unet_conv.c). Calls unet_alloc_acts when B > max_batch. */
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
+
+/* Fills the parameters from a state dict, accepting the modern (to_q/to_k/to_v/to_out.0) and
+   legacy (query/key/value/proj_attn) attention names. Missing, mis-shaped or unexpected
+   tensors are errors naming the tensor. */
+int unet_load_state(struct unet *u, const struct st_file *f, char *msg, size_t msglen);
+/* Entries named for writing: legacy attention names if legacy, else modern. Caller frees the
+   returned array (not the names). */
+struct st_entry *unet_save_entries(const struct unet *u, int legacy);
+
+/* A diffusers model folder: config.json, scheduler_config.json, and
+   diffusion_pytorch_model.safetensors (preferred) or diffusion_pytorch_model.bin. */
+int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen);
+/* Writes config.json, diffusion_pytorch_model.safetensors (F32, legacy attention names so old
+   and new diffusers load it) and model_index.json into dir (created). The scheduler config
+   is written by sched_config_save. */
+int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msglen);
+
+/* Conv2d(C, OC, 3, stride 1, padding 1) by Winograd F(4x4, 3x3) (unet_conv.c):
+   in (N,C,H,W), U (36,OC,C) the transformed weights of w (OC,C,3,3) (unet_wino_weights),
+   b (OC) or NULL -> out (N,OC,H,W); scratch of unet_wino_scratch floats. first: the index
+   of in's first image in the whole run, which places its tiles in the GEMMs; a tile's result
+   depends neither on N, nor on first beyond that place, nor on the thread count. */
+size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
+void unet_wino_weights(float *U, const float *w, int C, int OC);
+void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
+                     const float *b, int N, int first, int C, int H, int W, int OC);
+/* The same (first 0) with the transformed input tiles V (36,C,T) written to v
+   (unet_wino_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part. */
+size_t unet_wino_tiles(int N, int C, int H, int W);
+void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
+                          const float *U, const float *b, int N, int C, int H, int W, int OC);
+/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
+   c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
+   zeroed. The forward's T is padded to whole GEMM chunks; unet_wino_unpadded is 1 when it is
+   not (c0 = 0, T = N * tiles per image), the layout the weight gradient reads. */
+void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                           int W);
+int unet_wino_unpadded(int N, int first, int H, int W);
+/* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
+   forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
+   forward made them for batch B with T = B * tiles per image (no padding), else NULL. */
+void unet_keep_wino_inputs(struct unet *u);
+const float *unet_kept_tiles(const struct unet *u, const float *w, int B);
+/* The forward keeps Winograd-transformed copies of the 3x3 weights (4x their size), made on
+   first use: call this after changing u->params (loading, an optimizer step). */
+void unet_weights_changed(struct unet *u);
+
+/* Closed-form test weights (tests and benchmarks, documented in tests/fixtures/gen_unet.py):
+   with k the index of the tensor in the sorted list of (modern) names and i the flat index:
+   conv/linear weights s * sin(0.1 * i + k), s = 1/sqrt(prod(shape[1:])); GroupNorm weights
+   (names containing "norm") 1 + 0.1 * sin(0.1 * i + k); every bias 0.1 * sin(0.1 * i + k).
+   Computed in double, rounded to float. */
+void unet_init_closed_form(struct unet *u);
+#endif

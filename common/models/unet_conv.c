@@ -1,0 +1,275 @@
+/* 3x3 stride-1 pad-1 convolution by Winograd F(4x4, 3x3) (Lavin & Gray 2016): each 4x4 output
+   tile costs 36 multiplies per channel pair instead of 144. The 36 products become 36 GEMMs
+   (OC x C) x (C x tiles), run one per thread with the serial SGEMM so that the result of a
+   tile depends neither on the thread count nor on how many images share the call.
+   Chunks of fixed width keep OpenBLAS's kernel choice independent of the batch size.
+   Transforms (points 0, +-1, +-2, inf):
+     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+            0 4 0 -5 0 1]
+     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+   float32 error is about 1e-6 relative to the output scale for these channel counts.
+   Why not the shared core's F(2x2,3x3) (nn_wino.c): on the UNet's shapes (128-256 channels,
+   batch 16, pad 1) this one is faster; in the core, with any padding and the Inception
+   network's shapes, F(4x4) measured no faster and its rounding error is about 20x larger. */
+#include "models/unet.h"
+
+#include <string.h>
+
+#include "nn/nn.h"
+
+#define TS 4 /* output tile */
+#define AS 6 /* input tile */
+
+/* the 1-D transforms over n tiles, in place, six distinct slot vectors */
+static void bt6v(float *restrict p0, float *restrict p1, float *restrict p2,
+                 float *restrict p3, float *restrict p4, float *restrict p5, int n)
+{
+    for (int t = 0; t < n; t++) {
+        float d0 = p0[t], d1 = p1[t], d2 = p2[t], d3 = p3[t], d4 = p4[t], d5 = p5[t];
+        p0[t] = 4 * d0 - 5 * d2 + d4;
+        p1[t] = -4 * d1 - 4 * d2 + d3 + d4;
+        p2[t] = 4 * d1 - 4 * d2 - d3 + d4;
+        p3[t] = -2 * d1 - d2 + 2 * d3 + d4;
+        p4[t] = 2 * d1 - d2 - 2 * d3 + d4;
+        p5[t] = 4 * d1 - 5 * d3 + d5;
+    }
+}
+
+static void at6v(float *restrict p0, float *restrict p1, float *restrict p2,
+                 float *restrict p3, const float *restrict p4, const float *restrict p5, int n)
+{
+    for (int t = 0; t < n; t++) {
+        float m0 = p0[t], m1 = p1[t], m2 = p2[t], m3 = p3[t], m4 = p4[t], m5 = p5[t];
+        float s1 = m1 + m2, d1 = m1 - m2, s3 = m3 + m4, d3 = m3 - m4;
+        p0[t] = m0 + s1 + s3;
+        p1[t] = d1 + 2 * d3;
+        p2[t] = s1 + 4 * s3;
+        p3[t] = d1 + 8 * d3 + m5;
+    }
+}
+
+/* B^T applied to the 6 vectors at slots base + k*a (k = 0..5) for each of the 6 bases
+   base = l*b (l = 0..5), over n tiles, in place; slot s lives at v + s*ps */
+static void wino_bt_pass(float *v, size_t ps, int n, int a, int b)
+{
+    for (int l = 0; l < AS; l++) {
+        float *p = v + (size_t)(l * b) * ps;
+        size_t s = (size_t)a * ps;
+        bt6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
+    }
+}
+
+/* A^T: 6 slots base + k*a -> 4 slots base + k*a (k = 0..3), bases l*b (l = 0..5 when the
+   other direction is still 6 wide, else 0..3) */
+static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
+{
+    int nl = a == 1 ? AS : TS; /* the first pass (along r) runs for all 6 q */
+    for (int l = 0; l < nl; l++) {
+        float *p = v + (size_t)(l * b) * ps;
+        size_t s = (size_t)a * ps;
+        at6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
+    }
+}
+
+/* The GEMMs run on chunks of a fixed number of image slots per layer (whole images: 256 tiles
+   when an image has 16 or more, else 16 images), padded with zero tiles. Under OpenBLAS's
+   Haswell kernels a column's sum depends on the width of the call and on the column's place in
+   it, so both are fixed: the width by the layer, the place by the image's index in the whole
+   run (`first` + n) modulo the slots of a chunk. An image's result then depends neither on its
+   batch nor on where the batch starts. Batches of 16 starting at multiples of 16 fill every
+   chunk. */
+static int wino_imgs_per_chunk(int tpi)
+{
+    if (tpi < 16)
+        return 16;
+    return tpi >= 256 ? 1 : (256 + tpi - 1) / tpi;
+}
+
+/* the slot of the batch's first image */
+static int wino_slot0(int first, int tpi)
+{
+    return first % wino_imgs_per_chunk(tpi);
+}
+
+/* columns of the chunks that images first .. first+N-1 occupy */
+static size_t wino_cols(int N, int first, int tpi)
+{
+    int ipc = wino_imgs_per_chunk(tpi), s = first % ipc;
+    return (size_t)((s + N + ipc - 1) / ipc) * ipc * tpi;
+}
+
+/* the most columns a batch of N can occupy, whatever its first image */
+static size_t wino_cols_max(int N, int tpi)
+{
+    return wino_cols(N, wino_imgs_per_chunk(tpi) - 1, tpi);
+}
+
+static int wino_tpi(int H, int W)
+{
+    return ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
+}
+
+size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
+{
+    size_t T = wino_cols_max(N, wino_tpi(H, W));
+    return 36 * ((size_t)C * T + (size_t)OC * T);
+}
+
+/* U (36,OC,C) = G g G^T per (oc, c), in chunks of WW input channels so that each of the 36
+   outputs is a contiguous vector store and the arithmetic vectorises (the same operations in
+   the same order as a per-kernel G g G^T, so the same bits). Training rebuilds it every
+   step, so it is worth the care. */
+#define WW 32
+void unet_wino_weights(float *U, const float *w, int C, int OC)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c0 = 0; c0 < C; c0 += WW) {
+            int n = C - c0 < WW ? C - c0 : WW;
+            const float *g = w + ((size_t)oc * C + c0) * 9;
+            float f[9][WW], t[6][3][WW];
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < 9; k++)
+                    f[k][i] = g[i * 9 + k];
+            for (int x = 0; x < 3; x++)
+                for (int i = 0; i < n; i++) { /* t (6,3) = G g, columns */
+                    float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
+                    t[0][x][i] = g0 / 4;
+                    t[1][x][i] = -(g0 + g1 + g2) / 6;
+                    t[2][x][i] = -(g0 - g1 + g2) / 6;
+                    t[3][x][i] = g0 / 24 + g1 / 12 + g2 / 6;
+                    t[4][x][i] = g0 / 24 - g1 / 12 + g2 / 6;
+                    t[5][x][i] = g2;
+                }
+            size_t st = (size_t)OC * C;
+            for (int y = 0; y < 6; y++) { /* u (6,6) = t G^T, rows */
+                float *u0 = U + ((size_t)(y * 6) * OC + oc) * C + c0;
+                for (int i = 0; i < n; i++) {
+                    float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
+                    u0[i] = g0 / 4;
+                    u0[st + i] = -(g0 + g1 + g2) / 6;
+                    u0[2 * st + i] = -(g0 - g1 + g2) / 6;
+                    u0[3 * st + i] = g0 / 24 + g1 / 12 + g2 / 6;
+                    u0[4 * st + i] = g0 / 24 - g1 / 12 + g2 / 6;
+                    u0[5 * st + i] = g2;
+                }
+            }
+        }
+}
+
+size_t unet_wino_tiles(int N, int C, int H, int W)
+{
+    return 36 * (size_t)C * wino_cols(N, 0, wino_tpi(H, W));
+}
+
+int unet_wino_unpadded(int N, int first, int H, int W)
+{
+    int tpi = wino_tpi(H, W);
+    return wino_cols(N, first, tpi) == (size_t)N * tpi;
+}
+
+void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                           int W)
+{
+    int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
+    size_t Tr = (size_t)N * tpi;
+
+    /* input tiles, in place in V: first the 6x6 patches de-interleaved per (image, channel)
+       (slot i*6+j holds d[i][j] of every tile, contiguous over the tiles of all images),
+       then per channel B^T along i and along j as vector operations over all tiles */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + ((size_t)n * C + c) * H * W;
+            float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
+            size_t ps = (size_t)C * T;
+            float prow[tw * TS + 2 + 16]; /* a zero-padded input row */
+            for (int ty = 0; ty < th; ty++)
+                for (int i = 0; i < AS; i++) {
+                    int yy = ty * TS - 1 + i;
+                    float *d = vb + (size_t)i * AS * ps + ty * tw;
+                    if (yy < 0 || yy >= H) {
+                        for (int j = 0; j < AS; j++)
+                            memset(d + j * ps, 0, tw * sizeof(float));
+                        continue;
+                    }
+                    prow[0] = 0;
+                    memcpy(prow + 1, x + (size_t)yy * W, W * sizeof(float));
+                    for (int k = W + 1; k < tw * TS + 2; k++)
+                        prow[k] = 0;
+                    for (int j = 0; j < AS; j++) {
+                        float *restrict dj = d + j * ps;
+                        for (int tx = 0; tx < tw; tx++)
+                            dj[tx] = prow[tx * TS + j];
+                    }
+                }
+        }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float *v = V + (size_t)c * T;
+        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, AS, 1); /* i*6+j -> q*6+j */
+        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, 1, AS); /* q*6+j -> q*6+r */
+        for (int p = 0; p < 36; p++) { /* the empty slots */
+            memset(v + (size_t)p * C * T, 0, c0 * sizeof(float));
+            memset(v + (size_t)p * C * T + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
+        }
+    }
+}
+
+/* V (36,C,T) the input tiles, M (36,OC,T) the products */
+static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
+                       const float *b, int N, int first, int C, int H, int W, int OC)
+{
+    int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
+    size_t Tr = (size_t)N * tpi, T = wino_cols(N, first, tpi); /* tiles, padded to chunks */
+    size_t c0 = (size_t)wino_slot0(first, tpi) * tpi;           /* the first image's tiles */
+    int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
+
+    unet_wino_input_tiles(V, T, c0, in, N, C, H, W);
+
+    /* the 36 products, one serial GEMM per (product, chunk) */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int p = 0; p < 36; p++)
+        for (int j = 0; j < nch; j++)
+            nn_sgemm_serial(0, 0, OC, NC, C, 1.0f, U + (size_t)p * OC * C, C,
+                            V + (size_t)p * C * T + (size_t)j * NC, (int)T, 0.0f,
+                            M + (size_t)p * OC * T + (size_t)j * NC, (int)T);
+
+    /* output tiles: A^T along r, then along q, in place in M (per out channel over all
+       tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
+#pragma omp parallel for schedule(static)
+    for (int oc = 0; oc < OC; oc++) {
+        float *m = M + (size_t)oc * T + c0;
+        wino_at_pass(m, (size_t)OC * T, (int)Tr, 1, AS); /* q*6+r -> q*6+j */
+        wino_at_pass(m, (size_t)OC * T, (int)Tr, AS, 1); /* q*6+j -> i*6+j */
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int n = 0; n < N; n++)
+        for (int oc = 0; oc < OC; oc++) {
+            float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
+            float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
+            size_t ps = (size_t)OC * T;
+            for (int ty = 0; ty < th; ty++)
+                for (int i = 0; i < TS && ty * TS + i < H; i++) {
+                    const float *m = mb + (size_t)i * AS * ps + ty * tw;
+                    float *row = y + (size_t)(ty * TS + i) * W;
+                    for (int tx = 0; tx < tw; tx++)
+                        for (int j = 0; j < TS && tx * TS + j < W; j++)
+                            row[tx * TS + j] = m[j * ps + tx] + bias;
+                }
+        }
+}
+
+void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
+                     const float *b, int N, int first, int C, int H, int W, int OC)
+{
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, first, wino_tpi(H, W)), in,
+               U, b, N, first, C, H, W, OC);
+}
+
+void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
+                          const float *U, const float *b, int N, int C, int H, int W, int OC)
+{
+    wino_conv3(out, v, scratch, in, U, b, N, 0, C, H, W, OC);
+}

@@ -1,0 +1,533 @@
+/* The study's convolutional VAE: parameter table, forward, backward, loss, checkpoints.
+   See vae.h for the architecture and the threading scheme. */
+#include <assert.h>
+#include <limits.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+#include "io/npy.h"
+#include "nn/optim.h"
+#include "util/rng.h"
+#include "io/st.h"
+#include "util/util.h"
+#include "models/vae.h"
+#include "models/vae_conv.h"
+
+enum {
+    E0W, E0B, E2W, E2B, E4W, E4B, MUW, MUB, LVW, LVB,
+    D0W, D0B, D2W, D2B, D4W, D4B, D6W, D6B
+};
+
+static const char *const vae_names[VAE_NT] = {
+    "enc.0.weight", "enc.0.bias", "enc.2.weight", "enc.2.bias", "enc.4.weight", "enc.4.bias",
+    "mu.weight", "mu.bias", "logvar.weight", "logvar.bias", "dec.0.weight", "dec.0.bias",
+    "dec.2.weight", "dec.2.bias", "dec.4.weight", "dec.4.bias", "dec.6.weight", "dec.6.bias",
+};
+
+static size_t entry_count(const struct st_entry *e)
+{
+    size_t n = 1;
+    for (int d = 0; d < e->ndim; d++)
+        n *= (size_t)e->shape[d];
+    return n;
+}
+
+static void set_shape(struct st_entry *e, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    e->ndim = ndim;
+    e->shape[0] = a;
+    e->shape[1] = b;
+    e->shape[2] = c;
+    e->shape[3] = d;
+}
+
+void vae_init(struct vae *m, int latent, float beta)
+{
+    struct st_entry *t = m->table;
+    int L = latent;
+    assert(latent > 0);
+    memset(m, 0, sizeof *m);
+    m->latent = latent;
+    m->beta = beta;
+    set_shape(&t[E0W], 4, 32, 3, 4, 4);
+    set_shape(&t[E2W], 4, 32, 32, 4, 4);
+    set_shape(&t[E4W], 4, 32, 32, 4, 4);
+    set_shape(&t[MUW], 2, L, VAE_HID, 0, 0);
+    set_shape(&t[LVW], 2, L, VAE_HID, 0, 0);
+    set_shape(&t[D0W], 2, VAE_HID, L, 0, 0);
+    set_shape(&t[D2W], 4, 32, 32, 4, 4); /* ConvTranspose2d: (in, out, k, k) */
+    set_shape(&t[D4W], 4, 32, 32, 4, 4);
+    set_shape(&t[D6W], 4, 32, 3, 4, 4);
+    set_shape(&t[E0B], 1, 32, 0, 0, 0);
+    set_shape(&t[E2B], 1, 32, 0, 0, 0);
+    set_shape(&t[E4B], 1, 32, 0, 0, 0);
+    set_shape(&t[MUB], 1, L, 0, 0, 0);
+    set_shape(&t[LVB], 1, L, 0, 0, 0);
+    set_shape(&t[D0B], 1, VAE_HID, 0, 0, 0);
+    set_shape(&t[D2B], 1, 32, 0, 0, 0);
+    set_shape(&t[D4B], 1, 32, 0, 0, 0);
+    set_shape(&t[D6B], 1, 3, 0, 0, 0);
+    for (int i = 0; i < VAE_NT; i++) {
+        t[i].name = vae_names[i];
+        m->n_params += entry_count(&t[i]);
+    }
+    m->params = xcalloc(m->n_params, sizeof(float));
+    m->grads = xcalloc(m->n_params, sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < VAE_NT; i++) {
+        m->p[i] = t[i].ptr = m->params + off;
+        m->g[i] = m->grads + off;
+        off += entry_count(&t[i]);
+    }
+}
+
+void vae_free(struct vae *m)
+{
+    free(m->params);
+    free(m->grads);
+    free(m->acts);
+    free(m->thr);
+    memset(m, 0, sizeof *m);
+}
+
+float vae_init_bound(const struct vae *m, int i)
+{
+    const struct st_entry *w = &m->table[i & ~1]; /* the module's weight */
+    double fan_in;
+    if (w->ndim == 2)
+        fan_in = (double)w->shape[1];
+    else /* Conv2d (out,in,k,k) and ConvTranspose2d (in,out,k,k): torch uses size(1)*k*k */
+        fan_in = (double)(w->shape[1] * w->shape[2] * w->shape[3]);
+    return (float)(1.0 / sqrt(fan_in));
+}
+
+void vae_init_params(struct vae *m, struct rng *r)
+{
+    for (int i = 0; i < VAE_NT; i++)
+        init_uniform(m->p[i], entry_count(&m->table[i]), vae_init_bound(m, i), r);
+}
+
+#define VAE_CHUNK 16 /* images per work item of the batch split */
+
+/* ---- batch buffers ---- */
+
+void vae_batch_alloc(struct vae *m, int max_batch)
+{
+    /* rows for the slots of the chunks a batch of max_batch can touch, wherever it starts */
+    int n_chunks = (VAE_CHUNK - 1 + max_batch + VAE_CHUNK - 1) / VAE_CHUNK;
+    size_t B = (size_t)n_chunks * VAE_CHUNK, L = (size_t)m->latent, off = 0, total = 0;
+    /* per slot, in struct order; chunk c uses rows c*VAE_CHUNK .. of each */
+    float **bufs[] = {&m->xin, &m->xc, &m->h1, &m->h2, &m->h3c, &m->h3, &m->mu, &m->logvar, &m->eps,
+                      &m->z, &m->d0, &m->d0c, &m->d1, &m->d2, &m->xhc, &m->xhat, &m->dxhat,
+                      &m->dxc, &m->dd2, &m->dd1, &m->dd0c, &m->dd0, &m->dz, &m->dmu,
+                      &m->dlogvar, &m->dh3, &m->dh3c, &m->dh2, &m->dh1};
+    size_t per[] = {VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, L, 512, 512, 2048, 8192, VAE_D, VAE_D,
+                    VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, 512, 512, 2048, 8192};
+    int nb = (int)(sizeof per / sizeof per[0]);
+
+    assert(max_batch > 0 && sizeof bufs / sizeof bufs[0] == sizeof per / sizeof per[0]);
+    free(m->acts);
+    free(m->thr);
+    for (int i = 0; i < nb; i++)
+        total += per[i] * B;
+    m->acts = xcalloc(total, sizeof(float));
+    for (int i = 0; i < nb; i++) {
+        *bufs[i] = m->acts + off;
+        off += per[i] * B;
+    }
+    m->max_batch = max_batch;
+    m->n_chunks = n_chunks;
+    /* a group's column block is at most VAE_COLMAX floats, or one image's (32*1024) */
+    m->scratch_len = VAE_COLMAX > 32 * 1024 ? VAE_COLMAX : 32 * 1024;
+    m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
+    m->thr = xcalloc(m->thr_stride * (size_t)m->n_chunks, sizeof(float));
+}
+
+void vae_zero_grad(struct vae *m)
+{
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+/* ---- forward and backward of one chunk of images [o, o+n) ---- */
+
+/* pointer to the chunk at image o of a buffer with `per` floats per image */
+#define AT(buf, per) ((buf) + (size_t)o * (per))
+
+static void decode_chunk(struct vae *m, float *col, int o, int n)
+{
+    float *d0 = AT(m->d0, 512), *d0c = AT(m->d0c, 512), *d1 = AT(m->d1, 2048);
+    float *d2 = AT(m->d2, 8192), *xhc = AT(m->xhc, VAE_D), *xhat = AT(m->xhat, VAE_D);
+
+    nn_linear_forward(d0, AT(m->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
+    vae_to_cnhw(d0c, d0, n, 32, 16);                   /* Unflatten(1, (32, 4, 4)) */
+    vae_convt_forward(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
+    vae_bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
+    vae_convt_forward(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
+    vae_bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
+    vae_convt_forward(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
+    vae_bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
+    vae_from_cnhw(xhat, xhc, n, 3, 1024);
+    for (size_t i = 0; i < (size_t)n * VAE_D; i++)
+        xhat[i] = vae_tanh(xhat[i]);
+}
+
+static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
+{
+    size_t L = (size_t)m->latent;
+    float *xc = AT(m->xc, VAE_D), *h1 = AT(m->h1, 8192), *h2 = AT(m->h2, 2048);
+    float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
+    float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
+
+    vae_to_cnhw(xc, AT(m->xin, VAE_D), n, 3, 1024);
+    vae_conv_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
+    vae_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
+    vae_conv_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
+    vae_bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
+    vae_conv_forward(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
+    vae_bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
+    vae_from_cnhw(h3, h3c, n, 32, 16);                 /* Flatten */
+    nn_linear_forward(mu, h3, m->p[MUW], m->p[MUB], n, VAE_HID, m->latent);
+    nn_linear_forward(lv, h3, m->p[LVW], m->p[LVB], n, VAE_HID, m->latent);
+    if (noise) {
+        for (size_t i = 0; i < (size_t)n * L; i++)
+            z[i] = mu[i] + expf(0.5f * lv[i]) * e[i];
+    } else {
+        memcpy(z, mu, (size_t)n * L * sizeof(float));
+    }
+    decode_chunk(m, col, o, n);
+}
+
+/* gradients of this chunk into gr (a thread's copy of the gradient layout) */
+static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
+{
+    size_t L = (size_t)m->latent, nn = (size_t)n;
+    float *G[VAE_NT];
+    float *dxhat = AT(m->dxhat, VAE_D), *xhat = AT(m->xhat, VAE_D), *dxc = AT(m->dxc, VAE_D);
+    float *dd2 = AT(m->dd2, 8192), *dd1 = AT(m->dd1, 2048), *dd0c = AT(m->dd0c, 512);
+    float *dd0 = AT(m->dd0, 512), *dz = AT(m->dz, L), *dmu = AT(m->dmu, L);
+    float *dlv = AT(m->dlogvar, L), *dh3 = AT(m->dh3, 512), *dh3c = AT(m->dh3c, 512);
+    float *dh2 = AT(m->dh2, 2048), *dh1 = AT(m->dh1, 8192);
+    const float *lv = AT(m->logvar, L), *eps = AT(m->eps, L);
+
+    for (int i = 0; i < VAE_NT; i++)
+        G[i] = gr + (m->g[i] - m->grads);
+    /* Tanh: d/dx tanh = 1 - y^2 */
+    for (size_t i = 0; i < nn * VAE_D; i++)
+        dxhat[i] *= 1.0f - xhat[i] * xhat[i];
+    vae_to_cnhw(dxc, dxhat, n, 3, 1024);
+    vae_bias_grad(G[D6B], dxc, 3, nn * 1024);
+    vae_convt_backward(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
+    vae_relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
+    vae_bias_grad(G[D4B], dd2, 32, nn * 256);
+    vae_convt_backward(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
+    vae_relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
+    vae_bias_grad(G[D2B], dd1, 32, nn * 64);
+    vae_convt_backward(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
+    vae_from_cnhw(dd0, dd0c, n, 32, 16);
+    memset(dz, 0, nn * L * sizeof(float));
+    nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(m->z, L), m->p[D0W], n, m->latent, VAE_HID);
+    /* z = mu + exp(logvar/2) eps */
+    for (size_t i = 0; i < nn * L; i++) {
+        dmu[i] += dz[i];
+        dlv[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * lv[i]);
+    }
+    memset(dh3, 0, nn * 512 * sizeof(float));
+    nn_linear_backward(dh3, G[MUW], G[MUB], dmu, AT(m->h3, 512), m->p[MUW], n, VAE_HID,
+                       m->latent);
+    nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(m->h3, 512), m->p[LVW], n, VAE_HID,
+                       m->latent);
+    vae_relu_mask(dh3, AT(m->h3, 512), nn * 512);
+    vae_to_cnhw(dh3c, dh3, n, 32, 16);
+    vae_bias_grad(G[E4B], dh3c, 32, nn * 16);
+    vae_conv_backward(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
+    vae_relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
+    vae_bias_grad(G[E2B], dh2, 32, nn * 64);
+    vae_conv_backward(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
+    vae_relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
+    vae_bias_grad(G[E0B], dh1, 32, nn * 256);
+    vae_conv_backward(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
+}
+#undef AT
+
+/* Chunks of VAE_CHUNK images go to the threads dynamically; chunk k always uses copy k of
+   the gradients and scratch, and the copies are summed in chunk order, so the result does
+   not depend on the thread count or on which thread ran which chunk. */
+static int threads_for(int K)
+{
+    int T = nn_get_threads();
+    return T < K ? T : K;
+}
+
+/* A batch of N images starting at image `first` of the whole run fills slots s .. s+N-1
+   (s = first % VAE_CHUNK) of K whole chunks; the other slots hold zeros. Every chunk is run
+   whole, so each GEMM's shape and an image's place in it are set by its index in the run:
+   under OpenBLAS's Haswell kernels a column's sum depends on both (nn.c), and this way an
+   image's result does not depend on the batch size or where the batch starts. */
+static void batch_slots(struct vae *m, int N, int first, int *K, size_t *s)
+{
+    *s = (size_t)(first % VAE_CHUNK);
+    *K = (int)((*s + (size_t)N + VAE_CHUNK - 1) / VAE_CHUNK);
+    m->batch = N;
+    m->slot0 = (int)*s;
+    m->batch_chunks = *K;
+}
+
+float vae_forward(struct vae *m, const float *x, const float *eps, int N, int first,
+                  float *recon, float *kl)
+{
+    size_t L = (size_t)m->latent, s;
+    float r, k, loss;
+    int K;
+
+    assert(N > 0 && N <= m->max_batch && first >= 0);
+    batch_slots(m, N, first, &K, &s);
+    m->x = x;
+    memset(m->xin, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memcpy(m->xin + s * VAE_D, x, (size_t)N * VAE_D * sizeof(float));
+    memset(m->eps, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    if (eps != NULL)
+        memcpy(m->eps + s * L, eps, (size_t)N * L * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
+    for (int c = 0; c < K; c++)
+        forward_chunk(m, m->thr + m->thr_stride * c + m->n_params, eps != NULL, c * VAE_CHUNK,
+                      VAE_CHUNK);
+    loss = nn_vae_loss_forward(&r, &k, m->xhat + s * VAE_D, x, m->mu + s * L,
+                               m->logvar + s * L, N, VAE_D, m->latent, m->beta);
+    if (recon != NULL)
+        *recon = r;
+    if (kl != NULL)
+        *kl = k;
+    return loss;
+}
+
+void vae_backward(struct vae *m, int N)
+{
+    size_t L = (size_t)m->latent, P = m->n_params, s = (size_t)m->slot0;
+    int K = m->batch_chunks;
+
+    assert(N > 0 && N == m->batch && m->x != NULL);
+    memset(m->dxhat, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memset(m->dmu, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memset(m->dlogvar, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    nn_vae_loss_backward(m->dxhat + s * VAE_D, m->dmu + s * L, m->dlogvar + s * L,
+                         m->xhat + s * VAE_D, m->x, m->mu + s * L, m->logvar + s * L, N, VAE_D,
+                         m->latent, m->beta);
+#pragma omp parallel num_threads(threads_for(K))
+    {
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < K; c++) {
+            float *gr = m->thr + m->thr_stride * c;
+            memset(gr, 0, P * sizeof(float));
+            backward_chunk(m, gr, gr + P, c * VAE_CHUNK, VAE_CHUNK);
+        }
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < P; i++) {
+            float g = m->thr[i];
+            for (int c = 1; c < K; c++)
+                g += m->thr[m->thr_stride * c + i];
+            m->grads[i] += g;
+        }
+    }
+}
+
+const float *vae_xhat(const struct vae *m)
+{
+    return m->xhat + (size_t)m->slot0 * VAE_D;
+}
+
+const float *vae_decode(struct vae *m, const float *z, int N, int first)
+{
+    size_t L = (size_t)m->latent, s;
+    int K;
+
+    assert(N > 0 && N <= m->max_batch && first >= 0);
+    batch_slots(m, N, first, &K, &s);
+    memset(m->z, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memcpy(m->z + s * L, z, (size_t)N * L * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
+    for (int c = 0; c < K; c++)
+        decode_chunk(m, m->thr + m->thr_stride * c + m->n_params, c * VAE_CHUNK, VAE_CHUNK);
+    return m->xhat + s * VAE_D;
+}
+
+/* ---- images ---- */
+
+void vae_images_to_input(float *x, const uint8_t *img, int N)
+{
+    for (size_t n = 0; n < (size_t)N; n++)
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 1024; p++)
+                x[n * VAE_D + (size_t)c * 1024 + p] = img[n * VAE_D + (size_t)p * 3 + c] / 127.5f
+                                                      - 1.0f;
+}
+
+void vae_output_to_images(uint8_t *img, const float *x, int N)
+{
+    for (size_t n = 0; n < (size_t)N; n++)
+        for (int c = 0; c < 3; c++)
+            for (int p = 0; p < 1024; p++) {
+                float v = (x[n * VAE_D + (size_t)c * 1024 + p] + 1.0f) * 127.5f;
+                v = v > 0 ? (v < 255 ? nearbyintf(v) : 255) : 0; /* NaN -> 0 */
+                img[n * VAE_D + (size_t)p * 3 + c] = (uint8_t)v;
+            }
+}
+
+/* ---- checkpoints ---- */
+
+int vae_save(const struct vae *m, const char *path, const char *const *keys,
+             const char *const *vals, int n_extra, char *msg, size_t msglen)
+{
+    const char *k[32], *v[32];
+    char latent[32], beta[32];
+    int n = 0;
+
+    if (n_extra < 0 || n_extra > 28) {
+        snprintf(msg, msglen, "too many metadata entries");
+        return -1;
+    }
+    snprintf(latent, sizeof latent, "%d", m->latent);
+    snprintf(beta, sizeof beta, "%.9g", m->beta);
+    k[n] = "format", v[n++] = "pt";
+    k[n] = "model", v[n++] = "vae";
+    k[n] = "latent", v[n++] = latent;
+    k[n] = "beta", v[n++] = beta;
+    for (int i = 0; i < n_extra; i++)
+        k[n] = keys[i], v[n++] = vals[i];
+    return st_save_entries(path, m->table, VAE_NT, k, v, n, msg, msglen);
+}
+
+int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen)
+{
+    const char *model = st_meta(f, "model"), *s;
+    const struct st_tensor *mu;
+    long latent;
+    double beta = 1.0;
+
+    if (model != NULL && strcmp(model, "vae") != 0) {
+        snprintf(msg, msglen, "not a VAE checkpoint (model: %.40s)", model);
+        return -1;
+    }
+    if (st_find(f, "enc.0.weight") == NULL || (mu = st_find(f, "mu.weight")) == NULL) {
+        snprintf(msg, msglen, "not a VAE checkpoint: no tensor %s",
+                 st_find(f, "enc.0.weight") == NULL ? "enc.0.weight" : "mu.weight");
+        return -1;
+    }
+    if ((s = st_meta(f, "latent")) != NULL) {
+        if (util_parse_long(s, 1, 1 << 20, &latent) == -1) {
+            snprintf(msg, msglen, "bad latent in metadata: %.40s", s);
+            return -1;
+        }
+    } else if (mu->ndim == 2 && mu->shape[0] >= 1 && mu->shape[0] <= (1 << 20)) {
+        latent = (long)mu->shape[0];
+    } else {
+        snprintf(msg, msglen, "mu.weight: bad shape");
+        return -1;
+    }
+    if ((s = st_meta(f, "beta")) != NULL && util_parse_float(s, 0, 1e30, &beta) == -1) {
+        snprintf(msg, msglen, "bad beta in metadata: %.40s", s);
+        return -1;
+    }
+    vae_init(m, (int)latent, (float)beta);
+    if (st_load_entries(f, m->table, VAE_NT, 0, msg, msglen) == -1) {
+        vae_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int vae_load(struct vae *m, const char *path, char *msg, size_t msglen)
+{
+    struct st_file f;
+    int rc;
+
+    if (st_open(&f, path, msg, msglen) == -1)
+        return -1;
+    rc = vae_load_st(m, &f, msg, msglen);
+    st_close(&f);
+    return rc;
+}
+
+/* adam.m.NAME then adam.v.NAME entries over am and av */
+static void state_table(struct st_entry e[2 * VAE_NT], char names[2 * VAE_NT][32],
+                        const struct vae *m, const float *am, const float *av)
+{
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < VAE_NT; i++) {
+            struct st_entry *t = &e[k * VAE_NT + i];
+            *t = m->table[i];
+            snprintf(names[k * VAE_NT + i], 32, "adam.%c.%s", k ? 'v' : 'm', vae_names[i]);
+            t->name = names[k * VAE_NT + i];
+            t->ptr = (float *)(k ? av : am) + (m->p[i] - m->params);
+        }
+}
+
+int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
+                   const char *const *keys, const char *const *vals, int n_meta, char *msg,
+                   size_t msglen)
+{
+    struct st_entry e[3 * VAE_NT];
+    char names[2 * VAE_NT][32];
+    state_table(e, names, m, am, av);
+    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
+    return st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
+}
+
+int vae_state_has_params(const struct st_file *f)
+{
+    return st_find(f, "enc.0.weight") != NULL;
+}
+
+int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
+                   size_t msglen)
+{
+    struct st_entry e[3 * VAE_NT];
+    char names[2 * VAE_NT][32];
+    int n = vae_state_has_params(f) ? 3 * VAE_NT : 2 * VAE_NT;
+    state_table(e, names, m, am, av);
+    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
+    return st_load_entries(f, e, n, 0, msg, msglen);
+}
+
+int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen)
+{
+    if (npy_load_images(path, t, msg, msglen) == -1)
+        return -1;
+    if (t->shape[1] != 32 || t->shape[2] != 32) {
+        snprintf(msg, msglen, "want 32x32 images, got %" PRId64 "x%" PRId64, t->shape[2],
+                 t->shape[1]);
+        npy_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg,
+                      size_t msglen)
+{
+    int64_t shape[4] = {n, 32, 32, 3};
+    if (outfile_open(of, path, msg, msglen) == -1)
+        return -1;
+    if (npy_write_header(of->f, NPY_U8, 4, shape, msg, msglen) == -1) {
+        outfile_abort(of);
+        return -1;
+    }
+    return 0;
+}
+
+int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c)
+{
+    switch (c) {
+    case 'm': o->model = optarg; return 1;
+    case 'o': o->out = optarg; return 1;
+    case 'S': return opt_long(p, 0, LONG_MAX, &o->seed) == -1 ? -1 : 1;
+    case 'b': return opt_long(p, 1, 65536, &o->batch) == -1 ? -1 : 1;
+    case 't': return opt_long(p, 1, 1024, &o->threads) == -1 ? -1 : 1;
+    case 'v': o->verbose = 1; return 1;
+    default: return 0;
+    }
+}

@@ -19,7 +19,7 @@
 
 static const char usage_line[] =
     "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048] [-t N]\n"
-    "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity]\n"
+    "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity|clean]\n"
     "           (A B | --save-stats A OUT.npz | --save-features A OUT.npy)\n";
 
 static const char help[] =
@@ -43,7 +43,8 @@ static const char help[] =
     "                      weights/" INCEPTION_WEIGHTS_FILE "\n"
     "                      next to bin/ or in the current directory (make weights)\n"
     "  --resize MODE       pytorch-fid (default: u8/255, bilinear half-pixel to 299,\n"
-    "                      2x-1) or torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
+    "                      2x-1), torch-fidelity (TF1 bilinear on 0..255, (x-128)/128)\n"
+    "                      or clean (clean-fid: PIL bicubic with antialias, float)\n"
     "  --skip-bad          skip the files of a folder that do not decode, each named\n"
     "                      on stderr (default: the first one is an error)\n"
     "  -v, --verbose       settings and progress on stderr\n"

@@ -18,7 +18,7 @@
 static const char usage_line[] =
     "usage: is-score [-v] [--json] [--splits N] [--no-samples-shuffle] [--seed S]\n"
     "                [-b N] [-t N] [--weights PATH|synthetic]\n"
-    "                [--resize torch-fidelity|pytorch-fid] INPUT\n";
+    "                [--resize torch-fidelity|pytorch-fid|clean] INPUT\n";
 
 static const char help[] =
     "\n"
@@ -110,7 +110,8 @@ int main(int argc, char **argv)
         metrics_repr(m, sizeof m, mean);
         metrics_repr(s, sizeof s, std);
         printf("{\n    \"inception_score_mean\": %s,\n    \"inception_score_std\": %s,\n"
-               "    \"n\": %lld,\n    \"splits\": %ld%s\n}\n", m, s, (long long)sk.n, splits,
+               "    \"n\": %lld,\n    \"splits\": %ld,\n    \"resize\": \"%s\"%s\n}\n", m, s,
+               (long long)sk.n, splits, metrics_cli_resize_name(o.mode),
                net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
     } else
         printf("inception_score_mean: %.7g\ninception_score_std: %.7g\n", mean, std);

@@ -17,7 +17,8 @@
 
 static const char usage_line[] =
     "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"
-    "           [-t N] [--weights PATH|synthetic] [--resize torch-fidelity|pytorch-fid]\n"
+    "           [-t N] [--weights PATH|synthetic]\n"
+    "           [--resize torch-fidelity|pytorch-fid|clean]\n"
     "           (A B | --save-features A OUT.npy)\n";
 
 static const char help[] =
@@ -148,8 +149,10 @@ int main(int argc, char **argv)
             metrics_repr(b, sizeof b, std);
             printf("{\n    \"kernel_inception_distance_mean\": %s,\n"
                    "    \"kernel_inception_distance_std\": %s,\n    \"n1\": %lld,\n"
-                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld%s\n}\n",
+                   "    \"n2\": %lld,\n    \"subsets\": %ld,\n    \"subset_size\": %ld,\n"
+                   "    \"resize\": \"%s\"%s\n}\n",
                    a, b, (long long)ca.n, (long long)cb.n, subsets, m,
+                   metrics_cli_resize_name(o.mode),
                    net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
         } else
             printf("kernel_inception_distance_mean: %.7g\nkernel_inception_distance_std: %.7g\n",

@@ -40,9 +40,11 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
             o->mode = INCEPTION_RESIZE_PYTORCH_FID;
         else if (strcmp(arg, "torch-fidelity") == 0)
             o->mode = INCEPTION_RESIZE_TORCH_FIDELITY;
+        else if (strcmp(arg, "clean") == 0)
+            o->mode = INCEPTION_RESIZE_CLEAN;
         else
             return opt_bad_value(msg, msglen, "--resize", arg,
-                                 "want pytorch-fid or torch-fidelity");
+                                 "want pytorch-fid, torch-fidelity or clean");
         break;
     case 'j':
         o->json = 1;
@@ -129,7 +131,9 @@ int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *wha
 
 const char *metrics_cli_resize_name(enum inception_resize mode)
 {
-    return mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid" : "torch-fidelity";
+    return mode == INCEPTION_RESIZE_PYTORCH_FID ? "pytorch-fid"
+           : mode == INCEPTION_RESIZE_CLEAN   ? "clean"
+                                              : "torch-fidelity";
 }
 
 int metrics_cli_needs_net(const struct metrics_input *in)
@@ -146,6 +150,8 @@ int metrics_cli_open_net(struct inception *net, const struct metrics_cli *o, con
     snprintf(desc, desclen, "weights %s; preprocessing %s; batch %d", used,
              o->mode == INCEPTION_RESIZE_PYTORCH_FID
                  ? "pytorch-fid (u8/255, bilinear half-pixel to 299, 2x-1)"
+             : o->mode == INCEPTION_RESIZE_CLEAN
+                 ? "clean (0..255, PIL float bicubic antialiased to 299, (x-128)/128)"
                  : "torch-fidelity (0..255, TF1 bilinear to 299, (x-128)/128)",
              o->batch);
     return 0;

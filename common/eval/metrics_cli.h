@@ -47,7 +47,8 @@ struct metrics_cli {
     "                        $FID_WEIGHTS, else weights/" INCEPTION_WEIGHTS_FILE "\n" \
     "                        next to bin/ or in the current directory (make weights)\n" \
     "  --resize MODE         torch-fidelity (default: TF1 bilinear on 0..255,\n" \
-    "                        (x-128)/128) or pytorch-fid (u8/255, half-pixel, 2x-1)\n" \
+    "                        (x-128)/128), pytorch-fid (u8/255, half-pixel, 2x-1)\n" \
+    "                        or clean (clean-fid: PIL bicubic with antialias)\n" \
     "  --skip-bad            skip the files of a folder that do not decode, each named\n" \
     "                        on stderr (default: the first one is an error)\n" \
     "  -v, --verbose         settings and progress on stderr\n" \

@@ -32,8 +32,11 @@
 
 /* Input conventions. PYTORCH_FID: x = u8/255, F.interpolate(299, bilinear,
    align_corners=False) (half-pixel), then 2x-1. TORCH_FIDELITY: x = u8 as 0..255, TF1
-   resize_bilinear (top-left anchored), then (x-128)/128. */
-enum inception_resize { INCEPTION_RESIZE_PYTORCH_FID, INCEPTION_RESIZE_TORCH_FIDELITY };
+   resize_bilinear (top-left anchored), then (x-128)/128. CLEAN (clean-fid's "clean" mode): each
+   channel as a float PIL image resized BICUBIC (antialiased) to 299, clipped to 0..255, then
+   (x-128)/128 as its TF-ported network does. */
+enum inception_resize { INCEPTION_RESIZE_PYTORCH_FID, INCEPTION_RESIZE_TORCH_FIDELITY,
+                        INCEPTION_RESIZE_CLEAN };
 
 struct inception {
     float *params;                      /* one block: folded conv weights, then biases, fc */

@@ -20,6 +20,10 @@ enum { L_5B = 5, L_5C = 12, L_5D = 19, L_6A = 26, L_6B = 30, L_6C = 40, L_6D = 5
 /* Preprocessing (inception_pre.c) into x (3,299,299), with inception_pre_scratch(H, W)
    floats of scratch tmp, for inception_preprocess and the batch driver. */
 size_t inception_pre_scratch(int H, int W);
+/* clean-fid's "clean" resize (inception_clean.c): in (3,H,W) 0..255 floats -> out (3,299,299)
+   clipped to 0..255; scratch: inception_clean_scratch(H, W) floats */
+size_t inception_clean_scratch(int H, int W);
+void inception_clean_resize(float *out, const float *in, float *scratch, int H, int W);
 void inception_pre_run(float *x, float *tmp, const uint8_t *img, int H, int W,
                        enum inception_resize mode);
 

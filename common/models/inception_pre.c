@@ -44,10 +44,11 @@ static void tf1_resize(float *out, const float *in, int C, int H, int W, int OH,
 }
 
 /* floats of preprocess() scratch: the image as float, then the TF1 grid (2 float and 4 int
-   tables of 299) */
+   tables of 299) or clean's (inception_clean_scratch) */
 size_t inception_pre_scratch(int H, int W)
 {
-    return (size_t)3 * H * W + 6 * INCEPTION_SIZE;
+    size_t clean = inception_clean_scratch(H, W);
+    return (size_t)3 * H * W + (clean > 6 * INCEPTION_SIZE ? clean : 6 * INCEPTION_SIZE);
 }
 
 void inception_pre_run(float *x, float *tmp, const uint8_t *img, int H, int W,
@@ -58,7 +59,11 @@ void inception_pre_run(float *x, float *tmp, const uint8_t *img, int H, int W,
         for (size_t i = 0; i < HW; i++)
             tmp[c * HW + i] = mode == INCEPTION_RESIZE_PYTORCH_FID ? (float)img[i * 3 + c] / 255.0f
                                                                    : (float)img[i * 3 + c];
-    if (mode == INCEPTION_RESIZE_PYTORCH_FID) {
+    if (mode == INCEPTION_RESIZE_CLEAN) {
+        inception_clean_resize(x, tmp, tmp + 3 * HW, H, W);
+        for (size_t i = 0; i < n; i++)
+            x[i] = (x[i] - 128.0f) / 128.0f;
+    } else if (mode == INCEPTION_RESIZE_PYTORCH_FID) {
         nn_bilinear_resize_forward(x, tmp, 1, 3, H, W, INCEPTION_SIZE, INCEPTION_SIZE);
         for (size_t i = 0; i < n; i++)
             x[i] = 2.0f * x[i] - 1.0f;

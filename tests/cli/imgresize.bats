@@ -213,8 +213,9 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     [[ "$output" == *"imgresize: not writing binary data to a terminal: use -o FILE or a pipe"*"rc=1"* ]]
     [[ "$output" != *"images"* ]]   # refused before any decoding (-v shows progress)
     [[ "$output" != *NUMPY* ]]
-    # a pipe or -o still work from a terminal
-    run -0 script -qec "imgresize '$IMG/dir' | npy_shape; imgresize '$IMG/dir' -o '$BATS_TEST_TMPDIR/o.npy'" /dev/null
+    # a pipe or -o still work from a terminal; script(1) runs $SHELL, which may be /bin/sh (as
+    # in CI), so only commands on PATH here, no exported bash functions
+    run -0 script -qec "imgresize '$IMG/dir' | npyinfo --shape -; imgresize '$IMG/dir' -o '$BATS_TEST_TMPDIR/o.npy'" /dev/null
     [[ "$output" == *"4,32,32,3"* ]]
     [ -s "$BATS_TEST_TMPDIR/o.npy" ]
 }

@@ -1,0 +1,154 @@
+load helpers
+setup() { setup_tools; }
+
+P() { echo "$FIX/prdc/$1"; }
+M() { echo "$FIX/metrics/$1"; }
+IMG() { echo "$FIX/inception/img32.npy"; }
+ODD() { echo "$FIX/inception/img40x24.npy"; }
+
+@test "score without arguments prints usage and exits 2" {
+  run -2 --separate-stderr score
+  [ -z "$output" ]
+  [[ "$stderr" == *"usage: score"* ]]
+}
+
+@test "score --help names every option, its defaults and an example" {
+  help_names_options score tools/score.c common/eval/metrics_cli.h common/eval/metrics_cli.c
+}
+
+@test "score rejects --prc-k 0" {
+  run -2 --separate-stderr score --prc-k 0 a b
+  [[ "$stderr" == "score: --prc-k: bad value: 0 (want an integer from 1 to 1000)"* ]]
+}
+
+# goldens: tests/fixtures/gen_prdc.py (torch-fidelity prc and clovaai prdc transcriptions)
+@test "score --prc --dc on features matches torch-fidelity's prc and clovaai's prdc" {
+  run -0 --separate-stderr score --prc --dc "$(P small_gen.npy)" "$(P small_real.npy)"
+  [ "$output" = "precision: 0.3333333
+recall: 0.95
+f_score: 0.4935065
+density: 0.3133333
+coverage: 0.65
+resize: none (features)" ]
+  [ -z "$stderr" ]
+  run -0 --separate-stderr score --json --prc --dc "$(P wide_gen.npy)" "$(P wide_real.npy)"
+  [[ "$output" == *'"precision": 0.9076923076923077,'* ]]
+  [[ "$output" == *'"recall": 0.3,'* ]]
+  [[ "$output" == *'"f_score": 0.45095541401273886,'* ]]
+  [[ "$output" == *'"density": 2.763846153846154,'* ]]
+  [[ "$output" == *'"coverage": 1.0,'* ]]
+  [[ "$output" == *'"resize": "none (features)"'* ]]
+}
+
+@test "score: a set against itself gives precision, recall, density and coverage 1" {
+  run -0 --separate-stderr score --prc --dc "$(P same_gen.npy)" "$(P same_real.npy)"
+  [ "$output" = "precision: 1
+recall: 1
+f_score: 1
+density: 1
+coverage: 1
+resize: none (features)" ]
+}
+
+@test "score: disjoint far sets give 0" {
+  npy_make "$BATS_TEST_TMPDIR/a.npy" '<f4' '6, 2' 12 '\x00\x00\x00\x00'
+  npy_make "$BATS_TEST_TMPDIR/b.npy" '<f4' '6, 2' 12 '\x00\x00\x7a\x44'
+  run -0 --separate-stderr score --prc --dc "$BATS_TEST_TMPDIR/a.npy" "$BATS_TEST_TMPDIR/b.npy"
+  [ "$output" = "precision: 0
+recall: 0
+f_score: 0
+density: 0
+coverage: 0
+resize: none (features)" ]
+}
+
+@test "score reads GEN from stdin" {
+  run -0 --separate-stderr bash -c "score --prc - '$(P small_real.npy)' < '$(P small_gen.npy)'"
+  [ "${lines[0]}" = "precision: 0.3333333" ]
+}
+
+@test "score --fid --kid on features equals fid and kid" {
+  run -0 --separate-stderr score --json --fid --kid --kid-subsets 10 --kid-subset-size 20 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  local s=$output
+  run -0 --separate-stderr fid --json --dims 64 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  run -0 --separate-stderr kid --json --subsets 10 --subset-size 20 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  [[ "$s" == *"${lines[2]%,}"* ]]
+}
+
+@test "score on images: one Inception pass gives what fid, kid and is-score give" {
+  run -0 --separate-stderr score --json --weights synthetic --fid --kid --is --is-splits 2 --prc --prc-k 1 "$(IMG)" "$(ODD)"
+  local s=$output
+  [[ "$s" == *'"resize": "torch-fidelity",'* ]]
+  [[ "$s" == *'"synthetic_weights": true'* ]]
+  [[ "$stderr" == *"score: warning: synthetic Inception weights"* ]]
+  run -0 --separate-stderr fid --json --weights synthetic --resize torch-fidelity "$(IMG)" "$(ODD)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  run -0 --separate-stderr kid --json --weights synthetic "$(IMG)" "$(ODD)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  run -0 --separate-stderr is-score --json --weights synthetic --splits 2 "$(IMG)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  [[ "$s" == *"${lines[2]%,}"* ]]
+}
+
+@test "score --fid takes REAL statistics; other scores refuse them" {
+  run -0 --separate-stderr score --fid "$(M kid_a.npy)" "$(M stats64_compressed.npz)"
+  [[ "${lines[0]}" == "frechet_inception_distance: "* ]]
+  run -1 --separate-stderr score --prc "$(M kid_a.npy)" "$(M stats64_compressed.npz)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $(M stats64_compressed.npz): statistics (mu, sigma) serve --fid only; give images or features" ]
+}
+
+@test "score rejects feature sets of different widths in one line" {
+  run -1 --separate-stderr score --prc "$(P small_gen.npy)" "$(P wide_real.npy)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $(P wide_real.npy): 64-d features; $(P small_gen.npy) gives 8-d" ]
+}
+
+@test "score names the input with fewer than k+1 samples" {
+  npy_make "$BATS_TEST_TMPDIR/three.npy" '<f4' '3, 8' 24 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr score --prc "$BATS_TEST_TMPDIR/three.npy" "$(P small_real.npy)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/three.npy: 3 samples: k=3 needs at least 4" ]
+  run -1 --separate-stderr score --dc "$(P small_gen.npy)" "$BATS_TEST_TMPDIR/three.npy"
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/three.npy: 3 samples: k=5 needs at least 6" ]
+}
+
+@test "score rejects NaN features in one line" {
+  npy_make "$BATS_TEST_TMPDIR/nan.npy" '<f4' '8, 2' 16 '\x00\x00\xc0\x7f'
+  npy_make "$BATS_TEST_TMPDIR/ok.npy" '<f4' '8, 2' 16 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr score --prc --dc "$BATS_TEST_TMPDIR/nan.npy" "$BATS_TEST_TMPDIR/ok.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/nan.npy: row 0 has a NaN or infinite value" ]
+}
+
+@test "score --resize clean: the mode is printed and fid --resize clean agrees" {
+  run -0 --separate-stderr score --json --resize clean --weights synthetic --fid "$(IMG)" "$(ODD)"
+  local s=$output
+  [[ "$s" == *'"resize": "clean",'* ]]
+  run -0 --separate-stderr fid --json --resize clean --weights synthetic "$(IMG)" "$(ODD)"
+  [[ "$s" == *"${lines[1]}"* ]]
+  [[ "$output" == *'"resize": "clean"'* ]]
+  run -0 --separate-stderr fid --resize torch-fidelity --weights synthetic "$(IMG)" "$(ODD)"
+  [[ "$s" != *"${output#FID:  }"* ]]
+}
+
+@test "score rejects an unknown --resize" {
+  run -2 --separate-stderr score --resize lanczos a b
+  [[ "$stderr" == "score: --resize: bad value: lanczos (want pytorch-fid, torch-fidelity or clean)"* ]]
+}
+
+@test "score: --threads and --batch-size change no score" {
+  run -0 --separate-stderr score --json -t 1 -b 1 --weights synthetic --fid --kid --prc --prc-k 1 "$(IMG)" "$(ODD)"
+  local s=$output
+  run -0 --separate-stderr score --json -t 2 -b 50 --weights synthetic --fid --kid --prc --prc-k 1 "$(IMG)" "$(ODD)"
+  [ "$output" = "$s" ]
+}
+
+@test "kid and is-score --json name the resize mode" {
+  run -0 --separate-stderr kid --json --resize clean --subsets 2 --subset-size 20 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [[ "$output" == *'"resize": "clean"'* ]]
+  run -0 --separate-stderr is-score --json --weights synthetic --splits 1 "$(IMG)"
+  [[ "$output" == *'"resize": "torch-fidelity",'* ]]
+}

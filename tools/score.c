@@ -1,0 +1,369 @@
+/* score: every sample-quality score asked for from one pass of each input through the FID
+   Inception network, like torch-fidelity's `fidelity --isc --fid --kid --prc`: FID (the
+   Frechet distance of the features' statistics), Inception Score of GEN, KID, precision and
+   recall (torch-fidelity, k=3) and density and coverage (clovaai prdc, k=5). Each score equals
+   what fid (with the same --resize), is-score and kid print on the same input. */
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/inception.h"
+#include "eval/metrics.h"
+#include "eval/metrics_cli.h"
+#include "nn/nn.h"
+#include "eval/prdc.h"
+#include "util/util.h"
+
+static const char usage_line[] =
+    "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--kid-subsets N]\n"
+    "             [--kid-subset-size M] [--is-splits N] [--prc-k K] [--dc-k K] [--seed S]\n"
+    "             [-b N] [-t N] [--weights PATH|synthetic]\n"
+    "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
+
+static const char help[] =
+    "\n"
+    "Prints one 'name: value' line per score asked for (torch-fidelity's key names), then\n"
+    "'resize: MODE'. GEN and REAL: uint8 images (N,H,W,3) .npy/.npz or - (stdin, one of\n"
+    "them), a folder of images, or float features (N,D) .npy (fid/kid --save-features\n"
+    "writes them; any D for all but --is); REAL may be statistics .npz (mu, sigma) for --fid\n"
+    "alone. Images go through the network once, whatever the scores.\n"
+    "\n"
+    "  --fid                 frechet_inception_distance (as fid --resize MODE)\n"
+    "  --is                  inception_score_mean, _std of GEN (as is-score)\n"
+    "  --kid                 kernel_inception_distance_mean, _std (as kid)\n"
+    "  --prc                 precision, recall, f_score (torch-fidelity prc: radius =\n"
+    "                        distance to the k-th neighbour, inside means <=)\n"
+    "  --dc                  density, coverage (clovaai prdc: inside means <)\n"
+    "                        With none of the five: all that the inputs allow.\n"
+    "  --kid-subsets N       KID subsets (default 100)\n"
+    "  --kid-subset-size M   KID subset size (default 1000, or the smaller N, with a note)\n"
+    "  --is-splits N         Inception Score splits (default 10)\n"
+    "  --prc-k K             precision/recall neighbourhood (default 3)\n"
+    "  --dc-k K              density/coverage neighbourhood (default 5)\n"
+    "  --seed S              KID subsets and IS shuffle seed (default 2020)\n"
+    METRICS_CLI_HELP_TORCH_FIDELITY
+    "\n"
+    "Distances for --prc and --dc are exact in float64 wherever float32 could change a\n"
+    "decision; memory stays linear in N.\n"
+    "\n"
+    "Example:\n"
+    "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n";
+
+enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16 };
+
+struct opts {
+    long kid_subsets, kid_m, is_splits, prc_k, dc_k, seed;
+};
+
+static void usage(int status, const char *problem)
+{
+    metrics_cli_usage(status, problem, usage_line, help);
+    exit(status);
+}
+
+struct side {
+    const char *path;
+    struct metrics_input in;
+    struct metrics_cli_sink sk;  /* the feature rows */
+};
+
+static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
+{
+    char msg[1024];
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    if (metrics_cli_open_input(&s->in, path, o, "score", msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
+}
+
+/* FID from rows (or REAL's stored statistics), as fid computes it */
+static double score_fid(struct side *g, struct side *r)
+{
+    char msg[512];
+    int d = g->sk.d;
+    double *mu[2], *sg[2];
+    struct side *s[2] = {g, r};
+    for (int k = 0; k < 2; k++) {
+        if (s[k]->in.kind == METRICS_STATS) {
+            mu[k] = s[k]->in.mu;
+            sg[k] = s[k]->in.sigma;
+            continue;
+        }
+        struct metrics_stats st;
+        metrics_stats_init(&st, d);
+        metrics_stats_add(&st, s[k]->sk.rows, s[k]->sk.n);
+        mu[k] = xmalloc((size_t)d * sizeof(double));
+        sg[k] = xmalloc((size_t)d * d * sizeof(double));
+        if (metrics_stats_get(&st, mu[k], sg[k], msg, sizeof msg) == -1)
+            errx(1, "%s: %s", s[k]->path, msg);
+        metrics_stats_free(&st);
+    }
+    double fid;
+    if (metrics_frechet(&fid, mu[0], sg[0], mu[1], sg[1], d, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    for (int k = 0; k < 2; k++)
+        if (s[k]->in.kind != METRICS_STATS) {
+            free(mu[k]);
+            free(sg[k]);
+        }
+    return fid < 0 ? 0 : fid;  /* a squared distance: below 0 is round-off */
+}
+
+/* logits_unbiased row by row, as is-score's sink does */
+static void score_is(double *v, const struct side *g, const struct inception *net, long splits,
+                     long seed)
+{
+    char msg[512];
+    float *logits = xmalloc((size_t)g->sk.n * INCEPTION_CLASSES * sizeof(float));
+    for (int64_t i = 0; i < g->sk.n; i++)
+        nn_sgemm(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
+                 g->sk.rows + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, net->fc_w,
+                 INCEPTION_DIMS, 0.0f, logits + (size_t)i * INCEPTION_CLASSES,
+                 INCEPTION_CLASSES);
+    if (metrics_inception_score(&v[0], &v[1], logits, g->sk.n, INCEPTION_CLASSES, (int)splits,
+                                1, (uint32_t)seed, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", g->path, msg);
+    free(logits);
+}
+
+static void score_kid(double *v, const struct side *g, const struct side *r,
+                      const struct opts *p)
+{
+    char msg[512];
+    int64_t nmin = g->sk.n < r->sk.n ? g->sk.n : r->sk.n;
+    long m = p->kid_m;
+    if (nmin < 2)
+        errx(1, "%s: %lld sample: KID needs at least 2 on each side",
+             g->sk.n < 2 ? g->path : r->path, (long long)nmin);
+    if (m == 0) {
+        m = 1000;
+        if (nmin < m) {
+            m = nmin;
+            warnx("note: %lld samples < 1000: KID subset size %ld", (long long)nmin, m);
+        }
+    }
+    if (metrics_kid(&v[0], &v[1], g->sk.rows, g->sk.n, r->sk.rows, r->sk.n, g->sk.d,
+                    (int)p->kid_subsets, (int)m, (uint32_t)p->seed, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+}
+
+/* prdc_compute's messages say "real features" or "generated features": name the path */
+static void score_prdc(struct prdc_result *res, const struct side *g, const struct side *r,
+                       int k_pr, int k_dc)
+{
+    char msg[512];
+    if (prdc_compute(res, r->sk.rows, r->sk.n, g->sk.rows, g->sk.n, g->sk.d, k_pr, k_dc, msg,
+                     sizeof msg) == -1) {
+        const char *rest = msg;
+        const char *path = NULL;
+        if (strncmp(msg, "real features: ", 15) == 0)
+            path = r->path, rest = msg + 15;
+        else if (strncmp(msg, "generated features: ", 20) == 0)
+            path = g->path, rest = msg + 20;
+        if (path != NULL)
+            errx(1, "%s: %s", path, rest);
+        errx(1, "%s", msg);
+    }
+}
+
+struct out {
+    int json, n;
+};
+
+static void put(struct out *o, const char *key, double v)
+{
+    char r[64];
+    if (o->json) {
+        metrics_repr(r, sizeof r, v);
+        printf("%s    \"%s\": %s", o->n++ ? ",\n" : "{\n", key, r);
+    } else
+        printf("%s: %.7g\n", key, v);
+}
+
+/* the feature width both sides share: a feature cache's, else pool3's */
+static int side_width(const struct side *g, const struct side *r)
+{
+    const struct side *s[2] = {g, r};
+    int d = 0;
+    for (int k = 0; k < 2; k++) {
+        int w = s[k]->in.kind == METRICS_FEATURES || s[k]->in.kind == METRICS_STATS
+                    ? s[k]->in.d : INCEPTION_DIMS;
+        if (d != 0 && w != d)
+            errx(1, "%s: %d-d features; %s gives %d-d", r->path, w, g->path, d);
+        d = w;
+    }
+    return d;
+}
+
+/* the scores the inputs allow; an asked-for one they do not is an error */
+static int check_scores(int want, const struct side *g, const struct side *r, int d)
+{
+    int stats = g->in.kind == METRICS_STATS || r->in.kind == METRICS_STATS;
+    int all = want == 0;
+    if (all)
+        want = S_FID | S_IS | S_KID | S_PRC | S_DC;
+    if (stats && (want & ~S_FID)) {
+        if (!all)
+            errx(1, "%s: statistics (mu, sigma) serve --fid only; give images or features",
+                 g->in.kind == METRICS_STATS ? g->path : r->path);
+        want = S_FID;
+    }
+    if ((want & S_IS) && d != INCEPTION_DIMS) {
+        if (!all)
+            errx(1, "%s: --is needs pool3 features (2048-d), not %d-d", g->path, d);
+        want &= ~S_IS;
+    }
+    return want;
+}
+
+static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, int *want)
+{
+    static const struct option longopts[] = {
+        { "fid", no_argument, NULL, 'F' },
+        { "is", no_argument, NULL, 'I' },
+        { "kid", no_argument, NULL, 'K' },
+        { "prc", no_argument, NULL, 'P' },
+        { "dc", no_argument, NULL, 'C' },
+        { "kid-subsets", required_argument, NULL, 'n' },
+        { "kid-subset-size", required_argument, NULL, 'm' },
+        { "is-splits", required_argument, NULL, 's' },
+        { "prc-k", required_argument, NULL, 'k' },
+        { "dc-k", required_argument, NULL, 'c' },
+        { "seed", required_argument, NULL, 'S' },
+        METRICS_CLI_LONGOPTS,
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char msg[1024];
+    int c;
+    while ((c = metrics_cli_getopt(o, argc, argv, longopts, msg, sizeof msg)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case 'F': *want |= S_FID; break;
+        case 'I': *want |= S_IS; break;
+        case 'K': *want |= S_KID; break;
+        case 'P': *want |= S_PRC; break;
+        case 'C': *want |= S_DC; break;
+        case 'n':
+            rc = metrics_cli_long(optarg, 1, 1000000, &p->kid_subsets, "--kid-subsets", msg,
+                                  sizeof msg);
+            break;
+        case 'm':
+            rc = metrics_cli_long(optarg, 2, 1000000, &p->kid_m, "--kid-subset-size", msg,
+                                  sizeof msg);
+            break;
+        case 's':
+            rc = metrics_cli_long(optarg, 1, 1000000, &p->is_splits, "--is-splits", msg,
+                                  sizeof msg);
+            break;
+        case 'k':
+            rc = metrics_cli_long(optarg, 1, 1000, &p->prc_k, "--prc-k", msg, sizeof msg);
+            break;
+        case 'c':
+            rc = metrics_cli_long(optarg, 1, 1000, &p->dc_k, "--dc-k", msg, sizeof msg);
+            break;
+        case 'S':
+            rc = metrics_cli_long(optarg, 0, 4294967295L, &p->seed, "--seed", msg, sizeof msg);
+            break;
+        case 'h':
+            usage(0, NULL);
+            break;
+        default:
+            usage(2, msg);
+        }
+        if (rc == -1)
+            usage(2, msg);
+    }
+    if (argc - optind != 2)
+        usage(2, "GEN and REAL are required");
+    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
+        usage(2, "only one input can be stdin");
+}
+
+int main(int argc, char **argv)
+{
+    struct metrics_cli o;
+    struct opts p = {100, 0, 10, 3, 5, 2020};
+    int want = 0;
+    char msg[1024];
+
+    /* one network pass for every score: torch-fidelity's resize, as its fidelity command */
+    metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
+    parse(argc, argv, &o, &p, &want);
+    metrics_cli_start(&o, argv);
+
+    struct side g, r;
+    struct inception net;
+    memset(&net, 0, sizeof net);
+    open_side(&g, argv[optind], &o);
+    open_side(&r, argv[optind + 1], &o);
+    int d = side_width(&g, &r);
+    want = check_scores(want, &g, &r, d);
+    int needs_net = metrics_cli_needs_net(&g.in) || metrics_cli_needs_net(&r.in) ||
+                    (want & S_IS);
+    if (d != INCEPTION_DIMS && needs_net)
+        errx(1, "%s: %d-d features; images give %d-d pool3 features",
+             g.in.kind == METRICS_FEATURES ? g.path : r.path, d, INCEPTION_DIMS);
+    if (needs_net && metrics_cli_load_net(&net, &o, argv[0], "score", NULL, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    struct side *s[2] = {&g, &r};
+    for (int k = 0; k < 2; k++) {
+        if (s[k]->in.kind == METRICS_STATS)
+            continue;
+        s[k]->sk.d = d;
+        if (metrics_cli_features(&s[k]->sk, &s[k]->in, s[k]->path, &net, &o, "score", msg,
+                                 sizeof msg) == -1)
+            errx(1, "%s", msg);
+    }
+
+    /* compute everything before printing, so an error leaves stdout empty */
+    double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0};
+    struct prdc_result pr;
+    memset(&pr, 0, sizeof pr);
+    if (want & S_FID)
+        fid = score_fid(&g, &r);
+    if (want & S_IS)
+        score_is(is, &g, &net, p.is_splits, p.seed);
+    if (want & S_KID)
+        score_kid(kid, &g, &r, &p);
+    if (want & (S_PRC | S_DC))
+        score_prdc(&pr, &g, &r, want & S_PRC ? (int)p.prc_k : 0, want & S_DC ? (int)p.dc_k : 0);
+
+    struct out out = {o.json, 0};
+    if (want & S_FID)
+        put(&out, "frechet_inception_distance", fid);
+    if (want & S_IS) {
+        put(&out, "inception_score_mean", is[0]);
+        put(&out, "inception_score_std", is[1]);
+    }
+    if (want & S_KID) {
+        put(&out, "kernel_inception_distance_mean", kid[0]);
+        put(&out, "kernel_inception_distance_std", kid[1]);
+    }
+    if (want & S_PRC) {
+        put(&out, "precision", pr.precision);
+        put(&out, "recall", pr.recall);
+        put(&out, "f_score", pr.f_score);
+    }
+    if (want & S_DC) {
+        put(&out, "density", pr.density);
+        put(&out, "coverage", pr.coverage);
+    }
+    const char *mode = needs_net ? metrics_cli_resize_name(o.mode) : "none (features)";
+    if (o.json)
+        printf(",\n    \"n_gen\": %lld,\n    \"n_real\": %lld,\n    \"dims\": %d,\n"
+               "    \"resize\": \"%s\"%s\n}\n", (long long)g.sk.n, (long long)r.sk.n, d, mode,
+               net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
+    else
+        printf("resize: %s\n", mode);
+    for (int k = 0; k < 2; k++) {
+        free(s[k]->sk.rows);
+        metrics_input_free(&s[k]->in);
+    }
+    inception_free(&net);
+    if (fclose(stdout) != 0)
+        err(1, "stdout");
+    return 0;
+}

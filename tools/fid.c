@@ -18,7 +18,7 @@
 #include "util/util.h"
 
 static const char usage_line[] =
-    "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048] [-t N]\n"
+    "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048|2023] [-t N]\n"
     "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity|clean]\n"
     "           (A B | --save-stats A OUT.npz | --save-features A OUT.npy)\n";
 
@@ -35,7 +35,10 @@ static const char help[] =
     "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
     "  --json              print a JSON object instead\n"
     "  -b, --batch-size N  images per batch (default 50)\n"
-    "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default)\n"
+    "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default), or\n"
+    "                      2023: sFID's spatial features (guided-diffusion: Mixed_6d's\n"
+    "                      branch1x1, channels 0-6, 17x17; its FID is sFID, which\n"
+    "                      guided-diffusion computes after --resize torch-fidelity)\n"
     "  -t, --threads N     threads (default 2)\n"
     "  --weights PATH      FID Inception weights (.pth or .safetensors), or synthetic\n"
     "                      (closed-form stand-in: scores are NOT comparable with\n"
@@ -148,8 +151,10 @@ int main(int argc, char **argv)
         switch (c) {
         case 'd':
             if (util_parse_long(optarg, 1, 2048, &v) == -1 ||
-                (v != 64 && v != 192 && v != 768 && v != 2048)) {
-                opt_bad_value(msg, sizeof msg, "--dims", optarg, "want 64, 192, 768 or 2048");
+                (v != 64 && v != 192 && v != 768 && v != 2048 &&
+                 v != INCEPTION_SPATIAL_DIMS)) {
+                opt_bad_value(msg, sizeof msg, "--dims", optarg,
+                              "want 64, 192, 768, 2048 or 2023");
                 usage(2, msg);
             }
             dims = (int)v;

@@ -1,10 +1,12 @@
-/* report: a Markdown report from score files, like the study's table (model, FID, IS, KID, N,
-   seconds), with each model's sample grid and extra figures (loss curves) linked:
-     report --title T --model vae fid=F.json,is=I.json,kid=K.json,time=T.txt,grid=G.png \
+/* report: a Markdown report from score files, like the study's table (model, FID, IS, KID,
+   precision, recall, N, seconds), with each model's sample grid and extra figures (loss
+   curves) linked:
+     report --title T --model vae fid=F.json,is=I.json,kid=K.json,prc=P.json,time=T.txt,grid=G.png \
             --model "VAE (study)" fid=318.14,is=2.36,n=100 --figure "Training loss=L.png" -o R.md
-   fid/is/kid name the --json output of fid, is-score, kid (keys read leniently: a missing score
-   is "-") or give the number itself; time is a file holding seconds (pipe time -o); n sets N
-   (else the "n1" of the fid file). Image links are relative to the report's directory. */
+   fid/is/kid/prc name the --json output of fid, is-score, kid, score --prc (keys read
+   leniently: a missing score is "-"); fid/is/kid/precision/recall also take the number
+   itself; time is a file holding seconds (pipe time -o); n sets N (else the "n1" of the fid
+   file). Image links are relative to the report's directory. */
 #include "io/json.h"
 #include "util/opt.h"
 #include "util/util.h"
@@ -20,7 +22,7 @@
 #define MAX_MODELS 64
 #define MAX_FIGS 16
 
-enum { FID, IS, IS_STD, KID, KID_STD, N, SECONDS, N_COLS };
+enum { FID, IS, IS_STD, KID, KID_STD, PREC, REC, N, SECONDS, N_COLS };
 
 struct model {
     char *name;
@@ -30,17 +32,21 @@ struct model {
 };
 
 static const char usage_line[] =
-    "usage: report [--title TEXT] [--note TEXT] --model NAME fid=F,is=I,kid=K,time=T,grid=G,n=N\n"
+    "usage: report [--title TEXT] [--note TEXT]\n"
+    "              --model NAME fid=F,is=I,kid=K,prc=P,time=T,grid=G,n=N\n"
     "              [--model NAME SPEC...] ... [--figure CAPTION=PNG] [-o REPORT.md]\n";
 
 static const char help[] =
     "\n"
-    "Writes a Markdown report: a table with a row per --model (model, FID, IS, KID, N,\n"
-    "seconds), each model's sample grid and the --figure images, linked relative to the\n"
-    "report's folder (every linked file must exist). A model's SPEC is KEY=VALUE items,\n"
-    "comma-separated, in one or more arguments after its --model:\n"
+    "Writes a Markdown report: a table with a row per --model (model, FID, IS, KID,\n"
+    "precision, recall, N, seconds), each model's sample grid and the --figure images,\n"
+    "linked relative to the report's folder (every linked file must exist). A model's\n"
+    "SPEC is KEY=VALUE items, comma-separated, in one or more arguments after its --model:\n"
     "  fid=, is=, kid=    the --json output of fid, is-score or kid (a missing score\n"
     "                     shows as -), or the score itself (fid=318.14)\n"
+    "  prc=               the --json output of score --prc (precision and recall)\n"
+    "  precision=, recall=\n"
+    "                     the score itself\n"
     "  time=              a file holding seconds (pipe time -o), or the seconds\n"
     "  grid=              a PNG of samples (imgrid)\n"
     "  n=                 N (default: the n1 of the fid file)\n"
@@ -54,7 +60,7 @@ static const char help[] =
     "  -h, --help         this text\n"
     "\n"
     "Example:\n"
-    "  report --model VAE fid=fid.json,is=is.json,kid=kid.json,grid=vae.png \\\n"
+    "  report --model VAE fid=fid.json,is=is.json,kid=kid.json,prc=prc.json,grid=vae.png \\\n"
     "      --model 'VAE (study)' fid=318.14,is=2.36,n=100 --figure 'Loss=loss.png' -o report.md\n";
 
 /* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
@@ -106,7 +112,9 @@ static void parse_spec(struct model *m, char *spec)
     static const char *const is_s[] = {"inception_score_std", "is_std", NULL};
     static const char *const kid_k[] = {"kernel_inception_distance_mean", "kid_mean", "kid", NULL};
     static const char *const kid_s[] = {"kernel_inception_distance_std", "kid_std", NULL};
-    static const char *const n_k[] = {"n1", "n", "num_samples", "n_samples", NULL};
+    static const char *const n_k[] = {"n1", "n_gen", "n", "num_samples", "n_samples", NULL};
+    static const char *const prec_k[] = {"precision", NULL};
+    static const char *const rec_k[] = {"recall", NULL};
     char *item, *save = NULL;
     for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
@@ -118,10 +126,11 @@ static void parse_spec(struct model *m, char *spec)
         val = eq + 1;
         if (strcmp(key, "grid") == 0) {
             m->grid = xstrdup(val);
-        } else if (strcmp(key, "n") == 0) {
+        } else if (strcmp(key, "n") == 0 || strcmp(key, "precision") == 0 ||
+                   strcmp(key, "recall") == 0) {
             if (!is_number(val, &d))
-                errx(2, "model %s: n=%s: want a number", m->name, val);
-            m->v[N] = d;
+                errx(2, "model %s: %s=%s: want a number", m->name, key, val);
+            m->v[key[0] == 'n' ? N : key[0] == 'p' ? PREC : REC] = d;
         } else if (strcmp(key, "time") == 0) {
             unsigned char *buf;
             size_t len;
@@ -138,16 +147,19 @@ static void parse_spec(struct model *m, char *spec)
             m->v[SECONDS] = d;
             free(buf);
         } else if (strcmp(key, "fid") == 0 || strcmp(key, "is") == 0 ||
-                   strcmp(key, "kid") == 0) {
-            int fid = key[0] == 'f', is = key[0] == 'i';
+                   strcmp(key, "kid") == 0 || strcmp(key, "prc") == 0) {
+            int fid = key[0] == 'f', is = key[0] == 'i', prc = key[0] == 'p';
             struct json *j;
-            if (is_number(val, &d)) {
+            if (!prc && is_number(val, &d)) {
                 m->v[fid ? FID : is ? IS : KID] = d;
                 continue;
             }
             j = load_json(val);
             if (fid) {
                 m->v[FID] = pick(j, fid_k);
+            } else if (prc) {
+                m->v[PREC] = pick(j, prec_k);
+                m->v[REC] = pick(j, rec_k);
             } else if (is) {
                 m->v[IS] = pick(j, is_k);
                 m->v[IS_STD] = pick(j, is_s);
@@ -159,8 +171,8 @@ static void parse_spec(struct model *m, char *spec)
                 m->v[N] = pick(j, n_k);
             json_free(j);
         } else {
-            errx(2, "model %s: unknown key '%s' (want fid, is, kid, time, grid, n)", m->name,
-                 key);
+            errx(2, "model %s: unknown key '%s' (want fid, is, kid, prc, precision, recall, "
+                 "time, grid, n)", m->name, key);
         }
     }
 }
@@ -283,14 +295,16 @@ int main(int argc, char **argv)
     fprintf(f, "# %s\n\n", title);
     for (int i = 0; i < nn; i++)
         fprintf(f, "%s\n\n", notes[i]);
-    fprintf(f, "| model | FID | IS | KID | N | seconds |\n");
-    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    fprintf(f, "| model | FID | IS | KID | precision | recall | N | seconds |\n");
+    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < nm; i++) {
         const struct model *m = &models[i];
         fprintf(f, "| %s |", m->name);
         cell(f, m->v[FID], NAN, 2);
         cell(f, m->v[IS], m->v[IS_STD], 2);
         cell(f, m->v[KID], m->v[KID_STD], 4);
+        cell(f, m->v[PREC], NAN, 3);
+        cell(f, m->v[REC], NAN, 3);
         cell(f, m->v[N], NAN, 0);
         cell(f, m->v[SECONDS], NAN, 2);
         fputc('\n', f);

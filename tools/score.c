@@ -1,8 +1,10 @@
 /* score: every sample-quality score asked for from one pass of each input through the FID
    Inception network, like torch-fidelity's `fidelity --isc --fid --kid --prc`: FID (the
    Frechet distance of the features' statistics), Inception Score of GEN, KID, precision and
-   recall (torch-fidelity, k=3) and density and coverage (clovaai prdc, k=5). Each score equals
-   what fid (with the same --resize), is-score and kid print on the same input. */
+   recall (torch-fidelity, k=3), density and coverage (clovaai prdc, k=5) and sFID
+   (guided-diffusion's evaluator: the Frechet distance of spatial features taken from the same
+   pass). Each score equals what fid (with the same --resize; --dims 2023 for sFID), is-score
+   and kid print on the same input. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,9 +19,9 @@
 #include "util/util.h"
 
 static const char usage_line[] =
-    "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--kid-subsets N]\n"
-    "             [--kid-subset-size M] [--is-splits N] [--prc-k K] [--dc-k K] [--seed S]\n"
-    "             [-b N] [-t N] [--weights PATH|synthetic]\n"
+    "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--sfid]\n"
+    "             [--kid-subsets N] [--kid-subset-size M] [--is-splits N] [--prc-k K]\n"
+    "             [--dc-k K] [--seed S] [-b N] [-t N] [--weights PATH|synthetic]\n"
     "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
 
 static const char help[] =
@@ -36,7 +38,10 @@ static const char help[] =
     "  --prc                 precision, recall, f_score (torch-fidelity prc: radius =\n"
     "                        distance to the k-th neighbour, inside means <=)\n"
     "  --dc                  density, coverage (clovaai prdc: inside means <)\n"
-    "                        With none of the five: all that the inputs allow.\n"
+    "  --sfid                spatial_frechet_inception_distance (guided-diffusion's\n"
+    "                        sFID: Mixed_6d's branch1x1, channels 0-6 of 17x17, as\n"
+    "                        fid --dims 2023); needs images on both sides\n"
+    "                        With none of the six: all that the inputs allow.\n"
     "  --kid-subsets N       KID subsets (default 100)\n"
     "  --kid-subset-size M   KID subset size (default 1000, or the smaller N, with a note)\n"
     "  --is-splits N         Inception Score splits (default 10)\n"
@@ -51,7 +56,7 @@ static const char help[] =
     "Example:\n"
     "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n";
 
-enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16 };
+enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16, S_SFID = 32 };
 
 struct opts {
     long kid_subsets, kid_m, is_splits, prc_k, dc_k, seed;
@@ -67,6 +72,8 @@ struct side {
     const char *path;
     struct metrics_input in;
     struct metrics_cli_sink sk;  /* the feature rows */
+    struct metrics_cli_sink ssk; /* sFID's spatial features, into sst (--sfid) */
+    struct metrics_stats sst;
 };
 
 static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
@@ -78,37 +85,60 @@ static void open_side(struct side *s, const char *path, const struct metrics_cli
         errx(1, "%s: %s", path, msg);
 }
 
+/* (mu, sigma) of s's statistics st, as fid computes them */
+static void side_moments(const struct side *s, struct metrics_stats *st, double **mu,
+                         double **sigma)
+{
+    char msg[512];
+    *mu = xmalloc((size_t)st->d * sizeof(double));
+    *sigma = xmalloc((size_t)st->d * st->d * sizeof(double));
+    if (metrics_stats_get(st, *mu, *sigma, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", s->path, msg);
+}
+
+/* the Frechet distance of two (mu, sigma), as fid prints it; frees them */
+static double frechet(double **mu, double **sg, int d)
+{
+    char msg[512];
+    double fd;
+    if (metrics_frechet(&fd, mu[0], sg[0], mu[1], sg[1], d, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    for (int k = 0; k < 2; k++) {
+        free(mu[k]);
+        free(sg[k]);
+    }
+    return fd < 0 ? 0 : fd;  /* a squared distance: below 0 is round-off */
+}
+
+/* sFID from the spatial statistics both sides gathered in their one pass */
+static double score_sfid(struct side *g, struct side *r)
+{
+    double *mu[2], *sg[2];
+    side_moments(g, &g->sst, &mu[0], &sg[0]);
+    side_moments(r, &r->sst, &mu[1], &sg[1]);
+    return frechet(mu, sg, INCEPTION_SPATIAL_DIMS);
+}
+
 /* FID from rows (or REAL's stored statistics), as fid computes it */
 static double score_fid(struct side *g, struct side *r)
 {
-    char msg[512];
     int d = g->sk.d;
     double *mu[2], *sg[2];
     struct side *s[2] = {g, r};
     for (int k = 0; k < 2; k++) {
-        if (s[k]->in.kind == METRICS_STATS) {
+        if (s[k]->in.kind == METRICS_STATS) {  /* taken over: frechet() frees them */
             mu[k] = s[k]->in.mu;
             sg[k] = s[k]->in.sigma;
+            s[k]->in.mu = s[k]->in.sigma = NULL;
             continue;
         }
         struct metrics_stats st;
         metrics_stats_init(&st, d);
         metrics_stats_add(&st, s[k]->sk.rows, s[k]->sk.n);
-        mu[k] = xmalloc((size_t)d * sizeof(double));
-        sg[k] = xmalloc((size_t)d * d * sizeof(double));
-        if (metrics_stats_get(&st, mu[k], sg[k], msg, sizeof msg) == -1)
-            errx(1, "%s: %s", s[k]->path, msg);
+        side_moments(s[k], &st, &mu[k], &sg[k]);
         metrics_stats_free(&st);
     }
-    double fid;
-    if (metrics_frechet(&fid, mu[0], sg[0], mu[1], sg[1], d, msg, sizeof msg) == -1)
-        errx(1, "%s", msg);
-    for (int k = 0; k < 2; k++)
-        if (s[k]->in.kind != METRICS_STATS) {
-            free(mu[k]);
-            free(sg[k]);
-        }
-    return fid < 0 ? 0 : fid;  /* a squared distance: below 0 is round-off */
+    return frechet(mu, sg, d);
 }
 
 /* logits_unbiased row by row, as is-score's sink does */
@@ -203,7 +233,7 @@ static int check_scores(int want, const struct side *g, const struct side *r, in
     int stats = g->in.kind == METRICS_STATS || r->in.kind == METRICS_STATS;
     int all = want == 0;
     if (all)
-        want = S_FID | S_IS | S_KID | S_PRC | S_DC;
+        want = S_FID | S_IS | S_KID | S_PRC | S_DC | S_SFID;
     if (stats && (want & ~S_FID)) {
         if (!all)
             errx(1, "%s: statistics (mu, sigma) serve --fid only; give images or features",
@@ -215,7 +245,32 @@ static int check_scores(int want, const struct side *g, const struct side *r, in
             errx(1, "%s: --is needs pool3 features (2048-d), not %d-d", g->path, d);
         want &= ~S_IS;
     }
+    /* sFID's spatial features come from the network only: no feature cache holds them */
+    const struct side *cache = g->in.kind == METRICS_FEATURES ? g
+                               : r->in.kind == METRICS_FEATURES ? r : NULL;
+    if ((want & S_SFID) && cache != NULL) {
+        if (!all)
+            errx(1, "%s: --sfid needs images: a feature cache has no spatial features",
+                 cache->path);
+        want &= ~S_SFID;
+    }
     return want;
+}
+
+/* s's feature rows of width d, and with sfid its spatial statistics, from one pass */
+static void gather(struct side *s, int d, int sfid, const struct inception *net,
+                   const struct metrics_cli *o)
+{
+    char msg[1024];
+    s->sk.d = d;
+    if (sfid) {
+        metrics_stats_init(&s->sst, INCEPTION_SPATIAL_DIMS);
+        s->ssk.d = INCEPTION_SPATIAL_DIMS;
+        s->ssk.st = &s->sst;
+        s->sk.spatial = &s->ssk;
+    }
+    if (metrics_cli_features(&s->sk, &s->in, s->path, net, o, "score", msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
 }
 
 static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, int *want)
@@ -226,6 +281,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         { "kid", no_argument, NULL, 'K' },
         { "prc", no_argument, NULL, 'P' },
         { "dc", no_argument, NULL, 'C' },
+        { "sfid", no_argument, NULL, 'Z' }, /* not 'D': METRICS_CLI_LONGOPTS' --device */
         { "kid-subsets", required_argument, NULL, 'n' },
         { "kid-subset-size", required_argument, NULL, 'm' },
         { "is-splits", required_argument, NULL, 's' },
@@ -246,6 +302,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         case 'K': *want |= S_KID; break;
         case 'P': *want |= S_PRC; break;
         case 'C': *want |= S_DC; break;
+        case 'Z': *want |= S_SFID; break;
         case 'n':
             rc = metrics_cli_long(optarg, 1, 1000000, &p->kid_subsets, "--kid-subsets", msg,
                                   sizeof msg);
@@ -309,17 +366,12 @@ int main(int argc, char **argv)
     if (needs_net && metrics_cli_load_net(&net, &o, argv[0], "score", NULL, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     struct side *s[2] = {&g, &r};
-    for (int k = 0; k < 2; k++) {
-        if (s[k]->in.kind == METRICS_STATS)
-            continue;
-        s[k]->sk.d = d;
-        if (metrics_cli_features(&s[k]->sk, &s[k]->in, s[k]->path, &net, &o, "score", msg,
-                                 sizeof msg) == -1)
-            errx(1, "%s", msg);
-    }
+    for (int k = 0; k < 2; k++)
+        if (s[k]->in.kind != METRICS_STATS)
+            gather(s[k], d, want & S_SFID, &net, &o);
 
     /* compute everything before printing, so an error leaves stdout empty */
-    double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0};
+    double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0}, sfid = 0;
     struct prdc_result pr;
     memset(&pr, 0, sizeof pr);
     if (want & S_FID)
@@ -330,6 +382,8 @@ int main(int argc, char **argv)
         score_kid(kid, &g, &r, &p);
     if (want & (S_PRC | S_DC))
         score_prdc(&pr, &g, &r, want & S_PRC ? (int)p.prc_k : 0, want & S_DC ? (int)p.dc_k : 0);
+    if (want & S_SFID)
+        sfid = score_sfid(&g, &r);
 
     struct out out = {o.json, 0};
     if (want & S_FID)
@@ -351,6 +405,8 @@ int main(int argc, char **argv)
         put(&out, "density", pr.density);
         put(&out, "coverage", pr.coverage);
     }
+    if (want & S_SFID)
+        put(&out, "spatial_frechet_inception_distance", sfid);
     const char *mode = needs_net ? metrics_cli_resize_name(o.mode) : "none (features)";
     if (o.json)
         printf(",\n    \"n_gen\": %lld,\n    \"n_real\": %lld,\n    \"dims\": %d,\n"
@@ -360,6 +416,8 @@ int main(int argc, char **argv)
         printf("resize: %s\n", mode);
     for (int k = 0; k < 2; k++) {
         free(s[k]->sk.rows);
+        if (want & S_SFID)
+            metrics_stats_free(&s[k]->sst);
         metrics_input_free(&s[k]->in);
     }
     inception_free(&net);

@@ -94,16 +94,20 @@ int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, ch
 void metrics_input_free(struct metrics_input *in);
 const char *metrics_kind_name(enum metrics_kind k);
 
-/* Called with every batch of features, in input order: f (n, dims). Returns 0 to go on. */
-typedef int (*metrics_sink)(void *ctx, const float *f, int n);
+/* Called with every batch of features, in input order: f (n, dims) and, when asked for,
+   s (n, INCEPTION_SPATIAL_DIMS): sFID's features of the same images, else NULL. Returns 0 to
+   go on. */
+typedef int (*metrics_sink)(void *ctx, const float *f, const float *s, int n);
 
 /* Runs the images (or feature rows) of in through net in batches of `batch` and hands the
-   features of width dims (64, 192, 768 or 2048 = pool3) to sink. Image folders are decoded
-   per batch, so memory is flat in N. For features input net may be NULL and dims must equal
-   the rows' width. Stats inputs are an error. msg names the failing file of a folder. */
+   features of width dims (64, 192, 768, 2048 = pool3, or INCEPTION_SPATIAL_DIMS = sFID's) to
+   sink; with spatial, sFID's features of the same pass too (images and folders only: a
+   feature cache holds one kind). Image folders are decoded per batch, so memory is flat in
+   N. For features input net may be NULL and dims must equal the rows' width. Stats inputs
+   are an error. msg names the failing file of a folder. */
 int metrics_input_features(struct metrics_input *in, const struct inception *net, int batch,
-                           enum inception_resize mode, int dims, metrics_sink sink, void *ctx,
-                           char *msg, size_t msglen);
+                           enum inception_resize mode, int dims, int spatial, metrics_sink sink,
+                           void *ctx, char *msg, size_t msglen);
 
 /* Python's repr() of a float (shortest string that reads back the same; '.0' added to
    integral values), as pytorch-fid prints FID and json.dumps writes numbers. */

@@ -177,11 +177,10 @@ struct sink_ctx {
     int verbose;
 };
 
-/* logits_unbiased row by row: independent of the batch and thread count */
-static int sink(void *p, const float *f, int n)
+/* f (n, s->d) to where s says; logits_unbiased row by row: independent of the batch and
+   thread count */
+static int sink_rows(struct metrics_cli_sink *s, const float *f, int n)
 {
-    struct sink_ctx *c = p;
-    struct metrics_cli_sink *s = c->s;
     int w = s->fc_w != NULL ? INCEPTION_CLASSES : s->d;
     if (s->out != NULL) {
         if (fwrite(f, sizeof(float) * s->d, n, s->out) != (size_t)n)
@@ -204,8 +203,16 @@ static int sink(void *p, const float *f, int n)
             memcpy(s->rows + (size_t)s->n * w, f, (size_t)n * w * sizeof(float));
     }
     s->n += n;
+    return 0;
+}
+
+static int sink(void *p, const float *f, const float *sp, int n)
+{
+    struct sink_ctx *c = p;
+    if (sink_rows(c->s, f, n) != 0 || (sp != NULL && sink_rows(c->s->spatial, sp, n) != 0))
+        return -1;
     if (c->verbose)
-        progress_update(&c->pr, (long)s->n, NULL);
+        progress_update(&c->pr, (long)c->s->n, NULL);
     return 0;
 }
 
@@ -219,8 +226,10 @@ int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
     c.s = s;
     c.verbose = o->verbose;
     progress_init(&c.pr, tool, path, (long)in->n);
-    if (metrics_input_features(in, net, o->batch, o->mode, s->d, sink, &c, m, sizeof m) == -1) {
-        if (s->out != NULL && ferror(s->out))
+    if (metrics_input_features(in, net, o->batch, o->mode, s->d, s->spatial != NULL, sink, &c, m,
+                               sizeof m) == -1) {
+        if ((s->out != NULL && ferror(s->out)) ||
+            (s->spatial != NULL && s->spatial->out != NULL && ferror(s->spatial->out)))
             snprintf(msg, msglen, "writing features: write error");
         else
             snprintf(msg, msglen, "%s: %s", path, m);

@@ -116,6 +116,8 @@ struct metrics_cli_sink {
     const float *fc_w;         /* (1008, 2048) is-score */
     float *rows;               /* collected (kid, is-score); free() it */
     int64_t n, cap;            /* rows seen */
+    struct metrics_cli_sink *spatial; /* sFID's features of the same pass go here (its d is
+                                         INCEPTION_SPATIAL_DIMS), or NULL */
 };
 /* Streams the features of in (path for messages) into s; -v shows "tool: path" progress.
    On -1 msg is complete: "path: problem", or "writing features: write error". */

@@ -206,25 +206,36 @@ void metrics_input_free(struct metrics_input *in)
     memset(in, 0, sizeof *in);
 }
 
-/* the output pointer for the requested width among the network's outputs */
-static void pick(float *f, int dims, float **p3, float **d64, float **d192, float **d768)
+/* the network's outputs: f for the requested width, sp (or NULL) for sFID's features */
+static struct inception_outputs pick(float *f, int dims, float *sp)
 {
-    *p3 = dims == 2048 ? f : NULL;
-    *d64 = dims == 64 ? f : NULL;
-    *d192 = dims == 192 ? f : NULL;
-    *d768 = dims == 768 ? f : NULL;
+    struct inception_outputs o = { NULL, NULL, NULL, NULL, NULL, sp };
+    if (dims == INCEPTION_DIMS)
+        o.pool3 = f;
+    else if (dims == 64)
+        o.dims64 = f;
+    else if (dims == 192)
+        o.dims192 = f;
+    else if (dims == 768)
+        o.dims768 = f;
+    else
+        o.spatial = f;
+    return o;
 }
 
 int metrics_input_features(struct metrics_input *in, const struct inception *net, int batch,
-                           enum inception_resize mode, int dims, metrics_sink sink, void *ctx,
-                           char *msg, size_t msglen)
+                           enum inception_resize mode, int dims, int spatial, metrics_sink sink,
+                           void *ctx, char *msg, size_t msglen)
 {
-    float *p3, *d64, *d192, *d768;
     if (in->kind == METRICS_STATS) {
         snprintf(msg, msglen, "statistics have no features");
         return -1;
     }
     if (in->kind == METRICS_FEATURES) {
+        if (spatial) {
+            snprintf(msg, msglen, "a feature cache has no sFID features; give the images");
+            return -1;
+        }
         if (in->d != dims) {
             snprintf(msg, msglen, "features have %d columns, expected %d (--dims)", in->d, dims);
             return -1;
@@ -232,15 +243,17 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
         const float *f = in->arr.data;
         for (int64_t i = 0; i < in->n; i += batch) {
             int b = in->n - i < batch ? (int)(in->n - i) : batch;
-            if (sink(ctx, f + i * dims, b) != 0) {
+            if (sink(ctx, f + i * dims, NULL, b) != 0) {
                 snprintf(msg, msglen, "stopped");
                 return -1;
             }
         }
         return 0;
     }
-    if (dims != 64 && dims != 192 && dims != 768 && dims != 2048) {
-        snprintf(msg, msglen, "dims must be 64, 192, 768 or 2048, got %d", dims);
+    if (dims != 64 && dims != 192 && dims != 768 && dims != 2048 &&
+        dims != INCEPTION_SPATIAL_DIMS) {
+        snprintf(msg, msglen, "dims must be 64, 192, 768, 2048 or %d, got %d",
+                 INCEPTION_SPATIAL_DIMS, dims);
         return -1;
     }
     /* whole groups of the network (inception.h): the features are the same either way, the
@@ -248,10 +261,11 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
     if (batch > INT_MAX - INCEPTION_GROUP)
         batch = INT_MAX - INCEPTION_GROUP;
     batch = (batch + INCEPTION_GROUP - 1) / INCEPTION_GROUP * INCEPTION_GROUP;
-    float *feat = xmalloc((size_t)batch * dims * sizeof(float));
-    float *x = NULL;
+    float *feat = xmalloc((size_t)batch * dims * sizeof(float)), *sp = NULL, *x = NULL;
     int rc = 0;
-    pick(feat, dims, &p3, &d64, &d192, &d768);
+    if (spatial)
+        sp = xmalloc((size_t)batch * INCEPTION_SPATIAL_DIMS * sizeof(float));
+    struct inception_outputs o = pick(feat, dims, sp);
     if (in->kind == METRICS_FOLDER)
         x = xmalloc((size_t)batch * 3 * INCEPTION_SIZE * INCEPTION_SIZE * sizeof(float));
     for (int64_t i = 0; i < in->n && rc == 0; i += batch) {
@@ -259,7 +273,7 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
             const uint8_t *img = (const uint8_t *)in->arr.data + (size_t)i * H * W * 3;
-            inception_forward_u8(net, p3, NULL, d64, d192, d768, img, b, (int)i, H, W, mode);
+            inception_run_u8(net, &o, img, b, (int)i, H, W, mode);
         } else {
             for (int k = 0; k < b; k++) {
                 struct img im;
@@ -277,14 +291,15 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
             }
             if (rc == -1)
                 break;
-            inception_forward(net, p3, NULL, d64, d192, d768, x, b, (int)i);
+            inception_run(net, &o, x, b, (int)i);
         }
-        if (sink(ctx, feat, b) != 0) {
+        if (sink(ctx, feat, sp, b) != 0) {
             snprintf(msg, msglen, "stopped");
             rc = -1;
         }
     }
     free(feat);
+    free(sp);
     free(x);
     return rc;
 }

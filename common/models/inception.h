@@ -78,17 +78,35 @@ double inception_synth_u(uint64_t i, uint32_t t);
 /* One image, u8 HWC (H,W,3) -> x (3,299,299) ready for the network. */
 void inception_preprocess(float *x, const uint8_t *img, int H, int W, enum inception_resize mode);
 
-/* Features of N images x (N,3,299,299). Any output may be NULL:
-   pool3 (N,2048); logits (N,1008) = fc(pool3) with bias; dims64 (N,64) and dims192 (N,192) and
-   dims768 (N,768): spatial means after the first max-pool, the second max-pool and Mixed_6e
-   (pytorch-fid --dims). first: the index of x's first image in the whole run, which sets
-   each image's slot (0 when the images are all there is). Runs groups in parallel over
-   nn_get_threads() threads. */
+/* sFID's spatial features, as guided-diffusion's evaluator takes them: TF's mixed_6/conv:0 is
+   Mixed_6d's branch1x1 after BN and ReLU (192x17x17); its channels 0..6 flattened in TF's
+   NHWC order, index (h*17 + w)*7 + c: 2023 values an image. */
+#define INCEPTION_SPATIAL_C 7
+#define INCEPTION_SPATIAL_HW 17
+#define INCEPTION_SPATIAL_DIMS (INCEPTION_SPATIAL_HW * INCEPTION_SPATIAL_HW * INCEPTION_SPATIAL_C)
+
+/* Every output of one pass, rows of N images; any may be NULL, and asking for one changes no
+   bit of another: pool3 (N,2048); logits (N,1008) = fc(pool3) with bias; dims64 (N,64),
+   dims192 (N,192) and dims768 (N,768): spatial means after the first max-pool, the second
+   max-pool and Mixed_6e (pytorch-fid --dims); spatial (N,INCEPTION_SPATIAL_DIMS) (sFID). */
+struct inception_outputs {
+    float *pool3, *logits, *dims64, *dims192, *dims768, *spatial;
+};
+
+/* The outputs o of N images x (N,3,299,299). first: the index of x's first image in the whole
+   run, which sets each image's slot (0 when the images are all there is). Runs groups in
+   parallel over nn_get_threads() threads. */
+void inception_run(const struct inception *net, const struct inception_outputs *o,
+                   const float *x, int N, int first);
+/* Same from u8 images (N,H,W,3), preprocessing each in its thread. */
+void inception_run_u8(const struct inception *net, const struct inception_outputs *o,
+                      const uint8_t *img, int N, int first, int H, int W,
+                      enum inception_resize mode);
+
+/* inception_run and inception_run_u8 with the outputs (but spatial) as arguments */
 void inception_forward(const struct inception *net, float *pool3, float *logits,
                        float *dims64, float *dims192, float *dims768, const float *x, int N,
                        int first);
-
-/* Same from u8 images (N,H,W,3), preprocessing each in its thread. */
 void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
                           float *dims64, float *dims192, float *dims768, const uint8_t *img,
                           int N, int first, int H, int W, enum inception_resize mode);

@@ -345,6 +345,8 @@ static int stage_done(struct ws *ws, int s, const float *y, size_t n)
 #define TAIL_STAGE 10
 #define TAIL_C 288
 #define TAIL_HW (35 * 35)
+/* floats per slot of the tail's outputs: pool3, logits, dims768, spatial */
+#define TAIL_OUT (INCEPTION_DIMS + INCEPTION_CLASSES + 768 + INCEPTION_SPATIAL_DIMS)
 
 /* One image x (3,299,299) up to Mixed_5d; d64, d192 may be NULL. Returns its output
    (288,35,35), in ws->buf[1], or NULL when the stage asked for was before. */
@@ -385,10 +387,25 @@ static float *forward_head(const struct inception *net, struct ws *ws, const flo
     return b; /* Mixed_5d */
 }
 
+/* out (G,2023): sFID's features from Mixed_6d's output y (768,G,17,17), whose first 192
+   channels are branch1x1 after BN and ReLU (TF's mixed_6/conv); channels 0..6 in TF's NHWC
+   order, (h*17 + w)*7 + c, as guided-diffusion's [..., :7] and reshape take them */
+static void spatial_nhwc(float *out, const float *y, int G)
+{
+    const int HW = INCEPTION_SPATIAL_HW * INCEPTION_SPATIAL_HW, C = INCEPTION_SPATIAL_C;
+    for (int k = 0; k < G; k++)
+        for (int c = 0; c < C; c++) {
+            const float *p = y + ((size_t)c * G + k) * HW;
+            float *q = out + (size_t)k * INCEPTION_SPATIAL_DIMS + c;
+            for (int i = 0; i < HW; i++)
+                q[(size_t)i * C] = p[i];
+        }
+}
+
 /* A group from Mixed_6a on: x (288,G,35,35) -> pool3 (G,2048), logits (G,1008),
-   d768 (G,768); any may be NULL */
+   d768 (G,768), sp (G,2023); any may be NULL */
 static void forward_tail(const struct inception *net, struct ws *ws, const float *x, int G,
-                         float *pool3, float *logits, float *d768)
+                         float *pool3, float *logits, float *d768, float *sp)
 {
     float *a = ws->buf[0], *b = ws->buf[1];
     int H = 17, W = 17, s = TAIL_STAGE;
@@ -401,6 +418,11 @@ static void forward_tail(const struct inception *net, struct ws *ws, const float
     for (int k = 0; k < 4; k++) {
         float *out = k % 2 == 0 ? a : b;
         block_c(net, ws, out, in, lc[k], H, W, G);
+        if (lc[k] == L_6D && sp != NULL && !ws->plan) {
+            spatial_nhwc(sp, out, G);
+            if (pool3 == NULL && logits == NULL && d768 == NULL && ws->stage < 0)
+                return; /* nothing asked for past Mixed_6d (fid --dims 2023) */
+        }
         if (stage_done(ws, s++, out, (size_t)768 * G * H * W))
             return;
         in = out;
@@ -438,12 +460,6 @@ static void forward_tail(const struct inception *net, struct ws *ws, const float
     }
 }
 
-/* The batch's outputs, each may be NULL: pool3 (N,2048), logits (N,1008), d64 (N,64),
-   d192 (N,192), d768 (N,768) */
-struct outs {
-    float *pool3, *logits, *d64, *d192, *d768;
-};
-
 static float *row(float *p, int i, int n)
 {
     return p != NULL ? p + (size_t)i * n : NULL;
@@ -460,12 +476,14 @@ struct input {
 
 /* Slots s0..s1-1 of a group of G, holding images i0, i0+1, ...: each image alone through the
    head, then the group's tail; empty slots hold zeros and their outputs are dropped. tail_out:
-   G * (2048 + 1008 + 768) floats for the tail's outputs of every slot. */
+   G * TAIL_OUT floats for the tail's outputs of every slot. */
 static void forward_group(const struct inception *net, struct ws *ws, const struct input *in,
-                          const struct outs *o, int i0, int G, int s0, int s1, float *tail_out)
+                          const struct inception_outputs *o, int i0, int G, int s0, int s1,
+                          float *tail_out)
 {
     size_t HW = TAIL_HW;
-    int tail = o->pool3 != NULL || o->logits != NULL || o->d768 != NULL || ws->stage >= 0;
+    int tail = o->pool3 != NULL || o->logits != NULL || o->dims768 != NULL ||
+               o->spatial != NULL || ws->stage >= 0;
     for (int k = s0; k < s1; k++) {
         int i = i0 + k - s0;
         const float *xi = in->xin;
@@ -474,7 +492,7 @@ static void forward_group(const struct inception *net, struct ws *ws, const stru
         else
             inception_pre_run(in->xin, in->tmp, in->img + (size_t)i * in->H * in->W * 3, in->H,
                               in->W, in->mode);
-        float *y = forward_head(net, ws, xi, row(o->d64, i, 64), row(o->d192, i, 192));
+        float *y = forward_head(net, ws, xi, row(o->dims64, i, 64), row(o->dims192, i, 192));
         if (y == NULL)
             return;
         if (tail)
@@ -488,13 +506,13 @@ static void forward_group(const struct inception *net, struct ws *ws, const stru
             for (int c = 0; c < TAIL_C; c++)
                 memset(ws->grp + ((size_t)c * G + k) * HW, 0, HW * sizeof(float));
     if (tail_out == NULL) { /* inception_stage: the output is captured inside */
-        forward_tail(net, ws, ws->grp, G, NULL, NULL, NULL);
+        forward_tail(net, ws, ws->grp, G, NULL, NULL, NULL, NULL);
         return;
     }
     float *p3 = tail_out, *lg = p3 + (size_t)G * INCEPTION_DIMS;
-    float *d7 = lg + (size_t)G * INCEPTION_CLASSES;
+    float *d7 = lg + (size_t)G * INCEPTION_CLASSES, *sp = d7 + (size_t)G * 768;
     forward_tail(net, ws, ws->grp, G, o->pool3 ? p3 : NULL, o->logits ? lg : NULL,
-                 o->d768 ? d7 : NULL);
+                 o->dims768 ? d7 : NULL, o->spatial ? sp : NULL);
     int n = s1 - s0;
     if (o->pool3 != NULL)
         memcpy(row(o->pool3, i0, INCEPTION_DIMS), p3 + (size_t)s0 * INCEPTION_DIMS,
@@ -502,11 +520,13 @@ static void forward_group(const struct inception *net, struct ws *ws, const stru
     if (o->logits != NULL)
         memcpy(row(o->logits, i0, INCEPTION_CLASSES), lg + (size_t)s0 * INCEPTION_CLASSES,
                (size_t)n * INCEPTION_CLASSES * sizeof(float));
-    if (o->d768 != NULL)
-        memcpy(row(o->d768, i0, 768), d7 + (size_t)s0 * 768, (size_t)n * 768 * sizeof(float));
+    if (o->dims768 != NULL)
+        memcpy(row(o->dims768, i0, 768), d7 + (size_t)s0 * 768, (size_t)n * 768 * sizeof(float));
+    if (o->spatial != NULL)
+        memcpy(row(o->spatial, i0, INCEPTION_SPATIAL_DIMS),
+               sp + (size_t)s0 * INCEPTION_SPATIAL_DIMS,
+               (size_t)n * INCEPTION_SPATIAL_DIMS * sizeof(float));
 }
-
-#define TAIL_OUT (INCEPTION_DIMS + INCEPTION_CLASSES + 768) /* floats per slot */
 
 /* sizes of the buffers for groups of G images: activations, scratch */
 static void ws_plan(const struct inception *net, int G, size_t *wino_n, size_t *act_n,
@@ -522,7 +542,7 @@ static void ws_plan(const struct inception *net, int G, size_t *wino_n, size_t *
     for (int k = 0; k < 6; k++)
         ws.buf[k] = dummy;
     forward_head(net, &ws, NULL, NULL, NULL);
-    forward_tail(net, &ws, NULL, G, NULL, NULL, NULL);
+    forward_tail(net, &ws, NULL, G, NULL, NULL, NULL, NULL);
     *act_n = ws.max_act;
     *scratch_n = ws.max_scratch;
 }
@@ -583,8 +603,8 @@ void inception_net_prepare(struct inception *net)
    set by the slot here, so an image's features are the same bits whatever batch it comes in,
    wherever the batch starts and whatever the thread count. Threads take whole groups, with
    single-threaded BLAS inside: the GEMMs are too small to split well across threads. */
-static void forward_batch(const struct inception *net, const struct outs *o, const float *x,
-                          const uint8_t *img, int N, int first, int H, int W,
+static void forward_batch(const struct inception *net, const struct inception_outputs *o,
+                          const float *x, const uint8_t *img, int N, int first, int H, int W,
                           enum inception_resize mode)
 {
     int G = INCEPTION_GROUP, q0 = first / G, q1 = (first + N - 1) / G, ng = q1 - q0 + 1;
@@ -613,19 +633,32 @@ static void forward_batch(const struct inception *net, const struct outs *o, con
     free(mem);
 }
 
+void inception_run(const struct inception *net, const struct inception_outputs *o,
+                   const float *x, int N, int first)
+{
+    forward_batch(net, o, x, NULL, N, first, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
+}
+
+void inception_run_u8(const struct inception *net, const struct inception_outputs *o,
+                      const uint8_t *img, int N, int first, int H, int W,
+                      enum inception_resize mode)
+{
+    forward_batch(net, o, NULL, img, N, first, H, W, mode);
+}
+
 void inception_forward(const struct inception *net, float *pool3, float *logits, float *dims64,
                        float *dims192, float *dims768, const float *x, int N, int first)
 {
-    struct outs o = { pool3, logits, dims64, dims192, dims768 };
-    forward_batch(net, &o, x, NULL, N, first, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
+    struct inception_outputs o = { pool3, logits, dims64, dims192, dims768, NULL };
+    inception_run(net, &o, x, N, first);
 }
 
 void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
                           float *dims64, float *dims192, float *dims768, const uint8_t *img,
                           int N, int first, int H, int W, enum inception_resize mode)
 {
-    struct outs o = { pool3, logits, dims64, dims192, dims768 };
-    forward_batch(net, &o, NULL, img, N, first, H, W, mode);
+    struct inception_outputs o = { pool3, logits, dims64, dims192, dims768, NULL };
+    inception_run_u8(net, &o, img, N, first, H, W, mode);
 }
 
 size_t inception_stage(const struct inception *net, float *out, size_t outlen, const float *x,
@@ -634,7 +667,7 @@ size_t inception_stage(const struct inception *net, float *out, size_t outlen, c
     size_t act_n, scratch_n, per = ws_floats(net, 1, 0, 0, &act_n, &scratch_n);
     float *mem = xmalloc_big(per * sizeof(float));
     struct ws ws;
-    struct outs o = { NULL, NULL, NULL, NULL, NULL };
+    struct inception_outputs o = { NULL, NULL, NULL, NULL, NULL, NULL };
     struct input in = { x, NULL, 0, 0, INCEPTION_RESIZE_PYTORCH_FID, NULL, NULL };
     in.xin = ws_carve(&ws, mem, 1, act_n, scratch_n);
     ws.stage = stage;

@@ -1,14 +1,15 @@
 #!/usr/bin/env bats
 # The demo pipeline end to end (what `make demo` runs, minus the build): built-in data, a VAE,
 # a tiny DDPM from scratch with a learning-rate search, DDIM and DDPM sampling,
-# FID/IS/KID with synthetic Inception weights, grid, loss plot and report. A few minutes on
-# 2 cores. Runs in a scratch directory, so data/ and results/ of the checkout are untouched.
+# FID/IS/KID and precision/recall with synthetic Inception weights, grid, loss plot and
+# report. A few minutes on 2 cores. Runs in a scratch directory, so data/ and results/ of the
+# checkout are untouched.
 load helpers
 
 setup() {
     setup_tools
     for t in pipe mkdemo imgresize dsplit npyinfo vae-train vae-sample imgrid plot fid \
-        is-score kid report ddpm-train ddpm-sample pick-best; do
+        is-score kid score report ddpm-train ddpm-sample pick-best; do
         command -v "$t" > /dev/null || skip "tool $t not built yet"
     done
     cd "$BATS_TEST_TMPDIR"
@@ -33,16 +34,17 @@ png_size() {
     [ "$(png_size $r/vae-loss.png)" = "640x400" ]
     [ "$(png_size $r/vae.png)" != "not a png" ]
     [ "$(head -1 $r/report.md)" = "# Demo: procedural flowers, 32x32" ]
-    # a row with a number in every column: FID, IS ± std, KID ± std, N, seconds
-    grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
+    # a row with a number in every column: FID, IS ± std, KID ± std, precision, recall, N,
+    # seconds
+    grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![VAE (10 epochs) samples](vae.png)' $r/report.md
     grep -Fq '![VAE training loss](vae-loss.png)' $r/report.md
     # the tiny DDPM: the learning-rate search kept one run, sampled both ways
     grep -Eq '^picked results/demo/ddpm-lr(3e-4|1e-3) \(lowest fid\)$' $r/ddpm/picked.txt
     [ "$(npy_shape $r/ddim.npy)" = "100,32,32,3" ]
     [ "$(npy_shape $r/ddpm.npy)" = "100,32,32,3" ]
-    grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
-    grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![DDPM training loss](ddpm-loss.png)' $r/report.md
     run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml" "${P[@]}"
     [ "$stderr" = "pipe: $REPO/pipelines/demo.yaml: everything is up to date" ]
@@ -54,7 +56,7 @@ png_size() {
     y="$REPO/pipelines/demo.yaml"
     header=$(sed -n '/^params:/q; p' "$y")
     [[ "$header" != *"Not here yet"* ]]
-    for t in $(grep -v '^ *#' "$y" | grep -oE '(^|[ :"])(mkdemo|imgresize|dsplit|vae-train|vae-sample|ddpm-train|ddpm-sample|pick-best|imgrid|plot|fid|is-score|kid|report|pipe time)( |$)' |
+    for t in $(grep -v '^ *#' "$y" | grep -oE '(^|[ :"])(mkdemo|imgresize|dsplit|vae-train|vae-sample|ddpm-train|ddpm-sample|pick-best|imgrid|plot|fid|is-score|kid|score|report|pipe time)( |$)' |
                sed -E 's/^[ :"]//; s/ $//' | sort -u); do
         [[ "$header" == *"$t"* ]] || { echo "the header does not name $t"; return 1; }
     done

@@ -25,7 +25,7 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
 
 @test "fid rejects a bad --dims" {
   run -2 --separate-stderr fid --dims 100 a b
-  [[ "$stderr" == "fid: --dims: bad value: 100 (want 64, 192, 768 or 2048)"* ]]
+  [[ "$stderr" == "fid: --dims: bad value: 100 (want 64, 192, 768, 2048 or 2023)"* ]]
   run -2 --separate-stderr fid -b 0 a b
   [[ "$stderr" == "fid: --batch-size: bad value: 0 (want an integer from 1 to 4096)"* ]]
 }

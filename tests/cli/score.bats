@@ -152,3 +152,67 @@ resize: none (features)" ]
   run -0 --separate-stderr is-score --json --weights synthetic --splits 1 "$(IMG)"
   [[ "$output" == *'"resize": "torch-fidelity",'* ]]
 }
+
+# sFID goldens: tests/fixtures/gen_sfid.py (mixed_6/conv = Mixed_6d.branch1x1 hooked in the
+# PyTorch network, [..., :7] of NHWC, exact low-rank Frechet distance); sfid_want.npy holds
+# 1922.7587856211933 (torch-fidelity resize) and 2016.3124199996419 (pytorch-fid)
+# |$1 - $2| <= $3 * |$2|
+near_rel() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b; exit !(d <= t * m) }'; }
+
+@test "score --sfid matches guided-diffusion's sFID on the PyTorch transcription" {
+  run -0 --separate-stderr score --json --weights synthetic --sfid "$(IMG)" "$(ODD)"
+  [[ "$output" == *'"resize": "torch-fidelity",'* ]]
+  local v=${lines[1]#*: }
+  [[ "${lines[1]}" == '    "spatial_frechet_inception_distance": '* ]]
+  near_rel "${v%,}" 1922.7587856211933 1e-5
+  run -0 --separate-stderr score --weights synthetic --sfid --resize pytorch-fid "$(IMG)" "$(ODD)"
+  [[ "${lines[0]}" == "spatial_frechet_inception_distance: "* ]]
+  near_rel "${lines[0]#*: }" 2016.3124199996419 1e-5
+  [ "${lines[1]}" = "resize: pytorch-fid" ]
+}
+
+@test "score --sfid of a set with itself is 0" {
+  run -0 --separate-stderr score --weights synthetic --sfid "$(IMG)" "$(IMG)"
+  [[ "${lines[0]}" == "spatial_frechet_inception_distance: "* ]]
+  awk -v v="${lines[0]#*: }" 'BEGIN { exit !(v >= 0 && v < 1e-6) }'
+}
+
+@test "score --sfid comes from the FID pass: FID unchanged, equal to fid --dims 2023" {
+  run -0 --separate-stderr score --json --weights synthetic --fid "$(IMG)" "$(ODD)"
+  local f=${lines[1]}
+  run -0 --separate-stderr score --json --weights synthetic --fid --sfid "$(IMG)" "$(ODD)"
+  [ "${lines[1]}" = "$f" ]
+  local s=${lines[2]#*: }
+  run -0 --separate-stderr fid --json --weights synthetic --resize torch-fidelity --dims 2023 "$(IMG)" "$(ODD)"
+  [ "${lines[1]#*: }" = "$s" ]
+  [[ "$output" == *'"dims": 2023,'* ]]
+}
+
+@test "fid --dims 2023 saves sFID's spatial features and statistics; they give the same sFID" {
+  run -0 --separate-stderr fid --weights synthetic --resize torch-fidelity --dims 2023 "$(IMG)" "$(ODD)"
+  local want=$output
+  fid --weights synthetic --resize torch-fidelity --dims 2023 --save-features "$(IMG)" "$BATS_TEST_TMPDIR/a.npy" 2>/dev/null
+  fid --weights synthetic --resize torch-fidelity --dims 2023 --save-stats "$(ODD)" "$BATS_TEST_TMPDIR/b.npz" 2>/dev/null
+  [ "$(npy_shape "$BATS_TEST_TMPDIR/a.npy")" = "3,2023" ]
+  run -0 --separate-stderr fid --dims 2023 "$BATS_TEST_TMPDIR/a.npy" "$BATS_TEST_TMPDIR/b.npz"
+  [ "$output" = "$want" ]
+}
+
+@test "score --sfid refuses a feature cache in one line; all scores of features leave it out" {
+  run -1 --separate-stderr score --sfid "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $(M kid_a.npy): --sfid needs images: a feature cache has no spatial features" ]
+  run -0 --separate-stderr score --kid-subset-size 20 --kid-subsets 2 "$(M kid_a.npy)" "$(M kid_b.npy)"
+  [[ "$output" != *spatial* ]]
+  fid --weights synthetic --save-stats "$(ODD)" "$BATS_TEST_TMPDIR/s.npz" 2>/dev/null
+  run -1 --separate-stderr score --weights synthetic --sfid "$(IMG)" "$BATS_TEST_TMPDIR/s.npz"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/s.npz: statistics (mu, sigma) serve --fid only; give images or features" ]
+}
+
+@test "score --sfid names the input with one image" {
+  run -1 --separate-stderr score --weights synthetic --sfid "$(IMG)" "$FIX/inception/img311x300.npy"
+  [ -z "$output" ]
+  [[ "$stderr" == *"score: $FIX/inception/img311x300.npy: "* ]]
+  [ "$(grep -vc 'warning: synthetic' <<< "$stderr")" = 1 ]
+}

@@ -1,6 +1,7 @@
 /* FID Inception v3 against PyTorch goldens (tests/fixtures/gen_inception.py) with the
    closed-form synthetic weights: preprocessing of both conventions, per-stage activations,
-   pool3, logits and the --dims features; independence of batch and thread count; the .pth
+   pool3, logits, the --dims features and sFID's spatial features (tests/fixtures/gen_sfid.py),
+   which change no bit of the others; independence of batch and thread count; the .pth
    path on the HWIO-strided legacy file the script leaves in /tmp; bad weight files. */
 #include <stdlib.h>
 #include <string.h>
@@ -142,23 +143,63 @@ static void test_dims(const struct inception *net)
     npy_free(&img);
 }
 
-/* pool3, logits and d768 of images i0..i0+n-1 of img (32x32) into f at rows i0.. */
-static void run_rows(struct inception *net, float *f[3], const uint8_t *img, int i0, int n,
+/* sFID's spatial features of img32 and img40x24 in both conventions against the PyTorch
+   slice of mixed_6/conv, and pool3 the same bits with and without them */
+static void test_spatial(const struct inception *net)
+{
+    static const char *const sets[] = { "img32", "img40x24" };
+    static const enum inception_resize modes[] = { INCEPTION_RESIZE_TORCH_FIDELITY,
+                                                   INCEPTION_RESIZE_PYTORCH_FID };
+    for (int s = 0; s < 2; s++)
+        for (int m = 0; m < 2; m++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s.npy", sets[s]);
+            struct npy img = load(name);
+            snprintf(name, sizeof name, "%s_%s_spatial.npy", sets[s], mode_tag(modes[m]));
+            struct npy want = load(name);
+            int N = (int)img.shape[0], H = (int)img.shape[1], W = (int)img.shape[2];
+            float *sp = xmalloc((size_t)N * INCEPTION_SPATIAL_DIMS * sizeof(float));
+            float *a = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
+            float *b = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
+            struct inception_outputs o = { a, NULL, NULL, NULL, NULL, sp };
+            inception_run_u8(net, &o, img.data, N, 0, H, W, modes[m]);
+            inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, N, 0, H, W, modes[m]);
+            CHECK(want.shape[1] == INCEPTION_SPATIAL_DIMS, "%s: 2023 columns", name);
+            snprintf(name, sizeof name, "%s %s spatial (sFID) features", sets[s],
+                     mode_tag(modes[m]));
+            test_close(name, sp, want.data, (size_t)N * INCEPTION_SPATIAL_DIMS, 1e-4, 1e-4);
+            CHECK(memcmp(a, b, (size_t)N * INCEPTION_DIMS * sizeof(float)) == 0,
+                  "%s: pool3 the same bits with the spatial output", name);
+            free(sp);
+            free(a);
+            free(b);
+            npy_free(&img);
+            npy_free(&want);
+        }
+}
+
+#define NOUT 4 /* run_rows' outputs */
+
+/* pool3, logits, d768 and spatial of images i0..i0+n-1 of img (32x32) into f at rows i0.. */
+static void run_rows(struct inception *net, float *f[NOUT], const uint8_t *img, int i0, int n,
                      int threads)
 {
     int T = nn_get_threads();
+    struct inception_outputs o = { f[0] + (size_t)i0 * INCEPTION_DIMS,
+                                   f[1] + (size_t)i0 * INCEPTION_CLASSES, NULL, NULL,
+                                   f[2] + (size_t)i0 * 768,
+                                   f[3] + (size_t)i0 * INCEPTION_SPATIAL_DIMS };
     nn_set_threads(threads);
-    inception_forward_u8(net, f[0] + (size_t)i0 * INCEPTION_DIMS,
-                         f[1] + (size_t)i0 * INCEPTION_CLASSES, NULL, NULL,
-                         f[2] + (size_t)i0 * 768, img + (size_t)i0 * 32 * 32 * 3, n, i0, 32, 32,
-                         INCEPTION_RESIZE_PYTORCH_FID);
+    inception_run_u8(net, &o, img + (size_t)i0 * 32 * 32 * 3, n, i0, 32, 32,
+                     INCEPTION_RESIZE_PYTORCH_FID);
     nn_set_threads(T);
 }
 
-static int same_rows(float *a[3], float *b[3], int i0, int n)
+static int same_rows(float *a[NOUT], float *b[NOUT], int i0, int n)
 {
-    static const size_t w[3] = { INCEPTION_DIMS, INCEPTION_CLASSES, 768 };
-    for (int k = 0; k < 3; k++)
+    static const size_t w[NOUT] = { INCEPTION_DIMS, INCEPTION_CLASSES, 768,
+                                    INCEPTION_SPATIAL_DIMS };
+    for (int k = 0; k < NOUT; k++)
         if (memcmp(a[k] + i0 * w[k], b[k] + i0 * w[k], n * w[k] * sizeof(float)) != 0)
             return 0;
     return 1;
@@ -177,11 +218,12 @@ static void test_batch_independence(struct inception *net)
     for (int i = 0; i < N; i++)
         for (size_t j = 0; j < per; j++)
             img[i * per + j] = (uint8_t)(((uint8_t *)src.data)[i % 3 * per + j] + 37 * (i / 3));
-    float *f[5][3];
+    float *f[5][NOUT];
     for (int r = 0; r < 5; r++) {
         f[r][0] = xcalloc((size_t)N * INCEPTION_DIMS, sizeof(float));
         f[r][1] = xcalloc((size_t)N * INCEPTION_CLASSES, sizeof(float));
         f[r][2] = xcalloc((size_t)N * 768, sizeof(float));
+        f[r][3] = xcalloc((size_t)N * INCEPTION_SPATIAL_DIMS, sizeof(float));
     }
     run_rows(net, f[0], img, 0, N, 2);
     run_rows(net, f[1], img, 0, N, 1);
@@ -195,7 +237,7 @@ static void test_batch_independence(struct inception *net)
     CHECK(same_rows(f[0], f[3], 0, N), "features identical one image at a time");
     CHECK(same_rows(f[0], f[4], 2, 5), "features identical in another batch");
     for (int r = 0; r < 5; r++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < NOUT; k++)
             free(f[r][k]);
     free(img);
     npy_free(&src);
@@ -281,6 +323,7 @@ int main(int argc, char **argv)
     }
     test_stages(&net);
     test_dims(&net);
+    test_spatial(&net);
     test_batch_independence(&net);
     test_under_each_kernel(argv, "--determinism");
     test_unfused(&net);

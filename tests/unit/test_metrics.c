@@ -335,9 +335,12 @@ static void test_inputs(void)
     CHECK(rc == 0 && in.kind == METRICS_FEATURES && in.d == 64 && in.n == 200,
           "feature input recognised");
     if (rc == 0) {
-        rc = metrics_input_features(&in, NULL, 50, INCEPTION_RESIZE_PYTORCH_FID, 2048, NULL,
-                                    NULL, msg, sizeof msg);
+        rc = metrics_input_features(&in, NULL, 50, INCEPTION_RESIZE_PYTORCH_FID, 2048, 0,
+                                    NULL, NULL, msg, sizeof msg);
         CHECK(rc == -1 && strstr(msg, "64") != NULL, "feature width vs --dims: %s", msg);
+        rc = metrics_input_features(&in, NULL, 50, INCEPTION_RESIZE_PYTORCH_FID, 64, 1, NULL,
+                                    NULL, msg, sizeof msg);
+        CHECK(rc == -1 && strstr(msg, "sFID") != NULL, "no sFID features in a cache: %s", msg);
         metrics_input_free(&in);
     }
     rc = metrics_input_open(&in, "tests/fixtures/inception/img32.npy", msg, sizeof msg);

@@ -1,9 +1,11 @@
 /* ddpm-sample: images from a diffusers UNet2DModel folder with the DDPM or DDIM sampler, as
-   DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h); writes uint8 (N,S,S,C) .npy, streamed batch by batch.
+   DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h);
+   writes uint8 (N,S,S,C) .npy, streamed batch by batch.
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
    numpy_to_pil. Image i draws x_T and then every DDPM step's noise from its own stream,
-   rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not depend on -n, --batch-size or
-   --threads. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
+   rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not
+   depend on -n, --batch-size or --threads, and --shard I/N writes exactly its slice of the full
+   run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
    benchmarks and tests). */
 #include <err.h>
 #include <getopt.h>
@@ -16,8 +18,10 @@
 #include "nn/nn.h"
 #include "io/npy.h"
 #include "util/opt.h"
+#include "util/par.h"
 #include "util/rng.h"
 #include "nn/sampler.h"
+#include "util/shard.h"
 #include "nn/sched.h"
 #include "models/unet.h"
 #include "util/util.h"
@@ -28,7 +32,7 @@ static const char usage_line[] =
     "                   [--prk]\n"
     "                   [-S SEED] [-b N] [-o OUT.npy] [--init-noise X_T.npy]\n"
     "                   [--save-trajectory T.npy [--trajectory-every K]] [--closed-form]\n"
-    "                   [-t N] [-v]\n"
+    "                   [--shard I/N] [-t N] [-v]\n"
     "       ddpm-sample --model DIR --check | --save-dir OUTDIR\n";
 
 static const char help[] =
@@ -75,9 +79,16 @@ static const char help[] =
     "  --closed-form            ignore the weights file and use closed-form weights of\n"
     "                           config.json's shape (benchmarks, tests): the images are\n"
     "                           meaningless\n"
+    "  --shard I/N              make only shard I (from 0) of N: the images whose index\n"
+    "                           falls in the I-th of N contiguous ranges of 0..N-1 (sizes\n"
+    "                           differ by at most one), the same bytes as that slice of\n"
+    "                           the full run; npycat joins the shards in order\n"
     "  -t, --threads N          threads (default 2)\n"
     "  -v, --verbose            settings and progress on stderr\n"
     "  -h, --help               this text\n"
+    "\n"
+    "Under mpirun -np K, rank r makes the r-th of K contiguous ranges of the images and\n"
+    "rank 0 writes them all to -o FILE (not stdout): the bytes of a 1-process run.\n"
     "\n"
     "Example:\n"
     "  ddpm-sample --model weights/ddpm-cifar10-32 -n 100 --scheduler ddim --steps 50 \\\n"
@@ -134,13 +145,14 @@ static int check_model(struct unet *u, const char *dir)
 int main(int argc, char **argv)
 {
     enum { O_SCHED = 256, O_STEPS, O_ETA, O_INIT, O_TRAJ, O_TEVERY, O_CHECK, O_SAVEDIR, O_CLOSED,
-           O_ORDER, O_SPACING, O_PRK };
+           O_ORDER, O_SPACING, O_PRK, O_SHARD };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"scheduler", 1, 0, O_SCHED},
         {"steps", 1, 0, O_STEPS}, {"eta", 1, 0, O_ETA}, {"seed", 1, 0, 'S'},
         {"batch-size", 1, 0, 'b'}, {"output", 1, 0, 'o'}, {"init-noise", 1, 0, O_INIT},
         {"save-trajectory", 1, 0, O_TRAJ}, {"trajectory-every", 1, 0, O_TEVERY},
         {"check", 0, 0, O_CHECK}, {"save-dir", 1, 0, O_SAVEDIR}, {"closed-form", 0, 0, O_CLOSED},
+        {"shard", 1, 0, O_SHARD},
         {"threads", 1, 0, 't'}, {"solver-order", 1, 0, O_ORDER},
         {"timestep-spacing", 1, 0, O_SPACING}, {"prk", 0, 0, O_PRK},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
@@ -149,6 +161,7 @@ int main(int argc, char **argv)
     double eta = 0;
     static const char *const spacing_names[] = {"leading", "linspace", "trailing"};
     int verbose = 0, check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
+    int shard = 0, n_shards = 1;
     struct opt op;
     struct unet u;
     struct sched_config sc;
@@ -156,6 +169,7 @@ int main(int argc, char **argv)
     struct sampler_opts so;
     struct npy noise = {0};
     struct outfile of = {0}, tf = {0};
+    struct par_out pof, ptf;
     struct progress pr;
     char msg[320], path[4096];
 
@@ -163,6 +177,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
             verbose = 1;
     nn_blas_setup(argv, verbose);
+    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+        errx(1, "%s", msg);
     opt_init(&op, "m:n:S:b:o:t:vh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
@@ -185,6 +201,9 @@ int main(int argc, char **argv)
         case O_CHECK: check = 1; break;
         case O_SAVEDIR: save_dir = optarg; break;
         case O_CLOSED: closed = 1; break;
+        case O_SHARD:
+            bad = shard_parse(optarg, &shard, &n_shards) ? opt_bad(&op, SHARD_WANT) : 0;
+            break;
         case 'v': verbose = 1; break;
         case 'h': usage(0, NULL); break;
         default: usage(2, NULL);
@@ -210,11 +229,13 @@ int main(int argc, char **argv)
         steps = kind == SAMPLER_DDPM ? 1000 : kind == SAMPLER_DDIM ? 50 : 20;
     nn_set_threads((int)threads);
     util_cleanup_signals();
+    if (!check && !save_dir && par_check_output(out) == -1)
+        errx(1, PAR_STDOUT_MSG);
     if (!check && !save_dir && util_binary_to_tty(out)) /* those two write no samples */
         errx(1, UTIL_TTY_MSG);
-    if (util_check_output(out, msg, sizeof msg) == -1)
+    if (par_rank() == 0 && util_check_output(out, msg, sizeof msg) == -1) /* its node */
         errx(1, "%s: %s", out, msg);
-    if (traj && util_check_output(traj, msg, sizeof msg) == -1)
+    if (traj && par_rank() == 0 && util_check_output(traj, msg, sizeof msg) == -1)
         errx(1, "%s: %s", traj, msg);
     if (save_dir && util_check_output_dir(save_dir, msg, sizeof msg) == -1)
         errx(1, "%s: %s", save_dir, msg);
@@ -233,6 +254,8 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/scheduler_config.json", model);
     if (sched_config_load(&sc, path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
+    if ((check || save_dir) && par_size() > 1)
+        errx(1, "--check and --save-dir run in one process, not under mpirun");
     if (check) {
         check_model(&u, model);
         unet_free(&u);
@@ -267,8 +290,22 @@ int main(int argc, char **argv)
     }
     if (n < 0)
         n = 100;
-    if (batch > n)
-        batch = n;
+    /* this process makes images [from, to) of the n */
+    long from, to;
+    if (n_shards > n)
+        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
+    shard_range(n, shard, n_shards, &from, &to);
+    /* under mpirun, rank r of K makes the r-th range of those (rank 0 gathers: n_out) */
+    long n_out = to - from, first = from;
+    if (par_size() > n_out)
+        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
+             n_out);
+    shard_range(n_out, par_rank(), par_size(), &from, &to);
+    from += first;
+    to += first;
+    verbose = verbose && par_rank() == 0;
+    if (batch > to - from)
+        batch = to - from;
     so = (struct sampler_opts){(int)steps, (float)eta, (int)order, spacing, prk};
     if (sampler_init(&s, &sc, (enum sampler_kind)kind, &so, (size_t)batch * chw, msg,
                      sizeof msg) == -1)
@@ -276,7 +313,7 @@ int main(int argc, char **argv)
 
     /* kept states: x_T, then x after every k-th step, and the final x_0 */
     int n_keep = 1 + s.n_calls / (int)every + (s.n_calls % every != 0);
-    int64_t shape[4] = {n, S, S, C}, tshape[4] = {(int64_t)n * n_keep, C, S, S};
+    int64_t shape[4] = {n_out, S, S, C}, tshape[4] = {(int64_t)n_out * n_keep, C, S, S};
     float *x = xmalloc((size_t)batch * chw * sizeof(float));
     float *eps = xmalloc((size_t)batch * chw * sizeof(float));
     float *z = xmalloc((size_t)batch * chw * sizeof(float));
@@ -287,30 +324,32 @@ int main(int argc, char **argv)
     struct rng *r = xmalloc((size_t)batch * sizeof *r);
 
     unet_alloc_acts(&u, (int)batch);
-    if (outfile_open(&of, out, msg, sizeof msg) == -1)
+    if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
+    if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", out, msg);
     }
     if (traj) {
-        if (outfile_open(&tf, traj, msg, sizeof msg) == -1) {
+        if (par_outfile_open(&tf, &ptf, traj, msg, sizeof msg) == -1) {
             outfile_abort(&of);
             errx(1, "%s: %s", traj, msg);
         }
-        if (npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1) {
+        if (par_rank() == 0 &&
+            npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1) {
             outfile_abort(&of);
             outfile_abort(&tf);
             errx(1, "%s: %s", traj, msg);
         }
     }
+    par_go();
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld\n",
-                u.n_params, sampler_names[kind], s.n_calls, n, batch);
-    progress_init(&pr, "ddpm-sample", "steps", ((n + batch - 1) / batch) * s.n_calls);
+                u.n_params, sampler_names[kind], s.n_calls, to - from, batch);
+    progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     long done = 0;
-    for (long i0 = 0; i0 < n; i0 += batch) {
-        int B = (int)(n - i0 < batch ? n - i0 : batch), kept = 0;
+    for (long i0 = from; i0 < to; i0 += batch) {
+        int B = (int)(to - i0 < batch ? to - i0 : batch), kept = 0;
         for (int b = 0; b < B; b++) {
             rng_seed(&r[b], (uint64_t)seed + (uint64_t)(i0 + b) * 0x9E3779B97F4A7C15ULL);
             if (init)
@@ -350,11 +389,11 @@ int main(int argc, char **argv)
     }
     if (verbose)
         progress_done(&pr);
-    if (traj && outfile_commit(&tf, msg, sizeof msg) == -1) {
+    if (traj && par_outfile_commit(&tf, &ptf, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", traj, msg);
     }
-    if (outfile_commit(&of, msg, sizeof msg) == -1)
+    if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     free(x);
     free(eps);
@@ -367,5 +406,6 @@ int main(int argc, char **argv)
     npy_free(&noise);
     sampler_free(&s);
     unet_free(&u);
+    par_finalize();
     return 0;
 }

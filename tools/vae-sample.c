@@ -1,7 +1,8 @@
 /* vae-sample: decode z ~ N(0, I) with a trained VAE; writes uint8 (N,32,32,3) .npy.
    Pixels are (x+1)*127.5 clamped to [0,255] and rounded half to even, the inverse of
    vae-train's x/127.5-1. z is drawn in image order from rng_normal seeded by --seed, so the
-   output does not depend on --batch-size. */
+   output does not depend on --batch-size; --shard I/N draws and drops the z of the images
+   before its range (cheap: latent floats each), so it writes exactly its slice. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -9,13 +10,15 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "util/par.h"
 #include "util/rng.h"
+#include "util/shard.h"
 #include "util/util.h"
 #include "models/vae.h"
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"
-    "                  [--batch-size 256] [--threads 2] [-v]\n";
+    "                  [--batch-size 256] [--shard I/N] [--threads 2] [-v]\n";
 
 static const char help[] =
     "\n"
@@ -28,9 +31,16 @@ static const char help[] =
     "  -S, --seed S            seed of z (default 0)\n"
     "  -o, --output FILE       output .npy (default -: stdout)\n"
     "  -b, --batch-size N      images per decoder pass (default 256)\n"
+    "  --shard I/N             decode only shard I (from 0) of N: the images whose index\n"
+    "                          falls in the I-th of N contiguous ranges (sizes differ by\n"
+    "                          at most one), the same bytes as that slice of the full\n"
+    "                          run; npycat joins the shards in order\n"
     "  -t, --threads N         threads (default 2)\n"
     "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
+    "\n"
+    "Under mpirun -np K, rank r decodes the r-th of K contiguous ranges of the images and\n"
+    "rank 0 writes them all to -o FILE (not stdout): the bytes of a 1-process run.\n"
     "\n"
     "Example:\n"
     "  vae-sample --model runs/vae.safetensors -n 100 | imgrid - -o samples.png\n";
@@ -46,16 +56,20 @@ static void usage(int status, const char *problem)
 
 int main(int argc, char **argv)
 {
+    enum { O_SHARD = 256 };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"seed", 1, 0, 'S'}, {"output", 1, 0, 'o'},
-        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"batch-size", 1, 0, 'b'}, {"threads", 1, 0, 't'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'},
+        {"shard", 1, 0, O_SHARD}, {0, 0, 0, 0}};
     struct vae_tool_opts o = VAE_TOOL_OPTS_INIT;
     long n = 100;
     struct vae m;
     struct rng r;
     struct outfile of;
+    struct par_out pof = {0};
     char msg[160];
-    int c;
+    int c, shard = 0, n_shards = 1;
+    long from, to;
     struct opt op;
 
     opt_init(&op, "m:n:S:o:b:t:vh", lo);
@@ -64,6 +78,9 @@ int main(int argc, char **argv)
         switch (c) {
         case 'n': res = opt_long(&op, 1, 100000000, &n); break;
         case 'h': usage(0, NULL); break;
+        case O_SHARD:
+            res = shard_parse(optarg, &shard, &n_shards) ? opt_bad(&op, SHARD_WANT) : 0;
+            break;
         default:
             if ((res = vae_tool_opt(&o, &op, c)) == 0)
                 usage(2, NULL);
@@ -78,24 +95,43 @@ int main(int argc, char **argv)
     if (o.model == NULL)
         usage(2, "--model VAE.safetensors is required");
     nn_blas_setup(argv, o.verbose);
+    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+        errx(1, "%s", msg);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
+    if (par_check_output(o.out) == -1)
+        errx(1, PAR_STDOUT_MSG);
     if (util_binary_to_tty(o.out))
         errx(1, UTIL_TTY_MSG);
-    if (util_check_output(o.out, msg, sizeof msg) == -1)
+    if (par_rank() == 0 && util_check_output(o.out, msg, sizeof msg) == -1) /* its node */
         errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);
-    if (o.batch > n)
-        o.batch = n;
+    if (n_shards > n)
+        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
+    shard_range(n, shard, n_shards, &from, &to);
+    /* under mpirun, rank r of K decodes the r-th range of those (rank 0 gathers: n_out) */
+    long n_out = to - from, first = from;
+    if (par_size() > n_out)
+        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
+             n_out);
+    shard_range(n_out, par_rank(), par_size(), &from, &to);
+    from += first;
+    to += first;
+    if (o.batch > to - from)
+        o.batch = to - from;
     vae_batch_alloc(&m, (int)o.batch);
     float *z = xmalloc((size_t)o.batch * m.latent * sizeof(float));
     uint8_t *img = xmalloc((size_t)o.batch * VAE_D);
     rng_seed(&r, (uint64_t)o.seed);
-    if (vae_images_create(&of, o.out, n, msg, sizeof msg) == -1)
+    for (long i = 0; i < from; i += o.batch) /* the z of the images before the shard */
+        rng_normal_fill(&r, z, (size_t)(from - i < o.batch ? from - i : o.batch) * m.latent);
+    if (par_rank() == 0 ? vae_images_create(&of, o.out, n_out, msg, sizeof msg)
+                        : par_outfile_open(&of, &pof, o.out, msg, sizeof msg))
         errx(1, "%s: %s", o.out, msg);
-    for (long i = 0; i < n; i += o.batch) {
-        int b = (int)(n - i < o.batch ? n - i : o.batch);
+    par_go();
+    for (long i = from; i < to; i += o.batch) {
+        int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
         vae_output_to_images(img, vae_decode(&m, z, b, (int)i), b);
         if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {
@@ -103,11 +139,12 @@ int main(int argc, char **argv)
             err(1, "%s", o.out);
         }
     }
-    if (outfile_commit(&of, msg, sizeof msg) == -1)
+    if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);
     free(z);
     free(img);
     vae_free(&m);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

@@ -55,11 +55,11 @@ void ddpm_train_init(struct ddpm_train *tr, struct unet *u, int max_batch, int u
     tr->u = u;
     tr->max_batch = max_batch;
     unet_grad_init(&tr->g, u, max_batch);
-    tr->grads = xcalloc(n, sizeof(float));
-    tr->m = xcalloc(n, sizeof(float));
-    tr->v = xcalloc(n, sizeof(float));
+    tr->grads = xcalloc_big(n, sizeof(float));
+    tr->m = xcalloc_big(n, sizeof(float));
+    tr->v = xcalloc_big(n, sizeof(float));
     if (use_ema) {
-        tr->ema = xmalloc(n * sizeof(float));
+        tr->ema = xmalloc_big(n * sizeof(float));
         memcpy(tr->ema, u->params, n * sizeof(float));
     }
     tr->xt = xmalloc((size_t)max_batch * c->in_channels * S2 * sizeof(float));

@@ -112,7 +112,7 @@ static void carve(struct inception *net)
         nb += inception_layers[l].OC;
     }
     size_t total = nw + nb + (size_t)INCEPTION_CLASSES * INCEPTION_DIMS + INCEPTION_CLASSES;
-    net->params = xmalloc(total * sizeof(float));
+    net->params = xmalloc_big(total * sizeof(float));
     float *p = net->params;
     for (int l = 0; l < INCEPTION_N_CONV; l++) {
         net->w[l] = p;

@@ -561,7 +561,7 @@ void inception_net_prepare(struct inception *net)
     ws_plan(net, 1, n, &act_n, &scratch_n);
     for (int l = 0; l < INCEPTION_N_CONV; l++)
         total += n[l];
-    net->wino = total > 0 ? xmalloc(total * sizeof(float)) : NULL;
+    net->wino = total > 0 ? xmalloc_big(total * sizeof(float)) : NULL;
     float *p = net->wino;
     for (int l = 0; l < INCEPTION_N_CONV; l++) {
         const struct inception_layer *y = &layers[l];
@@ -592,7 +592,7 @@ static void forward_batch(const struct inception *net, const struct outs *o, con
     if (N < 1)
         return;
     size_t act_n, scratch_n, per = ws_floats(net, G, img ? H : 0, W, &act_n, &scratch_n);
-    float *mem = xmalloc((size_t)nt * per * sizeof(float));
+    float *mem = xmalloc_big((size_t)nt * per * sizeof(float));
     nn_set_threads(1);
     #pragma omp parallel num_threads(nt)
     {
@@ -632,7 +632,7 @@ size_t inception_stage(const struct inception *net, float *out, size_t outlen, c
                        int stage)
 {
     size_t act_n, scratch_n, per = ws_floats(net, 1, 0, 0, &act_n, &scratch_n);
-    float *mem = xmalloc(per * sizeof(float));
+    float *mem = xmalloc_big(per * sizeof(float));
     struct ws ws;
     struct outs o = { NULL, NULL, NULL, NULL, NULL };
     struct input in = { x, NULL, 0, 0, INCEPTION_RESIZE_PYTORCH_FID, NULL, NULL };

@@ -50,16 +50,30 @@ const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
     return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
 }
 
+/* u->wino for the 3x3 conv weights (36 floats per 9), each entry's offset in wino_off */
+static void wino_alloc(struct unet *u)
+{
+    size_t total = 0;
+    u->wino_off = xmalloc((size_t)u->n_entries * sizeof *u->wino_off);
+    for (int e = 0; e < u->n_entries; e++) {
+        const struct st_entry *t = &u->entries[e];
+        u->wino_off[e] = total;
+        if (t->ndim == 4 && t->shape[2] == 3 && t->shape[3] == 3)
+            total += 4 * (size_t)t->shape[0] * t->shape[1] * 9;
+    }
+    u->wino = xmalloc_big(total * sizeof(float));
+}
+
 static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
                   int B, int C, int H, int W, int OC)
 {
-    size_t k = (size_t)(w - u->params);
     int e = entry_of(u, w);
     assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
     if (u->wino == NULL)
-        u->wino = xmalloc(4 * u->n_params * sizeof(float));
+        wino_alloc(u);
+    float *U = u->wino + u->wino_off[e];
     if (!u->wino_ok[e]) {
-        unet_wino_weights(u->wino + 4 * k, w, C, OC);
+        unet_wino_weights(U, w, C, OC);
         u->wino_ok[e] = 1;
     }
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
@@ -68,17 +82,17 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     if (u->keep_v && unet_wino_unpadded(B, u->first, H, W)) {
         if (u->wino_v_cap[e] < nv) { /* the first training step only */
             free(u->wino_v[e]);
-            u->wino_v[e] = xmalloc(nv * sizeof(float));
+            u->wino_v[e] = xmalloc_big(nv * sizeof(float));
             u->wino_v_cap[e] = nv;
         }
-        unet_wino_conv3_keep(out, u->scratch, u->wino_v[e], in, u->wino + 4 * k, b, B, C, H,
+        unet_wino_conv3_keep(out, u->scratch, u->wino_v[e], in, U, b, B, C, H,
                              W, OC);
         u->wino_v_batch[e] = B;
         return;
     }
     if (u->keep_v)
         u->wino_v_batch[e] = 0;
-    unet_wino_conv3(out, u->scratch, in, u->wino + 4 * k, b, B, u->first, C, H, W, OC);
+    unet_wino_conv3(out, u->scratch, in, U, b, B, u->first, C, H, W, OC);
 }
 
 /* silu(v) = v * sigmoid(v), with sigmoid(v) = 1/2 + sign(v) (1/(1 + e^-|v|) - 1/2) and

@@ -140,8 +140,11 @@ struct unet {
     size_t n_acts;
     float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
     int n_thr;                     /* threads the scratch was sized for */
-    float *wino;                   /* 4 * n_params: a 3x3 weight at params + k has its
-                                      transform at wino + 4k */
+    float *wino;                   /* the 3x3 convs' transformed weights, 4 floats a weight */
+    size_t *wino_off;              /* n_entries: where an entry's transform starts in wino
+                                      (3x3 conv weights only: the other 12% of the
+                                      parameters would be 72 MB of slack, resident under
+                                      huge pages) */
     unsigned char *wino_ok;        /* n_entries: transform is current */
     /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
        (36,C,T) for the weight gradient, which needs exactly them */

@@ -131,7 +131,7 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
         }
         if (pass == 0) {
             g->n_buf = off;
-            g->buf = xmalloc(off * sizeof(float));
+            g->buf = xmalloc_big(off * sizeof(float));
         }
     }
 #undef CARVE

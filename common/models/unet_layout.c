@@ -279,7 +279,7 @@ int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msg
     model_layout(&L);
     u->n_params = L.off;
     u->n_entries = L.n;
-    u->params = xcalloc(u->n_params, sizeof(float));
+    u->params = xcalloc_big(u->n_params, sizeof(float));
     u->entries = xcalloc((size_t)u->n_entries, sizeof *u->entries);
     u->legacy = xcalloc((size_t)u->n_entries, sizeof *u->legacy);
     u->wino_ok = xcalloc((size_t)u->n_entries, 1);
@@ -303,6 +303,7 @@ void unet_free(struct unet *u)
     free(u->acts);
     free(u->scratch);
     free(u->wino);
+    free(u->wino_off);
     free(u->wino_ok);
     for (int i = 0; u->wino_v != NULL && i < u->n_entries; i++)
         free(u->wino_v[i]);
@@ -464,13 +465,13 @@ void unet_alloc_acts(struct unet *u, int B)
     model_acts(u, &A, B);
     free(u->acts);
     u->n_acts = A.off;
-    u->acts = xmalloc(u->n_acts * sizeof(float));
+    u->acts = xmalloc_big(u->n_acts * sizeof(float));
     A.base = u->acts;
     A.off = 0;
     model_acts(u, &A, B);
     free(u->scratch);
     u->n_scratch = model_scratch(u, B);
-    u->scratch = xmalloc((u->n_scratch ? u->n_scratch : 1) * sizeof(float));
+    u->scratch = xmalloc_big((u->n_scratch ? u->n_scratch : 1) * sizeof(float));
     u->max_batch = B;
     u->n_thr = nn_get_threads();
 }

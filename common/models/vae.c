@@ -76,8 +76,8 @@ void vae_init(struct vae *m, int latent, float beta)
         t[i].name = vae_names[i];
         m->n_params += entry_count(&t[i]);
     }
-    m->params = xcalloc(m->n_params, sizeof(float));
-    m->grads = xcalloc(m->n_params, sizeof(float));
+    m->params = xcalloc_big(m->n_params, sizeof(float));
+    m->grads = xcalloc_big(m->n_params, sizeof(float));
     size_t off = 0;
     for (int i = 0; i < VAE_NT; i++) {
         m->p[i] = t[i].ptr = m->params + off;
@@ -135,7 +135,7 @@ void vae_batch_alloc(struct vae *m, int max_batch)
     free(m->thr);
     for (int i = 0; i < nb; i++)
         total += per[i] * B;
-    m->acts = xcalloc(total, sizeof(float));
+    m->acts = xcalloc_big(total, sizeof(float));
     for (int i = 0; i < nb; i++) {
         *bufs[i] = m->acts + off;
         off += per[i] * B;

@@ -7,9 +7,37 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define BIG_ALIGN ((size_t)2 << 20)
+
+void *xmalloc_big(size_t n)
+{
+    void *p;
+    if (n < BIG_ALIGN)
+        return xmalloc(n);
+    if (posix_memalign(&p, BIG_ALIGN, n) != 0) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    /* advice only: a kernel without THP leaves 4 KiB pages, which work the same */
+    madvise(p, n / BIG_ALIGN * BIG_ALIGN, MADV_HUGEPAGE);
+    return p;
+}
+
+void *xcalloc_big(size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size) {
+        fprintf(stderr, "out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    void *p = xmalloc_big(n * size);
+    memset(p, 0, n * size); /* posix_memalign may reuse freed heap memory */
+    return p;
+}
 
 void *xmalloc(size_t n)
 {

@@ -211,3 +211,27 @@ close_bytes() {
   # euler without init_noise_sigma or input scaling would be far off
   run -1 close_bytes "$T/x.npy" "$FIX/unet/tiny_dpm10_u8.npy" 15
 }
+
+@test "ddpm-sample --shard I/N: the shards joined are the bytes of one run, trajectory too" {
+  D="$BATS_TEST_TMPDIR"
+  ddpm-sample --model "$M" -n 7 --scheduler ddim --steps 3 -b 4 -o "$D/full.npy" \
+    --save-trajectory "$D/tfull.npy"
+  for i in 0 1 2; do
+    ddpm-sample --model "$M" -n 7 --scheduler ddim --steps 3 -b 2 --shard $i/3 -o "$D/s$i.npy" \
+      --save-trajectory "$D/t$i.npy"
+  done
+  [ "$(npy_shape "$D/s0.npy")" = "3,16,16,3" ]
+  [ "$(npy_shape "$D/s2.npy")" = "2,16,16,3" ]
+  npycat "$D/s0.npy" "$D/s1.npy" "$D/s2.npy" | cmp - "$D/full.npy"
+  npycat "$D/t0.npy" "$D/t1.npy" "$D/t2.npy" | cmp - "$D/tfull.npy"
+}
+
+@test "ddpm-sample rejects a bad --shard, and more shards than images" {
+  for s in 3/3 1 -1/2 1/0 a/2 1/2/3; do
+    run -2 --separate-stderr ddpm-sample --model "$M" -n 2 --shard $s
+    [ "${stderr%%$'\n'*}" = "ddpm-sample: --shard: bad value: $s (want I/N with 0 <= I < N <= 65536)" ]
+  done
+  run -1 --separate-stderr ddpm-sample --model "$M" -n 2 --shard 0/3 -o "$BATS_TEST_TMPDIR/o.npy"
+  [ "$stderr" = "ddpm-sample: --shard 0/3: more shards than the 2 images" ]
+  [ ! -e "$BATS_TEST_TMPDIR/o.npy" ]
+}

@@ -98,3 +98,15 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     done
     [ ! -e "$D/s.npy" ]
 }
+
+@test "vae-sample --shard I/N: the shards joined are the bytes of one run" {
+  vae-sample --model "$M" -n 11 -b 4 -o "$D/full.npy"
+  for i in 0 1 2 3; do vae-sample --model "$M" -n 11 -b 2 --shard $i/4 -o "$D/s$i.npy"; done
+  [ "$(shape "$D/s0.npy")" = "3,32,32,3" ]
+  [ "$(shape "$D/s3.npy")" = "2,32,32,3" ]
+  npycat "$D/s0.npy" "$D/s1.npy" "$D/s2.npy" "$D/s3.npy" | cmp - "$D/full.npy"
+  run -2 --separate-stderr vae-sample --model "$M" --shard 2/2
+  [ "${stderr%%$'\n'*}" = "vae-sample: --shard: bad value: 2/2 (want I/N with 0 <= I < N <= 65536)" ]
+  run -1 --separate-stderr vae-sample --model "$M" -n 2 --shard 0/3 -o "$D/o.npy"
+  [ "$stderr" = "vae-sample: --shard 0/3: more shards than the 2 images" ]
+}

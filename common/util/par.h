@@ -1,0 +1,42 @@
+/* Processes of one run under mpirun (Open MPI): rank r of K makes the r-th of K contiguous
+   ranges of the images (shard.h), and rank 0 gathers the others' bytes in rank order into
+   the one output, so the file is the 1-process file for any K.
+   Without mpirun nothing here touches MPI: par_init loads Open MPI (dlopen) and starts it
+   only when the launcher's variables (OMPI_COMM_WORLD_SIZE, PMIX_RANK) are set, so a plain
+   run has no MPI start-up, no library to load, no warnings: rank 0 of 1. Like the rest of common/, nothing here prints or exits. */
+#ifndef PAR_H
+#define PAR_H
+#include <stddef.h>
+#include <stdio.h>
+
+#include "util/util.h"
+
+/* Starts MPI when launched by mpirun. Ranks > 0 then wait until rank 0 calls par_go: the
+   checks every rank makes (options, model, output path) fail first and once on rank 0,
+   whose one line ends the job (mpirun kills the waiting ranks), not K copies of it.
+   -1 with msg when MPI does not start. */
+int par_init(int *argc, char ***argv, char *msg, size_t msglen);
+int par_rank(void); /* 0 without mpirun */
+int par_size(void); /* 1 without mpirun */
+/* rank 0, after its checks: lets the other ranks start (a no-op for them and without MPI) */
+void par_go(void);
+/* The output of a run: on rank 0 (and without MPI) outfile_open(path); on a rank > 0 o->f
+   is a memory stream (o->path NULL, so outfile_abort leaves it) whose bytes
+   par_outfile_commit sends to rank 0. Rank 0 alone writes a header. */
+struct par_out {
+    char *buf;
+    size_t len;
+};
+int par_outfile_open(struct outfile *o, struct par_out *po, const char *path, char *msg,
+                     size_t msglen);
+/* Collective, in the same order on every rank: rank 0 appends every other rank's bytes to
+   o, in rank order, and commits it; a rank > 0 sends its bytes and frees them. -1 with msg
+   as outfile_commit's (rank 0), or "out of memory". */
+int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t msglen);
+/* Under mpirun, stdout ("-") is not for binary data: mpirun forwards the ranks' output
+   through a terminal, line by line. -1 with PAR_STDOUT_MSG for "-" then, else 0. */
+int par_check_output(const char *path);
+#define PAR_STDOUT_MSG "under mpirun, write with -o FILE: mpirun passes stdout on as text"
+/* Ends MPI (a no-op without it); every rank calls it before exiting 0. */
+void par_finalize(void);
+#endif

@@ -1,0 +1,121 @@
+/* npycat: concatenates .npy arrays along the first axis, as numpy.concatenate(axis=0), so
+   that the shards of a sampler run (--shard I/N, given in shard order) make the 1-process
+   output. The arrays must share dtype and trailing shape; the output is written atomically.
+   Every input is loaded before the first byte is written (the header needs the total), so
+   memory holds them all: fine for sample files, which are uint8 images. */
+#include <err.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/npy.h"
+#include "util/opt.h"
+#include "util/util.h"
+
+static const char usage_line[] = "usage: npycat [-o OUT.npy] FILE|- ...\n";
+
+static const char help[] =
+    "\n"
+    "Concatenates .npy arrays (or .npz members, FILE.npz:NAME) along the first axis, in\n"
+    "the order given, as numpy.concatenate(axis=0): the shards that ddpm-sample and\n"
+    "vae-sample write with --shard I/N, given in shard order, make the same bytes as one\n"
+    "run. The arrays must have the same dtype and the same shape after the first axis.\n"
+    "- reads stdin (once).\n"
+    "\n"
+    "  -o, --output FILE   output .npy (default -: stdout)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "Example:\n"
+    "  npycat -o samples.npy shard-0.npy shard-1.npy shard-2.npy\n";
+
+/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
+static void usage(int status, const char *problem)
+{
+    if (problem != NULL)
+        warnx("%s", problem);
+    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    exit(status);
+}
+
+/* "(3,32,32,3)" */
+static const char *shape_str(const struct npy *t, char *buf, size_t len)
+{
+    size_t k = (size_t)snprintf(buf, len, "(");
+    for (int d = 0; d < t->ndim && k < len; d++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+    if (k < len)
+        snprintf(buf + k, len - k, ")");
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"output", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *out = "-";
+    struct opt op;
+    struct outfile of;
+    char msg[320], a[96], b[96];
+    int c, stdin_used = 0;
+
+    opt_init(&op, "o:h", lo);
+    while ((c = opt_next(&op, argc, argv)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
+        }
+    }
+    if (optind == argc)
+        usage(2, "FILE is required");
+    util_cleanup_signals();
+    if (util_binary_to_tty(out))
+        errx(1, UTIL_TTY_MSG);
+    if (util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
+
+    int n = argc - optind;
+    for (int i = 0; i < n; i++)
+        if (strcmp(argv[optind + i], "-") == 0 && stdin_used++)
+            errx(1, "-: stdin given twice");
+    struct npy *t = xcalloc((size_t)n, sizeof *t);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const char *path = argv[optind + i];
+        if (npy_load(path, NULL, &t[i], msg, sizeof msg) == -1)
+            errx(1, "%s: %s", path, msg);
+        if (t[i].ndim == 0)
+            errx(1, "%s: a scalar has no first axis to join along", path);
+        if (i > 0 && (t[i].dtype != t[0].dtype || t[i].ndim != t[0].ndim ||
+                      memcmp(t[i].shape + 1, t[0].shape + 1,
+                             (size_t)(t[0].ndim - 1) * sizeof t[0].shape[0]) != 0))
+            errx(1, "%s: %s %s does not join %s %s of %s", path, npy_dtype_name(t[i].dtype),
+                 shape_str(&t[i], a, sizeof a), npy_dtype_name(t[0].dtype),
+                 shape_str(&t[0], b, sizeof b), argv[optind]);
+        total += t[i].shape[0];
+    }
+    int64_t shape[NPY_MAXDIM];
+    memcpy(shape, t[0].shape, sizeof shape);
+    shape[0] = total;
+    if (outfile_open(&of, out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
+    if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1) {
+        outfile_abort(&of);
+        errx(1, "%s: %s", out, msg);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = npy_nbytes(&t[i]);
+        if (fwrite(t[i].data, 1, len, of.f) != len) {
+            outfile_abort(&of);
+            err(1, "%s", out);
+        }
+        npy_free(&t[i]);
+    }
+    if (outfile_commit(&of, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
+    free(t);
+    if (fclose(stdout) != 0)
+        err(1, "stdout");
+    return 0;
+}

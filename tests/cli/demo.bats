@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The demo pipeline end to end (what `make demo` runs, minus the build): built-in data, a VAE,
-# a tiny DDPM from scratch with a learning-rate search, DDIM and DDPM sampling,
+# a tiny DDPM from scratch with a learning-rate search, DDIM, DDPM and PLMS sampling,
 # FID/IS/KID and precision/recall with synthetic Inception weights, grid, loss plot and
 # report. A few minutes on 2 cores. Runs in a scratch directory, so data/ and results/ of the
 # checkout are untouched.
@@ -39,12 +39,15 @@ png_size() {
     grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![VAE (10 epochs) samples](vae.png)' $r/report.md
     grep -Fq '![VAE training loss](vae-loss.png)' $r/report.md
-    # the tiny DDPM: the learning-rate search kept one run, sampled both ways
+    # the tiny DDPM: the learning-rate search kept one run, sampled three ways
     grep -Eq '^picked results/demo/ddpm-lr(3e-4|1e-3) \(lowest fid\)$' $r/ddpm/picked.txt
     [ "$(npy_shape $r/ddim.npy)" = "100,32,32,3" ]
     [ "$(npy_shape $r/ddpm.npy)" = "100,32,32,3" ]
+    [ "$(npy_shape $r/pndm.npy)" = "100,32,32,3" ]
     grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, PLMS \(pndm\) 20 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Fq '![tiny DDPM, PLMS (pndm) 20 steps samples](pndm.png)' $r/report.md
     grep -Fq '![DDPM training loss](ddpm-loss.png)' $r/report.md
     run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml" "${P[@]}"
     [ "$stderr" = "pipe: $REPO/pipelines/demo.yaml: everything is up to date" ]

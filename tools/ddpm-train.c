@@ -75,7 +75,7 @@ static const char help[] =
     "the K processes (sizes as numpy.array_split); their gradients are summed (MPI_Allreduce)\n"
     "into the gradient of the batch's mean loss and every process takes the same step. A\n"
     "sample's flip, noise and timestep depend on --seed, the step and its place in the step,\n"
-    "not on K: K processes train the 1-process model (to float rounding, ~1e-6). Rank 0 reads\n"
+    "not on K: K processes train the 1-process model (to float rounding). Rank 0 reads\n"
     "the model or checkpoint and writes OUTDIR, the checkpoints and --log; every process\n"
     "reads --data. A checkpoint resumes with any K. A process that fails ends them all.\n"
     "\n"
@@ -653,11 +653,14 @@ int main(int argc, char **argv)
             err(1, "%s", o.log);
     }
     trainer_catch_signals();
-    if (!o.quiet && r.rank == 0 && (r.K > 1 || o.accum > 1))
+    if (!o.quiet && r.rank == 0 && r.K > 1)
         fprintf(stderr, "ddpm-train: %ld images a step (global batch): %ld micro-batch%s of "
-                "%ld, each split over %d process%s (%ld images or fewer each)\n",
+                "%ld, each split over %d processes (%ld images or fewer each)\n",
                 o.batch * o.accum, o.accum, o.accum > 1 ? "es" : "", o.batch, r.K,
-                r.K > 1 ? "es" : "", max_share(&o, r.K));
+                max_share(&o, r.K));
+    else if (!o.quiet && o.accum > 1)
+        fprintf(stderr, "ddpm-train: %ld images a step: %ld micro-batches of %ld\n",
+                o.batch * o.accum, o.accum, o.batch);
 
     start_step = r.tr.step;
     if (r.rank == 0)

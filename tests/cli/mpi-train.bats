@@ -109,10 +109,12 @@ node_script() {
 @test "mpirun ddpm-train: SIGINT to one rank stops every rank after the same step, with a checkpoint" {
   node_script
   a=("${TRAIN[@]}" --init "$G/tiny" --max-steps 100000 --checkpointing-steps 1000000)
-  mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${a[@]}" -o "$D/o" 2> "$BATS_TEST_TMPDIR/err" &
+  mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${a[@]}" -o "$D/o" --log "$D/log.csv" \
+    2> "$BATS_TEST_TMPDIR/err" &
   pid=$!
-  for i in $(seq 100); do [ -s "$BATS_TEST_TMPDIR/pid.1" ] && break; sleep 0.1; done
-  sleep 1
+  # a first step logged: every rank has set its signal handlers (they do before the first
+  # step, which needs them all)
+  for i in $(seq 600); do [ "$(cat "$D/log.csv" 2> /dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
   kill -INT "$(cat "$BATS_TEST_TMPDIR/pid.1")"
   rc=0
   wait "$pid" || rc=$?
@@ -122,7 +124,8 @@ node_script() {
   [ -s "$D/o/$M" ]
   # and it resumes, with another K
   mpirun_t -np 3 --oversubscribe ddpm-train "${a[@]}" -o "$D/o" --max-steps $((step + 2)) \
-    --resume-from-checkpoint latest
+    --log "$D/log.csv" --resume-from-checkpoint latest
+  [ "$(tail -n 1 "$D/log.csv" | cut -d, -f1)" = $((step + 2)) ]
   [ -d "$D/o/checkpoint-$step" ]
   [ -z "$(ls -a "$D/o" | grep -e tmp -e old)" ]
 }

@@ -2,15 +2,26 @@
    examples/unconditional_image_generation/train_unconditional.py does (epsilon MSE at
    uniformly drawn timesteps, AdamW, warmup + cosine/linear/constant schedule, clip, EMA).
 
-   Data order: epoch e is a permutation drawn from an rng seeded by (seed, e); the last batch
-   keeps the remainder (drop_last=False). Flips, noise and timesteps come from one rng seeded
-   by seed + 1 whose state goes into every checkpoint, so a resumed run is bit for bit the
-   uninterrupted one (with the same --threads).
+   Data order: epoch e is a permutation drawn from an rng seeded by (seed, e); an optimizer
+   step takes the next --train-batch-size x --gradient-accumulation-steps images of it (the
+   last step of an epoch keeps the remainder, drop_last=False). Sample j of step s draws its
+   flip, noise and timestep from an rng seeded by (seed, s, j) (trainer_sample_rng), so a
+   resumed run is bit for bit the uninterrupted one (same --threads and processes) with no rng
+   state to save, and K processes draw what 1 process draws.
+
+   Under mpirun -np K (util/par.h): rank 0 reads the model (--init, --config or the
+   checkpoint) and sends it with its optimizer state to the others; every rank reads --data
+   (checked against rank 0's by its hash). Each micro-batch of the global --train-batch-size
+   is split over the ranks as numpy.array_split (shard.h); each rank accumulates the
+   gradient of its share weighted by share / images of the step, MPI_Allreduce sums them, and
+   every rank takes the same clip + AdamW step (rank 0 alone keeps the EMA). The step's loss
+   and a stop flag per rank (a signal) travel in a second, small allreduce, so that every rank
+   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints, --log and evaluates.
 
    OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
    checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
-   Adam moments, EMA, step, rng, data hash), written atomically every --checkpointing-steps,
-   on SIGINT/SIGTERM (exit 130/143) and kept --checkpoints-total-limit deep. */
+   Adam moments, EMA, step, data hash), written atomically every --checkpointing-steps, on
+   SIGINT/SIGTERM (exit 130/143) and kept --checkpoints-total-limit deep. */
 #include <err.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -25,7 +36,9 @@
 #include "nn/nn.h"
 #include "io/npy.h"
 #include "util/opt.h"
+#include "util/par.h"
 #include "util/rng.h"
+#include "util/shard.h"
 #include "nn/sched.h"
 #include "io/st.h"
 #include "models/trainer.h"
@@ -35,7 +48,8 @@
 
 static const char usage_line[] =
     "usage: ddpm-train --data TRAIN.npy (--init DIR | --config config.json) -o OUTDIR\n"
-    "         [--train-batch-size 16] [--num-epochs 100 | --max-steps N] [--learning-rate 1e-4]\n"
+    "         [--train-batch-size 16] [--gradient-accumulation-steps 1]\n"
+    "         [--num-epochs 100 | --max-steps N] [--learning-rate 1e-4]\n"
     "         [--lr-scheduler cosine|linear|constant] [--lr-warmup-steps 500]\n"
     "         [--adam-beta1 0.95] [--adam-beta2 0.999] [--adam-weight-decay 1e-6]\n"
     "         [--adam-epsilon 1e-8] [--max-grad-norm 1] [--use-ema] [--ema-inv-gamma 1]\n"
@@ -53,23 +67,38 @@ static const char help[] =
     "diffusers folder (config.json, diffusion_pytorch_model.safetensors, the EMA weights\n"
     "with --use-ema, scheduler_config.json) that ddpm-sample and\n"
     "UNet2DModel.from_pretrained load, and OUTDIR/checkpoint-STEP/ folders (raw weights,\n"
-    "Adam moments, EMA, rng, step) to resume from, bit for bit with the same --threads.\n"
-    "Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits 130 or 143.\n"
+    "Adam moments, EMA, step) to resume from, bit for bit with the same --threads and\n"
+    "number of processes. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint and exits 130 or 143.\n"
     "diffusers' spellings with '_' work too (--lr_warmup_steps, --train_batch_size).\n"
+    "\n"
+    "Under mpirun -np K, data-parallel: --train-batch-size is the global batch, split over\n"
+    "the K processes (sizes as numpy.array_split); their gradients are summed (MPI_Allreduce)\n"
+    "into the gradient of the batch's mean loss and every process takes the same step. A\n"
+    "sample's flip, noise and timestep depend on --seed, the step and its place in the step,\n"
+    "not on K: K processes train the 1-process model (to float rounding). Rank 0 reads\n"
+    "the model or checkpoint and writes OUTDIR, the checkpoints and --log; every process\n"
+    "reads --data. A checkpoint resumes with any K. A process that fails ends them all.\n"
     "\n"
     "  -d, --data FILE                 training images (required)\n"
     "  --init DIR                      start from this model folder (fine-tuning)\n"
     "  --config FILE                   or a new model of this config.json, PyTorch's\n"
     "                                  default initialisation from --seed\n"
     "  -o, --output DIR                OUTDIR (required; --output-dir too)\n"
-    "  --train-batch-size N            images per step (default 16)\n"
+    "  --train-batch-size N            images per micro-batch, over all processes (the\n"
+    "                                  global batch; default 16)\n"
+    "  --gradient-accumulation-steps N an optimizer step every N micro-batches, on their\n"
+    "                                  mean gradient: as one batch of N x --train-batch-size\n"
+    "                                  in 1/N of the memory (default 1). Steps, --max-steps,\n"
+    "                                  the warmup, checkpoints and the log count optimizer\n"
+    "                                  steps\n"
     "  --num-epochs N                  epochs (default 100; the last batch of an epoch\n"
     "                                  keeps the remainder)\n"
-    "  --max-steps N                   steps in all, instead of --num-epochs\n"
+    "  --max-steps N                   optimizer steps in all, instead of --num-epochs\n"
     "  --learning-rate LR              peak learning rate (default 1e-4)\n"
     "  --lr-scheduler S                cosine (default), linear or constant, after the\n"
     "                                  warmup\n"
-    "  --lr-warmup-steps N             linear warmup steps (default 500)\n"
+    "  --lr-warmup-steps N             linear warmup steps (default 500; optimizer steps,\n"
+    "                                  where diffusers counts N x as many)\n"
     "  --adam-beta1 B                  (default 0.95)\n"
     "  --adam-beta2 B                  (default 0.999)\n"
     "  --adam-weight-decay W           AdamW's decoupled weight decay (default 1e-6)\n"
@@ -85,12 +114,13 @@ static const char help[] =
     "  --resume-from-checkpoint C      latest (the newest in OUTDIR; none: start anew)\n"
     "                                  or a checkpoint folder\n"
     "  -S, --seed S                    seed of data order, noise and init (default 0)\n"
-    "  -t, --threads N                 threads (default 2)\n"
+    "  -t, --threads N                 threads (of each process; default 2)\n"
     "  --log FILE                      CSV, a row per step: step, epoch, loss, lr,\n"
     "                                  grad_norm, seconds, fid, kid (appended on resume)\n"
     "  --eval-every N                  every N steps sample --eval-samples images with\n"
     "                                  DDIM --eval-steps and log their FID and KID\n"
-    "                                  against --eval-ref (default 0: never)\n"
+    "                                  against --eval-ref (default 0: never); under\n"
+    "                                  mpirun on rank 0 alone, the others wait\n"
     "  --eval-samples N                (default 100)\n"
     "  --eval-steps N                  (default 50)\n"
     "  --eval-ref REF                  reference images for the scores (.npy or folder)\n"
@@ -103,7 +133,9 @@ static const char help[] =
     "\n"
     "Example:\n"
     "  ddpm-train --data data/flowers102-32-train.npy --init weights/ddpm-cifar10-32 \\\n"
-    "      -o runs/ft --learning-rate 3e-5 --max-steps 2000 --use-ema\n";
+    "      -o runs/ft --learning-rate 3e-5 --max-steps 2000 --use-ema\n"
+    "  mpirun -q -np 4 --hostfile hosts --bind-to none ddpm-train -t 8 --data train.npy \\\n"
+    "      --config config.json -o runs/big --train-batch-size 128\n";
 
 /* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
@@ -116,7 +148,7 @@ static void usage(int status, const char *problem)
 
 struct opts {
     const char *data, *init, *config, *out, *resume, *log, *eval_ref, *eval_weights, *final_json;
-    long batch, epochs, max_steps, ckpt_steps, ckpt_limit, seed, threads;
+    long batch, accum, epochs, max_steps, ckpt_steps, ckpt_limit, seed, threads;
     long eval_every, eval_samples, eval_steps;
     struct ddpm_hparams h;
     int flip, quiet, verbose;
@@ -128,7 +160,6 @@ struct run {
     struct sched s;
     struct ddpm_train tr;
     struct npy data;
-    struct rng rng;
     float *x0, *noise;
     int *t;
     int64_t *perm;
@@ -136,7 +167,26 @@ struct run {
     double seconds;
     uint64_t data_hash;
     struct ddpm_eval ev;
+    int rank, K;            /* this process, of K (1 without mpirun) */
 };
+
+/* What rank 0 sends the other ranks before training (par_bcast): the model's shape, the
+   noise schedule, where training stands and what it trains on. */
+struct start {
+    struct unet_config uc;
+    struct sched_config sc;
+    long step, n_img;
+    uint64_t data_hash;
+    int resumed;            /* Adam moments follow */
+};
+
+/* a rank > 0 that must stop because rank 0 stops with an error: rank 0 says why, this rank
+   waits to be ended with the job (mpirun ends the ranks once rank 0 exits with status 1) */
+static void follow_rank0(void)
+{
+    par_barrier();
+    exit(1);
+}
 
 /* ---- checkpoints ---- */
 
@@ -151,18 +201,19 @@ static void prune_ckpts(const char *outdir, long n_keep)
     free(steps);
 }
 
+/* rank 0 */
 static void save_ckpt(struct run *r, const struct opts *o)
 {
-    char dir[4096], msg[256], step[32], seed[32], batch[32], rng[128], secs[32], nimg[32];
+    char dir[4096], msg[256], step[32], seed[32], batch[32], accum[32], secs[32], nimg[32];
     char hash[32], thr[32];
-    const char *k[] = {"step", "seed", "train_batch_size", "rng", "seconds", "data_n",
-                       "data_hash", "threads"};
-    const char *v[] = {step, seed, batch, rng, secs, nimg, hash, thr};
+    const char *k[] = {"step", "seed", "train_batch_size", "gradient_accumulation_steps",
+                       "seconds", "data_n", "data_hash", "threads"};
+    const char *v[] = {step, seed, batch, accum, secs, nimg, hash, thr};
 
     snprintf(step, sizeof step, "%ld", r->tr.step);
     snprintf(seed, sizeof seed, "%ld", o->seed);
     snprintf(batch, sizeof batch, "%ld", o->batch);
-    trainer_rng_format(rng, sizeof rng, &r->rng);
+    snprintf(accum, sizeof accum, "%ld", o->accum);
     snprintf(secs, sizeof secs, "%.3f", r->seconds);
     snprintf(nimg, sizeof nimg, "%ld", r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
@@ -193,11 +244,15 @@ static void resume_model(struct run *r, const char *dir)
         errx(1, "%s: %s", path, msg);
 }
 
+/* rank 0. Checkpoints of before issue 17 also hold the state of one rng ("rng"): randomness
+   is keyed by step now, so it is not needed, and such a checkpoint resumes (with the new
+   draws). Their accumulation is 1. */
 static void resume_state(struct run *r, struct opts *o, const char *dir)
 {
     struct st_file f;
     char msg[256], hash[32];
-    long seed, batch, n, thr;
+    const char *s;
+    long seed, batch, accum = 1, n, thr;
 
     if (ddpm_ckpt_load_state(dir, &r->tr, &f, msg, sizeof msg) == -1)
         errx(1, "%s: %s", dir, msg);
@@ -206,16 +261,17 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
         util_parse_long(need_meta(&f, dir, "train_batch_size"), 1, 65536, &batch) == -1 ||
         util_parse_long(need_meta(&f, dir, "data_n"), 0, LONG_MAX, &n) == -1 ||
         util_parse_float(need_meta(&f, dir, "seconds"), 0, 1e12, &r->seconds) == -1 ||
-        trainer_rng_parse(&r->rng, need_meta(&f, dir, "rng")) == -1)
+        ((s = st_meta(&f, "gradient_accumulation_steps")) != NULL &&
+         util_parse_long(s, 1, 65536, &accum) == -1))
         errx(1, "%s: training_state.safetensors: bad metadata", dir);
     if (n != r->n_img)
         errx(1, "%s: trained on %ld images, --data has %ld", dir, n, r->n_img);
     trainer_hash_format(hash, sizeof hash, r->data_hash);
     if (strcmp(need_meta(&f, dir, "data_hash"), hash) != 0)
         errx(1, "%s: --data differs from the data this checkpoint was trained on", dir);
-    if (seed != o->seed || batch != o->batch)
-        errx(1, "%s: trained with --seed %ld --train-batch-size %ld; resume with the same", dir,
-             seed, batch);
+    if (seed != o->seed || batch != o->batch || accum != o->accum)
+        errx(1, "%s: trained with --seed %ld --train-batch-size %ld "
+             "--gradient-accumulation-steps %ld; resume with the same", dir, seed, batch, accum);
     if (!o->quiet && util_parse_long(need_meta(&f, dir, "threads"), 1, 1024, &thr) == 0 &&
         thr != o->threads)
         warnx("warning: %s was trained with --threads %ld; floats will differ slightly", dir,
@@ -223,7 +279,7 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
     st_close(&f);
 }
 
-/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema */
+/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0) */
 static void save_model(struct run *r, const char *dir)
 {
     char msg[256], path[4200];
@@ -245,7 +301,7 @@ static void save_model(struct run *r, const char *dir)
         errx(1, "%s: %s", path, msg);
 }
 
-/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h) ---- */
+/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h), rank 0 ---- */
 
 /* 0, or -1 when interrupted by a signal */
 static int evaluate(struct run *r, struct ddpm_scores *sc)
@@ -268,7 +324,8 @@ static void parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
         {"data", 1, 0, 'd'}, {"init", 1, 0, 'i'}, {"config", 1, 0, 'c'}, {"output", 1, 0, 'o'},
-        {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'}, {"num-epochs", 1, 0, 'e'},
+        {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'},
+        {"gradient-accumulation-steps", 1, 0, 'A'}, {"num-epochs", 1, 0, 'e'},
         {"max-steps", 1, 0, 'M'}, {"learning-rate", 1, 0, 'l'}, {"lr-scheduler", 1, 0, 'L'},
         {"lr-warmup-steps", 1, 0, 'w'}, {"adam-beta1", 1, 0, '1'}, {"adam-beta2", 1, 0, '2'},
         {"adam-weight-decay", 1, 0, 'W'}, {"adam-epsilon", 1, 0, 'E'},
@@ -288,8 +345,8 @@ static void parse(int argc, char **argv, struct opts *o)
     int c, k;
 
     memset(o, 0, sizeof *o);
-    o->batch = 16, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500, o->ckpt_limit = 3;
-    o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
+    o->batch = 16, o->accum = 1, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500;
+    o->ckpt_limit = 3, o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
     ddpm_hparams_default(&o->h);
     opt_init(&op, "d:o:S:t:qvh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
@@ -310,6 +367,7 @@ static void parse(int argc, char **argv, struct opts *o)
         case 'v': o->verbose = 1; break;
         case 'h': usage(0, NULL); break;
         case 'b': bad = opt_long(&op, 1, 65536, &o->batch); break;
+        case 'A': bad = opt_long(&op, 1, 65536, &o->accum); break;
         case 'e': bad = opt_long(&op, 1, 100000000, &o->epochs); break;
         case 'M': bad = opt_long(&op, 1, LONG_MAX / 2, &o->max_steps); break;
         case 'w': bad = opt_long(&op, 0, LONG_MAX / 2, &o->h.warmup); break;
@@ -420,6 +478,121 @@ static const char *setup_model(struct run *r, struct opts *o, char *ckpt, size_t
     return NULL;
 }
 
+/* the largest share of a micro-batch one rank trains */
+static long max_share(const struct opts *o, int K)
+{
+    long lo, hi;
+    shard_range(o->batch, 0, K, &lo, &hi);
+    return hi - lo;
+}
+
+/* Rank 0 (and a plain run): checks, the model and its state, the data. Then lets the other
+   ranks start and sends them what they need. Returns the checkpoint resumed from or NULL. */
+static const char *setup_rank0(struct run *r, struct opts *o, char *ckpt, size_t len)
+{
+    char msg[256];
+    const char *from;
+    struct start st;
+
+    /* fail now, not after the training, when an output cannot be written */
+    if (util_check_output_dir(o->out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o->out, msg);
+    if (o->log != NULL && util_check_output(o->log, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o->log, msg);
+    if (o->final_json != NULL && util_check_output(o->final_json, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", o->final_json, msg);
+    if (r->K > o->batch)
+        errx(1, "%d processes for --train-batch-size %ld: want at least one image each", r->K,
+             o->batch);
+    /* a run killed while writing a checkpoint left its temporary folders: the last complete
+       checkpoint is what counts (and is what --resume-from-checkpoint latest finds) */
+    if (ckpt_dir_sweep(o->out) > 0)
+        warnx("%s: removed what a killed run left of an unfinished checkpoint", o->out);
+    from = setup_model(r, o, ckpt, len);
+    load_data(r, o);
+    if (sched_init(&r->s, &r->sc, SCHED_DDPM, r->sc.num_train_timesteps, 0, msg, sizeof msg) ==
+        -1)
+        errx(1, "scheduler: %s", msg);
+    ddpm_train_init(&r->tr, &r->u, (int)max_share(o, r->K), o->h.use_ema);
+    if (from != NULL)
+        resume_state(r, o, from);
+    par_go();
+    if (r->K > 1) {
+        memset(&st, 0, sizeof st);
+        st.uc = r->u.cfg;
+        st.sc = r->sc;
+        st.step = r->tr.step;
+        st.n_img = r->n_img;
+        st.data_hash = r->data_hash;
+        st.resumed = from != NULL;
+        par_bcast(&st, sizeof st);
+        par_bcast(r->u.params, r->u.n_params * sizeof(float));
+        if (from != NULL) {
+            par_bcast(r->tr.m, r->u.n_params * sizeof(float));
+            par_bcast(r->tr.v, r->u.n_params * sizeof(float));
+        }
+    }
+    return from;
+}
+
+/* A rank > 0: the model and its state from rank 0, the data from its own --data (which must
+   be rank 0's). Rank 0 keeps the only EMA. */
+static void setup_other(struct run *r, struct opts *o)
+{
+    char msg[256], hash[32];
+    struct start st;
+
+    par_bcast(&st, sizeof st);
+    if (unet_init(&r->u, &st.uc, msg, sizeof msg) == -1) /* rank 0 made it: cannot fail */
+        errx(1, "%s", msg);
+    r->sc = st.sc;
+    par_bcast(r->u.params, r->u.n_params * sizeof(float));
+    unet_weights_changed(&r->u);
+    ddpm_train_init(&r->tr, &r->u, (int)max_share(o, r->K), 0);
+    r->tr.step = st.step;
+    if (st.resumed) {
+        par_bcast(r->tr.m, r->u.n_params * sizeof(float));
+        par_bcast(r->tr.v, r->u.n_params * sizeof(float));
+    }
+    load_data(r, o);
+    trainer_hash_format(hash, sizeof hash, r->data_hash);
+    if (r->n_img != st.n_img || r->data_hash != st.data_hash)
+        errx(1, "%s: not the --data of rank 0 (rank %d: %ld images, hash %s)", o->data, r->rank,
+             r->n_img, hash);
+    if (sched_init(&r->s, &r->sc, SCHED_DDPM, r->sc.num_train_timesteps, 0, msg, sizeof msg) ==
+        -1)
+        errx(1, "scheduler: %s", msg);
+}
+
+/* The gradient of optimizer step r->tr.step into r->tr.grads, this rank's share of its
+   images, weighted so that the sum over ranks is the gradient of the step's mean loss.
+   Returns this rank's part of that loss (the sum over ranks is the step's loss); *G the
+   images of the step. */
+static double step_grad(struct run *r, const struct opts *o, long *G)
+{
+    long step = r->tr.step, NB = o->batch * o->accum;
+    long pos = step % r->spe, i0 = pos * NB;
+    long n_step = r->n_img - i0 < NB ? r->n_img - i0 : NB;
+    double loss = 0;
+
+    memset(r->tr.grads, 0, r->u.n_params * sizeof(float));
+    for (long m0 = 0; m0 < n_step; m0 += o->batch) {
+        long n_m = n_step - m0 < o->batch ? n_step - m0 : o->batch, lo, hi;
+        int n;
+        float w, l;
+        shard_range(n_m, r->rank, r->K, &lo, &hi);
+        if ((n = (int)(hi - lo)) == 0)
+            continue;
+        ddpm_train_draw(r->x0, r->noise, r->t, &r->data, r->perm, i0, m0 + lo, n, o->seed,
+                        step, o->flip, r->s.T);
+        w = (float)n / (float)n_step;
+        l = ddpm_train_accumulate(&r->tr, &r->s, r->x0, r->noise, r->t, n, w);
+        loss += (double)l * n / n_step;
+    }
+    *G = n_step;
+    return loss;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -428,79 +601,105 @@ int main(int argc, char **argv)
     struct ddpm_scores sc = {NAN, NAN, NAN};
     FILE *log = NULL;
     char msg[256], ckpt[4096] = "";
-    const char *from;
+    const char *from = NULL;
     long perm_epoch = -1, done = 0, start_step;
     double t0, loss_sum = 0;
     long loss_n = 0;
+    int verbose = 0, sig = 0, rc = 0;
+    float *tail;
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
+            verbose = 1;
+    nn_blas_setup(argv, verbose);
+    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+        errx(1, "%s", msg);
+    /* ranks > 0 are here once rank 0 has made its checks (par_go): usage errors are said once */
     parse(argc, argv, &o);
-    nn_blas_setup(argv, o.verbose);
     nn_set_threads((int)o.threads);
     util_cleanup_signals();
-    /* fail now, not after the training, when an output cannot be written */
-    if (util_check_output_dir(o.out, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", o.out, msg);
-    if (o.log != NULL && util_check_output(o.log, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", o.log, msg);
-    if (o.final_json != NULL && util_check_output(o.final_json, msg, sizeof msg) == -1)
-        errx(1, "%s: %s", o.final_json, msg);
-    /* a run killed while writing a checkpoint left its temporary folders: the last complete
-       checkpoint is what counts (and is what --resume-from-checkpoint latest finds) */
-    if (ckpt_dir_sweep(o.out) > 0)
-        warnx("%s: removed what a killed run left of an unfinished checkpoint", o.out);
     memset(&r, 0, sizeof r);
+    r.rank = par_rank();
+    r.K = par_size();
     ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
                    o.seed, o.threads);
-    from = setup_model(&r, &o, ckpt, sizeof ckpt);
-    load_data(&r, &o);
-    if (sched_init(&r.s, &r.sc, SCHED_DDPM, r.sc.num_train_timesteps, 0, msg, sizeof msg) == -1)
-        errx(1, "scheduler: %s", msg);
-    if (util_mkdirs(o.out, msg, sizeof msg) == -1)
+    if (r.rank == 0)
+        from = setup_rank0(&r, &o, ckpt, sizeof ckpt);
+    else
+        setup_other(&r, &o);
+    /* every rank has what it needs: only now does rank 0 make outputs */
+    par_barrier();
+    if (r.rank == 0 && util_mkdirs(o.out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);
-    ddpm_train_init(&r.tr, &r.u, (int)o.batch, o.h.use_ema);
-    rng_seed(&r.rng, (uint64_t)o.seed + 1);
-    if (from != NULL)
-        resume_state(&r, &o, from);
-    r.spe = (r.n_img + o.batch - 1) / o.batch;
+    {
+        long NB = o.batch * o.accum;
+        r.spe = (r.n_img + NB - 1) / NB;
+    }
     r.total = o.max_steps > 0 ? o.max_steps : o.epochs * r.spe;
     o.h.total = r.total;
     {
         size_t per = (size_t)r.u.cfg.in_channels * r.u.cfg.sample_size * r.u.cfg.sample_size;
-        r.x0 = xmalloc((size_t)o.batch * per * sizeof(float));
-        r.noise = xmalloc((size_t)o.batch * per * sizeof(float));
-        r.t = xmalloc((size_t)o.batch * sizeof(int));
+        size_t nb = (size_t)max_share(&o, r.K);
+        r.x0 = xmalloc(nb * per * sizeof(float));
+        r.noise = xmalloc(nb * per * sizeof(float));
+        r.t = xmalloc(nb * sizeof(int));
         r.perm = xmalloc((size_t)r.n_img * sizeof *r.perm);
+        tail = xmalloc((size_t)(1 + r.K) * sizeof *tail);
     }
-    if (o.log != NULL) {
+    if (o.log != NULL && r.rank == 0) {
         log = trainer_log_open(o.log, from != NULL, r.tr.step,
                                "step,epoch,loss,lr,grad_norm,seconds,fid,kid\n");
         if (log == NULL)
             err(1, "%s", o.log);
     }
     trainer_catch_signals();
+    if (!o.quiet && r.rank == 0 && r.K > 1)
+        fprintf(stderr, "ddpm-train: %ld images a step (global batch): %ld micro-batch%s of "
+                "%ld, each split over %d processes (%ld images or fewer each)\n",
+                o.batch * o.accum, o.accum, o.accum > 1 ? "es" : "", o.batch, r.K,
+                max_share(&o, r.K));
+    else if (!o.quiet && o.accum > 1)
+        fprintf(stderr, "ddpm-train: %ld images a step: %ld micro-batches of %ld\n",
+                o.batch * o.accum, o.accum, o.batch);
 
     start_step = r.tr.step;
-    progress_init(&pg, "ddpm-train", "step", r.total);
+    if (r.rank == 0)
+        progress_init(&pg, "ddpm-train", "step", r.total);
     t0 = util_now();
-    while (r.tr.step < r.total && !trainer_stop()) {
-        long epoch = r.tr.step / r.spe, pos = r.tr.step % r.spe;
-        int n = (int)(r.n_img - pos * o.batch < o.batch ? r.n_img - pos * o.batch : o.batch);
-        size_t per = (size_t)r.u.cfg.in_channels * r.u.cfg.sample_size * r.u.cfg.sample_size;
+    while (r.tr.step < r.total) {
+        long epoch = r.tr.step / r.spe, G;
         float loss, gn, lr;
         char fid[32] = "", kid[32] = "";
 
+        if (r.K == 1 && (sig = trainer_stop()) != 0)
+            break;
         if (perm_epoch != epoch)
             trainer_epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
-        trainer_gather_images(r.x0, &r.data, r.perm, pos * o.batch, n,
-                              o.flip ? &r.rng : NULL);
-        rng_normal_fill(&r.rng, r.noise, (size_t)n * per);
-        for (int b = 0; b < n; b++)
-            r.t[b] = (int)rng_below(&r.rng, (uint64_t)r.s.T);
-        loss = ddpm_train_step(&r.tr, &o.h, &r.s, r.x0, r.noise, r.t, n, &gn, &lr);
-        if (!isfinite(loss))
+        loss = (float)step_grad(&r, &o, &G);
+        if (r.K > 1) {
+            /* the step's loss and who was asked to stop, then the gradients */
+            memset(tail, 0, (size_t)(1 + r.K) * sizeof *tail);
+            tail[0] = loss;
+            tail[1 + r.rank] = (float)trainer_stop();
+            par_allreduce_sum(tail, (size_t)(1 + r.K));
+            par_allreduce_sum(r.tr.grads, r.u.n_params);
+            loss = tail[0];
+            for (int k = 0; k < r.K && sig == 0; k++)
+                sig = (int)tail[1 + k];
+        }
+        ddpm_train_apply(&r.tr, &o.h, &gn, &lr);
+        if (!isfinite(loss)) {
+            if (r.rank > 0)
+                follow_rank0();
             errx(1, "loss is %g at step %ld; stopping (last checkpoint kept)", loss, r.tr.step);
-        done += n;
+        }
+        done += G;
         loss_sum += loss, loss_n++;
+        if (r.rank > 0) {
+            if (sig != 0)
+                break;
+            continue;
+        }
         if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &sc) == 0) {
             snprintf(fid, sizeof fid, "%.6g", sc.fid);
             snprintf(kid, sizeof kid, "%.6g", sc.kid);
@@ -523,34 +722,46 @@ int main(int argc, char **argv)
                      loss, lr, el > 0 ? done / el : 0.0, fid[0] ? " fid " : "", fid);
             progress_update(&pg, r.tr.step - start_step, extra);
         }
+        if (sig != 0)
+            break;
     }
     r.seconds += util_now() - t0;
-    int rc = 0;
-    if (trainer_stop()) {
-        if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
-            save_ckpt(&r, &o);
-        save_model(&r, o.out);
-        rc = 128 + trainer_stop();
-    } else {
-        save_model(&r, o.out);
-        if (o.final_json != NULL) {
-            if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
-                evaluate(&r, &sc);
-            if (ddpm_eval_write_json(o.final_json, r.tr.step, loss_n ? loss_sum / loss_n : NAN,
-                                     &sc, msg, sizeof msg) == -1)
-                errx(1, "%s: %s", o.final_json, msg);
+    if (r.K == 1)
+        sig = trainer_stop();
+    if (sig != 0)
+        rc = 128 + sig;
+    if (r.rank == 0) {
+        if (sig != 0) {
+            if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
+                save_ckpt(&r, &o);
+            save_model(&r, o.out);
+        } else {
+            save_model(&r, o.out);
+            if (o.final_json != NULL) {
+                if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 &&
+                      r.tr.step > start_step))
+                    evaluate(&r, &sc);
+                if (ddpm_eval_write_json(o.final_json, r.tr.step,
+                                         loss_n ? loss_sum / loss_n : NAN, &sc, msg,
+                                         sizeof msg) == -1)
+                    errx(1, "%s: %s", o.final_json, msg);
+            }
         }
+        ddpm_eval_remove_ref(&r.ev);
+        if (log != NULL && fclose(log) != 0)
+            err(1, "%s", o.log);
+        if (rc != 0)
+            warnx("interrupted at step %ld of %ld; saved %s/checkpoint-%ld (continue with "
+                  "--resume-from-checkpoint latest)", r.tr.step, r.total, o.out, r.tr.step);
+        else if (!o.quiet)
+            progress_done(&pg);
     }
-    ddpm_eval_remove_ref(&r.ev);
-    if (log != NULL && fclose(log) != 0)
-        err(1, "%s", o.log);
-    if (rc != 0)
-        warnx("interrupted at step %ld of %ld; saved %s/checkpoint-%ld (continue with "
-              "--resume-from-checkpoint latest)", r.tr.step, r.total, o.out, r.tr.step);
-    else if (!o.quiet)
-        progress_done(&pg);
+    /* the other ranks end once rank 0's files are written: a rank's exit status other than 0
+       makes mpirun end the job */
+    par_barrier();
+    par_finalize();
     /* freed on the interrupt path too, so leak checkers see a clean exit */
-    free(r.x0), free(r.noise), free(r.t), free(r.perm);
+    free(r.x0), free(r.noise), free(r.t), free(r.perm), free(tail);
     ddpm_train_free(&r.tr);
     sched_free(&r.s);
     unet_free(&r.u);

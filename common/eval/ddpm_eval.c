@@ -8,6 +8,7 @@
 
 #include "eval/ddpm_eval.h"
 #include "models/trainer.h"
+#include "util/par.h"
 #include "util/util.h"
 
 void ddpm_eval_init(struct ddpm_eval *e, const char *outdir, const char *ref,
@@ -41,7 +42,7 @@ static int run_tool(const char *bindir, char **argv, char *out, size_t outlen, c
     size_t len = 0;
     ssize_t k;
     pid_t pid;
-    char exe[4300];
+    char exe[4300], **env = par_child_env(); /* under mpirun, not a second rank */
     snprintf(exe, sizeof exe, "%s/%s", bindir, argv[0]);
     if (pipe(fd) == -1) {
         snprintf(msg, msglen, "pipe: %s", strerror(errno));
@@ -56,7 +57,7 @@ static int run_tool(const char *bindir, char **argv, char *out, size_t outlen, c
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        execv(exe, argv);
+        execve(exe, argv, env);
         warn("%s", exe);
         _exit(127);
     }

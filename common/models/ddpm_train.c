@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "models/trainer.h"
 #include "nn/nn.h"
 #include "nn/optim.h"
 #include "util/rng.h"
@@ -80,8 +81,8 @@ void ddpm_train_free(struct ddpm_train *tr)
     memset(tr, 0, sizeof *tr);
 }
 
-float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
-                           const float *noise, const int *t, int B)
+float ddpm_train_accumulate(struct ddpm_train *tr, const struct sched *s, const float *x0,
+                            const float *noise, const int *t, int B, float w)
 {
     struct unet *u = tr->u;
     const struct unet_config *c = &u->cfg;
@@ -97,21 +98,26 @@ float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const f
     /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
     loss = nn_mse_loss_forward(u->out, noise, nout);
     memset(tr->deps, 0, nout * sizeof(float));
-    nn_mse_loss_backward(tr->deps, u->out, noise, nout, 1.0f);
-    memset(tr->grads, 0, u->n_params * sizeof(float));
+    nn_mse_loss_backward(tr->deps, u->out, noise, nout, w);
     unet_backward(u, &tr->g, tr->grads, tr->deps, B);
     return loss;
 }
 
-float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const struct sched *s,
-                      const float *x0, const float *noise, const int *t, int B,
-                      float *grad_norm, float *lr)
+float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
+                           const float *noise, const int *t, int B)
+{
+    memset(tr->grads, 0, tr->u->n_params * sizeof(float));
+    return ddpm_train_accumulate(tr, s, x0, noise, t, B, 1.0f);
+}
+
+void ddpm_train_apply(struct ddpm_train *tr, const struct ddpm_hparams *h, float *grad_norm,
+                      float *lr)
 {
     struct unet *u = tr->u;
     double lrd = ddpm_lr_at(h, tr->step);
     struct adam o = {(float)lrd, (float)h->beta1, (float)h->beta2, (float)h->eps,
                      (float)h->weight_decay, 1};
-    float loss = ddpm_train_loss_grad(tr, s, x0, noise, t, B), gn;
+    float gn;
 
     if (h->max_grad_norm > 0)
         gn = grad_clip_norm(tr->grads, u->n_params, (float)h->max_grad_norm);
@@ -129,7 +135,30 @@ float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const
         *grad_norm = gn;
     if (lr != NULL)
         *lr = (float)lrd;
+}
+
+float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const struct sched *s,
+                      const float *x0, const float *noise, const int *t, int B,
+                      float *grad_norm, float *lr)
+{
+    float loss = ddpm_train_loss_grad(tr, s, x0, noise, t, B);
+    ddpm_train_apply(tr, h, grad_norm, lr);
     return loss;
+}
+
+void ddpm_train_draw(float *x0, float *noise, int *t, const struct npy *data,
+                     const int64_t *perm, long i0, long j0, int n, long seed, long step,
+                     int flip, int T)
+{
+    size_t per = (size_t)data->shape[1] * data->shape[2] * data->shape[3];
+    for (int b = 0; b < n; b++) {
+        struct rng r;
+        long j = j0 + b;
+        trainer_sample_rng(&r, seed, step, j);
+        trainer_gather_images(x0 + b * per, data, perm, i0 + j, 1, flip ? &r : NULL);
+        rng_normal_fill(&r, noise + b * per, per);
+        t[b] = (int)rng_below(&r, (uint64_t)T);
+    }
 }
 
 void unet_init_torch_default(struct unet *u, struct rng *r)

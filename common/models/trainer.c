@@ -42,6 +42,22 @@ void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch)
     rng_shuffle(&r, perm, n);
 }
 
+/* splitmix64's finaliser: every bit of x moves every bit of the result */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+void trainer_sample_rng(struct rng *r, long seed, long step, long j)
+{
+    uint64_t h = mix64((uint64_t)seed + 0x9E3779B97F4A7C15ull);
+    h = mix64(h ^ ((uint64_t)step + 0x632BE59BD9B4E019ull));
+    h = mix64(h ^ ((uint64_t)j + 0x8CB92BA72F3D8DD7ull));
+    rng_seed(r, h);
+}
+
 void trainer_gather_images(float *x, const struct npy *data, const int64_t *perm, long i0,
                            int n, struct rng *flip_rng)
 {

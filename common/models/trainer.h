@@ -22,6 +22,12 @@ int trainer_stop(void); /* 0, or the signal that asked to stop */
    epoch), so a resumed run draws the same orders */
 void trainer_epoch_perm(int64_t *perm, long n, long seed, long epoch);
 
+/* The rng of one training sample: seeded from a hash of (seed, step, j), j the sample's index
+   among the images of optimizer step `step` (from 0). What a sample draws (flip, noise,
+   timestep) then depends on neither the process that trains it nor the batch it shares, so
+   any number of processes, and a resumed run, draw the same numbers for it. */
+void trainer_sample_rng(struct rng *r, long seed, long step, long j);
+
 /* x (n,C,H,W) = the uint8 images perm[i0..i0+n) of data (N,H,W,C) as torchvision's ToTensor
    then Normalize(0.5, 0.5) in float32 (so in [-1, 1]); each flipped left-right with
    probability 0.5 (one rng_uniform per image, in order) when flip_rng is not NULL */

@@ -81,13 +81,36 @@ void ddpm_train_free(struct ddpm_train *tr);
 /* One optimisation step on x0 (B,in,S,S) in [-1,1], noise (B,in,S,S), timesteps t (B):
    x_t = add_noise(x0, noise, t); loss = mean((unet(x_t, t) - noise)^2); backward; clip;
    AdamW at ddpm_lr_at(step); EMA. Returns the loss; *grad_norm (before clipping) and *lr
-   when not NULL. */
+   when not NULL. (ddpm_train_loss_grad, then ddpm_train_apply.) */
 float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const struct sched *s,
                       const float *x0, const float *noise, const int *t, int B,
                       float *grad_norm, float *lr);
 /* Only the loss and its gradients (tr->grads zeroed first); for tests and evaluation. */
 float ddpm_train_loss_grad(struct ddpm_train *tr, const struct sched *s, const float *x0,
                            const float *noise, const int *t, int B);
+
+/* A step whose batch is spread over micro-batches (--gradient-accumulation-steps) or
+   processes (mpirun): zero tr->grads, then for each part of b of the step's G images
+   tr->grads += w * (the gradient of that part's MSE mean), w = b / G, so that the sum over the
+   parts (and over the processes: par_allreduce_sum) is the gradient of the step's mean loss;
+   then ddpm_train_apply. ddpm_train_accumulate returns the part's loss (its MSE mean; the
+   step's loss is the sum of w * loss). B >= 1 images, at most tr->max_batch. */
+float ddpm_train_accumulate(struct ddpm_train *tr, const struct sched *s, const float *x0,
+                            const float *noise, const int *t, int B, float w);
+/* clip tr->grads, AdamW at ddpm_lr_at(step), step++, EMA; *grad_norm (before clipping) and
+   *lr when not NULL */
+void ddpm_train_apply(struct ddpm_train *tr, const struct ddpm_hparams *h, float *grad_norm,
+                      float *lr);
+
+struct npy;
+/* The inputs of samples j0 .. j0+n-1 of optimizer step `step`, sample j being the uint8
+   image perm[i0 + j] of data (N,S,S,C): x0 (n,C,S,S) as trainer_gather_images, noise
+   (n,C,S,S) N(0,1) and t (n) uniform in [0, T). Each sample draws from its own rng,
+   trainer_sample_rng(seed, step, j): its flip (when flip), then its noise, then its timestep;
+   so the numbers of a sample are the same whichever process or micro-batch draws it. */
+void ddpm_train_draw(float *x0, float *noise, int *t, const struct npy *data,
+                     const int64_t *perm, long i0, long j0, int n, long seed, long step,
+                     int flip, int T);
 
 struct rng;
 struct sched_config;

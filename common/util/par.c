@@ -1,4 +1,4 @@
-/* MPI for the samplers; see par.h. Open MPI is loaded with dlopen, and only under mpirun:
+/* MPI for the samplers and ddpm-train; see par.h. Open MPI is loaded with dlopen, and only under mpirun:
    linked, libmpi and its dependencies (hwloc, libevent, PMIx ...) would cost every plain run
    some 12 ms of loading (measured: vae-sample -n 2, 52.7 -> 64.5 ms). <mpi.h> gives the
    types; the handles MPI_COMM_WORLD, MPI_INT ... are addresses of Open MPI's globals
@@ -28,8 +28,11 @@ static struct {
     __typeof__(MPI_Send) *send;
     __typeof__(MPI_Recv) *recv;
     __typeof__(MPI_Finalize) *finalize;
+    __typeof__(MPI_Allreduce) *allreduce;
+    __typeof__(MPI_Barrier) *barrier;
     MPI_Comm world;
-    MPI_Datatype t_int, t_byte, t_u64;
+    MPI_Datatype t_int, t_byte, t_u64, t_float;
+    MPI_Op op_sum;
 } mpi;
 
 /* -1 with msg when libmpi or one of its names is missing */
@@ -38,7 +41,9 @@ static int mpi_load(char *msg, size_t msglen)
     static const char *const names[] = {"MPI_Init", "MPI_Comm_rank", "MPI_Comm_size",
                                         "MPI_Bcast", "MPI_Send", "MPI_Recv", "MPI_Finalize",
                                         "ompi_mpi_comm_world", "ompi_mpi_int",
-                                        "ompi_mpi_byte", "ompi_mpi_uint64_t"};
+                                        "ompi_mpi_byte", "ompi_mpi_uint64_t",
+                                        "MPI_Allreduce", "MPI_Barrier", "ompi_mpi_float",
+                                        "ompi_mpi_op_sum"};
     void *p[sizeof names / sizeof names[0]];
     void *h = dlopen(PAR_LIBMPI, RTLD_NOW | RTLD_GLOBAL);
     if (h == NULL) {
@@ -61,6 +66,10 @@ static int mpi_load(char *msg, size_t msglen)
     mpi.t_int = (MPI_Datatype)p[8];
     mpi.t_byte = (MPI_Datatype)p[9];
     mpi.t_u64 = (MPI_Datatype)p[10];
+    mpi.allreduce = (__typeof__(mpi.allreduce))p[11];
+    mpi.barrier = (__typeof__(mpi.barrier))p[12];
+    mpi.t_float = (MPI_Datatype)p[13];
+    mpi.op_sum = (MPI_Op)p[14];
     return 0;
 }
 
@@ -72,6 +81,11 @@ int par_init(int *argc, char ***argv, char *msg, size_t msglen)
         return 0;
     if (mpi_load(msg, msglen) == -1)
         return -1;
+    /* A rank waiting for another (rank 0's checks, a checkpoint it writes, an evaluation, the
+       output it gathers) polls in a loop; yielding there gives the core to the processes
+       that work when ranks share a node (Open MPI does so itself only when oversubscribed).
+       The user's setting, if any, stands. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     if (mpi.init(argc, argv) != MPI_SUCCESS) {
         snprintf(msg, msglen, "MPI_Init failed");
         return -1;
@@ -175,6 +189,50 @@ int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t 
 int par_check_output(const char *path)
 {
     return started && strcmp(path, "-") == 0 ? -1 : 0;
+}
+
+void par_allreduce_sum(float *x, size_t n)
+{
+    const size_t piece = PIECE / sizeof(float);
+    if (!started || size == 1)
+        return;
+    for (size_t k = 0; k < n; k += piece)
+        mpi.allreduce(MPI_IN_PLACE, x + k, (int)(n - k < piece ? n - k : piece), mpi.t_float,
+                      mpi.op_sum, mpi.world);
+}
+
+void par_bcast(void *p, size_t n)
+{
+    if (!started || size == 1)
+        return;
+    for (size_t k = 0; k < n; k += PIECE)
+        mpi.bcast((char *)p + k, (int)(n - k < PIECE ? n - k : PIECE), mpi.t_byte, 0,
+                  mpi.world);
+}
+
+void par_barrier(void)
+{
+    if (started)
+        mpi.barrier(mpi.world);
+}
+
+char **par_child_env(void)
+{
+    extern char **environ;
+    static char **env;
+    size_t n = 0, k = 0;
+    if (!started)
+        return environ;
+    free(env);
+    while (environ[n] != NULL)
+        n++;
+    env = xmalloc((n + 1) * sizeof *env);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "OMPI_COMM_WORLD_SIZE=", 21) != 0 &&
+            strncmp(environ[i], "PMIX_RANK=", 10) != 0)
+            env[k++] = environ[i];
+    env[k] = NULL;
+    return env;
 }
 
 void par_finalize(void)

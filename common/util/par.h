@@ -1,6 +1,8 @@
-/* Processes of one run under mpirun (Open MPI): rank r of K makes the r-th of K contiguous
-   ranges of the images (shard.h), and rank 0 gathers the others' bytes in rank order into
-   the one output, so the file is the 1-process file for any K.
+/* Processes of one run under mpirun (Open MPI). The samplers: rank r of K makes the r-th of K
+   contiguous ranges of the images (shard.h), and rank 0 gathers the others' bytes in rank
+   order into the one output, so the file is the 1-process file for any K. ddpm-train: rank 0
+   sends the model and its state to the others (par_bcast), every rank computes the gradient
+   of its share of each batch, and par_allreduce_sum adds them up on every rank.
    Without mpirun nothing here touches MPI: par_init loads Open MPI (dlopen) and starts it
    only when the launcher's variables (OMPI_COMM_WORLD_SIZE, PMIX_RANK) are set, so a plain
    run has no MPI start-up, no library to load, no warnings: rank 0 of 1. Like the rest of common/, nothing here prints or exits. */
@@ -37,6 +39,21 @@ int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t 
    through a terminal, line by line. -1 with PAR_STDOUT_MSG for "-" then, else 0. */
 int par_check_output(const char *path);
 #define PAR_STDOUT_MSG "under mpirun, write with -o FILE: mpirun passes stdout on as text"
+/* Collective, every rank with the same n: x (n floats) becomes the sum over the ranks of
+   their x (MPI_Allreduce, MPI_SUM, in place), in pieces of at most 2^28 floats (MPI counts
+   are int). Every rank gets the same floats; the order of the additions is Open MPI's (it
+   depends on K, not on the run). A no-op without MPI. */
+void par_allreduce_sum(float *x, size_t n);
+/* Collective: rank 0's n bytes at p are copied to p on every other rank (MPI_Bcast, in
+   pieces of at most 1 GiB); a no-op without MPI. */
+void par_bcast(void *p, size_t n);
+/* Collective: returns once every rank has called it (MPI_Barrier); a no-op without MPI */
+void par_barrier(void);
+/* The environment for a tool this process starts (fork, then execve with it): environ
+   without the launcher's variables par_init looks for, so that under mpirun the tool runs as
+   a plain process instead of trying to join the job as a rank. Without MPI, environ itself.
+   Built in the parent (the child of a threaded process should only exec); kept until exit. */
+char **par_child_env(void);
 /* Ends MPI (a no-op without it); every rank calls it before exiting 0. */
 void par_finalize(void);
 #endif

@@ -234,3 +234,24 @@ setup() {
     [ "${#stderr_lines[@]}" -eq 1 ]
     [ -z "$(find "$D" -type f)" ]
 }
+
+@test "ddpm-train resumes a checkpoint of before per-sample randomness (an rng state, no accumulation)" {
+    ARGS=("${TRAIN[@]}" --init "$G/tiny" --checkpointing-steps 3)
+    ddpm-train "${ARGS[@]}" -o "$D/o" --max-steps 3
+    # rewrite its metadata as the older ddpm-train wrote it: "rng" in, no accumulation
+    perl -MJSON::PP -e '
+        open(my $h, "<:raw", $ARGV[0]) or die; local $/; my $d = <$h>; close $h;
+        my $n = unpack("Q<", substr($d, 0, 8)); my $j = decode_json(substr($d, 8, $n));
+        delete $j->{__metadata__}{gradient_accumulation_steps};
+        $j->{__metadata__}{rng} = "6dcd11e9d88d2a3b 505574dc935a50e9 05d6a0460d406ab1 2b9a3f844eab9584 0 be88ab42";
+        my $s = JSON::PP->new->canonical->encode($j); $s .= " " x ((8 - length($s) % 8) % 8);
+        open($h, ">:raw", $ARGV[0]) or die; print $h pack("Q<", length $s), $s, substr($d, 8 + $n);
+    ' "$D/o/checkpoint-3/training_state.safetensors"
+    grep -aq '"rng":"6dcd' "$D/o/checkpoint-3/training_state.safetensors"
+    run -0 --separate-stderr ddpm-train "${ARGS[@]}" -o "$D/o" --max-steps 5 --resume-from-checkpoint latest
+    [ -z "$stderr" ]
+    [ -s "$D/o/diffusion_pytorch_model.safetensors" ]
+    run -1 --separate-stderr ddpm-train "${ARGS[@]}" -o "$D/o" --max-steps 5 --gradient-accumulation-steps 2 \
+        --resume-from-checkpoint "$D/o/checkpoint-3"
+    [[ "$stderr" == *"trained with --seed 5 --train-batch-size 4 --gradient-accumulation-steps 1; resume with the same" ]]
+}

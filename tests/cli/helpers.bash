@@ -110,3 +110,44 @@ mpirun_t() {
     fi
 }
 export -f mpirun_t
+
+# st_close A B RTOL [SKIP]: the F32 tensors of safetensors files A and B have the same names
+# and shapes, and within each tensor every |a - b| <= RTOL * (the tensor's largest |a|):
+# relative to the tensor's scale, so that a weight near 0 does not count its last bits as a
+# large relative error. Tensors whose name matches the Perl regex SKIP are left out. Prints
+# the worst tensor; on failure also the tensors out of tolerance. Perl only, no numpy.
+st_close() {
+    perl -MJSON::PP -e '
+        my ($fa, $fb, $rtol, $skip) = @ARGV;
+        sub load { my ($f) = @_; open(my $h, "<:raw", $f) or die "$f: $!\n"; local $/;
+                   my $d = <$h>; my $n = unpack("Q<", substr($d, 0, 8));
+                   return (decode_json(substr($d, 8, $n)), substr($d, 8 + $n)); }
+        sub vals { my ($h, $d, $t) = @_; my ($o, $e) = @{$h->{$t}{data_offsets}};
+                   return unpack("f<*", substr($d, $o, $e - $o)); }
+        my ($ha, $da) = load($fa); my ($hb, $db) = load($fb);
+        my @na = sort grep { $_ ne "__metadata__" } keys %$ha;
+        my @nb = sort grep { $_ ne "__metadata__" } keys %$hb;
+        die "tensor names differ\n" if "@na" ne "@nb";
+        my ($worst, $wname, $bad) = (0, "", 0);
+        for my $t (@na) {
+            next if defined $skip && length $skip && $t =~ /$skip/;
+            die "$t: not F32 of one shape\n" if $ha->{$t}{dtype} ne "F32" ||
+                $hb->{$t}{dtype} ne "F32" || "@{$ha->{$t}{shape}}" ne "@{$hb->{$t}{shape}}";
+            my @x = vals($ha, $da, $t); my @y = vals($hb, $db, $t);
+            my ($scale, $d) = (0, 0);
+            for my $i (0 .. $#x) {
+                $scale = abs($x[$i]) if abs($x[$i]) > $scale;
+                $d = abs($x[$i] - $y[$i]) if abs($x[$i] - $y[$i]) > $d;
+            }
+            my $r = $scale > 0 ? $d / $scale : ($d > 0 ? 1 : 0);
+            ($worst, $wname) = ($r, $t) if $r > $worst;
+            if ($r > $rtol) {
+                printf "%s: max |a - b| %.3g, %.3g of its largest value\n", $t, $d, $r;
+                $bad++;
+            }
+        }
+        printf "worst: %.3g of the largest value (%s)\n", $worst, $wname;
+        exit($bad ? 1 : 0);
+    ' "$@"
+}
+export -f st_close

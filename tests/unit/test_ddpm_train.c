@@ -1,6 +1,8 @@
 /* ddpm_train_step against train_unconditional.py in PyTorch (gen_unet_grad.py): three steps of
    clip_grad_norm_(1) + AdamW(1e-3, 0.95, 0.999, wd 1e-6) + cosine warmup (1 of 4 steps) +
-   EMAModel on the small config; and the learning-rate schedules. */
+   EMAModel on the small config; the learning-rate schedules; the inputs of a step drawn per
+   sample (the same whatever the split over processes and micro-batches); a step gathered
+   from weighted parts equal to the step on the whole batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +12,11 @@
 #include "nn/optim.h"
 #include "nn/sched.h"
 #include "test.h"
+#include "models/trainer.h"
 #include "models/unet.h"
 #include "models/unet_train.h"
+#include "util/shard.h"
+#include "util/util.h"
 
 #define FIX "tests/fixtures/unet_grad/"
 
@@ -138,10 +143,114 @@ static void test_lr(void)
           "constant with warmup");
 }
 
+/* ddpm_train_draw of a step's G samples at once, and as K processes' shares of micro-batches
+   of B: the same bytes (x0, noise, t) for K = 1..4 and B = G, 3, 2; another step or seed
+   draws other numbers */
+static void test_draw(void)
+{
+    enum { N = 11, S = 4, C = 3, G = 7, T = 1000 };
+    size_t per = (size_t)C * S * S;
+    int64_t shape[4] = {N, S, S, C}, perm[N];
+    struct npy data;
+    float x0[G * C * S * S], noise[G * C * S * S], x1[G * C * S * S], n1[G * C * S * S];
+    int t[G], t1[G], same = 1;
+
+    npy_alloc(&data, NPY_U8, 4, shape);
+    for (int64_t i = 0; i < npy_count(&data); i++)
+        ((uint8_t *)data.data)[i] = (uint8_t)(i * 37 % 251);
+    trainer_epoch_perm(perm, N, 3, 0);
+    /* step 1 of seed 3, its samples the images perm[2 .. 2 + G) */
+    ddpm_train_draw(x0, noise, t, &data, perm, 2, 0, G, 3, 1, 1, T);
+    for (int K = 1; K <= 4; K++)
+        for (int B = G; B >= 2; B = B == G ? 3 : B - 1) {
+            memset(x1, 0, sizeof x1), memset(n1, 0, sizeof n1), memset(t1, 0, sizeof t1);
+            for (long m0 = 0; m0 < G; m0 += B) {
+                long nm = G - m0 < B ? G - m0 : B;
+                for (int r = 0; r < K; r++) {
+                    long lo, hi;
+                    shard_range(nm, r, K, &lo, &hi);
+                    if (hi > lo)
+                        ddpm_train_draw(x1 + (m0 + lo) * per, n1 + (m0 + lo) * per,
+                                        t1 + m0 + lo, &data, perm, 2, m0 + lo, (int)(hi - lo),
+                                        3, 1, 1, T);
+                }
+            }
+            same &= memcmp(x0, x1, sizeof x0) == 0 && memcmp(noise, n1, sizeof noise) == 0 &&
+                    memcmp(t, t1, sizeof t) == 0;
+        }
+    CHECK(same, "draw: a step's inputs are the same split over 1..4 processes and micro-batches");
+    ddpm_train_draw(x1, n1, t1, &data, perm, 2, 0, G, 3, 2, 1, T);
+    CHECK(memcmp(noise, n1, sizeof noise) != 0 && memcmp(t, t1, sizeof t) != 0,
+          "draw: the next step draws other noise and timesteps");
+    ddpm_train_draw(x1, n1, t1, &data, perm, 2, 0, G, 4, 1, 1, T);
+    CHECK(memcmp(noise, n1, sizeof noise) != 0, "draw: another seed draws other noise");
+    {
+        int flips = 0, tmin = T, tmax = -1;
+        for (int j = 0; j < 64; j++) {
+            float x[C * S * S], z[C * S * S];
+            int tt;
+            int64_t one[1] = {0};
+            ddpm_train_draw(x, z, &tt, &data, one, -j, j, 1, 3, 5, 1, T);
+            flips += x[0] != ((float)((uint8_t *)data.data)[0] / 255.0f - 0.5f) / 0.5f;
+            tmin = tt < tmin ? tt : tmin, tmax = tt > tmax ? tt : tmax;
+        }
+        CHECK(flips > 16 && flips < 48 && tmin >= 0 && tmax < T && tmax - tmin > 500,
+              "draw: flips about half the images, timesteps spread over [0, T) (%d flips, t %d..%d)",
+              flips, tmin, tmax);
+    }
+    npy_free(&data);
+}
+
+/* a step's gradient as ddpm_train_accumulate of parts weighted b/G (micro-batches or ranks)
+   equals ddpm_train_loss_grad of the whole batch, to float rounding */
+static void test_accumulate(void)
+{
+    struct unet u;
+    struct sched s;
+    struct sched_config sc;
+    struct ddpm_train tr;
+    struct npy x0, noise, t;
+    char msg[160];
+    float *whole, lw, lp = 0;
+
+    if (unet_load_dir(&u, FIX "small", msg, sizeof msg) == -1) {
+        CHECK(0, "small: %s", msg);
+        return;
+    }
+    sched_config_default(&sc);
+    if (sched_init(&s, &sc, SCHED_DDPM, sc.num_train_timesteps, 0, msg, sizeof msg) == -1 ||
+        load("x0_1", &x0) || load("noise_1", &noise) || load("t_1", &t))
+        return;
+    ddpm_train_init(&tr, &u, 3, 0);
+    lw = ddpm_train_loss_grad(&tr, &s, x0.data, noise.data, t.data, 3);
+    whole = xmalloc(u.n_params * sizeof(float));
+    memcpy(whole, tr.grads, u.n_params * sizeof(float));
+    memset(tr.grads, 0, u.n_params * sizeof(float));
+    {
+        size_t per = (size_t)u.cfg.in_channels * u.cfg.sample_size * u.cfg.sample_size;
+        lp += 2.0f / 3 * ddpm_train_accumulate(&tr, &s, x0.data, noise.data, t.data, 2,
+                                               2.0f / 3);
+        lp += 1.0f / 3 * ddpm_train_accumulate(&tr, &s, (float *)x0.data + 2 * per,
+                                               (float *)noise.data + 2 * per,
+                                               (int *)t.data + 2, 1, 1.0f / 3);
+    }
+    test_close("accumulate: parts of 2 and 1 images weighted 2/3, 1/3 = the batch of 3",
+               tr.grads, whole, u.n_params, 1e-7, 1e-4);
+    CHECK(fabsf(lp - lw) <= 1e-6f * lw, "accumulate: the weighted losses add up (%g, %g)", lp,
+          lw);
+    free(whole);
+    npy_free(&x0), npy_free(&noise), npy_free(&t);
+    ddpm_train_free(&tr);
+    sched_free(&s);
+    unet_free(&u);
+}
+
 int main(void)
 {
     nn_set_threads(2);
     test_lr();
+    test_draw();
     test_steps();
+    test_accumulate();
     return test_done();
 }

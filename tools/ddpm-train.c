@@ -658,7 +658,7 @@ int main(int argc, char **argv)
                 "%ld, each split over %d processes (%ld images or fewer each)\n",
                 o.batch * o.accum, o.accum, o.accum > 1 ? "es" : "", o.batch, r.K,
                 max_share(&o, r.K));
-    else if (!o.quiet && o.accum > 1)
+    else if (!o.quiet && r.K == 1 && o.accum > 1)
         fprintf(stderr, "ddpm-train: %ld images a step: %ld micro-batches of %ld\n",
                 o.batch * o.accum, o.accum, o.batch);
 

@@ -108,6 +108,13 @@ typedef int (*metrics_sink)(void *ctx, const float *f, const float *s, int n);
 int metrics_input_features(struct metrics_input *in, const struct inception *net, int batch,
                            enum inception_resize mode, int dims, int spatial, metrics_sink sink,
                            void *ctx, char *msg, size_t msglen);
+/* The same for the images (or rows) [lo, hi) of in only, 0 <= lo <= hi <= in->n: each
+   image keeps its slot by its index in the whole input, so the features are bit for bit
+   that slice of the whole input's (shards, MPI ranks) */
+int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t hi,
+                                 const struct inception *net, int batch,
+                                 enum inception_resize mode, int dims, int spatial,
+                                 metrics_sink sink, void *ctx, char *msg, size_t msglen);
 
 /* Python's repr() of a float (shortest string that reads back the same; '.0' added to
    integral values), as pytorch-fid prints FID and json.dumps writes numbers. */

@@ -1,4 +1,5 @@
 /* Shared plumbing of the metric tools; see metrics_cli.h. */
+#include <assert.h>
 #include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,8 @@
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
 #include "io/npy.h"
+#include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
 void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
@@ -14,6 +17,7 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
     memset(o, 0, sizeof *o);
     o->batch = 50;
     o->threads = 2;
+    o->n_shards = 1;
     o->mode = mode;
 }
 
@@ -72,6 +76,11 @@ int metrics_cli_open_input(struct metrics_input *in, const char *path,
     char **bad = NULL;
     int n_bad = 0, rc;
     int64_t n;
+    if (par_size() > 1 && strcmp(path, "-") == 0) {
+        memset(in, 0, sizeof *in);
+        snprintf(msg, msglen, "under mpirun, read a file: mpirun passes stdin to rank 0 only");
+        return -1;
+    }
     if (metrics_input_open(in, path, msg, msglen) == -1)
         return -1;
     if (!o->skip_bad)
@@ -123,6 +132,67 @@ void metrics_cli_start(const struct metrics_cli *o, char **argv)
               "--threads %d", o->threads);
 }
 
+int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,
+                          size_t msglen)
+{
+    nn_blas_setup(*argv, o->verbose);
+    /* after the re-exec of nn_blas_setup; ranks > 0 wait here for rank 0's checks */
+    if (par_init(argc, argv, msg, msglen) == -1)
+        return -1;
+    nn_set_threads(o->threads);
+    util_cleanup_signals();
+    o->verbose = o->verbose && par_rank() == 0;
+    if (o->ignored && par_rank() == 0)
+        warnx("note: --device and --num-workers are ignored: this runs on the CPU with "
+              "--threads %d", o->threads);
+    return 0;
+}
+
+/* the rows of in that this process runs: shard o->shard of o->n_shards, and under mpirun
+   the rank's range of that when the input goes through the network (rank 0 alone reads
+   feature caches whole: nothing to share out) */
+static void my_range(const struct metrics_cli *o, const struct metrics_input *in, int64_t *lo,
+                     int64_t *hi)
+{
+    long a, b, c, d;
+    shard_range((long)in->n, o->shard, o->n_shards, &a, &b);
+    if (par_size() > 1 && metrics_cli_needs_net(in)) {
+        shard_range(b - a, par_rank(), par_size(), &c, &d);
+        b = a + d;
+        a += c;
+    } else if (par_rank() > 0) {
+        a = b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+int metrics_cli_check_split(const struct metrics_cli *o, const struct metrics_input *in,
+                            char *msg, size_t msglen)
+{
+    long a, b;
+    if (o->n_shards > in->n) {
+        snprintf(msg, msglen, "--shard %d/%d: more shards than the %lld %s", o->shard,
+                 o->n_shards, (long long)in->n,
+                 in->kind == METRICS_FEATURES ? "feature rows" : "images");
+        return -1;
+    }
+    shard_range((long)in->n, o->shard, o->n_shards, &a, &b);
+    if (par_size() > 1 && metrics_cli_needs_net(in) && par_size() > b - a) {
+        snprintf(msg, msglen, "%d processes for %ld images: want at least one image each",
+                 par_size(), b - a);
+        return -1;
+    }
+    return 0;
+}
+
+int64_t metrics_cli_rows(const struct metrics_cli *o, const struct metrics_input *in)
+{
+    long a, b;
+    shard_range((long)in->n, o->shard, o->n_shards, &a, &b);
+    return b - a;
+}
+
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen)
 {
@@ -166,7 +236,7 @@ int metrics_cli_load_net(struct inception *net, const struct metrics_cli *o, con
     if (o->verbose)
         fprintf(stderr, "%s: %s%s%s; %d threads\n", tool, desc, settings != NULL ? "; " : "",
                 settings != NULL ? settings : "", nn_get_threads());
-    if (net->synthetic)
+    if (net->synthetic && par_rank() == 0)
         warnx(METRICS_CLI_SYNTHETIC_WARNING);
     return 0;
 }
@@ -216,28 +286,65 @@ static int sink(void *p, const float *f, const float *sp, int n)
     return 0;
 }
 
+/* rank 0 under mpirun: rank r's rows (width s->d, from par_send) into s, in pieces of batch */
+static int take_rank(struct sink_ctx *c, int r, int batch)
+{
+    size_t len;
+    float *rows = par_recv(r, &len);
+    int64_t n = (int64_t)(len / (sizeof(float) * c->s->d));
+    int rc = 0;
+    for (int64_t i = 0; i < n && rc == 0; i += batch) {
+        int b = n - i < batch ? (int)(n - i) : batch;
+        rc = sink(c, rows + (size_t)i * c->s->d, NULL, b);
+    }
+    free(rows);
+    return rc;
+}
+
 int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
                          const char *path, const struct inception *net,
                          const struct metrics_cli *o, const char *tool, char *msg,
                          size_t msglen)
 {
     struct sink_ctx c;
+    struct metrics_cli_sink mine;
     char m[1024];
-    c.s = s;
+    int64_t lo, hi;
+    /* under mpirun every rank runs its range; a rank > 0 collects its rows and sends them to
+       rank 0, which puts them after its own, in rank order: the rows of one process */
+    int gather = par_size() > 1 && metrics_cli_needs_net(in);
+    assert(!gather || s->spatial == NULL);
+    my_range(o, in, &lo, &hi);
+    if (gather && par_rank() > 0) {
+        memset(&mine, 0, sizeof mine);
+        mine.d = s->d;
+        c.s = &mine;
+    } else {
+        c.s = s;
+    }
     c.verbose = o->verbose;
-    progress_init(&c.pr, tool, path, (long)in->n);
-    if (metrics_input_features(in, net, o->batch, o->mode, s->d, s->spatial != NULL, sink, &c, m,
-                               sizeof m) == -1) {
-        if ((s->out != NULL && ferror(s->out)) ||
-            (s->spatial != NULL && s->spatial->out != NULL && ferror(s->spatial->out)))
-            snprintf(msg, msglen, "writing features: write error");
-        else
-            snprintf(msg, msglen, "%s: %s", path, m);
-        return -1;
+    progress_init(&c.pr, tool, path, (long)metrics_cli_rows(o, in));
+    if (metrics_input_features_range(in, lo, hi, net, o->batch, o->mode, s->d,
+                                     s->spatial != NULL, sink, &c, m, sizeof m) == -1)
+        goto fail;
+    if (gather && par_rank() > 0) {
+        par_send(mine.rows, (size_t)mine.n * mine.d * sizeof(float));
+        free(mine.rows);
+    } else if (gather) {
+        for (int r = 1; r < par_size(); r++)
+            if (take_rank(&c, r, o->batch) != 0)
+                goto fail;
     }
     if (o->verbose)
         progress_done(&c.pr);
     return 0;
+fail:
+    if ((s->out != NULL && ferror(s->out)) ||
+        (s->spatial != NULL && s->spatial->out != NULL && ferror(s->spatial->out)))
+        snprintf(msg, msglen, "writing features: write error");
+    else
+        snprintf(msg, msglen, "%s: %s", path, m);
+    return -1;
 }
 
 int metrics_cli_save_features(const char *out, struct metrics_input *in, const char *path,
@@ -246,16 +353,18 @@ int metrics_cli_save_features(const char *out, struct metrics_input *in, const c
 {
     struct metrics_cli_sink s;
     struct outfile of;
-    int64_t shape[2] = { in->n, d };
+    int64_t shape[2] = { metrics_cli_rows(o, in), d };
     char m[1024];
+    memset(&s, 0, sizeof s);
+    s.d = d;
+    if (par_rank() > 0) /* its rows go to rank 0, which writes the file */
+        return metrics_cli_features(&s, in, path, net, o, tool, msg, msglen);
     if (outfile_open(&of, out, m, sizeof m) == -1)
         goto fail;
     if (npy_write_header(of.f, NPY_F32, 2, shape, m, sizeof m) == -1) {
         outfile_abort(&of);
         goto fail;
     }
-    memset(&s, 0, sizeof s);
-    s.d = d;
     s.out = of.f;
     if (metrics_cli_features(&s, in, path, net, o, tool, msg, msglen) == -1) {
         outfile_abort(&of);

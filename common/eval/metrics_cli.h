@@ -21,6 +21,7 @@ struct metrics_cli {
     enum inception_resize mode;          /* the tool's default */
     const char *weights;                 /* NULL: inception_default_weights' search */
     int ignored;                         /* --device or --num-workers was given */
+    int shard, n_shards;                 /* --shard I/N of the tools that take it; 0/1 */
     struct opt op;                       /* metrics_cli_getopt's state */
 };
 /* getopt_long entries for them; the values are those metrics_cli_opt takes */
@@ -86,6 +87,19 @@ int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
    handlers that remove temporary files, and the note on stderr that --device and
    --num-workers are ignored when they were given. */
 void metrics_cli_start(const struct metrics_cli *o, char **argv);
+/* metrics_cli_start for the tools that run under mpirun (fid, kid, is-score): par_init after
+   nn_blas_setup (ranks > 0 then wait for rank 0's par_go), and -v and the note on rank 0
+   only. -1 with msg when MPI does not start. */
+int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,
+                          size_t msglen);
+/* How the images of in split: -1 with msg when --shard has more shards than in has rows, or
+   mpirun more processes than the shard has images. Under mpirun the images (and folders) of
+   shard --shard split again over the ranks, rank r taking the r-th of par_size() contiguous
+   ranges (shard.h); a feature cache is rank 0's alone. */
+int metrics_cli_check_split(const struct metrics_cli *o, const struct metrics_input *in,
+                            char *msg, size_t msglen);
+/* the rows of in in shard --shard (all of them without it) */
+int64_t metrics_cli_rows(const struct metrics_cli *o, const struct metrics_input *in);
 /* util_parse_long for a tool's own option: -1 with msg "what: bad value: arg (want ...)" */
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen);
@@ -120,13 +134,18 @@ struct metrics_cli_sink {
                                          INCEPTION_SPATIAL_DIMS), or NULL */
 };
 /* Streams the features of in (path for messages) into s; -v shows "tool: path" progress.
-   On -1 msg is complete: "path: problem", or "writing features: write error". */
+   Only the rows of shard --shard. Under mpirun (collective: every rank calls it for the same
+   inputs in the same order) each rank runs its range of an image input and rank 0's s gets
+   every rank's rows in index order, the rows of one process; a rank > 0's s gets none.
+   s->spatial must then be NULL. On -1 msg is complete: "path: problem", or "writing
+   features: write error". */
 int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
                          const char *path, const struct inception *net,
                          const struct metrics_cli *o, const char *tool, char *msg,
                          size_t msglen);
-/* --save-features: the features of in as float32 (n, d) .npy written atomically to out
-   (- is stdout). On -1 msg is complete and no file is left. */
+/* --save-features: the features of in (of shard --shard) as float32 (n, d) .npy written
+   atomically to out (- is stdout); under mpirun rank 0 writes every rank's. On -1 msg is
+   complete and no file is left. */
 int metrics_cli_save_features(const char *out, struct metrics_input *in, const char *path,
                               int d, const struct inception *net, const struct metrics_cli *o,
                               const char *tool, char *msg, size_t msglen);

@@ -1,6 +1,7 @@
 /* The inputs of fid, is-score and kid: what a path names (images in an .npy, a folder of
    image files, a zip of them, features, statistics) and the Inception features of images,
    a batch at a time. The metrics themselves are in metrics.c. */
+#include <assert.h>
 #include <limits.h>
 
 #include "eval/metrics.h"
@@ -227,6 +228,16 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
                            enum inception_resize mode, int dims, int spatial, metrics_sink sink,
                            void *ctx, char *msg, size_t msglen)
 {
+    return metrics_input_features_range(in, 0, in->n, net, batch, mode, dims, spatial, sink,
+                                        ctx, msg, msglen);
+}
+
+int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t hi,
+                                 const struct inception *net, int batch,
+                                 enum inception_resize mode, int dims, int spatial,
+                                 metrics_sink sink, void *ctx, char *msg, size_t msglen)
+{
+    assert(0 <= lo && lo <= hi && hi <= in->n);
     if (in->kind == METRICS_STATS) {
         snprintf(msg, msglen, "statistics have no features");
         return -1;
@@ -241,8 +252,8 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
             return -1;
         }
         const float *f = in->arr.data;
-        for (int64_t i = 0; i < in->n; i += batch) {
-            int b = in->n - i < batch ? (int)(in->n - i) : batch;
+        for (int64_t i = lo; i < hi; i += batch) {
+            int b = hi - i < batch ? (int)(hi - i) : batch;
             if (sink(ctx, f + i * dims, NULL, b) != 0) {
                 snprintf(msg, msglen, "stopped");
                 return -1;
@@ -268,8 +279,10 @@ int metrics_input_features(struct metrics_input *in, const struct inception *net
     struct inception_outputs o = pick(feat, dims, sp);
     if (in->kind == METRICS_FOLDER)
         x = xmalloc((size_t)batch * 3 * INCEPTION_SIZE * INCEPTION_SIZE * sizeof(float));
-    for (int64_t i = 0; i < in->n && rc == 0; i += batch) {
-        int b = in->n - i < batch ? (int)(in->n - i) : batch;
+    /* i is the image's index in the whole input: its slot, so a range's features are that
+       slice of the whole input's */
+    for (int64_t i = lo; i < hi && rc == 0; i += batch) {
+        int b = hi - i < batch ? (int)(hi - i) : batch;
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
             const uint8_t *img = (const uint8_t *)in->arr.data + (size_t)i * H * W * 3;

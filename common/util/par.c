@@ -1,4 +1,5 @@
-/* MPI for the samplers and ddpm-train; see par.h. Open MPI is loaded with dlopen, and only under mpirun:
+/* MPI for the samplers, the Inception passes of fid, kid and is-score, and ddpm-train;
+   see par.h. Open MPI is loaded with dlopen, and only under mpirun:
    linked, libmpi and its dependencies (hwloc, libevent, PMIx ...) would cost every plain run
    some 12 ms of loading (measured: vae-sample -n 2, 52.7 -> 64.5 ms). <mpi.h> gives the
    types; the handles MPI_COMM_WORLD, MPI_INT ... are addresses of Open MPI's globals
@@ -184,6 +185,24 @@ int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t 
         return -1;
     }
     return outfile_commit(o, msg, msglen);
+}
+
+void par_send(const void *p, size_t n)
+{
+    if (started && rank > 0)
+        send_bytes(p, n);
+}
+
+void *par_recv(int r, size_t *n)
+{
+    uint64_t len;
+    mpi.recv(&len, 1, mpi.t_u64, r, 0, mpi.world, MPI_STATUS_IGNORE);
+    char *p = xmalloc(len > 0 ? (size_t)len : 1);
+    for (uint64_t k = 0; k < len; k += PIECE)
+        mpi.recv(p + k, (int)(len - k < PIECE ? len - k : PIECE), mpi.t_byte, r, 0, mpi.world,
+                 MPI_STATUS_IGNORE);
+    *n = (size_t)len;
+    return p;
 }
 
 int par_check_output(const char *path)

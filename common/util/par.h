@@ -35,6 +35,12 @@ int par_outfile_open(struct outfile *o, struct par_out *po, const char *path, ch
    o, in rank order, and commits it; a rank > 0 sends its bytes and frees them. -1 with msg
    as outfile_commit's (rank 0), or "out of memory". */
 int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t msglen);
+/* Collective pair, for results rank 0 uses rather than writes as they come (the features
+   fid, kid and is-score gather): a rank > 0 sends its n bytes at p to rank 0 with par_send
+   (a no-op on rank 0 and without MPI); rank 0 takes rank r's with par_recv(r), a malloc'd
+   buffer of *n bytes (free() it), once for each r in 1 .. par_size() - 1, in rank order. */
+void par_send(const void *p, size_t n);
+void *par_recv(int r, size_t *n);
 /* Under mpirun, stdout ("-") is not for binary data: mpirun forwards the ranks' output
    through a terminal, line by line. -1 with PAR_STDOUT_MSG for "-" then, else 0. */
 int par_check_output(const char *path);

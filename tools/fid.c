@@ -15,12 +15,14 @@
 #include "eval/metrics.h"
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
+#include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
     "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048|2023] [-t N]\n"
     "           [--weights PATH|synthetic] [--resize pytorch-fid|torch-fidelity|clean]\n"
-    "           (A B | --save-stats A OUT.npz | --save-features A OUT.npy)\n";
+    "           (A B | --save-stats A OUT.npz | --save-features [--shard I/N] A OUT.npy)\n";
 
 static const char help[] =
     "\n"
@@ -33,6 +35,10 @@ static const char help[] =
     "\n"
     "  --save-stats        write the statistics (mu, sigma) of A to OUT.npz\n"
     "  --save-features     write the features of A to OUT.npy, float32 (N,dims)\n"
+    "  --shard I/N         with --save-features: only shard I (from 0) of N, the images\n"
+    "                      whose index falls in the I-th of N contiguous ranges (sizes\n"
+    "                      differ by at most one); npycat joins the shards' features into\n"
+    "                      the bytes of one run, and fid of them gives its score\n"
     "  --json              print a JSON object instead\n"
     "  -b, --batch-size N  images per batch (default 50)\n"
     "  --dims D            feature layer: 64, 192, 768 or 2048 (pool3, default), or\n"
@@ -53,6 +59,10 @@ static const char help[] =
     "  -v, --verbose       settings and progress on stderr\n"
     METRICS_CLI_HELP_IGNORED("  ", "                      ")
     "  -h, --help          this text\n"
+    "\n"
+    "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of each input's\n"
+    "images and rank 0 gathers the features in image order and writes the one output:\n"
+    "the bytes of a 1-process run. Every rank reads the inputs (not stdin); save to a file.\n"
     "\n"
     "Example (pytorch-fid's command line works too):\n"
     "  fid --save-stats data/flowers102-32-test.npy flowers-test.npz\n"
@@ -100,6 +110,10 @@ static void side_stats(struct side *s, const struct inception *net, const struct
     sk.st = &st;
     if (metrics_cli_features(&sk, &s->in, s->path, net, o, "fid", msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    if (par_rank() > 0) { /* its features went to rank 0 */
+        metrics_stats_free(&st);
+        return;
+    }
     s->n = sk.n;
     s->mu = xmalloc((size_t)dims * sizeof(double));
     s->sigma = xmalloc((size_t)dims * dims * sizeof(double));
@@ -127,22 +141,25 @@ static void open_side(struct side *s, const char *path, const struct metrics_cli
     char msg[512];
     memset(s, 0, sizeof *s);
     s->path = path;
-    if (metrics_cli_open_input(&s->in, path, o, "fid", msg, sizeof msg) == -1)
+    if (metrics_cli_open_input(&s->in, path, o, "fid", msg, sizeof msg) == -1 ||
+        (s->in.kind != METRICS_STATS && metrics_cli_check_split(o, &s->in, msg, sizeof msg)))
         errx(1, "%s: %s", path, msg);
 }
 
 int main(int argc, char **argv)
 {
+    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "dims", required_argument, NULL, 'd' },
         { "save-stats", no_argument, NULL, 'S' },
         { "save-features", no_argument, NULL, 'F' },
+        { "shard", required_argument, NULL, O_SHARD },
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
-    int dims = 2048, save_stats = 0, save_features = 0, c;
+    int dims = 2048, save_stats = 0, save_features = 0, shard_given = 0, c;
     long v;
     char msg[512];
 
@@ -165,6 +182,13 @@ int main(int argc, char **argv)
         case 'F':
             save_features = 1;
             break;
+        case O_SHARD:
+            if (shard_parse(optarg, &o.shard, &o.n_shards) == -1) {
+                opt_bad_value(msg, sizeof msg, "--shard", optarg, SHARD_WANT);
+                usage(2, msg);
+            }
+            shard_given = 1;
+            break;
         case 'h':
             usage(0, NULL);
             break;
@@ -178,10 +202,18 @@ int main(int argc, char **argv)
         usage(2, save_stats || save_features ? "A and OUT are required" : "A and B are required");
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
-    if ((save_stats || save_features) &&
+    if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    /* a score or statistics need every image in one process: the shards' features first */
+    if (shard_given && !save_features)
+        errx(2, "--shard needs --save-features: %s all the images; join the shards' "
+             "features with npycat, then give fid the joined file",
+             save_stats ? "the statistics need" : "FID needs");
+    if ((save_stats || save_features) && par_check_output(argv[optind + 1]) == -1)
+        errx(1, PAR_STDOUT_MSG);
+    if ((save_stats || save_features) && par_rank() == 0 && /* its node */
         util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
         errx(1, "%s: %s", argv[optind + 1], msg);
-    metrics_cli_start(&o, argv);
 
     struct inception net;
     struct side a, b;
@@ -193,9 +225,10 @@ int main(int argc, char **argv)
             errx(1, "%s: is statistics already", a.path);
         if (metrics_cli_needs_net(&a.in))
             load_net(&net, &o, dims, argv);
+        par_go();
         if (save_stats) {
             side_stats(&a, &net, &o, dims);
-            if (metrics_stats_save(out, a.mu, a.sigma, dims, msg, sizeof msg) == -1)
+            if (par_rank() == 0 && metrics_stats_save(out, a.mu, a.sigma, dims, msg, sizeof msg) == -1)
                 errx(1, "%s: %s", out, msg);
         } else if (metrics_cli_save_features(out, &a.in, a.path, dims, &net, &o, "fid", msg,
                                              sizeof msg) == -1)
@@ -204,8 +237,11 @@ int main(int argc, char **argv)
         open_side(&b, argv[optind + 1], &o);
         if (metrics_cli_needs_net(&a.in) || metrics_cli_needs_net(&b.in))
             load_net(&net, &o, dims, argv);
+        par_go();
         side_stats(&a, &net, &o, dims);
         side_stats(&b, &net, &o, dims);
+        if (par_rank() > 0) /* rank 0 scores */
+            goto done;
         double fid;
         check_finite(&a, dims);
         check_finite(&b, dims);
@@ -223,6 +259,7 @@ int main(int argc, char **argv)
                    net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
         else
             printf("FID:  %s\n", r);
+    done:
         free(b.mu);
         free(b.sigma);
         metrics_input_free(&b.in);
@@ -231,6 +268,7 @@ int main(int argc, char **argv)
     free(a.sigma);
     metrics_input_free(&a.in);
     inception_free(&net);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

@@ -13,6 +13,8 @@
 #include "eval/metrics.h"
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
+#include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -30,7 +32,14 @@ static const char help[] =
     "  --no-samples-shuffle  keep the input order (default: shuffle the rows with\n"
     "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
     "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
+    "  --shard I/N           refused: the score needs all the images at once; for shards\n"
+    "                        write their pool3 features (fid --save-features --shard I/N),\n"
+    "                        join them with npycat and give is-score the joined file\n"
     METRICS_CLI_HELP_TORCH_FIDELITY
+    "\n"
+    "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of the images and\n"
+    "rank 0 gathers the features in image order and prints the score: that of a\n"
+    "1-process run. Every rank reads the input (not stdin).\n"
     "\n"
     "Example:\n"
     "  is-score --json samples.npy > is.json\n";
@@ -43,17 +52,19 @@ static void usage(int status, const char *problem)
 
 int main(int argc, char **argv)
 {
+    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "splits", required_argument, NULL, 's' },
         { "no-samples-shuffle", no_argument, NULL, 'n' },
         { "seed", required_argument, NULL, 'S' },
+        { "shard", required_argument, NULL, O_SHARD },
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
     long splits = 10, seed = 2020;
-    int shuffle = 1, c;
+    int shuffle = 1, shard_given = 0, c;
     char msg[1024], settings[64];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
@@ -65,6 +76,9 @@ int main(int argc, char **argv)
             break;
         case 'n':
             shuffle = 0;
+            break;
+        case O_SHARD:
+            shard_given = 1;
             break;
         case 'S':
             if (metrics_cli_long(optarg, 0, 4294967295L, &seed, "--seed", msg, sizeof msg) == -1)
@@ -80,7 +94,12 @@ int main(int argc, char **argv)
     if (argc - optind != 1)
         usage(2, argc - optind == 0 ? "INPUT is required" : "one INPUT only");
     const char *path = argv[optind];
-    metrics_cli_start(&o, argv);
+    if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    if (shard_given)
+        errx(2, "--shard: the Inception Score needs all the images at once; write the shards' "
+             "features with fid --save-features --shard I/N, join them with npycat and give "
+             "is-score the joined file");
 
     struct metrics_input in;
     struct inception net;
@@ -89,11 +108,14 @@ int main(int argc, char **argv)
     if (in.kind == METRICS_STATS)
         errx(1, "%s: statistics (mu, sigma) carry no class predictions; give images or "
              "features", path);
+    if (metrics_cli_check_split(&o, &in, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
     /* features inputs need the network too: its fc layer gives the logits */
     snprintf(settings, sizeof settings, "%ld splits; %s", splits,
              shuffle ? "rows shuffled" : "rows in input order");
     if (metrics_cli_load_net(&net, &o, argv[0], "is-score", settings, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    par_go();
 
     struct metrics_cli_sink sk;
     memset(&sk, 0, sizeof sk);
@@ -101,6 +123,8 @@ int main(int argc, char **argv)
     sk.fc_w = net.fc_w;
     if (metrics_cli_features(&sk, &in, path, &net, &o, "is-score", msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    if (par_rank() > 0) /* its features went to rank 0, which scores */
+        goto done;
     double mean, std;
     if (metrics_inception_score(&mean, &std, sk.rows, sk.n, INCEPTION_CLASSES, (int)splits,
                                 shuffle, (uint32_t)seed, msg, sizeof msg) == -1)
@@ -115,9 +139,11 @@ int main(int argc, char **argv)
                net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
     } else
         printf("inception_score_mean: %.7g\ninception_score_std: %.7g\n", mean, std);
+done:
     free(sk.rows);
     metrics_input_free(&in);
     inception_free(&net);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

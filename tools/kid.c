@@ -13,13 +13,15 @@
 #include "eval/metrics.h"
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
+#include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
     "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"
     "           [-t N] [--weights PATH|synthetic]\n"
     "           [--resize torch-fidelity|pytorch-fid|clean]\n"
-    "           (A B | --save-features A OUT.npy)\n";
+    "           (A B | --save-features [--shard I/N] A OUT.npy)\n";
 
 static const char help[] =
     "\n"
@@ -28,11 +30,19 @@ static const char help[] =
     "of images, or pool3 features float (N,2048) .npy.\n"
     "\n"
     "  --save-features       write the pool3 features of A to OUT.npy, float32 (N,2048)\n"
+    "  --shard I/N           with --save-features: only shard I (from 0) of N, the images\n"
+    "                        whose index falls in the I-th of N contiguous ranges (sizes\n"
+    "                        differ by at most one); npycat joins the shards' features\n"
+    "                        into the bytes of one run, and kid of them gives its score\n"
     "  --subsets N           subsets (default 100)\n"
     "  --subset-size M       samples per subset (default 1000, or the smaller N when\n"
     "                        that is less, with a note on stderr)\n"
     "  --seed S              subset seed (default 2020, torch-fidelity's rng_seed)\n"
     METRICS_CLI_HELP_TORCH_FIDELITY
+    "\n"
+    "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of each input's\n"
+    "images and rank 0 gathers the features in image order and writes the one output:\n"
+    "the bytes of a 1-process run. Every rank reads the inputs (not stdin); save to a file.\n"
     "\n"
     "Example:\n"
     "  kid --subset-size 100 samples.npy data/flowers102-32-test.npy\n";
@@ -50,22 +60,26 @@ static void open_input(struct metrics_input *in, const char *path, const struct 
         errx(1, "%s: %s", path, msg);
     if (in->kind == METRICS_STATS)
         errx(1, "%s: KID needs features or images, not statistics (mu, sigma)", path);
+    if (metrics_cli_check_split(o, in, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", path, msg);
 }
 
 int main(int argc, char **argv)
 {
+    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "subsets", required_argument, NULL, 'n' },
         { "subset-size", required_argument, NULL, 'm' },
         { "seed", required_argument, NULL, 'S' },
         { "save-features", no_argument, NULL, 'F' },
+        { "shard", required_argument, NULL, O_SHARD },
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
     long subsets = 100, m = 0, seed = 2020;
-    int save = 0, c;
+    int save = 0, shard_given = 0, c;
     char msg[1024];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
@@ -86,6 +100,13 @@ int main(int argc, char **argv)
         case 'F':
             save = 1;
             break;
+        case O_SHARD:
+            if (shard_parse(optarg, &o.shard, &o.n_shards) == -1) {
+                opt_bad_value(msg, sizeof msg, "--shard", optarg, SHARD_WANT);
+                usage(2, msg);
+            }
+            shard_given = 1;
+            break;
         case 'h':
             usage(0, NULL);
             break;
@@ -98,9 +119,16 @@ int main(int argc, char **argv)
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");
-    if (save && util_check_output(pb, msg, sizeof msg) == -1)
+    if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    /* the subsets draw from all the images: the shards' features first */
+    if (shard_given && !save)
+        errx(2, "--shard needs --save-features: KID needs all the images; join the shards' "
+             "features with npycat, then give kid the joined file");
+    if (save && par_check_output(pb) == -1)
+        errx(1, PAR_STDOUT_MSG);
+    if (save && par_rank() == 0 && util_check_output(pb, msg, sizeof msg) == -1) /* its node */
         errx(1, "%s: %s", pb, msg);
-    metrics_cli_start(&o, argv);
 
     struct metrics_input ia, ib;
     struct inception net;
@@ -121,6 +149,7 @@ int main(int argc, char **argv)
              ia.kind == METRICS_FEATURES ? pa : pb, ca.d, INCEPTION_DIMS);
     if (needs_net && metrics_cli_load_net(&net, &o, argv[0], "kid", NULL, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    par_go();
     if (save) {
         if (metrics_cli_save_features(pb, &ia, pa, ca.d, &net, &o, "kid", msg, sizeof msg) == -1)
             errx(1, "%s", msg);
@@ -128,6 +157,8 @@ int main(int argc, char **argv)
         if (metrics_cli_features(&ca, &ia, pa, &net, &o, "kid", msg, sizeof msg) == -1 ||
             metrics_cli_features(&cb, &ib, pb, &net, &o, "kid", msg, sizeof msg) == -1)
             errx(1, "%s", msg);
+        if (par_rank() > 0) /* its features went to rank 0, which scores */
+            goto done;
         int64_t nmin = ca.n < cb.n ? ca.n : cb.n;
         if (nmin < 2)
             errx(1, "%s: %lld sample: KID needs at least 2 on each side", ca.n < 2 ? pa : pb,
@@ -158,11 +189,13 @@ int main(int argc, char **argv)
             printf("kernel_inception_distance_mean: %.7g\nkernel_inception_distance_std: %.7g\n",
                    mean, std);
     }
+done:
     free(ca.rows);
     free(cb.rows);
     metrics_input_free(&ia);
     metrics_input_free(&ib);
     inception_free(&net);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# mpirun -np K for the Inception passes of fid, kid and is-score: the ranks split each input's
+# images, rank 0 gathers the features in image order, and the file it writes or the score it
+# prints is byte for byte the 1-process one, for K = 2 and 3 (3 oversubscribes 2 cores).
+# Without MPI, --shard I/N with --save-features writes one shard's features; npycat of the
+# shards is the 1-process file. Synthetic weights and 7 tiny images keep it fast.
+load helpers
+setup() {
+  setup_tools
+  D="$BATS_TEST_TMPDIR/w"
+  mkdir -p "$D"
+  I="$BATS_TEST_TMPDIR/i7.npy"
+  # 7 images (from the VAE fixture): 3 ranks take 3, 2, 2 of them
+  vae-sample --model "$FIX/vae/init.safetensors" -n 7 -o "$I"
+  W=(--weights synthetic)
+}
+
+@test "mpirun fid --save-features and --save-stats: 2 and 3 ranks write the 1-process bytes" {
+  fid "${W[@]}" --save-features "$I" "$D/one.npy" 2>/dev/null
+  fid "${W[@]}" --save-stats "$I" "$D/one.npz" 2>/dev/null
+  run -0 --separate-stderr mpirun_t -np 2 fid "${W[@]}" -b 2 --save-features "$I" "$D/two.npy"
+  # one warning, from rank 0 only
+  [ "$stderr" = "fid: warning: synthetic Inception weights: scores are NOT comparable with published ones" ]
+  cmp "$D/one.npy" "$D/two.npy"
+  mpirun_t -np 3 --oversubscribe fid "${W[@]}" --save-features "$I" "$D/three.npy" 2>/dev/null
+  cmp "$D/one.npy" "$D/three.npy"
+  mpirun_t -np 2 fid "${W[@]}" --save-stats "$I" "$D/two.npz" 2>/dev/null
+  cmp "$D/one.npz" "$D/two.npz"
+  mpirun_t -np 3 --oversubscribe fid "${W[@]}" -b 3 --save-stats "$I" "$D/three.npz" 2>/dev/null
+  cmp "$D/one.npz" "$D/three.npz"
+  [ "$(ls "$D" | tr '\n' ' ')" = "one.npy one.npz three.npy three.npz two.npy two.npz " ]  # no temp left
+}
+
+@test "mpirun fid, kid, is-score: the scores of 2 and 3 ranks are the 1-process ones" {
+  fid "${W[@]}" --save-features "$FIX/inception/img32.npy" "$D/b.npy" 2>/dev/null
+  # images on one side, a feature cache on the other (read by rank 0 alone)
+  one=$(fid "${W[@]}" --json "$I" "$D/b.npy" 2>/dev/null)
+  run -0 --separate-stderr mpirun_t -np 2 fid "${W[@]}" --json "$I" "$D/b.npy"
+  [ "$output" = "$one" ]
+  # images on both sides: both passes split
+  one=$(fid "${W[@]}" "$I" "$FIX/inception/img32.npy" 2>/dev/null)
+  run -0 --separate-stderr mpirun_t -np 3 --oversubscribe fid "${W[@]}" "$I" "$FIX/inception/img32.npy"
+  [ "$output" = "$one" ]
+  one=$(kid "${W[@]}" --json --subsets 5 "$I" "$FIX/inception/img32.npy" 2>/dev/null)
+  for np in "-np 2" "-np 3 --oversubscribe"; do
+    run -0 --separate-stderr mpirun_t $np kid "${W[@]}" --json --subsets 5 "$I" "$FIX/inception/img32.npy"
+    [ "$output" = "$one" ]
+  done
+  one=$(is-score "${W[@]}" --json --splits 2 "$I" 2>/dev/null)
+  for np in "-np 2" "-np 3 --oversubscribe"; do
+    run -0 --separate-stderr mpirun_t $np is-score "${W[@]}" --json --splits 2 -b 2 "$I"
+    [ "$output" = "$one" ]
+  done
+}
+
+@test "mpirun kid --save-features and a folder of images: the 1-process bytes" {
+  kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/one.npy" 2>/dev/null
+  mpirun_t -np 3 --oversubscribe kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/three.npy" 2>/dev/null
+  cmp "$D/one.npy" "$D/three.npy"
+}
+
+@test "--shard I/N --save-features: npycat of the shards is the 1-process file, and its FID the same" {
+  fid "${W[@]}" --save-features "$I" "$D/one.npy" 2>/dev/null
+  for i in 0 1 2; do
+    fid "${W[@]}" -b 2 --save-features --shard $i/3 "$I" "$D/s$i.npy" 2>/dev/null
+  done
+  [ "$(npy_shape "$D/s0.npy") $(npy_shape "$D/s2.npy")" = "3,2048 2,2048" ]
+  npycat -o "$D/all.npy" "$D/s0.npy" "$D/s1.npy" "$D/s2.npy"
+  cmp "$D/one.npy" "$D/all.npy"
+  one=$(fid "${W[@]}" "$I" "$FIX/inception/img32.npy" 2>/dev/null)
+  run -0 --separate-stderr fid "${W[@]}" "$D/all.npy" "$FIX/inception/img32.npy"
+  [ "$output" = "$one" ]
+  # kid's shards (torch-fidelity's resize by default), the ranks of mpirun splitting one
+  kid "${W[@]}" --save-features "$I" "$D/kone.npy" 2>/dev/null
+  kid "${W[@]}" --save-features --shard 0/2 "$I" "$D/k0.npy" 2>/dev/null
+  mpirun_t -np 2 kid "${W[@]}" --save-features --shard 1/2 "$I" "$D/k1.npy" 2>/dev/null
+  npycat "$D/k0.npy" "$D/k1.npy" | cmp - "$D/kone.npy"
+}
+
+@test "--shard: bad values, more shards than images, and scores that need every image" {
+  for s in 2/2 -1/2 1 a/b 0/0 0/65537 1/; do
+    run -2 --separate-stderr fid "${W[@]}" --save-features --shard $s "$I" "$D/o.npy"
+    [ "${stderr%%$'\n'*}" = "fid: --shard: bad value: $s (want I/N with 0 <= I < N <= 65536)" ]
+    run -2 --separate-stderr kid "${W[@]}" --save-features --shard $s "$I" "$D/o.npy"
+    [ "${stderr%%$'\n'*}" = "kid: --shard: bad value: $s (want I/N with 0 <= I < N <= 65536)" ]
+  done
+  run -1 --separate-stderr fid "${W[@]}" --save-features --shard 0/8 "$I" "$D/o.npy"
+  [ "$stderr" = "fid: $I: --shard 0/8: more shards than the 7 images" ]
+  run -2 --separate-stderr fid "${W[@]}" --shard 0/2 "$I" "$I"
+  [ "$stderr" = "fid: --shard needs --save-features: FID needs all the images; join the shards' features with npycat, then give fid the joined file" ]
+  run -2 --separate-stderr fid "${W[@]}" --save-stats --shard 0/2 "$I" "$D/o.npz"
+  [ "$stderr" = "fid: --shard needs --save-features: the statistics need all the images; join the shards' features with npycat, then give fid the joined file" ]
+  run -2 --separate-stderr kid "${W[@]}" --shard 0/2 "$I" "$I"
+  [ "$stderr" = "kid: --shard needs --save-features: KID needs all the images; join the shards' features with npycat, then give kid the joined file" ]
+  run -2 --separate-stderr is-score "${W[@]}" --shard 0/2 "$I"
+  [[ "$stderr" = "is-score: --shard: the Inception Score needs all the images at once; "* ]]
+  [ -z "$output" ]
+  [ -z "$(ls "$D")" ] || { ls -la "$D"; false; }
+}
+
+@test "mpirun: errors end every rank with one line and no output" {
+  run -1 --separate-stderr mpirun_t -np 3 --oversubscribe fid "${W[@]}" --save-features \
+    "$FIX/inception/img40x24.npy" "$D/o.npy"
+  [ "$stderr" = "fid: $FIX/inception/img40x24.npy: 3 processes for 2 images: want at least one image each" ]
+  run -1 --separate-stderr mpirun_t -np 2 fid "${W[@]}" --save-features "$I" -
+  [ "$stderr" = "fid: under mpirun, write with -o FILE: mpirun passes stdout on as text" ]
+  run -1 --separate-stderr mpirun_t -np 2 is-score "${W[@]}" - < "$I"
+  [ "$stderr" = "is-score: -: under mpirun, read a file: mpirun passes stdin to rank 0 only" ]
+  run -1 --separate-stderr mpirun_t -np 2 kid "${W[@]}" --save-features "$D/none.npy" "$D/o.npy"
+  [ "$stderr" = "kid: $D/none.npy: No such file or directory" ]
+  # rank 1 alone lacks the input, as if its node had no copy
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 1 ] && exec fid --save-features "%s" "$@"\nexec fid --save-features "%s" "$@"\n' \
+    "$D/gone.npy" "$I" > "$BATS_TEST_TMPDIR/node.sh"
+  chmod +x "$BATS_TEST_TMPDIR/node.sh"
+  run -1 --separate-stderr mpirun_t -np 3 --oversubscribe "$BATS_TEST_TMPDIR/node.sh" \
+    --weights synthetic "$D/o.npy"
+  [[ "$stderr" == *"fid: $D/gone.npy: No such file or directory" ]]
+  [ -z "$output" ]
+  [ -z "$(ls "$D")" ] || { ls -la "$D"; false; }
+}
+
+@test "without mpirun fid, kid and is-score start no MPI and say nothing of it" {
+  run -0 --separate-stderr fid --dims 64 "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
+  [ -z "$stderr" ]
+  for t in fid kid is-score; do
+    run -0 ldd "$(command -v $t)"
+    [[ "$output" != *libmpi* ]]
+  done
+}

@@ -135,7 +135,11 @@ static int param_index(const struct pipeline *p, const char *name)
 }
 
 /* Replaces ${name}, ${item}, ${item.F} and ${key}; "\${" is a literal "${". Records params
-   used in c->used. NULL (msg) on an undefined name. */
+   used in c->used. A param whose value is empty leaves no trace: it takes the space after it
+   along when it starts the text or follows a space ("${launch} fid" is "fid", as if it were
+   not there), and it is not recorded (any value it takes later shows in the text, which
+   then changes). So a launcher param, empty by default, changes nothing until it is set.
+   NULL (msg) on an undefined name. */
 static char *interp(struct ctx *c, const char *s, int line, const struct ivars *iv)
 {
     struct sb b = {0};
@@ -191,6 +195,12 @@ static char *interp(struct ctx *c, const char *s, int line, const struct ivars *
                 goto bad;
             }
             val = c->p->param_value[k];
+            if (val[0] == '\0') {
+                s = close + 1;
+                if (*s == ' ' && (b.n == 0 || b.s[b.n - 1] == ' '))
+                    s++;
+                continue;
+            }
             if (strv_find(c->used, c->n_used, name) < 0)
                 strv_add(&c->used, &c->n_used, name);
         }

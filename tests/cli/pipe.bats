@@ -379,3 +379,17 @@ YAML
     run -0 --separate-stderr pipe run -q two.yaml
     [ "$(cat wait.txt)" = done ]
 }
+
+@test "an empty param leaves no trace: no space, no dependency; set, it prefixes the command" {
+    printf 'params:\n  launch: ""\nstages:\n  a:\n    cmd: ${launch} echo a > a.txt\n    outs:\n      - a.txt\n  b:\n    cmd: echo x${launch}y ${launch} > b.txt\n    outs:\n      - b.txt\n' > launch.yaml
+    run -0 pipe run -n launch.yaml
+    [ "$output" = "$(printf 'a: never run\n\techo a > a.txt\nb: never run\n\techo xy > b.txt')" ]
+    pipe run -q launch.yaml
+    [ "$(cat a.txt)" = a ]
+    run -0 pipe status launch.yaml
+    [ "$output" = "pipe: launch.yaml: everything is up to date" ]
+    run -0 pipe run -n launch.yaml -P launch=env
+    [ "$output" = "$(printf 'a: param launch added\n\tenv echo a > a.txt\nb: param launch added\n\techo xenvy env > b.txt')" ]
+    pipe run -q launch.yaml -P launch=env
+    [ "$(cat a.txt)" = a ]
+}

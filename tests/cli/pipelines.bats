@@ -52,3 +52,26 @@ opt_of() { sed -E "s/.* $2 ([^ ]+).*/\\1/" <<< "$1"; }
         [ $n_ddim -eq "$([ $p = demo ] && echo 1 || echo 3)" ] || { echo "$p: $n_ddim DDIM rows"; return 1; }
     done
 }
+
+# issue 17: -P launch="mpirun ..." runs the heavy commands on a cluster; empty, it is not there
+@test "flowers and pets: -P launch=X puts X before every heavy command, and without it nothing changes" {
+    local heavy='(ddpm-sample|vae-sample|ddpm-train|fid --save-features|kid --save-features|is-score) '
+    for p in flowers pets; do
+        dry_run $p > plain
+        pipe run -n "$REPO/pipelines/$p.yaml" -P launch= |
+            awk '/^[^\t]/ { sub(/:.*/, ""); stage = $0; next } { sub(/^\t/, ""); print stage "\t" $0 }' > empty
+        cmp plain empty
+        if grep 'launch\|mpirun\|  ' plain; then return 1; fi
+        pipe run -n "$REPO/pipelines/$p.yaml" -P launch="mpirun -np 4 --hostfile h" |
+            awk '/^[^\t]/ { sub(/:.*/, ""); stage = $0; next } { sub(/^\t/, ""); print stage "\t" $0 }' > launched
+        # every heavy tool, wherever it runs in a command (after pipe time, in a list), is launched
+        n=$(grep -cE "$heavy" plain)
+        [ "$n" -ge 40 ]
+        [ "$(grep -oE "mpirun -np 4 --hostfile h $heavy" launched | wc -l)" -eq "$(grep -oE "$heavy" plain | wc -l)" ]
+        # the feature passes, sampling and fine-tuning stages start with it (sampling: timed)
+        awk -F'\t' '$1 ~ /^(fid-features|kid-features|finetune)@/ && index($2, "mpirun -np 4 --hostfile h ") != 1 { bad = 1; print } END { exit bad }' launched
+        awk -F'\t' '$1 ~ /^sample@/ && $2 !~ /^pipe time -o [^ ]+ mpirun -np 4 --hostfile h / { bad = 1; print } END { exit bad }' launched
+        # and nothing else changes: removing X gives back the plain commands
+        sed 's/mpirun -np 4 --hostfile h //g' launched | cmp - plain
+    done
+}

@@ -202,6 +202,10 @@ int main(int argc, char **argv)
         usage(2, save_stats || save_features ? "A and OUT are required" : "A and B are required");
     if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
         usage(2, "only one input can be stdin");
+    /* plain runs check the output before any work (-v prints), under mpirun rank 0 does */
+    if ((save_stats || save_features) && !par_launched() &&
+        util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
+        errx(1, "%s: %s", argv[optind + 1], msg);
     if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     /* a score or statistics need every image in one process: the shards' features first */
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
              save_stats ? "the statistics need" : "FID needs");
     if ((save_stats || save_features) && par_check_output(argv[optind + 1]) == -1)
         errx(1, PAR_STDOUT_MSG);
-    if ((save_stats || save_features) && par_rank() == 0 && /* its node */
+    if ((save_stats || save_features) && par_launched() && par_rank() == 0 && /* its node */
         util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
         errx(1, "%s: %s", argv[optind + 1], msg);
 

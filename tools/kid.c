@@ -119,6 +119,9 @@ int main(int argc, char **argv)
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (!save && strcmp(pa, "-") == 0 && strcmp(pb, "-") == 0)
         usage(2, "only one input can be stdin");
+    /* plain runs check the output before any work (-v prints), under mpirun rank 0 does */
+    if (save && !par_launched() && util_check_output(pb, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", pb, msg);
     if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     /* the subsets draw from all the images: the shards' features first */
@@ -127,7 +130,8 @@ int main(int argc, char **argv)
              "features with npycat, then give kid the joined file");
     if (save && par_check_output(pb) == -1)
         errx(1, PAR_STDOUT_MSG);
-    if (save && par_rank() == 0 && util_check_output(pb, msg, sizeof msg) == -1) /* its node */
+    if (save && par_launched() && par_rank() == 0 && /* its node */
+        util_check_output(pb, msg, sizeof msg) == -1)
         errx(1, "%s: %s", pb, msg);
 
     struct metrics_input ia, ib;

@@ -76,9 +76,14 @@ static int mpi_load(char *msg, size_t msglen)
 
 #define PIECE ((size_t)1 << 30)
 
+int par_launched(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL;
+}
+
 int par_init(int *argc, char ***argv, char *msg, size_t msglen)
 {
-    if (getenv("OMPI_COMM_WORLD_SIZE") == NULL && getenv("PMIX_RANK") == NULL)
+    if (!par_launched())
         return 0;
     if (mpi_load(msg, msglen) == -1)
         return -1;

@@ -19,6 +19,9 @@
    -1 with msg when MPI does not start. */
 int par_init(int *argc, char ***argv, char *msg, size_t msglen);
 int par_rank(void); /* 0 without mpirun */
+/* 1 when mpirun started this process (par_init will start MPI), else 0; before par_init
+   too, so that a plain run can check its arguments before the work starts, as always */
+int par_launched(void);
 int par_size(void); /* 1 without mpirun */
 /* rank 0, after its checks: lets the other ranks start (a no-op for them and without MPI) */
 void par_go(void);

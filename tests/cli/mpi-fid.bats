@@ -75,6 +75,10 @@ setup() {
   kid "${W[@]}" --save-features --shard 0/2 "$I" "$D/k0.npy" 2>/dev/null
   mpirun_t -np 2 kid "${W[@]}" --save-features --shard 1/2 "$I" "$D/k1.npy" 2>/dev/null
   npycat "$D/k0.npy" "$D/k1.npy" | cmp - "$D/kone.npy"
+  # is-score of kid's features (torch-fidelity's preprocessing, as is-score's) is its score
+  one=$(is-score "${W[@]}" --json --splits 2 "$I" 2>/dev/null)
+  run -0 --separate-stderr is-score "${W[@]}" --json --splits 2 "$D/kone.npy"
+  [ "$output" = "$one" ]
 }
 
 @test "--shard: bad values, more shards than images, and scores that need every image" {

@@ -3,7 +3,9 @@
    with the symmetric-eigenvalue form of tr sqrt(S1 S2) via LAPACK. Each side is a uint8 image
    array (.npy/.npz or - for stdin), an image folder, a pool3 feature cache (float (N,D) .npy)
    or a statistics .npz (mu, sigma). --save-stats and --save-features write the statistics or
-   the features of one input so a reference is computed once. */
+   the features of one input so a reference is computed once. Under mpirun the ranks split
+   each input's images and rank 0 gathers the features (par.h); --shard I/N with
+   --save-features writes one shard's. */
 #include <err.h>
 #include <getopt.h>
 #include <math.h>

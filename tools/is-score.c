@@ -2,7 +2,8 @@
    fc.weight^T (no bias, all 1008 classes) of pytorch-fid's FID Inception v3, rows shuffled by
    numpy's RandomState(2020).permutation, float64 softmax, 10 splits, mean and std (ddof 0).
    Input: uint8 images (.npy/.npz or - for stdin), an image folder, or pool3 features (N,2048)
-   (fid --save-features). */
+   (fid --save-features). Under mpirun the ranks split the images and rank 0 scores (par.h);
+   --shard is refused: the score needs every image. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -33,8 +34,9 @@ static const char help[] =
     "                        numpy RandomState(seed).permutation, as torch-fidelity)\n"
     "  --seed S              shuffle seed (default 2020, torch-fidelity's rng_seed)\n"
     "  --shard I/N           refused: the score needs all the images at once; for shards\n"
-    "                        write their pool3 features (fid --save-features --shard I/N),\n"
-    "                        join them with npycat and give is-score the joined file\n"
+    "                        write their pool3 features with kid --save-features --shard\n"
+    "                        I/N (is-score's preprocessing), join them with npycat and\n"
+    "                        give is-score the joined file: the score of the images\n"
     METRICS_CLI_HELP_TORCH_FIDELITY
     "\n"
     "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of the images and\n"
@@ -98,7 +100,7 @@ int main(int argc, char **argv)
         errx(1, "%s", msg);
     if (shard_given)
         errx(2, "--shard: the Inception Score needs all the images at once; write the shards' "
-             "features with fid --save-features --shard I/N, join them with npycat and give "
+             "features with kid --save-features --shard I/N, join them with npycat and give "
              "is-score the joined file");
 
     struct metrics_input in;

@@ -2,7 +2,9 @@
    FID Inception v3, polynomial kernel (x.y/d + 1)^3, unbiased MMD^2 over 100 random subsets
    (numpy RandomState(2020): permutation(n)[:m] of A, then of B, per subset), mean and std
    (ddof 0). Each input is uint8 images (.npy/.npz or - for stdin), an image folder, or pool3
-   features (N,2048) .npy, which --save-features writes. */
+   features (N,2048) .npy, which --save-features writes. Under mpirun the ranks split each
+   input's images and rank 0 gathers the features (par.h); --shard I/N with --save-features
+   writes one shard's. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>

@@ -2,7 +2,9 @@
    opening the network, and streaming the features of one input to where the tool wants them.
    Errors: -1 and one line in msg. Nothing here exits, and nothing prints but the tools' usage
    text, the -v lines (settings, progress), the synthetic-weights warning and the note that
-   pytorch-fid's --device and --num-workers are ignored. */
+   pytorch-fid's --device and --num-workers are ignored. The feature passes split by image
+   index, over --shard I/N and over the ranks of mpirun (util/par.h), and rank 0 gathers
+   the features in index order: the outputs of one process. */
 #ifndef METRICS_CLI_H
 #define METRICS_CLI_H
 #include <getopt.h>

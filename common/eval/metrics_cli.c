@@ -87,9 +87,9 @@ int metrics_cli_open_input(struct metrics_input *in, const char *path,
         return 0;
     n = in->n;
     rc = metrics_input_drop_bad(in, &bad, &n_bad, msg, msglen);
-    for (int i = 0; i < n_bad; i++)
+    for (int i = 0; i < n_bad && par_rank() == 0; i++) /* under mpirun: once, not per rank */
         fprintf(stderr, "%s: %s (skipped)\n", tool, bad[i]);
-    if (n_bad > 0 && rc == 0)
+    if (n_bad > 0 && rc == 0 && par_rank() == 0)
         fprintf(stderr, "%s: %s: skipped %d of %lld images\n", tool, path, n_bad, (long long)n);
     strv_free(bad, n_bad);
     if (rc == -1)

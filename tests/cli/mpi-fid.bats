@@ -53,10 +53,21 @@ setup() {
   done
 }
 
-@test "mpirun kid --save-features and a folder of images: the 1-process bytes" {
+@test "mpirun kid --save-features and a folder of images: the 1-process bytes; --skip-bad" {
   kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/one.npy" 2>/dev/null
   mpirun_t -np 3 --oversubscribe kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/three.npy" 2>/dev/null
   cmp "$D/one.npy" "$D/three.npy"
+  # --skip-bad: every rank drops the bad file, rank 0 alone says so
+  M="$BATS_TEST_TMPDIR/mixed"
+  mkdir "$M"
+  cp "$FIX/img/dir/a.jpg" "$FIX/img/dir/b.png" "$FIX/img/dir/c_gray.jpg" "$M/"
+  cp "$FIX/bad/img_corrupt_data.jpg" "$M/b2.jpg"
+  one=$(fid "${W[@]}" --skip-bad "$M" "$FIX/inception/img32.npy" 2>/dev/null)
+  run -0 --separate-stderr mpirun_t -np 2 fid "${W[@]}" --skip-bad "$M" "$FIX/inception/img32.npy"
+  [ "$output" = "$one" ]
+  [ "${stderr_lines[0]}" = "fid: $M/b2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
+  [ "${stderr_lines[1]}" = "fid: $M: skipped 1 of 4 images" ]
+  [ "${#stderr_lines[@]}" -eq 5 ]  # then the synthetic-weights and the two N < dims warnings
 }
 
 @test "--shard I/N --save-features: npycat of the shards is the 1-process file, and its FID the same" {

@@ -110,3 +110,20 @@ int64s() { payload "$1" | od -An -v -td8 --endian=little | xargs; }
     [ -d "$D/pets/images" ]
     [ -f "$D/pets/annotations/trainval.txt" ]
 }
+
+@test "fetch-dataset redoes the split when its options change, not otherwise" {
+    fetch-dataset -d "$D" -s 8 pets 2> /dev/null
+    [ "$(rows "$D/pets-8-train.npy") $(rows "$D/pets-8-val.npy") $(rows "$D/pets-8-test.npy")" = "70 15 15" ]
+    # a rerun with the same options keeps the split files as they are
+    touch -d '2000-01-01' "$D/pets-8-train.npy"
+    run -0 --separate-stderr fetch-dataset -d "$D" -s 8 pets
+    [ -z "$stderr" ]
+    [ "$(stat -c %Y "$D/pets-8-train.npy")" = "$(date -d '2000-01-01' +%s)" ]
+    # keeping the breed of 3 images: the old split (breed dropped) must not be reused
+    PETS_MIN_CLASS_COUNT=3 run -0 --separate-stderr fetch-dataset -d "$D" -s 8 pets
+    [[ "$stderr" == *"splitting into"* ]]
+    n=$(( $(rows "$D/pets-8-train.npy") + $(rows "$D/pets-8-val.npy") + $(rows "$D/pets-8-test.npy") ))
+    [ "$n" -eq 103 ]
+    [ -n "$(int64s "$D/pets-8-train-labels.npy" | tr ' ' '\n' | grep '^1$')" ]
+    [ -z "$(find "$D" -name '*.tmp')" ]
+}

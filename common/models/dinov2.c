@@ -217,7 +217,7 @@ static int read_config(const struct st_file *f, struct dinov2_config *cfg, int h
     cfg->patch = (int)pw->shape[2];
     cfg->mlp = (int)fc1->shape[0];
     cfg->grid = (int)G;
-    cfg->heads = heads > 0 ? heads : cfg->dim / 64;
+    cfg->heads = heads > 0 ? heads : cfg->dim >= 64 ? cfg->dim / 64 : 1;
     if (cfg->heads < 1 || cfg->dim % cfg->heads != 0) {
         snprintf(msg, msglen, "dim %d does not split into %d heads", cfg->dim, cfg->heads);
         return -1;

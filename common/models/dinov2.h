@@ -68,7 +68,8 @@ int dinov2_n_tensors(const struct dinov2_config *cfg);
 /* The weights at path (.pth, zip or legacy, or .safetensors with the same names) or
    "synthetic" (ViT-L/14 shape). The shape is read from the file: dim from cls_token, depth
    from the blocks, patch from patch_embed, mlp from fc1, grid from pos_embed; heads is
-   dim / 64 (every official DINOv2 ViT has 64-channel heads) unless heads > 0 is given. -1
+   dim / 64 (every official DINOv2 ViT has 64-channel heads; 1 below 64) unless heads > 0 is
+   given. -1
    with one line in msg for a missing, corrupt or foreign file. */
 int dinov2_load(struct dinov2 *net, const char *path, int heads, char *msg, size_t msglen);
 /* Synthetic weights of the shape cfg (see above). */

@@ -12,11 +12,11 @@
 
 /* dgm-eval's DINOv2Encoder.transform with clean_resize=False (its default):
    TF.Resize((224, 224), BICUBIC) on the PIL image (Pillow's antialiased cubic, uint8 result),
-   ToTensor (uint8 / 255 in float32), then TF.Normalize with ImageNet's mean and std, given as
-   float64 numpy arrays but cast to the tensor's float32 by torchvision before x.sub_(mean)
-   .div_(std). This follows docs spec/metrics-beyond.md and dgm-eval's source alike; its
-   clean_resize=True path (clean-fid's per-channel float resize) and torch-fidelity's DINOv2
-   extractor (bilinear) give other features and are not followed. */
+   ToTensor (uint8 / 255 in float32), then TF.Normalize with ImageNet's mean and std, given
+   as float64 numpy arrays but cast to the tensor's float32 by torchvision before
+   x.sub_(mean).div_(std). The project's spec (metrics-beyond.md) and dgm-eval's source agree
+   here; its clean_resize=True path (clean-fid's per-channel float resize) and
+   torch-fidelity's DINOv2 extractor (bilinear) give other features and are not followed. */
 static const float pre_mean[3] = { 0.485f, 0.456f, 0.406f };
 static const float pre_std[3] = { 0.229f, 0.224f, 0.225f };
 

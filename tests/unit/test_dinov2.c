@@ -17,6 +17,7 @@
 
 #define FIX "tests/fixtures/dinov2/"
 #define SMALL FIX "small.pth"
+#define VITL_PTH "/tmp/dinov2_vitl14_synth.pth"
 
 static struct npy load(const char *name)
 {
@@ -91,6 +92,29 @@ static void test_features(const struct dinov2 *net, const char *set, const char 
     npy_free(&want);
 }
 
+/* the official layout at full size: the synthetic ViT-L/14 weights that gen_dinov2.py saved
+   with torch.save load through the .pth reader to the same bits */
+static void test_vitl_pth(const struct dinov2 *synth)
+{
+    char msg[256];
+    struct dinov2 net;
+    if (!util_exists(VITL_PTH)) {
+        printf("ok %d - # skip %s absent (run tests/fixtures/gen_dinov2.py)\n", ++test_n,
+               VITL_PTH);
+        return;
+    }
+    if (dinov2_load(&net, VITL_PTH, 0, msg, sizeof msg) == -1) {
+        CHECK(0, "load %s: %s", VITL_PTH, msg);
+        return;
+    }
+    CHECK(memcmp(&net.cfg, &dinov2_vitl14, sizeof net.cfg) == 0,
+          "%s: ViT-L/14 read from the file (heads 1024 / 64)", VITL_PTH);
+    size_t n = (size_t)(net.norm_b - net.params) + (size_t)net.cfg.dim;
+    CHECK(memcmp(net.params, synth->params, n * sizeof(float)) == 0,
+          "%s loads the synthetic weights exactly (343 tensors)", VITL_PTH);
+    dinov2_free(&net);
+}
+
 /* ViT-L/14 with the closed-form weights: 343 tensors, and the features of one image */
 static void test_vitl(void)
 {
@@ -111,6 +135,7 @@ static void test_vitl(void)
     dinov2_ws_free(&ws);
     npy_free(&want);
     npy_free(&img);
+    test_vitl_pth(&net);
     dinov2_free(&net);
 }
 

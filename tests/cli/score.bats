@@ -285,3 +285,12 @@ D32() { echo "$FIX/dinov2/img32.npy"; }
   run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(M stats64_compressed.npz)"
   [ "$stderr" = "score: $(M stats64_compressed.npz): --fd-dinov2 needs images: statistics hold no DINOv2 features" ]
 }
+
+@test "score --fd-dinov2: --threads and --batch-size change no bit" {
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 2 "$(D32)" "$(ODD)"
+  local a=$output
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 1 -b 1 "$(D32)" "$(ODD)"
+  [ "$output" = "$a" ]
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 3 -b 2 "$(D32)" "$(ODD)"
+  [ "$output" = "$a" ]
+}

@@ -105,8 +105,8 @@ data/pets: $(BIN)/fetch-dataset $(BIN)/imgresize $(BIN)/dsplit
 -include $(COMMON_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d) $(UNIT_SRC:%.c=$(BUILD)/%.d) $(BENCH_SRC:%.c=$(BUILD)/%.d)
 
 # Weights (owner: unet)
-# google/ddpm-cifar10-32 and pytorch-fid's Inception weights into weights/, verified
-# (see tools/fetch-weights).
+# google/ddpm-cifar10-32, pytorch-fid's Inception weights and DINOv2 ViT-L/14 (1.2 GB;
+# FETCH_DINOV2=0 skips it) into weights/, verified (see tools/fetch-weights).
 weights: $(BIN)/fetch-weights $(BIN)/ddpm-sample
 	$(BIN)/fetch-weights weights
 

@@ -6,7 +6,10 @@
    fid/is/kid/prc name the --json output of fid, is-score, kid, score --prc (keys read
    leniently: a missing score is "-"); fid/is/kid/precision/recall also take the number
    itself; time is a file holding seconds (pipe time -o); n sets N (else the "n1" of the fid
-   file). Image links are relative to the report's directory. */
+   file). fdd names a score --fd-dinov2 --json output (or the number): with it on any model
+   the table gains an FD-DINOv2 column, "-" for the models without one (as when the DINOv2
+   weights were absent), and reports without it are unchanged. Image links are relative to
+   the report's directory. */
 #include "io/json.h"
 #include "util/opt.h"
 #include "util/util.h"
@@ -22,18 +25,19 @@
 #define MAX_MODELS 64
 #define MAX_FIGS 16
 
-enum { FID, IS, IS_STD, KID, KID_STD, PREC, REC, N, SECONDS, N_COLS };
+enum { FID, IS, IS_STD, KID, KID_STD, PREC, REC, N, SECONDS, FDD, N_COLS };
 
 struct model {
     char *name;
     char *grid;        /* path, or NULL */
     char *link;        /* grid relative to the report's directory */
     double v[N_COLS];  /* NAN: unknown */
+    int has_fdd;       /* an fdd= key was given */
 };
 
 static const char usage_line[] =
     "usage: report [--title TEXT] [--note TEXT]\n"
-    "              --model NAME fid=F,is=I,kid=K,prc=P,time=T,grid=G,n=N\n"
+    "              --model NAME fid=F,is=I,kid=K,prc=P,fdd=D,time=T,grid=G,n=N\n"
     "              [--model NAME SPEC...] ... [--figure CAPTION=PNG] [-o REPORT.md]\n";
 
 static const char help[] =
@@ -45,6 +49,8 @@ static const char help[] =
     "  fid=, is=, kid=    the --json output of fid, is-score or kid (a missing score\n"
     "                     shows as -), or the score itself (fid=318.14)\n"
     "  prc=               the --json output of score --prc (precision and recall)\n"
+    "  fdd=               the --json output of score --fd-dinov2, or the number: adds\n"
+    "                     an FD-DINOv2 column (- where a model has none)\n"
     "  precision=, recall=\n"
     "                     the score itself\n"
     "  time=              a file holding seconds (pipe time -o), or the seconds\n"
@@ -115,6 +121,7 @@ static void parse_spec(struct model *m, char *spec)
     static const char *const n_k[] = {"n1", "n_gen", "n", "num_samples", "n_samples", NULL};
     static const char *const prec_k[] = {"precision", NULL};
     static const char *const rec_k[] = {"recall", NULL};
+    static const char *const fdd_k[] = {"fd_dinov2", NULL};
     char *item, *save = NULL;
     for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
@@ -131,6 +138,14 @@ static void parse_spec(struct model *m, char *spec)
             if (!is_number(val, &d))
                 errx(2, "model %s: %s=%s: want a number", m->name, key, val);
             m->v[key[0] == 'n' ? N : key[0] == 'p' ? PREC : REC] = d;
+        } else if (strcmp(key, "fdd") == 0) {
+            m->has_fdd = 1;
+            if (!is_number(val, &d)) {
+                struct json *j = load_json(val);
+                d = pick(j, fdd_k);
+                json_free(j);
+            }
+            m->v[FDD] = d;
         } else if (strcmp(key, "time") == 0) {
             unsigned char *buf;
             size_t len;
@@ -171,8 +186,8 @@ static void parse_spec(struct model *m, char *spec)
                 m->v[N] = pick(j, n_k);
             json_free(j);
         } else {
-            errx(2, "model %s: unknown key '%s' (want fid, is, kid, prc, precision, recall, "
-                 "time, grid, n)", m->name, key);
+            errx(2, "model %s: unknown key '%s' (want fid, is, kid, prc, fdd, precision, "
+                 "recall, time, grid, n)", m->name, key);
         }
     }
 }
@@ -225,7 +240,7 @@ int main(int argc, char **argv)
     struct model models[MAX_MODELS];
     char *figs[MAX_FIGS], *flinks[MAX_FIGS], *notes[MAX_FIGS], msg[256], *dir, *slash;
     const char *title = "Results", *out = "-";
-    int c, nm = 0, nf = 0, nn = 0, any_grid = 0;
+    int c, nm = 0, nf = 0, nn = 0, any_grid = 0, any_fdd = 0;
     struct outfile of;
     FILE *f;
     struct opt op;
@@ -280,6 +295,7 @@ int main(int argc, char **argv)
     /* every link resolves (every file exists) before a byte is written */
     for (int i = 0; i < nm; i++) {
         any_grid |= models[i].grid != NULL;
+        any_fdd |= models[i].has_fdd;
         if (models[i].grid != NULL)
             models[i].link = rel_link(dir, models[i].grid);
     }
@@ -295,12 +311,16 @@ int main(int argc, char **argv)
     fprintf(f, "# %s\n\n", title);
     for (int i = 0; i < nn; i++)
         fprintf(f, "%s\n\n", notes[i]);
-    fprintf(f, "| model | FID | IS | KID | precision | recall | N | seconds |\n");
-    fprintf(f, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    fprintf(f, "| model | FID |%s IS | KID | precision | recall | N | seconds |\n",
+            any_fdd ? " FD-DINOv2 |" : "");
+    fprintf(f, "| --- | ---: |%s ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            any_fdd ? " ---: |" : "");
     for (int i = 0; i < nm; i++) {
         const struct model *m = &models[i];
         fprintf(f, "| %s |", m->name);
         cell(f, m->v[FID], NAN, 2);
+        if (any_fdd)
+            cell(f, m->v[FDD], NAN, 2);
         cell(f, m->v[IS], m->v[IS_STD], 2);
         cell(f, m->v[KID], m->v[KID_STD], 4);
         cell(f, m->v[PREC], NAN, 3);

@@ -4,24 +4,28 @@
    recall (torch-fidelity, k=3), density and coverage (clovaai prdc, k=5) and sFID
    (guided-diffusion's evaluator: the Frechet distance of spatial features taken from the same
    pass). Each score equals what fid (with the same --resize; --dims 2023 for sFID), is-score
-   and kid print on the same input. */
+   and kid print on the same input. FD-DINOv2 (dgm-eval: the Frechet distance of DINOv2
+   ViT-L/14 cls-token features) runs its own network, only when asked for. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/dinov2.h"
 #include "models/inception.h"
 #include "eval/metrics.h"
 #include "eval/metrics_cli.h"
+#include "eval/metrics_dinov2.h"
 #include "nn/nn.h"
 #include "eval/prdc.h"
 #include "util/util.h"
 
 static const char usage_line[] =
     "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--sfid]\n"
-    "             [--kid-subsets N] [--kid-subset-size M] [--is-splits N] [--prc-k K]\n"
-    "             [--dc-k K] [--seed S] [-b N] [-t N] [--weights PATH|synthetic]\n"
+    "             [--fd-dinov2] [--kid-subsets N] [--kid-subset-size M] [--is-splits N]\n"
+    "             [--prc-k K] [--dc-k K] [--seed S] [-b N] [-t N] [--weights PATH|synthetic]\n"
+    "             [--dinov2-weights PATH|synthetic]\n"
     "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
 
 static const char help[] =
@@ -42,6 +46,12 @@ static const char help[] =
     "                        sFID: Mixed_6d's branch1x1, channels 0-6 of 17x17, as\n"
     "                        fid --dims 2023); needs images on both sides\n"
     "                        With none of the six: all that the inputs allow.\n"
+    "  --fd-dinov2           fd_dinov2: dgm-eval's FD-DINOv2 (DINOv2 ViT-L/14 cls token,\n"
+    "                        images resized to 224 by PIL bicubic, ImageNet mean/std);\n"
+    "                        needs images on both sides; only when asked for\n"
+    "  --dinov2-weights PATH dinov2_vitl14_pretrain.pth (official names), or synthetic\n"
+    "                        (NOT comparable). Default: $DINOV2_WEIGHTS, else\n"
+    "                        weights/" DINOV2_WEIGHTS_FILE " (make weights)\n"
     "  --kid-subsets N       KID subsets (default 100)\n"
     "  --kid-subset-size M   KID subset size (default 1000, or the smaller N, with a note)\n"
     "  --is-splits N         Inception Score splits (default 10)\n"
@@ -56,10 +66,15 @@ static const char help[] =
     "Example:\n"
     "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n";
 
-enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16, S_SFID = 32 };
+enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16, S_SFID = 32, S_FD_DINOV2 = 64 };
+/* the Inception scores (the default set); FD-DINOv2 runs only when asked for: its weights
+   are a separate 1.2 GB download */
+#define S_INCEPTION (S_FID | S_IS | S_KID | S_PRC | S_DC | S_SFID)
+enum { OPT_FD_DINOV2 = 0x200, OPT_DINOV2_WEIGHTS };
 
 struct opts {
     long kid_subsets, kid_m, is_splits, prc_k, dc_k, seed;
+    const char *dinov2_weights; /* NULL: dinov2_default_weights' search */
 };
 
 static void usage(int status, const char *problem)
@@ -227,14 +242,27 @@ static int side_width(const struct side *g, const struct side *r)
     return d;
 }
 
+/* DINOv2 features come from images only: a cache holds Inception features */
+static void check_fd_dinov2(int want, const struct side *g, const struct side *r)
+{
+    if (!(want & S_FD_DINOV2))
+        return;
+    for (int k = 0; k < 2; k++) {
+        const struct side *s = k == 0 ? g : r;
+        if (s->in.kind != METRICS_IMAGES && s->in.kind != METRICS_FOLDER)
+            errx(1, "%s: --fd-dinov2 needs images: %s hold no DINOv2 features", s->path,
+                 s->in.kind == METRICS_STATS ? "statistics" : "feature caches");
+    }
+}
+
 /* the scores the inputs allow; an asked-for one they do not is an error */
 static int check_scores(int want, const struct side *g, const struct side *r, int d)
 {
     int stats = g->in.kind == METRICS_STATS || r->in.kind == METRICS_STATS;
     int all = want == 0;
     if (all)
-        want = S_FID | S_IS | S_KID | S_PRC | S_DC | S_SFID;
-    if (stats && (want & ~S_FID)) {
+        want = S_INCEPTION;
+    if (stats && (want & ~S_FID & S_INCEPTION)) {
         if (!all)
             errx(1, "%s: statistics (mu, sigma) serve --fid only; give images or features",
                  g->in.kind == METRICS_STATS ? g->path : r->path);
@@ -255,6 +283,36 @@ static int check_scores(int want, const struct side *g, const struct side *r, in
         want &= ~S_SFID;
     }
     return want;
+}
+
+/* FD-DINOv2: both sides through the DINOv2 network, Frechet distance as FID's */
+static double score_fd_dinov2(struct side *g, struct side *r, const struct opts *p,
+                              const char *argv0, int verbose, int *synthetic)
+{
+    char msg[1024], used[4096];
+    struct dinov2 net;
+    if (dinov2_open(&net, p->dinov2_weights, argv0, used, sizeof used, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    *synthetic = net.synthetic;
+    if (net.synthetic)
+        warnx("warning: synthetic DINOv2 weights: FD-DINOv2 is NOT comparable with published "
+              "values");
+    if (verbose)
+        warnx("DINOv2 weights %s: patch %d, dim %d, depth %d, heads %d", used, net.cfg.patch,
+              net.cfg.dim, net.cfg.depth, net.cfg.heads);
+    double *mu[2], *sg[2];
+    struct side *s[2] = {g, r};
+    for (int k = 0; k < 2; k++) {
+        struct metrics_stats st;
+        metrics_stats_init(&st, net.cfg.dim);
+        if (metrics_dinov2_stats(&st, &s[k]->in, &net, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", s[k]->path, msg);
+        side_moments(s[k], &st, &mu[k], &sg[k]);
+        metrics_stats_free(&st);
+    }
+    int d = net.cfg.dim;
+    dinov2_free(&net);
+    return frechet(mu, sg, d);
 }
 
 /* s's feature rows of width d, and with sfid its spatial statistics, from one pass */
@@ -282,6 +340,8 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         { "prc", no_argument, NULL, 'P' },
         { "dc", no_argument, NULL, 'C' },
         { "sfid", no_argument, NULL, 'Z' }, /* not 'D': METRICS_CLI_LONGOPTS' --device */
+        { "fd-dinov2", no_argument, NULL, OPT_FD_DINOV2 },
+        { "dinov2-weights", required_argument, NULL, OPT_DINOV2_WEIGHTS },
         { "kid-subsets", required_argument, NULL, 'n' },
         { "kid-subset-size", required_argument, NULL, 'm' },
         { "is-splits", required_argument, NULL, 's' },
@@ -303,6 +363,8 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         case 'P': *want |= S_PRC; break;
         case 'C': *want |= S_DC; break;
         case 'Z': *want |= S_SFID; break;
+        case OPT_FD_DINOV2: *want |= S_FD_DINOV2; break;
+        case OPT_DINOV2_WEIGHTS: p->dinov2_weights = optarg; break;
         case 'n':
             rc = metrics_cli_long(optarg, 1, 1000000, &p->kid_subsets, "--kid-subsets", msg,
                                   sizeof msg);
@@ -342,7 +404,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
 int main(int argc, char **argv)
 {
     struct metrics_cli o;
-    struct opts p = {100, 0, 10, 3, 5, 2020};
+    struct opts p = {100, 0, 10, 3, 5, 2020, NULL};
     int want = 0;
     char msg[1024];
 
@@ -356,10 +418,12 @@ int main(int argc, char **argv)
     memset(&net, 0, sizeof net);
     open_side(&g, argv[optind], &o);
     open_side(&r, argv[optind + 1], &o);
+    check_fd_dinov2(want, &g, &r);
     int d = side_width(&g, &r);
     want = check_scores(want, &g, &r, d);
-    int needs_net = metrics_cli_needs_net(&g.in) || metrics_cli_needs_net(&r.in) ||
-                    (want & S_IS);
+    int inc = want & S_INCEPTION;
+    int needs_net = inc && (metrics_cli_needs_net(&g.in) || metrics_cli_needs_net(&r.in) ||
+                            (want & S_IS));
     if (d != INCEPTION_DIMS && needs_net)
         errx(1, "%s: %d-d features; images give %d-d pool3 features",
              g.in.kind == METRICS_FEATURES ? g.path : r.path, d, INCEPTION_DIMS);
@@ -367,11 +431,12 @@ int main(int argc, char **argv)
         errx(1, "%s", msg);
     struct side *s[2] = {&g, &r};
     for (int k = 0; k < 2; k++)
-        if (s[k]->in.kind != METRICS_STATS)
+        if (inc && s[k]->in.kind != METRICS_STATS)
             gather(s[k], d, want & S_SFID, &net, &o);
 
     /* compute everything before printing, so an error leaves stdout empty */
-    double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0}, sfid = 0;
+    double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0}, sfid = 0, fdd = 0;
+    int dsynth = 0;
     struct prdc_result pr;
     memset(&pr, 0, sizeof pr);
     if (want & S_FID)
@@ -384,6 +449,8 @@ int main(int argc, char **argv)
         score_prdc(&pr, &g, &r, want & S_PRC ? (int)p.prc_k : 0, want & S_DC ? (int)p.dc_k : 0);
     if (want & S_SFID)
         sfid = score_sfid(&g, &r);
+    if (want & S_FD_DINOV2)
+        fdd = score_fd_dinov2(&g, &r, &p, argv[0], o.verbose, &dsynth);
 
     struct out out = {o.json, 0};
     if (want & S_FID)
@@ -407,13 +474,26 @@ int main(int argc, char **argv)
     }
     if (want & S_SFID)
         put(&out, "spatial_frechet_inception_distance", sfid);
+    if (want & S_FD_DINOV2)
+        put(&out, "fd_dinov2", fdd);
     const char *mode = needs_net ? metrics_cli_resize_name(o.mode) : "none (features)";
-    if (o.json)
-        printf(",\n    \"n_gen\": %lld,\n    \"n_real\": %lld,\n    \"dims\": %d,\n"
-               "    \"resize\": \"%s\"%s\n}\n", (long long)g.sk.n, (long long)r.sk.n, d, mode,
-               net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
-    else
-        printf("resize: %s\n", mode);
+    static const char dpre[] = "dgm-eval (PIL bicubic to 224, ImageNet mean/std)";
+    int64_t ng = inc ? g.sk.n : g.in.n, nr = inc ? r.sk.n : r.in.n;
+    if (o.json) {
+        printf(",\n    \"n_gen\": %lld,\n    \"n_real\": %lld", (long long)ng, (long long)nr);
+        if (inc)
+            printf(",\n    \"dims\": %d,\n    \"resize\": \"%s\"%s", d, mode,
+                   net.synthetic ? METRICS_CLI_JSON_SYNTHETIC : "");
+        if (want & S_FD_DINOV2)
+            printf(",\n    \"dinov2_preprocessing\": \"%s\"%s", dpre,
+                   dsynth ? ",\n    \"dinov2_synthetic_weights\": true" : "");
+        printf("\n}\n");
+    } else {
+        if (inc)
+            printf("resize: %s\n", mode);
+        if (want & S_FD_DINOV2)
+            printf("dinov2_preprocessing: %s\n", dpre);
+    }
     for (int k = 0; k < 2; k++) {
         free(s[k]->sk.rows);
         if (want & S_SFID)

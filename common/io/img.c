@@ -469,7 +469,8 @@ int img_png_write(FILE *f, const uint8_t *pix, int w, int h, int channels, char 
     return 0;
 }
 
-/* ---- Resizing: a port of PIL 9.4 libImaging/Resample.c (ImagingResample, BILINEAR) ---- */
+/* ---- Resizing: a port of PIL 9.4 libImaging/Resample.c (ImagingResample, BILINEAR and
+   BICUBIC) ---- */
 
 /* 32 - 8 - 2: 8 bits of pixel, 2 of headroom for negative/over-unity coefficient sums. */
 #define PRECISION_BITS (32 - 8 - 2)
@@ -483,10 +484,30 @@ static double bilinear_filter(double x)
     return 0.0;
 }
 
+/* Pillow's bicubic_filter: Keys' cubic with a = -0.5, support 2 */
+static double bicubic_filter(double x)
+{
+    const double a = -0.5;
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+struct resample_filter {
+    double (*f)(double);
+    double support;
+};
+static const struct resample_filter filter_bilinear = { bilinear_filter, 1.0 };
+static const struct resample_filter filter_bicubic = { bicubic_filter, 2.0 };
+
 /* precompute_coeffs + normalize_coeffs_8bpc for one axis of inSize pixels (box in0..in1) to
    outSize. bounds: 2*outSize (first, count); kk: outSize*ksize. Returns ksize. */
-static int resample_coeffs(int in_size, float in0, float in1, int out_size, int **boundsp,
-                           int32_t **kkp)
+static int resample_coeffs(const struct resample_filter *flt, int in_size, float in0, float in1,
+                           int out_size, int **boundsp, int32_t **kkp)
 {
     double support, scale, filterscale, center, ww, ss;
     int ksize, xmin, xmax;
@@ -497,7 +518,7 @@ static int resample_coeffs(int in_size, float in0, float in1, int out_size, int 
     filterscale = scale = (double)(in1 - in0) / out_size;
     if (filterscale < 1.0)
         filterscale = 1.0;
-    support = 1.0 * filterscale; /* BILINEAR support 1 */
+    support = flt->support * filterscale;
     ksize = (int)ceil(support) * 2 + 1;
     kk = xmalloc((size_t)out_size * ksize * sizeof *kk);
     bounds = xmalloc((size_t)out_size * 2 * sizeof *bounds);
@@ -514,7 +535,7 @@ static int resample_coeffs(int in_size, float in0, float in1, int out_size, int 
             xmax = in_size;
         xmax -= xmin;
         for (int x = 0; x < xmax; x++) {
-            double w = bilinear_filter((x + xmin - center + 0.5) * ss);
+            double w = flt->f((x + xmin - center + 0.5) * ss);
             k[x] = w;
             ww += w;
         }
@@ -542,8 +563,8 @@ static inline uint8_t clip8(int v)
 }
 
 /* in: h rows of w RGB pixels, row stride `stride` bytes -> out (oh,ow,3). */
-static void resize_strided(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h,
-                           size_t stride)
+static void resize_strided(const struct resample_filter *flt, uint8_t *out, int ow, int oh,
+                           const uint8_t *in, int w, int h, size_t stride)
 {
     int *bh, *bv, kh, kv, y0, y1;
     int32_t *ch, *cv;
@@ -557,8 +578,8 @@ static void resize_strided(uint8_t *out, int ow, int oh, const uint8_t *in, int 
             memcpy(out + (size_t)y * w * 3, in + (size_t)y * stride, (size_t)w * 3);
         return;
     }
-    kh = resample_coeffs(w, 0, (float)w, ow, &bh, &ch);
-    kv = resample_coeffs(h, 0, (float)h, oh, &bv, &cv);
+    kh = resample_coeffs(flt, w, 0, (float)w, ow, &bh, &ch);
+    kv = resample_coeffs(flt, h, 0, (float)h, oh, &bv, &cv);
     /* rows the vertical pass reads */
     y0 = bv[0];
     y1 = bv[oh * 2 - 2] + bv[oh * 2 - 1];
@@ -611,7 +632,12 @@ static void resize_strided(uint8_t *out, int ow, int oh, const uint8_t *in, int 
 
 void img_resize_bilinear(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h)
 {
-    resize_strided(out, ow, oh, in, w, h, (size_t)w * 3);
+    resize_strided(&filter_bilinear, out, ow, oh, in, w, h, (size_t)w * 3);
+}
+
+void img_resize_bicubic(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h)
+{
+    resize_strided(&filter_bicubic, out, ow, oh, in, w, h, (size_t)w * 3);
 }
 
 void img_center_box(int w, int h, int ow, int oh, int *x0, int *y0, int *cw, int *ch)
@@ -636,5 +662,6 @@ void img_resize_center_crop(uint8_t *out, int ow, int oh, const uint8_t *in, int
 {
     int x0, y0, cw, ch;
     img_center_box(w, h, ow, oh, &x0, &y0, &cw, &ch);
-    resize_strided(out, ow, oh, in + ((size_t)y0 * w + x0) * 3, cw, ch, (size_t)w * 3);
+    resize_strided(&filter_bilinear, out, ow, oh, in + ((size_t)y0 * w + x0) * 3, cw, ch,
+                   (size_t)w * 3);
 }

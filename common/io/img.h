@@ -29,6 +29,9 @@ int img_png_write(FILE *f, const uint8_t *pix, int w, int h, int channels, char 
    filter with support scaled by the downscale factor, PIL's fixed-point coefficients and
    rounding. out: oh*ow*3. */
 void img_resize_bilinear(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
+/* The same with Image.BICUBIC (Keys' cubic a = -0.5, support 2 scaled the same way; the
+   result clipped to 0..255 as PIL does): torchvision's Resize(BICUBIC) on a PIL image. */
+void img_resize_bicubic(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
 /* The centre box of img_resize_center_crop: the largest box of aspect ow:oh with floor'd
    sizes (cw = h*ow/oh when the image is wider, else ch = w*oh/ow) at floor((w-cw)/2),
    floor((h-ch)/2). PIL equivalent: im.crop((x0, y0, x0+cw, y0+ch)).resize((ow, oh)). */

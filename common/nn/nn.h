@@ -133,6 +133,11 @@ void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in
 void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int N, int C, int HW, int G);
+/* layer_norm (torch.nn.LayerNorm(C, eps)) over the last dim: in (N,C), gamma, beta (C) ->
+   out (N,C) = (x - mean) * rstd * gamma + beta, biased variance. Each row is one thread's,
+   so the result does not depend on the thread count. out may equal in. */
+void nn_layer_norm_forward(float *out, const float *in, const float *gamma, const float *beta,
+                           int N, int C, float eps);
 /* batch_norm in inference form: (x - mean) / sqrt(var + eps) * gamma + beta, per channel */
 void nn_batch_norm_forward(float *out, const float *in, const float *mean, const float *var,
                            const float *gamma, const float *beta, int N, int C, int HW,
@@ -174,6 +179,14 @@ void nn_upsample2x_backward(float *din, const float *dout, int N, int C, int H, 
 void nn_bilinear_resize_forward(float *out, const float *in, int N, int C, int H, int W,
                                 int OH, int OW);
 
+/* F.interpolate(mode='bicubic', align_corners=False, antialias=False) to (OH,OW): Keys' cubic
+   with A = -0.75, taps clamped at the border. The source of output pixel o is
+   sh * (o + 0.5) - 0.5 (sw for columns): PyTorch's 1/scale_factor when F.interpolate is given
+   scale_factor, else H/OH; float arithmetic as PyTorch's CPU kernel (weights in float, rows of
+   4 taps summed, then the 4 rows). */
+void nn_bicubic_resize_forward(float *out, const float *in, int N, int C, int H, int W, int OH,
+                               int OW, float sh, float sw);
+
 /* ---- tensor plumbing ---- */
 /* torch.cat([a, b], dim=1): a (N,CA,HW), b (N,CB,HW) -> out (N,CA+CB,HW) */
 void nn_concat_forward(float *out, const float *a, const float *b, int N, int CA, int CB, int HW);
@@ -191,6 +204,11 @@ void nn_softmax_backward(float *din, const float *dout, const float *out, int ro
    att (N,heads,T,T) saved softmax(q k^T / sqrt(D)); out (N,T,C). */
 void nn_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, int N, int T, int C, int heads);
+/* The same with each (image, head) on one thread and single-threaded GEMMs whatever the
+   thread count, so the result does not depend on it (nn_attention_forward splits each GEMM
+   over the threads when N*heads is below the thread count). */
+void nn_attention_forward_fixed(float *out, float *att, const float *q, const float *k,
+                                const float *v, int N, int T, int C, int heads);
 /* scratch: N*heads*T*T floats */
 void nn_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                            const float *q, const float *k, const float *v, const float *att,

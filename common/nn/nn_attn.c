@@ -38,6 +38,20 @@ void nn_attention_forward(float *out, float *att, const float *q, const float *k
     }
 }
 
+void nn_attention_forward_fixed(float *out, float *att, const float *q, const float *k,
+                                const float *v, int N, int T, int C, int heads)
+{
+    int D = C / heads, nt = nn_get_threads(), ntask = N * heads;
+    size_t TC = (size_t)T * C, TT = (size_t)T * T;
+    nt = omp_in_parallel() ? 1 : nt < ntask ? nt : ntask;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int i = 0; i < ntask; i++) {
+        int n = i / heads, h = i % heads;
+        size_t o = n * TC + (size_t)h * D;
+        attn_fwd1(out + o, att + i * TT, q + o, k + o, v + o, T, C, D, nn_sgemm_serial);
+    }
+}
+
 /* dS = att * (dA - rowsum(dA * att)) / sqrt(D), with dA = dout v^T */
 static void attn_bwd1(float *dq, float *dk, float *dv, float *ds, const float *dout,
                       const float *q, const float *k, const float *v, const float *att, int T,

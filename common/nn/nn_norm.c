@@ -2,6 +2,7 @@
    per channel row in float (vectorised: omp simd reductions may reorder) and across rows in
    double: a 32x32x8-channel group is 8192 values and one float sum drifts by ~1e-6. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -67,6 +68,20 @@ void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in
             for (int i = 0; i < HW; i++)
                 yc[i] = xc[i] * a + b;
         }
+    }
+}
+
+void nn_layer_norm_forward(float *out, const float *in, const float *gamma, const float *beta,
+                           int N, int C, float eps)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C > 65536 && !omp_in_parallel())
+    for (int n = 0; n < N; n++) {
+        const float *x = in + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float m = (float)(row_sum(x, C) / (double)C);
+        float r = (float)(1.0 / sqrt((double)row_sqdev(x, C, m) / C + eps));
+        for (int c = 0; c < C; c++)
+            y[c] = (x[c] - m) * r * gamma[c] + beta[c];
     }
 }
 

@@ -289,3 +289,58 @@ void nn_bilinear_resize_forward(float *out, const float *in, int N, int C, int H
         }
     }
 }
+
+#define BICUBIC_MAX 1024 /* the position-embedding grids are at most a few dozen wide */
+
+/* PyTorch's compute_indices_weights_cubic for one axis: first tap index (before clamping) and
+   the 4 weights of each output */
+static void bicubic_coef(int in, int out, float scale, int *i0, float *w)
+{
+    const float A = -0.75f;
+    for (int o = 0; o < out; o++) {
+        float real = scale * ((float)o + 0.5f) - 0.5f;
+        int idx = (int)floorf(real);
+        if (idx > in - 1)
+            idx = in - 1;
+        float t = real - (float)idx;
+        t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        float x1 = t + 1.0f, x2 = 1.0f - t, x3 = x2 + 1.0f;
+        w[4 * o + 0] = ((A * x1 - 5.0f * A) * x1 + 8.0f * A) * x1 - 4.0f * A;
+        w[4 * o + 1] = ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f;
+        w[4 * o + 2] = ((A + 2.0f) * x2 - (A + 3.0f)) * x2 * x2 + 1.0f;
+        w[4 * o + 3] = ((A * x3 - 5.0f * A) * x3 + 8.0f * A) * x3 - 4.0f * A;
+        i0[o] = idx - 1;
+    }
+}
+
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+void nn_bicubic_resize_forward(float *out, const float *in, int N, int C, int H, int W, int OH,
+                               int OW, float sh, float sw)
+{
+    int y0[BICUBIC_MAX], x0[BICUBIC_MAX];
+    float wy[4 * BICUBIC_MAX], wx[4 * BICUBIC_MAX];
+    if (OH > BICUBIC_MAX || OW > BICUBIC_MAX)
+        return; /* programmer error: no output this large in the project */
+    bicubic_coef(H, OH, sh, y0, wy);
+    bicubic_coef(W, OW, sw, x0, wx);
+    for (int nc = 0; nc < N * C; nc++) {
+        const float *x = in + (size_t)nc * H * W;
+        float *y = out + (size_t)nc * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float t = 0.0f;
+                for (int i = 0; i < 4; i++) {
+                    const float *r = x + (size_t)clampi(y0[oy] + i, 0, H - 1) * W;
+                    float s = 0.0f;
+                    for (int j = 0; j < 4; j++)
+                        s += r[clampi(x0[ox] + j, 0, W - 1)] * wx[4 * ox + j];
+                    t += s * wy[4 * oy + i];
+                }
+                y[oy * OW + ox] = t;
+            }
+    }
+}

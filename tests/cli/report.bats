@@ -79,6 +79,20 @@ Synthetic Inception weights.
     [ "$stderr" = "report: model m: precision=high: want a number" ]
 }
 
+@test "report: fdd= adds an FD-DINOv2 column, - where a model has none; without it the table is unchanged" {
+    run -0 --separate-stderr score --fd-dinov2 --json --dinov2-weights "$FIX/dinov2/small.pth" "$FIX/dinov2/img32.npy" "$FIX/inception/img40x24.npy"
+    echo "$output" > res/fdd.json
+    echo '{"fid": 1.5, "n1": 3}' > res/nofdd.json
+    run -0 report --model m fid=res/fid.json,fdd=res/fdd.json --model n fdd=res/nofdd.json --model o fdd=2.5,n=4
+    [ "${lines[1]}" = "| model | FID | FD-DINOv2 | IS | KID | precision | recall | N | seconds |" ]
+    [ "${lines[2]}" = "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" ]
+    [ "${lines[3]}" = "| m | 123.46 | 0.03 | - | - | - | - | 100 | - |" ]
+    [ "${lines[4]}" = "| n | - | - | - | - | - | - | - | - |" ]
+    [ "${lines[5]}" = "| o | - | 2.50 | - | - | - | - | 4 | - |" ]
+    run -0 report --model m fid=res/fid.json
+    [ "${lines[1]}" = "| model | FID | IS | KID | precision | recall | N | seconds |" ]
+}
+
 @test "report rejects bad input and leaves no file" {
     echo '{"fid": ' > res/bad.json
     run -1 --separate-stderr report --model m fid=res/bad.json -o out.md

@@ -216,3 +216,81 @@ near_rel() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d 
   [[ "$stderr" == *"score: $FIX/inception/img311x300.npy: "* ]]
   [ "$(grep -vc 'warning: synthetic' <<< "$stderr")" = 1 ]
 }
+
+# FD-DINOv2: tests/fixtures/gen_dinov2.py (a transcription of facebookresearch/dinov2's ViT and
+# dgm-eval's transform) wrote small.pth, a small ViT in the official key layout
+DW() { echo "$FIX/dinov2/small.pth"; }
+D32() { echo "$FIX/dinov2/img32.npy"; }
+
+@test "score --fd-dinov2 matches the PyTorch transcription on a small official-layout .pth" {
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(ODD)"
+  [ "${#lines[@]}" -eq 2 ]
+  [[ "${lines[0]}" == "fd_dinov2: "* ]]
+  near_rel "${lines[0]#*: }" "$(cat "$FIX/dinov2/small_fd.txt")" 1e-4
+  [ "${lines[1]}" = "dinov2_preprocessing: dgm-eval (PIL bicubic to 224, ImageNet mean/std)" ]
+  [ -z "$stderr" ]
+}
+
+@test "score --fd-dinov2 reads \$DINOV2_WEIGHTS, joins --json, and is not in the default set" {
+  DINOV2_WEIGHTS="$(DW)" run -0 --separate-stderr score --json --fd-dinov2 --fid --weights synthetic "$(D32)" "$(ODD)"
+  [[ "$output" == *'"fd_dinov2": 0.0284'* ]]
+  [[ "$output" == *'"frechet_inception_distance": '* ]]
+  [[ "$output" == *'"dinov2_preprocessing": "dgm-eval'* ]]
+  [[ "$output" == *'"n_gen": 3,'* ]]
+  DINOV2_WEIGHTS="$(DW)" run -0 --separate-stderr score --weights synthetic --is-splits 1 --prc-k 1 --dc-k 1 "$(D32)" "$(ODD)"
+  [[ "$output" == *"frechet_inception_distance: "* ]]
+  [[ "$output" != *fd_dinov2* ]]
+}
+
+@test "score --fd-dinov2 of a set with itself is 0; a folder reads as the array" {
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(D32)"
+  awk -v v="${lines[0]#*: }" 'BEGIN { exit !(v >= 0 && v < 1e-6) }'
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$FIX/inception/folder" "$(ODD)"
+  local a=$output
+  [[ "$a" == "fd_dinov2: "* ]]
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(IMG)" "$(ODD)"
+  [ "$output" = "$a" ]
+}
+
+@test "score --fd-dinov2 without weights says how to get them in one line" {
+  [ -e "$REPO/weights/dinov2_vitl14_pretrain.pth" ] && skip "weights/ holds the real file"
+  cd "$BATS_TEST_TMPDIR"
+  DINOV2_WEIGHTS= run -1 --separate-stderr score --fd-dinov2 "$(D32)" "$(ODD)"
+  [ -z "$output" ]
+  [ "${#stderr_lines[@]}" -eq 1 ]
+  [[ "$stderr" == "score: no DINOv2 weights weights/dinov2_vitl14_pretrain.pth: run \`make weights\` (or download https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth), set DINOV2_WEIGHTS or pass --dinov2-weights" ]]
+  DINOV2_WEIGHTS=/nonexistent.pth run -1 --separate-stderr score --fd-dinov2 "$(D32)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "score: DINOV2_WEIGHTS=/nonexistent.pth: No such file (run \`make weights\`"* ]]
+}
+
+@test "score --fd-dinov2 rejects corrupt, incomplete and foreign weight files in one line" {
+  local f
+  for f in dinov2_trunc.pth dinov2_missing.pth dinov2_register.pth metrics_inception_missing.pth; do
+    run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$FIX/bad/$f" "$(D32)" "$(ODD)"
+    [ -z "$output" ]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "score: $FIX/bad/$f: "* ]]
+  done
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$FIX/bad/dinov2_missing.pth" "$(D32)" "$(ODD)"
+  [[ "$stderr" == *"blocks.0.ls2.gamma"* ]]
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$FIX/bad/dinov2_register.pth" "$(D32)" "$(ODD)"
+  [[ "$stderr" == *"register_tokens"* ]]
+}
+
+@test "score --fd-dinov2 refuses feature caches and statistics in one line" {
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(P small_gen.npy)" "$(D32)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $(P small_gen.npy): --fd-dinov2 needs images: feature caches hold no DINOv2 features" ]
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(M stats64_compressed.npz)"
+  [ "$stderr" = "score: $(M stats64_compressed.npz): --fd-dinov2 needs images: statistics hold no DINOv2 features" ]
+}
+
+@test "score --fd-dinov2: --threads and --batch-size change no bit" {
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 2 "$(D32)" "$(ODD)"
+  local a=$output
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 1 -b 1 "$(D32)" "$(ODD)"
+  [ "$output" = "$a" ]
+  run -0 --separate-stderr score --json --fd-dinov2 --dinov2-weights "$(DW)" -t 3 -b 2 "$(D32)" "$(ODD)"
+  [ "$output" = "$a" ]
+}

@@ -1,0 +1,173 @@
+/* DINOv2 ViT forward (facebookresearch/dinov2 dinov2/models/vision_transformer.py and
+   dinov2/layers/{block,attention,mlp,layer_scale,patch_embed}.py), dgm-eval's preprocessing,
+   and the position-embedding interpolation. */
+#include "models/dinov2.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/img.h"
+#include "nn/nn.h"
+#include "util/util.h"
+
+/* dgm-eval's DINOv2Encoder.transform with clean_resize=False (its default):
+   TF.Resize((224, 224), BICUBIC) on the PIL image (Pillow's antialiased cubic, uint8 result),
+   ToTensor (uint8 / 255 in float32), then TF.Normalize with ImageNet's mean and std, given
+   as float64 numpy arrays but cast to the tensor's float32 by torchvision before
+   x.sub_(mean).div_(std). The project's spec (metrics-beyond.md) and dgm-eval's source agree
+   here; its clean_resize=True path (clean-fid's per-channel float resize) and
+   torch-fidelity's DINOv2 extractor (bilinear) give other features and are not followed. */
+static const float pre_mean[3] = { 0.485f, 0.456f, 0.406f };
+static const float pre_std[3] = { 0.229f, 0.224f, 0.225f };
+
+void dinov2_preprocess(float *x, uint8_t *tmp, const uint8_t *img, int H, int W)
+{
+    const int S = DINOV2_SIZE;
+    img_resize_bicubic(tmp, S, S, img, W, H);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < S * S; i++)
+            x[(size_t)c * S * S + i] = ((float)tmp[3 * i + c] / 255.0f - pre_mean[c]) / pre_std[c];
+}
+
+/* interpolate_pos_encoding of facebookresearch/dinov2 as torch.hub loads it today (main,
+   2025-08; dgm-eval calls torch.hub.load('facebookresearch/dinov2', 'dinov2_vitl14')):
+   interpolate_offset 0.1 and interpolate_antialias False (the defaults dinov2_vitl14 keeps),
+   so F.interpolate(bicubic, scale_factor=((gh + 0.1) / grid, (gw + 0.1) / grid)), whose output
+   is floor(grid * scale) = gh x gw and whose source coordinates use 1/scale_factor, not
+   grid/gh. (The first release used the same 0.1 offset on (w0 + 0.1) / sqrt(N) too.) When the
+   input's patch count equals the table's and H == W the table is used as it is, as there. */
+void dinov2_pos_embed(float *pos, const struct dinov2 *net, int H, int W, int gh, int gw)
+{
+    int D = net->cfg.dim, G = net->cfg.grid;
+    if (gh * gw == G * G && H == W) {
+        memcpy(pos, net->pos_embed, (size_t)(1 + G * G) * D * sizeof(float));
+        return;
+    }
+    memcpy(pos, net->pos_embed, (size_t)D * sizeof(float));
+    float *in = xmalloc((size_t)D * G * G * sizeof(float));
+    float *out = xmalloc((size_t)D * gh * gw * sizeof(float));
+    nn_transpose_forward(in, net->pos_embed + D, 1, G * G, D);     /* (G*G, D) -> (D, G*G) */
+    /* PyTorch: scale = (float)(1.0 / scale_factor), scale_factor a Python float (double) */
+    float sh = (float)(1.0 / ((gh + 0.1) / G)), sw = (float)(1.0 / ((gw + 0.1) / G));
+    nn_bicubic_resize_forward(out, in, 1, D, G, G, gh, gw, sh, sw);
+    nn_transpose_forward(pos + D, out, 1, D, gh * gw);
+    free(in);
+    free(out);
+}
+
+void dinov2_ws_init(struct dinov2_ws *ws, const struct dinov2 *net, int H, int W)
+{
+    const struct dinov2_config *c = &net->cfg;
+    memset(ws, 0, sizeof *ws);
+    ws->H = H;
+    ws->W = W;
+    ws->gh = H / c->patch;   /* Conv2d(stride = patch) drops the remainder */
+    ws->gw = W / c->patch;
+    ws->T = 1 + ws->gh * ws->gw;
+    size_t T = (size_t)ws->T, D = (size_t)c->dim, P = 3 * (size_t)c->patch * c->patch;
+    size_t nm = T * c->mlp > (T - 1) * P ? T * c->mlp : (T - 1) * P;
+    size_t S = DINOV2_SIZE;
+    size_t total = 7 * T * D + (size_t)c->heads * T * T + nm + 3 * S * S + S * S;
+    ws->mem = xmalloc_big(total * sizeof(float));
+    float *p = ws->mem;
+    float **bufs[7] = { &ws->pos, &ws->x, &ws->h, &ws->q, &ws->k, &ws->v, &ws->a };
+    for (int i = 0; i < 7; i++) {
+        *bufs[i] = p;
+        p += T * D;
+    }
+    ws->att = p;
+    p += (size_t)c->heads * T * T;
+    ws->m = p;
+    p += nm;
+    ws->pre = p;
+    p += 3 * S * S;
+    ws->tmp = (uint8_t *)p;
+    dinov2_pos_embed(ws->pos, net, H, W, ws->gh, ws->gw);
+}
+
+void dinov2_ws_free(struct dinov2_ws *ws)
+{
+    free(ws->mem);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Conv2d(3, D, p, stride p) as a GEMM: patches (gh*gw, 3*p*p), row = patch (py, px) in
+   flatten(2) order, column = (c, ky, kx) as the weight's (D, 3, p, p) */
+static void patchify(float *out, const float *x, int H, int W, int p, int gh, int gw)
+{
+    size_t P = 3 * (size_t)p * p;
+    for (int py = 0; py < gh; py++)
+        for (int px = 0; px < gw; px++) {
+            float *o = out + ((size_t)py * gw + px) * P;
+            for (int c = 0; c < 3; c++)
+                for (int ky = 0; ky < p; ky++)
+                    memcpy(o + ((size_t)c * p + ky) * p,
+                           x + ((size_t)c * H + (size_t)py * p + ky) * W + (size_t)px * p,
+                           (size_t)p * sizeof(float));
+        }
+}
+
+/* x (T,D) += gamma (D) * y (T,D): LayerScale and the residual */
+static void add_scaled(float *x, const float *y, const float *gamma, int T, int D)
+{
+    for (int t = 0; t < T; t++) {
+        float *xr = x + (size_t)t * D;
+        const float *yr = y + (size_t)t * D;
+        for (int d = 0; d < D; d++)
+            xr[d] += gamma[d] * yr[d];
+    }
+}
+
+/* one Block: x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x))) */
+static void block_forward(const struct dinov2_config *c, const struct dinov2_block *b,
+                          struct dinov2_ws *ws)
+{
+    int T = ws->T, D = c->dim;
+    size_t DD = (size_t)D * D;
+    nn_layer_norm_forward(ws->h, ws->x, b->norm1_w, b->norm1_b, T, D, DINOV2_EPS);
+    /* qkv = Linear(D, 3D) as three GEMMs over its q, k and v row blocks: no reshuffle */
+    nn_linear_forward(ws->q, ws->h, b->qkv_w, b->qkv_b, T, D, D);
+    nn_linear_forward(ws->k, ws->h, b->qkv_w + DD, b->qkv_b + D, T, D, D);
+    nn_linear_forward(ws->v, ws->h, b->qkv_w + 2 * DD, b->qkv_b + 2 * D, T, D, D);
+    nn_attention_forward_fixed(ws->a, ws->att, ws->q, ws->k, ws->v, 1, T, D, c->heads);
+    nn_linear_forward(ws->h, ws->a, b->proj_w, b->proj_b, T, D, D);
+    add_scaled(ws->x, ws->h, b->ls1, T, D);
+    nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, T, D, DINOV2_EPS);
+    nn_linear_forward(ws->m, ws->h, b->fc1_w, b->fc1_b, T, D, c->mlp);
+    nn_gelu_forward(ws->m, ws->m, (size_t)T * c->mlp);
+    nn_linear_forward(ws->h, ws->m, b->fc2_w, b->fc2_b, T, c->mlp, D);
+    add_scaled(ws->x, ws->h, b->ls2, T, D);
+}
+
+/* one image x (3,H,W) -> feat (D) */
+static void forward1(const struct dinov2 *net, struct dinov2_ws *ws, float *feat, const float *x)
+{
+    const struct dinov2_config *c = &net->cfg;
+    int D = c->dim, T = ws->T;
+    patchify(ws->m, x, ws->H, ws->W, c->patch, ws->gh, ws->gw);
+    nn_linear_forward(ws->x + D, ws->m, net->patch_w, net->patch_b, T - 1,
+                      3 * c->patch * c->patch, D);
+    memcpy(ws->x, net->cls_token, (size_t)D * sizeof(float));
+    nn_add_forward(ws->x, ws->x, ws->pos, (size_t)T * D);
+    for (int b = 0; b < c->depth; b++)
+        block_forward(c, &net->blocks[b], ws);
+    /* forward_features' x_norm_clstoken: the final norm of token 0 */
+    nn_layer_norm_forward(feat, ws->x, net->norm_w, net->norm_b, 1, D, DINOV2_EPS);
+}
+
+void dinov2_forward(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
+                    const float *x, int N)
+{
+    size_t per = 3 * (size_t)ws->H * ws->W;
+    for (int i = 0; i < N; i++)
+        forward1(net, ws, feat + (size_t)i * net->cfg.dim, x + i * per);
+}
+
+void dinov2_forward_u8(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
+                       const uint8_t *img, int N, int H, int W)
+{
+    for (int i = 0; i < N; i++) {
+        dinov2_preprocess(ws->pre, ws->tmp, img + (size_t)i * H * W * 3, H, W);
+        forward1(net, ws, feat + (size_t)i * net->cfg.dim, ws->pre);
+    }
+}

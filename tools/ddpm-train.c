@@ -16,7 +16,8 @@
    gradient of its share weighted by share / images of the step, MPI_Allreduce sums them, and
    every rank takes the same clip + AdamW step (rank 0 alone keeps the EMA). The step's loss
    and a stop flag per rank (a signal) travel in a second, small allreduce, so that every rank
-   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints, --log and evaluates.
+   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints and --log. An evaluation
+   is sharded: each rank samples and scores its share, rank 0 scores them all (ddpm_eval.h).
 
    OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
    checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
@@ -120,7 +121,9 @@ static const char help[] =
     "  --eval-every N                  every N steps sample --eval-samples images with\n"
     "                                  DDIM --eval-steps and log their FID and KID\n"
     "                                  against --eval-ref (default 0: never); under\n"
-    "                                  mpirun on rank 0 alone, the others wait\n"
+    "                                  mpirun each process samples and scores its share\n"
+    "                                  (the scores of 1 process); --eval-ref must be on\n"
+    "                                  every node\n"
     "  --eval-samples N                (default 100)\n"
     "  --eval-steps N                  (default 50)\n"
     "  --eval-ref REF                  reference images for the scores (.npy or folder)\n"
@@ -279,18 +282,22 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
     st_close(&f);
 }
 
-/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0) */
-static void save_model(struct run *r, const char *dir)
+/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0). With
+   everyone (collective, under mpirun), every rank saves rank 0's weights into its own dir. */
+static void save_model(struct run *r, const char *dir, int everyone)
 {
     char msg[256], path[4200];
     size_t n = r->u.n_params * sizeof(float);
-    int rc;
-    if (r->tr.ema != NULL) { /* grads are free between steps: park the raw weights there */
+    int rc, park = r->tr.ema != NULL || everyone;
+    if (park) { /* grads are free between steps: park the raw weights there */
         memcpy(r->tr.grads, r->u.params, n);
-        memcpy(r->u.params, r->tr.ema, n);
+        if (r->tr.ema != NULL)
+            memcpy(r->u.params, r->tr.ema, n);
     }
+    if (everyone)
+        par_bcast(r->u.params, n);
     rc = unet_save_dir(&r->u, dir, msg, sizeof msg);
-    if (r->tr.ema != NULL) {
+    if (park) {
         memcpy(r->u.params, r->tr.grads, n);
         unet_weights_changed(&r->u);
     }
@@ -301,18 +308,21 @@ static void save_model(struct run *r, const char *dir)
         errx(1, "%s: %s", path, msg);
 }
 
-/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h), rank 0 ---- */
+/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h) ----
+   Under mpirun every rank calls evaluate() at the same step (collective): each samples and
+   scores its shard of the samples, rank 0 scores them all and every rank gets the scores. */
 
-/* 0, or -1 when interrupted by a signal */
+/* 0, or -1 when interrupted by a signal (under mpirun: on any rank) */
 static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
     char msg[4400];
     int rc;
-    if (ddpm_eval_ref(&r->ev, msg, sizeof msg) == -1)
+    if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1)
         errx(1, "%s", msg);
-    if (trainer_stop())
+    /* under mpirun a signal is every rank's business at the next step, not one rank's now */
+    if (rc == 1 || (r->K == 1 && trainer_stop()))
         return -1;
-    save_model(r, r->ev.dir);
+    save_model(r, r->ev.dir, r->K > 1);
     if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1)
         errx(1, "%s", msg);
     return rc == 0 ? 0 : -1;
@@ -504,6 +514,9 @@ static const char *setup_rank0(struct run *r, struct opts *o, char *ckpt, size_t
     if (r->K > o->batch)
         errx(1, "%d processes for --train-batch-size %ld: want at least one image each", r->K,
              o->batch);
+    if (r->K > o->eval_samples && (o->eval_every > 0 || o->final_json != NULL))
+        errx(1, "%d processes for --eval-samples %ld: want at least one sample each", r->K,
+             o->eval_samples);
     /* a run killed while writing a checkpoint left its temporary folders: the last complete
        checkpoint is what counts (and is what --resume-from-checkpoint latest finds) */
     if (ckpt_dir_sweep(o->out) > 0)
@@ -605,7 +618,7 @@ int main(int argc, char **argv)
     long perm_epoch = -1, done = 0, start_step;
     double t0, loss_sum = 0;
     long loss_n = 0;
-    int verbose = 0, sig = 0, rc = 0;
+    int verbose = 0, sig = 0, rc = 0, eval_now;
     float *tail;
 
     for (int i = 1; i < argc; i++)
@@ -695,12 +708,16 @@ int main(int argc, char **argv)
         }
         done += G;
         loss_sum += loss, loss_n++;
+        /* every rank evaluates (its shard), unless the step's allreduce says stop */
+        eval_now = o.eval_every > 0 && r.tr.step % o.eval_every == 0 && sig == 0;
         if (r.rank > 0) {
+            if (eval_now)
+                evaluate(&r, &sc);
             if (sig != 0)
                 break;
             continue;
         }
-        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &sc) == 0) {
+        if (eval_now && evaluate(&r, &sc) == 0) {
             snprintf(fid, sizeof fid, "%.6g", sc.fid);
             snprintf(kid, sizeof kid, "%.6g", sc.kid);
         }
@@ -731,23 +748,20 @@ int main(int argc, char **argv)
     if (sig != 0)
         rc = 128 + sig;
     if (r.rank == 0) {
-        if (sig != 0) {
-            if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
-                save_ckpt(&r, &o);
-            save_model(&r, o.out);
-        } else {
-            save_model(&r, o.out);
-            if (o.final_json != NULL) {
-                if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 &&
-                      r.tr.step > start_step))
-                    evaluate(&r, &sc);
-                if (ddpm_eval_write_json(o.final_json, r.tr.step,
-                                         loss_n ? loss_sum / loss_n : NAN, &sc, msg,
-                                         sizeof msg) == -1)
-                    errx(1, "%s: %s", o.final_json, msg);
-            }
-        }
-        ddpm_eval_remove_ref(&r.ev);
+        if (sig != 0 && (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0))
+            save_ckpt(&r, &o);
+        save_model(&r, o.out, 0);
+    }
+    /* the final scores, unless the last step's were taken (every rank, under mpirun) */
+    if (sig == 0 && o.final_json != NULL &&
+        !(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
+        evaluate(&r, &sc);
+    ddpm_eval_remove_ref(&r.ev);
+    if (r.rank == 0) {
+        if (sig == 0 && o.final_json != NULL &&
+            ddpm_eval_write_json(o.final_json, r.tr.step, loss_n ? loss_sum / loss_n : NAN,
+                                 &sc, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", o.final_json, msg);
         if (log != NULL && fclose(log) != 0)
             err(1, "%s", o.log);
         if (rc != 0)

@@ -183,8 +183,9 @@ struct start {
     int resumed;            /* Adam moments follow */
 };
 
-/* a rank > 0 that must stop because rank 0 stops with an error: rank 0 says why, this rank
-   waits to be ended with the job (mpirun ends the ranks once rank 0 exits with status 1) */
+/* a rank that must stop because another stops with an error (rank 0, or a rank whose
+   evaluation failed): that one says why, this rank waits to be ended with the job (mpirun
+   ends the ranks once one exits with status 1) */
 static void follow_rank0(void)
 {
     par_barrier();
@@ -317,13 +318,18 @@ static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
     char msg[4400];
     int rc;
-    if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1)
+    /* -1 with msg "": another rank failed, and says why */
+    if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1 && msg[0] == '\0')
+        follow_rank0();
+    if (rc == -1)
         errx(1, "%s", msg);
     /* under mpirun a signal is every rank's business at the next step, not one rank's now */
     if (rc == 1 || (r->K == 1 && trainer_stop()))
         return -1;
     save_model(r, r->ev.dir, r->K > 1);
-    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1)
+    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1 && msg[0] == '\0')
+        follow_rank0();
+    if (rc == -1)
         errx(1, "%s", msg);
     return rc == 0 ? 0 : -1;
 }

@@ -96,8 +96,10 @@ static int read_score(const char *out, const char *key, double *v)
    joins them in rank order (npycat), which is the 1-process features file: image i's
    features depend only on the image, image i only on the seed and i. Rank 0 then scores
    from the features, as a 1-process run from the images (the same rows, the same sums), and
-   sends the verdict to every rank, so that they all go on alike. A rank whose tool fails
-   returns -1: its trainer exits, and mpirun ends the job. */
+   sends the verdict to every rank, so that they all go on alike. Each rank's status travels
+   with its files: 0, 1 (interrupted: its tool failed after a signal) or -1 (failed: msg
+   says why); every rank has cleaned up by the time it returns -1, and the others return -1
+   with msg "" (another rank failed and says why). */
 
 /* e->dir/NAME.R.npy: rank R's part (on rank R, and rank 0's copy of it) */
 static void part_path(char *p, size_t len, const struct ddpm_eval *e, const char *name, int r)
@@ -140,55 +142,58 @@ static int save_features(const struct ddpm_eval *e, int k, const char *in, int s
     return run_step(e, argv, buf, sizeof buf, what, msg, msglen);
 }
 
-/* Collective: this rank's status st (0, 1: interrupted) and, when 0, its parts NAME.RANK.npy
-   of names[0 .. n-1] go to rank 0, which writes them into its e->dir. A rank > 0 removes
-   its parts and returns st; rank 0 returns 1 if any rank was interrupted, else 0. -1 with
-   msg when a part cannot be read or written. */
-static int gather_parts(const struct ddpm_eval *e, int st, const char *const *names, int n,
+/* the worse of two statuses: -1 (failed) over 1 (interrupted) over 0 */
+static int worse(int a, int b)
+{
+    return a == -1 || b == -1 ? -1 : a == 1 || b == 1 ? 1 : 0;
+}
+
+/* Collective: this rank's status st and, when 0, its two parts NAME.RANK.npy (names[0],
+   names[1]) go to rank 0, which writes them into its e->dir. A rank > 0 returns its status
+   (-1 with msg if a part cannot be read); rank 0 the worst of all (-1 with msg if a part
+   cannot be written, "" if another rank failed). */
+static int gather_parts(const struct ddpm_eval *e, int st, const char *const *names,
                         char *msg, size_t msglen)
 {
     char path[4400];
+    unsigned char *buf[2] = {NULL, NULL};
+    size_t len[2];
     if (e->rank > 0) {
-        par_send(&st, sizeof st);
-        for (int i = 0; i < n; i++) {
-            unsigned char *buf;
-            size_t len;
+        for (int i = 0; i < 2 && st == 0; i++) {
             part_path(path, sizeof path, e, names[i], e->rank);
-            if (st == 0) {
-                if (util_read_file(path, &buf, &len, msg, msglen) == -1)
-                    return -1;
-                par_send(buf, len);
-                free(buf);
-            }
-            unlink(path);
+            if (util_read_file(path, &buf[i], &len[i], msg, msglen) == -1)
+                st = -1;
         }
+        par_send(&st, sizeof st);
+        for (int i = 0; i < 2 && st == 0; i++)
+            par_send(buf[i], len[i]);
+        free(buf[0]);
+        free(buf[1]);
         return st;
     }
     for (int r = 1; r < e->K; r++) {
-        size_t len;
-        int *s = par_recv(r, &len), sr = len == sizeof sr ? *s : 1;
-        free(s);
-        if (sr != 0) {
-            st = 1;
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            char *buf = par_recv(r, &len);
+        size_t n;
+        int *p = par_recv(r, &n), sr = n == sizeof sr ? *p : -1;
+        free(p);
+        if (sr == -1 && st != -1)
+            msg[0] = '\0'; /* rank r says why */
+        st = worse(st, sr);
+        for (int i = 0; i < 2 && sr == 0; i++) {
+            char *b = par_recv(r, &n);
             FILE *f;
             part_path(path, sizeof path, e, names[i], r);
-            if ((f = fopen(path, "wb")) == NULL || fwrite(buf, 1, len, f) != len ||
-                fclose(f) != 0) {
+            if (st == 0 && ((f = fopen(path, "wb")) == NULL || fwrite(b, 1, n, f) != n ||
+                            fclose(f) != 0)) {
                 snprintf(msg, msglen, "%s: %s", path, strerror(errno));
-                free(buf);
-                return -1;
+                st = -1;
             }
-            free(buf);
+            free(b);
         }
     }
     return st;
 }
 
-/* rank 0: npycat -o out of the K parts of name, in rank order, then removes them */
+/* rank 0: npycat -o out of the K parts of name, in rank order */
 static int join_parts(const struct ddpm_eval *e, const char *name, const char *out, char *msg,
                       size_t msglen)
 {
@@ -203,8 +208,6 @@ static int join_parts(const struct ddpm_eval *e, const char *name, const char *o
     argv[a] = NULL;
     snprintf(what, sizeof what, "npycat of the %s features", name);
     rc = run_step(e, argv, buf, sizeof buf, what, msg, msglen);
-    for (int r = 0; r < e->K; r++)
-        unlink(paths + (size_t)r * 4400);
     free(paths);
     free(argv);
     return rc;
@@ -229,9 +232,21 @@ static void remove_dir(const struct ddpm_eval *e)
 
 /* what rank 0 decided, sent to every rank */
 struct verdict {
-    int rc; /* 0, or 1: interrupted */
+    int rc; /* 0, 1: interrupted, -1: failed */
     double fid, kid, kid_std;
 };
+
+/* Collective end of an evaluation step: rank 0's verdict v to every rank, e->dir removed.
+   Returns v->rc; with -1 msg stays this rank's own message if it failed (st == -1), else "". */
+static int finish(const struct ddpm_eval *e, struct verdict *v, int st, char *msg,
+                  size_t msglen)
+{
+    par_bcast(v, sizeof *v);
+    remove_dir(e);
+    if (v->rc == -1 && st != -1 && msglen > 0)
+        msg[0] = '\0';
+    return v->rc;
+}
 
 static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
 {
@@ -240,19 +255,17 @@ static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
     struct verdict v = {0, 0, 0, 0};
     int st = 0, a;
 
+    snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
+    snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
     if (mkdir(e->dir, 0777) == -1 && errno != EEXIST) {
         snprintf(msg, msglen, "%s: %s", e->dir, strerror(errno));
-        return -1;
+        st = -1;
     }
     for (int k = 0; k < 2 && st == 0; k++) {
         part_path(part, sizeof part, e, names[k], e->rank);
-        if ((st = save_features(e, k, e->ref, 1, part, msg, msglen)) == -1)
-            return -1;
+        st = save_features(e, k, e->ref, 1, part, msg, msglen);
     }
-    if ((st = gather_parts(e, st, names, 2, msg, msglen)) == -1)
-        return -1;
-    snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
-    snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
+    st = gather_parts(e, st, names, msg, msglen);
     if (e->rank == 0 && st == 0) {
         /* the joined fid features -> their statistics, as fid --save-stats of the images */
         snprintf(joined, sizeof joined, "%s/ref-fid.npy", e->dir);
@@ -268,24 +281,16 @@ static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
             st = run_step(e, argv, buf, sizeof buf, "fid --save-stats of the reference", msg,
                           msglen);
         }
-        if (st == -1)
-            return -1;
-        v.rc = st;
     }
-    if (e->rank == 0)
-        remove_dir(e);
-    par_bcast(&v, sizeof v);
-    if (e->rank > 0)
-        remove_dir(e);
-    if (v.rc != 0) {
+    v.rc = st;
+    if (finish(e, &v, st, msg, msglen) != 0) {
         if (e->rank == 0) {
             unlink(e->fid_ref);
             unlink(e->kid_ref);
         }
         e->fid_ref[0] = '\0';
-        return 1;
     }
-    return 0;
+    return v.rc;
 }
 
 static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
@@ -308,15 +313,12 @@ static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, siz
     argv[a++] = "ddim", argv[a++] = "--steps", argv[a++] = steps, argv[a++] = "--seed";
     argv[a++] = seed, argv[a++] = "--threads", argv[a++] = thr, argv[a++] = "-o";
     argv[a++] = samples, argv[a] = NULL;
-    if ((st = run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen)) == -1)
-        return -1;
+    st = run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen);
     for (int k = 0; k < 2 && st == 0; k++) {
         part_path(part, sizeof part, e, names[k], e->rank);
-        if ((st = save_features(e, k, samples, 0, part, msg, msglen)) == -1)
-            return -1;
+        st = save_features(e, k, samples, 0, part, msg, msglen);
     }
-    if ((st = gather_parts(e, st, names, 2, msg, msglen)) == -1)
-        return -1;
+    st = gather_parts(e, st, names, msg, msglen);
     for (int k = 0; k < 2 && e->rank == 0 && st == 0; k++) {
         snprintf(joined[k], sizeof joined[k], "%s/%s.npy", e->dir, names[k]);
         if ((st = join_parts(e, names[k], joined[k], msg, msglen)) != 0)
@@ -328,20 +330,16 @@ static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, siz
             break;
         if (k == 0 && read_score(out, "FID:", &v.fid) == -1) {
             snprintf(msg, msglen, "evaluation: fid: unexpected output");
-            return -1;
+            st = -1;
         }
         if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &v.kid) == -1 ||
                        read_score(out, "kernel_inception_distance_std:", &v.kid_std) == -1)) {
             snprintf(msg, msglen, "evaluation: kid: unexpected output");
-            return -1;
+            st = -1;
         }
     }
-    if (st == -1)
-        return -1;
     v.rc = st;
-    par_bcast(&v, sizeof v);
-    remove_dir(e);
-    if (v.rc == 0) {
+    if (finish(e, &v, st, msg, msglen) == 0) {
         sc->fid = v.fid;
         sc->kid = v.kid;
         sc->kid_std = v.kid_std;

@@ -9,8 +9,9 @@
    rank makes its shard of the samples and of the features (in e->dir, its own folder: rank
    0's in OUTDIR, the others' in $TMPDIR, /tmp by default), rank 0 gathers the features in
    rank order, scores them and sends the result to every rank: the scores of one process,
-   on every rank. A rank's failure is its -1 (its msg); the caller exits and mpirun ends the
-   others. --eval-ref must be readable on every rank. */
+   on every rank. When a rank fails, every rank cleans up and returns -1: the failed one with
+   its msg, the others with msg "" (they should exit quietly once it has said why: a barrier
+   it never joins, then mpirun ends them). --eval-ref must be readable on every rank. */
 #ifndef DDPM_EVAL_H
 #define DDPM_EVAL_H
 #include <stddef.h>

@@ -28,9 +28,11 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "models/ckpt_dir.h"
 #include "eval/ddpm_eval.h"
@@ -183,11 +185,47 @@ struct start {
     int resumed;            /* Adam moments follow */
 };
 
+/* Under mpirun, rank 0's line when the launcher ends the job with SIGTERM: one process was
+   killed (kill -9, the OOM killer: with -q mpirun says nothing) or failed, or mpirun itself
+   was interrupted. Written (async-signal-safe) at the first SIGTERM that comes from the
+   launcher (the parent: mpirun or its orted), not at a user's kill of this rank, and not
+   when this rank knows already that another failed and said why (term_quiet). */
+static char term_note[4400];
+static size_t term_len;
+static volatile sig_atomic_t term_quiet, term_seen;
+
+static void on_term(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (!term_seen && !term_quiet && term_len > 0 && si != NULL && si->si_pid == getppid()) {
+        ssize_t k = write(2, term_note, term_len);
+        (void)k;
+    }
+    term_seen = 1;
+    trainer_on_signal(sig);
+}
+
+/* rank 0 under mpirun, after trainer_catch_signals */
+static void catch_launcher_term(const char *outdir)
+{
+    struct sigaction sa;
+    int n = snprintf(term_note, sizeof term_note, "ddpm-train: ended by mpirun: a process "
+                     "was killed or failed, or mpirun was interrupted; the newest checkpoint "
+                     "in %s resumes (--resume-from-checkpoint latest)\n", outdir);
+    term_len = n > 0 && (size_t)n < sizeof term_note ? (size_t)n : 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_term;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 /* a rank that must stop because another stops with an error (rank 0, or a rank whose
    evaluation failed): that one says why, this rank waits to be ended with the job (mpirun
    ends the ranks once one exits with status 1) */
 static void follow_rank0(void)
 {
+    term_quiet = 1;
     par_barrier();
     exit(1);
 }
@@ -672,6 +710,8 @@ int main(int argc, char **argv)
             err(1, "%s", o.log);
     }
     trainer_catch_signals();
+    if (r.rank == 0 && r.K > 1)
+        catch_launcher_term(o.out);
     if (!o.quiet && r.rank == 0 && r.K > 1)
         fprintf(stderr, "ddpm-train: %ld images a step (global batch): %ld micro-batch%s of "
                 "%ld, each split over %d processes (%ld images or fewer each)\n",

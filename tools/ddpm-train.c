@@ -16,7 +16,8 @@
    gradient of its share weighted by share / images of the step, MPI_Allreduce sums them, and
    every rank takes the same clip + AdamW step (rank 0 alone keeps the EMA). The step's loss
    and a stop flag per rank (a signal) travel in a second, small allreduce, so that every rank
-   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints, --log and evaluates.
+   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints and --log. An evaluation
+   is sharded: each rank samples and scores its share, rank 0 scores them all (ddpm_eval.h).
 
    OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
    checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
@@ -27,9 +28,11 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "models/ckpt_dir.h"
 #include "eval/ddpm_eval.h"
@@ -120,7 +123,9 @@ static const char help[] =
     "  --eval-every N                  every N steps sample --eval-samples images with\n"
     "                                  DDIM --eval-steps and log their FID and KID\n"
     "                                  against --eval-ref (default 0: never); under\n"
-    "                                  mpirun on rank 0 alone, the others wait\n"
+    "                                  mpirun each process samples and scores its share\n"
+    "                                  (the scores of 1 process); --eval-ref must be on\n"
+    "                                  every node\n"
     "  --eval-samples N                (default 100)\n"
     "  --eval-steps N                  (default 50)\n"
     "  --eval-ref REF                  reference images for the scores (.npy or folder)\n"
@@ -180,10 +185,47 @@ struct start {
     int resumed;            /* Adam moments follow */
 };
 
-/* a rank > 0 that must stop because rank 0 stops with an error: rank 0 says why, this rank
-   waits to be ended with the job (mpirun ends the ranks once rank 0 exits with status 1) */
+/* Under mpirun, rank 0's line when the launcher ends the job with SIGTERM: one process was
+   killed (kill -9, the OOM killer: with -q mpirun says nothing) or failed, or mpirun itself
+   was interrupted. Written (async-signal-safe) at the first SIGTERM that comes from the
+   launcher (the parent: mpirun or its orted), not at a user's kill of this rank, and not
+   when this rank knows already that another failed and said why (term_quiet). */
+static char term_note[4400];
+static size_t term_len;
+static volatile sig_atomic_t term_quiet, term_seen;
+
+static void on_term(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (!term_seen && !term_quiet && term_len > 0 && si != NULL && si->si_pid == getppid()) {
+        ssize_t k = write(2, term_note, term_len);
+        (void)k;
+    }
+    term_seen = 1;
+    trainer_on_signal(sig);
+}
+
+/* rank 0 under mpirun, after trainer_catch_signals */
+static void catch_launcher_term(const char *outdir)
+{
+    struct sigaction sa;
+    int n = snprintf(term_note, sizeof term_note, "ddpm-train: ended by mpirun: a process "
+                     "was killed or failed, or mpirun was interrupted; the newest checkpoint "
+                     "in %s resumes (--resume-from-checkpoint latest)\n", outdir);
+    term_len = n > 0 && (size_t)n < sizeof term_note ? (size_t)n : 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_term;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* a rank that must stop because another stops with an error (rank 0, or a rank whose
+   evaluation failed): that one says why, this rank waits to be ended with the job (mpirun
+   ends the ranks once one exits with status 1) */
 static void follow_rank0(void)
 {
+    term_quiet = 1;
     par_barrier();
     exit(1);
 }
@@ -279,18 +321,22 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
     st_close(&f);
 }
 
-/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0) */
-static void save_model(struct run *r, const char *dir)
+/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0). With
+   everyone (collective, under mpirun), every rank saves rank 0's weights into its own dir. */
+static void save_model(struct run *r, const char *dir, int everyone)
 {
     char msg[256], path[4200];
     size_t n = r->u.n_params * sizeof(float);
-    int rc;
-    if (r->tr.ema != NULL) { /* grads are free between steps: park the raw weights there */
+    int rc, park = r->tr.ema != NULL || everyone;
+    if (park) { /* grads are free between steps: park the raw weights there */
         memcpy(r->tr.grads, r->u.params, n);
-        memcpy(r->u.params, r->tr.ema, n);
+        if (r->tr.ema != NULL)
+            memcpy(r->u.params, r->tr.ema, n);
     }
+    if (everyone)
+        par_bcast(r->u.params, n);
     rc = unet_save_dir(&r->u, dir, msg, sizeof msg);
-    if (r->tr.ema != NULL) {
+    if (park) {
         memcpy(r->u.params, r->tr.grads, n);
         unet_weights_changed(&r->u);
     }
@@ -301,19 +347,27 @@ static void save_model(struct run *r, const char *dir)
         errx(1, "%s: %s", path, msg);
 }
 
-/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h), rank 0 ---- */
+/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h) ----
+   Under mpirun every rank calls evaluate() at the same step (collective): each samples and
+   scores its shard of the samples, rank 0 scores them all and every rank gets the scores. */
 
-/* 0, or -1 when interrupted by a signal */
+/* 0, or -1 when interrupted by a signal (under mpirun: on any rank) */
 static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
     char msg[4400];
     int rc;
-    if (ddpm_eval_ref(&r->ev, msg, sizeof msg) == -1)
+    /* -1 with msg "": another rank failed, and says why */
+    if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1 && msg[0] == '\0')
+        follow_rank0();
+    if (rc == -1)
         errx(1, "%s", msg);
-    if (trainer_stop())
+    /* under mpirun a signal is every rank's business at the next step, not one rank's now */
+    if (rc == 1 || (r->K == 1 && trainer_stop()))
         return -1;
-    save_model(r, r->ev.dir);
-    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1)
+    save_model(r, r->ev.dir, r->K > 1);
+    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1 && msg[0] == '\0')
+        follow_rank0();
+    if (rc == -1)
         errx(1, "%s", msg);
     return rc == 0 ? 0 : -1;
 }
@@ -504,6 +558,9 @@ static const char *setup_rank0(struct run *r, struct opts *o, char *ckpt, size_t
     if (r->K > o->batch)
         errx(1, "%d processes for --train-batch-size %ld: want at least one image each", r->K,
              o->batch);
+    if (r->K > o->eval_samples && (o->eval_every > 0 || o->final_json != NULL))
+        errx(1, "%d processes for --eval-samples %ld: want at least one sample each", r->K,
+             o->eval_samples);
     /* a run killed while writing a checkpoint left its temporary folders: the last complete
        checkpoint is what counts (and is what --resume-from-checkpoint latest finds) */
     if (ckpt_dir_sweep(o->out) > 0)
@@ -605,7 +662,7 @@ int main(int argc, char **argv)
     long perm_epoch = -1, done = 0, start_step;
     double t0, loss_sum = 0;
     long loss_n = 0;
-    int verbose = 0, sig = 0, rc = 0;
+    int verbose = 0, sig = 0, rc = 0, eval_now;
     float *tail;
 
     for (int i = 1; i < argc; i++)
@@ -653,6 +710,8 @@ int main(int argc, char **argv)
             err(1, "%s", o.log);
     }
     trainer_catch_signals();
+    if (r.rank == 0 && r.K > 1)
+        catch_launcher_term(o.out);
     if (!o.quiet && r.rank == 0 && r.K > 1)
         fprintf(stderr, "ddpm-train: %ld images a step (global batch): %ld micro-batch%s of "
                 "%ld, each split over %d processes (%ld images or fewer each)\n",
@@ -695,12 +754,16 @@ int main(int argc, char **argv)
         }
         done += G;
         loss_sum += loss, loss_n++;
+        /* every rank evaluates (its shard), unless the step's allreduce says stop */
+        eval_now = o.eval_every > 0 && r.tr.step % o.eval_every == 0 && sig == 0;
         if (r.rank > 0) {
+            if (eval_now)
+                evaluate(&r, &sc);
             if (sig != 0)
                 break;
             continue;
         }
-        if (o.eval_every > 0 && r.tr.step % o.eval_every == 0 && evaluate(&r, &sc) == 0) {
+        if (eval_now && evaluate(&r, &sc) == 0) {
             snprintf(fid, sizeof fid, "%.6g", sc.fid);
             snprintf(kid, sizeof kid, "%.6g", sc.kid);
         }
@@ -731,23 +794,20 @@ int main(int argc, char **argv)
     if (sig != 0)
         rc = 128 + sig;
     if (r.rank == 0) {
-        if (sig != 0) {
-            if (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0)
-                save_ckpt(&r, &o);
-            save_model(&r, o.out);
-        } else {
-            save_model(&r, o.out);
-            if (o.final_json != NULL) {
-                if (!(o.eval_every > 0 && r.tr.step % o.eval_every == 0 &&
-                      r.tr.step > start_step))
-                    evaluate(&r, &sc);
-                if (ddpm_eval_write_json(o.final_json, r.tr.step,
-                                         loss_n ? loss_sum / loss_n : NAN, &sc, msg,
-                                         sizeof msg) == -1)
-                    errx(1, "%s: %s", o.final_json, msg);
-            }
-        }
-        ddpm_eval_remove_ref(&r.ev);
+        if (sig != 0 && (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0))
+            save_ckpt(&r, &o);
+        save_model(&r, o.out, 0);
+    }
+    /* the final scores, unless the last step's were taken (every rank, under mpirun) */
+    if (sig == 0 && o.final_json != NULL &&
+        !(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
+        evaluate(&r, &sc);
+    ddpm_eval_remove_ref(&r.ev);
+    if (r.rank == 0) {
+        if (sig == 0 && o.final_json != NULL &&
+            ddpm_eval_write_json(o.final_json, r.tr.step, loss_n ? loss_sum / loss_n : NAN,
+                                 &sc, msg, sizeof msg) == -1)
+            errx(1, "%s: %s", o.final_json, msg);
         if (log != NULL && fclose(log) != 0)
             err(1, "%s", o.log);
         if (rc != 0)

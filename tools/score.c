@@ -5,7 +5,10 @@
    (guided-diffusion's evaluator: the Frechet distance of spatial features taken from the same
    pass). Each score equals what fid (with the same --resize; --dims 2023 for sFID), is-score
    and kid print on the same input. FD-DINOv2 (dgm-eval: the Frechet distance of DINOv2
-   ViT-L/14 cls-token features) runs its own network, only when asked for. */
+   ViT-L/14 cls-token features) runs its own network, only when asked for. Under mpirun the
+   ranks split each input's images for Inception and rank 0 gathers the features (and sFID's
+   spatial features) in image order, then scores and prints: the output of one process
+   (metrics_cli.h, par.h); the DINOv2 pass runs on rank 0 alone. */
 #include <err.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include "eval/metrics_dinov2.h"
 #include "nn/nn.h"
 #include "eval/prdc.h"
+#include "util/par.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -63,6 +67,10 @@ static const char help[] =
     "Distances for --prc and --dc are exact in float64 wherever float32 could change a\n"
     "decision; memory stays linear in N.\n"
     "\n"
+    "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of each input's\n"
+    "images and rank 0 gathers the features in image order, scores and prints: the output\n"
+    "of a 1-process run. Every rank reads the inputs (not stdin).\n"
+    "\n"
     "Example:\n"
     "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n";
 
@@ -96,7 +104,8 @@ static void open_side(struct side *s, const char *path, const struct metrics_cli
     char msg[1024];
     memset(s, 0, sizeof *s);
     s->path = path;
-    if (metrics_cli_open_input(&s->in, path, o, "score", msg, sizeof msg) == -1)
+    if (metrics_cli_open_input(&s->in, path, o, "score", msg, sizeof msg) == -1 ||
+        (metrics_cli_needs_net(&s->in) && metrics_cli_check_split(o, &s->in, msg, sizeof msg)))
         errx(1, "%s: %s", path, msg);
 }
 
@@ -411,7 +420,9 @@ int main(int argc, char **argv)
     /* one network pass for every score: torch-fidelity's resize, as its fidelity command */
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     parse(argc, argv, &o, &p, &want);
-    metrics_cli_start(&o, argv);
+    /* under mpirun ranks > 0 wait in here until rank 0 has made its checks (par_go) */
+    if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
 
     struct side g, r;
     struct inception net;
@@ -429,10 +440,13 @@ int main(int argc, char **argv)
              g.in.kind == METRICS_FEATURES ? g.path : r.path, d, INCEPTION_DIMS);
     if (needs_net && metrics_cli_load_net(&net, &o, argv[0], "score", NULL, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    par_go();
     struct side *s[2] = {&g, &r};
     for (int k = 0; k < 2; k++)
         if (inc && s[k]->in.kind != METRICS_STATS)
             gather(s[k], d, want & S_SFID, &net, &o);
+    if (par_rank() > 0) /* its features went to rank 0, which scores */
+        goto done;
 
     /* compute everything before printing, so an error leaves stdout empty */
     double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0}, sfid = 0, fdd = 0;
@@ -494,6 +508,7 @@ int main(int argc, char **argv)
         if (want & S_FD_DINOV2)
             printf("dinov2_preprocessing: %s\n", dpre);
     }
+done:
     for (int k = 0; k < 2; k++) {
         free(s[k]->sk.rows);
         if (want & S_SFID)
@@ -501,6 +516,7 @@ int main(int argc, char **argv)
         metrics_input_free(&s[k]->in);
     }
     inception_free(&net);
+    par_finalize();
     if (fclose(stdout) != 0)
         err(1, "stdout");
     return 0;

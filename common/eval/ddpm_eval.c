@@ -1,8 +1,11 @@
 /* Evaluation of a training run by ddpm-sample, fid and kid; see ddpm_eval.h. */
+#include <dirent.h>
 #include <err.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +27,15 @@ void ddpm_eval_init(struct ddpm_eval *e, const char *outdir, const char *ref,
         memcpy(e->bindir, exe, sizeof exe);
     }
     snprintf(e->outdir, sizeof e->outdir, "%s", outdir);
-    snprintf(e->dir, sizeof e->dir, "%s/.eval-%ld", outdir, (long)getpid());
+    e->rank = par_rank();
+    e->K = par_size();
+    if (e->rank == 0) {
+        snprintf(e->dir, sizeof e->dir, "%s/.eval-%ld", outdir, (long)getpid());
+    } else { /* OUTDIR is rank 0's, maybe on another node */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(e->dir, sizeof e->dir, "%s/ddpm-train-eval-%ld",
+                 tmp != NULL && tmp[0] ? tmp : "/tmp", (long)getpid());
+    }
     e->ref = ref;
     e->weights = weights;
     e->samples = samples;
@@ -71,12 +82,279 @@ static int run_tool(const char *bindir, char **argv, char *out, size_t outlen, c
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+/* the number after key in out */
+static int read_score(const char *out, const char *key, double *v)
+{
+    const char *p = strstr(out, key);
+    return p != NULL && sscanf(p + strlen(key), "%lf", v) == 1 ? 0 : -1;
+}
+
+/* ---- under mpirun (K > 1): every rank runs its shard, rank 0 joins and scores ----
+   Rank r makes shard r/K of the samples (ddpm-sample --shard) and the fid and kid features
+   of them (and of the reference, fid and kid --save-features --shard) in its own e->dir,
+   sends the feature files to rank 0 (par_send: no shared file system needed), and rank 0
+   joins them in rank order (npycat), which is the 1-process features file: image i's
+   features depend only on the image, image i only on the seed and i. Rank 0 then scores
+   from the features, as a 1-process run from the images (the same rows, the same sums), and
+   sends the verdict to every rank, so that they all go on alike. Each rank's status travels
+   with its files: 0, 1 (interrupted: its tool failed after a signal) or -1 (failed: msg
+   says why); every rank has cleaned up by the time it returns -1, and the others return -1
+   with msg "" (another rank failed and says why). */
+
+/* e->dir/NAME.R.npy: rank R's part (on rank R, and rank 0's copy of it) */
+static void part_path(char *p, size_t len, const struct ddpm_eval *e, const char *name, int r)
+{
+    snprintf(p, len, "%s/%s.%d.npy", e->dir, name, r);
+}
+
+/* run_tool as a step of the evaluation: 0, 1 if it failed because a signal asked the run to
+   stop (the children got it too), -1 with msg */
+static int run_step(const struct ddpm_eval *e, char **argv, char *out, size_t outlen,
+                    const char *what, char *msg, size_t msglen)
+{
+    int rc = run_tool(e->bindir, argv, out, outlen, msg, msglen);
+    if (rc == 0)
+        return 0;
+    if (rc == -2)
+        return -1;
+    if (trainer_stop())
+        return 1;
+    snprintf(msg, msglen, "evaluation: %s failed (process %d of %d)", what, e->rank, e->K);
+    return -1;
+}
+
+/* fid (k 0) or kid (k 1) --save-features [--shard RANK/K] in out: 0, 1, -1 as run_step */
+static int save_features(const struct ddpm_eval *e, int k, const char *in, int shard,
+                         const char *out, char *msg, size_t msglen)
+{
+    char thr[32], sh[32], buf[256], what[4400], *argv[16];
+    int a = 0;
+    snprintf(thr, sizeof thr, "%ld", e->threads);
+    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
+    argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
+    if (e->weights != NULL)
+        argv[a++] = "--weights", argv[a++] = (char *)e->weights;
+    argv[a++] = "--save-features";
+    if (shard)
+        argv[a++] = "--shard", argv[a++] = sh;
+    argv[a++] = (char *)in, argv[a++] = (char *)out, argv[a] = NULL;
+    snprintf(what, sizeof what, "%s --save-features of %s", argv[0], in);
+    return run_step(e, argv, buf, sizeof buf, what, msg, msglen);
+}
+
+/* the worse of two statuses: -1 (failed) over 1 (interrupted) over 0 */
+static int worse(int a, int b)
+{
+    return a == -1 || b == -1 ? -1 : a == 1 || b == 1 ? 1 : 0;
+}
+
+/* Collective: this rank's status st and, when 0, its two parts NAME.RANK.npy (names[0],
+   names[1]) go to rank 0, which writes them into its e->dir. A rank > 0 returns its status
+   (-1 with msg if a part cannot be read); rank 0 the worst of all (-1 with msg if a part
+   cannot be written, "" if another rank failed). */
+static int gather_parts(const struct ddpm_eval *e, int st, const char *const *names,
+                        char *msg, size_t msglen)
+{
+    char path[4400];
+    unsigned char *buf[2] = {NULL, NULL};
+    size_t len[2];
+    if (e->rank > 0) {
+        for (int i = 0; i < 2 && st == 0; i++) {
+            part_path(path, sizeof path, e, names[i], e->rank);
+            if (util_read_file(path, &buf[i], &len[i], msg, msglen) == -1)
+                st = -1;
+        }
+        par_send(&st, sizeof st);
+        for (int i = 0; i < 2 && st == 0; i++)
+            par_send(buf[i], len[i]);
+        free(buf[0]);
+        free(buf[1]);
+        return st;
+    }
+    for (int r = 1; r < e->K; r++) {
+        size_t n;
+        int *p = par_recv(r, &n), sr = n == sizeof sr ? *p : -1;
+        free(p);
+        if (sr == -1 && st != -1)
+            msg[0] = '\0'; /* rank r says why */
+        st = worse(st, sr);
+        for (int i = 0; i < 2 && sr == 0; i++) {
+            char *b = par_recv(r, &n);
+            FILE *f;
+            part_path(path, sizeof path, e, names[i], r);
+            if (st == 0 && ((f = fopen(path, "wb")) == NULL || fwrite(b, 1, n, f) != n ||
+                            fclose(f) != 0)) {
+                snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+                st = -1;
+            }
+            free(b);
+        }
+    }
+    return st;
+}
+
+/* rank 0: npycat -o out of the K parts of name, in rank order */
+static int join_parts(const struct ddpm_eval *e, const char *name, const char *out, char *msg,
+                      size_t msglen)
+{
+    char buf[256], what[64], **argv = xmalloc(((size_t)e->K + 4) * sizeof *argv);
+    char *paths = xmalloc((size_t)e->K * 4400);
+    int a = 0, rc;
+    argv[a++] = "npycat", argv[a++] = "-o", argv[a++] = (char *)out;
+    for (int r = 0; r < e->K; r++) {
+        part_path(paths + (size_t)r * 4400, 4400, e, name, r);
+        argv[a++] = paths + (size_t)r * 4400;
+    }
+    argv[a] = NULL;
+    snprintf(what, sizeof what, "npycat of the %s features", name);
+    rc = run_step(e, argv, buf, sizeof buf, what, msg, msglen);
+    free(paths);
+    free(argv);
+    return rc;
+}
+
+/* every file in e->dir, then e->dir */
+static void remove_dir(const struct ddpm_eval *e)
+{
+    char path[4400];
+    struct dirent *d;
+    DIR *dir = opendir(e->dir);
+    if (dir == NULL)
+        return;
+    while ((d = readdir(dir)) != NULL)
+        if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0) {
+            snprintf(path, sizeof path, "%s/%s", e->dir, d->d_name);
+            unlink(path);
+        }
+    closedir(dir);
+    rmdir(e->dir);
+}
+
+/* what rank 0 decided, sent to every rank */
+struct verdict {
+    int rc; /* 0, 1: interrupted, -1: failed */
+    double fid, kid, kid_std;
+};
+
+/* Collective end of an evaluation step: rank 0's verdict v to every rank, e->dir removed.
+   Returns v->rc; with -1 msg stays this rank's own message if it failed (st == -1), else "". */
+static int finish(const struct ddpm_eval *e, struct verdict *v, int st, char *msg,
+                  size_t msglen)
+{
+    par_bcast(v, sizeof *v);
+    remove_dir(e);
+    if (v->rc == -1 && st != -1 && msglen > 0)
+        msg[0] = '\0';
+    return v->rc;
+}
+
+static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
+{
+    static const char *const names[] = {"ref-fid", "ref-kid"};
+    char part[4400], joined[4400], buf[256], thr[32], *argv[12];
+    struct verdict v = {0, 0, 0, 0};
+    int st = 0, a;
+
+    snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
+    snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
+    if (mkdir(e->dir, 0777) == -1 && errno != EEXIST) {
+        snprintf(msg, msglen, "%s: %s", e->dir, strerror(errno));
+        st = -1;
+    }
+    for (int k = 0; k < 2 && st == 0; k++) {
+        part_path(part, sizeof part, e, names[k], e->rank);
+        st = save_features(e, k, e->ref, 1, part, msg, msglen);
+    }
+    st = gather_parts(e, st, names, msg, msglen);
+    if (e->rank == 0 && st == 0) {
+        /* the joined fid features -> their statistics, as fid --save-stats of the images */
+        snprintf(joined, sizeof joined, "%s/ref-fid.npy", e->dir);
+        if ((st = join_parts(e, names[0], joined, msg, msglen)) == 0 &&
+            (st = join_parts(e, names[1], e->kid_ref, msg, msglen)) == 0) {
+            snprintf(thr, sizeof thr, "%ld", e->threads);
+            a = 0;
+            argv[a++] = "fid", argv[a++] = "--threads", argv[a++] = thr;
+            if (e->weights != NULL)
+                argv[a++] = "--weights", argv[a++] = (char *)e->weights;
+            argv[a++] = "--save-stats", argv[a++] = joined, argv[a++] = e->fid_ref;
+            argv[a] = NULL;
+            st = run_step(e, argv, buf, sizeof buf, "fid --save-stats of the reference", msg,
+                          msglen);
+        }
+    }
+    v.rc = st;
+    if (finish(e, &v, st, msg, msglen) != 0) {
+        if (e->rank == 0) {
+            unlink(e->fid_ref);
+            unlink(e->kid_ref);
+        }
+        e->fid_ref[0] = '\0';
+    }
+    return v.rc;
+}
+
+static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
+{
+    static const char *const names[] = {"fid", "kid"};
+    char samples[4400], part[4400], joined[2][4400], n[32], steps[32], seed[32], thr[32];
+    char sh[32], out[4096], *argv[24];
+    struct verdict v = {0, 0, 0, 0};
+    int a, st;
+
+    snprintf(thr, sizeof thr, "%ld", e->threads);
+    snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
+    snprintf(n, sizeof n, "%ld", e->samples);
+    snprintf(steps, sizeof steps, "%ld", e->steps);
+    snprintf(seed, sizeof seed, "%ld", e->seed);
+    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
+    a = 0;
+    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = e->dir, argv[a++] = "-n";
+    argv[a++] = n, argv[a++] = "--shard", argv[a++] = sh, argv[a++] = "--scheduler";
+    argv[a++] = "ddim", argv[a++] = "--steps", argv[a++] = steps, argv[a++] = "--seed";
+    argv[a++] = seed, argv[a++] = "--threads", argv[a++] = thr, argv[a++] = "-o";
+    argv[a++] = samples, argv[a] = NULL;
+    st = run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen);
+    for (int k = 0; k < 2 && st == 0; k++) {
+        part_path(part, sizeof part, e, names[k], e->rank);
+        st = save_features(e, k, samples, 0, part, msg, msglen);
+    }
+    st = gather_parts(e, st, names, msg, msglen);
+    for (int k = 0; k < 2 && e->rank == 0 && st == 0; k++) {
+        snprintf(joined[k], sizeof joined[k], "%s/%s.npy", e->dir, names[k]);
+        if ((st = join_parts(e, names[k], joined[k], msg, msglen)) != 0)
+            break;
+        a = 0;
+        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
+        argv[a++] = joined[k], argv[a++] = k ? e->kid_ref : e->fid_ref, argv[a] = NULL;
+        if ((st = run_step(e, argv, out, sizeof out, argv[0], msg, msglen)) != 0)
+            break;
+        if (k == 0 && read_score(out, "FID:", &v.fid) == -1) {
+            snprintf(msg, msglen, "evaluation: fid: unexpected output");
+            st = -1;
+        }
+        if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &v.kid) == -1 ||
+                       read_score(out, "kernel_inception_distance_std:", &v.kid_std) == -1)) {
+            snprintf(msg, msglen, "evaluation: kid: unexpected output");
+            st = -1;
+        }
+    }
+    v.rc = st;
+    if (finish(e, &v, st, msg, msglen) == 0) {
+        sc->fid = v.fid;
+        sc->kid = v.kid;
+        sc->kid_std = v.kid_std;
+    }
+    return v.rc;
+}
+
 int ddpm_eval_ref(struct ddpm_eval *e, char *msg, size_t msglen)
 {
     char out[256], thr[32], *argv[12];
     int a, rc;
     if (e->fid_ref[0])
         return 0;
+    if (e->K > 1)
+        return par_ref(e, msg, msglen);
     snprintf(thr, sizeof thr, "%ld", e->threads);
     snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
     snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
@@ -92,20 +370,13 @@ int ddpm_eval_ref(struct ddpm_eval *e, char *msg, size_t msglen)
             if (rc == -2)
                 return -1;
             if (trainer_stop())
-                return 0;
+                return 1;
             snprintf(msg, msglen, "evaluation: %s of %s failed",
                      k ? "kid --save-features" : "fid --save-stats", e->ref);
             return -1;
         }
     }
     return 0;
-}
-
-/* the number after key in out */
-static int read_score(const char *out, const char *key, double *v)
-{
-    const char *p = strstr(out, key);
-    return p != NULL && sscanf(p + strlen(key), "%lf", v) == 1 ? 0 : -1;
 }
 
 int ddpm_eval_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
@@ -116,6 +387,8 @@ int ddpm_eval_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size
     char *argv[24];
     int a, rc;
 
+    if (e->K > 1)
+        return par_score(e, sc, msg, msglen);
     snprintf(thr, sizeof thr, "%ld", e->threads);
     snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
     snprintf(n, sizeof n, "%ld", e->samples);
@@ -170,10 +443,11 @@ done:
 
 void ddpm_eval_remove_ref(struct ddpm_eval *e)
 {
-    if (e->fid_ref[0]) {
+    if (e->fid_ref[0] && e->rank == 0) {
         unlink(e->fid_ref);
         unlink(e->kid_ref);
     }
+    e->fid_ref[0] = '\0';
 }
 
 int ddpm_eval_write_json(const char *path, long step, double loss, const struct ddpm_scores *sc,

@@ -1,5 +1,4 @@
 /* Shared plumbing of the metric tools; see metrics_cli.h. */
-#include <assert.h>
 #include <err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,18 +285,25 @@ static int sink(void *p, const float *f, const float *sp, int n)
     return 0;
 }
 
-/* rank 0 under mpirun: rank r's rows (width s->d, from par_send) into s, in pieces of batch */
+/* rank 0 under mpirun: rank r's rows (width s->d, from par_send), and then its spatial rows
+   when s has a spatial sink, into s, in pieces of batch */
 static int take_rank(struct sink_ctx *c, int r, int batch)
 {
-    size_t len;
-    float *rows = par_recv(r, &len);
+    size_t len, slen = 0;
+    float *rows = par_recv(r, &len), *sp = NULL;
     int64_t n = (int64_t)(len / (sizeof(float) * c->s->d));
-    int rc = 0;
+    int rc = 0, sd = c->s->spatial != NULL ? c->s->spatial->d : 0;
+    if (sd > 0) {
+        sp = par_recv(r, &slen);
+        if ((int64_t)(slen / (sizeof(float) * sd)) != n)
+            rc = -1;
+    }
     for (int64_t i = 0; i < n && rc == 0; i += batch) {
         int b = n - i < batch ? (int)(n - i) : batch;
-        rc = sink(c, rows + (size_t)i * c->s->d, NULL, b);
+        rc = sink(c, rows + (size_t)i * c->s->d, sp != NULL ? sp + (size_t)i * sd : NULL, b);
     }
     free(rows);
+    free(sp);
     return rc;
 }
 
@@ -307,17 +313,22 @@ int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
                          size_t msglen)
 {
     struct sink_ctx c;
-    struct metrics_cli_sink mine;
+    struct metrics_cli_sink mine, mine_sp;
     char m[1024];
     int64_t lo, hi;
-    /* under mpirun every rank runs its range; a rank > 0 collects its rows and sends them to
-       rank 0, which puts them after its own, in rank order: the rows of one process */
+    /* under mpirun every rank runs its range; a rank > 0 collects its rows (and spatial
+       rows) and sends them to rank 0, which puts them after its own, in rank order: the
+       rows of one process */
     int gather = par_size() > 1 && metrics_cli_needs_net(in);
-    assert(!gather || s->spatial == NULL);
     my_range(o, in, &lo, &hi);
     if (gather && par_rank() > 0) {
         memset(&mine, 0, sizeof mine);
+        memset(&mine_sp, 0, sizeof mine_sp);
         mine.d = s->d;
+        if (s->spatial != NULL) {
+            mine_sp.d = s->spatial->d;
+            mine.spatial = &mine_sp;
+        }
         c.s = &mine;
     } else {
         c.s = s;
@@ -330,10 +341,16 @@ int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
     if (gather && par_rank() > 0) {
         par_send(mine.rows, (size_t)mine.n * mine.d * sizeof(float));
         free(mine.rows);
+        if (s->spatial != NULL) {
+            par_send(mine_sp.rows, (size_t)mine_sp.n * mine_sp.d * sizeof(float));
+            free(mine_sp.rows);
+        }
     } else if (gather) {
         for (int r = 1; r < par_size(); r++)
-            if (take_rank(&c, r, o->batch) != 0)
+            if (take_rank(&c, r, o->batch) != 0) {
+                snprintf(m, sizeof m, "write error");
                 goto fail;
+            }
     }
     if (o->verbose)
         progress_done(&c.pr);

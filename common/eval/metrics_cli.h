@@ -138,9 +138,9 @@ struct metrics_cli_sink {
 /* Streams the features of in (path for messages) into s; -v shows "tool: path" progress.
    Only the rows of shard --shard. Under mpirun (collective: every rank calls it for the same
    inputs in the same order) each rank runs its range of an image input and rank 0's s gets
-   every rank's rows in index order, the rows of one process; a rank > 0's s gets none.
-   s->spatial must then be NULL. On -1 msg is complete: "path: problem", or "writing
-   features: write error". */
+   every rank's rows in index order, the rows of one process (and so does s->spatial, which
+   then must take rows or statistics, not a file); a rank > 0's s gets none. On -1 msg is
+   complete: "path: problem", or "writing features: write error". */
 int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
                          const char *path, const struct inception *net,
                          const struct metrics_cli *o, const char *tool, char *msg,

@@ -12,7 +12,7 @@
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_stop(int sig)
+void trainer_on_signal(int sig)
 {
     if (stop_signal) { /* second signal: give up now */
         util_remove_temps();
@@ -23,9 +23,9 @@ static void on_stop(int sig)
 
 void trainer_catch_signals(void)
 {
-    signal(SIGINT, on_stop);
-    signal(SIGTERM, on_stop);
-    signal(SIGHUP, on_stop);
+    signal(SIGINT, trainer_on_signal);
+    signal(SIGTERM, trainer_on_signal);
+    signal(SIGHUP, trainer_on_signal);
 }
 
 int trainer_stop(void)

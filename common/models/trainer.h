@@ -16,6 +16,8 @@
    on, and the trainer saves a checkpoint between steps and exits 128+signal. A second signal
    removes util's temporary files and exits 128+signal at once. */
 void trainer_catch_signals(void);
+/* the handler trainer_catch_signals installs, for a tool's own handler to end with */
+void trainer_on_signal(int sig);
 int trainer_stop(void); /* 0, or the signal that asked to stop */
 
 /* perm (n) = epoch's order of the n images: a permutation from an rng seeded by (seed,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# mpirun -np K for the Inception passes of fid, kid and is-score: the ranks split each input's
+# mpirun -np K for the Inception passes of fid, kid, is-score and score: the ranks split each input's
 # images, rank 0 gathers the features in image order, and the file it writes or the score it
 # prints is byte for byte the 1-process one, for K = 2 and 3 (3 oversubscribes 2 cores).
 # Without MPI, --shard I/N with --save-features writes one shard's features; npycat of the
@@ -51,6 +51,32 @@ setup() {
     run -0 --separate-stderr mpirun_t $np is-score "${W[@]}" --json --splits 2 -b 2 "$I"
     [ "$output" = "$one" ]
   done
+}
+
+@test "mpirun score: every score of 2 and 3 ranks, sFID's spatial features too, is the 1-process output" {
+  J="$BATS_TEST_TMPDIR/j8.npy"
+  vae-sample --model "$FIX/vae/init.safetensors" -n 8 --seed 3 -o "$J"
+  a=("${W[@]}" --kid-subsets 5 --is-splits 2)
+  one=$(score "${a[@]}" --json "$I" "$J" 2>/dev/null)
+  [[ "$one" == *'"spatial_frechet_inception_distance": '* ]]
+  [[ "$one" == *'"density": '* ]]
+  onerr=$(score "${a[@]}" --json "$I" "$J" 2>&1 >/dev/null)
+  for np in "-np 2" "-np 3 --oversubscribe"; do
+    run -0 --separate-stderr mpirun_t $np score "${a[@]}" --json -b 2 "$I" "$J"
+    [ "$output" = "$one" ]
+    [ "$stderr" = "$onerr" ]  # rank 0's warning and note, once
+  done
+  # the text output, and a feature cache on one side (read by rank 0 alone)
+  kid "${W[@]}" --save-features "$J" "$D/j.npy" 2>/dev/null
+  one=$(score "${a[@]}" --fid --kid --prc "$I" "$D/j.npy" 2>/dev/null)
+  run -0 --separate-stderr mpirun_t -np 3 --oversubscribe score "${a[@]}" --fid --kid --prc "$I" "$D/j.npy"
+  [ "$output" = "$one" ]
+  # stdin reaches rank 0 only; more processes than images
+  run -1 --separate-stderr mpirun_t -np 2 score "${W[@]}" - "$J" < "$I"
+  [ "$stderr" = "score: -: under mpirun, read a file: mpirun passes stdin to rank 0 only" ]
+  run -1 --separate-stderr mpirun_t -np 3 --oversubscribe score "${W[@]}" "$FIX/inception/img40x24.npy" "$J"
+  [ "$stderr" = "score: $FIX/inception/img40x24.npy: 3 processes for 2 images: want at least one image each" ]
+  [ -z "$output" ]
 }
 
 @test "mpirun kid --save-features and a folder of images: the 1-process bytes; --skip-bad" {
@@ -134,10 +160,10 @@ setup() {
   [ -z "$(ls "$D")" ] || { ls -la "$D"; false; }
 }
 
-@test "without mpirun fid, kid and is-score start no MPI and say nothing of it" {
+@test "without mpirun fid, kid, is-score and score start no MPI and say nothing of it" {
   run -0 --separate-stderr fid --dims 64 "$FIX/metrics/feat64_a.npy" "$FIX/metrics/feat64_b.npy"
   [ -z "$stderr" ]
-  for t in fid kid is-score; do
+  for t in fid kid is-score score; do
     run -0 ldd "$(command -v $t)"
     [[ "$output" != *libmpi* ]]
   done

@@ -141,9 +141,10 @@ node_script() {
   kill -9 "$(cat "$BATS_TEST_TMPDIR/pid.1")"
   rc=0
   wait "$pid" || rc=$?
-  # mpirun ends the other ranks and exits 128 + 9 (-q: without its notice)
+  # mpirun ends the other ranks and exits 128 + 9; -q keeps its notice off, and rank 0,
+  # ended by mpirun's SIGTERM, says so in one line
   [ "$rc" -eq 137 ]
-  [ -z "$(cat "$BATS_TEST_TMPDIR/err")" ]
+  [ "$(cat "$BATS_TEST_TMPDIR/err")" = "ddpm-train: ended by mpirun: a process was killed or failed, or mpirun was interrupted; the newest checkpoint in $D/o resumes (--resume-from-checkpoint latest)" ]
   run pgrep -f -- "-o $D/o"
   [ -z "$output" ]
   [ ! -e "$D/o/$M" ]   # no final model: the run did not end
@@ -156,14 +157,53 @@ node_script() {
   [ -z "$(ls "$D/o" | grep -e '\.tmp-' -e '\.old-')" ]
 }
 
-@test "mpirun ddpm-train: --eval-every and --final-eval-json run on rank 0, its tools as plain processes" {
-  run -0 --separate-stderr mpirun_t -np 2 ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" \
-    --max-steps 2 --eval-every 2 --eval-samples 4 --eval-steps 2 --eval-ref "$G/train16.npy" \
-    --eval-weights synthetic --final-eval-json "$D/e.json" --log "$D/log.csv"
-  [ "$(sed -n 3p "$D/log.csv" | cut -d, -f7 | grep -c '^[0-9.e+-]*$')" -eq 1 ]
-  grep -q '"fid": [0-9]' "$D/e.json"
-  grep -q '"step": 2' "$D/e.json"
-  [ "$(ls -a "$D/o" | grep -c eval)" -eq 0 ]
+@test "mpirun ddpm-train: --eval-every and --final-eval-json are sharded; the 1-process scores" {
+  # 5 samples and 10 reference images: 3 ranks take 2, 2, 1 samples and 4, 3, 3 images
+  e=(--eval-samples 5 --eval-steps 2 --eval-ref "$G/train16.npy" --eval-weights synthetic)
+  export TMPDIR="$BATS_TEST_TMPDIR/tmp"  # where ranks > 0 work (this test's only)
+  mkdir "$TMPDIR"
+  run -0 --separate-stderr mpirun_t -np 3 --oversubscribe ddpm-train "${TRAIN[@]}" "${e[@]}" \
+    --init "$G/tiny" --use-ema --max-steps 3 --eval-every 2 --checkpointing-steps 3 -o "$D/t" \
+    --log "$D/t.csv"
+  [ -z "$output" ]
+  [[ "$(sed -n 3p "$D/t.csv" | cut -d, -f1,7,8)" =~ ^2,[0-9.e+]+,[0-9.e+]+$ ]]
+  # K processes train other floats than 1 (rounding): the scores of the same weights,
+  # checkpoint-3 scored by 1, 2 and 3 processes (a resumed run with no step left to train)
+  for k in 1 2 3; do
+    mkdir "$D/r$k" && cp -r "$D/t/checkpoint-3" "$D/r$k/"
+    c=(ddpm-train "${TRAIN[@]}" "${e[@]}" --use-ema --max-steps 3 -o "$D/r$k"
+       --resume-from-checkpoint latest --final-eval-json "$D/r$k.json")
+    if [ $k = 1 ]; then "${c[@]}" 2> /dev/null; else mpirun_t -np $k --oversubscribe "${c[@]}" 2> /dev/null; fi
+  done
+  grep -q '"fid": [0-9]' "$D/r1.json"
+  grep -q '"step": 3' "$D/r1.json"
+  diff "$D/r1.json" "$D/r2.json"
+  diff "$D/r1.json" "$D/r3.json"
+  # no temporary files left: rank 0's in OUTDIR, the others' in $TMPDIR
+  [ -z "$(ls -a "$D"/* | grep eval)" ]
+  [ -z "$(ls -A "$TMPDIR")" ]
+}
+
+@test "mpirun ddpm-train: an evaluation that fails on one rank ends the job with its line" {
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 1 ] && exec ddpm-train --eval-ref "%s" "$@"\nexec ddpm-train --eval-ref "%s" "$@"\n' \
+    "$D/gone.npy" "$G/train16.npy" > "$BATS_TEST_TMPDIR/gone.sh"
+  chmod +x "$BATS_TEST_TMPDIR/gone.sh"
+  export TMPDIR="$BATS_TEST_TMPDIR/tmp"
+  mkdir "$TMPDIR"
+  run -1 --separate-stderr mpirun_t -np 2 \
+    "$BATS_TEST_TMPDIR/gone.sh" "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 2 \
+    --eval-every 1 --eval-samples 4 --eval-steps 2 --eval-weights synthetic
+  # the tool's own line, then the trainer's, once (the other tools' warnings aside)
+  [[ "$stderr" == *"fid: $D/gone.npy: No such file or directory"* ]]
+  [ "$(grep '^ddpm-train:' <<< "$stderr")" = "ddpm-train: evaluation: fid --save-features of $D/gone.npy failed (process 1 of 2)" ]
+  [ -z "$output" ]
+  [ -z "$(ls -A "$BATS_TEST_TMPDIR/tmp")" ]
+  # more processes than samples: refused before the training
+  run -1 --separate-stderr mpirun_t -np 3 --oversubscribe ddpm-train "${TRAIN[@]}" \
+    --init "$G/tiny" -o "$D/p" --max-steps 2 --eval-every 1 --eval-samples 2 \
+    --eval-ref "$G/train16.npy"
+  [ "$stderr" = "ddpm-train: 3 processes for --eval-samples 2: want at least one sample each" ]
+  [ ! -e "$D/p" ]
 }
 
 @test "mpirun ddpm-train: the progress line says the batch is global; plain runs load no MPI" {

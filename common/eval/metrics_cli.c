@@ -374,6 +374,11 @@ int metrics_cli_save_features(const char *out, struct metrics_input *in, const c
     char m[1024];
     memset(&s, 0, sizeof s);
     s.d = d;
+    /* every rank has opened its input and loaded the network before rank 0 makes its
+       temporary output: a rank whose node lacks a file ends the job while no temporary file
+       exists (mpirun's SIGKILL, 1 s after its SIGTERM, can come before a loaded rank 0's
+       clean-up) */
+    par_barrier();
     if (par_rank() > 0) /* its rows go to rank 0, which writes the file */
         return metrics_cli_features(&s, in, path, net, o, tool, msg, msglen);
     if (outfile_open(&of, out, m, sizeof m) == -1)

@@ -12,7 +12,9 @@
 # run), $OUT.md (the README's table) and $OUT.png (FID against steps; `plot`), OUT default
 # docs/samplers-demo. Skips, with a message, when the demo has not been run.
 # Environment: N, SEEDS (DDPM-1000's seeds, default "1 2 3"), SEED2 (second seed of the
-# 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. About 30 min on 2 free cores.
+# 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. Measured at N=50 (README,
+# Samplers): 1657 s of ddpm-sample CPU over the 43 runs, 40 min wall on 2 shared cores; N=100
+# doubles that.
 model=${MODEL:-results/demo/ddpm}
 real=${REAL:-results/demo/real-100.npy}
 weights=${WEIGHTS:-synthetic}

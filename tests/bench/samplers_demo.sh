@@ -1,16 +1,16 @@
 #!/bin/sh
 # Issue 18: FID and KID against steps (10, 20, 50) for every scheduler of ddpm-sample on the demo
 # pipeline's UNet (results/demo/ddpm, `make demo`), beside DDIM-50 and DDPM-1000, the latter at
-# several seeds for its run-to-run noise. N samples per run (default 100, as the demo) scored
-# against the demo's N real test images with the demo's Inception weights (synthetic): pool3
-# features by `fid --save-features` as the demo's, the real ones computed once; FID against
-# their statistics, KID on the features (subset size 50, as the demo). Wall and CPU seconds
-# (user+sys) of each ddpm-sample run by GNU time.
+# several seeds for its run-to-run noise. N samples per run (default 50, the README's run; the
+# demo draws 100) scored against the demo's 100 real test images with the demo's Inception
+# weights (synthetic): pool3 features by `fid --save-features` as the demo's, the real ones
+# computed once; FID against their statistics, KID on the features (subset size 50, as the
+# demo). Wall and CPU seconds (user+sys) of each ddpm-sample run by GNU time.
 #
-# Runs are cached in $WORK (default results/samplers-demo) keyed by the model, the real images,
-# N and the weights, so a second run only redoes what is missing. Writes $OUT.csv (a row per
-# run), $OUT.md (the README's table) and $OUT.png (FID against steps; `plot`), OUT default
-# docs/samplers-demo. Skips, with a message, when the demo has not been run.
+# Runs are cached in $WORK (default results/samplers-demo/nN) keyed by the model, the real
+# images, N and the weights, so a second run only redoes what is missing. Writes $OUT.csv (a
+# row per run), $OUT.md (the README's table) and $OUT.png (FID against steps; `plot`), OUT
+# default docs/samplers-demo. Skips, with a message, when the demo has not been run.
 # Environment: N, SEEDS (DDPM-1000's seeds, default "1 2 3"), SEED2 (second seed of the
 # 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. Measured at N=50 (README,
 # Samplers): 1657 s of ddpm-sample CPU over the 43 runs, 40 min wall on 2 shared cores; N=100
@@ -18,10 +18,10 @@
 model=${MODEL:-results/demo/ddpm}
 real=${REAL:-results/demo/real-100.npy}
 weights=${WEIGHTS:-synthetic}
-n=${N:-100}
+n=${N:-50}
 seeds=${SEEDS:-1 2 3}
 seed2=${SEED2-2}
-work=${WORK:-results/samplers-demo}
+work=${WORK:-results/samplers-demo/n$n}
 out=${OUT:-docs/samplers-demo}
 kid_subset=50
 

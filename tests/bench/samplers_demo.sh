@@ -12,7 +12,7 @@
 # row per run), $OUT.md (the README's table) and $OUT.png (FID against steps; `plot`), OUT
 # default docs/samplers-demo. Skips, with a message, when the demo has not been run.
 # Environment: N, SEEDS (DDPM-1000's seeds, default "1 2 3"), SEED2 (second seed of the
-# 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. Measured at N=50 (README,
+# 10- and 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. Measured at N=50 (README,
 # Samplers): 1657 s of ddpm-sample CPU over the 43 runs, 40 min wall on 2 shared cores; N=100
 # doubles that.
 model=${MODEL:-results/demo/ddpm}
@@ -90,6 +90,7 @@ first=1
 for s in $seeds; do
 	run ddpm 1000 "$s" 1000 --scheduler ddpm
 	if [ $first = 1 ] && [ -n "$seed2" ]; then
+		grid 10 "$seed2"
 		grid 20 "$seed2"
 		first=0
 	fi
@@ -101,7 +102,7 @@ csv=$out.csv
 	cat "$work"/*.row | sort -t, -k1,1 -k2,2n -k3,3n
 } > "$csv.tmp" && mv "$csv.tmp" "$csv" || exit 1
 
-# the table: a row per sampler, FID and KID per step count at seed 1, the 20-step
+# the table: a row per sampler, FID and KID per step count at seed 1, the 10- and 20-step
 # seed-2 scores, the CPU seconds at 20 steps; DDPM-1000 a row per seed
 awk -F, -v s2="$seed2" '
 NR == 1 { next }
@@ -109,19 +110,21 @@ $2 == 1000 { ref[++nr] = $0; next }
 {
 	if (!($1 in seen)) { seen[$1] = 1; order[++ns] = $1 }
 	if ($3 == 1) { f[$1, $2] = $5; k[$1, $2] = $6; if ($2 == 20) c[$1] = $9 }
-	else if ($3 == s2 && $2 == 20) { f2[$1] = $5; k2[$1] = $6 }
+	else if ($3 == s2) { f2[$1, $2] = $5; k2[$1, $2] = $6 }
 }
 function cell(x) { return x == "" ? "" : sprintf("%.1f", x) }
 function kcell(x) { return x == "" ? "" : sprintf("%.2f", x) }
+function pair(a, b) { return a == "" && b == "" ? "" : a " / " b }
 END {
-	printf "| sampler | FID 10 | FID 20 | FID 50 | KID 10 | KID 20 | KID 50 | FID 20, seed %s | KID 20, seed %s | CPU s at 20 |\n", s2, s2
+	printf "| sampler | FID 10 | FID 20 | FID 50 | KID 10 | KID 20 | KID 50 | FID 10 / 20, seed %s | KID 10 / 20, seed %s | CPU s at 20 |\n", s2, s2
 	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= ns; i++) {
 		a = order[i]
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a,
 			cell(f[a, 10]), cell(f[a, 20]), cell(f[a, 50]),
 			kcell(k[a, 10]), kcell(k[a, 20]), kcell(k[a, 50]),
-			cell(f2[a]), (a in k2) ? kcell(k2[a]) : "", c[a]
+			pair(cell(f2[a, 10]), cell(f2[a, 20])),
+			pair(((a, 10) in k2) ? kcell(k2[a, 10]) : "", ((a, 20) in k2) ? kcell(k2[a, 20]) : ""), c[a]
 	}
 	print ""
 	print "| DDPM-1000 | seed | FID | KID | CPU s |"

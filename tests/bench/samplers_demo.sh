@@ -13,7 +13,7 @@
 # default docs/samplers-demo. Skips, with a message, when the demo has not been run.
 # Environment: N, SEEDS (DDPM-1000's seeds, default "1 2 3"), SEED2 (second seed of the
 # 10- and 20-step runs, default 2; empty: none), WEIGHTS, WORK, OUT. Measured at N=50 (README,
-# Samplers): 1657 s of ddpm-sample CPU over the 43 runs, 40 min wall on 2 shared cores; N=100
+# Samplers): 1699 s of ddpm-sample CPU over the 53 runs, 45 min wall on 2 shared cores; N=100
 # doubles that.
 model=${MODEL:-results/demo/ddpm}
 real=${REAL:-results/demo/real-100.npy}

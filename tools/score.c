@@ -11,6 +11,7 @@
    (metrics_cli.h, par.h); the DINOv2 pass runs on rank 0 alone. */
 #include <err.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@
 
 static const char usage_line[] =
     "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--sfid]\n"
-    "             [--fd-dinov2] [--kid-subsets N] [--kid-subset-size M] [--is-splits N]\n"
+    "             [--fd-dinov2 | --fd-dinov2-if-weights] [--kid-subsets N] [--kid-subset-size M] [--is-splits N]\n"
     "             [--prc-k K] [--dc-k K] [--seed S] [-b N] [-t N] [--weights PATH|synthetic]\n"
     "             [--dinov2-weights PATH|synthetic]\n"
     "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
@@ -56,6 +57,9 @@ static const char help[] =
     "  --dinov2-weights PATH dinov2_vitl14_pretrain.pth (official names), or synthetic\n"
     "                        (NOT comparable). Default: $DINOV2_WEIGHTS, else\n"
     "                        weights/" DINOV2_WEIGHTS_FILE " (make weights)\n"
+    "  --fd-dinov2-if-weights\n"
+    "                        --fd-dinov2 when the weights are found; else a warning\n"
+    "                        and fd_dinov2 '-' (null in --json; report shows -)\n"
     "  --kid-subsets N       KID subsets (default 100)\n"
     "  --kid-subset-size M   KID subset size (default 1000, or the smaller N, with a note)\n"
     "  --is-splits N         Inception Score splits (default 10)\n"
@@ -78,11 +82,12 @@ enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16, S_SFID = 32, S_FD_D
 /* the Inception scores (the default set); FD-DINOv2 runs only when asked for: its weights
    are a separate 1.2 GB download */
 #define S_INCEPTION (S_FID | S_IS | S_KID | S_PRC | S_DC | S_SFID)
-enum { OPT_FD_DINOV2 = 0x200, OPT_DINOV2_WEIGHTS };
+enum { OPT_FD_DINOV2 = 0x200, OPT_DINOV2_WEIGHTS, OPT_FD_DINOV2_IF };
 
 struct opts {
     long kid_subsets, kid_m, is_splits, prc_k, dc_k, seed;
     const char *dinov2_weights; /* NULL: dinov2_default_weights' search */
+    int fdd_if_weights;         /* no weights found: fd_dinov2 is '-', not an error */
 };
 
 static void usage(int status, const char *problem)
@@ -230,9 +235,14 @@ static void put(struct out *o, const char *key, double v)
 {
     char r[64];
     if (o->json) {
-        metrics_repr(r, sizeof r, v);
+        if (isnan(v)) /* a score not computed (fd_dinov2 without its weights) */
+            snprintf(r, sizeof r, "null");
+        else
+            metrics_repr(r, sizeof r, v);
         printf("%s    \"%s\": %s", o->n++ ? ",\n" : "{\n", key, r);
-    } else
+    } else if (isnan(v))
+        printf("%s: -\n", key);
+    else
         printf("%s: %.7g\n", key, v);
 }
 
@@ -300,6 +310,18 @@ static double score_fd_dinov2(struct side *g, struct side *r, const struct opts 
 {
     char msg[1024], used[4096];
     struct dinov2 net;
+    if (p->fdd_if_weights) { /* only a missing file is excused: a bad one is still an error */
+        const char *w = p->dinov2_weights;
+        int found = w != NULL ? strcmp(w, "synthetic") == 0 || util_exists(w)
+                              : dinov2_default_weights(used, sizeof used, argv0, msg,
+                                                       sizeof msg) == 0;
+        if (!found) {
+            if (w != NULL)
+                snprintf(msg, sizeof msg, "%s: No such file", w);
+            warnx("warning: fd_dinov2 not computed: %s", msg);
+            return NAN;
+        }
+    }
     if (dinov2_open(&net, p->dinov2_weights, argv0, used, sizeof used, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     *synthetic = net.synthetic;
@@ -351,6 +373,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         { "sfid", no_argument, NULL, 'Z' }, /* not 'D': METRICS_CLI_LONGOPTS' --device */
         { "fd-dinov2", no_argument, NULL, OPT_FD_DINOV2 },
         { "dinov2-weights", required_argument, NULL, OPT_DINOV2_WEIGHTS },
+        { "fd-dinov2-if-weights", no_argument, NULL, OPT_FD_DINOV2_IF },
         { "kid-subsets", required_argument, NULL, 'n' },
         { "kid-subset-size", required_argument, NULL, 'm' },
         { "is-splits", required_argument, NULL, 's' },
@@ -374,6 +397,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         case 'Z': *want |= S_SFID; break;
         case OPT_FD_DINOV2: *want |= S_FD_DINOV2; break;
         case OPT_DINOV2_WEIGHTS: p->dinov2_weights = optarg; break;
+        case OPT_FD_DINOV2_IF: *want |= S_FD_DINOV2; p->fdd_if_weights = 1; break;
         case 'n':
             rc = metrics_cli_long(optarg, 1, 1000000, &p->kid_subsets, "--kid-subsets", msg,
                                   sizeof msg);
@@ -413,7 +437,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
 int main(int argc, char **argv)
 {
     struct metrics_cli o;
-    struct opts p = {100, 0, 10, 3, 5, 2020, NULL};
+    struct opts p = {100, 0, 10, 3, 5, 2020, NULL, 0};
     int want = 0;
     char msg[1024];
 

@@ -42,7 +42,8 @@ opt_of() { sed -E "s/.* $2 ([^ ]+).*/\\1/" <<< "$1"; }
             [ "$(wc -l <<< "$fast")" -eq 1 ] || { echo "$p: $stage has two twins"; return 1; }
             [[ $fast == "pipe time -o "* ]] || { echo "$p: untimed: $fast"; return 1; }
             key=$(opt_of "$fast" -o) key=${key%.npy}
-            [[ $report == *"fid=$key-fid.json,is=$key-is.json,kid=$key-kid.json,prc=$key-prc.json,time=$key.time"* ]] ||
+            [[ $report == *"fid=$key-fid.json,is=$key-is.json,kid=$key-kid.json,prc=$key-prc.json,time=$key.time"* ||
+               $report == *"fid=$key-fid.json,is=$key-is.json,kid=$key-kid.json,prc=$key-prc.json,fdd=$key-fdd.json,time=$key.time"* ]] ||
                 { echo "$p: the report has no row for $key"; return 1; }
             for m in fid is kid prc; do
                 grep -Fq "> $key-$m.json" cmds || { echo "$p: nothing writes $key-$m.json"; return 1; }
@@ -50,6 +51,26 @@ opt_of() { sed -E "s/.* $2 ([^ ]+).*/\\1/" <<< "$1"; }
         done < cmds
         # demo: the tiny DDPM; flowers, pets: the original and the fine-tuned at N=100, and N=1000
         [ $n_ddim -eq "$([ $p = demo ] && echo 1 || echo 3)" ] || { echo "$p: $n_ddim DDIM rows"; return 1; }
+    done
+}
+
+# issue 19: an FD-DINOv2 column in the study's reports, - when the weights are absent
+@test "flowers and pets: every N=100 row of the report has FD-DINOv2 from score --fd-dinov2-if-weights" {
+    for p in flowers pets; do
+        dry_run $p > cmds
+        report=$(awk -F'\t' '$1 == "report" { print $2 }' cmds)
+        local rows=0
+        for key in vae ddim50 ddpm1000 pndm20 ft-ddim50 ft-ddpm1000 ft-pndm20; do
+            f=results/$p/$key-fdd.json
+            [[ $report == *"prc=results/$p/$key-prc.json,fdd=$f,time="* ]] ||
+                { echo "$p: no FD-DINOv2 in the row of $key"; return 1; }
+            grep -F "score results/$p/$key.npy results/$p/real-100.npy --fd-dinov2-if-weights --dinov2-weights weights/dinov2_vitl14_pretrain.pth --json > $f" cmds > /dev/null ||
+                { echo "$p: nothing writes $f"; return 1; }
+            rows=$((rows + 1))
+        done
+        [ $rows -eq 7 ]
+        # the N=1000 rows have no DINOv2 pass
+        [[ $report != *"big-fdd"* ]]
     done
 }
 

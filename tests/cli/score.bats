@@ -264,6 +264,28 @@ D32() { echo "$FIX/dinov2/img32.npy"; }
   [[ "$stderr" == "score: DINOV2_WEIGHTS=/nonexistent.pth: No such file (run \`make weights\`"* ]]
 }
 
+@test "score --fd-dinov2-if-weights: '-' (null in --json) and one warning without weights; computed with them; a bad file is still an error" {
+  [ -e "$REPO/weights/dinov2_vitl14_pretrain.pth" ] && skip "weights/ holds the real file"
+  cd "$BATS_TEST_TMPDIR"
+  DINOV2_WEIGHTS= run -0 --separate-stderr score --fd-dinov2-if-weights --json "$(D32)" "$(ODD)"
+  [[ "$output" == *'"fd_dinov2": null,'* ]]
+  [ "${#stderr_lines[@]}" -eq 1 ]
+  [[ "$stderr" == "score: warning: fd_dinov2 not computed: no DINOv2 weights weights/dinov2_vitl14_pretrain.pth: run \`make weights\`"* ]]
+  echo "$output" > fdd.json
+  run -0 report --model A fid=1,fdd=fdd.json --model B fid=2,fdd=3
+  [[ "$output" == *"| A | 1.00 | - |"* ]]
+  [[ "$output" == *"| B | 2.00 | 3.00 |"* ]]
+  run -0 --separate-stderr score --fd-dinov2-if-weights --dinov2-weights /nonexistent.pth "$(D32)" "$(ODD)"
+  [ "${lines[0]}" = "fd_dinov2: -" ]
+  [ "$stderr" = "score: warning: fd_dinov2 not computed: /nonexistent.pth: No such file" ]
+  run -0 --separate-stderr score --fd-dinov2-if-weights --dinov2-weights "$(DW)" "$(D32)" "$(ODD)"
+  near_rel "${lines[0]#*: }" "$(cat "$FIX/dinov2/small_fd.txt")" 1e-4
+  [ -z "$stderr" ]
+  run -1 --separate-stderr score --fd-dinov2-if-weights --dinov2-weights "$FIX/bad/dinov2_trunc.pth" "$(D32)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "score: $FIX/bad/dinov2_trunc.pth: "* ]]
+}
+
 @test "score --fd-dinov2 rejects corrupt, incomplete and foreign weight files in one line" {
   local f
   for f in dinov2_trunc.pth dinov2_missing.pth dinov2_register.pth metrics_inception_missing.pth; do

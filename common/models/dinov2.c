@@ -277,17 +277,10 @@ void dinov2_free(struct dinov2 *net)
     memset(net, 0, sizeof *net);
 }
 
-static int try_path(char *path, size_t pathlen, const char *dir, const char *rel)
-{
-    snprintf(path, pathlen, "%s%s%s", dir, *dir ? "/" : "", rel);
-    return util_exists(path) && !util_is_dir(path);
-}
-
 int dinov2_default_weights(char *path, size_t pathlen, const char *argv0, char *msg,
                            size_t msglen)
 {
     const char *env = getenv("DINOV2_WEIGHTS");
-    char exe[PATH_MAX];
     if (env != NULL && *env != '\0') {
         snprintf(path, pathlen, "%s", env);
         if (strcmp(env, "synthetic") == 0 || util_exists(env))
@@ -296,23 +289,7 @@ int dinov2_default_weights(char *path, size_t pathlen, const char *argv0, char *
                  "download %s)", env, DINOV2_URL);
         return -1;
     }
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0 && argv0 != NULL) {
-        snprintf(exe, sizeof exe, "%s", argv0);
-        n = (ssize_t)strlen(exe);
-    }
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            if (try_path(path, pathlen, exe, "../weights/" DINOV2_WEIGHTS_FILE) ||
-                try_path(path, pathlen, exe, "weights/" DINOV2_WEIGHTS_FILE))
-                return 0;
-        }
-    }
-    if (try_path(path, pathlen, "", "weights/" DINOV2_WEIGHTS_FILE) ||
-        try_path(path, pathlen, "", DINOV2_WEIGHTS_FILE))
+    if (util_find_weights(path, pathlen, DINOV2_WEIGHTS_FILE, argv0))
         return 0;
     snprintf(msg, msglen, "no DINOv2 weights weights/%s: run `make weights` (or download %s), "
              "set DINOV2_WEIGHTS or pass --dinov2-weights", DINOV2_WEIGHTS_FILE, DINOV2_URL);

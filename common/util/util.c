@@ -498,3 +498,31 @@ void progress_done(struct progress *p)
     fprintf(stderr, "%s%s: %s done in %s%s\n", isatty(2) ? "\r" : "", p->tool, p->what, el,
             isatty(2) ? "\033[K" : "");
 }
+
+static int try_path(char *path, size_t pathlen, const char *dir, const char *rel,
+                    const char *file)
+{
+    snprintf(path, pathlen, "%s%s%s%s", dir, *dir ? "/" : "", rel, file);
+    return util_exists(path) && !util_is_dir(path);
+}
+
+int util_find_weights(char *path, size_t pathlen, const char *file, const char *argv0)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 && argv0 != NULL) {
+        snprintf(exe, sizeof exe, "%s", argv0);
+        n = (ssize_t)strlen(exe);
+    }
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            if (try_path(path, pathlen, exe, "../weights/", file) ||
+                try_path(path, pathlen, exe, "weights/", file))
+                return 1;
+        }
+    }
+    return try_path(path, pathlen, "", "weights/", file) || try_path(path, pathlen, "", "", file);
+}

@@ -77,6 +77,10 @@ int strv_find(char **v, int n, const char *s); /* index, or -1 */
 double util_now(void); /* monotonic seconds */
 int util_is_dir(const char *path);
 int util_exists(const char *path);
+/* Where `make weights` puts FILE: weights/FILE next to the executable's folder (bin/../weights)
+   or inside it, then weights/FILE or FILE in the current folder. 1 with the path found in
+   path, else 0. argv0 stands in for /proc/self/exe where that cannot be read. */
+int util_find_weights(char *path, size_t pathlen, const char *file, const char *argv0);
 /* mkdir -p; returns -1 with msg on failure: the caller names path, msg the folder on the
    way that could not be made ("cannot create directory a/b: Permission denied") */
 int util_mkdirs(const char *path, char *msg, size_t msglen);

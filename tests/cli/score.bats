@@ -286,6 +286,25 @@ D32() { echo "$FIX/dinov2/img32.npy"; }
   [[ "$stderr" == "score: $FIX/bad/dinov2_trunc.pth: "* ]]
 }
 
+@test "score finds weights/ next to its bin/ folder and in the current folder (make weights' places)" {
+  local t=$BATS_TEST_TMPDIR want
+  want=$(cat "$FIX/dinov2/small_fd.txt")
+  mkdir -p "$t/inst/bin" "$t/inst/weights" "$t/cwd/weights" "$t/elsewhere"
+  cp "$(command -v score)" "$t/inst/bin/score"
+  cp "$(DW)" "$t/inst/weights/dinov2_vitl14_pretrain.pth"
+  cd "$t/elsewhere"
+  DINOV2_WEIGHTS= run -0 --separate-stderr "$t/inst/bin/score" --fd-dinov2 "$(D32)" "$(ODD)"
+  near_rel "${lines[0]#*: }" "$want" 1e-4
+  rm "$t/inst/weights/dinov2_vitl14_pretrain.pth"
+  cp "$(DW)" "$t/cwd/weights/dinov2_vitl14_pretrain.pth"
+  cd "$t/cwd"
+  DINOV2_WEIGHTS= run -0 --separate-stderr "$t/inst/bin/score" --fd-dinov2 "$(D32)" "$(ODD)"
+  near_rel "${lines[0]#*: }" "$want" 1e-4
+  cd "$t/elsewhere"
+  DINOV2_WEIGHTS= run -1 --separate-stderr "$t/inst/bin/score" --fd-dinov2 "$(D32)" "$(ODD)"
+  [[ "$stderr" == "score: no DINOv2 weights weights/dinov2_vitl14_pretrain.pth: "* ]]
+}
+
 @test "score --fd-dinov2 rejects corrupt, incomplete and foreign weight files in one line" {
   local f
   for f in dinov2_trunc.pth dinov2_missing.pth dinov2_register.pth metrics_inception_missing.pth; do

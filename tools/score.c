@@ -176,11 +176,7 @@ static void score_is(double *v, const struct side *g, const struct inception *ne
 {
     char msg[512];
     float *logits = xmalloc((size_t)g->sk.n * INCEPTION_CLASSES * sizeof(float));
-    for (int64_t i = 0; i < g->sk.n; i++)
-        nn_sgemm(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
-                 g->sk.rows + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, net->fc_w,
-                 INCEPTION_DIMS, 0.0f, logits + (size_t)i * INCEPTION_CLASSES,
-                 INCEPTION_CLASSES);
+    metrics_cli_logits(logits, g->sk.rows, g->sk.n, net->fc_w); /* as is-score's */
     if (metrics_inception_score(&v[0], &v[1], logits, g->sk.n, INCEPTION_CLASSES, (int)splits,
                                 1, (uint32_t)seed, msg, sizeof msg) == -1)
         errx(1, "%s: %s", g->path, msg);

@@ -246,6 +246,15 @@ struct sink_ctx {
     int verbose;
 };
 
+void metrics_cli_logits(float *logits, const float *pool3, int64_t n, const float *fc_w)
+{
+    for (int64_t i = 0; i < n; i++)
+        nn_sgemm_serial(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
+                        pool3 + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, fc_w,
+                        INCEPTION_DIMS, 0.0f, logits + (size_t)i * INCEPTION_CLASSES,
+                        INCEPTION_CLASSES);
+}
+
 /* f (n, s->d) to where s says; logits_unbiased row by row: independent of the batch and
    thread count */
 static int sink_rows(struct metrics_cli_sink *s, const float *f, int n)
@@ -262,12 +271,7 @@ static int sink_rows(struct metrics_cli_sink *s, const float *f, int n)
             s->rows = xrealloc(s->rows, (size_t)s->cap * w * sizeof(float));
         }
         if (s->fc_w != NULL)
-            for (int i = 0; i < n; i++)
-                nn_sgemm_serial(0, 1, 1, INCEPTION_CLASSES, INCEPTION_DIMS, 1.0f,
-                                f + (size_t)i * INCEPTION_DIMS, INCEPTION_DIMS, s->fc_w,
-                                INCEPTION_DIMS, 0.0f,
-                                s->rows + (size_t)(s->n + i) * INCEPTION_CLASSES,
-                                INCEPTION_CLASSES);
+            metrics_cli_logits(s->rows + (size_t)s->n * INCEPTION_CLASSES, f, n, s->fc_w);
         else
             memcpy(s->rows + (size_t)s->n * w, f, (size_t)n * w * sizeof(float));
     }

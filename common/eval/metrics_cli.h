@@ -135,6 +135,10 @@ struct metrics_cli_sink {
     struct metrics_cli_sink *spatial; /* sFID's features of the same pass go here (its d is
                                          INCEPTION_SPATIAL_DIMS), or NULL */
 };
+/* torch-fidelity's logits_unbiased (pool3 @ fc.weight^T, no bias) of n pool3 rows into
+   logits (n, INCEPTION_CLASSES): one serial GEMM a row, so that a row's bits depend on
+   nothing else (is-score's and score's Inception Scores agree under every BLAS kernel). */
+void metrics_cli_logits(float *logits, const float *pool3, int64_t n, const float *fc_w);
 /* Streams the features of in (path for messages) into s; -v shows "tool: path" progress.
    Only the rows of shard --shard. Under mpirun (collective: every rank calls it for the same
    inputs in the same order) each rank runs its range of an image input and rank 0's s gets

@@ -77,6 +77,25 @@ under() {
     done
 }
 
+@test "score: FID, KID and IS equal what fid, kid and is-score print, under each kernel" {
+    vae-sample --model "$V" -n 9 --seed 5 -o "$T/g.npy"
+    vae-sample --model "$V" -n 7 --seed 6 -o "$T/r.npy"
+    for k in $(blas_kernels); do
+        under $k "$T/$k-s" score --json --weights synthetic --fid --kid --is --is-splits 3 \
+            --kid-subset-size 5 --kid-subsets 4 "$T/g.npy" "$T/r.npy"
+        under $k "$T/$k-f" fid --json --weights synthetic --resize torch-fidelity "$T/g.npy" "$T/r.npy"
+        under $k "$T/$k-k" kid --json --weights synthetic --subset-size 5 --subsets 4 "$T/g.npy" "$T/r.npy"
+        under $k "$T/$k-i" is-score --json --weights synthetic --splits 3 "$T/g.npy"
+        local key line
+        for key in frechet_inception_distance kernel_inception_distance_mean inception_score_mean \
+            inception_score_std; do
+            line=$(grep -h "\"$key\"" "$T/$k-f" "$T/$k-k" "$T/$k-i" | sed 's/,$//')
+            [ -n "$line" ] || { echo "[$k] no $key from the single tools"; return 1; }
+            grep -qF "$line" "$T/$k-s" || { echo "[$k] score's $key differs: $line vs $(grep "\"$key\"" "$T/$k-s")"; return 1; }
+        done
+    done
+}
+
 @test "-v says which OpenBLAS kernel runs and whether the user chose it" {
     for t in "vae-sample --model $V -n 1" "vae-recon --model $V --data $FIX/inception/img32.npy"; do
         OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr $t -v -o /dev/null

@@ -119,8 +119,59 @@ static int run_step(const struct ddpm_eval *e, char **argv, char *out, size_t ou
         return -1;
     if (trainer_stop())
         return 1;
-    snprintf(msg, msglen, "evaluation: %s failed (process %d of %d)", what, e->rank, e->K);
+    if (e->K > 1)
+        snprintf(msg, msglen, "evaluation: %s failed (process %d of %d)", what, e->rank, e->K);
+    else
+        snprintf(msg, msglen, "evaluation: %s failed", what);
     return -1;
+}
+
+/* ddpm-sample (DDIM) of the model in e->dir into samples, shard RANK/K of them when shard:
+   0, 1, -1 as run_step */
+static int sample(const struct ddpm_eval *e, int shard, const char *samples, char *msg,
+                  size_t msglen)
+{
+    char n[32], steps[32], seed[32], thr[32], sh[32], out[4096], *argv[24];
+    int a = 0;
+    snprintf(n, sizeof n, "%ld", e->samples);
+    snprintf(steps, sizeof steps, "%ld", e->steps);
+    snprintf(seed, sizeof seed, "%ld", e->seed);
+    snprintf(thr, sizeof thr, "%ld", e->threads);
+    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
+    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = (char *)e->dir;
+    argv[a++] = "-n", argv[a++] = n;
+    if (shard)
+        argv[a++] = "--shard", argv[a++] = sh;
+    argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps", argv[a++] = steps;
+    argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads", argv[a++] = thr;
+    argv[a++] = "-o", argv[a++] = (char *)samples, argv[a] = NULL;
+    return run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen);
+}
+
+/* fid (k 0) or kid (k 1) of in (images: with --weights; or their features) against the
+   cached reference, its score read into sc: 0, 1, -1 as run_step */
+static int score_tool(const struct ddpm_eval *e, int k, const char *in, int images,
+                      struct ddpm_scores *sc, char *msg, size_t msglen)
+{
+    char thr[32], out[4096], *argv[12];
+    int a = 0, st;
+    snprintf(thr, sizeof thr, "%ld", e->threads);
+    argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
+    if (images && e->weights != NULL)
+        argv[a++] = "--weights", argv[a++] = (char *)e->weights;
+    argv[a++] = (char *)in, argv[a++] = (char *)(k ? e->kid_ref : e->fid_ref), argv[a] = NULL;
+    if ((st = run_step(e, argv, out, sizeof out, argv[0], msg, msglen)) != 0)
+        return st;
+    if (k == 0 && read_score(out, "FID:", &sc->fid) == -1) {
+        snprintf(msg, msglen, "evaluation: fid: unexpected output");
+        return -1;
+    }
+    if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &sc->kid) == -1 ||
+                   read_score(out, "kernel_inception_distance_std:", &sc->kid_std) == -1)) {
+        snprintf(msg, msglen, "evaluation: kid: unexpected output");
+        return -1;
+    }
+    return 0;
 }
 
 /* fid (k 0) or kid (k 1) --save-features [--shard RANK/K] in out: 0, 1, -1 as run_step */
@@ -233,7 +284,7 @@ static void remove_dir(const struct ddpm_eval *e)
 /* what rank 0 decided, sent to every rank */
 struct verdict {
     int rc; /* 0, 1: interrupted, -1: failed */
-    double fid, kid, kid_std;
+    struct ddpm_scores sc;
 };
 
 /* Collective end of an evaluation step: rank 0's verdict v to every rank, e->dir removed.
@@ -252,7 +303,7 @@ static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
 {
     static const char *const names[] = {"ref-fid", "ref-kid"};
     char part[4400], joined[4400], buf[256], thr[32], *argv[12];
-    struct verdict v = {0, 0, 0, 0};
+    struct verdict v = {0, {0, 0, 0}};
     int st = 0, a;
 
     snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
@@ -296,54 +347,25 @@ static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
 static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
 {
     static const char *const names[] = {"fid", "kid"};
-    char samples[4400], part[4400], joined[2][4400], n[32], steps[32], seed[32], thr[32];
-    char sh[32], out[4096], *argv[24];
-    struct verdict v = {0, 0, 0, 0};
-    int a, st;
+    char samples[4400], part[4400], joined[4400];
+    struct verdict v = {0, {0, 0, 0}};
+    int st;
 
-    snprintf(thr, sizeof thr, "%ld", e->threads);
     snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
-    snprintf(n, sizeof n, "%ld", e->samples);
-    snprintf(steps, sizeof steps, "%ld", e->steps);
-    snprintf(seed, sizeof seed, "%ld", e->seed);
-    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
-    a = 0;
-    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = e->dir, argv[a++] = "-n";
-    argv[a++] = n, argv[a++] = "--shard", argv[a++] = sh, argv[a++] = "--scheduler";
-    argv[a++] = "ddim", argv[a++] = "--steps", argv[a++] = steps, argv[a++] = "--seed";
-    argv[a++] = seed, argv[a++] = "--threads", argv[a++] = thr, argv[a++] = "-o";
-    argv[a++] = samples, argv[a] = NULL;
-    st = run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen);
+    st = sample(e, 1, samples, msg, msglen);
     for (int k = 0; k < 2 && st == 0; k++) {
         part_path(part, sizeof part, e, names[k], e->rank);
         st = save_features(e, k, samples, 0, part, msg, msglen);
     }
     st = gather_parts(e, st, names, msg, msglen);
     for (int k = 0; k < 2 && e->rank == 0 && st == 0; k++) {
-        snprintf(joined[k], sizeof joined[k], "%s/%s.npy", e->dir, names[k]);
-        if ((st = join_parts(e, names[k], joined[k], msg, msglen)) != 0)
-            break;
-        a = 0;
-        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-        argv[a++] = joined[k], argv[a++] = k ? e->kid_ref : e->fid_ref, argv[a] = NULL;
-        if ((st = run_step(e, argv, out, sizeof out, argv[0], msg, msglen)) != 0)
-            break;
-        if (k == 0 && read_score(out, "FID:", &v.fid) == -1) {
-            snprintf(msg, msglen, "evaluation: fid: unexpected output");
-            st = -1;
-        }
-        if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &v.kid) == -1 ||
-                       read_score(out, "kernel_inception_distance_std:", &v.kid_std) == -1)) {
-            snprintf(msg, msglen, "evaluation: kid: unexpected output");
-            st = -1;
-        }
+        snprintf(joined, sizeof joined, "%s/%s.npy", e->dir, names[k]);
+        if ((st = join_parts(e, names[k], joined, msg, msglen)) == 0)
+            st = score_tool(e, k, joined, 0, &v.sc, msg, msglen);
     }
     v.rc = st;
-    if (finish(e, &v, st, msg, msglen) == 0) {
-        sc->fid = v.fid;
-        sc->kid = v.kid;
-        sc->kid_std = v.kid_std;
-    }
+    if (finish(e, &v, st, msg, msglen) == 0)
+        *sc = v.sc;
     return v.rc;
 }
 
@@ -383,56 +405,18 @@ int ddpm_eval_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size
 {
     static const char *files[] = {"config.json", "scheduler_config.json", "model_index.json",
                                   "diffusion_pytorch_model.safetensors", "samples.npy"};
-    char samples[4200], n[32], steps[32], seed[32], thr[32], out[4096];
-    char *argv[24];
-    int a, rc;
+    char samples[4200];
+    int st;
 
     if (e->K > 1)
         return par_score(e, sc, msg, msglen);
-    snprintf(thr, sizeof thr, "%ld", e->threads);
     snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
-    snprintf(n, sizeof n, "%ld", e->samples);
-    snprintf(steps, sizeof steps, "%ld", e->steps);
-    snprintf(seed, sizeof seed, "%ld", e->seed);
-    a = 0;
-    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = e->dir, argv[a++] = "-n";
-    argv[a++] = n, argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps";
-    argv[a++] = steps, argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads";
-    argv[a++] = thr, argv[a++] = "-o", argv[a++] = samples, argv[a] = NULL;
-    if ((rc = run_tool(e->bindir, argv, out, sizeof out, msg, msglen)) < 0) {
-        if (rc == -2)
-            return -1;
-        /* the children got the Ctrl-C too: skip, the trainer saves a checkpoint */
-        if (trainer_stop())
-            goto done;
-        snprintf(msg, msglen, "evaluation: ddpm-sample failed");
+    /* interrupted (1): the children got the Ctrl-C too; skip, the trainer saves a checkpoint */
+    st = sample(e, 0, samples, msg, msglen);
+    for (int k = 0; k < 2 && st == 0; k++)
+        st = score_tool(e, k, samples, 1, sc, msg, msglen);
+    if (st == -1)
         return -1;
-    }
-    for (int k = 0; k < 2; k++) {
-        a = 0;
-        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-        if (e->weights != NULL)
-            argv[a++] = "--weights", argv[a++] = (char *)e->weights;
-        argv[a++] = samples, argv[a++] = k ? e->kid_ref : e->fid_ref, argv[a] = NULL;
-        if ((rc = run_tool(e->bindir, argv, out, sizeof out, msg, msglen)) < 0) {
-            if (rc == -2)
-                return -1;
-            if (trainer_stop())
-                goto done;
-            snprintf(msg, msglen, "evaluation: %s failed", argv[0]);
-            return -1;
-        }
-        if (k == 0 && read_score(out, "FID:", &sc->fid) == -1) {
-            snprintf(msg, msglen, "evaluation: fid: unexpected output");
-            return -1;
-        }
-        if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &sc->kid) == -1 ||
-                       read_score(out, "kernel_inception_distance_std:", &sc->kid_std) == -1)) {
-            snprintf(msg, msglen, "evaluation: kid: unexpected output");
-            return -1;
-        }
-    }
-done:
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(samples, sizeof samples, "%s/%s", e->dir, files[i]);
         unlink(samples);

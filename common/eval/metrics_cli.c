@@ -120,17 +120,6 @@ int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
     return -1;
 }
 
-void metrics_cli_start(const struct metrics_cli *o, char **argv)
-{
-    nn_blas_setup(argv, o->verbose);
-    nn_set_threads(o->threads);
-    util_cleanup_signals();
-    /* after nn_blas_setup, which may run the tool again from the start */
-    if (o->ignored)
-        warnx("note: --device and --num-workers are ignored: this runs on the CPU with "
-              "--threads %d", o->threads);
-}
-
 int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,
                           size_t msglen)
 {

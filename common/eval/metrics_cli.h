@@ -85,13 +85,11 @@ void metrics_cli_usage(int status, const char *problem, const char *usage_line,
    ...)"; otherwise msg is "" (getopt_long has printed its own message). */
 int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
                        const struct option *longopts, char *msg, size_t msglen);
-/* After the options: nn_blas_setup (which may re-execute the tool), the threads, the signal
-   handlers that remove temporary files, and the note on stderr that --device and
-   --num-workers are ignored when they were given. */
-void metrics_cli_start(const struct metrics_cli *o, char **argv);
-/* metrics_cli_start for the tools that run under mpirun (fid, kid, is-score): par_init after
-   nn_blas_setup (ranks > 0 then wait for rank 0's par_go), and -v and the note on rank 0
-   only. -1 with msg when MPI does not start. */
+/* After the options: nn_blas_setup (which may re-execute the tool), par_init (without
+   mpirun nothing; under it ranks > 0 wait for rank 0's par_go), the threads, the signal
+   handlers that remove temporary files, and on rank 0 only -v and the note on stderr that
+   --device and --num-workers are ignored when they were given. -1 with msg when MPI does
+   not start. */
 int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,
                           size_t msglen);
 /* How the images of in split: -1 with msg when --shard has more shards than in has rows, or

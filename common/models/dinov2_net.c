@@ -129,7 +129,7 @@ static void block_forward(const struct dinov2_config *c, const struct dinov2_blo
     nn_linear_forward(ws->q, ws->h, b->qkv_w, b->qkv_b, T, D, D);
     nn_linear_forward(ws->k, ws->h, b->qkv_w + DD, b->qkv_b + D, T, D, D);
     nn_linear_forward(ws->v, ws->h, b->qkv_w + 2 * DD, b->qkv_b + 2 * D, T, D, D);
-    nn_attention_forward_fixed(ws->a, ws->att, ws->q, ws->k, ws->v, 1, T, D, c->heads);
+    nn_attention_forward(ws->a, ws->att, ws->q, ws->k, ws->v, 1, T, D, c->heads);
     nn_linear_forward(ws->h, ws->a, b->proj_w, b->proj_b, T, D, D);
     add_scaled(ws->x, ws->h, b->ls1, T, D);
     nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, T, D, DINOV2_EPS);

@@ -201,14 +201,10 @@ void nn_softmax_backward(float *din, const float *dout, const float *out, int ro
 
 /* ---- scaled dot-product self-attention ----
    q, k, v (N,T,C) with `heads` heads of C/heads channels (head h = channels h*D..h*D+D-1);
-   att (N,heads,T,T) saved softmax(q k^T / sqrt(D)); out (N,T,C). */
+   att (N,heads,T,T) saved softmax(q k^T / sqrt(D)); out (N,T,C). Each (image, head) runs
+   on one thread, so the result does not depend on the thread count. */
 void nn_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, int N, int T, int C, int heads);
-/* The same with each (image, head) on one thread and single-threaded GEMMs whatever the
-   thread count, so the result does not depend on it (nn_attention_forward splits each GEMM
-   over the threads when N*heads is below the thread count). */
-void nn_attention_forward_fixed(float *out, float *att, const float *q, const float *k,
-                                const float *v, int N, int T, int C, int heads);
 /* scratch: N*heads*T*T floats */
 void nn_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                            const float *q, const float *k, const float *v, const float *att,

@@ -20,27 +20,9 @@ static void attn_fwd1(float *out, float *att, const float *q, const float *k, co
 void nn_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, int N, int T, int C, int heads)
 {
-    int D = C / heads, nt = nn_get_threads(), ntask = N * heads;
-    size_t TC = (size_t)T * C, TT = (size_t)T * T;
-    if (ntask >= nt) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int i = 0; i < ntask; i++) {
-            int n = i / heads, h = i % heads;
-            size_t o = n * TC + (size_t)h * D;
-            attn_fwd1(out + o, att + i * TT, q + o, k + o, v + o, T, C, D, nn_sgemm_serial);
-        }
-    } else {
-        for (int i = 0; i < ntask; i++) {
-            int n = i / heads, h = i % heads;
-            size_t o = n * TC + (size_t)h * D;
-            attn_fwd1(out + o, att + i * TT, q + o, k + o, v + o, T, C, D, nn_sgemm);
-        }
-    }
-}
-
-void nn_attention_forward_fixed(float *out, float *att, const float *q, const float *k,
-                                const float *v, int N, int T, int C, int heads)
-{
+    /* each (image, head) on one thread with single-threaded GEMMs, whatever the thread
+       count, so the result does not depend on it (splitting one head's GEMMs over the
+       threads when N*heads is below their count gave other bits) */
     int D = C / heads, nt = nn_get_threads(), ntask = N * heads;
     size_t TC = (size_t)T * C, TT = (size_t)T * T;
     nt = omp_in_parallel() ? 1 : nt < ntask ? nt : ntask;

@@ -484,8 +484,7 @@ static double bilinear_filter(double x)
     return 0.0;
 }
 
-/* Pillow's bicubic_filter: Keys' cubic with a = -0.5, support 2 */
-static double bicubic_filter(double x)
+double img_bicubic_filter(double x)
 {
     const double a = -0.5;
     if (x < 0.0)
@@ -502,7 +501,7 @@ struct resample_filter {
     double support;
 };
 static const struct resample_filter filter_bilinear = { bilinear_filter, 1.0 };
-static const struct resample_filter filter_bicubic = { bicubic_filter, 2.0 };
+static const struct resample_filter filter_bicubic = { img_bicubic_filter, 2.0 };
 
 /* precompute_coeffs + normalize_coeffs_8bpc for one axis of inSize pixels (box in0..in1) to
    outSize. bounds: 2*outSize (first, count); kk: outSize*ksize. Returns ksize. */

@@ -32,6 +32,9 @@ void img_resize_bilinear(uint8_t *out, int ow, int oh, const uint8_t *in, int w,
 /* The same with Image.BICUBIC (Keys' cubic a = -0.5, support 2 scaled the same way; the
    result clipped to 0..255 as PIL does): torchvision's Resize(BICUBIC) on a PIL image. */
 void img_resize_bicubic(uint8_t *out, int ow, int oh, const uint8_t *in, int w, int h);
+/* Pillow's bicubic_filter (Resample.c): Keys' cubic with a = -0.5, support 2, in double;
+   also clean-fid's float resize (models/inception_clean.c) */
+double img_bicubic_filter(double x);
 /* The centre box of img_resize_center_crop: the largest box of aspect ow:oh with floor'd
    sizes (cw = h*ow/oh when the image is wider, else ch = w*oh/ow) at floor((w-cw)/2),
    floor((h-ch)/2). PIL equivalent: im.crop((x0, y0, x0+cw, y0+ch)).resize((ow, oh)). */

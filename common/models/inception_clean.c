@@ -10,21 +10,10 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "io/img.h"
 #include "models/inception.h"
 
 #define CLEAN_SUPPORT 2.0
-
-static double bicubic(double x)
-{
-    const double a = -0.5;
-    if (x < 0.0)
-        x = -x;
-    if (x < 1.0)
-        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-    if (x < 2.0)
-        return (((x - 5) * x + 8) * x - 4) * a;
-    return 0.0;
-}
 
 /* Pillow's ksize for in -> out */
 static int clean_ksize(int in, int out)
@@ -49,7 +38,7 @@ static void coeffs(double *k, int *bounds, int in, int out, int ksize)
         double *kk = k + (size_t)xx * ksize;
         int x;
         for (x = 0; x < xmax; x++) {
-            double w = bicubic((x + xmin - center + 0.5) * ss);
+            double w = img_bicubic_filter((x + xmin - center + 0.5) * ss);
             kk[x] = w;
             ww += w;
         }

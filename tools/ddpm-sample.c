@@ -28,7 +28,7 @@
 static const char usage_line[] =
     "usage: ddpm-sample --model DIR [-n N] [--scheduler S] [--steps N] [--eta E]\n"
     "                   [--solver-order 1|2|3] [--timestep-spacing leading|linspace|trailing]\n"
-    "                   [--prk]\n"
+    "                   [--prk] [--use-clipped-model-output]\n"
     "                   [-S SEED] [-b N] [-o OUT.npy] [--init-noise X_T.npy]\n"
     "                   [--save-trajectory T.npy [--trajectory-every K]] [--closed-form]\n"
     "                   [--shard I/N] [-t N] [-v]\n"
@@ -54,6 +54,10 @@ static const char help[] =
     "                           for the others); a count whose timesteps repeat (1000\n"
     "                           for dpm-solver++ and unipc) is refused\n"
     "  --eta E                  DDIM's eta (default 0; ddim only)\n"
+    "  --use-clipped-model-output  ddim: the step's noise term recomputed from the\n"
+    "                           clipped x0 (DDIMPipeline's use_clipped_model_output; off\n"
+    "                           by default, as there): under-trained models give pictures\n"
+    "                           instead of speckle\n"
     "  --solver-order K         dpm-solver++, unipc: 1, 2 (default) or 3;\n"
     "                           sde-dpm-solver++: 1 or 2\n"
     "  --timestep-spacing SP    leading, linspace or trailing (default: the scheduler's:\n"
@@ -82,7 +86,7 @@ static const char help[] =
     "                           falls in the I-th of N contiguous ranges of 0..N-1 (sizes\n"
     "                           differ by at most one), the same bytes as that slice of\n"
     "                           the full run; npycat joins the shards in order\n"
-    "  -t, --threads N          threads (default 2)\n"
+    "  -t, --threads N          threads (default: $OMP_NUM_THREADS, else 2)\n"
     "  -v, --verbose            settings and progress on stderr\n"
     "  -h, --help               this text\n"
     "\n"
@@ -144,7 +148,7 @@ static int check_model(struct unet *u, const char *dir)
 int main(int argc, char **argv)
 {
     enum { O_SCHED = 256, O_STEPS, O_ETA, O_INIT, O_TRAJ, O_TEVERY, O_CHECK, O_SAVEDIR, O_CLOSED,
-           O_ORDER, O_SPACING, O_PRK, O_SHARD };
+           O_ORDER, O_SPACING, O_PRK, O_SHARD, O_CLIPEPS };
     static const struct option lo[] = {
         {"model", 1, 0, 'm'}, {"num", 1, 0, 'n'}, {"scheduler", 1, 0, O_SCHED},
         {"steps", 1, 0, O_STEPS}, {"eta", 1, 0, O_ETA}, {"seed", 1, 0, 'S'},
@@ -154,12 +158,14 @@ int main(int argc, char **argv)
         {"shard", 1, 0, O_SHARD},
         {"threads", 1, 0, 't'}, {"solver-order", 1, 0, O_ORDER},
         {"timestep-spacing", 1, 0, O_SPACING}, {"prk", 0, 0, O_PRK},
+        {"use-clipped-model-output", 0, 0, O_CLIPEPS},
         {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *out = "-", *init = NULL, *traj = NULL, *save_dir = NULL;
-    long n = -1, steps = -1, seed = 0, batch = 16, threads = 2, every = 1, order = 0;
+    long n = -1, steps = -1, seed = 0, batch = 16, threads = util_threads_default(), every = 1, order = 0;
     double eta = 0;
     static const char *const spacing_names[] = {"leading", "linspace", "trailing"};
     int verbose = 0, check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
+    int clip_eps = 0;
     int shard = 0, n_shards = 1;
     struct opt op;
     struct unet u;
@@ -195,6 +201,7 @@ int main(int argc, char **argv)
         case O_ORDER: bad = opt_long(&op, 1, 3, &order); break;
         case O_SPACING: bad = opt_choice(&op, spacing_names, 3, &spacing); break;
         case O_PRK: prk = 1; break;
+        case O_CLIPEPS: clip_eps = 1; break;
         case O_INIT: init = optarg; break;
         case O_TRAJ: traj = optarg; break;
         case O_CHECK: check = 1; break;
@@ -224,6 +231,8 @@ int main(int argc, char **argv)
         usage(2, "--solver-order: sde-dpm-solver++ has orders 1 and 2 only");
     if (prk && kind != SAMPLER_PNDM)
         usage(2, "--prk applies to --scheduler pndm only");
+    if (clip_eps && kind != SAMPLER_DDIM)
+        usage(2, "--use-clipped-model-output applies to --scheduler ddim only");
     if (steps < 0)
         steps = kind == SAMPLER_DDPM ? 1000 : kind == SAMPLER_DDIM ? 50 : 20;
     nn_set_threads((int)threads);
@@ -305,7 +314,7 @@ int main(int argc, char **argv)
     verbose = verbose && par_rank() == 0;
     if (batch > to - from)
         batch = to - from;
-    so = (struct sampler_opts){(int)steps, (float)eta, (int)order, spacing, prk};
+    so = (struct sampler_opts){(int)steps, (float)eta, (int)order, spacing, prk, clip_eps};
     if (sampler_init(&s, &sc, (enum sampler_kind)kind, &so, (size_t)batch * chw, msg,
                      sizeof msg) == -1)
         errx(1, "%s: %s", model, msg);
@@ -343,8 +352,9 @@ int main(int argc, char **argv)
     }
     par_go();
     if (verbose)
-        fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld\n",
-                u.n_params, sampler_names[kind], s.n_calls, to - from, batch);
+        fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld, "
+                "%d threads\n", u.n_params, sampler_names[kind], s.n_calls, to - from, batch,
+                nn_get_threads());
     progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     long done = 0;
     for (long i0 = from; i0 < to; i0 += batch) {

@@ -117,7 +117,8 @@ static const char help[] =
     "  --resume-from-checkpoint C      latest (the newest in OUTDIR; none: start anew)\n"
     "                                  or a checkpoint folder\n"
     "  -S, --seed S                    seed of data order, noise and init (default 0)\n"
-    "  -t, --threads N                 threads (of each process; default 2)\n"
+    "  -t, --threads N                 threads (of each process; default:\n"
+    "                                  $OMP_NUM_THREADS, else 2)\n"
     "  --log FILE                      CSV, a row per step: step, epoch, loss, lr,\n"
     "                                  grad_norm, seconds, fid, kid (appended on resume)\n"
     "  --eval-every N                  every N steps sample --eval-samples images with\n"
@@ -400,7 +401,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
     memset(o, 0, sizeof *o);
     o->batch = 16, o->accum = 1, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500;
-    o->ckpt_limit = 3, o->threads = 2, o->eval_samples = 100, o->eval_steps = 50;
+    o->ckpt_limit = 3, o->threads = util_threads_default(), o->eval_samples = 100, o->eval_steps = 50;
     ddpm_hparams_default(&o->h);
     opt_init(&op, "d:o:S:t:qvh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {

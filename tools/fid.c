@@ -47,7 +47,7 @@ static const char help[] =
     "                      2023: sFID's spatial features (guided-diffusion: Mixed_6d's\n"
     "                      branch1x1, channels 0-6, 17x17; its FID is sFID, which\n"
     "                      guided-diffusion computes after --resize torch-fidelity)\n"
-    "  -t, --threads N     threads (default 2)\n"
+    "  -t, --threads N     threads (default: $OMP_NUM_THREADS, else 2)\n"
     "  --weights PATH      FID Inception weights (.pth or .safetensors), or synthetic\n"
     "                      (closed-form stand-in: scores are NOT comparable with\n"
     "                      published ones). Default: $FID_WEIGHTS, else\n"

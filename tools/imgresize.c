@@ -53,7 +53,7 @@ static const char help[] =
     "  --labels-out FILE   int64 (N,) labels (-l with labels, -r, --flowers102, --pets)\n"
     "  --skip-bad          skip files that cannot be decoded (each named on stderr)\n"
     "                      instead of failing\n"
-    "  -t, --threads N     threads (default 2)\n"
+    "  -t, --threads N     threads (default: $OMP_NUM_THREADS, else 2)\n"
     "  -v, --verbose       progress on stderr\n"
     "  -h, --help          this text\n"
     "\n"
@@ -401,7 +401,7 @@ int main(int argc, char **argv)
     const char *out_path = "-", *labels_path = NULL, *list = NULL, *flowers = NULL,
                *pets = NULL, *split = NULL, *folder = NULL;
     int ow = 32, oh = 32, crop = 0, skip_bad = 0, verbose = 0, c, n_stdin = 0;
-    long threads = 2;
+    long threads = util_threads_default();
     struct items it = {0};
     char msg[128];
     struct opt op;

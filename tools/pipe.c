@@ -42,7 +42,9 @@ static void usage(FILE *f)
               "  -P, --param NAME=VALUE  override a param for this run (repeatable)\n"
               "  -n, --dry-run           print what would run and why; run nothing\n"
               "  -f, --force             run the selected stages even when up to date\n"
-              "  -j, --jobs N            up to N independent stages at once (default 1)\n"
+              "  -j, --jobs N            up to N independent stages at once (default 1),\n"
+              "                          each with the cores shared out: OMP_NUM_THREADS\n"
+              "                          = cores / N (at least 1) unless it is set\n"
               "  -q, --quiet             say nothing about stages\n"
               "  -v, --verbose           the commands too, and the skipped stages\n"
               "  --dot                   dag: print Graphviz instead\n"
@@ -122,6 +124,19 @@ static void poll_signals(void)
     for (int i = 0; i < 3; i++)
         if (sigismember(&pend, sigs[i]))
             got_sig = sigs[i];
+}
+
+/* The OMP_NUM_THREADS a stage gets when jobs stages may run at once: the cores shared out
+   (at least 1 each), unless the user set it. The tools take it as their --threads default,
+   so -j 2 on 2 cores runs two 1-thread stages rather than four threads on two cores. */
+static void share_cores(int jobs)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char v[32];
+    if (jobs <= 1 || getenv("OMP_NUM_THREADS") != NULL)
+        return;
+    snprintf(v, sizeof v, "%ld", cores > jobs ? cores / jobs : 1);
+    setenv("OMP_NUM_THREADS", v, 1);
 }
 
 static pid_t spawn(const char *cmd)
@@ -513,8 +528,10 @@ int main(int argc, char **argv)
     if (strcmp(sub, "dag") == 0 && o.n_targets > 0)
         bad_usage("dag takes no stage names");
     path_add_self();
-    if (strcmp(sub, "run") == 0)
+    if (strcmp(sub, "run") == 0) {
+        share_cores(o.jobs);
         rc = cmd_run(file, &o);
+    }
     else if (strcmp(sub, "status") == 0)
         rc = cmd_status(file, &o, 0);
     else

@@ -34,7 +34,7 @@ static const char help[] =
     "                          reconstruction (imgrid with an even number of columns\n"
     "                          shows them side by side)\n"
     "  -b, --batch-size N      images per pass (default 256)\n"
-    "  -t, --threads N         threads (default 2)\n"
+    "  -t, --threads N         threads (default: $OMP_NUM_THREADS, else 2)\n"
     "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
     "\n"

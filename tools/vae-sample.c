@@ -35,7 +35,7 @@ static const char help[] =
     "                          falls in the I-th of N contiguous ranges (sizes differ by\n"
     "                          at most one), the same bytes as that slice of the full\n"
     "                          run; npycat joins the shards in order\n"
-    "  -t, --threads N         threads (default 2)\n"
+    "  -t, --threads N         threads (default: $OMP_NUM_THREADS, else 2)\n"
     "  -v, --verbose           the OpenBLAS kernel and the threads on stderr\n"
     "  -h, --help              this text\n"
     "\n"

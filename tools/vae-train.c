@@ -62,7 +62,8 @@ static const char help[] =
     "  --beta B                     weight of the KL term (default 1)\n"
     "  -S, --seed S                 seed of the init, the data order and the noise\n"
     "                               (default 0)\n"
-    "  -t, --threads N              threads (default 2; the result does not depend on it)\n"
+    "  -t, --threads N              threads (default: $OMP_NUM_THREADS, else 2; the\n"
+    "                               result does not depend on it)\n"
     "  --log FILE                   CSV, a row per step: step, epoch, loss, recon, kl,\n"
     "                               val_loss, lr, seconds (appended to when resuming)\n"
     "  --save-every N               save both files every N steps (default 500; 0: only\n"
@@ -280,7 +281,7 @@ static void parse(int argc, char **argv, struct opts *o)
         {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct opt op;
     int c;
-    *o = (struct opts){.epochs = 10, .batch = 64, .latent = 128, .threads = 2,
+    *o = (struct opts){.epochs = 10, .batch = 64, .latent = 128, .threads = util_threads_default(),
                        .save_every = 500, .lr = 1e-3, .beta = 1.0};
     opt_init(&op, "d:o:e:b:L:S:t:qvh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {

@@ -15,7 +15,7 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode)
 {
     memset(o, 0, sizeof *o);
     o->batch = 50;
-    o->threads = 2;
+    o->threads = util_threads_default();
     o->n_shards = 1;
     o->mode = mode;
 }

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "util/opt.h"
+#include "util/util.h"
 #include "io/st.h"
 
 struct rng;
@@ -135,7 +136,7 @@ struct vae_tool_opts {
     long seed, batch, threads;
     int verbose;
 };
-#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, 2, 0}
+#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, util_threads_default(), 0}
 /* opt_next's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the value
    is bad (p->msg says why) */
 int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c);

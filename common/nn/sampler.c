@@ -239,6 +239,10 @@ int sampler_init(struct sampler *s, const struct sched_config *c, enum sampler_k
         snprintf(msg, msglen, "--prk applies to pndm only");
         return -1;
     }
+    if (o->use_clipped_eps && kind != SAMPLER_DDIM) {
+        snprintf(msg, msglen, "--use-clipped-model-output applies to ddim only");
+        return -1;
+    }
     if (o->spacing >= 0)
         cc.timestep_spacing = (enum sched_spacing)o->spacing;
     else if (kind != SAMPLER_DDPM && kind != SAMPLER_DDIM)
@@ -247,6 +251,7 @@ int sampler_init(struct sampler *s, const struct sched_config *c, enum sampler_k
         if (sched_init(&s->base, &cc, kind == SAMPLER_DDIM ? SCHED_DDIM : SCHED_DDPM, n, o->eta,
                        msg, msglen) == -1)
             return -1;
+        s->base.use_clipped_eps = o->use_clipped_eps;
         s->n_calls = s->base.n_steps;
         s->t = xmalloc((size_t)s->n_calls * sizeof(float));
         s->ts = xmalloc((size_t)s->n_calls * sizeof(int));

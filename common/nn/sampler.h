@@ -40,6 +40,7 @@ struct sampler_opts {
     int order;          /* dpm-solver++, sde-dpm-solver++, unipc: solver_order; 0: 2 */
     int spacing;        /* enum sched_spacing, or -1: the scheduler's default */
     int prk;            /* pndm: PRK warm-up (skip_prk_steps false) */
+    int use_clipped_eps; /* ddim: use_clipped_model_output */
 };
 
 struct sampler {

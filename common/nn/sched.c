@@ -299,14 +299,19 @@ static void ddim_step(const struct sched *s, int i, float *x, const float *eps,
     float sd = s->eta * sqrtf(var);
     float sb = sqrtf(bt), sa = sqrtf(ab), sap = sqrtf(abp);
     float cdir = sqrtf(1.0f - abp - sd * sd);
-    int clip = s->cfg.clip_sample, noisy = s->eta > 0;
+    int clip = s->cfg.clip_sample, noisy = s->eta > 0, reeps = s->use_clipped_eps;
     float r = s->cfg.clip_sample_range;
 #pragma omp parallel for if (n > 65536)
     for (size_t k = 0; k < n; k++) {
-        float x0 = (x[k] - sb * eps[k]) / sa;
+        float x0 = (x[k] - sb * eps[k]) / sa, e = eps[k];
         if (clip)
             x0 = clampf(x0, r);
-        float y = sap * x0 + cdir * eps[k];
+        /* diffusers: pred_epsilon = (sample - alpha_prod_t ** 0.5 * pred_original_sample)
+           / beta_prod_t ** 0.5. Without it a clipped x0 and the unclipped noise disagree, and
+           an under-trained model's clipped pixels come out as speckle (issue 20). */
+        if (reeps)
+            e = (x[k] - sa * x0) / sb;
+        float y = sap * x0 + cdir * e;
         if (noisy)
             y = y + sd * noise[k];
         x[k] = y;

@@ -48,6 +48,10 @@ struct sched {
     int n_steps;                            /* len(timesteps): n except for some trailing n */
     int *timesteps;                         /* (n_steps) descending */
     float eta;                              /* DDIM */
+    /* DDIM: use_clipped_model_output (DDIMPipeline's argument, default off): the direction
+       term uses the noise recomputed from the clipped x0, not the model's. Set after
+       sched_init. */
+    int use_clipped_eps;
 };
 
 /* Schedule for sampling with n_steps steps (1..T). -1 with msg when n_steps is out of range. */

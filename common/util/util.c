@@ -89,6 +89,17 @@ int util_parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+long util_threads_default(void)
+{
+    const char *e = getenv("OMP_NUM_THREADS");
+    char first[32];
+    long n;
+    if (e == NULL)
+        return 2;
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(e, ","), e);
+    return util_parse_long(first, 1, 1024, &n) == 0 ? n : 2;
+}
+
 int util_parse_float(const char *s, double lo, double hi, double *out)
 {
     char *end;

@@ -22,6 +22,10 @@ void *xcalloc_big(size_t n, size_t size);
 /* Strict parsing for argv and config values: the whole string must be a number within
    [lo, hi]. Return 0 on success, -1 otherwise (out untouched). */
 int util_parse_long(const char *s, long lo, long hi, long *out);
+/* The tools' default --threads: $OMP_NUM_THREADS (its first entry, as libgomp reads it) when
+   it is a count 1..1024, else 2. Batch schedulers and `pipe run -j N` set it to share a
+   machine's cores between processes. */
+long util_threads_default(void);
 int util_parse_float(const char *s, double lo, double hi, double *out);
 /* "32" -> 32x32, "48x32" -> W=48, H=32 */
 int util_parse_size(const char *s, int *w, int *h);

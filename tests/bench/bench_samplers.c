@@ -87,7 +87,7 @@ int main(int argc, char **argv)
         printf("%-20s", ks[q].label);
         for (size_t j = 0; j < sizeof steps / sizeof steps[0]; j++) {
             struct sampler s;
-            struct sampler_opts o = {steps[j], 0, ks[q].order, -1, ks[q].prk};
+            struct sampler_opts o = {steps[j], 0, ks[q].order, -1, ks[q].prk, 0};
             if (sampler_init(&s, &c, ks[q].k, &o, (size_t)N, msg, sizeof msg) == -1) {
                 printf(" %9s", "-");
                 continue;

@@ -220,6 +220,8 @@ close_bytes() {
   [ "${stderr%%$'\n'*}" = "ddpm-sample: --solver-order applies to dpm-solver++, sde-dpm-solver++ and unipc only" ]
   run -2 --separate-stderr ddpm-sample --model "$M" --scheduler sde-dpm-solver++ --solver-order 3
   run -2 --separate-stderr ddpm-sample --model "$M" --scheduler ddim --prk
+  run -2 --separate-stderr ddpm-sample --model "$M" --scheduler pndm --use-clipped-model-output
+  [ "${stderr%%$'\n'*}" = "ddpm-sample: --use-clipped-model-output applies to --scheduler ddim only" ]
   run -2 --separate-stderr ddpm-sample --model "$M" --scheduler pndm --timestep-spacing karras
   run -1 --separate-stderr ddpm-sample --model "$M" -n 1 --scheduler pndm --prk --steps 3
   [[ "$stderr" == *"PRK warm-up needs 4 or more steps"* ]]
@@ -234,4 +236,28 @@ close_bytes() {
   done
   # euler without init_noise_sigma or input scaling would be far off
   run -1 close_bytes "$T/x.npy" "$FIX/unet/tiny_dpm10_u8.npy" 15
+}
+
+@test "ddpm-sample --use-clipped-model-output changes DDIM only where x0 is clipped" {
+  T=$BATS_TEST_TMPDIR
+  # the tiny random model's x0 leaves [-1, 1] at high noise: the recomputed noise differs
+  ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 10 -o "$T/a.npy"
+  ddpm-sample --model "$M" -n 2 --scheduler ddim --steps 10 --use-clipped-model-output -o "$T/b.npy"
+  run -1 cmp -s "$T/a.npy" "$T/b.npy"
+  # batch size and threads leave it alone
+  ddpm-sample --model "$M" -n 2 -b 1 -t 1 --scheduler ddim --steps 10 --use-clipped-model-output -o "$T/c.npy"
+  cmp "$T/b.npy" "$T/c.npy"
+}
+
+@test "ddpm-sample's default --threads is OMP_NUM_THREADS's count, else 2" {
+  T=$BATS_TEST_TMPDIR
+  run -0 --separate-stderr env -u OMP_NUM_THREADS ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/a.npy"
+  [[ "$stderr" == *", 2 threads"* ]]
+  run -0 --separate-stderr env OMP_NUM_THREADS=1 ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/b.npy"
+  [[ "$stderr" == *", 1 threads"* ]]
+  run -0 --separate-stderr env OMP_NUM_THREADS=3,1 ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/c.npy"
+  [[ "$stderr" == *", 3 threads"* ]]
+  run -0 --separate-stderr env OMP_NUM_THREADS=1 ddpm-sample --model "$M" -n 1 --steps 1 -t 2 -v -o "$T/d.npy"
+  [[ "$stderr" == *", 2 threads"* ]]
+  cmp "$T/a.npy" "$T/b.npy"
 }

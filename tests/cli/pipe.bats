@@ -200,6 +200,19 @@ after: never run" ]
     [ "$(cat both.txt)" = "$(printf 'a\nb')" ]
 }
 
+@test "-j N shares the cores out through OMP_NUM_THREADS unless it is set" {
+    printf 'stages:\n  t:\n    cmd: printenv OMP_NUM_THREADS > t.txt || echo unset > t.txt\n    outs: [t.txt]\n' > omp.yaml
+    cores=$(nproc)
+    run -0 env -u OMP_NUM_THREADS pipe run -q -f omp.yaml
+    [ "$(cat t.txt)" = unset ]
+    run -0 env -u OMP_NUM_THREADS pipe run -q -f -j 2 omp.yaml
+    [ "$(cat t.txt)" = "$(( cores > 2 ? cores / 2 : 1 ))" ]
+    run -0 env -u OMP_NUM_THREADS pipe run -q -f -j 64 omp.yaml
+    [ "$(cat t.txt)" = 1 ]
+    run -0 env OMP_NUM_THREADS=3 pipe run -q -f -j 2 omp.yaml
+    [ "$(cat t.txt)" = 3 ]
+}
+
 @test "stages find the tools next to pipe on PATH" {
     run -0 env PATH=/usr/bin:/bin "$(command -v pipe)" run -q tools.yaml
     [[ "$(cat help.txt)" == "usage: pipe run FILE"* ]]

@@ -23,7 +23,7 @@ static int mk(struct sampler *s, enum sampler_kind k, int n, int order, int spac
               size_t nmax)
 {
     struct sched_config c;
-    struct sampler_opts o = {n, 0, order, spacing, prk};
+    struct sampler_opts o = {n, 0, order, spacing, prk, 0};
     char msg[256];
     sched_config_default(&c);
     if (sampler_init(s, &c, k, &o, nmax, msg, sizeof msg) == -1) {
@@ -47,7 +47,7 @@ static void test_facts(void)
 {
     struct sampler s;
     struct sched_config c;
-    struct sampler_opts o = {1000, 0, 0, -1, 0};
+    struct sampler_opts o = {1000, 0, 0, -1, 0, 0};
     char msg[256];
     static const int ms10[] = {999, 899, 799, 699, 599, 500, 400, 300, 200, 100};
     static const int ms6[] = {999, 832, 666, 500, 333, 166};

@@ -1,6 +1,7 @@
 /* DDPM/DDIM schedulers against the diffusers formulas re-implemented in
    tests/fixtures/gen_unet.py: betas, alphas_cumprod, timesteps for every spacing, and single
-   steps (fixed_large/fixed_small, clipping, DDIM eta 0 and > 0) for four scheduler configs. */
+   steps (fixed_large/fixed_small, clipping, DDIM eta 0 and > 0, DDIM with
+   use_clipped_model_output) for four scheduler configs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,25 @@ static void test_config(const char *name)
         for (int j = 0; j < 3; j++) {
             snprintf(key, sizeof key, "%s_%s%d_eta%s_i%d", name, steps[i].kind, steps[i].n,
                      steps[i].eta, idx[j]);
+            if (get(key, &a) == -1)
+                continue;
+            memcpy(y, x.data, n * sizeof(float));
+            sched_step(&s, idx[j], y, e.data, z.data, n);
+            test_close(key, y, a.data, n, 2e-6, 2e-5);
+            npy_free(&a);
+        }
+        sched_free(&s);
+    }
+    /* DDIMPipeline(use_clipped_model_output=True): the noise recomputed from the clipped x0 */
+    for (int i = 0; i < 2; i++) {
+        int n_steps = i ? 10 : 50;
+        const char *eta = i ? "1.0" : "0";
+        if (sched_init(&s, &c, SCHED_DDIM, n_steps, (float)atof(eta), msg, sizeof msg) == -1)
+            continue;
+        s.use_clipped_eps = 1;
+        int idx[3] = {0, 3, s.n_steps - 1};
+        for (int j = 0; j < 3; j++) {
+            snprintf(key, sizeof key, "%s_ddim%d_eta%s_clipped_i%d", name, n_steps, eta, idx[j]);
             if (get(key, &a) == -1)
                 continue;
             memcpy(y, x.data, n * sizeof(float));

@@ -125,11 +125,18 @@ static void write_or_die(struct outfile *o, const char *path, const void *p, siz
     }
 }
 
+static size_t wino_cache_bytes(void)
+{
+    const char *e = getenv("UNET_WINO_CACHE_MB");
+    return e ? (size_t)atol(e) << 20 : (size_t)256 << 20;
+}
+
 static int check_model(struct unet *u, const char *dir)
 {
     int S = u->cfg.sample_size, C = u->cfg.in_channels;
     size_t n = (size_t)C * S * S;
     float *x = xmalloc(n * sizeof(float)), t = 500;
+    unet_alloc_infer(u, 1, wino_cache_bytes());
     for (size_t i = 0; i < n; i++)
         x[i] = sinf(0.01f * (float)i);
     unet_forward(u, NULL, x, &t, 1, 0);
@@ -322,7 +329,7 @@ int main(int argc, char **argv)
     unsigned char *img = xmalloc((size_t)batch * chw);
     struct rng *r = xmalloc((size_t)batch * sizeof *r);
 
-    unet_alloc_acts(&u, (int)batch);
+    unet_alloc_infer(&u, (int)batch, wino_cache_bytes());
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {

@@ -148,6 +148,7 @@ struct unet {
                                       huge pages); UNET_WINO_NONE: not cached (inference:
                                       transformed into wino_tmp at every use) */
     float *wino_tmp;               /* inference: the uncached conv's transform, one at a time */
+    size_t n_wino, n_wino_tmp;     /* inference: floats of wino and wino_tmp */
     unsigned char *wino_ok;        /* n_entries: transform is current */
     /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
        (36,C,T) for the weight gradient, which needs exactly them */
@@ -180,10 +181,11 @@ void unet_alloc_acts(struct unet *u, int B);
    unet_alloc_acts's layout); the Winograd
    scratch holds one GEMM chunk of images, the 3x3 convs run chunk by chunk; the transformed
    weights are cached for the convs on the smallest maps, where the transform costs most
-   next to the GEMMs, up to cache_bytes, and the others transformed at every use into one
-   buffer. Same bits as unet_alloc_acts's layout. unet_forward then asserts B <= max_batch
-   (it never reallocates). unet_alloc_acts returns to the training layout. */
-void unet_alloc_infer(struct unet *u, int B, size_t cache_bytes);
+   next to the GEMMs, as long as parameters, activations, scratch and cache stay within
+   mem_bytes, and the others transformed at every use into one buffer (0: cache nothing;
+   SIZE_MAX: everything). Same bits as unet_alloc_acts's layout. unet_forward then asserts
+   B <= max_batch (it never reallocates). unet_alloc_acts returns to the training layout. */
+void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
    first: the index of x's first image in the whole run (0 for training); an image's GEMM
    columns are placed by its index, so its result is the same bits whatever batch it is run in

@@ -226,15 +226,30 @@ static int by_area(const void *a, const void *b)
 
 /* The weight cache: the convs on the smallest maps first (their GEMMs have the fewest
    columns, so a transform at every use costs most next to them: 4x4 maps at a batch of 16
-   are 16 columns a GEMM, 32x32 maps 1024) while it stays within cache_bytes; the rest share
-   wino_tmp. Also sizes the scratch: one GEMM chunk of any conv, and conv3s2's im2col. */
-static void wino_infer(struct unet *u, size_t cache_bytes)
+   are 16 columns a GEMM, 32x32 maps 1024) while the whole stays within mem_bytes; the rest
+   share wino_tmp. Also sizes the scratch: one GEMM chunk of any conv, and conv3s2's
+   im2col. */
+static void wino_infer(struct unet *u, size_t mem_bytes)
 {
     int nc = n_wconv(u);
     struct wconv *v = xmalloc((size_t)nc * sizeof *v);
-    size_t total = 0, tmp = 0, scr = 0;
+    size_t total = 0, tmp = 0, scr = 0, most = 0, room;
     int n = list_convs(u, v);
     assert(n <= nc);
+    for (int i = 0; i < n; i++) {
+        size_t f = 36 * (size_t)v[i].C * v[i].OC;
+        most = f > most ? f : most;
+        f = unet_wino_scratch(1, v[i].C, v[i].H, v[i].W, v[i].OC);
+        scr = f > scr ? f : scr;
+    }
+    for (int i = 0; i < u->cfg.n_levels - 1; i++) { /* conv3s2's per-thread im2col slices */
+        const struct unet_sample *s = &u->down[i].sample;
+        size_t im = (size_t)nn_get_threads() * s->C * 9 * (s->H / 2) * (s->W / 2);
+        scr = im > scr ? im : scr;
+    }
+    /* floats left for the cache when one uncached conv's transform needs room too */
+    room = u->n_params + u->n_acts + scr + most;
+    room = mem_bytes / sizeof(float) > room ? mem_bytes / sizeof(float) - room : 0;
     free(u->wino);
     free(u->wino_tmp);
     free(u->wino_off);
@@ -243,25 +258,20 @@ static void wino_infer(struct unet *u, size_t cache_bytes)
         u->wino_off[e] = UNET_WINO_NONE;
     qsort(v, (size_t)n, sizeof *v, by_area);
     for (int i = 0; i < n; i++) {
-        size_t f = 36 * (size_t)v[i].C * v[i].OC, s = unet_wino_scratch(1, v[i].C, v[i].H,
-                                                                         v[i].W, v[i].OC);
+        size_t f = 36 * (size_t)v[i].C * v[i].OC;
         int e = entry_index(u, v[i].w);
         if (u->wino_off[e] != UNET_WINO_NONE)
             continue; /* a weight used twice (none in diffusers) is cached once */
-        if ((total + f) * sizeof(float) <= cache_bytes) {
+        if (total + f <= room) {
             u->wino_off[e] = total;
             total += f;
         } else if (f > tmp) {
             tmp = f;
         }
-        scr = s > scr ? s : scr;
-    }
-    for (int i = 0; i < u->cfg.n_levels - 1; i++) { /* conv3s2's per-thread im2col slices */
-        const struct unet_sample *s = &u->down[i].sample;
-        size_t im = (size_t)nn_get_threads() * s->C * 9 * (s->H / 2) * (s->W / 2);
-        scr = im > scr ? im : scr;
     }
     free(v);
+    u->n_wino = total;
+    u->n_wino_tmp = tmp;
     u->wino = total ? xmalloc_big(total * sizeof(float)) : NULL;
     u->wino_tmp = tmp ? xmalloc_big(tmp * sizeof(float)) : NULL;
     free(u->scratch);
@@ -270,7 +280,7 @@ static void wino_infer(struct unet *u, size_t cache_bytes)
     unet_weights_changed(u);
 }
 
-void unet_alloc_infer(struct unet *u, int B, size_t cache_bytes)
+void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes)
 {
     struct ilay L;
     assert(B > 0 && !u->keep_v);
@@ -286,7 +296,7 @@ void unet_alloc_infer(struct unet *u, int B, size_t cache_bytes)
     L.base = u->acts;
     L.off = 0;
     model_infer(u, &L, B);
-    wino_infer(u, cache_bytes);
+    wino_infer(u, mem_bytes);
     u->max_batch = B;
     u->n_thr = nn_get_threads();
     u->infer = 1;

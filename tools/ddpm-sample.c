@@ -129,11 +129,19 @@ static void write_or_die(struct outfile *o, const char *path, const void *p, siz
     }
 }
 
+/* The UNet's memory for sampling: parameters, activations and scratch, and as many cached
+   Winograd weight transforms as fit (unet_alloc_infer). On google/ddpm-cifar10-32 at batch
+   16 that caches the convs on 4x4 maps, where a transform at every use would cost most next
+   to the GEMMs, and keeps the peak near 500 MB, below PyTorch's 603; transforming the rest
+   at every step costs about 5% of a forward's CPU (README, "Start-up and huge pages"). */
+#define UNET_MEM_BYTES ((size_t)500 * 1000000)
+
 static int check_model(struct unet *u, const char *dir)
 {
     int S = u->cfg.sample_size, C = u->cfg.in_channels;
     size_t n = (size_t)C * S * S;
     float *x = xmalloc(n * sizeof(float)), t = 500;
+    unet_alloc_infer(u, 1, UNET_MEM_BYTES);
     for (size_t i = 0; i < n; i++)
         x[i] = sinf(0.01f * (float)i);
     unet_forward(u, NULL, x, &t, 1, 0);
@@ -331,7 +339,7 @@ int main(int argc, char **argv)
     unsigned char *img = xmalloc((size_t)batch * chw);
     struct rng *r = xmalloc((size_t)batch * sizeof *r);
 
-    unet_alloc_acts(&u, (int)batch);
+    unet_alloc_infer(&u, (int)batch, UNET_MEM_BYTES);
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
@@ -353,8 +361,12 @@ int main(int argc, char **argv)
     par_go();
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld, "
-                "%d threads\n", u.n_params, sampler_names[kind], s.n_calls, to - from, batch,
-                nn_get_threads());
+                "%d threads; UNet memory %.0f MB (weights %.0f, activations and scratch %.0f, "
+                "transformed weights cached %.0f, transformed per use %.0f)\n",
+                u.n_params, sampler_names[kind], s.n_calls, to - from, batch, nn_get_threads(),
+                4e-6 * (double)(u.n_params + u.n_acts + u.n_scratch + u.n_wino + u.n_wino_tmp),
+                4e-6 * (double)u.n_params, 4e-6 * (double)(u.n_acts + u.n_scratch),
+                4e-6 * (double)u.n_wino, 4e-6 * (double)u.n_wino_tmp);
     progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     long done = 0;
     for (long i0 = from; i0 < to; i0 += batch) {

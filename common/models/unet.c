@@ -64,10 +64,43 @@ static void wino_alloc(struct unet *u)
     u->wino = xmalloc_big(total * sizeof(float));
 }
 
+/* unet_alloc_infer's conv: the cached transform or one made now into wino_tmp, and the
+   batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
+   GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
+static void conv3_infer(struct unet *u, float *out, const float *in, const float *w,
+                        const float *b, int e, int B, int C, int H, int W, int OC)
+{
+    const float *U;
+    int ipc = unet_wino_chunk_images(H, W);
+    assert(unet_wino_scratch(1, C, H, W, OC) <= u->n_scratch);
+    if (u->wino_off[e] == UNET_WINO_NONE) {
+        unet_wino_weights(u->wino_tmp, w, C, OC);
+        U = u->wino_tmp;
+    } else {
+        float *Uc = u->wino + u->wino_off[e];
+        if (!u->wino_ok[e]) {
+            unet_wino_weights(Uc, w, C, OC);
+            u->wino_ok[e] = 1;
+        }
+        U = Uc;
+    }
+    for (int n0 = 0; n0 < B;) {
+        int n1 = n0 + ipc - (u->first + n0) % ipc;
+        n1 = n1 < B ? n1 : B;
+        unet_wino_conv3(out + (size_t)n0 * OC * H * W, u->scratch, in + (size_t)n0 * C * H * W,
+                        U, b, n1 - n0, u->first + n0, C, H, W, OC);
+        n0 = n1;
+    }
+}
+
 static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
                   int B, int C, int H, int W, int OC)
 {
     int e = entry_of(u, w);
+    if (u->infer) {
+        conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
+        return;
+    }
     assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
     if (u->wino == NULL)
         wino_alloc(u);
@@ -358,6 +391,8 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     const float *h;
     int ns = 0;
 
+    /* the inference layout is sized once: a larger batch is the caller's bug */
+    assert(!u->infer || B <= u->max_batch);
     if (B > u->max_batch)
         unet_alloc_acts(u, B);
     u->first = first;

@@ -140,11 +140,15 @@ struct unet {
     size_t n_acts;
     float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
     int n_thr;                     /* threads the scratch was sized for */
+    int infer;                     /* unet_alloc_infer's layout: no backward, no growing */
     float *wino;                   /* the 3x3 convs' transformed weights, 4 floats a weight */
     size_t *wino_off;              /* n_entries: where an entry's transform starts in wino
                                       (3x3 conv weights only: the other 12% of the
                                       parameters would be 72 MB of slack, resident under
-                                      huge pages) */
+                                      huge pages); UNET_WINO_NONE: not cached (inference:
+                                      transformed into wino_tmp at every use) */
+    float *wino_tmp;               /* inference: the uncached conv's transform, one at a time */
+    size_t n_wino, n_wino_tmp;     /* inference: floats of wino and wino_tmp */
     unsigned char *wino_ok;        /* n_entries: transform is current */
     /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
        (36,C,T) for the weight gradient, which needs exactly them */
@@ -163,15 +167,30 @@ struct unet {
     float *out;                    /* (B,out,H,W) */
 };
 
+#define UNET_WINO_NONE ((size_t)-1)
+
 /* Lays out the model for c (parameters zeroed). -1 with msg on an impossible config. */
 int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msglen);
 void unet_free(struct unet *u);
-/* (Re)allocates activations for batches of up to B images. */
+/* (Re)allocates activations for batches of up to B images, every layer's kept for a
+   backward (training), and the whole Winograd weight cache. */
 void unet_alloc_acts(struct unet *u, int B);
+/* Inference only (unet_infer.c), for batches of up to B images: the skip connections and the
+   time embedding get their own storage, every other activation shares a few buffers sized
+   for the largest layer (so a backward cannot run: unet_grad_init goes back to
+   unet_alloc_acts's layout); the Winograd
+   scratch holds one GEMM chunk of images, the 3x3 convs run chunk by chunk; the transformed
+   weights are cached for the convs on the smallest maps, where the transform costs most
+   next to the GEMMs, as long as parameters, activations, scratch and cache stay within
+   mem_bytes, and the others transformed at every use into one buffer (0: cache nothing;
+   SIZE_MAX: everything). Same bits as unet_alloc_acts's layout. unet_forward then asserts
+   B <= max_batch (it never reallocates). unet_alloc_acts returns to the training layout. */
+void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
    first: the index of x's first image in the whole run (0 for training); an image's GEMM
    columns are placed by its index, so its result is the same bits whatever batch it is run in
-   and whatever the thread count (see unet_conv.c). Calls unet_alloc_acts when B > max_batch. */
+   and whatever the thread count (see unet_conv.c). Calls unet_alloc_acts when B > max_batch,
+   except after unet_alloc_infer. */
 void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
 
 /* Fills the parameters from a state dict, accepting the modern (to_q/to_k/to_v/to_out.0) and
@@ -196,6 +215,9 @@ int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msgle
    of in's first image in the whole run, which places its tiles in the GEMMs; a tile's result
    depends neither on N, nor on first beyond that place, nor on the thread count. */
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
+/* Images in one GEMM chunk on an H x W map: a batch cut where (first + n) is a multiple of
+   this runs as the same GEMMs, chunk by chunk (unet_wino_scratch(1, ...) holds one chunk). */
+int unet_wino_chunk_images(int H, int W);
 void unet_wino_weights(float *U, const float *w, int C, int OC);
 void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
                      const float *b, int N, int first, int C, int H, int W, int OC);

@@ -110,6 +110,11 @@ static int wino_tpi(int H, int W)
     return ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
 }
 
+int unet_wino_chunk_images(int H, int W)
+{
+    return wino_imgs_per_chunk(wino_tpi(H, W));
+}
+
 size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
 {
     size_t T = wino_cols_max(N, wino_tpi(H, W));

@@ -102,7 +102,7 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
     float *p;
     assert(B > 0);
     memset(g, 0, sizeof *g);
-    if (u->max_batch < B)
+    if (u->max_batch < B || u->infer) /* the inference layout keeps too little */
         unet_alloc_acts(u, B);
     unet_keep_wino_inputs(u);
     grad_sizes(u, &z, B);
@@ -308,7 +308,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     const struct unet_level *last = &u->up[nl - 1];
     const float *hout;
 
-    assert(B <= g->max_batch && B <= u->max_batch && ns == u->n_skips);
+    assert(!u->infer && B <= g->max_batch && B <= u->max_batch && ns == u->n_skips);
     for (int i = 0; i < ns; i++)
         zero(g->dskip[i], B * g->skip_n[i]);
     zero(g->demb_act, (size_t)B * TE);

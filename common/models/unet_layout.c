@@ -303,6 +303,7 @@ void unet_free(struct unet *u)
     free(u->acts);
     free(u->scratch);
     free(u->wino);
+    free(u->wino_tmp);
     free(u->wino_off);
     free(u->wino_ok);
     for (int i = 0; u->wino_v != NULL && i < u->n_entries; i++)
@@ -462,6 +463,15 @@ void unet_alloc_acts(struct unet *u, int B)
 {
     struct alay A = {NULL, 0};
     assert(B > 0);
+    if (u->infer) { /* its partial weight cache: the training forward makes the whole one */
+        free(u->wino);
+        free(u->wino_off);
+        free(u->wino_tmp);
+        u->wino = u->wino_tmp = NULL;
+        u->wino_off = NULL;
+        unet_weights_changed(u);
+        u->infer = 0;
+    }
     model_acts(u, &A, B);
     free(u->acts);
     u->n_acts = A.off;

@@ -23,11 +23,20 @@ JSON
 JSON
 	ddpm-sample --model "$m" --closed-form --save-dir "$m" || exit 1
 fi
+# peak RSS from /usr/bin/time -v ("Maximum resident set size (kbytes)"), in MB of 1000 kB
+peak() { awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1000 }' "$1"; }
 t0=$(date +%s.%N)
-ddpm-sample --model "$m" -n "$n" --scheduler ddim --steps 50 --threads 2 -o "$tmp/x.npy" || exit 1
+/usr/bin/time -v ddpm-sample --model "$m" -n "$n" --scheduler ddim --steps 50 --threads 2 \
+	-o "$tmp/x.npy" 2> "$tmp/time" || { cat "$tmp/time" >&2; exit 1; }
 t1=$(date +%s.%N)
 # CPU seconds of the children (second line of `times`, "XmY.YYs XmY.YYs"): meaningful on a
 # loaded machine, where the wall time is not
 times > "$tmp/times"
 cpu=$(tail -n 1 "$tmp/times" | awk '{ split($1, a, /[ms]/); printf "%.1f", a[1] * 60 + a[2] }')
-awk -v a="$t0" -v b="$t1" -v n="$n" -v c="$cpu" 'BEGIN { printf "ddpm-sample -n %d --scheduler ddim --steps 50, 2 threads: %.1f s wall, %.1f s user CPU (goal < 300 s wall for 100)\n", n, b - a, c }'
+awk -v a="$t0" -v b="$t1" -v n="$n" -v c="$cpu" -v p="$(peak "$tmp/time")" 'BEGIN { printf "ddpm-sample -n %d --scheduler ddim --steps 50, 2 threads: %.1f s wall, %.1f s user CPU, peak RSS %d MB (goal < 300 s wall for 100)\n", n, b - a, c, p }'
+# PyTorch's side, where /usr/bin/python3 has torch: the same work at batch 16
+if /usr/bin/python3 -c 'import torch' 2> /dev/null; then
+	/usr/bin/time -v /usr/bin/python3 "$(dirname "$0")/torch_ddpm_sample.py" "$n" 16 50 2 \
+		> "$tmp/torch" 2> "$tmp/time" || { cat "$tmp/time" >&2; exit 1; }
+	echo "$(cat "$tmp/torch"), peak RSS $(peak "$tmp/time") MB"
+fi

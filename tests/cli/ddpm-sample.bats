@@ -252,12 +252,12 @@ close_bytes() {
 @test "ddpm-sample's default --threads is OMP_NUM_THREADS's count, else 2" {
   T=$BATS_TEST_TMPDIR
   run -0 --separate-stderr env -u OMP_NUM_THREADS ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/a.npy"
-  [[ "$stderr" == *", 2 threads"* ]]
+  [[ "$stderr" == *", 2 threads;"* ]]
   run -0 --separate-stderr env OMP_NUM_THREADS=1 ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/b.npy"
-  [[ "$stderr" == *", 1 threads"* ]]
+  [[ "$stderr" == *", 1 threads;"* ]]
   run -0 --separate-stderr env OMP_NUM_THREADS=3,1 ddpm-sample --model "$M" -n 1 --steps 1 -v -o "$T/c.npy"
-  [[ "$stderr" == *", 3 threads"* ]]
+  [[ "$stderr" == *", 3 threads;"* ]]
   run -0 --separate-stderr env OMP_NUM_THREADS=1 ddpm-sample --model "$M" -n 1 --steps 1 -t 2 -v -o "$T/d.npy"
-  [[ "$stderr" == *", 2 threads"* ]]
+  [[ "$stderr" == *", 2 threads;"* ]]
   cmp "$T/a.npy" "$T/b.npy"
 }

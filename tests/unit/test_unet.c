@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -267,6 +271,69 @@ static void run_batches(struct unet *u, float *e, const float *x, const float *t
     nn_set_threads(2);
 }
 
+/* 1 when unet_forward of a batch of B aborts (its assert), run in a child process */
+static int forward_aborts(struct unet *u, int B)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY); /* the assert's message is expected */
+        float *xb = xcalloc((size_t)B * 3 * 32 * 32, sizeof(float)), *tb = xcalloc(B, 4);
+        if (fd >= 0)
+            dup2(fd, 2);
+        alarm(120); /* a forward that runs (OpenMP after fork may hang) fails, not hangs */
+        unet_forward(u, NULL, xb, tb, B, 0);
+        _exit(0);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return 0;
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+/* unet_alloc_infer's layout gives the training layout's bits (want: its eps of images
+   first..first+N-1), whatever the weight cache holds (nothing, some convs, all), the batch
+   and the threads; its forward never reallocates, and refuses a batch above its size. */
+static void test_infer_layout(struct unet *u, const float *want, const float *x,
+                              const float *t, int N, int first)
+{
+    static const char *what[3] = {"no", "a 24 MiB", "the whole"};
+    size_t n = 3 * 32 * 32, bare = 0;
+    float *e = xmalloc(N * n * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        /* k = 1: 24 MiB more than what the layout without a cache takes */
+        unet_alloc_infer(u, N, k == 0 ? 0 : k == 1 ? bare + ((size_t)24 << 20) : SIZE_MAX);
+        if (k == 0)
+            bare = (u->n_params + u->n_acts + u->n_scratch + u->n_wino_tmp) * sizeof(float);
+        float *acts = u->acts, *scr = u->scratch, *wino = u->wino, *tmp = u->wino_tmp;
+        size_t n_acts = u->n_acts, n_scr = u->n_scratch;
+        CHECK(k == 0 ? wino == NULL && tmp != NULL : k == 1 ? wino && tmp : wino && !tmp,
+              "inference layout, %s weight cache: cached and per-use transforms as asked",
+              what[k]);
+        run_batches(u, e, x, t, N, first, N, 2);
+        CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
+              "inference layout, %s weight cache, one batch == training layout, bitwise",
+              what[k]);
+        run_batches(u, e, x, t, N, first, k == 1 ? 1 : 3, k == 2 ? 2 : 1);
+        CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
+              "inference layout, %s weight cache, smaller batches == training layout, bitwise",
+              what[k]);
+        CHECK(u->acts == acts && u->scratch == scr && u->wino == wino && u->wino_tmp == tmp &&
+                  u->n_acts == n_acts && u->n_scratch == n_scr && u->max_batch == N,
+              "inference layout, %s weight cache: forwards reallocate nothing", what[k]);
+    }
+    CHECK(forward_aborts(u, N + 1), "inference layout: a batch above its size aborts");
+    size_t infer_acts = u->n_acts;
+    unet_alloc_acts(u, N);
+    CHECK(!u->infer && u->n_acts > 2 * infer_acts,
+          "unet_alloc_acts after unet_alloc_infer: the training layout (%zu floats) again, over "
+          "twice the inference one (%zu)", u->n_acts, infer_acts);
+    run_batches(u, e, x, t, N, first, N, 2);
+    CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
+          "training layout again after the inference one, bitwise");
+    free(e);
+}
+
 /* An image's result is bit-identical whatever its batch, wherever the batch starts and
    whatever the thread count: the full ddpm-cifar10-32 shape (closed-form weights), images
    14..17 of a run (across the GEMM chunks of every layer: 4 and 16 images) as one batch, in
@@ -296,6 +363,7 @@ static void test_determinism(void)
     run_batches(&u, b, x, t, N, FIRST, 1, 2);
     CHECK(memcmp(a, b, N * n * sizeof(float)) == 0,
           "cifar10: one image at a time == one batch, bitwise");
+    test_infer_layout(&u, a, x, t, N, FIRST);
     free(x), free(a), free(b);
     unet_free(&u);
 }

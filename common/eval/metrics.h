@@ -92,6 +92,8 @@ int metrics_input_open(struct metrics_input *in, const char *path, char *msg, si
 int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
                            size_t msglen);
 void metrics_input_free(struct metrics_input *in);
+/* image i (H,W,3) of an METRICS_IMAGES input, i its index in the whole input */
+const uint8_t *metrics_input_image(const struct metrics_input *in, int64_t i);
 const char *metrics_kind_name(enum metrics_kind k);
 
 /* Called with every batch of features, in input order: f (n, dims) and, when asked for,

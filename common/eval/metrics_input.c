@@ -207,6 +207,12 @@ void metrics_input_free(struct metrics_input *in)
     memset(in, 0, sizeof *in);
 }
 
+const uint8_t *metrics_input_image(const struct metrics_input *in, int64_t i)
+{
+    size_t row = (size_t)in->arr.shape[1] * in->arr.shape[2] * 3;
+    return (const uint8_t *)in->arr.data + (size_t)i * row;
+}
+
 /* the network's outputs: f for the requested width, sp (or NULL) for sFID's features */
 static struct inception_outputs pick(float *f, int dims, float *sp)
 {

@@ -126,6 +126,30 @@ setup() {
   [ "${#stderr_lines[@]}" -eq 5 ]  # then the synthetic-weights and the two N < dims warnings
 }
 
+@test "mpirun: a rank reads only its rows of an .npy: a 103 GB file, 4 GB of address space a rank" {
+  # 131072 images of 512 x 512, zeros (sparse: no disk); --shard 0/65536 is images 0 and 1,
+  # one a rank
+  S="$BATS_TEST_TMPDIR/sparse.npy"
+  npy_make "$S" '|u1' '131072, 512, 512, 3' 0 ''
+  truncate -s $(( $(stat -c %s "$S") + 131072 * 512 * 512 * 3 )) "$S"
+  npy_make "$D/z.npy" '|u1' '2, 512, 512, 3' 0 ''
+  truncate -s $(( $(stat -c %s "$D/z.npy") + 2 * 512 * 512 * 3 )) "$D/z.npy"
+  fid "${W[@]}" --save-features "$D/z.npy" "$D/one.npy" 2>/dev/null
+  # a rank that loaded the whole array would need 103 GB
+  printf '#!/bin/sh\nulimit -v 4000000\nexec fid "$@"\n' > "$BATS_TEST_TMPDIR/node.sh"
+  chmod +x "$BATS_TEST_TMPDIR/node.sh"
+  run -0 --separate-stderr mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${W[@]}" --save-features \
+    --shard 0/65536 "$S" "$D/two.npy"
+  cmp "$D/one.npy" "$D/two.npy"
+  # a file cut short is still refused whole, whichever rows a rank reads
+  truncate -s -1 "$S"
+  run -1 --separate-stderr mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${W[@]}" --save-features \
+    --shard 0/65536 "$S" "$D/three.npy"
+  [ "$(grep -cxF "fid: $S: truncated: want 103079215104 bytes, got 103079215103" <<< "$stderr")" = 1 ] ||
+    { echo "$stderr"; false; }
+  [ ! -e "$D/three.npy" ]
+}
+
 @test "--shard I/N --save-features: npycat of the shards is the 1-process file, and its FID the same" {
   fid "${W[@]}" --save-features "$I" "$D/one.npy" 2>/dev/null
   for i in 0 1 2; do

@@ -8,7 +8,7 @@
    ViT-L/14 cls-token features) runs its own network, only when asked for. Under mpirun the
    ranks split each input's images for Inception and rank 0 gathers the features (and sFID's
    spatial features) in image order, then scores and prints: the output of one process
-   (metrics_cli.h, par.h); the DINOv2 pass runs on rank 0 alone. */
+   (metrics_cli.h, par.h); the DINOv2 pass splits and gathers the same way. */
 #include <err.h>
 #include <getopt.h>
 #include <math.h>
@@ -300,9 +300,12 @@ static int check_scores(int want, const struct side *g, const struct side *r, in
     return want;
 }
 
-/* FD-DINOv2: both sides through the DINOv2 network, Frechet distance as FID's */
+/* FD-DINOv2: both sides through the DINOv2 network, Frechet distance as FID's. Collective
+   under mpirun: every rank loads the network and runs its range of each side's images, as
+   the Inception pass splits them, and rank 0 gathers the features (metrics_dinov2.h) and
+   returns the distance; the others return NAN. */
 static double score_fd_dinov2(struct side *g, struct side *r, const struct opts *p,
-                              const char *argv0, int verbose, int *synthetic)
+                              const char *argv0, const struct metrics_cli *o, int *synthetic)
 {
     char msg[1024], used[4096];
     struct dinov2 net;
@@ -311,35 +314,41 @@ static double score_fd_dinov2(struct side *g, struct side *r, const struct opts 
         int found = w != NULL ? strcmp(w, "synthetic") == 0 || util_exists(w)
                               : dinov2_default_weights(used, sizeof used, argv0, msg,
                                                        sizeof msg) == 0;
+        /* rank 0's finding stands for all: a rank whose node lacks the file fails below */
+        par_bcast(&found, sizeof found);
         if (!found) {
             if (w != NULL)
                 snprintf(msg, sizeof msg, "%s: No such file", w);
-            warnx("warning: fd_dinov2 not computed: %s", msg);
+            if (par_rank() == 0)
+                warnx("warning: fd_dinov2 not computed: %s", msg);
             return NAN;
         }
     }
     if (dinov2_open(&net, p->dinov2_weights, argv0, used, sizeof used, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     *synthetic = net.synthetic;
-    if (net.synthetic)
+    if (net.synthetic && par_rank() == 0)
         warnx("warning: synthetic DINOv2 weights: FD-DINOv2 is NOT comparable with published "
               "values");
-    if (verbose)
+    if (o->verbose)
         warnx("DINOv2 weights %s: patch %d, dim %d, depth %d, heads %d", used, net.cfg.patch,
               net.cfg.dim, net.cfg.depth, net.cfg.heads);
     double *mu[2], *sg[2];
     struct side *s[2] = {g, r};
     for (int k = 0; k < 2; k++) {
         struct metrics_stats st;
+        int64_t lo, hi;
         metrics_stats_init(&st, net.cfg.dim);
-        if (metrics_dinov2_stats(&st, &s[k]->in, &net, msg, sizeof msg) == -1)
+        metrics_cli_range(o, &s[k]->in, &lo, &hi);
+        if (metrics_dinov2_stats(&st, &s[k]->in, lo, hi, &net, msg, sizeof msg) == -1)
             errx(1, "%s: %s", s[k]->path, msg);
-        side_moments(s[k], &st, &mu[k], &sg[k]);
+        if (par_rank() == 0)
+            side_moments(s[k], &st, &mu[k], &sg[k]);
         metrics_stats_free(&st);
     }
     int d = net.cfg.dim;
     dinov2_free(&net);
-    return frechet(mu, sg, d);
+    return par_rank() == 0 ? frechet(mu, sg, d) : NAN;
 }
 
 /* s's feature rows of width d, and with sfid its spatial statistics, from one pass */
@@ -465,26 +474,27 @@ int main(int argc, char **argv)
     for (int k = 0; k < 2; k++)
         if (inc && s[k]->in.kind != METRICS_STATS)
             gather(s[k], d, want & S_SFID, &net, &o);
-    if (par_rank() > 0) /* its features went to rank 0, which scores */
-        goto done;
 
-    /* compute everything before printing, so an error leaves stdout empty */
+    /* compute everything before printing, so an error leaves stdout empty; a rank > 0 sent
+       its Inception features to rank 0, which scores, and waits for the DINOv2 pass */
     double fid = 0, is[2] = {0, 0}, kid[2] = {0, 0}, sfid = 0, fdd = 0;
     int dsynth = 0;
     struct prdc_result pr;
     memset(&pr, 0, sizeof pr);
-    if (want & S_FID)
+    if (par_rank() == 0 && (want & S_FID))
         fid = score_fid(&g, &r);
-    if (want & S_IS)
+    if (par_rank() == 0 && (want & S_IS))
         score_is(is, &g, &net, p.is_splits, p.seed);
-    if (want & S_KID)
+    if (par_rank() == 0 && (want & S_KID))
         score_kid(kid, &g, &r, &p);
-    if (want & (S_PRC | S_DC))
+    if (par_rank() == 0 && (want & (S_PRC | S_DC)))
         score_prdc(&pr, &g, &r, want & S_PRC ? (int)p.prc_k : 0, want & S_DC ? (int)p.dc_k : 0);
-    if (want & S_SFID)
+    if (par_rank() == 0 && (want & S_SFID))
         sfid = score_sfid(&g, &r);
     if (want & S_FD_DINOV2)
-        fdd = score_fd_dinov2(&g, &r, &p, argv[0], o.verbose, &dsynth);
+        fdd = score_fd_dinov2(&g, &r, &p, argv[0], &o, &dsynth);
+    if (par_rank() > 0)
+        goto done;
 
     struct out out = {o.json, 0};
     if (want & S_FID)

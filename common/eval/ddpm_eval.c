@@ -200,26 +200,33 @@ static int worse(int a, int b)
 }
 
 /* Collective: this rank's status st and, when 0, its two parts NAME.RANK.npy (names[0],
-   names[1]) go to rank 0, which writes them into its e->dir. A rank > 0 returns its status
+   names[1]) go to rank 0, which writes them into its e->dir, streamed (par_send_file): the
+   parts of a large evaluation set never sit whole in memory. A rank > 0 returns its status
    (-1 with msg if a part cannot be read); rank 0 the worst of all (-1 with msg if a part
    cannot be written, "" if another rank failed). */
 static int gather_parts(const struct ddpm_eval *e, int st, const char *const *names,
                         char *msg, size_t msglen)
 {
     char path[4400];
-    unsigned char *buf[2] = {NULL, NULL};
-    size_t len[2];
+    FILE *f[2] = {NULL, NULL};
     if (e->rank > 0) {
         for (int i = 0; i < 2 && st == 0; i++) {
             part_path(path, sizeof path, e, names[i], e->rank);
-            if (util_read_file(path, &buf[i], &len[i], msg, msglen) == -1)
+            if ((f[i] = fopen(path, "rb")) == NULL) {
+                snprintf(msg, msglen, "%s: %s", path, strerror(errno));
                 st = -1;
+            }
         }
         par_send(&st, sizeof st);
         for (int i = 0; i < 2 && st == 0; i++)
-            par_send(buf[i], len[i]);
-        free(buf[0]);
-        free(buf[1]);
+            if (par_send_file(f[i], msg, msglen) == -1) {
+                part_path(path, sizeof path, e, names[i], e->rank);
+                snprintf(msg, msglen, "%s: read error", path);
+                st = -1;
+            }
+        for (int i = 0; i < 2; i++)
+            if (f[i] != NULL)
+                fclose(f[i]);
         return st;
     }
     for (int r = 1; r < e->K; r++) {
@@ -230,15 +237,28 @@ static int gather_parts(const struct ddpm_eval *e, int st, const char *const *na
             msg[0] = '\0'; /* rank r says why */
         st = worse(st, sr);
         for (int i = 0; i < 2 && sr == 0; i++) {
-            char *b = par_recv(r, &n);
-            FILE *f;
+            char m[64];
+            FILE *out = NULL;
             part_path(path, sizeof path, e, names[i], r);
-            if (st == 0 && ((f = fopen(path, "wb")) == NULL || fwrite(b, 1, n, f) != n ||
-                            fclose(f) != 0)) {
+            if (st == 0 && (out = fopen(path, "wb")) == NULL) {
                 snprintf(msg, msglen, "%s: %s", path, strerror(errno));
                 st = -1;
             }
-            free(b);
+            /* drained whatever happens: rank r sends it in any case */
+            int rc = par_recv_file(r, out, m, sizeof m);
+            if (out != NULL && fclose(out) != 0 && rc == 0) {
+                snprintf(m, sizeof m, "write error");
+                rc = -1;
+            }
+            if (rc == -1 && st == 0) {
+                if (m[0] != '\0')
+                    snprintf(msg, msglen, "%s: %s", path, m);
+                else
+                    msg[0] = '\0';
+                st = -1;
+            }
+            if (rc == -1 && m[0] == '\0')
+                sr = -1; /* rank r failed: it sends no more */
         }
     }
     return st;

@@ -83,15 +83,30 @@ struct metrics_input {
     struct npy arr;      /* METRICS_IMAGES (u8) / METRICS_FEATURES (converted to f32) */
     char **files;        /* METRICS_FOLDER: n paths */
     double *mu, *sigma;  /* METRICS_STATS */
+    int64_t row0;        /* the index in the whole input of arr's first row: 0, but for
+                            metrics_input_open_rows, whose arr holds some rows only */
 };
 
 int metrics_input_open(struct metrics_input *in, const char *path, char *msg, size_t msglen);
+/* Picks the rows [*lo, *hi) of in (kind, n and d set, no data yet) to read */
+typedef void (*metrics_input_range)(const void *ctx, const struct metrics_input *in,
+                                    int64_t *lo, int64_t *hi);
+/* metrics_input_open, but of a .npy file's images or features only the rows range picks
+   are read (npy_rows: memory and reading in proportion to them, as an MPI rank's share);
+   in->n stays the whole count, and only those rows may be used. Other inputs (folders,
+   .npz, stdin, files that npy_rows refuses) open whole, as metrics_input_open, with its
+   messages. */
+int metrics_input_open_rows(struct metrics_input *in, const char *path,
+                            metrics_input_range range, const void *ctx, char *msg,
+                            size_t msglen);
 /* For --skip-bad: decodes every file of a folder input once and drops those that fail;
    each dropped one becomes a malloc'd "path: problem" in (*bad, *n_bad) (strv_add). Other
    inputs are left alone. -1 (msg) when no file of the folder decodes. */
 int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
                            size_t msglen);
 void metrics_input_free(struct metrics_input *in);
+/* image i (H,W,3) of an METRICS_IMAGES input, i its index in the whole input */
+const uint8_t *metrics_input_image(const struct metrics_input *in, int64_t i);
 const char *metrics_kind_name(enum metrics_kind k);
 
 /* Called with every batch of features, in input order: f (n, dims) and, when asked for,

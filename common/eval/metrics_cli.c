@@ -68,6 +68,11 @@ int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, si
     return 1;
 }
 
+static void rows_of(const void *o, const struct metrics_input *in, int64_t *lo, int64_t *hi)
+{
+    metrics_cli_range(o, in, lo, hi);
+}
+
 int metrics_cli_open_input(struct metrics_input *in, const char *path,
                            const struct metrics_cli *o, const char *tool, char *msg,
                            size_t msglen)
@@ -80,7 +85,10 @@ int metrics_cli_open_input(struct metrics_input *in, const char *path,
         snprintf(msg, msglen, "under mpirun, read a file: mpirun passes stdin to rank 0 only");
         return -1;
     }
-    if (metrics_input_open(in, path, msg, msglen) == -1)
+    /* under mpirun a rank reads only the rows of an .npy it runs (its share of the images;
+       of a feature cache, rank 0 all and the others none); a plain run, as ever, all */
+    if ((par_size() > 1 ? metrics_input_open_rows(in, path, rows_of, o, msg, msglen)
+                        : metrics_input_open(in, path, msg, msglen)) == -1)
         return -1;
     if (!o->skip_bad)
         return 0;
@@ -136,11 +144,8 @@ int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *
     return 0;
 }
 
-/* the rows of in that this process runs: shard o->shard of o->n_shards, and under mpirun
-   the rank's range of that when the input goes through the network (rank 0 alone reads
-   feature caches whole: nothing to share out) */
-static void my_range(const struct metrics_cli *o, const struct metrics_input *in, int64_t *lo,
-                     int64_t *hi)
+void metrics_cli_range(const struct metrics_cli *o, const struct metrics_input *in,
+                       int64_t *lo, int64_t *hi)
 {
     long a, b, c, d;
     shard_range((long)in->n, o->shard, o->n_shards, &a, &b);
@@ -313,7 +318,7 @@ int metrics_cli_features(struct metrics_cli_sink *s, struct metrics_input *in,
        rows) and sends them to rank 0, which puts them after its own, in rank order: the
        rows of one process */
     int gather = par_size() > 1 && metrics_cli_needs_net(in);
-    my_range(o, in, &lo, &hi);
+    metrics_cli_range(o, in, &lo, &hi);
     if (gather && par_rank() > 0) {
         memset(&mine, 0, sizeof mine);
         memset(&mine_sp, 0, sizeof mine_sp);

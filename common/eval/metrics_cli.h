@@ -98,6 +98,11 @@ int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *
    ranges (shard.h); a feature cache is rank 0's alone. */
 int metrics_cli_check_split(const struct metrics_cli *o, const struct metrics_input *in,
                             char *msg, size_t msglen);
+/* the rows [*lo, *hi) of in that this process runs: shard --shard, and under mpirun the
+   rank's range of that when the input goes through the network (rank 0 alone reads feature
+   caches whole: nothing to share out; a rank > 0 gets none of them) */
+void metrics_cli_range(const struct metrics_cli *o, const struct metrics_input *in,
+                       int64_t *lo, int64_t *hi);
 /* the rows of in in shard --shard (all of them without it) */
 int64_t metrics_cli_rows(const struct metrics_cli *o, const struct metrics_input *in);
 /* util_parse_long for a tool's own option: -1 with msg "what: bad value: arg (want ...)" */

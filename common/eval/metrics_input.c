@@ -108,6 +108,48 @@ static int is_zip(const char *path)
     return n == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4;
 }
 
+/* in->kind, n and d from the array's dtype and shape (data not needed) */
+static int classify(struct metrics_input *in, char *msg, size_t msglen)
+{
+    struct npy *t = &in->arr;
+    if (t->dtype == NPY_U8 && t->ndim == 4 && t->shape[3] == 3 && t->shape[0] >= 1 &&
+        t->shape[1] >= 1 && t->shape[2] >= 1 && t->shape[1] <= 16384 && t->shape[2] <= 16384) {
+        in->kind = METRICS_IMAGES;
+        in->n = t->shape[0];
+        return 0;
+    }
+    if ((t->dtype == NPY_F32 || t->dtype == NPY_F64) && t->ndim == 2 && t->shape[0] >= 1 &&
+        t->shape[1] >= 1 && t->shape[1] <= 65536) {
+        in->kind = METRICS_FEATURES;
+        in->n = t->shape[0];
+        in->d = (int)t->shape[1];
+        return 0;
+    }
+    char s[96];
+    int k = 0;
+    s[0] = '\0';
+    for (int i = 0; i < t->ndim && k < (int)sizeof s - 24; i++)
+        k += snprintf(s + k, sizeof s - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    snprintf(msg, msglen, "expected uint8 images (N,H,W,3), float features (N,D) or an .npz "
+             "with mu and sigma, got %s (%s)%s", npy_dtype_name(t->dtype), s,
+             npy_nchw_hint(t));
+    return -1;
+}
+
+/* features are float32 inside */
+static void to_f32(struct npy *t)
+{
+    if (t->dtype != NPY_F64)
+        return;
+    int64_t n = npy_count(t);
+    float *f = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        f[i] = (float)((double *)t->data)[i];
+    free(t->data);
+    t->data = f;
+    t->dtype = NPY_F32;
+}
+
 int metrics_input_open(struct metrics_input *in, const char *path, char *msg, size_t msglen)
 {
     memset(in, 0, sizeof *in);
@@ -134,39 +176,42 @@ int metrics_input_open(struct metrics_input *in, const char *path, char *msg, si
     }
     if (npy_load(path, NULL, &in->arr, msg, msglen) == -1)
         return -1;
-    struct npy *t = &in->arr;
-    if (t->dtype == NPY_U8 && t->ndim == 4 && t->shape[3] == 3 && t->shape[0] >= 1 &&
-        t->shape[1] >= 1 && t->shape[2] >= 1 && t->shape[1] <= 16384 && t->shape[2] <= 16384) {
-        in->kind = METRICS_IMAGES;
-        in->n = t->shape[0];
-        return 0;
+    if (classify(in, msg, msglen) == -1) {
+        npy_free(&in->arr);
+        return -1;
     }
-    if ((t->dtype == NPY_F32 || t->dtype == NPY_F64) && t->ndim == 2 && t->shape[0] >= 1 &&
-        t->shape[1] >= 1 && t->shape[1] <= 65536) {
-        if (t->dtype == NPY_F64) {
-            int64_t n = npy_count(t);
-            float *f = xmalloc((size_t)n * sizeof(float));
-            for (int64_t i = 0; i < n; i++)
-                f[i] = (float)((double *)t->data)[i];
-            free(t->data);
-            t->data = f;
-            t->dtype = NPY_F32;
-        }
-        in->kind = METRICS_FEATURES;
-        in->n = t->shape[0];
-        in->d = (int)t->shape[1];
-        return 0;
+    to_f32(&in->arr);
+    return 0;
+}
+
+int metrics_input_open_rows(struct metrics_input *in, const char *path,
+                            metrics_input_range range, const void *ctx, char *msg,
+                            size_t msglen)
+{
+    struct npy_rows r;
+    int64_t lo, hi;
+    char m[256];
+    memset(in, 0, sizeof *in);
+    /* anything but a sound .npy file (a folder, an .npz, stdin, a file that does not open
+       or is cut short) opens whole, as before, with the same messages */
+    if (strcmp(path, "-") == 0 || util_is_dir(path) || is_zip(path) ||
+        npy_rows_open(&r, path, m, sizeof m) == -1)
+        return metrics_input_open(in, path, msg, msglen);
+    in->arr = r.hdr;
+    if (classify(in, m, sizeof m) == -1) {
+        npy_rows_close(&r);
+        return metrics_input_open(in, path, msg, msglen);
     }
-    char s[96];
-    int k = 0;
-    s[0] = '\0';
-    for (int i = 0; i < t->ndim && k < (int)sizeof s - 24; i++)
-        k += snprintf(s + k, sizeof s - k, "%s%lld", i ? "," : "", (long long)t->shape[i]);
-    snprintf(msg, msglen, "expected uint8 images (N,H,W,3), float features (N,D) or an .npz "
-             "with mu and sigma, got %s (%s)%s", npy_dtype_name(t->dtype), s,
-             npy_nchw_hint(t));
-    npy_free(t);
-    return -1;
+    range(ctx, in, &lo, &hi);
+    if (npy_rows_read(&r, lo, hi, &in->arr, msg, msglen) == -1) {
+        npy_rows_close(&r);
+        memset(in, 0, sizeof *in);
+        return -1;
+    }
+    npy_rows_close(&r);
+    in->row0 = lo;
+    to_f32(&in->arr);
+    return 0;
 }
 
 int metrics_input_drop_bad(struct metrics_input *in, char ***bad, int *n_bad, char *msg,
@@ -205,6 +250,13 @@ void metrics_input_free(struct metrics_input *in)
     free(in->mu);
     free(in->sigma);
     memset(in, 0, sizeof *in);
+}
+
+const uint8_t *metrics_input_image(const struct metrics_input *in, int64_t i)
+{
+    size_t row = (size_t)in->arr.shape[1] * in->arr.shape[2] * 3;
+    assert(in->row0 <= i && i < in->row0 + in->arr.shape[0]);
+    return (const uint8_t *)in->arr.data + (size_t)(i - in->row0) * row;
 }
 
 /* the network's outputs: f for the requested width, sp (or NULL) for sFID's features */
@@ -252,9 +304,10 @@ int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t h
             return -1;
         }
         const float *f = in->arr.data;
+        assert(in->row0 <= lo && hi <= in->row0 + in->arr.shape[0]);
         for (int64_t i = lo; i < hi; i += batch) {
             int b = hi - i < batch ? (int)(hi - i) : batch;
-            if (sink(ctx, f + i * dims, NULL, b) != 0) {
+            if (sink(ctx, f + (i - in->row0) * dims, NULL, b) != 0) {
                 snprintf(msg, msglen, "stopped");
                 return -1;
             }
@@ -285,8 +338,8 @@ int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t h
         int b = hi - i < batch ? (int)(hi - i) : batch;
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
-            const uint8_t *img = (const uint8_t *)in->arr.data + (size_t)i * H * W * 3;
-            inception_run_u8(net, &o, img, b, (int)i, H, W, mode);
+            assert(hi <= in->row0 + in->arr.shape[0]);
+            inception_run_u8(net, &o, metrics_input_image(in, i), b, (int)i, H, W, mode);
         } else {
             for (int k = 0; k < b; k++) {
                 struct img im;

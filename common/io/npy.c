@@ -424,7 +424,7 @@ oom:
     return -1;
 }
 
-int npy_stream_read(struct npy_stream *r, struct npy *t, char *msg, size_t msglen)
+int npy_stream_header(struct npy_stream *r, struct npy *t, char *msg, size_t msglen)
 {
     unsigned char pre[12];
     char *h;
@@ -449,6 +449,13 @@ int npy_stream_read(struct npy_stream *r, struct npy *t, char *msg, size_t msgle
         return -1;
     }
     free(h);
+    return 0;
+}
+
+int npy_stream_read(struct npy_stream *r, struct npy *t, char *msg, size_t msglen)
+{
+    if (npy_stream_header(r, t, msg, msglen) == -1)
+        return -1;
     return rd_payload(r, npy_nbytes(t), &t->data, msg, msglen);
 }
 

@@ -42,6 +42,20 @@ int npy_load(const char *path, const char *member, struct npy *t, char *msg, siz
 /* Writes atomically (temp + rename); "-" writes to stdout. */
 int npy_save(const char *path, const struct npy *t, char *msg, size_t msglen);
 
+/* Rows (the first axis) of a .npy file, read without the others: npy_rows_open reads and
+   checks the header and the file's size (regular files only: no pipe, no .npz), hdr is
+   the whole array's dtype and shape (data NULL); npy_rows_read puts rows [lo, hi)
+   (0 <= lo <= hi <= hdr.shape[0]) in t, shape[0] = hi - lo. */
+struct npy_rows {
+    FILE *f;
+    struct npy hdr;
+    int64_t off; /* where the payload starts */
+};
+int npy_rows_open(struct npy_rows *r, const char *path, char *msg, size_t msglen);
+int npy_rows_read(struct npy_rows *r, int64_t lo, int64_t hi, struct npy *t, char *msg,
+                  size_t msglen);
+void npy_rows_close(struct npy_rows *r);
+
 /* .npz: a ZIP of NAME.npy members, stored or deflated; ZIP64 as numpy writes it.
    npz_names fills a malloc'd array of malloc'd names (without .npy). */
 int npz_names(const char *path, char ***names, int *n, char *msg, size_t msglen);

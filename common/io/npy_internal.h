@@ -15,6 +15,9 @@ struct npy_stream {
     const unsigned char *pre;
     size_t npre;
 };
+/* The header of one .npy from r into t (dtype, ndim, shape; data NULL), r left at the
+   payload; -1 with msg as npy_read. */
+int npy_stream_header(struct npy_stream *r, struct npy *t, char *msg, size_t msglen);
 /* One .npy (header and exactly its payload) from r; -1 with msg as npy_read. */
 int npy_stream_read(struct npy_stream *r, struct npy *t, char *msg, size_t msglen);
 /* The full prefix (magic, version, length, dict, padding, '\n') exactly as numpy 1.24 writes

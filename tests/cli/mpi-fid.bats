@@ -79,6 +79,36 @@ setup() {
   [ -z "$output" ]
 }
 
+@test "mpirun score --fd-dinov2: the ranks split the DINOv2 pass, the 1-process output at 2 and 3 ranks" {
+  # ViT-L with synthetic weights (about 2 s of CPU an image): 3 images a side
+  A="$BATS_TEST_TMPDIR/a3.npy" B="$BATS_TEST_TMPDIR/b3.npy"
+  vae-sample --model "$FIX/vae/init.safetensors" -n 3 -o "$A"
+  vae-sample --model "$FIX/vae/init.safetensors" -n 3 --seed 3 -o "$B"
+  a=(--fd-dinov2 --dinov2-weights synthetic --json -t 1)
+  one=$(score "${a[@]}" "$A" "$B" 2>/dev/null)
+  [[ "$one" == *'"fd_dinov2": '* ]]
+  for np in "-np 2" "-np 3 --oversubscribe"; do
+    run -0 --separate-stderr mpirun_t $np score "${a[@]}" "$A" "$B"
+    [ "$output" = "$one" ]
+    # rank 0's warning, once
+    [ "$stderr" = "score: warning: synthetic DINOv2 weights: FD-DINOv2 is NOT comparable with published values" ]
+  done
+  # with the Inception scores, a folder on one side, the small official-layout ViT
+  a=(--fd-dinov2 --dinov2-weights "$FIX/dinov2/small.pth" "${W[@]}" --fid --kid --kid-subsets 5)
+  one=$(score "${a[@]}" "$FIX/inception/folder" "$I" 2>/dev/null)
+  run -0 --separate-stderr mpirun_t -np 3 --oversubscribe score "${a[@]}" "$FIX/inception/folder" "$I"
+  [ "$output" = "$one" ]
+  # every rank runs its share: rank 1 alone lacks the weights, as if its node had no copy,
+  # and its line ends the job
+  printf '#!/bin/sh\n[ "$OMPI_COMM_WORLD_RANK" = 1 ] && exec score --dinov2-weights "%s" "$@"\nexec score --dinov2-weights "%s" "$@"\n' \
+    "$D/gone.pth" "$FIX/dinov2/small.pth" > "$BATS_TEST_TMPDIR/node.sh"
+  chmod +x "$BATS_TEST_TMPDIR/node.sh"
+  run -1 --separate-stderr mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" --fd-dinov2 "$I" "$A"
+  [ "$(grep -cxF "score: $D/gone.pth: No such file or directory" <<< "$stderr")" = 1 ] ||
+    { echo "$stderr"; false; }
+  [ -z "$output" ]
+}
+
 @test "mpirun kid --save-features and a folder of images: the 1-process bytes; --skip-bad" {
   kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/one.npy" 2>/dev/null
   mpirun_t -np 3 --oversubscribe kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/three.npy" 2>/dev/null
@@ -94,6 +124,30 @@ setup() {
   [ "${stderr_lines[0]}" = "fid: $M/b2.jpg: corrupt JPEG: premature end of data segment (skipped)" ]
   [ "${stderr_lines[1]}" = "fid: $M: skipped 1 of 4 images" ]
   [ "${#stderr_lines[@]}" -eq 5 ]  # then the synthetic-weights and the two N < dims warnings
+}
+
+@test "mpirun: a rank reads only its rows of an .npy: a 103 GB file, 4 GB of address space a rank" {
+  # 131072 images of 512 x 512, zeros (sparse: no disk); --shard 0/65536 is images 0 and 1,
+  # one a rank
+  S="$BATS_TEST_TMPDIR/sparse.npy"
+  npy_make "$S" '|u1' '131072, 512, 512, 3' 0 ''
+  truncate -s $(( $(stat -c %s "$S") + 131072 * 512 * 512 * 3 )) "$S"
+  npy_make "$D/z.npy" '|u1' '2, 512, 512, 3' 0 ''
+  truncate -s $(( $(stat -c %s "$D/z.npy") + 2 * 512 * 512 * 3 )) "$D/z.npy"
+  fid "${W[@]}" --save-features "$D/z.npy" "$D/one.npy" 2>/dev/null
+  # a rank that loaded the whole array would need 103 GB
+  printf '#!/bin/sh\nulimit -v 4000000\nexec fid "$@"\n' > "$BATS_TEST_TMPDIR/node.sh"
+  chmod +x "$BATS_TEST_TMPDIR/node.sh"
+  run -0 --separate-stderr mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${W[@]}" --save-features \
+    --shard 0/65536 "$S" "$D/two.npy"
+  cmp "$D/one.npy" "$D/two.npy"
+  # a file cut short is still refused whole, whichever rows a rank reads
+  truncate -s -1 "$S"
+  run -1 --separate-stderr mpirun_t -np 2 "$BATS_TEST_TMPDIR/node.sh" "${W[@]}" --save-features \
+    --shard 0/65536 "$S" "$D/three.npy"
+  [ "$(grep -cxF "fid: $S: truncated: want 103079215104 bytes, got 103079215103" <<< "$stderr")" = 1 ] ||
+    { echo "$stderr"; false; }
+  [ ! -e "$D/three.npy" ]
 }
 
 @test "--shard I/N --save-features: npycat of the shards is the 1-process file, and its FID the same" {

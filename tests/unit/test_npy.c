@@ -141,6 +141,51 @@ static void test_variants(void)
           "directory: %s", msg);
 }
 
+/* npy_rows: rows [lo, hi) of every rank's file and of a v2 header equal that slice of the
+   whole array; a file cut short or padded, a scalar and a pipe are refused */
+static void test_rows(void)
+{
+    char msg[128], path[64];
+    struct npy_rows r;
+    struct npy t, whole;
+    snprintf(msg, sizeof msg, "ok");
+    for (int k = 1; k <= 4; k++) {
+        snprintf(path, sizeof path, FIX "%s_%dd.npy", dts[k % 5], k);
+        if (npy_load(path, NULL, &whole, msg, sizeof msg) == -1) {
+            CHECK(0, "%s: %s", path, msg);
+            continue;
+        }
+        size_t row = npy_nbytes(&whole) / (size_t)whole.shape[0];
+        for (int64_t lo = 0; lo <= whole.shape[0]; lo++)
+            for (int64_t hi = lo; hi <= whole.shape[0]; hi++) {
+                int ok = npy_rows_open(&r, path, msg, sizeof msg) == 0 &&
+                         npy_rows_read(&r, lo, hi, &t, msg, sizeof msg) == 0;
+                CHECK(ok && t.shape[0] == hi - lo && t.ndim == whole.ndim &&
+                          memcmp(t.data, (char *)whole.data + lo * row, (hi - lo) * row) == 0,
+                      "%s rows [%lld, %lld): %s", path, (long long)lo, (long long)hi,
+                      ok ? "read" : msg);
+                if (ok)
+                    npy_free(&t);
+                npy_rows_close(&r);
+            }
+        npy_free(&whole);
+    }
+    CHECK(npy_rows_open(&r, FIX "v2.npy", msg, sizeof msg) == 0 &&
+              npy_rows_read(&r, 1, 2, &t, msg, sizeof msg) == 0 && t.dtype == NPY_F32 &&
+              t.shape[0] == 1 && ((float *)t.data)[0] == (float)val(NPY_F32, 12),
+          "v2 header, row 1: %s", msg);
+    npy_free(&t);
+    npy_rows_close(&r);
+    CHECK(npy_rows_open(&r, BAD "io_trunc_data.npy", msg, sizeof msg) == -1 &&
+              strcmp(msg, "truncated: want 96 bytes, got 86") == 0, "truncated: %s", msg);
+    CHECK(npy_rows_open(&r, BAD "io_trailing.npy", msg, sizeof msg) == -1 &&
+              strstr(msg, "bytes of payload") != NULL, "trailing data: %s", msg);
+    CHECK(npy_rows_open(&r, FIX "f4_0d.npy", msg, sizeof msg) == -1 &&
+              strcmp(msg, "a scalar has no rows") == 0, "scalar: %s", msg);
+    CHECK(npy_rows_open(&r, "/dev/null", msg, sizeof msg) == -1 &&
+              strcmp(msg, "not a regular file") == 0, "/dev/null: %s", msg);
+}
+
 /* two arrays back to back through a pipe: npy_read stops exactly at each array's end */
 static void test_stream(void)
 {
@@ -378,6 +423,7 @@ int main(void)
     test_dtypes_ranks(keep);
     test_variants();
     test_stream();
+    test_rows();
     test_npz(dir);
     test_images();
     test_bad();

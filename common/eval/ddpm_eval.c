@@ -45,26 +45,40 @@ void ddpm_eval_init(struct ddpm_eval *e, const char *outdir, const char *ref,
 }
 
 /* Runs argv[0] from bindir, its stdout into out (NUL-terminated). 0 on exit status 0, -1 on
-   any other, -2 with msg if it could not be started. The child says why exec failed. */
-static int run_tool(const char *bindir, char **argv, char *out, size_t outlen, char *msg,
-                    size_t msglen)
+   any other, -2 with msg if it could not be started. The child says why exec failed.
+   hold_stderr: the child's stderr is kept in a temporary file and shown only if it fails:
+   under mpirun every rank runs the same tools on its shard, and their warnings (synthetic
+   weights, N below the feature dimension) are rank 0's to say once. */
+static int run_tool(const char *bindir, char **argv, int hold_stderr, char *out, size_t outlen,
+                    char *msg, size_t msglen)
 {
-    int fd[2], status;
+    int fd[2], status, ok;
     size_t len = 0;
     ssize_t k;
     pid_t pid;
+    FILE *held = NULL;
     char exe[4300], **env = par_child_env(); /* under mpirun, not a second rank */
     snprintf(exe, sizeof exe, "%s/%s", bindir, argv[0]);
+    if (hold_stderr && (held = tmpfile()) == NULL) {
+        snprintf(msg, msglen, "temporary file: %s", strerror(errno));
+        return -2;
+    }
     if (pipe(fd) == -1) {
         snprintf(msg, msglen, "pipe: %s", strerror(errno));
+        if (held)
+            fclose(held);
         return -2;
     }
     fflush(NULL);
     if ((pid = fork()) == -1) {
         snprintf(msg, msglen, "fork: %s", strerror(errno));
+        if (held)
+            fclose(held);
         return -2;
     }
     if (pid == 0) {
+        if (held)
+            dup2(fileno(held), 2);
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
@@ -79,7 +93,16 @@ static int run_tool(const char *bindir, char **argv, char *out, size_t outlen, c
     close(fd[0]);
     while (waitpid(pid, &status, 0) == -1)
         ;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (held) {
+        char buf[4096];
+        size_t got;
+        rewind(held);
+        while (!ok && (got = fread(buf, 1, sizeof buf, held)) > 0)
+            fwrite(buf, 1, got, stderr);
+        fclose(held);
+    }
+    return ok ? 0 : -1;
 }
 
 /* the number after key in out */
@@ -112,7 +135,7 @@ static void part_path(char *p, size_t len, const struct ddpm_eval *e, const char
 static int run_step(const struct ddpm_eval *e, char **argv, char *out, size_t outlen,
                     const char *what, char *msg, size_t msglen)
 {
-    int rc = run_tool(e->bindir, argv, out, outlen, msg, msglen);
+    int rc = run_tool(e->bindir, argv, e->rank > 0, out, outlen, msg, msglen);
     if (rc == 0)
         return 0;
     if (rc == -2)
@@ -407,7 +430,7 @@ int ddpm_eval_ref(struct ddpm_eval *e, char *msg, size_t msglen)
             argv[a++] = "--weights", argv[a++] = (char *)e->weights;
         argv[a++] = k ? "--save-features" : "--save-stats", argv[a++] = (char *)e->ref;
         argv[a++] = k ? e->kid_ref : e->fid_ref, argv[a] = NULL;
-        if ((rc = run_tool(e->bindir, argv, out, sizeof out, msg, msglen)) < 0) {
+        if ((rc = run_tool(e->bindir, argv, e->rank > 0, out, sizeof out, msg, msglen)) < 0) {
             e->fid_ref[0] = '\0';
             if (rc == -2)
                 return -1;

@@ -541,8 +541,8 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         usage(2, "--save-dinov2-features computes no score: give no score option");
     if (argc - optind != 2)
         usage(2, p->save_dinov2 ? "A and OUT are required" : "GEN and REAL are required");
-    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
-        usage(2, "only one input can be stdin");
+    if (!p->save_dinov2 && strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
+        usage(2, "only one input can be stdin"); /* saving: A is stdin, OUT stdout */
 }
 
 /* --save-dinov2-features A OUT: the DINOv2 features of A (of shard --shard) into OUT, as

@@ -346,6 +346,8 @@ D32() { echo "$FIX/dinov2/img32.npy"; }
   [ -z "$stderr" ]
   [ "$(npy_shape "$BATS_TEST_TMPDIR/g.npy")" = "3,64" ]
   [[ "$(npyinfo "$BATS_TEST_TMPDIR/g.npy")" == *": float32 (3,64) "* ]]
+  # - is stdin as A, stdout as OUT
+  run -0 bash -c "score --save-dinov2-features --dinov2-weights '$(DW)' - - < '$(D32)' | cmp - '$BATS_TEST_TMPDIR/g.npy'"
   score --save-dinov2-features --dinov2-weights "$(DW)" "$(ODD)" "$BATS_TEST_TMPDIR/r.npy"
   for j in "" --json; do
     run -0 --separate-stderr score $j --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(ODD)"

@@ -14,6 +14,7 @@
 #include "models/inception.h"
 #include "eval/metrics.h"
 #include "eval/metrics_cli.h"
+#include "eval/metrics_dinov2.h"
 #include "nn/nn.h"
 #include "util/par.h"
 #include "util/shard.h"
@@ -149,6 +150,14 @@ int main(int argc, char **argv)
     /* pool3, or the width of feature caches (both sides must agree) */
     ca.d = cb.d = ia.kind == METRICS_FEATURES ? ia.d
                   : !save && ib.kind == METRICS_FEATURES ? ib.d : INCEPTION_DIMS;
+    /* 1024-d rows are DINOv2 ViT-L/14's (score --save-dinov2-features), which no Inception
+       layer gives: their KID would pass for an Inception one */
+    const char *dino = ia.kind == METRICS_FEATURES && ia.d == METRICS_DINOV2_DIM ? pa
+                       : !save && ib.kind == METRICS_FEATURES && ib.d == METRICS_DINOV2_DIM
+                           ? pb : NULL;
+    if (dino != NULL)
+        errx(1, "%s: %d-d features are DINOv2's (score --save-dinov2-features): KID needs "
+             "Inception features", dino, METRICS_DINOV2_DIM);
     int needs_net = metrics_cli_needs_net(&ia) || (!save && metrics_cli_needs_net(&ib));
     if (ca.d != INCEPTION_DIMS && needs_net)
         errx(1, "%s: features have %d columns; images give %d-d pool3 features",

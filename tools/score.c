@@ -8,7 +8,10 @@
    ViT-L/14 cls-token features) runs its own network, only when asked for. Under mpirun the
    ranks split each input's images for Inception and rank 0 gathers the features (and sFID's
    spatial features) in image order, then scores and prints: the output of one process
-   (metrics_cli.h, par.h); the DINOv2 pass splits and gathers the same way. */
+   (metrics_cli.h, par.h); the DINOv2 pass splits and gathers the same way.
+   --save-dinov2-features writes the DINOv2 features of one input (of shard --shard), so
+   that --fd-dinov2 reads a reference's features instead of running it again: the feature
+   cache's width says whose features it holds (METRICS_DINOV2_DIM, metrics_dinov2.h). */
 #include <err.h>
 #include <getopt.h>
 #include <math.h>
@@ -24,6 +27,7 @@
 #include "nn/nn.h"
 #include "eval/prdc.h"
 #include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -31,7 +35,9 @@ static const char usage_line[] =
     "             [--fd-dinov2 | --fd-dinov2-if-weights] [--kid-subsets N] [--kid-subset-size M] [--is-splits N]\n"
     "             [--prc-k K] [--dc-k K] [--seed S] [-b N] [-t N] [--weights PATH|synthetic]\n"
     "             [--dinov2-weights PATH|synthetic]\n"
-    "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n";
+    "             [--resize torch-fidelity|pytorch-fid|clean] GEN REAL\n"
+    "       score [-v] [-t N] [--dinov2-weights PATH|synthetic]\n"
+    "             --save-dinov2-features [--shard I/N] A OUT.npy\n";
 
 static const char help[] =
     "\n"
@@ -39,7 +45,8 @@ static const char help[] =
     "'resize: MODE'. GEN and REAL: uint8 images (N,H,W,3) .npy/.npz or - (stdin, one of\n"
     "them), a folder of images, or float features (N,D) .npy (fid/kid --save-features\n"
     "writes them; any D for all but --is); REAL may be statistics .npz (mu, sigma) for --fid\n"
-    "alone. Images go through the network once, whatever the scores.\n"
+    "alone; for --fd-dinov2, DINOv2 features (N,1024) from --save-dinov2-features.\n"
+    "Images go through the network once, whatever the scores.\n"
     "\n"
     "  --fid                 frechet_inception_distance (as fid --resize MODE)\n"
     "  --is                  inception_score_mean, _std of GEN (as is-score)\n"
@@ -53,7 +60,16 @@ static const char help[] =
     "                        With none of the six: all that the inputs allow.\n"
     "  --fd-dinov2           fd_dinov2: dgm-eval's FD-DINOv2 (DINOv2 ViT-L/14 cls token,\n"
     "                        images resized to 224 by PIL bicubic, ImageNet mean/std);\n"
-    "                        needs images on both sides; only when asked for\n"
+    "                        only when asked for. Each side: images, or the 1024-d\n"
+    "                        features --save-dinov2-features wrote (two caches: 1024-d\n"
+    "                        both; against images: the network's width). --fid, --kid,\n"
+    "                        --is and --sfid refuse 1024-d features, --fd-dinov2 others\n"
+    "  --save-dinov2-features\n"
+    "                        write the DINOv2 features of A to OUT.npy, float32\n"
+    "                        (N,1024); no score is computed\n"
+    "  --shard I/N           with --save-dinov2-features: only shard I (from 0) of N\n"
+    "                        contiguous ranges of A's images; npycat of the shards'\n"
+    "                        files is the file of one run\n"
     "  --dinov2-weights PATH dinov2_vitl14_pretrain.pth (official names), or synthetic\n"
     "                        (NOT comparable). Default: $DINOV2_WEIGHTS, else\n"
     "                        weights/" DINOV2_WEIGHTS_FILE " (make weights)\n"
@@ -73,21 +89,26 @@ static const char help[] =
     "\n"
     "Under mpirun -np K, rank r runs the r-th of K contiguous ranges of each input's\n"
     "images and rank 0 gathers the features in image order, scores and prints: the output\n"
-    "of a 1-process run. Every rank reads the inputs (not stdin).\n"
+    "of a 1-process run (--save-dinov2-features: the bytes of one). Every rank reads\n"
+    "the inputs (not stdin).\n"
     "\n"
     "Example:\n"
-    "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n";
+    "  score --fid --kid --prc --dc --json samples.npy data/flowers102-32-test.npy\n"
+    "  score --save-dinov2-features data/flowers102-32-test.npy real-dinov2.npy\n"
+    "  score --fd-dinov2 samples.npy real-dinov2.npy\n";
 
 enum { S_FID = 1, S_IS = 2, S_KID = 4, S_PRC = 8, S_DC = 16, S_SFID = 32, S_FD_DINOV2 = 64 };
 /* the Inception scores (the default set); FD-DINOv2 runs only when asked for: its weights
    are a separate 1.2 GB download */
 #define S_INCEPTION (S_FID | S_IS | S_KID | S_PRC | S_DC | S_SFID)
-enum { OPT_FD_DINOV2 = 0x200, OPT_DINOV2_WEIGHTS, OPT_FD_DINOV2_IF };
+enum { OPT_FD_DINOV2 = 0x200, OPT_DINOV2_WEIGHTS, OPT_FD_DINOV2_IF, OPT_SAVE_DINOV2,
+       OPT_SHARD };
 
 struct opts {
     long kid_subsets, kid_m, is_splits, prc_k, dc_k, seed;
     const char *dinov2_weights; /* NULL: dinov2_default_weights' search */
     int fdd_if_weights;         /* no weights found: fd_dinov2 is '-', not an error */
+    int save_dinov2, shard_given;
 };
 
 static void usage(int status, const char *problem)
@@ -257,17 +278,59 @@ static int side_width(const struct side *g, const struct side *r)
     return d;
 }
 
-/* DINOv2 features come from images only: a cache holds Inception features */
+/* a feature cache of DINOv2 ViT-L/14's width: no Inception layer gives 1024 columns */
+static int is_dinov2_cache(const struct side *s)
+{
+    return s->in.kind == METRICS_FEATURES && s->in.d == METRICS_DINOV2_DIM;
+}
+
+/* a feature cache (s) against the DINOv2 network's width dim: one line naming it */
+static void check_dinov2_cache(const struct side *s, int dim)
+{
+    char msg[256];
+    if (metrics_dinov2_check_cache(&s->in, dim, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", s->path, msg);
+}
+
+/* --fd-dinov2's sides: images, or a cache of DINOv2 features. A cache holds one network's
+   features, so it serves FD-DINOv2 alone. Its rows are checked here, before any network
+   runs; its width against ViT-L/14's when both sides are caches (no network runs), else
+   against the network's once loaded (score_fd_dinov2), so the small test ViT works too. */
 static void check_fd_dinov2(int want, const struct side *g, const struct side *r)
 {
     if (!(want & S_FD_DINOV2))
         return;
+    int caches = (g->in.kind == METRICS_FEATURES) + (r->in.kind == METRICS_FEATURES);
     for (int k = 0; k < 2; k++) {
         const struct side *s = k == 0 ? g : r;
-        if (s->in.kind != METRICS_IMAGES && s->in.kind != METRICS_FOLDER)
-            errx(1, "%s: --fd-dinov2 needs images: %s hold no DINOv2 features", s->path,
-                 s->in.kind == METRICS_STATS ? "statistics" : "feature caches");
+        if (s->in.kind == METRICS_STATS)
+            errx(1, "%s: --fd-dinov2 needs images or DINOv2 features: statistics hold "
+                 "neither", s->path);
+        if (s->in.kind != METRICS_FEATURES)
+            continue;
+        if (want & S_INCEPTION)
+            errx(1, "%s: a feature cache holds one network's features: --fd-dinov2 with "
+                 "Inception scores needs images here", s->path);
+        check_dinov2_cache(s, caches == 2 ? METRICS_DINOV2_DIM : s->in.d);
     }
+}
+
+/* DINOv2 features (score --save-dinov2-features) do not serve FID, KID, IS or sFID, whose
+   numbers would look like Inception ones; precision/recall and density/coverage take any
+   width. With no score asked: those two. */
+static int check_inception_widths(int want, const struct side *g, const struct side *r)
+{
+    const struct side *dino = is_dinov2_cache(g) ? g : is_dinov2_cache(r) ? r : NULL;
+    int inception = S_FID | S_KID | S_IS | S_SFID;
+    if (dino == NULL)
+        return want;
+    if (want == 0)
+        return S_PRC | S_DC;
+    if (want & inception)
+        errx(1, "%s: %d-d features are DINOv2's (score --save-dinov2-features): %s needs "
+             "Inception features", dino->path, METRICS_DINOV2_DIM,
+             want & S_FID ? "--fid" : want & S_KID ? "--kid" : want & S_IS ? "--is" : "--sfid");
+    return want;
 }
 
 /* the scores the inputs allow; an asked-for one they do not is an error */
@@ -300,15 +363,41 @@ static int check_scores(int want, const struct side *g, const struct side *r, in
     return want;
 }
 
-/* FD-DINOv2: both sides through the DINOv2 network, Frechet distance as FID's. Collective
-   under mpirun: every rank loads the network and runs its range of each side's images, as
-   the Inception pass splits them, and rank 0 gathers the features (metrics_dinov2.h) and
-   returns the distance; the others return NAN. */
+/* st (initialised) gets the rows of a DINOv2 feature cache: rank 0 holds them all */
+static void cache_stats(struct metrics_stats *st, const struct side *s)
+{
+    if (par_rank() == 0) /* in one call, as the images' chunks: metrics_stats_add's sums */
+        metrics_stats_add(st, s->in.arr.data, s->in.n);
+}
+
+/* FD-DINOv2 of two DINOv2 feature caches: no network; rank 0's alone */
+static double fd_dinov2_caches(struct side *g, struct side *r)
+{
+    double *mu[2], *sg[2];
+    struct side *s[2] = {g, r};
+    if (par_rank() > 0)
+        return NAN;
+    for (int k = 0; k < 2; k++) {
+        struct metrics_stats st;
+        metrics_stats_init(&st, METRICS_DINOV2_DIM);
+        cache_stats(&st, s[k]);
+        side_moments(s[k], &st, &mu[k], &sg[k]);
+        metrics_stats_free(&st);
+    }
+    return frechet(mu, sg, METRICS_DINOV2_DIM);
+}
+
+/* FD-DINOv2: both sides through the DINOv2 network (or read from a feature cache),
+   Frechet distance as FID's. Collective under mpirun: every rank loads the network and runs
+   its range of each side's images, as the Inception pass splits them, and rank 0 gathers
+   the features (metrics_dinov2.h) and returns the distance; the others return NAN. */
 static double score_fd_dinov2(struct side *g, struct side *r, const struct opts *p,
                               const char *argv0, const struct metrics_cli *o, int *synthetic)
 {
     char msg[1024], used[4096];
     struct dinov2 net;
+    if (g->in.kind == METRICS_FEATURES && r->in.kind == METRICS_FEATURES)
+        return fd_dinov2_caches(g, r); /* no weights needed, not even with -if-weights */
     if (p->fdd_if_weights) { /* only a missing file is excused: a bad one is still an error */
         const char *w = p->dinov2_weights;
         int found = w != NULL ? strcmp(w, "synthetic") == 0 || util_exists(w)
@@ -335,12 +424,17 @@ static double score_fd_dinov2(struct side *g, struct side *r, const struct opts 
               net.cfg.dim, net.cfg.depth, net.cfg.heads);
     double *mu[2], *sg[2];
     struct side *s[2] = {g, r};
+    for (int k = 0; k < 2; k++) /* before the other side's pass: fail before the work */
+        if (s[k]->in.kind == METRICS_FEATURES)
+            check_dinov2_cache(s[k], net.cfg.dim);
     for (int k = 0; k < 2; k++) {
         struct metrics_stats st;
         int64_t lo, hi;
         metrics_stats_init(&st, net.cfg.dim);
         metrics_cli_range(o, &s[k]->in, &lo, &hi);
-        if (metrics_dinov2_stats(&st, &s[k]->in, lo, hi, &net, msg, sizeof msg) == -1)
+        if (s[k]->in.kind == METRICS_FEATURES)
+            cache_stats(&st, s[k]);
+        else if (metrics_dinov2_stats(&st, &s[k]->in, lo, hi, &net, msg, sizeof msg) == -1)
             errx(1, "%s: %s", s[k]->path, msg);
         if (par_rank() == 0)
             side_moments(s[k], &st, &mu[k], &sg[k]);
@@ -379,6 +473,8 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         { "fd-dinov2", no_argument, NULL, OPT_FD_DINOV2 },
         { "dinov2-weights", required_argument, NULL, OPT_DINOV2_WEIGHTS },
         { "fd-dinov2-if-weights", no_argument, NULL, OPT_FD_DINOV2_IF },
+        { "save-dinov2-features", no_argument, NULL, OPT_SAVE_DINOV2 },
+        { "shard", required_argument, NULL, OPT_SHARD },
         { "kid-subsets", required_argument, NULL, 'n' },
         { "kid-subset-size", required_argument, NULL, 'm' },
         { "is-splits", required_argument, NULL, 's' },
@@ -403,6 +499,14 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         case OPT_FD_DINOV2: *want |= S_FD_DINOV2; break;
         case OPT_DINOV2_WEIGHTS: p->dinov2_weights = optarg; break;
         case OPT_FD_DINOV2_IF: *want |= S_FD_DINOV2; p->fdd_if_weights = 1; break;
+        case OPT_SAVE_DINOV2: p->save_dinov2 = 1; break;
+        case OPT_SHARD:
+            if (shard_parse(optarg, &o->shard, &o->n_shards) == -1) {
+                opt_bad_value(msg, sizeof msg, "--shard", optarg, SHARD_WANT);
+                usage(2, msg);
+            }
+            p->shard_given = 1;
+            break;
         case 'n':
             rc = metrics_cli_long(optarg, 1, 1000000, &p->kid_subsets, "--kid-subsets", msg,
                                   sizeof msg);
@@ -433,25 +537,76 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         if (rc == -1)
             usage(2, msg);
     }
+    if (p->save_dinov2 && *want != 0)
+        usage(2, "--save-dinov2-features computes no score: give no score option");
     if (argc - optind != 2)
-        usage(2, "GEN and REAL are required");
-    if (strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
-        usage(2, "only one input can be stdin");
+        usage(2, p->save_dinov2 ? "A and OUT are required" : "GEN and REAL are required");
+    if (!p->save_dinov2 && strcmp(argv[optind], "-") == 0 && strcmp(argv[optind + 1], "-") == 0)
+        usage(2, "only one input can be stdin"); /* saving: A is stdin, OUT stdout */
+}
+
+/* --save-dinov2-features A OUT: the DINOv2 features of A (of shard --shard) into OUT, as
+   fid --save-features writes Inception's; under mpirun the ranks split the images and rank 0
+   writes (metrics_dinov2_save). */
+static int save_dinov2(const char *a, const char *out, const struct opts *p,
+                       const char *argv0, const struct metrics_cli *o)
+{
+    char msg[1024], used[4096];
+    struct side s;
+    struct dinov2 net;
+    int64_t lo, hi;
+    if (par_check_output(out) == -1)
+        errx(1, PAR_STDOUT_MSG);
+    if (par_launched() && par_rank() == 0 && /* its node */
+        util_check_output(out, msg, sizeof msg) == -1)
+        errx(1, "%s: %s", out, msg);
+    open_side(&s, a, o);
+    if (!metrics_cli_needs_net(&s.in))
+        errx(1, "%s: --save-dinov2-features needs images: %s", a,
+             s.in.kind == METRICS_STATS ? "statistics hold no features"
+                                        : "this is a feature cache already");
+    if (dinov2_open(&net, p->dinov2_weights, argv0, used, sizeof used, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
+    if (net.synthetic && par_rank() == 0)
+        warnx("warning: synthetic DINOv2 weights: the features are NOT DINOv2's");
+    if (o->verbose)
+        warnx("DINOv2 weights %s: dim %d; %s", used, net.cfg.dim, a);
+    par_go();
+    metrics_cli_range(o, &s.in, &lo, &hi);
+    if (metrics_dinov2_save(out, &s.in, lo, hi, metrics_cli_rows(o, &s.in), &net, msg,
+                            sizeof msg) == -1)
+        errx(1, "%s", msg);
+    dinov2_free(&net);
+    metrics_input_free(&s.in);
+    par_finalize();
+    if (fclose(stdout) != 0)
+        err(1, "stdout");
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     struct metrics_cli o;
-    struct opts p = {100, 0, 10, 3, 5, 2020, NULL, 0};
+    struct opts p = {100, 0, 10, 3, 5, 2020, NULL, 0, 0, 0};
     int want = 0;
     char msg[1024];
 
     /* one network pass for every score: torch-fidelity's resize, as its fidelity command */
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     parse(argc, argv, &o, &p, &want);
+    /* plain runs check the output before any work, under mpirun rank 0 does (save_dinov2) */
+    if (p.save_dinov2 && !par_launched() &&
+        util_check_output(argv[optind + 1], msg, sizeof msg) == -1)
+        errx(1, "%s: %s", argv[optind + 1], msg);
     /* under mpirun ranks > 0 wait in here until rank 0 has made its checks (par_go) */
     if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
+    /* a score needs every image in one process: the shards' features first */
+    if (p.shard_given && !p.save_dinov2)
+        errx(2, "--shard needs --save-dinov2-features: the scores need all the images; join "
+             "the shards' features with npycat, then give score the joined file");
+    if (p.save_dinov2)
+        return save_dinov2(argv[optind], argv[optind + 1], &p, argv[0], &o);
 
     struct side g, r;
     struct inception net;
@@ -459,7 +614,9 @@ int main(int argc, char **argv)
     open_side(&g, argv[optind], &o);
     open_side(&r, argv[optind + 1], &o);
     check_fd_dinov2(want, &g, &r);
-    int d = side_width(&g, &r);
+    want = check_inception_widths(want, &g, &r);
+    /* --fd-dinov2 alone reads no Inception features: a DINOv2 cache has no width to agree on */
+    int d = want == S_FD_DINOV2 ? INCEPTION_DIMS : side_width(&g, &r);
     want = check_scores(want, &g, &r, d);
     int inc = want & S_INCEPTION;
     int needs_net = inc && (metrics_cli_needs_net(&g.in) || metrics_cli_needs_net(&r.in) ||

@@ -85,6 +85,15 @@ near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d
   [[ "$stderr" == "kid: "*"metrics_int32_feats.npy: expected"* ]]
 }
 
+@test "kid refuses DINOv2 features (1024-d) in one line" {
+  npy_make "$BATS_TEST_TMPDIR/d.npy" '<f4' '4, 1024' 4096 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr kid --subset-size 2 "$FIX/metrics/kid_a.npy" "$BATS_TEST_TMPDIR/d.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "kid: $BATS_TEST_TMPDIR/d.npy: 1024-d features are DINOv2's (score --save-dinov2-features): KID needs Inception features" ]
+  run -1 --separate-stderr kid --subset-size 2 "$BATS_TEST_TMPDIR/d.npy" "$BATS_TEST_TMPDIR/d.npy"
+  [ "$stderr" = "kid: $BATS_TEST_TMPDIR/d.npy: 1024-d features are DINOv2's (score --save-dinov2-features): KID needs Inception features" ]
+}
+
 @test "kid names make weights when the weights are missing" {
   run -1 --separate-stderr env FID_WEIGHTS=/nonexistent/w.pth kid "$(IMG)" "$(ODD)"
   [ -z "$output" ]

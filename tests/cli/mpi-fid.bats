@@ -109,6 +109,23 @@ setup() {
   [ -z "$output" ]
 }
 
+@test "mpirun score --save-dinov2-features: 2 and 3 ranks write the 1-process bytes, of a shard too" {
+  a=(--save-dinov2-features --dinov2-weights "$FIX/dinov2/small.pth")
+  score "${a[@]}" "$I" "$D/one.npy"
+  score "${a[@]}" --shard 1/2 "$I" "$D/one-s1.npy"
+  run -0 --separate-stderr mpirun_t -np 2 score "${a[@]}" "$I" "$D/two.npy"
+  [ -z "$output" ]
+  [ -z "$stderr" ]
+  cmp "$D/one.npy" "$D/two.npy"
+  mpirun_t -np 3 --oversubscribe score "${a[@]}" "$I" "$D/three.npy"
+  cmp "$D/one.npy" "$D/three.npy"
+  mpirun_t -np 3 --oversubscribe score "${a[@]}" --shard 1/2 "$I" "$D/three-s1.npy"
+  cmp "$D/one-s1.npy" "$D/three-s1.npy"
+  run -1 --separate-stderr mpirun_t -np 2 score "${a[@]}" "$I" -
+  [ -z "$output" ]
+  [[ "$stderr" == *"score: under mpirun, write with -o FILE"* ]]
+}
+
 @test "mpirun kid --save-features and a folder of images: the 1-process bytes; --skip-bad" {
   kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/one.npy" 2>/dev/null
   mpirun_t -np 3 --oversubscribe kid "${W[@]}" --save-features "$FIX/inception/folder" "$D/three.npy" 2>/dev/null

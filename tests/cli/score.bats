@@ -319,12 +319,127 @@ D32() { echo "$FIX/dinov2/img32.npy"; }
   [[ "$stderr" == *"register_tokens"* ]]
 }
 
-@test "score --fd-dinov2 refuses feature caches and statistics in one line" {
+@test "score --fd-dinov2 refuses statistics and caches of other widths in one line" {
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(M stats64_compressed.npz)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $(M stats64_compressed.npz): --fd-dinov2 needs images or DINOv2 features: statistics hold neither" ]
+  # against images: the network's width (the small ViT's 64)
   run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(P small_gen.npy)" "$(D32)"
   [ -z "$output" ]
-  [ "$stderr" = "score: $(P small_gen.npy): --fd-dinov2 needs images: feature caches hold no DINOv2 features" ]
-  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(M stats64_compressed.npz)"
-  [ "$stderr" = "score: $(M stats64_compressed.npz): --fd-dinov2 needs images: statistics hold no DINOv2 features" ]
+  [ "$stderr" = "score: $(P small_gen.npy): 8-d features; FD-DINOv2 wants 64-d DINOv2 features" ]
+  # Inception pool3 features (2048-d) are not DINOv2's, against images or another cache
+  npy_make "$BATS_TEST_TMPDIR/pool3.npy" '<f4' '3, 2048' 6144 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$BATS_TEST_TMPDIR/pool3.npy"
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/pool3.npy: 2048-d features; FD-DINOv2 wants 64-d DINOv2 features (2048-d are Inception pool3's)" ]
+  npy_make "$BATS_TEST_TMPDIR/d.npy" '<f4' '3, 1024' 3072 '\x00\x00\x80\x3f'
+  run -1 --separate-stderr score --fd-dinov2 "$BATS_TEST_TMPDIR/d.npy" "$BATS_TEST_TMPDIR/pool3.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/pool3.npy: 2048-d features; FD-DINOv2 wants 1024-d DINOv2 features (2048-d are Inception pool3's)" ]
+  # two caches: ViT-L/14's 1024, whatever network made them (no network runs)
+  run -1 --separate-stderr score --fd-dinov2 "$(P small_gen.npy)" "$(P small_real.npy)"
+  [ "$stderr" = "score: $(P small_gen.npy): 8-d features; FD-DINOv2 wants 1024-d DINOv2 features" ]
+}
+
+@test "score --save-dinov2-features: --fd-dinov2 of the cache on either side prints what the images give" {
+  run -0 --separate-stderr score --save-dinov2-features --dinov2-weights "$(DW)" "$(D32)" "$BATS_TEST_TMPDIR/g.npy"
+  [ -z "$output" ]
+  [ -z "$stderr" ]
+  [ "$(npy_shape "$BATS_TEST_TMPDIR/g.npy")" = "3,64" ]
+  [[ "$(npyinfo "$BATS_TEST_TMPDIR/g.npy")" == *": float32 (3,64) "* ]]
+  # - is stdin as A, stdout as OUT
+  run -0 bash -c "score --save-dinov2-features --dinov2-weights '$(DW)' - - < '$(D32)' | cmp - '$BATS_TEST_TMPDIR/g.npy'"
+  score --save-dinov2-features --dinov2-weights "$(DW)" "$(ODD)" "$BATS_TEST_TMPDIR/r.npy"
+  for j in "" --json; do
+    run -0 --separate-stderr score $j --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$(ODD)"
+    want=$output
+    [[ "$want" == *"fd_dinov2"* ]]
+    run -0 --separate-stderr score $j --fd-dinov2 --dinov2-weights "$(DW)" "$BATS_TEST_TMPDIR/g.npy" "$(ODD)"
+    [ "$output" = "$want" ]
+    run -0 --separate-stderr score $j --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$BATS_TEST_TMPDIR/r.npy"
+    [ "$output" = "$want" ]
+  done
+  # a folder saves as the array it holds
+  score --save-dinov2-features --dinov2-weights "$(DW)" "$FIX/inception/folder" "$BATS_TEST_TMPDIR/f.npy"
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$FIX/inception/folder" "$(ODD)"
+  want=$output
+  run -0 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$BATS_TEST_TMPDIR/f.npy" "$(ODD)"
+  [ "$output" = "$want" ]
+}
+
+@test "score --save-dinov2-features --shard I/N: npycat of the shards is the whole file" {
+  score --save-dinov2-features --dinov2-weights "$(DW)" "$(D32)" "$BATS_TEST_TMPDIR/all.npy"
+  score --save-dinov2-features --dinov2-weights "$(DW)" --shard 0/2 "$(D32)" "$BATS_TEST_TMPDIR/s0.npy"
+  score --save-dinov2-features --dinov2-weights "$(DW)" --shard 1/2 "$(D32)" "$BATS_TEST_TMPDIR/s1.npy"
+  [ "$(npy_shape "$BATS_TEST_TMPDIR/s0.npy")" = "2,64" ]
+  npycat -o "$BATS_TEST_TMPDIR/cat.npy" "$BATS_TEST_TMPDIR/s0.npy" "$BATS_TEST_TMPDIR/s1.npy"
+  cmp "$BATS_TEST_TMPDIR/all.npy" "$BATS_TEST_TMPDIR/cat.npy"
+  # a score needs every image; more shards than images is an error
+  run -2 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" --shard 0/2 "$(D32)" "$(ODD)"
+  [ -z "$output" ]
+  [[ "$stderr" == "score: --shard needs --save-dinov2-features: "* ]]
+  run -1 --separate-stderr score --save-dinov2-features --dinov2-weights "$(DW)" --shard 0/4 "$(D32)" "$BATS_TEST_TMPDIR/x.npy"
+  [ "$stderr" = "score: $(D32): --shard 0/4: more shards than the 3 images" ]
+  [ ! -e "$BATS_TEST_TMPDIR/x.npy" ]
+}
+
+@test "score --save-dinov2-features refuses bad input in one line and leaves no file" {
+  mkdir "$BATS_TEST_TMPDIR/o" && cd "$BATS_TEST_TMPDIR/o" # bats keeps its own files above
+  run -2 --separate-stderr score --save-dinov2-features --fd-dinov2 "$(D32)" out.npy
+  [[ "$stderr" == "score: --save-dinov2-features computes no score: give no score option"* ]]
+  run -2 --separate-stderr score --save-dinov2-features "$(D32)"
+  [[ "$stderr" == "score: A and OUT are required"* ]]
+  run -1 --separate-stderr score --save-dinov2-features --dinov2-weights "$(DW)" "$(P small_gen.npy)" out.npy
+  [ "$stderr" = "score: $(P small_gen.npy): --save-dinov2-features needs images: this is a feature cache already" ]
+  run -1 --separate-stderr score --save-dinov2-features --dinov2-weights "$FIX/bad/dinov2_trunc.pth" "$(D32)" out.npy
+  [[ "$stderr" == "score: $FIX/bad/dinov2_trunc.pth: "* ]]
+  [ "$(wc -l <<< "$stderr")" = 1 ]
+  run -1 --separate-stderr score --save-dinov2-features --dinov2-weights "$(DW)" "$(D32)" nodir/out.npy
+  [[ "$stderr" == "score: nodir/out.npy: "* ]]
+  [ -z "$(ls -A)" ]
+}
+
+@test "score --fd-dinov2 refuses DINOv2 caches with NaN, with one row, in one line" {
+  score --save-dinov2-features --dinov2-weights "$(DW)" --shard 0/3 "$(D32)" "$BATS_TEST_TMPDIR/one.npy"
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$BATS_TEST_TMPDIR/one.npy" "$(ODD)"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/one.npy: 1 feature row: FD-DINOv2 needs at least 2 for a covariance" ]
+  npy_make "$BATS_TEST_TMPDIR/nan.npy" '<f4' '3, 64' 192 '\x00\x00\xc0\x7f'
+  run -1 --separate-stderr score --fd-dinov2 --dinov2-weights "$(DW)" "$(D32)" "$BATS_TEST_TMPDIR/nan.npy"
+  [ -z "$output" ]
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/nan.npy: row 0 has a NaN or infinite value" ]
+  # the second row: the first is fine
+  npy_make "$BATS_TEST_TMPDIR/ok.npy" '<f4' '2, 1024' 2048 '\x00\x00\x80\x3f'
+  npy_make "$BATS_TEST_TMPDIR/half.npy" '<f4' '2, 1024' 1024 '\x00\x00\x80\x3f'
+  printf '\x00\x00\x80\x7f%.0s' $(seq 1024) >> "$BATS_TEST_TMPDIR/half.npy"
+  run -1 --separate-stderr score --fd-dinov2 "$BATS_TEST_TMPDIR/ok.npy" "$BATS_TEST_TMPDIR/half.npy"
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/half.npy: row 1 has a NaN or infinite value" ]
+}
+
+@test "score --fd-dinov2 of two ViT-L/14 caches equals the images'; Inception scores refuse 1024-d" {
+  # synthetic ViT-L weights (about 2 s of CPU an image): 3 + 2 images
+  a=(--dinov2-weights synthetic)
+  score --save-dinov2-features "${a[@]}" "$(D32)" "$BATS_TEST_TMPDIR/g.npy" 2>/dev/null
+  score --save-dinov2-features "${a[@]}" "$(ODD)" "$BATS_TEST_TMPDIR/r.npy" 2>/dev/null
+  [ "$(npy_shape "$BATS_TEST_TMPDIR/g.npy")" = "3,1024" ]
+  run -0 --separate-stderr score --fd-dinov2 "${a[@]}" "$(D32)" "$(ODD)"
+  want=$output
+  [[ "$want" == "fd_dinov2: "* ]]
+  # no network runs: no weights needed
+  DINOV2_WEIGHTS=/nonexistent.pth run -0 --separate-stderr score --fd-dinov2 "$BATS_TEST_TMPDIR/g.npy" "$BATS_TEST_TMPDIR/r.npy"
+  [ "$output" = "$want" ]
+  [ -z "$stderr" ]
+  for s in --fid --kid --is; do
+    run -1 --separate-stderr score $s "$BATS_TEST_TMPDIR/g.npy" "$BATS_TEST_TMPDIR/r.npy"
+    [ -z "$output" ]
+    [ "$stderr" = "score: $BATS_TEST_TMPDIR/g.npy: 1024-d features are DINOv2's (score --save-dinov2-features): $s needs Inception features" ]
+  done
+  # with a cache, --fd-dinov2 goes alone: a cache holds one network's features
+  run -1 --separate-stderr score --fd-dinov2 --fid "$(IMG)" "$BATS_TEST_TMPDIR/r.npy"
+  [ "$stderr" = "score: $BATS_TEST_TMPDIR/r.npy: a feature cache holds one network's features: --fd-dinov2 with Inception scores needs images here" ]
+  # no score asked: the width-free ones
+  run -0 --separate-stderr score --prc-k 1 --dc-k 1 "$BATS_TEST_TMPDIR/g.npy" "$BATS_TEST_TMPDIR/g.npy"
+  [ "${lines[0]}" = "precision: 1" ]
+  [ "${lines[4]}" = "coverage: 1" ]
 }
 
 @test "score --fd-dinov2: --threads and --batch-size change no bit" {

@@ -1,7 +1,7 @@
 /* ddpm-sample: images from a diffusers UNet2DModel folder with the DDPM or DDIM sampler, as
    DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h); writes uint8 (N,S,S,C) .npy, streamed batch by batch.
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
-   numpy_to_pil. Image i draws x_T and then every DDPM step's noise from its own stream,
+   numpy_to_pil (nn_image.h). Image i draws x_T and then every DDPM step's noise from its own stream,
    rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not
    depend on -n, --batch-size or --threads, and --shard I/N writes exactly its slice of the full
    run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/par.h"
@@ -104,18 +105,6 @@ static void usage(int status, const char *problem)
         warnx("%s", problem);
     fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
-}
-
-/* uint8 (B,S,S,C) from x (B,C,S,S) */
-static void to_images(unsigned char *img, const float *x, int B, int C, int HW)
-{
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < HW; i++)
-            for (int c = 0; c < C; c++) {
-                float v = x[((size_t)b * C + c) * HW + i] / 2 + 0.5f;
-                v = v < 0 ? 0 : v > 1 ? 1 : v;
-                img[((size_t)b * HW + i) * C + c] = (unsigned char)rintf(v * 255.0f);
-            }
 }
 
 static void write_or_die(struct outfile *o, const char *path, const void *p, size_t n,
@@ -403,7 +392,7 @@ int main(int argc, char **argv)
             if (verbose)
                 progress_update(&pr, ++done, NULL);
         }
-        to_images(img, x, B, C, HW);
+        nn_image_from_nchw(img, x, B, C, S, S);
         write_or_die(&of, out, img, (size_t)B * chw, &tf);
         if (keep)
             write_or_die(&tf, traj, keep, (size_t)B * n_keep * chw * sizeof(float), &of);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "util/par.h"
 #include "util/rng.h"
 #include "util/shard.h"
@@ -133,7 +134,7 @@ int main(int argc, char **argv)
     for (long i = from; i < to; i += o.batch) {
         int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
-        vae_output_to_images(img, vae_decode(&m, z, b, (int)i), b);
+        nn_image_from_nchw(img, vae_decode(&m, z, b, (int)i), b, 3, 32, 32);
         if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {
             outfile_abort(&of);
             err(1, "%s", o.out);

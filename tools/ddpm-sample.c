@@ -1,11 +1,11 @@
 /* ddpm-sample: images from a diffusers UNet2DModel folder with the DDPM or DDIM sampler, as
    DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h); writes uint8 (N,S,S,C) .npy, streamed batch by batch.
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
-   numpy_to_pil (nn_image.h). Image i draws x_T and then every DDPM step's noise from its own stream,
-   rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not
-   depend on -n, --batch-size or --threads, and --shard I/N writes exactly its slice of the full
-   run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
-   benchmarks and tests). */
+   numpy_to_pil (nn_image.h). Image i draws x_T and then every DDPM step's noise from its own
+   stream, rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the
+   images do not depend on -n, --batch-size or --threads, and --shard I/N writes exactly its
+   slice of the full run. --closed-form ignores the weights and uses the closed-form ones of
+   unet.h (for benchmarks and tests). */
 #include <err.h>
 #include <getopt.h>
 #include <limits.h>

@@ -108,17 +108,10 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);
-    if (n_shards > n)
-        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
-    shard_range(n, shard, n_shards, &from, &to);
-    /* under mpirun, rank r of K decodes the r-th range of those (rank 0 gathers: n_out) */
-    long n_out = to - from, first = from;
-    if (par_size() > n_out)
-        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
-             n_out);
-    shard_range(n_out, par_rank(), par_size(), &from, &to);
-    from += first;
-    to += first;
+    /* under mpirun, rank r of K decodes the r-th range of the shard (rank 0 gathers: n_out) */
+    long n_out;
+    if (shard_rank_range(n, shard, n_shards, &from, &to, &n_out, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     if (o.batch > to - from)
         o.batch = to - from;
     vae_batch_alloc(&m, (int)o.batch);

@@ -1,11 +1,11 @@
 /* ddpm-sample: images from a diffusers UNet2DModel folder with the DDPM or DDIM sampler, as
    DDPMPipeline / DDIMPipeline make them, or one of the faster diffusers schedulers (sampler.h); writes uint8 (N,S,S,C) .npy, streamed batch by batch.
    Pixels: clamp(x/2 + 0.5, 0, 1) * 255 rounded half to even (numpy .round()), as
-   numpy_to_pil. Image i draws x_T and then every DDPM step's noise from its own stream,
-   rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the images do not
-   depend on -n, --batch-size or --threads, and --shard I/N writes exactly its slice of the full
-   run. --closed-form ignores the weights and uses the closed-form ones of unet.h (for
-   benchmarks and tests). */
+   numpy_to_pil (nn_image.h). Image i draws x_T and then every DDPM step's noise from its own
+   stream, rng_seed(seed + i * 0x9E3779B97F4A7C15) (then each noisy step's noise), so the
+   images do not depend on -n, --batch-size or --threads, and --shard I/N writes exactly its
+   slice of the full run. --closed-form ignores the weights and uses the closed-form ones of
+   unet.h (for benchmarks and tests). */
 #include <err.h>
 #include <getopt.h>
 #include <limits.h>
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/par.h"
@@ -104,18 +105,6 @@ static void usage(int status, const char *problem)
         warnx("%s", problem);
     fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
     exit(status);
-}
-
-/* uint8 (B,S,S,C) from x (B,C,S,S) */
-static void to_images(unsigned char *img, const float *x, int B, int C, int HW)
-{
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < HW; i++)
-            for (int c = 0; c < C; c++) {
-                float v = x[((size_t)b * C + c) * HW + i] / 2 + 0.5f;
-                v = v < 0 ? 0 : v > 1 ? 1 : v;
-                img[((size_t)b * HW + i) * C + c] = (unsigned char)rintf(v * 255.0f);
-            }
 }
 
 static void write_or_die(struct outfile *o, const char *path, const void *p, size_t n,
@@ -308,17 +297,10 @@ int main(int argc, char **argv)
         n = 100;
     /* this process makes images [from, to) of the n */
     long from, to;
-    if (n_shards > n)
-        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
-    shard_range(n, shard, n_shards, &from, &to);
-    /* under mpirun, rank r of K makes the r-th range of those (rank 0 gathers: n_out) */
-    long n_out = to - from, first = from;
-    if (par_size() > n_out)
-        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
-             n_out);
-    shard_range(n_out, par_rank(), par_size(), &from, &to);
-    from += first;
-    to += first;
+    /* under mpirun, rank r of K makes the r-th range of the shard (rank 0 gathers: n_out) */
+    long n_out;
+    if (shard_rank_range(n, shard, n_shards, &from, &to, &n_out, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     verbose = verbose && par_rank() == 0;
     if (batch > to - from)
         batch = to - from;
@@ -403,7 +385,7 @@ int main(int argc, char **argv)
             if (verbose)
                 progress_update(&pr, ++done, NULL);
         }
-        to_images(img, x, B, C, HW);
+        nn_image_from_nchw(img, x, B, C, S, S);
         write_or_die(&of, out, img, (size_t)B * chw, &tf);
         if (keep)
             write_or_die(&tf, traj, keep, (size_t)B * n_keep * chw * sizeof(float), &of);

@@ -18,7 +18,6 @@
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
 #include "util/par.h"
-#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -150,18 +149,17 @@ static void open_side(struct side *s, const char *path, const struct metrics_cli
 
 int main(int argc, char **argv)
 {
-    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "dims", required_argument, NULL, 'd' },
         { "save-stats", no_argument, NULL, 'S' },
         { "save-features", no_argument, NULL, 'F' },
-        { "shard", required_argument, NULL, O_SHARD },
+        METRICS_CLI_SHARD_LONGOPT,
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
-    int dims = 2048, save_stats = 0, save_features = 0, shard_given = 0, c;
+    int dims = 2048, save_stats = 0, save_features = 0, c;
     long v;
     char msg[512];
 
@@ -184,12 +182,9 @@ int main(int argc, char **argv)
         case 'F':
             save_features = 1;
             break;
-        case O_SHARD:
-            if (shard_parse(optarg, &o.shard, &o.n_shards) == -1) {
-                opt_bad_value(msg, sizeof msg, "--shard", optarg, SHARD_WANT);
+        case METRICS_CLI_SHARD:
+            if (metrics_cli_shard(&o, optarg, msg, sizeof msg) == -1)
                 usage(2, msg);
-            }
-            shard_given = 1;
             break;
         case 'h':
             usage(0, NULL);
@@ -210,11 +205,10 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", argv[optind + 1], msg);
     if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    /* a score or statistics need every image in one process: the shards' features first */
-    if (shard_given && !save_features)
-        errx(2, "--shard needs --save-features: %s all the images; join the shards' "
-             "features with npycat, then give fid the joined file",
-             save_stats ? "the statistics need" : "FID needs");
+    if (metrics_cli_shard_needs_save(&o, save_features,
+                                     save_stats ? "the statistics need" : "FID needs", "fid",
+                                     msg, sizeof msg) == -1)
+        errx(2, "%s", msg);
     if ((save_stats || save_features) && par_check_output(argv[optind + 1]) == -1)
         errx(1, PAR_STDOUT_MSG);
     if ((save_stats || save_features) && par_launched() && par_rank() == 0 && /* its node */

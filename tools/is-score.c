@@ -15,7 +15,6 @@
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
 #include "util/par.h"
-#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -54,12 +53,11 @@ static void usage(int status, const char *problem)
 
 int main(int argc, char **argv)
 {
-    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "splits", required_argument, NULL, 's' },
         { "no-samples-shuffle", no_argument, NULL, 'n' },
         { "seed", required_argument, NULL, 'S' },
-        { "shard", required_argument, NULL, O_SHARD },
+        METRICS_CLI_SHARD_LONGOPT,
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -79,7 +77,7 @@ int main(int argc, char **argv)
         case 'n':
             shuffle = 0;
             break;
-        case O_SHARD:
+        case METRICS_CLI_SHARD:
             shard_given = 1;
             break;
         case 'S':

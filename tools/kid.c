@@ -17,7 +17,6 @@
 #include "eval/metrics_dinov2.h"
 #include "nn/nn.h"
 #include "util/par.h"
-#include "util/shard.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -69,20 +68,19 @@ static void open_input(struct metrics_input *in, const char *path, const struct 
 
 int main(int argc, char **argv)
 {
-    enum { O_SHARD = METRICS_CLI_SKIP_BAD + 1 };
     static const struct option longopts[] = {
         { "subsets", required_argument, NULL, 'n' },
         { "subset-size", required_argument, NULL, 'm' },
         { "seed", required_argument, NULL, 'S' },
         { "save-features", no_argument, NULL, 'F' },
-        { "shard", required_argument, NULL, O_SHARD },
+        METRICS_CLI_SHARD_LONGOPT,
         METRICS_CLI_LONGOPTS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct metrics_cli o;
     long subsets = 100, m = 0, seed = 2020;
-    int save = 0, shard_given = 0, c;
+    int save = 0, c;
     char msg[1024];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
@@ -103,12 +101,9 @@ int main(int argc, char **argv)
         case 'F':
             save = 1;
             break;
-        case O_SHARD:
-            if (shard_parse(optarg, &o.shard, &o.n_shards) == -1) {
-                opt_bad_value(msg, sizeof msg, "--shard", optarg, SHARD_WANT);
+        case METRICS_CLI_SHARD:
+            if (metrics_cli_shard(&o, optarg, msg, sizeof msg) == -1)
                 usage(2, msg);
-            }
-            shard_given = 1;
             break;
         case 'h':
             usage(0, NULL);
@@ -128,9 +123,8 @@ int main(int argc, char **argv)
     if (metrics_cli_start_par(&o, &argc, &argv, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     /* the subsets draw from all the images: the shards' features first */
-    if (shard_given && !save)
-        errx(2, "--shard needs --save-features: KID needs all the images; join the shards' "
-             "features with npycat, then give kid the joined file");
+    if (metrics_cli_shard_needs_save(&o, save, "KID needs", "kid", msg, sizeof msg) == -1)
+        errx(2, "%s", msg);
     if (save && par_check_output(pb) == -1)
         errx(1, PAR_STDOUT_MSG);
     if (save && par_launched() && par_rank() == 0 && /* its node */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "io/npy.h"
 #include "util/rng.h"
 #include "util/util.h"
@@ -115,11 +116,11 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", o.out, msg);
     for (long i = 0; i < n; i += o.batch) {
         int b = (int)(n - i < o.batch ? n - i : o.batch), ok = 1;
-        vae_images_to_input(x, src + (size_t)i * VAE_D, b);
+        nn_image_to_nchw(x, src + (size_t)i * VAE_D, b, 3, 32, 32);
         if (sample)
             rng_normal_fill(&r, eps, (size_t)b * m.latent);
         vae_forward(&m, x, sample ? eps : NULL, b, (int)i, NULL, NULL);
-        vae_output_to_images(img, vae_xhat(&m), b);
+        nn_image_from_nchw(img, vae_xhat(&m), b, 3, 32, 32);
         for (int k = 0; k < b && ok; k++) {
             if (pairs)
                 ok = fwrite(src + (size_t)(i + k) * VAE_D, VAE_D, 1, of.f) == 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "util/par.h"
 #include "util/rng.h"
 #include "util/shard.h"
@@ -107,17 +108,10 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", o.out, msg);
     if (vae_load(&m, o.model, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.model, msg);
-    if (n_shards > n)
-        errx(1, "--shard %d/%d: more shards than the %ld images", shard, n_shards, n);
-    shard_range(n, shard, n_shards, &from, &to);
-    /* under mpirun, rank r of K decodes the r-th range of those (rank 0 gathers: n_out) */
-    long n_out = to - from, first = from;
-    if (par_size() > n_out)
-        errx(1, "%d processes for %ld images: want at least one image each", par_size(),
-             n_out);
-    shard_range(n_out, par_rank(), par_size(), &from, &to);
-    from += first;
-    to += first;
+    /* under mpirun, rank r of K decodes the r-th range of the shard (rank 0 gathers: n_out) */
+    long n_out;
+    if (shard_rank_range(n, shard, n_shards, &from, &to, &n_out, msg, sizeof msg) == -1)
+        errx(1, "%s", msg);
     if (o.batch > to - from)
         o.batch = to - from;
     vae_batch_alloc(&m, (int)o.batch);
@@ -133,7 +127,7 @@ int main(int argc, char **argv)
     for (long i = from; i < to; i += o.batch) {
         int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
-        vae_output_to_images(img, vae_decode(&m, z, b, (int)i), b);
+        nn_image_from_nchw(img, vae_decode(&m, z, b, (int)i), b, 3, 32, 32);
         if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {
             outfile_abort(&of);
             err(1, "%s", o.out);

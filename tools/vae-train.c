@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "io/npy.h"
 #include "util/opt.h"
 #include "nn/optim.h"
@@ -125,7 +126,7 @@ static void gather(struct run *r, const struct npy *t, const int64_t *perm, long
     const uint8_t *src = t->data;
     for (int i = 0; i < n; i++) {
         int64_t k = perm != NULL ? perm[i0 + i] : i0 + i;
-        vae_images_to_input(r->x + (size_t)i * VAE_D, src + (size_t)k * VAE_D, 1);
+        nn_image_to_nchw(r->x + (size_t)i * VAE_D, src + (size_t)k * VAE_D, 1, 3, 32, 32);
     }
 }
 

@@ -186,6 +186,24 @@ int64_t metrics_cli_rows(const struct metrics_cli *o, const struct metrics_input
     return b - a;
 }
 
+int metrics_cli_shard(struct metrics_cli *o, const char *arg, char *msg, size_t msglen)
+{
+    if (shard_parse(arg, &o->shard, &o->n_shards) == -1)
+        return opt_bad_value(msg, msglen, "--shard", arg, SHARD_WANT);
+    o->shard_given = 1;
+    return 0;
+}
+
+int metrics_cli_shard_needs_save(const struct metrics_cli *o, int save, const char *needs,
+                                 const char *tool, char *msg, size_t msglen)
+{
+    if (!o->shard_given || save)
+        return 0;
+    snprintf(msg, msglen, "--shard needs --save-features: %s all the images; join the shards' "
+             "features with npycat, then give %s the joined file", needs, tool);
+    return -1;
+}
+
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen)
 {

@@ -24,6 +24,7 @@ struct metrics_cli {
     const char *weights;                 /* NULL: inception_default_weights' search */
     int ignored;                         /* --device or --num-workers was given */
     int shard, n_shards;                 /* --shard I/N of the tools that take it; 0/1 */
+    int shard_given;                     /* --shard was given (even 0/1) */
     struct opt op;                       /* metrics_cli_getopt's state */
 };
 /* getopt_long entries for them; the values are those metrics_cli_opt takes */
@@ -39,6 +40,10 @@ struct metrics_cli {
     { "num-workers", required_argument, NULL, 'W' }
 /* getopt value of --skip-bad, past every character a tool uses */
 #define METRICS_CLI_SKIP_BAD 0x100
+/* getopt_long entry of --shard, for the tools that take it; the tool's case calls
+   metrics_cli_shard (is-score lists it only to refuse it) */
+#define METRICS_CLI_SHARD (METRICS_CLI_SKIP_BAD + 1)
+#define METRICS_CLI_SHARD_LONGOPT { "shard", required_argument, NULL, METRICS_CLI_SHARD }
 
 /* --help lines of the shared options where --resize defaults to torch-fidelity (is-score, kid) */
 #define METRICS_CLI_HELP_TORCH_FIDELITY \
@@ -105,6 +110,14 @@ void metrics_cli_range(const struct metrics_cli *o, const struct metrics_input *
                        int64_t *lo, int64_t *hi);
 /* the rows of in in shard --shard (all of them without it) */
 int64_t metrics_cli_rows(const struct metrics_cli *o, const struct metrics_input *in);
+/* --shard I/N (shard.h) into o->shard, o->n_shards, and o->shard_given: -1 with msg
+   "--shard: bad value: arg (want I/N ...)" */
+int metrics_cli_shard(struct metrics_cli *o, const char *arg, char *msg, size_t msglen);
+/* A score or statistics need every image in one process, so --shard goes only with
+   --save-features (save): -1 without it, with msg "--shard needs --save-features: <needs>
+   all the images; join the shards' features with npycat, then give <tool> the joined file" */
+int metrics_cli_shard_needs_save(const struct metrics_cli *o, int save, const char *needs,
+                                 const char *tool, char *msg, size_t msglen);
 /* util_parse_long for a tool's own option: -1 with msg "what: bad value: arg (want ...)" */
 int metrics_cli_long(const char *arg, long lo, long hi, long *v, const char *what, char *msg,
                      size_t msglen);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nn/nn_image.h"
 #include "models/trainer.h"
 #include "util/util.h"
 
@@ -65,8 +66,8 @@ void trainer_gather_images(float *x, const struct npy *data, const int64_t *perm
     size_t HW = (size_t)H * W;
     const uint8_t *src = data->data;
     float lut[256];
-    for (int i = 0; i < 256; i++) /* ToTensor then Normalize(0.5, 0.5), in float32 */
-        lut[i] = ((float)i / 255.0f - 0.5f) / 0.5f;
+    for (int i = 0; i < 256; i++) /* by byte, not nn_image_to_nchw: the gather flips */
+        lut[i] = nn_image_from_u8((uint8_t)i);
     for (int b = 0; b < n; b++) {
         const uint8_t *im = src + (size_t)perm[i0 + b] * HW * C;
         float *xb = x + (size_t)b * C * HW;

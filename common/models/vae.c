@@ -355,28 +355,6 @@ const float *vae_decode(struct vae *m, const float *z, int N, int first)
     return m->xhat + s * VAE_D;
 }
 
-/* ---- images ---- */
-
-void vae_images_to_input(float *x, const uint8_t *img, int N)
-{
-    for (size_t n = 0; n < (size_t)N; n++)
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < 1024; p++)
-                x[n * VAE_D + (size_t)c * 1024 + p] = img[n * VAE_D + (size_t)p * 3 + c] / 127.5f
-                                                      - 1.0f;
-}
-
-void vae_output_to_images(uint8_t *img, const float *x, int N)
-{
-    for (size_t n = 0; n < (size_t)N; n++)
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < 1024; p++) {
-                float v = (x[n * VAE_D + (size_t)c * 1024 + p] + 1.0f) * 127.5f;
-                v = v > 0 ? (v < 255 ? nearbyintf(v) : 255) : 0; /* NaN -> 0 */
-                img[n * VAE_D + (size_t)p * 3 + c] = (uint8_t)v;
-            }
-}
-
 /* ---- checkpoints ---- */
 
 int vae_save(const struct vae *m, const char *path, const char *const *keys,

@@ -93,12 +93,6 @@ void vae_backward(struct vae *m, int N);
    returned (inside m's buffers). */
 const float *vae_decode(struct vae *m, const float *z, int N, int first);
 
-/* uint8 (N,32,32,3) -> (N,3,32,32) x/127.5 - 1 */
-void vae_images_to_input(float *x, const uint8_t *img, int N);
-/* (N,3,32,32) in [-1,1] -> uint8 (N,32,32,3): (x+1)*127.5, clamped to [0,255], rounded half
-   to even (torch.round). NaN becomes 0. */
-void vae_output_to_images(uint8_t *img, const float *x, int N);
-
 /* Checkpoints: safetensors with the state_dict names; metadata format, model, latent, beta
    and n_extra more key/value pairs. */
 int vae_save(const struct vae *m, const char *path, const char *const *keys,

@@ -1,7 +1,9 @@
 /* Shard ranges; see shard.h. */
+#include "util/par.h"
 #include "util/shard.h"
 #include "util/util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int shard_parse(const char *s, int *i, int *n)
@@ -26,4 +28,25 @@ void shard_range(long n_items, int i, int n, long *lo, long *hi)
     long q = n_items / n, r = n_items % n;
     *lo = q * i + (i < r ? i : r);
     *hi = *lo + q + (i < r);
+}
+
+int shard_rank_range(long n_items, int i, int n, long *lo, long *hi, long *n_out, char *msg,
+                     size_t msglen)
+{
+    long first;
+    if (n > n_items) {
+        snprintf(msg, msglen, "--shard %d/%d: more shards than the %ld images", i, n, n_items);
+        return -1;
+    }
+    shard_range(n_items, i, n, &first, hi);
+    *n_out = *hi - first;
+    if (par_size() > *n_out) {
+        snprintf(msg, msglen, "%d processes for %ld images: want at least one image each",
+                 par_size(), *n_out);
+        return -1;
+    }
+    shard_range(*n_out, par_rank(), par_size(), lo, hi);
+    *lo += first;
+    *hi += first;
+    return 0;
 }

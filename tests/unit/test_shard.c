@@ -1,5 +1,7 @@
 /* shard: --shard I/N parsing, and ranges that tile 0..n-1 in order with sizes within one of
    each other, larger first (numpy.array_split), for every n up to 200 and N up to n. */
+#include <string.h>
+
 #include "util/shard.h"
 #include "test.h"
 
@@ -42,10 +44,23 @@ static void test_ranges(void)
           lo, hi);
 }
 
+/* without mpirun (one process) the process's range is the shard's */
+static void test_rank_range(void)
+{
+    long lo = -1, hi = -1, n_out = -1;
+    char msg[128] = "";
+    CHECK(shard_rank_range(10, 1, 3, &lo, &hi, &n_out, msg, sizeof msg) == 0 && lo == 4 &&
+              hi == 7 && n_out == 3, "10 in 3, one process: shard 1 is [4, 7), 3 to write");
+    CHECK(shard_rank_range(2, 0, 3, &lo, &hi, &n_out, msg, sizeof msg) == -1 &&
+              strcmp(msg, "--shard 0/3: more shards than the 2 images") == 0,
+          "more shards than images refused: %s", msg);
+}
+
 int main(void)
 {
     (void)test_close; /* test.h's float comparison: no floats here */
     test_parse();
     test_ranges();
+    test_rank_range();
     return test_done();
 }

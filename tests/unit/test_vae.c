@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn/nn_image.h"
 #include "io/npy.h"
 #include "nn/optim.h"
 #include "util/rng.h"
@@ -81,7 +82,7 @@ static void test_training(int threads)
     CHECK(L == 16 && m.beta == 0.7f, "metadata: latent %d beta %g", L, m.beta);
     vae_batch_alloc(&m, N);
     x = xmalloc((size_t)N * VAE_D * sizeof(float));
-    vae_images_to_input(x, x8.data, N);
+    nn_image_to_nchw(x, x8.data, N, 3, 32, 32);
     am = xcalloc(m.n_params, sizeof(float));
     av = xcalloc(m.n_params, sizeof(float));
     for (int s = 0; s < 3; s++) {
@@ -367,21 +368,6 @@ static void test_checkpoint(void)
     vae_free(&a);
 }
 
-static void test_images(void)
-{
-    uint8_t in[VAE_D], out[VAE_D];
-    float x[VAE_D];
-    for (int i = 0; i < VAE_D; i++)
-        in[i] = (uint8_t)(i * 7 % 256);
-    vae_images_to_input(x, in, 1);
-    CHECK(x[0] == -1.0f && fabsf(x[1024] - (in[1] / 127.5f - 1)) == 0, "uint8 NHWC -> NCHW");
-    vae_output_to_images(out, x, 1);
-    CHECK(memcmp(in, out, sizeof in) == 0, "images -> input -> images is exact");
-    x[0] = 2.0f, x[1] = -3.0f, x[2] = NAN;
-    vae_output_to_images(out, x, 1);
-    CHECK(out[0] == 255 && out[3] == 0 && out[6] == 0, "output clamped, NaN -> 0");
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--determinism") == 0) {
@@ -398,6 +384,5 @@ int main(int argc, char **argv)
     test_threads();
     test_init();
     test_checkpoint();
-    test_images();
     return test_done();
 }

@@ -184,7 +184,7 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
     } else {
         float *U = buf((size_t)36 * OC * C), *ws = buf(unet_wino_scratch(N, C, H, W, OC));
         unet_wino_weights(U, w, C, OC);
-        TIME(t, unet_wino_conv3(out, ws, in, U, b, N, C, H, W, OC));
+        TIME(t, unet_wino_conv3(out, ws, in, U, b, N, 0, C, H, W, OC));
         free(U), free(ws);
     }
     double gf = flops / t / 1e9;

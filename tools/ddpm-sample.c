@@ -321,7 +321,10 @@ int main(int argc, char **argv)
     unsigned char *img = xmalloc((size_t)batch * chw);
     struct rng *r = xmalloc((size_t)batch * sizeof *r);
 
-    unet_alloc_infer(&u, (int)batch, UNET_MEM_BYTES);
+    /* a run of one forward (-n 1 --steps 1, a smoke test, a first look) uses each transformed
+       weight once: caching it would only add its memory */
+    long forwards = ((to - from + batch - 1) / batch) * s.n_calls;
+    unet_alloc_infer(&u, (int)batch, forwards > 1 ? UNET_MEM_BYTES : 0);
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
@@ -344,11 +347,12 @@ int main(int argc, char **argv)
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld, "
                 "%d threads; UNet memory %.0f MB (weights %.0f, activations and scratch %.0f, "
-                "transformed weights cached %.0f, transformed per use %.0f)\n",
+                "transformed weights cached %.0f, transformed per use %.0f); ready for the "
+                "first step %.2f s after start\n",
                 u.n_params, sampler_names[kind], s.n_calls, to - from, batch, nn_get_threads(),
                 4e-6 * (double)(u.n_params + u.n_acts + u.n_scratch + u.n_wino + u.n_wino_tmp),
                 4e-6 * (double)u.n_params, 4e-6 * (double)(u.n_acts + u.n_scratch),
-                4e-6 * (double)u.n_wino, 4e-6 * (double)u.n_wino_tmp);
+                4e-6 * (double)u.n_wino, 4e-6 * (double)u.n_wino_tmp, util_process_age());
     progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     long done = 0;
     for (long i0 = from; i0 < to; i0 += batch) {

@@ -428,6 +428,25 @@ double util_now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+double util_process_age(void)
+{
+    char buf[1024], *p;
+    unsigned long long start = 0;
+    struct timespec t;
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')'); /* the command name may hold spaces; the fields follow its ')' */
+    /* after ')': field 3 (state) ... field 22 (starttime): skip 19 fields */
+    for (int i = 0; p && i < 20; i++)
+        p = strchr(p + 1, ' ');
+    if (!p || sscanf(p, "%llu", &start) != 1 || clock_gettime(CLOCK_BOOTTIME, &t) == -1)
+        return -1;
+    return t.tv_sec + t.tv_nsec * 1e-9 - (double)start / (double)sysconf(_SC_CLK_TCK);
+}
+
 int util_is_dir(const char *path)
 {
     struct stat st;

@@ -79,6 +79,9 @@ void strv_free(char **v, int n);
 int strv_find(char **v, int n, const char *s); /* index, or -1 */
 
 double util_now(void); /* monotonic seconds */
+/* seconds since this process started (exec keeps the start: a tool's re-exec counts from the
+   first), from /proc/self/stat in clock ticks (10 ms here); -1 where that is unreadable */
+double util_process_age(void);
 int util_is_dir(const char *path);
 int util_exists(const char *path);
 /* Where `make weights` puts FILE: weights/FILE next to the executable's folder (bin/../weights)

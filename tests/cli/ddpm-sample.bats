@@ -65,6 +65,18 @@ setup() { setup_tools; M="$FIX/unet/tiny_st_legacy"; }
   cmp -n $((2 * 768)) <(tail -c +129 "$T/a.npy") <(tail -c +129 "$T/b.npy")
 }
 
+@test "ddpm-sample: a one-forward run caches no transformed weights and gives the same image" {
+  T=$BATS_TEST_TMPDIR
+  ddpm-sample --model "$M" -n 1 --scheduler ddim --steps 1 --seed 5 -v -o "$T/a.npy" 2> "$T/err"
+  grep -q "transformed weights cached 0, " "$T/err"
+  grep -Eq "ready for the first step [0-9.]+ s after start" "$T/err"
+  ddpm-sample --model "$M" -n 2 --batch-size 1 --scheduler ddim --steps 1 --seed 5 -v \
+    -o "$T/b.npy" 2> "$T/err"
+  run grep -q "transformed weights cached 0, " "$T/err"
+  [ "$status" -ne 0 ] # two forwards: the weights are transformed once, kept
+  cmp -n 768 <(tail -c +129 "$T/a.npy") <(tail -c +129 "$T/b.npy")
+}
+
 # bytes that differ between two files of equal size: at most $3, each by at most 1
 close_bytes() {
   [ "$(stat -c %s "$1")" = "$(stat -c %s "$2")" ] || return 1

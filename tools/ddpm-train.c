@@ -46,7 +46,9 @@
 #include "io/st.h"
 #include "models/trainer.h"
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/ddpm_ckpt.h"
+#include "models/ddpm_train.h"
+#include "models/unet_init.h"
 #include "util/util.h"
 
 static const char usage_line[] =

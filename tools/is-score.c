@@ -12,6 +12,7 @@
 
 #include "models/inception.h"
 #include "eval/metrics.h"
+#include "eval/metrics_input.h"
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
 #include "util/par.h"

@@ -22,6 +22,7 @@
 #include "models/dinov2.h"
 #include "models/inception.h"
 #include "eval/metrics.h"
+#include "eval/metrics_input.h"
 #include "eval/metrics_cli.h"
 #include "eval/metrics_dinov2.h"
 #include "nn/nn.h"

@@ -12,9 +12,11 @@
 #include "nn/nn.h"
 #include "nn/nn_image.h"
 #include "io/npy.h"
+#include "util/opt.h"
 #include "util/rng.h"
 #include "util/util.h"
 #include "models/vae.h"
+#include "models/vae_cli.h"
 
 static const char usage_line[] =
     "usage: vae-recon --model VAE.safetensors --data X.npy [-o OUT.npy] [--sample]\n"

@@ -12,10 +12,12 @@
 #include "nn/nn.h"
 #include "nn/nn_image.h"
 #include "util/par.h"
+#include "util/opt.h"
 #include "util/rng.h"
 #include "util/shard.h"
 #include "util/util.h"
 #include "models/vae.h"
+#include "models/vae_cli.h"
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"

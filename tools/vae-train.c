@@ -34,6 +34,7 @@
 #include "models/trainer.h"
 #include "util/util.h"
 #include "models/vae.h"
+#include "models/vae_cli.h"
 
 static const char usage_line[] =
     "usage: vae-train --data TRAIN.npy -o VAE.safetensors [--val VAL.npy] [--epochs 10]\n"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/npy.h"
 #include "nn/nn.h"
 #include "util/rng.h"
 #include "util/util.h"

@@ -14,6 +14,7 @@
 
 #include "models/inception.h"
 #include "eval/metrics.h"
+#include "eval/metrics_input.h"
 #include "util/opt.h"
 
 /* the options of every metric tool (the tool keeps -h/--help) */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "eval/metrics.h"
+#include "eval/metrics_input.h"
 #include "models/dinov2.h"
 
 /* ViT-L/14's cls-token width, the features FD-DINOv2 is defined on. No Inception layer

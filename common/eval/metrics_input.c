@@ -4,13 +4,14 @@
 #include <assert.h>
 #include <limits.h>
 
-#include "eval/metrics.h"
+#include "eval/metrics_input.h"
 
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/metrics.h"
 #include "io/img.h"
 #include "util/util.h"
 

@@ -1,7 +1,7 @@
 /* Training checkpoints kept as folders OUTDIR/checkpoint-STEP, as diffusers' training scripts
    (accelerate) lay them out: listing them, finding the latest to resume from, and removing
    old ones so only the newest few stay. What a folder holds is written by ddpm_ckpt_save
-   (unet_train.h); ckpt_dir_remove deletes exactly those files. */
+   (ddpm_ckpt.h); ckpt_dir_remove deletes exactly those files. */
 #ifndef CKPT_DIR_H
 #define CKPT_DIR_H
 #include <stddef.h>

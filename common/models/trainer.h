@@ -2,7 +2,7 @@
    bit for bit: stopping on a signal between steps, the order of each epoch and its batches of
    images, the strings they record in checkpoint metadata (rng state, data fingerprint) and the
    CSV log a resumed run appends to. The model, the optimizer and the checkpoint files themselves stay with each
-   trainer (vae.h, unet_train.h). */
+   trainer (vae.h, ddpm_train.h, ddpm_ckpt.h). */
 #ifndef TRAINER_H
 #define TRAINER_H
 #include <stddef.h>

@@ -3,13 +3,14 @@
    each skip tensor has its own gradient buffer that collects the up block's share (from the
    concatenation) and the next down layer's share before the down path consumes it. The 3x3
    convolutions' backward (Winograd) is in unet_grad_conv.c. */
-#include "models/unet_train.h"
+#include "models/unet_grad.h"
 
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/unet_grad_conv.h"
 #include "nn/nn.h"
 #include "nn/nn_math.h"
 #include "util/util.h"

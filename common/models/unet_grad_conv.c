@@ -2,11 +2,13 @@
    forward (unet_conv.c): the data gradient as a forward conv on flipped, transposed weights,
    the weight gradient as 36 GEMMs over the tiles of the batch (see below), except for
    conv_in's few input channels, where the core's im2col is faster. Used by unet_grad.c. */
-#include "models/unet_train.h"
+#include "models/unet_grad_conv.h"
 
 #include <assert.h>
 #include <string.h>
 
+#include "models/unet.h"
+#include "models/unet_grad.h"
 #include "nn/nn.h"
 
 /* ---- Winograd weight gradient ----

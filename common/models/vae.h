@@ -24,13 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/opt.h"
-#include "util/util.h"
 #include "io/st.h"
 
 struct rng;
-struct npy;
-struct outfile;
 
 #define VAE_NT 18      /* parameter tensors */
 #define VAE_D 3072     /* values per image, (3,32,32) */
@@ -116,22 +112,4 @@ int vae_state_has_params(const struct st_file *f);
 /* Loads am, av, and the parameters into m when f has them. */
 int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
                    size_t msglen);
-
-/* Shared by the vae tools (nn_blas_setup does their OMP_WAIT_POLICY=passive re-exec). */
-/* npy_load_images, then insists on 32x32: t is uint8 (N,32,32,3); on -1 t holds nothing */
-int vae_load_images(const char *path, struct npy *t, char *msg, size_t msglen);
-/* outfile_open(path) and the .npy header of uint8 (n,32,32,3) images; on -1 nothing is left */
-int vae_images_create(struct outfile *of, const char *path, int64_t n, char *msg,
-                      size_t msglen);
-/* Options vae-sample and vae-recon share: -m/--model, -o/--output, -S/--seed 0..LONG_MAX,
-   -b/--batch-size 1..65536, -t/--threads 1..1024, -v/--verbose. */
-struct vae_tool_opts {
-    const char *model, *out;
-    long seed, batch, threads;
-    int verbose;
-};
-#define VAE_TOOL_OPTS_INIT {NULL, "-", 0, 256, util_threads_default(), 0}
-/* opt_next's c and optarg: 1 if c is one of them (applied), 0 if it is not, -1 if the value
-   is bad (p->msg says why) */
-int vae_tool_opt(struct vae_tool_opts *o, struct opt *p, int c);
 #endif

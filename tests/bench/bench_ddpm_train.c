@@ -12,7 +12,7 @@
 #include "util/rng.h"
 #include "nn/sched.h"
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/ddpm_train.h"
 #include "util/util.h"
 
 static double cpu_now(void)

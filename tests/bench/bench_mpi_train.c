@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/ddpm_train.h"
 #include "nn/nn.h"
 #include "nn/sched.h"
 #include "util/par.h"

@@ -18,7 +18,8 @@
 
 #include "nn/nn.h"
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/unet_grad.h"
+#include "models/unet_grad_conv.h"
 #include "util/util.h"
 
 static const char *filter;

@@ -14,7 +14,7 @@
 #include "test.h"
 #include "models/trainer.h"
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/ddpm_train.h"
 #include "util/shard.h"
 #include "util/util.h"
 

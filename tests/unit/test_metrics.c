@@ -10,6 +10,7 @@
 
 #include "models/inception.h"
 #include "eval/metrics.h"
+#include "eval/metrics_input.h"
 #include "nn/nn.h"
 #include "io/npy.h"
 #include "util/rng.h"

@@ -11,7 +11,8 @@
 #include "nn/sched.h"
 #include "test.h"
 #include "models/unet.h"
-#include "models/unet_train.h"
+#include "models/ddpm_train.h"
+#include "models/unet_grad.h"
 #include "util/util.h"
 
 #define FIX "tests/fixtures/unet_grad/"

@@ -50,18 +50,23 @@ const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
     return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
 }
 
-/* u->wino for the 3x3 conv weights (36 floats per 9), each entry's offset in wino_off */
+/* The training layout's transform buffer: one conv's transformed weights (36 floats per 9) at
+   a time, sized for the largest 3x3 conv. Training changes the weights every step and runs
+   each conv once per forward, so keeping every conv's transform (515 MB on
+   ddpm-cifar10-32, more than the parameters and Adam moments together) bought nothing but
+   memory; a micro-batch (--gradient-accumulation-steps) transforms again, about 0.1 s of
+   CPU a forward there against a step's seconds. */
 static void wino_alloc(struct unet *u)
 {
-    size_t total = 0;
-    u->wino_off = xmalloc((size_t)u->n_entries * sizeof *u->wino_off);
+    size_t most = 0;
     for (int e = 0; e < u->n_entries; e++) {
         const struct st_entry *t = &u->entries[e];
-        u->wino_off[e] = total;
-        if (t->ndim == 4 && t->shape[2] == 3 && t->shape[3] == 3)
-            total += 4 * (size_t)t->shape[0] * t->shape[1] * 9;
+        size_t f = 36 * (size_t)t->shape[0] * t->shape[1];
+        if (t->ndim == 4 && t->shape[2] == 3 && t->shape[3] == 3 && f > most)
+            most = f;
     }
-    u->wino = xmalloc_big(total * sizeof(float));
+    u->n_wino_tmp = most;
+    u->wino_tmp = xmalloc_big((most ? most : 1) * sizeof(float));
 }
 
 /* unet_alloc_infer's conv: the cached transform or one made now into wino_tmp, and the
@@ -102,13 +107,10 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
         return;
     }
     assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
-    if (u->wino == NULL)
+    if (u->wino_tmp == NULL)
         wino_alloc(u);
-    float *U = u->wino + u->wino_off[e];
-    if (!u->wino_ok[e]) {
-        unet_wino_weights(U, w, C, OC);
-        u->wino_ok[e] = 1;
-    }
+    float *U = u->wino_tmp;
+    unet_wino_weights(U, w, C, OC);
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
     size_t nv = unet_wino_tiles(B, C, H, W);

@@ -12,8 +12,9 @@
    unet_backward runs over the same storage. A parameter's gradient lives at the same offset
    in a grads block as the parameter in u->params.
 
-   Speed: 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (unet_conv.c) with the
-   transformed weights cached (4x the parameter memory, ~570 MB for ddpm-cifar10-32; call
+   Speed: 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (unet_conv.c). The training
+   layout transforms a conv's weights when it runs, into one buffer (the weights change every
+   step); the inference layout caches what its memory budget allows (unet_alloc_infer; call
    unet_weights_changed after writing u->params). GroupNorm+SiLU are fused. An image's output
    does not depend on the batch it is in or on the thread count. */
 #ifndef UNET_H
@@ -141,14 +142,14 @@ struct unet {
     float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
     int n_thr;                     /* threads the scratch was sized for */
     int infer;                     /* unet_alloc_infer's layout: no backward, no growing */
-    float *wino;                   /* the 3x3 convs' transformed weights, 4 floats a weight */
-    size_t *wino_off;              /* n_entries: where an entry's transform starts in wino
-                                      (3x3 conv weights only: the other 12% of the
-                                      parameters would be 72 MB of slack, resident under
-                                      huge pages); UNET_WINO_NONE: not cached (inference:
-                                      transformed into wino_tmp at every use) */
-    float *wino_tmp;               /* inference: the uncached conv's transform, one at a time */
-    size_t n_wino, n_wino_tmp;     /* inference: floats of wino and wino_tmp */
+    float *wino;                   /* inference: the cached 3x3 convs' transformed weights,
+                                      4 floats a weight */
+    size_t *wino_off;              /* inference, n_entries: where an entry's transform starts
+                                      in wino; UNET_WINO_NONE: not cached (transformed into
+                                      wino_tmp at every use) */
+    float *wino_tmp;               /* a conv's transform made at its use, one at a time
+                                      (inference: the uncached ones; training: every one) */
+    size_t n_wino, n_wino_tmp;     /* floats of wino and wino_tmp */
     unsigned char *wino_ok;        /* n_entries: transform is current */
     /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
        (36,C,T) for the weight gradient, which needs exactly them */

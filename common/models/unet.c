@@ -130,88 +130,10 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     unet_wino_conv3(out, u->scratch, in, U, b, B, u->first, C, H, W, OC);
 }
 
-/* silu(v) = v * sigmoid(v), with sigmoid(v) = 1/2 + sign(v) (1/(1 + e^-|v|) - 1/2) and
-   e^-|v| by Cephes expf (range reduction by ln 2, degree-6 polynomial, relative error
-   ~1e-7). Written branch-free so that GCC vectorises it without -ffast-math (fmaxf, or a
-   float clamp next to fabsf, stop the vectoriser: the clamp is on the integer exponent). */
-static inline float silu1(float v)
-{
-    float t = -fabsf(v);
-    int32_t mi = (int32_t)(t * 1.44269504f - 0.5f); /* nearest integer to t / ln 2 */
-    mi = mi < -125 ? -125 : mi;
-    float keep = (float)(mi > -125);
-    t = t * keep - 86.0f * (1.0f - keep);           /* e^-86 is 0 next to 1 anyway */
-    float m = (float)mi;
-    float r = t - m * 0.693359375f + m * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = (mi + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    float s = 1.0f / (1.0f + p * scale);
-    return v * (0.5f + copysignf(s - 0.5f, v));
-}
-
-/* torch.nn.GroupNorm (biased variance), optionally followed by SiLU, fused:
-   in (N,C,HW) -> out (N,C,HW); mean, rstd (N,G) kept for the backward. Group sums run in 16
-   float lanes then double: deterministic, independent of threads and batch. */
-static void gn_forward(float *out, float *mean, float *rstd, const float *in, const float *gamma,
-                       const float *beta, int N, int C, int HW, int G, float eps, int silu)
-{
-    int CG = C / G;
-    size_t M = (size_t)CG * HW;
-#pragma omp parallel for schedule(static)
-    for (int ng = 0; ng < N * G; ng++) {
-        const float *x = in + (size_t)ng * M;
-        float *y = out + (size_t)ng * M;
-        float acc[16] = {0};
-        double sum = 0, ss = 0;
-        size_t i = 0;
-        for (; i + 16 <= M; i += 16)
-            for (int k = 0; k < 16; k++)
-                acc[k] += x[i + k];
-        for (int k = 0; k < 16; k++)
-            sum += acc[k];
-        for (; i < M; i++)
-            sum += x[i];
-        float m = (float)(sum / (double)M);
-        for (int k = 0; k < 16; k++)
-            acc[k] = 0;
-        for (i = 0; i + 16 <= M; i += 16)
-            for (int k = 0; k < 16; k++) {
-                float d = x[i + k] - m;
-                acc[k] += d * d;
-            }
-        for (int k = 0; k < 16; k++)
-            ss += acc[k];
-        for (; i < M; i++)
-            ss += (double)(x[i] - m) * (x[i] - m);
-        float r = (float)(1.0 / sqrt(ss / (double)M + eps));
-        mean[ng] = m;
-        rstd[ng] = r;
-        int c0 = ng % G * CG;
-        for (int c = 0; c < CG; c++) {
-            float a = r * gamma[c0 + c], b = beta[c0 + c] - m * a;
-            const float *xc = x + (size_t)c * HW;
-            float *yc = y + (size_t)c * HW;
-            if (silu)
-                for (int k = 0; k < HW; k++)
-                    yc[k] = silu1(xc[k] * a + b);
-            else
-                for (int k = 0; k < HW; k++)
-                    yc[k] = xc[k] * a + b;
-        }
-    }
-}
-
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
 {
-    gn_forward(n->out, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G, u->cfg.norm_eps, 0);
+    nn_group_norm_silu_forward(n->out, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G,
+                               u->cfg.norm_eps, 0);
 }
 
 /* act = silu(GN(in)); the norm output itself is not stored (a backward recomputes it from
@@ -219,7 +141,8 @@ static void norm_forward(const struct unet *u, struct unet_norm *n, const float 
 static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *act,
                               const float *in, int B, int HW)
 {
-    gn_forward(act, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G, u->cfg.norm_eps, 1);
+    nn_group_norm_silu_forward(act, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G,
+                               u->cfg.norm_eps, 1);
 }
 
 /* ---- per-image building blocks ----

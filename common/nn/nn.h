@@ -130,6 +130,11 @@ void nn_conv_transpose2d_backward(float *din, float *dw, float *db, float *scrat
 void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in,
                            const float *gamma, const float *beta, int N, int C, int HW, int G,
                            float eps);
+/* The same norm with its sums in 16 float lanes then double, and SiLU fused when silu is 1
+   (nn_silu_sym of nn_math.h): the UNet's. mean, rstd (N,G) always written. */
+void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *in,
+                                const float *gamma, const float *beta, int N, int C, int HW,
+                                int G, float eps, int silu);
 void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int N, int C, int HW, int G);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_math.h"
 
 static float row_sum(const float *x, int n)
 {
@@ -146,5 +147,60 @@ void nn_batch_norm_forward(float *out, const float *in, const float *mean, const
         float *y = out + (size_t)nc * HW;
         for (int i = 0; i < HW; i++)
             y[i] = x[i] * a + b;
+    }
+}
+
+/* torch.nn.GroupNorm (biased variance), optionally followed by SiLU, fused (the UNet's):
+   in (N,C,HW) -> out (N,C,HW); mean, rstd (N,G) kept for the backward. Group sums run in 16
+   float lanes then double: deterministic, independent of threads and batch. Its sums and its
+   SiLU round differently from nn_group_norm_forward + nn_silu_forward, so both stay: the
+   UNet's sample bytes (and the goldens checked against them) come from this one. */
+void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *in,
+                                const float *gamma, const float *beta, int N, int C, int HW,
+                                int G, float eps, int silu)
+{
+    int CG = C / G;
+    size_t M = (size_t)CG * HW;
+#pragma omp parallel for schedule(static)
+    for (int ng = 0; ng < N * G; ng++) {
+        const float *x = in + (size_t)ng * M;
+        float *y = out + (size_t)ng * M;
+        float acc[16] = {0};
+        double sum = 0, ss = 0;
+        size_t i = 0;
+        for (; i + 16 <= M; i += 16)
+            for (int k = 0; k < 16; k++)
+                acc[k] += x[i + k];
+        for (int k = 0; k < 16; k++)
+            sum += acc[k];
+        for (; i < M; i++)
+            sum += x[i];
+        float m = (float)(sum / (double)M);
+        for (int k = 0; k < 16; k++)
+            acc[k] = 0;
+        for (i = 0; i + 16 <= M; i += 16)
+            for (int k = 0; k < 16; k++) {
+                float d = x[i + k] - m;
+                acc[k] += d * d;
+            }
+        for (int k = 0; k < 16; k++)
+            ss += acc[k];
+        for (; i < M; i++)
+            ss += (double)(x[i] - m) * (x[i] - m);
+        float r = (float)(1.0 / sqrt(ss / (double)M + eps));
+        mean[ng] = m;
+        rstd[ng] = r;
+        int c0 = ng % G * CG;
+        for (int c = 0; c < CG; c++) {
+            float a = r * gamma[c0 + c], b = beta[c0 + c] - m * a;
+            const float *xc = x + (size_t)c * HW;
+            float *yc = y + (size_t)c * HW;
+            if (silu)
+                for (int k = 0; k < HW; k++)
+                    yc[k] = nn_silu_sym(xc[k] * a + b);
+            else
+                for (int k = 0; k < HW; k++)
+                    yc[k] = xc[k] * a + b;
+        }
     }
 }

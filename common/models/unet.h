@@ -15,7 +15,8 @@
    Speed: 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (unet_conv.c) with the
    transformed weights cached (4x the parameter memory, ~570 MB for ddpm-cifar10-32; call
    unet_weights_changed after writing u->params). GroupNorm+SiLU are fused. An image's output
-   does not depend on the batch it is in or on the thread count. */
+   does not depend on the batch it is in or on the thread count. Where a forward's time goes:
+   unet_prof.h (bench_unet -v). */
 #ifndef UNET_H
 #define UNET_H
 #include <stddef.h>

@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "models/unet_prof.h"
 #include "nn/nn.h"
 #include "util/util.h"
 
@@ -78,6 +79,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     const float *U;
     int ipc = unet_wino_chunk_images(H, W);
     assert(unet_wino_scratch(1, C, H, W, OC) <= u->n_scratch);
+    UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
     if (u->wino_off[e] == UNET_WINO_NONE) {
         unet_wino_weights(u->wino_tmp, w, C, OC);
         U = u->wino_tmp;
@@ -89,6 +91,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
         }
         U = Uc;
     }
+    UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc - (u->first + n0) % ipc;
         n1 = n1 < B ? n1 : B;
@@ -102,6 +105,7 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
                   int B, int C, int H, int W, int OC)
 {
     int e = entry_of(u, w);
+    UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
     if (u->infer) {
         conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
         return;
@@ -110,7 +114,9 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     if (u->wino_tmp == NULL)
         wino_alloc(u);
     float *U = u->wino_tmp;
+    UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
     unet_wino_weights(U, w, C, OC);
+    UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
     size_t nv = unet_wino_tiles(B, C, H, W);
@@ -132,8 +138,10 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
 
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
 {
+    UNET_PROF_BEGIN(UNET_PROF_NORM);
     nn_group_norm_silu_forward(n->out, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G,
                                u->cfg.norm_eps, 0);
+    UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
 /* act = silu(GN(in)); the norm output itself is not stored (a backward recomputes it from
@@ -141,8 +149,10 @@ static void norm_forward(const struct unet *u, struct unet_norm *n, const float 
 static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *act,
                               const float *in, int B, int HW)
 {
+    UNET_PROF_BEGIN(UNET_PROF_NORM);
     nn_group_norm_silu_forward(act, n->mean, n->rstd, in, n->w, n->b, B, n->C, HW, n->G,
                                u->cfg.norm_eps, 1);
+    UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
 /* ---- per-image building blocks ----
@@ -231,6 +241,7 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     r->in = in;
     norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
     conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
+    UNET_PROF_BEGIN(UNET_PROF_TEMB);
     lin_fwd(r->tproj, u->emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
@@ -239,10 +250,12 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
             for (int i = 0; i < HW; i++)
                 h[i] += t;
         }
+    UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * u->cfg.time_embed_dim * cout);
     norm_silu_forward(u, &r->norm2, r->act2, r->h1, B, HW);
     conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
     if (r->sc_w) {
         /* conv_shortcut 1x1: out[b] += W (cout,cin) @ in[b] (cin,HW) + bias */
+        UNET_PROF_BEGIN(UNET_PROF_CONV_1X1);
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < B; b++)
             nn_sgemm_serial(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW,
@@ -254,14 +267,19 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
                 for (int i = 0; i < HW; i++)
                     o[i] += bb;
             }
+        UNET_PROF_END(UNET_PROF_CONV_1X1, 2.0 * B * cout * cin * HW);
     } else {
+        UNET_PROF_BEGIN(UNET_PROF_ADD);
         nn_add_forward(r->out, r->out, in, n);
+        UNET_PROF_END(UNET_PROF_ADD, 0.0);
     }
     if (r->scale != 1.0f) {
+        UNET_PROF_BEGIN(UNET_PROF_ADD);
         float s = r->scale;
 #pragma omp parallel for
         for (size_t i = 0; i < n; i++)
             r->out[i] /= s;
+        UNET_PROF_END(UNET_PROF_ADD, 0.0);
     }
 }
 
@@ -272,13 +290,28 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
     size_t n = (size_t)B * T * C;
     a->in = in;
     norm_forward(u, &a->norm, in, B, T);
-    nn_transpose_forward(a->tok, a->norm.out, B, C, T);
+    {
+        UNET_PROF_BEGIN(UNET_PROF_OTHER);
+        nn_transpose_forward(a->tok, a->norm.out, B, C, T);
+        UNET_PROF_END(UNET_PROF_OTHER, 0.0);
+    }
+    UNET_PROF_BEGIN(UNET_PROF_ATTN_QKV);
     lin_fwd(a->q, a->tok, a->q_w, a->q_b, B, T, C, C);
     lin_fwd(a->k, a->tok, a->k_w, a->k_b, B, T, C, C);
     lin_fwd(a->v, a->tok, a->v_w, a->v_b, B, T, C, C);
+    UNET_PROF_END(UNET_PROF_ATTN_QKV, 6.0 * B * T * C * C);
+    UNET_PROF_BEGIN(UNET_PROF_ATTN_CORE);
     attn_core(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
+    UNET_PROF_END(UNET_PROF_ATTN_CORE, 4.0 * B * T * T * C);
+    UNET_PROF_BEGIN(UNET_PROF_ATTN_OUT);
     lin_fwd(a->proj, a->ao, a->o_w, a->o_b, B, T, C, C);
-    nn_transpose_forward(a->out, a->proj, B, T, C);
+    UNET_PROF_END(UNET_PROF_ATTN_OUT, 2.0 * B * T * C * C);
+    {
+        UNET_PROF_BEGIN(UNET_PROF_OTHER);
+        nn_transpose_forward(a->out, a->proj, B, T, C);
+        UNET_PROF_END(UNET_PROF_OTHER, 0.0);
+    }
+    UNET_PROF_BEGIN(UNET_PROF_ADD);
     nn_add_forward(a->out, a->out, in, n);
     if (a->scale != 1.0f) {
         float s = a->scale;
@@ -286,6 +319,7 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
         for (size_t i = 0; i < n; i++)
             a->out[i] /= s;
     }
+    UNET_PROF_END(UNET_PROF_ADD, 0.0);
 }
 
 static void down_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
@@ -293,18 +327,23 @@ static void down_forward(struct unet *u, struct unet_sample *s, const float *in,
     int p = u->cfg.downsample_padding;
     s->in = in;
     assert((size_t)u->n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->n_scratch);
+    UNET_PROF_BEGIN(UNET_PROF_CONV_S2);
     if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
         conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
                 u->n_thr);
     else
         conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
                 u->n_thr);
+    /* the output size of both paddings (a (0,1,0,1) pad keeps H/2 as p = 1 does) */
+    UNET_PROF_END(UNET_PROF_CONV_S2, 18.0 * B * s->C * s->C * (s->H / 2) * (s->W / 2));
 }
 
 static void up_forward(struct unet *u, struct unet_sample *s, const float *in, int B)
 {
     s->in = in;
+    UNET_PROF_BEGIN(UNET_PROF_UPSAMPLE);
     nn_upsample2x_forward(s->up, in, B, s->C, s->H, s->W);
+    UNET_PROF_END(UNET_PROF_UPSAMPLE, 0.0);
     conv3(u, s->out, s->up, s->w, s->b, B, s->C, 2 * s->H, 2 * s->W, s->C);
 }
 
@@ -321,14 +360,19 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     if (B > u->max_batch)
         unet_alloc_acts(u, B);
     u->first = first;
-    if (c->center_input_sample)
-        for (size_t i = 0; i < nin; i++)
-            u->x_in[i] = 2.0f * x[i] - 1.0f;
-    else
-        memcpy(u->x_in, x, nin * sizeof(float));
-    memcpy(u->t_in, t, (size_t)B * sizeof(float));
+    {
+        UNET_PROF_BEGIN(UNET_PROF_OTHER);
+        if (c->center_input_sample)
+            for (size_t i = 0; i < nin; i++)
+                u->x_in[i] = 2.0f * x[i] - 1.0f;
+        else
+            memcpy(u->x_in, x, nin * sizeof(float));
+        memcpy(u->t_in, t, (size_t)B * sizeof(float));
+        UNET_PROF_END(UNET_PROF_OTHER, 0.0);
+    }
 
     /* Timesteps + TimestepEmbedding: linear_2(silu(linear_1(emb))) */
+    UNET_PROF_BEGIN(UNET_PROF_TEMB);
     nn_timestep_embedding(u->temb, u->t_in, B, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f,
                           1.0f);
     lin_fwd(u->te1, u->temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
@@ -336,6 +380,7 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     lin_fwd(u->emb, u->te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
     /* every resnet applies its nonlinearity to temb before time_emb_proj */
     nn_silu_forward(u->emb_act, u->emb, (size_t)B * TE);
+    UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * TE * (C0 + TE));
 
     conv3(u, u->h0, u->x_in, u->conv_in_w, u->conv_in_b, B, c->in_channels, S, S, C0);
     h = u->h0;
@@ -373,8 +418,10 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
             int skip_c = r->cin - (j ? r->cout : (i ? u->up[i - 1].res[0].cout
                                                     : c->block_out_channels[c->n_levels - 1]));
             /* cat([hidden, skip], dim=1): hidden first */
+            UNET_PROF_BEGIN(UNET_PROF_OTHER);
             nn_concat_forward(r->cat, h, u->skips[--ns], B, r->cin - skip_c, skip_c,
                               r->H * r->W);
+            UNET_PROF_END(UNET_PROF_OTHER, 0.0);
             resnet_forward(u, r, r->cat, B);
             h = r->out;
             if (lv->has_attn) {
@@ -390,8 +437,11 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     assert(ns == 0);
     norm_silu_forward(u, &u->norm_out, u->act_out, h, B, S * S);
     conv3(u, u->out, u->act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S, c->out_channels);
-    if (eps)
+    if (eps) {
+        UNET_PROF_BEGIN(UNET_PROF_OTHER);
         memcpy(eps, u->out, (size_t)B * c->out_channels * S * S * sizeof(float));
+        UNET_PROF_END(UNET_PROF_OTHER, 0.0);
+    }
 }
 
 /* ---- closed-form weights ---- */

@@ -16,7 +16,8 @@
    layout transforms a conv's weights when it runs, into one buffer (the weights change every
    step); the inference layout caches what its memory budget allows (unet_alloc_infer; call
    unet_weights_changed after writing u->params). GroupNorm+SiLU are fused. An image's output
-   does not depend on the batch it is in or on the thread count. */
+   does not depend on the batch it is in or on the thread count. Where a forward's time goes:
+   unet_prof.h (bench_unet -v). */
 #ifndef UNET_H
 #define UNET_H
 #include <stddef.h>

@@ -16,6 +16,7 @@
 
 #include <string.h>
 
+#include "models/unet_prof.h"
 #include "nn/nn.h"
 
 #define TS 4 /* output tile */
@@ -231,18 +232,23 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
     size_t c0 = (size_t)wino_slot0(first, tpi) * tpi;           /* the first image's tiles */
     int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
 
+    UNET_PROF_BEGIN(UNET_PROF_WINO_IN);
     unet_wino_input_tiles(V, T, c0, in, N, C, H, W);
+    UNET_PROF_END(UNET_PROF_WINO_IN, 0.0);
 
     /* the 36 products, one serial GEMM per (product, chunk) */
+    UNET_PROF_BEGIN(UNET_PROF_WINO_GEMM);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int p = 0; p < 36; p++)
         for (int j = 0; j < nch; j++)
             nn_sgemm_serial(0, 0, OC, NC, C, 1.0f, U + (size_t)p * OC * C, C,
                             V + (size_t)p * C * T + (size_t)j * NC, (int)T, 0.0f,
                             M + (size_t)p * OC * T + (size_t)j * NC, (int)T);
+    UNET_PROF_END(UNET_PROF_WINO_GEMM, 72.0 * OC * C * (double)T);
 
     /* output tiles: A^T along r, then along q, in place in M (per out channel over all
        tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
+    UNET_PROF_BEGIN(UNET_PROF_WINO_OUT);
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++) {
         float *m = M + (size_t)oc * T + c0;
@@ -264,6 +270,7 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
                             row[tx * TS + j] = m[j * ps + tx] + bias;
                 }
         }
+    UNET_PROF_END(UNET_PROF_WINO_OUT, 0.0);
 }
 
 void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,

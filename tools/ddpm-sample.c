@@ -325,6 +325,7 @@ int main(int argc, char **argv)
        weight once: caching it would only add its memory */
     long forwards = ((to - from + batch - 1) / batch) * s.n_calls;
     unet_alloc_infer(&u, (int)batch, forwards > 1 ? UNET_MEM_BYTES : 0);
+    par_go_all_checked();
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
@@ -343,7 +344,6 @@ int main(int argc, char **argv)
             errx(1, "%s: %s", traj, msg);
         }
     }
-    par_go();
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld, "
                 "%d threads; UNet memory %.0f MB (weights %.0f, activations and scratch %.0f, "

@@ -122,10 +122,10 @@ int main(int argc, char **argv)
     rng_seed(&r, (uint64_t)o.seed);
     for (long i = 0; i < from; i += o.batch) /* the z of the images before the shard */
         rng_normal_fill(&r, z, (size_t)(from - i < o.batch ? from - i : o.batch) * m.latent);
+    par_go_all_checked();
     if (par_rank() == 0 ? vae_images_create(&of, o.out, n_out, msg, sizeof msg)
                         : par_outfile_open(&of, &pof, o.out, msg, sizeof msg))
         errx(1, "%s: %s", o.out, msg);
-    par_go();
     for (long i = from; i < to; i += o.batch) {
         int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);

@@ -117,6 +117,12 @@ void par_go(void)
         mpi.bcast(&go, 1, mpi.t_int, 0, mpi.world);
 }
 
+void par_go_all_checked(void)
+{
+    par_go();
+    par_barrier();
+}
+
 int par_outfile_open(struct outfile *o, struct par_out *po, const char *path, char *msg,
                      size_t msglen)
 {

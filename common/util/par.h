@@ -25,6 +25,12 @@ int par_launched(void);
 int par_size(void); /* 1 without mpirun */
 /* rank 0, after its checks: lets the other ranks start (a no-op for them and without MPI) */
 void par_go(void);
+/* Collective, before the run's output exists: par_go, then par_barrier, so that every rank
+   has made its own checks (loaded its model, opened its inputs) before rank 0 makes a
+   temporary output. A rank whose node lacks a file then ends the job while no temporary file
+   exists: mpirun's SIGKILL, 1 s after its SIGTERM, can come before a loaded rank 0's
+   clean-up. */
+void par_go_all_checked(void);
 /* The output of a run: on rank 0 (and without MPI) outfile_open(path); on a rank > 0 o->f
    is a memory stream (o->path NULL, so outfile_abort leaves it) whose bytes
    par_outfile_commit sends to rank 0. Rank 0 alone writes a header. */

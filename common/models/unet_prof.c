@@ -2,7 +2,6 @@
 #include "models/unet_prof.h"
 
 #include <string.h>
-#include <time.h>
 
 int unet_prof_enabled;
 double unet_prof_sec[UNET_PROF_N];
@@ -25,13 +24,6 @@ const char *const unet_prof_name[UNET_PROF_N] = {
     [UNET_PROF_ADD] = "residual adds, rescales",
     [UNET_PROF_OTHER] = "other (concat, transposes, copies)",
 };
-
-double unet_prof_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void unet_prof_reset(void)
 {

@@ -6,13 +6,14 @@
    Build with -DUNET_NO_PROF to compile them out.
 
        UNET_PROF_BEGIN(UNET_PROF_NORM);
-       gn_forward(...);
+       nn_group_norm_silu_forward(...);
        UNET_PROF_END(UNET_PROF_NORM, 0.0);   (flops of the op, 0 where not counted)
 
    A BEGIN declares a variable named after its kind, so a kind is timed at most once per
    block scope. */
 #ifndef UNET_PROF_H
 #define UNET_PROF_H
+#include "util/util.h"
 
 enum unet_prof_kind {
     UNET_PROF_WINO_IN,      /* 3x3 stride-1 conv: Winograd input transform (B^T d B) */
@@ -37,15 +38,14 @@ extern double unet_prof_sec[UNET_PROF_N];  /* seconds of wall time */
 extern double unet_prof_flop[UNET_PROF_N]; /* flops (0 for kinds not counted) */
 extern double unet_prof_conv3_flop;        /* the 3x3 stride-1 convs as direct convolutions */
 extern const char *const unet_prof_name[UNET_PROF_N];
-double unet_prof_now(void);                /* CLOCK_MONOTONIC seconds */
 void unet_prof_reset(void);
 
 #ifndef UNET_NO_PROF
-#define UNET_PROF_BEGIN(k) double unet_prof_t0_##k = unet_prof_enabled ? unet_prof_now() : 0.0
+#define UNET_PROF_BEGIN(k) double unet_prof_t0_##k = unet_prof_enabled ? util_now() : 0.0
 #define UNET_PROF_END(k, flops)                                      \
     do {                                                             \
         if (unet_prof_enabled) {                                     \
-            unet_prof_sec[k] += unet_prof_now() - unet_prof_t0_##k;  \
+            unet_prof_sec[k] += util_now() - unet_prof_t0_##k;  \
             unet_prof_flop[k] += (flops);                            \
         }                                                            \
     } while (0)

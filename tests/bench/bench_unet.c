@@ -79,13 +79,13 @@ static void profile(struct unet *u, int B, int reps, const char *layout)
     unet_forward(u, NULL, x, t, B, 0); /* warm-up: caches the transforms it may cache */
     unet_prof_reset();
     for (int r = 0; r < reps; r++) {
-        t0 = unet_prof_now();
+        t0 = util_now();
         unet_forward(u, e0, x, t, B, 0);
-        off += unet_prof_now() - t0;
+        off += util_now() - t0;
         unet_prof_enabled = 1;
-        t0 = unet_prof_now();
+        t0 = util_now();
         unet_forward(u, e1, x, t, B, 0);
-        on += unet_prof_now() - t0;
+        on += util_now() - t0;
         unet_prof_enabled = 0;
         same &= memcmp(e0, e1, n * sizeof(float)) == 0;
     }

@@ -17,12 +17,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
-from gen_unet import CIFAR, UNet2DModel, closed_form  # noqa: E402
+from gen_unet import CIFAR, LEGACY, UNet2DModel, closed_form  # noqa: E402
 
 a = [int(v) for v in sys.argv[1:5]]
 N, B, STEPS, TH = (a + [100, 16, 50, 2][len(a):])[:4]
 MODEL = sys.argv[5] if len(sys.argv) > 5 else None
-LEGACY = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+MODERN = {legacy: modern for modern, legacy in LEGACY.items()}  # what --save-dir writes
 
 
 def load_safetensors(path):
@@ -39,7 +39,7 @@ def load_safetensors(path):
         b, end = e["data_offsets"]
         t = np.frombuffer(raw, np.float32, (end - b) // 4, 8 + n + b).reshape(e["shape"])
         parts = name.split(".")
-        sd[".".join(LEGACY.get(p, p) for p in parts)] = torch.from_numpy(t.copy())
+        sd[".".join(MODERN.get(p, p) for p in parts)] = torch.from_numpy(t.copy())
     return sd
 
 

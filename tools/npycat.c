@@ -2,9 +2,12 @@
    that the shards of a sampler run (--shard I/N, given in shard order) make the 1-process
    output. The arrays must share dtype and trailing shape; the output is written atomically.
    Every input is loaded before the first byte is written (the header needs the total), so
-   memory holds them all: fine for sample files, which are uint8 images. */
+   memory holds them all: fine for sample files, which are uint8 images. --rows A:B keeps
+   rows [A, B) of the joined array, as numpy's x[A:B] with A, B >= 0 (clamped to its length),
+   e.g. to score the first images of a sample file. */
 #include <err.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,7 @@
 #include "util/opt.h"
 #include "util/util.h"
 
-static const char usage_line[] = "usage: npycat [-o OUT.npy] FILE|- ...\n";
+static const char usage_line[] = "usage: npycat [-o OUT.npy] [-r A:B] FILE|- ...\n";
 
 static const char help[] =
     "\n"
@@ -24,10 +27,13 @@ static const char help[] =
     "- reads stdin (once).\n"
     "\n"
     "  -o, --output FILE   output .npy (default -: stdout)\n"
+    "  -r, --rows A:B      only rows A to B-1 of the joined array, as numpy's x[A:B]\n"
+    "                      (A, B >= 0, either may be left out, B past the end is the end)\n"
     "  -h, --help          this text\n"
     "\n"
     "Example:\n"
-    "  npycat -o samples.npy shard-0.npy shard-1.npy shard-2.npy\n";
+    "  npycat -o samples.npy shard-0.npy shard-1.npy shard-2.npy\n"
+    "  npycat -r :16 samples.npy -o first16.npy\n";
 
 /* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
@@ -49,20 +55,54 @@ static const char *shape_str(const struct npy *t, char *buf, size_t len)
     return buf;
 }
 
+/* "A:B", "A:", ":B" or ":" into [*lo, *hi) (hi INT64_MAX when left out); -1 if malformed */
+static int parse_rows(const char *s, int64_t *lo, int64_t *hi)
+{
+    const char *colon = strchr(s, ':');
+    char *end;
+    if (colon == NULL)
+        return -1;
+    *lo = 0;
+    *hi = INT64_MAX;
+    if (colon > s) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        *lo = (int64_t)strtoll(s, &end, 10);
+        if (end != colon)
+            return -1;
+    }
+    if (colon[1] != '\0') {
+        if (colon[1] < '0' || colon[1] > '9')
+            return -1;
+        *hi = (int64_t)strtoll(colon + 1, &end, 10);
+        if (*end != '\0')
+            return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"output", 1, 0, 'o'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"output", 1, 0, 'o'}, {"rows", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int64_t row_lo = 0, row_hi = INT64_MAX;
     const char *out = "-";
     struct opt op;
     struct outfile of;
     char msg[320], a[96], b[96];
     int c, stdin_used = 0;
 
-    opt_init(&op, "o:h", lo);
+    opt_init(&op, "o:r:h", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
+        case 'r':
+            if (parse_rows(optarg, &row_lo, &row_hi) == -1) {
+                snprintf(msg, sizeof msg, "--rows: bad value: %s (want A:B, e.g. 0:16 or :16)",
+                         optarg);
+                usage(2, msg);
+            }
+            break;
         case 'h': usage(0, NULL); break;
         default: usage(2, NULL);
         }
@@ -95,21 +135,33 @@ int main(int argc, char **argv)
                  shape_str(&t[0], b, sizeof b), argv[optind]);
         total += t[i].shape[0];
     }
+    /* the rows kept, [row_lo, row_hi) of the joined array */
+    row_lo = row_lo < total ? row_lo : total;
+    row_hi = row_hi < total ? row_hi : total;
+    row_hi = row_hi > row_lo ? row_hi : row_lo;
     int64_t shape[NPY_MAXDIM];
     memcpy(shape, t[0].shape, sizeof shape);
-    shape[0] = total;
+    shape[0] = row_hi - row_lo;
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1) {
         outfile_abort(&of);
         errx(1, "%s: %s", out, msg);
     }
+    int64_t first = 0; /* row of the joined array where t[i] starts */
     for (int i = 0; i < n; i++) {
-        size_t len = npy_nbytes(&t[i]);
-        if (fwrite(t[i].data, 1, len, of.f) != len) {
-            outfile_abort(&of);
-            err(1, "%s", out);
+        int64_t rows = t[i].shape[0];
+        int64_t a = row_lo > first ? row_lo - first : 0;
+        int64_t b = row_hi - first < rows ? row_hi - first : rows;
+        if (b > a) {
+            size_t row = npy_nbytes(&t[i]) / (size_t)rows;
+            size_t len = (size_t)(b - a) * row;
+            if (fwrite((const char *)t[i].data + (size_t)a * row, 1, len, of.f) != len) {
+                outfile_abort(&of);
+                err(1, "%s", out);
+            }
         }
+        first += rows;
         npy_free(&t[i]);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)

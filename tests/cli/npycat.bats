@@ -66,3 +66,36 @@ setup() {
   b=$(fid --weights synthetic "$D/merged.npy" "$FIX/inception/img32.npy" 2>/dev/null)
   [ -n "$a" ] && [ "$a" = "$b" ]
 }
+
+@test "npycat --rows A:B keeps rows A to B-1 of the joined array, as numpy's x[A:B]" {
+  M="$FIX/vae/init.safetensors"
+  vae-sample --model "$M" -n 10 -S 3 -o "$D/full.npy"
+  vae-sample --model "$M" -n 5 -S 3 -o "$D/first5.npy"  # image i depends on the seed and i only
+  vae-sample --model "$M" -n 10 -S 3 --shard 0/2 -o "$D/s0.npy"
+  vae-sample --model "$M" -n 10 -S 3 --shard 1/2 -o "$D/s1.npy"
+  run -0 npycat -r :5 "$D/full.npy" -o "$D/r5.npy"
+  cmp "$D/r5.npy" "$D/first5.npy"
+  run -0 npycat --rows 0:5 "$D/s0.npy" "$D/s1.npy" -o "$D/r5b.npy"
+  cmp "$D/r5b.npy" "$D/first5.npy"
+  # rows 3..7 span both shards: the same bytes as those rows of the full file (3072 a row)
+  run -0 npycat -r 3:8 "$D/s0.npy" "$D/s1.npy" -o "$D/mid.npy"
+  [ "$(npyinfo --shape "$D/mid.npy")" = "5,32,32,3" ]
+  full=$(stat -c %s "$D/full.npy")
+  cmp <(tail -c $((5 * 3072)) "$D/mid.npy") \
+      <(tail -c $((full - (full - 10 * 3072) - 3 * 3072)) "$D/full.npy" | head -c $((5 * 3072)))
+  # past the end is the end; an empty range is a (0,...) array
+  run -0 npycat -r 8: "$D/full.npy" -o "$D/tail.npy"
+  [ "$(npyinfo --shape "$D/tail.npy")" = "2,32,32,3" ]
+  run -0 npycat -r 20:30 "$D/full.npy" -o "$D/none.npy"
+  [ "$(npyinfo --shape "$D/none.npy")" = "0,32,32,3" ]
+  run -0 npycat -r : "$D/full.npy" -o "$D/all.npy"
+  cmp "$D/all.npy" "$D/full.npy"
+}
+
+@test "npycat --rows refuses a malformed range, names it, writes nothing" {
+  for bad in 5 a:b -1:3 3:x 1:2:3 ""; do
+    run -2 --separate-stderr npycat -r "$bad" "$FIX/vae/x.npy" -o "$D/o.npy"
+    [[ "$stderr" == "npycat: --rows: bad value: $bad (want A:B, e.g. 0:16 or :16)"$'\n'"usage: npycat "* ]]
+    [ ! -e "$D/o.npy" ]
+  done
+}

@@ -74,9 +74,10 @@ like_real() {
     [ "$(png_size $r/vae-loss.png)" = "640x400" ]
     [ "$(png_size $r/vae.png)" != "not a png" ]
     [ "$(head -1 $r/report.md)" = "# Demo: procedural flowers, 32x32" ]
-    # a row with a number in every column: FID, IS ± std, KID ± std, precision, recall, N,
+    # a row with a number in every column: FID, FD-DINOv2 (synthetic DINOv2 weights, 16
+    # images a side), IS ± std, KID ± std, precision, recall, N,
     # seconds
-    grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| VAE \(10 epochs\) \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![VAE (10 epochs) samples](vae.png)' $r/report.md
     grep -Fq '![VAE training loss](vae-loss.png)' $r/report.md
     # the tiny DDPM: the learning-rate search kept one run, sampled three ways
@@ -84,9 +85,9 @@ like_real() {
     [ "$(npy_shape $r/ddim.npy)" = "100,32,32,3" ]
     [ "$(npy_shape $r/ddpm.npy)" = "100,32,32,3" ]
     [ "$(npy_shape $r/pndm.npy)" = "100,32,32,3" ]
-    grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
-    grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
-    grep -Eq '^\| tiny DDPM, PLMS \(pndm\) 20 steps \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, DDIM 50 steps \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, DDPM 50 steps \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
+    grep -Eq '^\| tiny DDPM, PLMS \(pndm\) 20 steps \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| -?[0-9.]+ ± [0-9.]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| 100 \| [0-9.]+ \|$' $r/report.md
     grep -Fq '![tiny DDPM, PLMS (pndm) 20 steps samples](pndm.png)' $r/report.md
     grep -Fq '![DDPM training loss](ddpm-loss.png)' $r/report.md
     # the samples look like pictures, not noise, without Inception weights (issue 20), with
@@ -95,6 +96,10 @@ like_real() {
     like_real $r/ddim.npy $r/real-100.npy
     like_real $r/ddpm.npy $r/real-100.npy
     like_real $r/pndm.npy $r/real-100.npy
+    # FD-DINOv2 from the DINOv2 features of the first 16 images of each side
+    [ "$(npy_shape $r/real-100-dinov2.npy)" = "16,1024" ]
+    [ "$(npy_shape $r/pndm-dinov2.npy)" = "16,1024" ]
+    grep -q "\"fd_dinov2\": [0-9]" $r/vae-fdd.json
     run -0 --separate-stderr pipe run "$REPO/pipelines/demo.yaml" "${P[@]}"
     [ "$stderr" = "pipe: $REPO/pipelines/demo.yaml: everything is up to date" ]
     run -0 pipe status "$REPO/pipelines/demo.yaml" "${P[@]}" -P vae_epochs=11

@@ -24,6 +24,7 @@
 #include "nn/sampler.h"
 #include "nn/sched.h"
 #include "models/unet.h"
+#include "models/unet_sampling.h"
 #include "util/util.h"
 
 static const char usage_line[] =
@@ -140,6 +141,30 @@ static int check_model(struct unet *u, const char *dir)
     free(x);
     printf("%zu parameters in %d tensors\n", u->n_params, u->n_entries);
     return 0;
+}
+
+/* what the sampling loop keeps and shows after each step (unet_sampling_fn) */
+struct step_ctx {
+    float *keep;        /* --save-trajectory: (B, n_keep, C,S,S) of the batch, or NULL */
+    int n_keep, kept;
+    size_t chw;
+    int every, n_calls, verbose;
+    struct progress *pr;
+    long done;          /* model calls of every batch so far (-v) */
+};
+
+/* kept states: x_T (i = -1), then x after every k-th step, and the final x_0 */
+static void on_step(void *p, int i, const float *x, int B)
+{
+    struct step_ctx *c = p;
+    if (c->keep && (i < 0 || (i + 1) % c->every == 0 || i + 1 == c->n_calls)) {
+        for (int b = 0; b < B; b++)
+            memcpy(c->keep + ((size_t)b * c->n_keep + c->kept) * c->chw, x + b * c->chw,
+                   c->chw * sizeof(float));
+        c->kept++;
+    }
+    if (c->verbose && i >= 0)
+        progress_update(c->pr, ++c->done, NULL);
 }
 
 int main(int argc, char **argv)
@@ -313,13 +338,11 @@ int main(int argc, char **argv)
     int n_keep = 1 + s.n_calls / (int)every + (s.n_calls % every != 0);
     int64_t shape[4] = {n_out, S, S, C}, tshape[4] = {(int64_t)n_out * n_keep, C, S, S};
     float *x = xmalloc((size_t)batch * chw * sizeof(float));
-    float *eps = xmalloc((size_t)batch * chw * sizeof(float));
-    float *z = xmalloc((size_t)batch * chw * sizeof(float));
-    float *xin = xmalloc((size_t)batch * chw * sizeof(float));
-    float *tv = xmalloc((size_t)batch * sizeof(float));
     float *keep = traj ? xmalloc((size_t)batch * n_keep * chw * sizeof(float)) : NULL;
     unsigned char *img = xmalloc((size_t)batch * chw);
-    struct rng *r = xmalloc((size_t)batch * sizeof *r);
+    struct unet_sampling w;
+    struct step_ctx sx = {keep, n_keep, 0, chw, (int)every, s.n_calls, verbose, &pr, 0};
+    unet_sampling_init(&w, &u, (int)batch);
 
     /* a run of one forward (-n 1 --steps 1, a smoke test, a first look) uses each transformed
        weight once: caching it would only add its memory */
@@ -354,41 +377,11 @@ int main(int argc, char **argv)
                 4e-6 * (double)u.n_params, 4e-6 * (double)(u.n_acts + u.n_scratch),
                 4e-6 * (double)u.n_wino, 4e-6 * (double)u.n_wino_tmp, util_process_age());
     progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
-    long done = 0;
     for (long i0 = from; i0 < to; i0 += batch) {
-        int B = (int)(to - i0 < batch ? to - i0 : batch), kept = 0;
-        for (int b = 0; b < B; b++) {
-            rng_seed(&r[b], (uint64_t)seed + (uint64_t)(i0 + b) * 0x9E3779B97F4A7C15ULL);
-            if (init)
-                memcpy(x + b * chw, (float *)noise.data + (i0 + b) * chw, chw * sizeof(float));
-            else
-                rng_normal_fill(&r[b], x + b * chw, chw);
-            for (size_t k = 0; k < chw; k++)
-                x[b * chw + k] *= s.init_noise_sigma;
-        }
-        sampler_reset(&s);
-        if (keep)
-            for (int b = 0; b < B; b++)
-                memcpy(keep + ((size_t)b * n_keep + kept) * chw, x + b * chw, chw * sizeof(float));
-        kept++;
-        for (int i = 0; i < s.n_calls; i++) {
-            for (int b = 0; b < B; b++)
-                tv[b] = s.t[i];
-            sampler_scale_input(&s, i, xin, x, (size_t)B * chw);
-            unet_forward(&u, eps, xin, tv, B, (int)i0);
-            if (sampler_step_needs_noise(&s, i))
-                for (int b = 0; b < B; b++)
-                    rng_normal_fill(&r[b], z + b * chw, chw);
-            sampler_step(&s, i, x, eps, z, (size_t)B * chw);
-            if (keep && ((i + 1) % every == 0 || i + 1 == s.n_calls)) {
-                for (int b = 0; b < B; b++)
-                    memcpy(keep + ((size_t)b * n_keep + kept) * chw, x + b * chw,
-                           chw * sizeof(float));
-                kept++;
-            }
-            if (verbose)
-                progress_update(&pr, ++done, NULL);
-        }
+        int B = (int)(to - i0 < batch ? to - i0 : batch);
+        sx.kept = 0;
+        unet_sampling_batch(&w, &u, &s, x, init ? (float *)noise.data + i0 * chw : NULL,
+                            (uint64_t)seed, i0, B, on_step, &sx);
         nn_image_from_nchw(img, x, B, C, S, S);
         write_or_die(&of, out, img, (size_t)B * chw, &tf);
         if (keep)
@@ -403,13 +396,9 @@ int main(int argc, char **argv)
     if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     free(x);
-    free(eps);
-    free(z);
-    free(xin);
-    free(tv);
     free(keep);
     free(img);
-    free(r);
+    unet_sampling_free(&w);
     npy_free(&noise);
     sampler_free(&s);
     unet_free(&u);

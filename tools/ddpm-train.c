@@ -17,7 +17,8 @@
    every rank takes the same clip + AdamW step (rank 0 alone keeps the EMA). The step's loss
    and a stop flag per rank (a signal) travel in a second, small allreduce, so that every rank
    stops after the same step. Rank 0 alone writes OUTDIR, checkpoints and --log. An evaluation
-   is sharded: each rank samples and scores its share, rank 0 scores them all (ddpm_eval.h).
+   is sharded: each rank samples its share and runs it through the Inception network, rank 0
+   scores them all (ddpm_eval.h).
 
    OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
    checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
@@ -36,6 +37,7 @@
 
 #include "models/ckpt_dir.h"
 #include "eval/ddpm_eval.h"
+#include "eval/metrics_cli.h"
 #include "nn/nn.h"
 #include "io/npy.h"
 #include "util/opt.h"
@@ -324,25 +326,43 @@ static void resume_state(struct run *r, struct opts *o, const char *dir)
     st_close(&f);
 }
 
-/* OUTDIR (or dir) as a diffusers folder: the EMA weights with --use-ema (rank 0). With
-   everyone (collective, under mpirun), every rank saves rank 0's weights into its own dir. */
-static void save_model(struct run *r, const char *dir, int everyone)
+/* The weights the model folder and the evaluation get: the EMA with --use-ema; with bcast
+   (collective, under mpirun) rank 0's on every rank, since rank 0 alone keeps an EMA. The
+   raw weights wait in the gradients, free between steps, until use_raw_weights(r, bcast). */
+static int parked(const struct run *r, int bcast)
+{
+    return r->tr.ema != NULL || bcast;
+}
+
+static void use_ema_weights(struct run *r, int bcast)
+{
+    size_t n = r->u.n_params * sizeof(float);
+    if (!parked(r, bcast))
+        return;
+    memcpy(r->tr.grads, r->u.params, n);
+    if (r->tr.ema != NULL)
+        memcpy(r->u.params, r->tr.ema, n);
+    if (bcast)
+        par_bcast(r->u.params, n);
+    unet_weights_changed(&r->u);
+}
+
+static void use_raw_weights(struct run *r, int bcast)
+{
+    if (!parked(r, bcast))
+        return;
+    memcpy(r->u.params, r->tr.grads, r->u.n_params * sizeof(float));
+    unet_weights_changed(&r->u);
+}
+
+/* OUTDIR as a diffusers folder: the EMA weights with --use-ema (rank 0) */
+static void save_model(struct run *r, const char *dir)
 {
     char msg[256], path[4200];
-    size_t n = r->u.n_params * sizeof(float);
-    int rc, park = r->tr.ema != NULL || everyone;
-    if (park) { /* grads are free between steps: park the raw weights there */
-        memcpy(r->tr.grads, r->u.params, n);
-        if (r->tr.ema != NULL)
-            memcpy(r->u.params, r->tr.ema, n);
-    }
-    if (everyone)
-        par_bcast(r->u.params, n);
+    int rc;
+    use_ema_weights(r, 0);
     rc = unet_save_dir(&r->u, dir, msg, sizeof msg);
-    if (park) {
-        memcpy(r->u.params, r->tr.grads, n);
-        unet_weights_changed(&r->u);
-    }
+    use_raw_weights(r, 0);
     if (rc == -1)
         errx(1, "%s: %s", dir, msg);
     snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
@@ -350,25 +370,44 @@ static void save_model(struct run *r, const char *dir, int everyone)
         errx(1, "%s: %s", path, msg);
 }
 
-/* ---- evaluation by the sibling tools: ddpm-sample | fid, kid (ddpm_eval.h) ----
+/* ---- evaluation in process: DDIM samples of the model, FID and KID (ddpm_eval.h) ----
    Under mpirun every rank calls evaluate() at the same step (collective): each samples and
-   scores its shard of the samples, rank 0 scores them all and every rank gets the scores. */
+   runs its share of the samples through the network, rank 0 scores them all and every rank
+   gets the scores. */
+
+/* rank 0, once: what fid and kid warned of at every evaluation */
+static void eval_warnings(const struct run *r)
+{
+    if (r->ev.net.synthetic)
+        warnx(METRICS_CLI_SYNTHETIC_WARNING);
+    if (r->ev.n_ref < INCEPTION_DIMS)
+        warnx("warning: %s: %lld samples < %d dims: the covariance is singular and FID is "
+              "strongly biased at this size; consider kid", r->ev.ref, (long long)r->ev.n_ref,
+              INCEPTION_DIMS);
+    if (r->ev.samples < INCEPTION_DIMS)
+        warnx("warning: --eval-samples %ld < %d dims: the covariance is singular and FID is "
+              "strongly biased at this size; consider kid", r->ev.samples, INCEPTION_DIMS);
+}
 
 /* 0, or -1 when interrupted by a signal (under mpirun: on any rank) */
 static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
     char msg[4400];
-    int rc;
+    int rc, first = !r->ev.ready;
     /* -1 with msg "": another rank failed, and says why */
     if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1 && msg[0] == '\0')
         follow_rank0();
     if (rc == -1)
         errx(1, "%s", msg);
+    if (first && r->rank == 0)
+        eval_warnings(r);
     /* under mpirun a signal is every rank's business at the next step, not one rank's now */
-    if (rc == 1 || (r->K == 1 && trainer_stop()))
+    if (r->K == 1 && trainer_stop())
         return -1;
-    save_model(r, r->ev.dir, r->K > 1);
-    if ((rc = ddpm_eval_score(&r->ev, sc, msg, sizeof msg)) == -1 && msg[0] == '\0')
+    use_ema_weights(r, r->K > 1);
+    rc = ddpm_eval_score(&r->ev, &r->u, &r->sc, sc, msg, sizeof msg);
+    use_raw_weights(r, r->K > 1);
+    if (rc == -1 && msg[0] == '\0')
         follow_rank0();
     if (rc == -1)
         errx(1, "%s", msg);
@@ -681,8 +720,7 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.rank = par_rank();
     r.K = par_size();
-    ddpm_eval_init(&r.ev, o.out, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps,
-                   o.seed, o.threads);
+    ddpm_eval_init(&r.ev, o.eval_ref, o.eval_weights, o.eval_samples, o.eval_steps, o.seed);
     if (r.rank == 0)
         from = setup_rank0(&r, &o, ckpt, sizeof ckpt);
     else
@@ -799,13 +837,13 @@ int main(int argc, char **argv)
     if (r.rank == 0) {
         if (sig != 0 && (o.ckpt_steps == 0 || r.tr.step % o.ckpt_steps != 0))
             save_ckpt(&r, &o);
-        save_model(&r, o.out, 0);
+        save_model(&r, o.out);
     }
     /* the final scores, unless the last step's were taken (every rank, under mpirun) */
     if (sig == 0 && o.final_json != NULL &&
         !(o.eval_every > 0 && r.tr.step % o.eval_every == 0 && r.tr.step > start_step))
         evaluate(&r, &sc);
-    ddpm_eval_remove_ref(&r.ev);
+    ddpm_eval_free(&r.ev);
     if (r.rank == 0) {
         if (sig == 0 && o.final_json != NULL &&
             ddpm_eval_write_json(o.final_json, r.tr.step, loss_n ? loss_sum / loss_n : NAN,

@@ -1,480 +1,315 @@
-/* Evaluation of a training run by ddpm-sample, fid and kid; see ddpm_eval.h. */
-#include <dirent.h>
-#include <err.h>
-#include <errno.h>
+/* Evaluation of a training run in process; see ddpm_eval.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "eval/ddpm_eval.h"
+#include "eval/metrics.h"
+#include "eval/metrics_cli.h"
+#include "eval/metrics_input.h"
 #include "models/trainer.h"
+#include "models/unet_sampling.h"
+#include "nn/nn_image.h"
+#include "nn/sampler.h"
 #include "util/par.h"
+#include "util/shard.h"
 #include "util/util.h"
 
-void ddpm_eval_init(struct ddpm_eval *e, const char *outdir, const char *ref,
-                    const char *weights, long samples, long steps, long seed, long threads)
+/* the tools' defaults: ddpm-sample's batch, kid's subsets and seed */
+#define EVAL_SAMPLE_BATCH 16
+#define EVAL_KID_SUBSETS 100
+#define EVAL_KID_SEED 2020
+#define EVAL_KID_SUBSET_MAX 1000
+
+void ddpm_eval_init(struct ddpm_eval *e, const char *ref, const char *weights, long samples,
+                    long steps, long seed)
 {
-    char exe[sizeof e->bindir];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     memset(e, 0, sizeof *e);
-    if (k > 0) {
-        exe[k] = '\0';
-        if (strrchr(exe, '/') != NULL)
-            *strrchr(exe, '/') = '\0';
-        memcpy(e->bindir, exe, sizeof exe);
-    }
-    snprintf(e->outdir, sizeof e->outdir, "%s", outdir);
-    e->rank = par_rank();
-    e->K = par_size();
-    if (e->rank == 0) {
-        snprintf(e->dir, sizeof e->dir, "%s/.eval-%ld", outdir, (long)getpid());
-    } else { /* OUTDIR is rank 0's, maybe on another node */
-        const char *tmp = getenv("TMPDIR");
-        snprintf(e->dir, sizeof e->dir, "%s/ddpm-train-eval-%ld",
-                 tmp != NULL && tmp[0] ? tmp : "/tmp", (long)getpid());
-    }
     e->ref = ref;
     e->weights = weights;
     e->samples = samples;
     e->steps = steps;
     e->seed = seed;
-    e->threads = threads;
+    e->rank = par_rank();
+    e->K = par_size();
 }
 
-/* Runs argv[0] from bindir, its stdout into out (NUL-terminated). 0 on exit status 0, -1 on
-   any other, -2 with msg if it could not be started. The child says why exec failed.
-   hold_stderr: the child's stderr is kept in a temporary file and shown only if it fails:
-   under mpirun every rank runs the same tools on its shard, and their warnings (synthetic
-   weights, N below the feature dimension) are rank 0's to say once. */
-static int run_tool(const char *bindir, char **argv, int hold_stderr, char *out, size_t outlen,
-                    char *msg, size_t msglen)
+/* fid's and kid's options as their defaults set them (batch 50, no shard, quiet) */
+static void tool_opts(struct metrics_cli *fid, struct metrics_cli *kid)
 {
-    int fd[2], status, ok;
-    size_t len = 0;
-    ssize_t k;
-    pid_t pid;
-    FILE *held = NULL;
-    char exe[4300], **env = par_child_env(); /* under mpirun, not a second rank */
-    snprintf(exe, sizeof exe, "%s/%s", bindir, argv[0]);
-    if (hold_stderr && (held = tmpfile()) == NULL) {
-        snprintf(msg, msglen, "temporary file: %s", strerror(errno));
-        return -2;
-    }
-    if (pipe(fd) == -1) {
-        snprintf(msg, msglen, "pipe: %s", strerror(errno));
-        if (held)
-            fclose(held);
-        return -2;
-    }
-    fflush(NULL);
-    if ((pid = fork()) == -1) {
-        snprintf(msg, msglen, "fork: %s", strerror(errno));
-        if (held)
-            fclose(held);
-        return -2;
-    }
-    if (pid == 0) {
-        if (held)
-            dup2(fileno(held), 2);
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        execve(exe, argv, env);
-        warn("%s", exe);
-        _exit(127);
-    }
-    close(fd[1]);
-    while ((k = read(fd[0], out + len, outlen - 1 - len)) > 0)
-        len += (size_t)k;
-    out[len] = '\0';
-    close(fd[0]);
-    while (waitpid(pid, &status, 0) == -1)
-        ;
-    ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (held) {
-        char buf[4096];
-        size_t got;
-        rewind(held);
-        while (!ok && (got = fread(buf, 1, sizeof buf, held)) > 0)
-            fwrite(buf, 1, got, stderr);
-        fclose(held);
-    }
-    return ok ? 0 : -1;
+    metrics_cli_init(fid, INCEPTION_RESIZE_PYTORCH_FID);
+    metrics_cli_init(kid, INCEPTION_RESIZE_TORCH_FIDELITY);
 }
 
-/* the number after key in out */
-static int read_score(const char *out, const char *key, double *v)
+/* Collective: 1 when some rank's status st is not 0. A rank that is fine gets msg "" then
+   (the failed one says why). Without MPI: st != 0. */
+static int any_failed(const struct ddpm_eval *e, int st, char *msg, size_t msglen)
 {
-    const char *p = strstr(out, key);
-    return p != NULL && sscanf(p + strlen(key), "%lf", v) == 1 ? 0 : -1;
-}
-
-/* ---- under mpirun (K > 1): every rank runs its shard, rank 0 joins and scores ----
-   Rank r makes shard r/K of the samples (ddpm-sample --shard) and the fid and kid features
-   of them (and of the reference, fid and kid --save-features --shard) in its own e->dir,
-   sends the feature files to rank 0 (par_send: no shared file system needed), and rank 0
-   joins them in rank order (npycat), which is the 1-process features file: image i's
-   features depend only on the image, image i only on the seed and i. Rank 0 then scores
-   from the features, as a 1-process run from the images (the same rows, the same sums), and
-   sends the verdict to every rank, so that they all go on alike. Each rank's status travels
-   with its files: 0, 1 (interrupted: its tool failed after a signal) or -1 (failed: msg
-   says why); every rank has cleaned up by the time it returns -1, and the others return -1
-   with msg "" (another rank failed and says why). */
-
-/* e->dir/NAME.R.npy: rank R's part (on rank R, and rank 0's copy of it) */
-static void part_path(char *p, size_t len, const struct ddpm_eval *e, const char *name, int r)
-{
-    snprintf(p, len, "%s/%s.%d.npy", e->dir, name, r);
-}
-
-/* run_tool as a step of the evaluation: 0, 1 if it failed because a signal asked the run to
-   stop (the children got it too), -1 with msg */
-static int run_step(const struct ddpm_eval *e, char **argv, char *out, size_t outlen,
-                    const char *what, char *msg, size_t msglen)
-{
-    int rc = run_tool(e->bindir, argv, e->rank > 0, out, outlen, msg, msglen);
-    if (rc == 0)
-        return 0;
-    if (rc == -2)
-        return -1;
-    if (trainer_stop())
-        return 1;
-    if (e->K > 1)
-        snprintf(msg, msglen, "evaluation: %s failed (process %d of %d)", what, e->rank, e->K);
-    else
-        snprintf(msg, msglen, "evaluation: %s failed", what);
-    return -1;
-}
-
-/* ddpm-sample (DDIM) of the model in e->dir into samples, shard RANK/K of them when shard:
-   0, 1, -1 as run_step */
-static int sample(const struct ddpm_eval *e, int shard, const char *samples, char *msg,
-                  size_t msglen)
-{
-    char n[32], steps[32], seed[32], thr[32], sh[32], out[4096], *argv[24];
-    int a = 0;
-    snprintf(n, sizeof n, "%ld", e->samples);
-    snprintf(steps, sizeof steps, "%ld", e->steps);
-    snprintf(seed, sizeof seed, "%ld", e->seed);
-    snprintf(thr, sizeof thr, "%ld", e->threads);
-    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
-    argv[a++] = "ddpm-sample", argv[a++] = "--model", argv[a++] = (char *)e->dir;
-    argv[a++] = "-n", argv[a++] = n;
-    if (shard)
-        argv[a++] = "--shard", argv[a++] = sh;
-    argv[a++] = "--scheduler", argv[a++] = "ddim", argv[a++] = "--steps", argv[a++] = steps;
-    argv[a++] = "--seed", argv[a++] = seed, argv[a++] = "--threads", argv[a++] = thr;
-    argv[a++] = "-o", argv[a++] = (char *)samples, argv[a] = NULL;
-    return run_step(e, argv, out, sizeof out, "ddpm-sample", msg, msglen);
-}
-
-/* fid (k 0) or kid (k 1) of in (images: with --weights; or their features) against the
-   cached reference, its score read into sc: 0, 1, -1 as run_step */
-static int score_tool(const struct ddpm_eval *e, int k, const char *in, int images,
-                      struct ddpm_scores *sc, char *msg, size_t msglen)
-{
-    char thr[32], out[4096], *argv[12];
-    int a = 0, st;
-    snprintf(thr, sizeof thr, "%ld", e->threads);
-    argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-    if (images && e->weights != NULL)
-        argv[a++] = "--weights", argv[a++] = (char *)e->weights;
-    argv[a++] = (char *)in, argv[a++] = (char *)(k ? e->kid_ref : e->fid_ref), argv[a] = NULL;
-    if ((st = run_step(e, argv, out, sizeof out, argv[0], msg, msglen)) != 0)
-        return st;
-    if (k == 0 && read_score(out, "FID:", &sc->fid) == -1) {
-        snprintf(msg, msglen, "evaluation: fid: unexpected output");
-        return -1;
+    int any = st != 0;
+    if (e->K > 1) {
+        float *f = xcalloc((size_t)e->K, sizeof *f);
+        f[e->rank] = (float)(st != 0);
+        par_allreduce_sum(f, (size_t)e->K);
+        for (int r = 0; r < e->K; r++)
+            any = any || f[r] != 0;
+        free(f);
     }
-    if (k == 1 && (read_score(out, "kernel_inception_distance_mean:", &sc->kid) == -1 ||
-                   read_score(out, "kernel_inception_distance_std:", &sc->kid_std) == -1)) {
-        snprintf(msg, msglen, "evaluation: kid: unexpected output");
-        return -1;
-    }
-    return 0;
+    if (any && st == 0 && msglen > 0)
+        msg[0] = '\0';
+    return any;
 }
 
-/* fid (k 0) or kid (k 1) --save-features [--shard RANK/K] in out: 0, 1, -1 as run_step */
-static int save_features(const struct ddpm_eval *e, int k, const char *in, int shard,
-                         const char *out, char *msg, size_t msglen)
+/* Collective: rank 0's status rc (and its msg stays rank 0's alone) to every rank */
+static int rank0_says(const struct ddpm_eval *e, int rc, char *msg, size_t msglen)
 {
-    char thr[32], sh[32], buf[256], what[4400], *argv[16];
-    int a = 0;
-    snprintf(thr, sizeof thr, "%ld", e->threads);
-    snprintf(sh, sizeof sh, "%d/%d", e->rank, e->K);
-    argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-    if (e->weights != NULL)
-        argv[a++] = "--weights", argv[a++] = (char *)e->weights;
-    argv[a++] = "--save-features";
-    if (shard)
-        argv[a++] = "--shard", argv[a++] = sh;
-    argv[a++] = (char *)in, argv[a++] = (char *)out, argv[a] = NULL;
-    snprintf(what, sizeof what, "%s --save-features of %s", argv[0], in);
-    return run_step(e, argv, buf, sizeof buf, what, msg, msglen);
-}
-
-/* the worse of two statuses: -1 (failed) over 1 (interrupted) over 0 */
-static int worse(int a, int b)
-{
-    return a == -1 || b == -1 ? -1 : a == 1 || b == 1 ? 1 : 0;
-}
-
-/* Collective: this rank's status st and, when 0, its two parts NAME.RANK.npy (names[0],
-   names[1]) go to rank 0, which writes them into its e->dir, streamed (par_send_file): the
-   parts of a large evaluation set never sit whole in memory. A rank > 0 returns its status
-   (-1 with msg if a part cannot be read); rank 0 the worst of all (-1 with msg if a part
-   cannot be written, "" if another rank failed). */
-static int gather_parts(const struct ddpm_eval *e, int st, const char *const *names,
-                        char *msg, size_t msglen)
-{
-    char path[4400];
-    FILE *f[2] = {NULL, NULL};
-    if (e->rank > 0) {
-        for (int i = 0; i < 2 && st == 0; i++) {
-            part_path(path, sizeof path, e, names[i], e->rank);
-            if ((f[i] = fopen(path, "rb")) == NULL) {
-                snprintf(msg, msglen, "%s: %s", path, strerror(errno));
-                st = -1;
-            }
-        }
-        par_send(&st, sizeof st);
-        for (int i = 0; i < 2 && st == 0; i++)
-            if (par_send_file(f[i], msg, msglen) == -1) {
-                part_path(path, sizeof path, e, names[i], e->rank);
-                snprintf(msg, msglen, "%s: read error", path);
-                st = -1;
-            }
-        for (int i = 0; i < 2; i++)
-            if (f[i] != NULL)
-                fclose(f[i]);
-        return st;
-    }
-    for (int r = 1; r < e->K; r++) {
-        size_t n;
-        int *p = par_recv(r, &n), sr = n == sizeof sr ? *p : -1;
-        free(p);
-        if (sr == -1 && st != -1)
-            msg[0] = '\0'; /* rank r says why */
-        st = worse(st, sr);
-        for (int i = 0; i < 2 && sr == 0; i++) {
-            char m[64];
-            FILE *out = NULL;
-            part_path(path, sizeof path, e, names[i], r);
-            if (st == 0 && (out = fopen(path, "wb")) == NULL) {
-                snprintf(msg, msglen, "%s: %s", path, strerror(errno));
-                st = -1;
-            }
-            /* drained whatever happens: rank r sends it in any case */
-            int rc = par_recv_file(r, out, m, sizeof m);
-            if (out != NULL && fclose(out) != 0 && rc == 0) {
-                snprintf(m, sizeof m, "write error");
-                rc = -1;
-            }
-            if (rc == -1 && st == 0) {
-                if (m[0] != '\0')
-                    snprintf(msg, msglen, "%s: %s", path, m);
-                else
-                    msg[0] = '\0';
-                st = -1;
-            }
-            if (rc == -1 && m[0] == '\0')
-                sr = -1; /* rank r failed: it sends no more */
-        }
-    }
-    return st;
-}
-
-/* rank 0: npycat -o out of the K parts of name, in rank order */
-static int join_parts(const struct ddpm_eval *e, const char *name, const char *out, char *msg,
-                      size_t msglen)
-{
-    char buf[256], what[64], **argv = xmalloc(((size_t)e->K + 4) * sizeof *argv);
-    char *paths = xmalloc((size_t)e->K * 4400);
-    int a = 0, rc;
-    argv[a++] = "npycat", argv[a++] = "-o", argv[a++] = (char *)out;
-    for (int r = 0; r < e->K; r++) {
-        part_path(paths + (size_t)r * 4400, 4400, e, name, r);
-        argv[a++] = paths + (size_t)r * 4400;
-    }
-    argv[a] = NULL;
-    snprintf(what, sizeof what, "npycat of the %s features", name);
-    rc = run_step(e, argv, buf, sizeof buf, what, msg, msglen);
-    free(paths);
-    free(argv);
+    par_bcast(&rc, sizeof rc);
+    if (rc != 0 && e->rank > 0 && msglen > 0)
+        msg[0] = '\0';
     return rc;
 }
 
-/* every file in e->dir, then e->dir */
-static void remove_dir(const struct ddpm_eval *e)
+/* "evaluation: what", with the process under mpirun; what is not msg */
+static void fail_msg(const struct ddpm_eval *e, char *msg, size_t msglen, const char *what)
 {
-    char path[4400];
-    struct dirent *d;
-    DIR *dir = opendir(e->dir);
-    if (dir == NULL)
-        return;
-    while ((d = readdir(dir)) != NULL)
-        if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", e->dir, d->d_name);
-            unlink(path);
-        }
-    closedir(dir);
-    rmdir(e->dir);
+    if (e->K > 1)
+        snprintf(msg, msglen, "evaluation: %s (process %d of %d)", what, e->rank, e->K);
+    else
+        snprintf(msg, msglen, "evaluation: %s", what);
 }
 
-/* what rank 0 decided, sent to every rank */
-struct verdict {
-    int rc; /* 0, 1: interrupted, -1: failed */
-    struct ddpm_scores sc;
-};
-
-/* Collective end of an evaluation step: rank 0's verdict v to every rank, e->dir removed.
-   Returns v->rc; with -1 msg stays this rank's own message if it failed (st == -1), else "". */
-static int finish(const struct ddpm_eval *e, struct verdict *v, int st, char *msg,
-                  size_t msglen)
+/* the reference as fid and kid open an input (this rank's rows of an .npy under mpirun) */
+static int open_ref(const struct ddpm_eval *e, struct metrics_input *in,
+                    const struct metrics_cli *o, char *msg, size_t msglen)
 {
-    par_bcast(v, sizeof *v);
-    remove_dir(e);
-    if (v->rc == -1 && st != -1 && msglen > 0)
-        msg[0] = '\0';
-    return v->rc;
-}
-
-static int par_ref(struct ddpm_eval *e, char *msg, size_t msglen)
-{
-    static const char *const names[] = {"ref-fid", "ref-kid"};
-    char part[4400], joined[4400], buf[256], thr[32], *argv[12];
-    struct verdict v = {0, {0, 0, 0}};
-    int st = 0, a;
-
-    snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
-    snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
-    if (mkdir(e->dir, 0777) == -1 && errno != EEXIST) {
-        snprintf(msg, msglen, "%s: %s", e->dir, strerror(errno));
-        st = -1;
+    if (metrics_cli_open_input(in, e->ref, o, "ddpm-train", msg, msglen) == -1)
+        return -1;
+    if (in->kind == METRICS_STATS) {
+        snprintf(msg, msglen, "is statistics (mu, sigma): KID needs images or features");
+        return -1;
     }
-    for (int k = 0; k < 2 && st == 0; k++) {
-        part_path(part, sizeof part, e, names[k], e->rank);
-        st = save_features(e, k, e->ref, 1, part, msg, msglen);
-    }
-    st = gather_parts(e, st, names, msg, msglen);
-    if (e->rank == 0 && st == 0) {
-        /* the joined fid features -> their statistics, as fid --save-stats of the images */
-        snprintf(joined, sizeof joined, "%s/ref-fid.npy", e->dir);
-        if ((st = join_parts(e, names[0], joined, msg, msglen)) == 0 &&
-            (st = join_parts(e, names[1], e->kid_ref, msg, msglen)) == 0) {
-            snprintf(thr, sizeof thr, "%ld", e->threads);
-            a = 0;
-            argv[a++] = "fid", argv[a++] = "--threads", argv[a++] = thr;
-            if (e->weights != NULL)
-                argv[a++] = "--weights", argv[a++] = (char *)e->weights;
-            argv[a++] = "--save-stats", argv[a++] = joined, argv[a++] = e->fid_ref;
-            argv[a] = NULL;
-            st = run_step(e, argv, buf, sizeof buf, "fid --save-stats of the reference", msg,
-                          msglen);
-        }
-    }
-    v.rc = st;
-    if (finish(e, &v, st, msg, msglen) != 0) {
-        if (e->rank == 0) {
-            unlink(e->fid_ref);
-            unlink(e->kid_ref);
-        }
-        e->fid_ref[0] = '\0';
-    }
-    return v.rc;
-}
-
-static int par_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
-{
-    static const char *const names[] = {"fid", "kid"};
-    char samples[4400], part[4400], joined[4400];
-    struct verdict v = {0, {0, 0, 0}};
-    int st;
-
-    snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
-    st = sample(e, 1, samples, msg, msglen);
-    for (int k = 0; k < 2 && st == 0; k++) {
-        part_path(part, sizeof part, e, names[k], e->rank);
-        st = save_features(e, k, samples, 0, part, msg, msglen);
-    }
-    st = gather_parts(e, st, names, msg, msglen);
-    for (int k = 0; k < 2 && e->rank == 0 && st == 0; k++) {
-        snprintf(joined, sizeof joined, "%s/%s.npy", e->dir, names[k]);
-        if ((st = join_parts(e, names[k], joined, msg, msglen)) == 0)
-            st = score_tool(e, k, joined, 0, &v.sc, msg, msglen);
-    }
-    v.rc = st;
-    if (finish(e, &v, st, msg, msglen) == 0)
-        *sc = v.sc;
-    return v.rc;
+    return metrics_cli_check_split(o, in, msg, msglen);
 }
 
 int ddpm_eval_ref(struct ddpm_eval *e, char *msg, size_t msglen)
 {
-    char out[256], thr[32], *argv[12];
-    int a, rc;
-    if (e->fid_ref[0])
+    struct metrics_cli of, ok;
+    struct metrics_input in;
+    struct metrics_stats st;
+    struct metrics_cli_sink fs, ks;
+    char used[4096], m[1024], m2[1280];
+    int rc = 0;
+
+    if (e->ready)
         return 0;
-    if (e->K > 1)
-        return par_ref(e, msg, msglen);
-    snprintf(thr, sizeof thr, "%ld", e->threads);
-    snprintf(e->fid_ref, sizeof e->fid_ref, "%s/.eval-ref-%ld.npz", e->outdir, (long)getpid());
-    snprintf(e->kid_ref, sizeof e->kid_ref, "%s/.eval-ref-%ld.npy", e->outdir, (long)getpid());
-    for (int k = 0; k < 2; k++) {
-        a = 0;
-        argv[a++] = k ? "kid" : "fid", argv[a++] = "--threads", argv[a++] = thr;
-        if (e->weights != NULL)
-            argv[a++] = "--weights", argv[a++] = (char *)e->weights;
-        argv[a++] = k ? "--save-features" : "--save-stats", argv[a++] = (char *)e->ref;
-        argv[a++] = k ? e->kid_ref : e->fid_ref, argv[a] = NULL;
-        if ((rc = run_tool(e->bindir, argv, e->rank > 0, out, sizeof out, msg, msglen)) < 0) {
-            e->fid_ref[0] = '\0';
-            if (rc == -2)
-                return -1;
-            if (trainer_stop())
-                return 1;
-            snprintf(msg, msglen, "evaluation: %s of %s failed",
-                     k ? "kid --save-features" : "fid --save-stats", e->ref);
-            return -1;
-        }
+    tool_opts(&of, &ok);
+    memset(&in, 0, sizeof in);
+    /* every rank loads the network and opens its share of the reference before any feature
+       pass, so that one that cannot ends the job before a collective starts */
+    if (inception_open(&e->net, e->weights, NULL, used, sizeof used, m, sizeof m) == -1) {
+        fail_msg(e, msg, msglen, m);
+        rc = -1;
+    } else if (open_ref(e, &in, &of, m, sizeof m) == -1) {
+        snprintf(m2, sizeof m2, "%s: %s", e->ref, m);
+        fail_msg(e, msg, msglen, m2);
+        rc = -1;
     }
+    if (any_failed(e, rc, msg, msglen)) {
+        metrics_input_free(&in);
+        inception_free(&e->net);
+        return -1;
+    }
+    /* fid --save-stats, then kid --save-features of the reference; rank 0 gets every row */
+    memset(&fs, 0, sizeof fs);
+    memset(&ks, 0, sizeof ks);
+    metrics_stats_init(&st, INCEPTION_DIMS);
+    fs.d = ks.d = INCEPTION_DIMS;
+    fs.st = &st;
+    /* a pass fails only on a folder's image that does not decode, mid-gather: no collective
+       can follow, the caller exits with the message and mpirun ends the job */
+    if (metrics_cli_features(&fs, &in, e->ref, &e->net, &of, "ddpm-train", m, sizeof m) == -1 ||
+        metrics_cli_features(&ks, &in, e->ref, &e->net, &ok, "ddpm-train", m, sizeof m) == -1) {
+        fail_msg(e, msg, msglen, m);
+        metrics_stats_free(&st);
+        free(ks.rows);
+        metrics_input_free(&in);
+        ddpm_eval_free(e);
+        return -1;
+    }
+    if (e->rank == 0) {
+        e->n_ref = ks.n;
+        e->mu = xmalloc(INCEPTION_DIMS * sizeof(double));
+        e->sigma = xmalloc((size_t)INCEPTION_DIMS * INCEPTION_DIMS * sizeof(double));
+        if (metrics_stats_get(&st, e->mu, e->sigma, m, sizeof m) == -1) {
+            snprintf(m2, sizeof m2, "%s: %s", e->ref, m);
+            fail_msg(e, msg, msglen, m2);
+            rc = -1;
+        }
+        e->ref_kid = ks.rows;
+        ks.rows = NULL;
+    }
+    metrics_stats_free(&st);
+    free(ks.rows);
+    metrics_input_free(&in);
+    rc = rank0_says(e, rc, msg, msglen); /* the statistics' verdict */
+    par_bcast(&e->n_ref, sizeof e->n_ref);
+    if (rc != 0) {
+        ddpm_eval_free(e);
+        return -1;
+    }
+    e->ready = 1;
     return 0;
 }
 
-int ddpm_eval_score(struct ddpm_eval *e, struct ddpm_scores *sc, char *msg, size_t msglen)
+/* rank 0: FID and KID of the samples' features against the reference's into sc */
+static int scores(const struct ddpm_eval *e, struct metrics_stats *st,
+                  const struct metrics_cli_sink *ks, struct ddpm_scores *sc, char *msg,
+                  size_t msglen)
 {
-    static const char *files[] = {"config.json", "scheduler_config.json", "model_index.json",
-                                  "diffusion_pytorch_model.safetensors", "samples.npy"};
-    char samples[4200];
-    int st;
+    double *mu = xmalloc(INCEPTION_DIMS * sizeof(double));
+    double *sigma = xmalloc((size_t)INCEPTION_DIMS * INCEPTION_DIMS * sizeof(double));
+    int64_t nmin = ks->n < e->n_ref ? ks->n : e->n_ref;
+    int m = nmin < EVAL_KID_SUBSET_MAX ? (int)nmin : EVAL_KID_SUBSET_MAX, rc = -1;
+    char buf[64], what[320];
 
-    if (e->K > 1)
-        return par_score(e, sc, msg, msglen);
-    snprintf(samples, sizeof samples, "%s/samples.npy", e->dir);
-    /* interrupted (1): the children got the Ctrl-C too; skip, the trainer saves a checkpoint */
-    st = sample(e, 0, samples, msg, msglen);
-    for (int k = 0; k < 2 && st == 0; k++)
-        st = score_tool(e, k, samples, 1, sc, msg, msglen);
-    if (st == -1)
-        return -1;
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(samples, sizeof samples, "%s/%s", e->dir, files[i]);
-        unlink(samples);
+    if (metrics_stats_get(st, mu, sigma, what, sizeof what) == -1 ||
+        metrics_frechet(&sc->fid, mu, sigma, e->mu, e->sigma, INCEPTION_DIMS, what,
+                        sizeof what) == -1)
+        goto done;
+    /* a squared distance: below 0 is round-off, as fid says */
+    if (sc->fid < 0)
+        sc->fid = 0;
+    if (nmin < 2) {
+        snprintf(what, sizeof what, "%lld reference images: KID needs at least 2",
+                 (long long)nmin);
+        goto done;
     }
-    rmdir(e->dir);
-    return trainer_stop() ? 1 : 0;
+    if (metrics_kid(&sc->kid, &sc->kid_std, ks->rows, ks->n, e->ref_kid, e->n_ref,
+                    INCEPTION_DIMS, EVAL_KID_SUBSETS, m, EVAL_KID_SEED, what,
+                    sizeof what) == -1)
+        goto done;
+    /* kid prints 7 significant digits, and those were the logged scores: keep them */
+    snprintf(buf, sizeof buf, "%.7g", sc->kid);
+    sc->kid = strtod(buf, NULL);
+    snprintf(buf, sizeof buf, "%.7g", sc->kid_std);
+    sc->kid_std = strtod(buf, NULL);
+    rc = 0;
+done:
+    if (rc == -1)
+        fail_msg(e, msg, msglen, what);
+    free(mu);
+    free(sigma);
+    return rc;
 }
 
-void ddpm_eval_remove_ref(struct ddpm_eval *e)
+/* this rank's images [from, to) of the evaluation, uint8 (N,S,S,C) into img: 0, 1 when a
+   signal asks to stop (1 process), -1 with msg */
+static int sample(const struct ddpm_eval *e, struct unet *u, const struct sched_config *sc,
+                  long from, long to, unsigned char *img, char *msg, size_t msglen)
 {
-    if (e->fid_ref[0] && e->rank == 0) {
-        unlink(e->fid_ref);
-        unlink(e->kid_ref);
+    int S = u->cfg.sample_size, C = u->cfg.in_channels;
+    size_t chw = (size_t)C * S * S;
+    long batch = EVAL_SAMPLE_BATCH;
+    struct sampler_opts so = {(int)e->steps, 0.0f, 0, -1, 0, 0};
+    struct sampler s;
+    struct unet_sampling w;
+    char m[256];
+    int rc = 0;
+
+    /* the training layout's activations as they are: an image's bits do not depend on its
+       batch, and a bigger one would grow the trainer's memory for good */
+    if (u->max_batch > 0 && batch > u->max_batch)
+        batch = u->max_batch;
+    if (batch > to - from)
+        batch = to - from;
+    if (sampler_init(&s, sc, SAMPLER_DDIM, &so, (size_t)batch * chw, m, sizeof m) == -1) {
+        fail_msg(e, msg, msglen, m);
+        return -1;
     }
-    e->fid_ref[0] = '\0';
+    float *x = xmalloc((size_t)batch * chw * sizeof(float));
+    unet_sampling_init(&w, u, (int)batch);
+    for (long i0 = from; i0 < to; i0 += batch) {
+        int B = (int)(to - i0 < batch ? to - i0 : batch);
+        if (e->K == 1 && trainer_stop()) {
+            rc = 1;
+            break;
+        }
+        unet_sampling_batch(&w, u, &s, x, NULL, (uint64_t)e->seed, i0, B, NULL, NULL);
+        nn_image_from_nchw(img + (size_t)(i0 - from) * chw, x, B, C, S, S);
+    }
+    free(x);
+    unet_sampling_free(&w);
+    sampler_free(&s);
+    return rc;
+}
+
+int ddpm_eval_score(struct ddpm_eval *e, struct unet *u, const struct sched_config *sc,
+                    struct ddpm_scores *out, char *msg, size_t msglen)
+{
+    struct metrics_cli of, ok;
+    struct metrics_input in;
+    struct metrics_stats st;
+    struct metrics_cli_sink fs, ks;
+    struct ddpm_scores v = {0, 0, 0};
+    int S = u->cfg.sample_size, C = u->cfg.in_channels, rc;
+    long from, to;
+    char m[1024];
+
+    if (C != 3) { /* the same on every rank: rank 0 says it */
+        snprintf(m, sizeof m, "the model makes %d-channel images; FID and KID take RGB", C);
+        fail_msg(e, msg, msglen, m);
+        return rank0_says(e, -1, msg, msglen);
+    }
+    shard_range(e->samples, e->rank, e->K, &from, &to);
+    unsigned char *img = xmalloc((size_t)(to - from) * C * S * S);
+    rc = sample(e, u, sc, from, to, img, msg, msglen);
+    if (rc != 0) { /* the same on every rank (bad steps), or a signal in 1 process */
+        free(img);
+        return e->K > 1 ? rank0_says(e, rc, msg, msglen) : rc;
+    }
+    /* the samples as the image array fid and kid would read: rank r's rows of the whole */
+    memset(&in, 0, sizeof in);
+    in.kind = METRICS_IMAGES;
+    in.n = e->samples;
+    in.row0 = from;
+    in.arr.dtype = NPY_U8;
+    in.arr.ndim = 4;
+    in.arr.shape[0] = to - from, in.arr.shape[1] = S, in.arr.shape[2] = S, in.arr.shape[3] = C;
+    in.arr.data = img;
+    tool_opts(&of, &ok);
+    memset(&fs, 0, sizeof fs);
+    memset(&ks, 0, sizeof ks);
+    metrics_stats_init(&st, INCEPTION_DIMS);
+    fs.d = ks.d = INCEPTION_DIMS;
+    fs.st = &st;
+    /* in-memory images: only a sink's write could fail, and these sinks do not write */
+    if (metrics_cli_features(&fs, &in, "samples", &e->net, &of, "ddpm-train", m, sizeof m) ==
+            -1 ||
+        metrics_cli_features(&ks, &in, "samples", &e->net, &ok, "ddpm-train", m, sizeof m) ==
+            -1) {
+        fail_msg(e, msg, msglen, m);
+        rc = -1;
+    }
+    free(img);
+    if (rc == 0 && e->rank == 0)
+        rc = scores(e, &st, &ks, &v, msg, msglen);
+    metrics_stats_free(&st);
+    free(ks.rows);
+    rc = rank0_says(e, rc, msg, msglen);
+    par_bcast(&v, sizeof v);
+    if (rc == 0)
+        *out = v;
+    return rc;
+}
+
+void ddpm_eval_free(struct ddpm_eval *e)
+{
+    inception_free(&e->net);
+    free(e->mu);
+    free(e->sigma);
+    free(e->ref_kid);
+    e->mu = e->sigma = NULL;
+    e->ref_kid = NULL;
+    e->ready = 0;
 }
 
 int ddpm_eval_write_json(const char *path, long step, double loss, const struct ddpm_scores *sc,

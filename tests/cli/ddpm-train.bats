@@ -138,9 +138,9 @@ setup() {
     grep -q '"block_out_channels"' "$D/o/config.json"
 }
 
-@test "ddpm-train: periodic and final FID/KID through ddpm-sample, fid and kid" {
+@test "ddpm-train: periodic and final FID/KID in process, the scores fid and kid give ddpm-sample's images" {
     run -0 --separate-stderr ddpm-train "${TRAIN[@]}" --init "$G/tiny" -o "$D/o" --max-steps 2 \
-        --eval-every 2 --eval-samples 4 --eval-steps 2 --eval-ref "$G/train16.npy" \
+        --use-ema --eval-every 2 --eval-samples 5 --eval-steps 2 --eval-ref "$G/train16.npy" \
         --eval-weights synthetic --final-eval-json "$D/e.json" --log "$D/log.csv"
     [ -z "$output" ]
     [ "$(sed -n 3p "$D/log.csv" | cut -d, -f7 | grep -c '^[0-9.e+-]*$')" -eq 1 ]
@@ -149,6 +149,15 @@ setup() {
     grep -q '"kid": ' "$D/e.json"
     grep -q '"step": 2' "$D/e.json"
     [ "$(ls -a "$D/o" | grep -c eval)" -eq 0 ]
+    # the model folder holds the EMA weights the last evaluation scored: the tools' numbers
+    ddpm-sample --model "$D/o" -n 5 --scheduler ddim --steps 2 --seed 5 -o "$D/s.npy"
+    fid=$(fid --weights synthetic "$D/s.npy" "$G/train16.npy" 2> /dev/null | sed -n 's/^FID: *//p')
+    kid=$(kid --weights synthetic "$D/s.npy" "$G/train16.npy" 2> /dev/null |
+          sed -n 's/^kernel_inception_distance_mean: //p')
+    [ -n "$fid" ] && [ -n "$kid" ]
+    [ "$(sed -n 3p "$D/log.csv" | cut -d, -f7,8)" = "$(printf '%.6g,%.6g' "$fid" "$kid")" ]
+    grep -qx "    \"fid\": $(printf '%.7g' "$fid")," "$D/e.json"
+    grep -qx "    \"kid\": $kid," "$D/e.json"
 }
 
 @test "ddpm-train rejects bad data and bad models with one clear line" {

@@ -12,6 +12,7 @@
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] = "usage: npycat [-o OUT.npy] FILE|- ...\n";
 
@@ -29,12 +30,9 @@ static const char help[] =
     "Example:\n"
     "  npycat -o samples.npy shard-0.npy shard-1.npy shard-2.npy\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -56,7 +54,7 @@ int main(int argc, char **argv)
     const char *out = "-";
     struct opt op;
     struct outfile of;
-    char msg[320], a[96], b[96];
+    char msg[TOOL_MSG], a[96], b[96];
     int c, stdin_used = 0;
 
     opt_init(&op, "o:h", lo);
@@ -69,7 +67,7 @@ int main(int argc, char **argv)
     }
     if (optind == argc)
         usage(2, "FILE is required");
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_binary_to_tty(out))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(out, msg, sizeof msg) == -1)
@@ -100,16 +98,12 @@ int main(int argc, char **argv)
     shape[0] = total;
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    }
     for (int i = 0; i < n; i++) {
         size_t len = npy_nbytes(&t[i]);
-        if (fwrite(t[i].data, 1, len, of.f) != len) {
-            outfile_abort(&of);
+        if (fwrite(t[i].data, 1, len, of.f) != len)
             err(1, "%s", out);
-        }
         npy_free(&t[i]);
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)

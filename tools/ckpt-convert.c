@@ -16,6 +16,7 @@
 #include "io/pth.h"
 #include "io/st.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: ckpt-convert [--keep-dtype] [--float-only] [--threads N] IN OUT.safetensors\n"
@@ -41,12 +42,9 @@ static const char help[] =
     "Example:\n"
     "  ckpt-convert vae.pth vae.safetensors && vae-sample --model vae.safetensors -n 16\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -120,7 +118,7 @@ int main(int argc, char **argv)
         {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int do_list = 0, keep = 0, float_only = 0, c;
     long threads;
-    char msg[256];
+    char msg[TOOL_MSG];
     struct st_file f;
     struct opt op;
 
@@ -149,7 +147,7 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "unexpected argument '%.100s'", argv[do_list ? 1 : 2]);
         usage(2, msg);
     }
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (!do_list && util_check_output(argv[1], msg, sizeof msg) == -1)
         errx(1, "%s: %s", argv[1], msg);
 

@@ -26,6 +26,7 @@
 #include "models/unet.h"
 #include "models/unet_sampling.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: ddpm-sample --model DIR [-n N] [--scheduler S] [--steps N] [--eta E]\n"
@@ -99,24 +100,17 @@ static const char help[] =
     "  ddpm-sample --model weights/ddpm-cifar10-32 -n 100 --scheduler ddim --steps 50 \\\n"
     "      -o samples.npy\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
-static void write_or_die(struct outfile *o, const char *path, const void *p, size_t n,
-                         struct outfile *other)
+/* the temporary outputs go at exit (nn/tool.h) */
+static void write_or_die(struct outfile *o, const char *path, const void *p, size_t n)
 {
-    if (fwrite(p, 1, n, o->f) != n) {
-        outfile_abort(o);
-        if (other && other->f)
-            outfile_abort(other);
+    if (fwrite(p, 1, n, o->f) != n)
         err(1, "%s", path);
-    }
 }
 
 /* The UNet's memory for sampling: parameters, activations and scratch, and as many cached
@@ -186,7 +180,7 @@ int main(int argc, char **argv)
     long n = -1, steps = -1, seed = 0, batch = 16, threads = util_threads_default(), every = 1, order = 0;
     double eta = 0;
     static const char *const spacing_names[] = {"leading", "linspace", "trailing"};
-    int verbose = 0, check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
+    int verbose = tool_verbose(argc, argv), check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
     int clip_eps = 0;
     int shard = 0, n_shards = 1;
     struct opt op;
@@ -198,13 +192,11 @@ int main(int argc, char **argv)
     struct outfile of = {0}, tf = {0};
     struct par_out pof, ptf;
     struct progress pr;
-    char msg[320], path[4096];
+    char msg[TOOL_MSG], path[4096];
 
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
-            verbose = 1;
-    nn_blas_setup(argv, verbose);
-    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+    /* before the options: under mpirun, ranks > 0 wait for rank 0's checks (usage errors once) */
+    if (tool_init_blas(&argc, &argv, &(struct tool){.mpi = 1, .verbose = tool_verbose(argc, argv)},
+                       msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     opt_init(&op, "m:n:S:b:o:t:vh", lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
@@ -258,7 +250,6 @@ int main(int argc, char **argv)
     if (steps < 0)
         steps = kind == SAMPLER_DDPM ? 1000 : kind == SAMPLER_DDIM ? 50 : 20;
     nn_set_threads((int)threads);
-    util_cleanup_signals();
     if (!check && !save_dir && par_check_output(out) == -1)
         errx(1, PAR_STDOUT_MSG);
     if (!check && !save_dir && util_binary_to_tty(out)) /* those two write no samples */
@@ -351,21 +342,14 @@ int main(int argc, char **argv)
     par_go_all_checked();
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    if (par_rank() == 0 && npy_write_header(of.f, NPY_U8, 4, shape, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    }
     if (traj) {
-        if (par_outfile_open(&tf, &ptf, traj, msg, sizeof msg) == -1) {
-            outfile_abort(&of);
+        if (par_outfile_open(&tf, &ptf, traj, msg, sizeof msg) == -1)
             errx(1, "%s: %s", traj, msg);
-        }
         if (par_rank() == 0 &&
-            npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1) {
-            outfile_abort(&of);
-            outfile_abort(&tf);
+            npy_write_header(tf.f, NPY_F32, 4, tshape, msg, sizeof msg) == -1)
             errx(1, "%s: %s", traj, msg);
-        }
     }
     if (verbose)
         fprintf(stderr, "ddpm-sample: %zu parameters, %s %d steps, %ld images, batch %ld, "
@@ -383,16 +367,14 @@ int main(int argc, char **argv)
         unet_sampling_batch(&w, &u, &s, x, init ? (float *)noise.data + i0 * chw : NULL,
                             (uint64_t)seed, i0, B, on_step, &sx);
         nn_image_from_nchw(img, x, B, C, S, S);
-        write_or_die(&of, out, img, (size_t)B * chw, &tf);
+        write_or_die(&of, out, img, (size_t)B * chw);
         if (keep)
-            write_or_die(&tf, traj, keep, (size_t)B * n_keep * chw * sizeof(float), &of);
+            write_or_die(&tf, traj, keep, (size_t)B * n_keep * chw * sizeof(float));
     }
     if (verbose)
         progress_done(&pr);
-    if (traj && par_outfile_commit(&tf, &ptf, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    if (traj && par_outfile_commit(&tf, &ptf, msg, sizeof msg) == -1)
         errx(1, "%s: %s", traj, msg);
-    }
     if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     free(x);

@@ -52,6 +52,7 @@
 #include "models/ddpm_train.h"
 #include "models/unet_init.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: ddpm-train --data TRAIN.npy (--init DIR | --config config.json) -o OUTDIR\n"
@@ -147,12 +148,9 @@ static const char help[] =
     "  mpirun -q -np 4 --hostfile hosts --bind-to none ddpm-train -t 8 --data train.npy \\\n"
     "      --config config.json -o runs/big --train-batch-size 128\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -241,7 +239,7 @@ static void follow_rank0(void)
 static void prune_ckpts(const char *outdir, long n_keep)
 {
     long *steps, n = ckpt_dir_steps(outdir, &steps);
-    char msg[4400];
+    char msg[TOOL_MSG];
     for (long i = 0; i + n_keep < n; i++)
         if (ckpt_dir_remove(outdir, steps[i], msg, sizeof msg) == -1)
             warnx("%s", msg);
@@ -251,7 +249,7 @@ static void prune_ckpts(const char *outdir, long n_keep)
 /* rank 0 */
 static void save_ckpt(struct run *r, const struct opts *o)
 {
-    char dir[4096], msg[256], step[32], seed[32], batch[32], accum[32], secs[32], nimg[32];
+    char dir[4096], msg[TOOL_MSG], step[32], seed[32], batch[32], accum[32], secs[32], nimg[32];
     char hash[32], thr[32];
     const char *k[] = {"step", "seed", "train_batch_size", "gradient_accumulation_steps",
                        "seconds", "data_n", "data_hash", "threads"};
@@ -283,7 +281,7 @@ static const char *need_meta(const struct st_file *f, const char *dir, const cha
 /* loads the model of dir into r->u; the state comes after ddpm_train_init (resume_state) */
 static void resume_model(struct run *r, const char *dir)
 {
-    char msg[256], path[4200];
+    char msg[TOOL_MSG], path[4200];
     if (unet_load_dir(&r->u, dir, msg, sizeof msg) == -1)
         errx(1, "%s: %s", dir, msg);
     snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
@@ -297,7 +295,7 @@ static void resume_model(struct run *r, const char *dir)
 static void resume_state(struct run *r, struct opts *o, const char *dir)
 {
     struct st_file f;
-    char msg[256], hash[32];
+    char msg[TOOL_MSG], hash[32];
     const char *s;
     long seed, batch, accum = 1, n, thr;
 
@@ -358,7 +356,7 @@ static void use_raw_weights(struct run *r, int bcast)
 /* OUTDIR as a diffusers folder: the EMA weights with --use-ema (rank 0) */
 static void save_model(struct run *r, const char *dir)
 {
-    char msg[256], path[4200];
+    char msg[TOOL_MSG], path[4200];
     int rc;
     use_ema_weights(r, 0);
     rc = unet_save_dir(&r->u, dir, msg, sizeof msg);
@@ -392,7 +390,7 @@ static void eval_warnings(const struct run *r)
 /* 0, or -1 when interrupted by a signal (under mpirun: on any rank) */
 static int evaluate(struct run *r, struct ddpm_scores *sc)
 {
-    char msg[4400];
+    char msg[TOOL_MSG];
     int rc, first = !r->ev.ready;
     /* -1 with msg "": another rank failed, and says why */
     if ((rc = ddpm_eval_ref(&r->ev, msg, sizeof msg)) == -1 && msg[0] == '\0')
@@ -516,7 +514,7 @@ static void parse(int argc, char **argv, struct opts *o)
 
 static void load_data(struct run *r, const struct opts *o)
 {
-    char msg[256];
+    char msg[TOOL_MSG];
     int S = r->u.cfg.sample_size;
     if (npy_load_images(o->data, &r->data, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o->data, msg);
@@ -535,7 +533,7 @@ static void load_data(struct run *r, const struct opts *o)
 /* the model: from a checkpoint, a diffusers folder, or a config.json with torch's init */
 static const char *setup_model(struct run *r, struct opts *o, char *ckpt, size_t len)
 {
-    char msg[256], path[4200];
+    char msg[TOOL_MSG], path[4200];
     if (o->resume != NULL) {
         if (strcmp(o->resume, "latest") == 0) {
             long s = ckpt_dir_latest(o->out);
@@ -586,7 +584,7 @@ static long max_share(const struct opts *o, int K)
    ranks start and sends them what they need. Returns the checkpoint resumed from or NULL. */
 static const char *setup_rank0(struct run *r, struct opts *o, char *ckpt, size_t len)
 {
-    char msg[256];
+    char msg[TOOL_MSG];
     const char *from;
     struct start st;
 
@@ -638,7 +636,7 @@ static const char *setup_rank0(struct run *r, struct opts *o, char *ckpt, size_t
    be rank 0's). Rank 0 keeps the only EMA. */
 static void setup_other(struct run *r, struct opts *o)
 {
-    char msg[256], hash[32];
+    char msg[TOOL_MSG], hash[32];
     struct start st;
 
     par_bcast(&st, sizeof st);
@@ -699,24 +697,20 @@ int main(int argc, char **argv)
     struct progress pg;
     struct ddpm_scores sc = {NAN, NAN, NAN};
     FILE *log = NULL;
-    char msg[256], ckpt[4096] = "";
+    char msg[TOOL_MSG], ckpt[4096] = "";
     const char *from = NULL;
     long perm_epoch = -1, done = 0, start_step;
     double t0, loss_sum = 0;
     long loss_n = 0;
-    int verbose = 0, sig = 0, rc = 0, eval_now;
+    int sig = 0, rc = 0, eval_now;
     float *tail;
 
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
-            verbose = 1;
-    nn_blas_setup(argv, verbose);
-    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+    /* before the options: under mpirun, ranks > 0 wait for rank 0's checks (usage errors once) */
+    if (tool_init_blas(&argc, &argv, &(struct tool){.mpi = 1, .verbose = tool_verbose(argc, argv)},
+                       msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    /* ranks > 0 are here once rank 0 has made its checks (par_go): usage errors are said once */
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);
-    util_cleanup_signals();
     memset(&r, 0, sizeof r);
     r.rank = par_rank();
     r.K = par_size();

@@ -11,6 +11,7 @@
 #include "util/rng.h"
 #include "util/split.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <limits.h>
@@ -24,15 +25,7 @@ static const char usage_line[] =
     "usage: dsplit IN.npy|- [--labels L.npy] --ratios A,B[,C] [--seed 0] [--stratify]\n"
     "              [--min-class-count K] -o PREFIX\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
-static void usage(int status, const char *problem)
-{
-    if (problem != NULL)
-        warnx("%s", problem);
-    fputs(usage_line, status == 0 ? stdout : stderr);
-    if (status != 0)
-        exit(status);
-    printf(
+static const char help[] =
         "\n"
         "Shuffles the rows of IN (any .npy/.npz array with a leading N dimension, e.g. uint8\n"
         "images (N,H,W,3)) and writes PREFIX-train.npy, PREFIX-val.npy, PREFIX-test.npy\n"
@@ -56,8 +49,12 @@ static void usage(int status, const char *problem)
         "\n"
         "Example:\n"
         "  dsplit data/pets-32.npy --labels data/pets-32-labels.npy --ratios 70,15,15 \\\n"
-        "      --stratify -o data/pets-32\n");
-    exit(0);
+        "      --stratify -o data/pets-32\n";
+
+static void usage(int status, const char *problem)
+{
+    tool_usage(status, problem, usage_line, help);
+    exit(status);
 }
 
 static const char *const split_name[3] = {"train", "val", "test"};
@@ -95,7 +92,7 @@ static int cmp_pair(const void *a, const void *b)
 static int64_t *load_labels(const char *path, int64_t n)
 {
     struct npy t;
-    char msg[128];
+    char msg[TOOL_MSG];
     int64_t *lab;
     if (npy_load(path, NULL, &t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
@@ -222,7 +219,7 @@ static char *output_path(const char *prefix, int s, int l)
 /* before the work: every output can be written */
 static void check_outputs(const char *prefix, int nr, int labels)
 {
-    char msg[160];
+    char msg[TOOL_MSG];
     for (int s = 0; s < 3; s++)
         for (int l = 0; l < (labels ? 2 : 1) && !(nr == 2 && s == 1); l++) {
             char *p = output_path(prefix, s, l);
@@ -237,7 +234,7 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
                           const int64_t *order, const int64_t *size, int nr)
 {
     struct outfile o[6];
-    char *paths[6], msg[128];
+    char *paths[6], msg[TOOL_MSG];
     const char *cur = prefix;
     int n = 0;
     size_t rowb = npy_nbytes(x) / (size_t)x->shape[0];
@@ -275,18 +272,14 @@ static void write_outputs(const char *prefix, const struct npy *x, const int64_t
     }
     for (int i = 0; i < n; i++)
         if (outfile_commit(&o[i], msg, sizeof msg) == -1) {
-            for (int j = 0; j < i; j++)
+            for (int j = 0; j < i; j++) /* the rest are temporary: they go at exit */
                 unlink(paths[j]);
-            for (int j = i + 1; j < n; j++)
-                outfile_abort(&o[j]);
             errx(1, "%s: %s", paths[i], msg);
         }
     for (int i = 0; i < n; i++)
         free(paths[i]);
     return;
-fail:
-    for (int i = 0; i < n; i++)
-        outfile_abort(&o[i]);
+fail: /* the temporary outputs go at exit (nn/tool.h) */
     errx(1, "%s: %s", cur, msg);
 }
 
@@ -306,7 +299,7 @@ int main(int argc, char **argv)
     double r[3];
     int nr = 0, stratify = 0, c;
     long seed = 0, mincount = 0;
-    char msg[128];
+    char msg[TOOL_MSG];
     struct opt op;
     /* -s (seed) and -t (stratify) are old spellings: -s is --size and -t --threads elsewhere */
     opt_init(&op, "l:r:s:S:tm:o:h", opts);
@@ -349,7 +342,7 @@ int main(int argc, char **argv)
     if (strcmp(prefix, "-") == 0)
         usage(2, "-o -: the outputs are several files; give a file name prefix");
     in = argv[optind];
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     check_outputs(prefix, nr, labels != NULL);
 
     struct npy x;

@@ -20,6 +20,7 @@
 #include "nn/nn.h"
 #include "util/par.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: fid [-v] [--json] [-b N] [--dims 64|192|768|2048|2023] [-t N]\n"
@@ -72,7 +73,7 @@ static const char help[] =
 
 static void usage(int status, const char *problem)
 {
-    metrics_cli_usage(status, problem, usage_line, help);
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -85,7 +86,7 @@ struct side {
 
 static void load_net(struct inception *net, const struct metrics_cli *o, int dims, char **argv)
 {
-    char settings[32], msg[1024];
+    char settings[32], msg[TOOL_MSG];
     snprintf(settings, sizeof settings, "dims %d", dims);
     if (metrics_cli_load_net(net, o, argv[0], "fid", settings, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
@@ -95,7 +96,7 @@ static void load_net(struct inception *net, const struct metrics_cli *o, int dim
 static void side_stats(struct side *s, const struct inception *net, const struct metrics_cli *o,
                        int dims)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     if (s->in.kind == METRICS_STATS) {
         if (s->in.d != dims)
             errx(1, "%s: statistics have %d dims, --dims is %d", s->path, s->in.d, dims);
@@ -140,7 +141,7 @@ static void check_finite(const struct side *s, int dims)
 
 static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     memset(s, 0, sizeof *s);
     s->path = path;
     if (metrics_cli_open_input(&s->in, path, o, "fid", msg, sizeof msg) == -1 ||
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
     struct metrics_cli o;
     int dims = 2048, save_stats = 0, save_features = 0, c;
     long v;
-    char msg[512];
+    char msg[TOOL_MSG];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_PYTORCH_FID);
     while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {

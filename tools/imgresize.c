@@ -7,6 +7,7 @@
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <dirent.h>
 #include <err.h>
@@ -60,20 +61,10 @@ static const char help[] =
     "Example:\n"
     "  imgresize -s 32 -r photos/train --labels-out train-labels.npy -o train.npy\n";
 
-static void usage(int status)
+static void usage(int status, const char *problem)
 {
-    FILE *f = status == 0 ? stdout : stderr;
-    fputs(usage_line, f);
-    if (status == 0)
-        fputs(help, f);
+    tool_usage(status, problem, usage_line, help);
     exit(status);
-}
-
-/* usage(2) after one line saying why */
-static void usage_error(const char *problem)
-{
-    warnx("%s", problem);
-    usage(2);
 }
 
 struct item {
@@ -251,7 +242,7 @@ static void add_list(struct items *it, const char *list)
 {
     unsigned char *buf;
     size_t len;
-    char msg[128], *dir, *line, *save = NULL;
+    char msg[TOOL_MSG], *dir, *line, *save = NULL;
     int lineno = 0, n0 = it->n, l0 = it->n_labeled;
     if (util_read_file(list, &buf, &len, msg, sizeof msg) == -1)
         errx(1, "%s: %s", list, msg);
@@ -308,15 +299,16 @@ static const struct mat_var *mat_need(const struct mat_file *m, const char *path
 static void add_flowers(struct items *it, const char *dir, const char *split)
 {
     struct mat_file lm, sm;
-    char msg[128], *lp = join(dir, "imagelabels.mat"), *sp = join(dir, "setid.mat");
+    char msg[TOOL_MSG], *lp = join(dir, "imagelabels.mat"), *sp = join(dir, "setid.mat");
     const struct mat_var *labels, *ids = NULL;
     const char *var = strcmp(split, "trn") == 0   ? "trnid"
                       : strcmp(split, "val") == 0 ? "valid"
                       : strcmp(split, "tst") == 0 ? "tstid"
                                                   : NULL;
     if (var == NULL && strcmp(split, "all") != 0) {
-        warnx("--split: bad value: %s (want trn, val, tst or all for --flowers102)", split);
-        usage(2);
+        snprintf(msg, sizeof msg, "--split: bad value: %s (want trn, val, tst or all for "
+                 "--flowers102)", split);
+        usage(2, msg);
     }
     if (mat_read(lp, &lm, msg, sizeof msg) == -1)
         errx(1, "%s: %s", lp, msg);
@@ -355,11 +347,12 @@ static void add_pets(struct items *it, const char *dir, const char *split)
                                                       : NULL;
     unsigned char *buf;
     size_t len;
-    char msg[128], *save = NULL, *path;
+    char msg[TOOL_MSG], *save = NULL, *path;
     int lineno = 0;
     if (file == NULL) {
-        warnx("--split: bad value: %s (want trainval, test or all for --pets)", split);
-        usage(2);
+        snprintf(msg, sizeof msg, "--split: bad value: %s (want trainval, test or all for --pets)",
+                 split);
+        usage(2, msg);
     }
     path = join(dir, file);
     if (util_read_file(path, &buf, &len, msg, sizeof msg) == -1)
@@ -403,7 +396,7 @@ int main(int argc, char **argv)
     int ow = 32, oh = 32, crop = 0, skip_bad = 0, verbose = 0, c, n_stdin = 0;
     long threads = util_threads_default();
     struct items it = {0};
-    char msg[128];
+    char msg[TOOL_MSG];
     struct opt op;
 
     opt_init(&op, "s:m:o:l:r:t:vh", opts);
@@ -412,12 +405,12 @@ int main(int argc, char **argv)
         case 's':
             if (util_parse_size(optarg, &ow, &oh) == -1 || ow > 4096 || oh > 4096) {
                 opt_bad(&op, "want N or WxH, 1..4096");
-                usage_error(op.msg);
+                usage(2, op.msg);
             }
             break;
         case 'm':
             if (opt_choice(&op, modes, 2, &crop) == -1)
-                usage_error(op.msg);
+                usage(2, op.msg);
             break;
         case 'o': out_path = optarg; break;
         case 'L': labels_path = optarg; break;
@@ -429,27 +422,27 @@ int main(int argc, char **argv)
         case 'k': skip_bad = 1; break;
         case 't':
             if (opt_long(&op, 1, 1024, &threads) == -1)
-                usage_error(op.msg);
+                usage(2, op.msg);
             break;
         case 'v': verbose = 1; break;
-        case 'h': usage(0); break;
-        default: usage(2);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
     argc -= optind;
     argv += optind;
     if ((flowers != NULL) + (pets != NULL) + (folder != NULL) > 1 ||
         ((flowers || pets || folder) && (argc > 0 || list)))
-        usage_error("-r, --flowers102 and --pets go alone");
+        usage(2, "-r, --flowers102 and --pets go alone");
     if (split != NULL && !flowers && !pets)
-        usage_error("--split needs --flowers102 or --pets");
+        usage(2, "--split needs --flowers102 or --pets");
     if (argc == 0 && !list && !flowers && !pets && !folder)
-        usage_error("no input: give DIR, IMAGE, -, -l LIST, -r DIR, --flowers102 or --pets");
+        usage(2, "no input: give DIR, IMAGE, -, -l LIST, -r DIR, --flowers102 or --pets");
     for (int i = 0; i < argc; i++)
         n_stdin += strcmp(argv[i], "-") == 0;
     if (n_stdin + (list && strcmp(list, "-") == 0) > 1)
-        usage_error("stdin can be read only once");
-    util_cleanup_signals();
+        usage(2, "stdin can be read only once");
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_binary_to_tty(out_path))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(out_path, msg, sizeof msg) == -1)
@@ -539,28 +532,21 @@ int main(int argc, char **argv)
     struct npy t = {.dtype = NPY_U8, .ndim = 4, .shape = {kept, oh, ow, 3}, .data = pix};
     if (outfile_open(&of, out_path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out_path, msg);
-    if (labels_path && outfile_open(&lf, labels_path, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    /* on an error, the temporary outputs go at exit (nn/tool.h) */
+    if (labels_path && outfile_open(&lf, labels_path, msg, sizeof msg) == -1)
         errx(1, "%s: %s", labels_path, msg);
-    }
     if (labels_path) {
         struct npy l = {.dtype = NPY_I64, .ndim = 1, .shape = {kept}};
         int64_t *lab = xmalloc((size_t)kept * sizeof *lab);
         for (int i = 0; i < kept; i++)
             lab[i] = it.v[i].label;
         l.data = lab;
-        if (npy_write(lf.f, &l, msg, sizeof msg) == -1) {
-            outfile_abort(&of);
-            outfile_abort(&lf);
+        if (npy_write(lf.f, &l, msg, sizeof msg) == -1)
             errx(1, "%s: %s", labels_path, msg);
-        }
         free(lab);
     }
-    if (npy_write(of.f, &t, msg, sizeof msg) == -1 || outfile_commit(&of, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
-        outfile_abort(&lf);
+    if (npy_write(of.f, &t, msg, sizeof msg) == -1 || outfile_commit(&of, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out_path, msg);
-    }
     if (labels_path && outfile_commit(&lf, msg, sizeof msg) == -1)
         errx(1, "%s: %s", labels_path, msg);
     if (fclose(stdout) != 0)

@@ -4,6 +4,7 @@
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <getopt.h>
@@ -32,12 +33,9 @@ static const char help[] =
     "Example:\n"
     "  imgrid -c 10 -n 100 --scale 2 samples.npy -o samples.png\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -59,7 +57,7 @@ int main(int argc, char **argv)
     const char *in = "-", *out = "-";
     long cols = 0, pad = 2, padv = 0, scale = 1, max = 0;
     int c;
-    char msg[128];
+    char msg[TOOL_MSG];
     struct npy t;
     struct outfile of;
     struct opt op;
@@ -84,7 +82,7 @@ int main(int argc, char **argv)
     }
     if (argc - optind == 1)
         in = argv[optind];
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_binary_to_tty(out))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(out, msg, sizeof msg) == -1)
@@ -125,10 +123,8 @@ int main(int argc, char **argv)
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     if (img_png_write(of.f, g, (int)gw, (int)gh, ch, msg, sizeof msg) == -1 ||
-        outfile_commit(&of, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+        outfile_commit(&of, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    }
     if (fclose(stdout) != 0)
         err(1, "stdout");
     free(g);

@@ -17,6 +17,7 @@
 #include "nn/nn.h"
 #include "util/par.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: is-score [-v] [--json] [--splits N] [--no-samples-shuffle] [--seed S]\n"
@@ -48,7 +49,7 @@ static const char help[] =
 
 static void usage(int status, const char *problem)
 {
-    metrics_cli_usage(status, problem, usage_line, help);
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     struct metrics_cli o;
     long splits = 10, seed = 2020;
     int shuffle = 1, shard_given = 0, c;
-    char msg[1024], settings[64];
+    char msg[TOOL_MSG], settings[64];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {

@@ -19,6 +19,7 @@
 #include "nn/nn.h"
 #include "util/par.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: kid [-v] [--json] [--subsets N] [--subset-size M] [--seed S] [-b N]\n"
@@ -52,13 +53,13 @@ static const char help[] =
 
 static void usage(int status, const char *problem)
 {
-    metrics_cli_usage(status, problem, usage_line, help);
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
 static void open_input(struct metrics_input *in, const char *path, const struct metrics_cli *o)
 {
-    char msg[1024];
+    char msg[TOOL_MSG];
     if (metrics_cli_open_input(in, path, o, "kid", msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (in->kind == METRICS_STATS)
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
     struct metrics_cli o;
     long subsets = 100, m = 0, seed = 2020;
     int save = 0, c;
-    char msg[1024];
+    char msg[TOOL_MSG];
 
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);
     while ((c = metrics_cli_getopt(&o, argc, argv, longopts, msg, sizeof msg)) != -1) {

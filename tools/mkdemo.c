@@ -11,6 +11,7 @@
 #include "util/opt.h"
 #include "util/rng.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <dirent.h>
 #include <err.h>
@@ -43,12 +44,9 @@ static const char help[] =
     "Example:\n"
     "  mkdemo -n 700 -o data/demo/images && imgresize -s 32 data/demo/images -o demo.npy\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -209,7 +207,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *dir = NULL;
     long n = 400, seed = 1;
-    char msg[256], *path, *tmp, *old, *parent, name[256];
+    char msg[TOOL_MSG], *path, *tmp, *old, *parent, name[256];
     int c;
     uint8_t *pix;
     struct opt op;
@@ -236,7 +234,7 @@ int main(int argc, char **argv)
     }
     if (dir == NULL)
         usage(2, "-o DIR is required");
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_exists(dir) && !util_is_dir(dir))
         errx(1, "%s: exists and is not a directory", dir);
     if (foreign_file(dir, name, sizeof name) == -1)

@@ -15,6 +15,7 @@
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] = "usage: npycat [-o OUT.npy] [-r A:B] FILE|- ...\n";
 
@@ -35,12 +36,9 @@ static const char help[] =
     "  npycat -o samples.npy shard-0.npy shard-1.npy shard-2.npy\n"
     "  npycat -r :16 samples.npy -o first16.npy\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -89,7 +87,7 @@ int main(int argc, char **argv)
     const char *out = "-";
     struct opt op;
     struct outfile of;
-    char msg[320], a[96], b[96];
+    char msg[TOOL_MSG], a[96], b[96];
     int c, stdin_used = 0;
 
     opt_init(&op, "o:r:h", lo);
@@ -109,7 +107,7 @@ int main(int argc, char **argv)
     }
     if (optind == argc)
         usage(2, "FILE is required");
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_binary_to_tty(out))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(out, msg, sizeof msg) == -1)
@@ -144,22 +142,18 @@ int main(int argc, char **argv)
     shape[0] = row_hi - row_lo;
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    if (npy_write_header(of.f, t[0].dtype, t[0].ndim, shape, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    }
     int64_t first = 0; /* row of the joined array where t[i] starts */
     for (int i = 0; i < n; i++) {
         int64_t rows = t[i].shape[0];
-        int64_t a = row_lo > first ? row_lo - first : 0;
-        int64_t b = row_hi - first < rows ? row_hi - first : rows;
-        if (b > a) {
+        int64_t r0 = row_lo > first ? row_lo - first : 0; /* its rows [r0, r1) are kept */
+        int64_t r1 = row_hi - first < rows ? row_hi - first : rows;
+        if (r1 > r0) {
             size_t row = npy_nbytes(&t[i]) / (size_t)rows;
-            size_t len = (size_t)(b - a) * row;
-            if (fwrite((const char *)t[i].data + (size_t)a * row, 1, len, of.f) != len) {
-                outfile_abort(&of);
+            size_t len = (size_t)(r1 - r0) * row;
+            if (fwrite((const char *)t[i].data + (size_t)r0 * row, 1, len, of.f) != len)
                 err(1, "%s", out);
-            }
         }
         first += rows;
         npy_free(&t[i]);

@@ -6,6 +6,7 @@
 #include "io/npy.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <getopt.h>
@@ -30,12 +31,9 @@ static const char help[] =
     "Example:\n"
     "  npyinfo data/flowers102-32-train.npy; n=$(npyinfo --shape x.npy | cut -d, -f1)\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -216,7 +214,7 @@ int main(int argc, char **argv)
     };
     int shape_only = 0, json = 0, c;
     struct opt op;
-    char msg[128];
+    char msg[TOOL_MSG];
     opt_init(&op, "sjh", opts);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         switch (c) {
@@ -228,6 +226,7 @@ int main(int argc, char **argv)
     }
     if (optind == argc)
         usage(2, "FILE is required");
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     for (int a = optind; a < argc; a++) {
         struct npy *arr;
         char **names;

@@ -5,6 +5,7 @@
 #include "util/opt.h"
 #include "pipeline/pipeline.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <errno.h>
@@ -18,50 +19,46 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: pipe run FILE [STAGE...] [-P name=value] [-n|--dry-run] [-f|--force] "
-               "[-j N] [-q] [-v]\n"
-               "       pipe status FILE [STAGE...] [-P name=value]\n"
-               "       pipe dag FILE [--dot]\n"
-               "       pipe time -o FILE CMD [ARG...]\n");
-    if (f == stdout)
-        fputs("\n"
-              "Runs the stages of a YAML pipeline (params, stages with cmd, deps, outs, foreach)\n"
-              "in dependency order, redoing only what changed since the run recorded in\n"
-              ".pipe/NAME.lock (hashes of each stage's command, params, deps and outs). Stages\n"
-              "run with /bin/sh -c in the current directory, this program's folder first on\n"
-              "PATH. A failed or interrupted stage's outs are deleted. See README.md.\n"
-              "\n"
-              "  run FILE [STAGE...]     run the stale stages (or those named, and what they\n"
-              "                          need); exit 1 at the first failing stage\n"
-              "  status FILE [STAGE...]  print 'NAME: why' for every stale stage\n"
-              "  dag FILE                print each stage and the stages it needs\n"
-              "  time -o FILE CMD...     run CMD and write its wall time in seconds to FILE\n"
-              "\n"
-              "  -P, --param NAME=VALUE  override a param for this run (repeatable)\n"
-              "  -n, --dry-run           print what would run and why; run nothing\n"
-              "  -f, --force             run the selected stages even when up to date\n"
-              "  -j, --jobs N            up to N independent stages at once (default 1),\n"
-              "                          each with the cores shared out: OMP_NUM_THREADS\n"
-              "                          = cores / N (at least 1) unless it is set\n"
-              "  -q, --quiet             say nothing about stages\n"
-              "  -v, --verbose           the commands too, and the skipped stages\n"
-              "  --dot                   dag: print Graphviz instead\n"
-              "  -o FILE                 time: where the seconds go\n"
-              "  -h, --help              this text\n"
-              "\n"
-              "Example:\n"
-              "  pipe run pipelines/demo.yaml -P vae_epochs=5 -j 2\n",
-              f);
-}
+static const char usage_line[] =
+    "usage: pipe run FILE [STAGE...] [-P name=value] [-n|--dry-run] [-f|--force] "
+    "[-j N] [-q] [-v]\n"
+    "       pipe status FILE [STAGE...] [-P name=value]\n"
+    "       pipe dag FILE [--dot]\n"
+    "       pipe time -o FILE CMD [ARG...]\n";
 
-static void bad_usage(const char *why)
+static const char help[] =
+    "\n"
+    "Runs the stages of a YAML pipeline (params, stages with cmd, deps, outs, foreach)\n"
+    "in dependency order, redoing only what changed since the run recorded in\n"
+    ".pipe/NAME.lock (hashes of each stage's command, params, deps and outs). Stages\n"
+    "run with /bin/sh -c in the current directory, this program's folder first on\n"
+    "PATH. A failed or interrupted stage's outs are deleted. See README.md.\n"
+    "\n"
+    "  run FILE [STAGE...]     run the stale stages (or those named, and what they\n"
+    "                          need); exit 1 at the first failing stage\n"
+    "  status FILE [STAGE...]  print 'NAME: why' for every stale stage\n"
+    "  dag FILE                print each stage and the stages it needs\n"
+    "  time -o FILE CMD...     run CMD and write its wall time in seconds to FILE\n"
+    "\n"
+    "  -P, --param NAME=VALUE  override a param for this run (repeatable)\n"
+    "  -n, --dry-run           print what would run and why; run nothing\n"
+    "  -f, --force             run the selected stages even when up to date\n"
+    "  -j, --jobs N            up to N independent stages at once (default 1),\n"
+    "                          each with the cores shared out: OMP_NUM_THREADS\n"
+    "                          = cores / N (at least 1) unless it is set\n"
+    "  -q, --quiet             say nothing about stages\n"
+    "  -v, --verbose           the commands too, and the skipped stages\n"
+    "  --dot                   dag: print Graphviz instead\n"
+    "  -o FILE                 time: where the seconds go\n"
+    "  -h, --help              this text\n"
+    "\n"
+    "Example:\n"
+    "  pipe run pipelines/demo.yaml -P vae_epochs=5 -j 2\n";
+
+static void usage(int status, const char *problem)
 {
-    if (why != NULL)
-        warnx("%s", why);
-    usage(stderr);
-    exit(2);
+    tool_usage(status, problem, usage_line, help);
+    exit(status);
 }
 
 /* this program's directory goes first on PATH, so stages find the other tools */
@@ -177,7 +174,7 @@ enum { PENDING, RUNNING, DONE, FAILED };
 
 static void load(struct pipeline *p, const char *file, struct opts *o, char **lockpath)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     if (pipeline_load(p, file, o->n_over, o->over, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     if (lockpath == NULL)
@@ -211,7 +208,7 @@ static int explain(struct pipeline *p, int i, const char *will_run, int force, c
 static int cmd_status(const char *file, struct opts *o, int dry)
 {
     struct pipeline p;
-    char *lockpath, msg[512], why[512], *sel, *will;
+    char *lockpath, msg[TOOL_MSG], why[TOOL_MSG], *sel, *will;
     int n_stale = 0;
     load(&p, file, o, &lockpath);
     sel = xmalloc(p.n_stages);
@@ -268,7 +265,7 @@ static int cmd_dag(const char *file, struct opts *o)
 /* a finished stage: record it in the lock, or remove its outs */
 static int finish(struct pipeline *p, int i, int status, const char *lockpath)
 {
-    char msg[512], why[600];
+    char msg[TOOL_MSG], why[TOOL_MSG + 128];
     int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (ok && pipeline_lock_update(p, i, msg, sizeof msg) == 0) {
         if (pipeline_lock_write(p, lockpath, msg, sizeof msg) == -1)
@@ -302,7 +299,7 @@ struct runner {
 static void launch_ready(struct runner *r)
 {
     struct pipeline *p = &r->p;
-    char msg[512], why[512];
+    char msg[TOOL_MSG], why[TOOL_MSG];
     for (int i = 0; i < p->n_stages && !r->failed && r->running < r->o->jobs; i++) {
         int k, rc;
         if (!r->sel[i] || r->state[i] != PENDING)
@@ -349,7 +346,7 @@ static void signal_running(struct runner *r, int sig)
 static int cmd_run(const char *file, struct opts *o)
 {
     struct runner r = {.o = o};
-    char msg[512];
+    char msg[TOOL_MSG];
     int forwarded = 0, status;
     int run_fd;
     if (o->dry)
@@ -421,7 +418,7 @@ static int cmd_time(int argc, char **argv)
 {
     const char *out = NULL;
     struct outfile of;
-    char msg[256];
+    char msg[TOOL_MSG];
     int c, status;
     double t0;
     pid_t pid;
@@ -432,14 +429,13 @@ static int cmd_time(int argc, char **argv)
     while ((c = opt_next(&op, argc, argv)) != -1) {
         if (c == 'o')
             out = optarg;
-        else if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        } else
-            bad_usage(NULL);
+        else if (c == 'h')
+            usage(0, NULL);
+        else
+            usage(2, NULL);
     }
     if (out == NULL || optind >= argc)
-        bad_usage("time: want -o FILE and a command");
+        usage(2, "time: want -o FILE and a command");
     if (util_check_output(out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     t0 = util_now();
@@ -481,18 +477,18 @@ int main(int argc, char **argv)
     struct opt op;
     o.jobs = 1;
     if (argc < 2)
-        bad_usage("a subcommand is required: run, status, dag or time");
+        usage(2, "a subcommand is required: run, status, dag or time");
     sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)
+        usage(0, NULL);
+    /* its own signals: it passes them on to the stages it runs */
+    tool_init(&argc, &argv, &(struct tool){.own_signals = 1}, NULL, 0);
     if (strcmp(sub, "time") == 0)
         return cmd_time(argc - 1, argv + 1);
     if (strcmp(sub, "run") != 0 && strcmp(sub, "status") != 0 && strcmp(sub, "dag") != 0) {
-        char m[160];
-        snprintf(m, sizeof m, "unknown subcommand '%.80s' (want run, status, dag or time)", sub);
-        bad_usage(m);
+        char msg[TOOL_MSG];
+        snprintf(msg, sizeof msg, "unknown subcommand '%.80s' (want run, status, dag or time)", sub);
+        usage(2, msg);
     }
     o.over = xcalloc(argc, sizeof *o.over);
     o.targets = xcalloc(argc, sizeof *o.targets);
@@ -509,24 +505,20 @@ int main(int argc, char **argv)
         case 'P': o.over[o.n_over++] = optarg; break;
         case 'j':
             if (opt_long(&op, 1, 64, &j) == -1)
-                bad_usage(op.msg);
+                usage(2, op.msg);
             o.jobs = (int)j;
             break;
-        case 'h':
-            usage(stdout);
-            free(o.over);
-            free(o.targets);
-            return 0;
-        default: bad_usage(NULL);
+        case 'h': usage(0, NULL); break;
+        default: usage(2, NULL);
         }
     }
     if (optind + 1 >= argc)
-        bad_usage("FILE is required");
+        usage(2, "FILE is required");
     file = argv[optind + 1];
     for (int i = optind + 2; i < argc; i++)
         o.targets[o.n_targets++] = argv[i];
     if (strcmp(sub, "dag") == 0 && o.n_targets > 0)
-        bad_usage("dag takes no stage names");
+        usage(2, "dag takes no stage names");
     path_add_self();
     if (strcmp(sub, "run") == 0) {
         share_cores(o.jobs);

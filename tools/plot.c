@@ -5,6 +5,7 @@
 #include "io/img.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <getopt.h>
@@ -38,12 +39,9 @@ static const char help[] =
     "Example:\n"
     "  plot runs/vae.csv --x step --y loss,val_loss --logy -o loss.png\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -198,7 +196,7 @@ static void read_csv(const char *path, struct table *t)
 {
     unsigned char *buf;
     size_t len;
-    char msg[256], *line, *next;
+    char msg[TOOL_MSG], *line, *next;
     int cap = 0;
     memset(t, 0, sizeof *t);
     if (util_read_file(path, &buf, &len, msg, sizeof msg) == -1)
@@ -277,7 +275,7 @@ int main(int argc, char **argv)
                              {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
                              {188, 189, 34}, {23, 190, 207}};
     const char *xname = NULL, *out = NULL, *title = NULL, *path;
-    char *ycols = NULL, *ynames[MAX_SERIES], msg[256], buf[64];
+    char *ycols = NULL, *ynames[MAX_SERIES], msg[TOOL_MSG], buf[64];
     int c, logy = 0, ny = 0, xc, yc[MAX_SERIES];
     long W = 640, H = 400;
     struct table t;
@@ -323,7 +321,7 @@ int main(int argc, char **argv)
     }
     if (ny == 0)
         usage(2, "--y: no column named");
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (util_check_output(out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     read_csv(path, &t);
@@ -432,10 +430,8 @@ int main(int argc, char **argv)
     }
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    if (img_png_write(of.f, cv.rgb, cv.w, cv.h, 3, msg, sizeof msg) == -1) {
-        outfile_abort(&of);
+    if (img_png_write(of.f, cv.rgb, cv.w, cv.h, 3, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
-    }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     free(cv.rgb);

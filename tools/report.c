@@ -13,6 +13,7 @@
 #include "io/json.h"
 #include "util/opt.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 #include <err.h>
 #include <getopt.h>
@@ -69,12 +70,9 @@ static const char help[] =
     "  report --model VAE fid=fid.json,is=is.json,kid=kid.json,prc=prc.json,grid=vae.png \\\n"
     "      --model 'VAE (study)' fid=318.14,is=2.36,n=100 --figure 'Loss=loss.png' -o report.md\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -93,7 +91,7 @@ static struct json *load_json(const char *path)
 {
     unsigned char *buf;
     size_t len;
-    char msg[256];
+    char msg[TOOL_MSG];
     struct json *j;
     if (util_read_file(path, &buf, &len, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
@@ -149,7 +147,7 @@ static void parse_spec(struct model *m, char *spec)
         } else if (strcmp(key, "time") == 0) {
             unsigned char *buf;
             size_t len;
-            char msg[256], *end;
+            char msg[TOOL_MSG], *end;
             if (is_number(val, &d)) {
                 m->v[SECONDS] = d;
                 continue;
@@ -238,7 +236,7 @@ int main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct model models[MAX_MODELS];
-    char *figs[MAX_FIGS], *flinks[MAX_FIGS], *notes[MAX_FIGS], msg[256], *dir, *slash;
+    char *figs[MAX_FIGS], *flinks[MAX_FIGS], *notes[MAX_FIGS], msg[TOOL_MSG], *dir, *slash;
     const char *title = "Results", *out = "-";
     int c, nm = 0, nf = 0, nn = 0, any_grid = 0, any_fdd = 0;
     struct outfile of;
@@ -304,7 +302,7 @@ int main(int argc, char **argv)
         *eq = '\0';
         flinks[i] = rel_link(dir, eq + 1);
     }
-    util_cleanup_signals();
+    tool_init(&argc, &argv, &(struct tool){0}, msg, sizeof msg);
     if (outfile_open(&of, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);
     f = of.f;

@@ -30,6 +30,7 @@
 #include "util/par.h"
 #include "util/shard.h"
 #include "util/util.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: score [-v] [--json] [--fid] [--is] [--kid] [--prc] [--dc] [--sfid]\n"
@@ -114,7 +115,7 @@ struct opts {
 
 static void usage(int status, const char *problem)
 {
-    metrics_cli_usage(status, problem, usage_line, help);
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -128,7 +129,7 @@ struct side {
 
 static void open_side(struct side *s, const char *path, const struct metrics_cli *o)
 {
-    char msg[1024];
+    char msg[TOOL_MSG];
     memset(s, 0, sizeof *s);
     s->path = path;
     if (metrics_cli_open_input(&s->in, path, o, "score", msg, sizeof msg) == -1 ||
@@ -140,7 +141,7 @@ static void open_side(struct side *s, const char *path, const struct metrics_cli
 static void side_moments(const struct side *s, struct metrics_stats *st, double **mu,
                          double **sigma)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     *mu = xmalloc((size_t)st->d * sizeof(double));
     *sigma = xmalloc((size_t)st->d * st->d * sizeof(double));
     if (metrics_stats_get(st, *mu, *sigma, msg, sizeof msg) == -1)
@@ -150,7 +151,7 @@ static void side_moments(const struct side *s, struct metrics_stats *st, double 
 /* the Frechet distance of two (mu, sigma), as fid prints it; frees them */
 static double frechet(double **mu, double **sg, int d)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     double fd;
     if (metrics_frechet(&fd, mu[0], sg[0], mu[1], sg[1], d, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
@@ -196,7 +197,7 @@ static double score_fid(struct side *g, struct side *r)
 static void score_is(double *v, const struct side *g, const struct inception *net, long splits,
                      long seed)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     float *logits = xmalloc((size_t)g->sk.n * INCEPTION_CLASSES * sizeof(float));
     metrics_cli_logits(logits, g->sk.rows, g->sk.n, net->fc_w); /* as is-score's */
     if (metrics_inception_score(&v[0], &v[1], logits, g->sk.n, INCEPTION_CLASSES, (int)splits,
@@ -208,7 +209,7 @@ static void score_is(double *v, const struct side *g, const struct inception *ne
 static void score_kid(double *v, const struct side *g, const struct side *r,
                       const struct opts *p)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     int64_t nmin = g->sk.n < r->sk.n ? g->sk.n : r->sk.n;
     long m = p->kid_m;
     if (nmin < 2)
@@ -230,7 +231,7 @@ static void score_kid(double *v, const struct side *g, const struct side *r,
 static void score_prdc(struct prdc_result *res, const struct side *g, const struct side *r,
                        int k_pr, int k_dc)
 {
-    char msg[512];
+    char msg[TOOL_MSG];
     if (prdc_compute(res, r->sk.rows, r->sk.n, g->sk.rows, g->sk.n, g->sk.d, k_pr, k_dc, msg,
                      sizeof msg) == -1) {
         const char *rest = msg;
@@ -288,7 +289,7 @@ static int is_dinov2_cache(const struct side *s)
 /* a feature cache (s) against the DINOv2 network's width dim: one line naming it */
 static void check_dinov2_cache(const struct side *s, int dim)
 {
-    char msg[256];
+    char msg[TOOL_MSG];
     if (metrics_dinov2_check_cache(&s->in, dim, msg, sizeof msg) == -1)
         errx(1, "%s: %s", s->path, msg);
 }
@@ -395,7 +396,7 @@ static double fd_dinov2_caches(struct side *g, struct side *r)
 static double score_fd_dinov2(struct side *g, struct side *r, const struct opts *p,
                               const char *argv0, const struct metrics_cli *o, int *synthetic)
 {
-    char msg[1024], used[4096];
+    char msg[TOOL_MSG], used[4096];
     struct dinov2 net;
     if (g->in.kind == METRICS_FEATURES && r->in.kind == METRICS_FEATURES)
         return fd_dinov2_caches(g, r); /* no weights needed, not even with -if-weights */
@@ -450,7 +451,7 @@ static double score_fd_dinov2(struct side *g, struct side *r, const struct opts 
 static void gather(struct side *s, int d, int sfid, const struct inception *net,
                    const struct metrics_cli *o)
 {
-    char msg[1024];
+    char msg[TOOL_MSG];
     s->sk.d = d;
     if (sfid) {
         metrics_stats_init(&s->sst, INCEPTION_SPATIAL_DIMS);
@@ -486,7 +487,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    char msg[1024];
+    char msg[TOOL_MSG];
     int c;
     while ((c = metrics_cli_getopt(o, argc, argv, longopts, msg, sizeof msg)) != -1) {
         int rc = 0;
@@ -552,7 +553,7 @@ static void parse(int argc, char **argv, struct metrics_cli *o, struct opts *p, 
 static int save_dinov2(const char *a, const char *out, const struct opts *p,
                        const char *argv0, const struct metrics_cli *o)
 {
-    char msg[1024], used[4096];
+    char msg[TOOL_MSG], used[4096];
     struct side s;
     struct dinov2 net;
     int64_t lo, hi;
@@ -590,7 +591,7 @@ int main(int argc, char **argv)
     struct metrics_cli o;
     struct opts p = {100, 0, 10, 3, 5, 2020, NULL, 0, 0, 0};
     int want = 0;
-    char msg[1024];
+    char msg[TOOL_MSG];
 
     /* one network pass for every score: torch-fidelity's resize, as its fidelity command */
     metrics_cli_init(&o, INCEPTION_RESIZE_TORCH_FIDELITY);

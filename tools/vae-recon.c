@@ -17,6 +17,7 @@
 #include "util/util.h"
 #include "models/vae.h"
 #include "models/vae_cli.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: vae-recon --model VAE.safetensors --data X.npy [-o OUT.npy] [--sample]\n"
@@ -44,12 +45,9 @@ static const char help[] =
     "Example:\n"
     "  vae-recon --model runs/vae.safetensors --data val.npy --pairs | imgrid -c 8 - -o r.png\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -67,7 +65,7 @@ int main(int argc, char **argv)
     struct rng r;
     struct npy t;
     struct outfile of;
-    char msg[256];
+    char msg[TOOL_MSG];
 
     struct opt op;
 
@@ -94,9 +92,8 @@ int main(int argc, char **argv)
         usage(2, "--model VAE.safetensors is required");
     if (data == NULL)
         usage(2, "--data X.npy is required");
-    nn_blas_setup(argv, o.verbose);
-    nn_set_threads((int)o.threads);
-    util_cleanup_signals();
+    tool_init_blas(&argc, &argv, &(struct tool){.verbose = o.verbose, .threads = o.threads}, msg,
+                   sizeof msg);
     if (util_binary_to_tty(o.out))
         errx(1, UTIL_TTY_MSG);
     if (util_check_output(o.out, msg, sizeof msg) == -1)
@@ -128,10 +125,8 @@ int main(int argc, char **argv)
                 ok = fwrite(src + (size_t)(i + k) * VAE_D, VAE_D, 1, of.f) == 1;
             ok = ok && fwrite(img + (size_t)k * VAE_D, VAE_D, 1, of.f) == 1;
         }
-        if (!ok) {
-            outfile_abort(&of);
+        if (!ok)
             err(1, "%s", o.out);
-        }
     }
     if (outfile_commit(&of, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);

@@ -18,6 +18,7 @@
 #include "util/util.h"
 #include "models/vae.h"
 #include "models/vae_cli.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: vae-sample --model VAE.safetensors [-n 100] [--seed 0] [-o OUT.npy]\n"
@@ -48,12 +49,9 @@ static const char help[] =
     "Example:\n"
     "  vae-sample --model runs/vae.safetensors -n 100 | imgrid - -o samples.png\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -70,7 +68,7 @@ int main(int argc, char **argv)
     struct rng r;
     struct outfile of;
     struct par_out pof = {0};
-    char msg[160];
+    char msg[TOOL_MSG];
     int c, shard = 0, n_shards = 1;
     long from, to;
     struct opt op;
@@ -97,11 +95,10 @@ int main(int argc, char **argv)
     }
     if (o.model == NULL)
         usage(2, "--model VAE.safetensors is required");
-    nn_blas_setup(argv, o.verbose);
-    if (par_init(&argc, &argv, msg, sizeof msg) == -1) /* after the re-exec of nn_blas_setup */
+    if (tool_init_blas(&argc, &argv,
+                       &(struct tool){.mpi = 1, .verbose = o.verbose, .threads = o.threads},
+                       msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    nn_set_threads((int)o.threads);
-    util_cleanup_signals();
     if (par_check_output(o.out) == -1)
         errx(1, PAR_STDOUT_MSG);
     if (util_binary_to_tty(o.out))
@@ -130,10 +127,8 @@ int main(int argc, char **argv)
         int b = (int)(to - i < o.batch ? to - i : o.batch);
         rng_normal_fill(&r, z, (size_t)b * m.latent);
         nn_image_from_nchw(img, vae_decode(&m, z, b, (int)i), b, 3, 32, 32);
-        if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b) {
-            outfile_abort(&of);
+        if (fwrite(img, VAE_D, (size_t)b, of.f) != (size_t)b)
             err(1, "%s", o.out);
-        }
     }
     if (par_outfile_commit(&of, &pof, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.out, msg);

@@ -35,6 +35,7 @@
 #include "util/util.h"
 #include "models/vae.h"
 #include "models/vae_cli.h"
+#include "nn/tool.h"
 
 static const char usage_line[] =
     "usage: vae-train --data TRAIN.npy -o VAE.safetensors [--val VAL.npy] [--epochs 10]\n"
@@ -85,12 +86,9 @@ static const char help[] =
     "  vae-train --data data/flowers102-32-train.npy --val data/flowers102-32-val.npy \\\n"
     "      -o runs/vae.safetensors --epochs 100 --log runs/vae.csv\n";
 
-/* status 0: the help on stdout; else problem (if any) and the usage line on stderr */
 static void usage(int status, const char *problem)
 {
-    if (problem != NULL)
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
+    tool_usage(status, problem, usage_line, help);
     exit(status);
 }
 
@@ -114,7 +112,7 @@ struct run {
 
 static void load_images(const char *path, struct npy *t)
 {
-    char msg[256];
+    char msg[TOOL_MSG];
     if (vae_load_images(path, t, msg, sizeof msg) == -1)
         errx(1, "%s: %s", path, msg);
     if (t->shape[0] > INT32_MAX)
@@ -149,7 +147,7 @@ static double val_loss(struct run *r, int B)
 
 static void save(struct run *r, const struct opts *o)
 {
-    char msg[160], step[32], epoch[32], batch[32], lr[32], seed[32], rng[128], secs[32];
+    char msg[TOOL_MSG], step[32], epoch[32], batch[32], lr[32], seed[32], rng[128], secs[32];
     char nimg[32], hash[32], thr[32], latent[32], beta[32];
     const char *mk[] = {"step", "epoch", "batch_size", "lr", "seed"};
     const char *mv[] = {step, epoch, batch, lr, seed};
@@ -214,7 +212,7 @@ static long meta_step(const struct st_file *f, const char *path)
 static void resume(struct run *r, struct opts *o, const char *from)
 {
     struct st_file f;
-    char msg[160], hash[32], sp[4096];
+    char msg[TOOL_MSG], hash[32], sp[4096];
     long step = -1, batch, seed, n, latent;
     double lr, beta;
     int have_model = util_exists(from);
@@ -357,13 +355,12 @@ int main(int argc, char **argv)
     int64_t *perm;
     long total, perm_epoch = -1, done = 0;
     double t0;
-    char msg[160];
+    char msg[TOOL_MSG];
 
     parse(argc, argv, &o);
-    nn_blas_setup(argv, o.verbose);
+    tool_init_blas(&argc, &argv, &(struct tool){.verbose = o.verbose, .threads = o.threads}, msg,
+                   sizeof msg);
     from = resume_source(&o);
-    nn_set_threads((int)o.threads);
-    util_cleanup_signals();
     if (trainer_state_path(r.state_path, sizeof r.state_path, o.out) == -1)
         errx(1, "%s: path too long", o.out);
     /* fail now, not after the training, when a checkpoint cannot be written */

@@ -6,6 +6,7 @@
 
 #include "eval/metrics_cli.h"
 #include "nn/nn.h"
+#include "nn/tool.h"
 #include "io/npy.h"
 #include "util/par.h"
 #include "util/shard.h"
@@ -104,14 +105,6 @@ int metrics_cli_open_input(struct metrics_input *in, const char *path,
     return rc;
 }
 
-void metrics_cli_usage(int status, const char *problem, const char *usage_line,
-                       const char *help)
-{
-    if (problem != NULL && problem[0] != '\0')
-        warnx("%s", problem);
-    fprintf(status == 0 ? stdout : stderr, "%s%s", usage_line, status == 0 ? help : "");
-}
-
 int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
                        const struct option *longopts, char *msg, size_t msglen)
 {
@@ -131,12 +124,10 @@ int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
 int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,
                           size_t msglen)
 {
-    nn_blas_setup(*argv, o->verbose);
-    /* after the re-exec of nn_blas_setup; ranks > 0 wait here for rank 0's checks */
-    if (par_init(argc, argv, msg, msglen) == -1)
+    const struct tool t = {.mpi = 1, .verbose = o->verbose, .threads = o->threads};
+    /* ranks > 0 wait in here for rank 0's checks */
+    if (tool_init_blas(argc, argv, &t, msg, msglen) == -1)
         return -1;
-    nn_set_threads(o->threads);
-    util_cleanup_signals();
     o->verbose = o->verbose && par_rank() == 0;
     if (o->ignored && par_rank() == 0)
         warnx("note: --device and --num-workers are ignored: this runs on the CPU with "

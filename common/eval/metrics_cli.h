@@ -79,11 +79,6 @@ void metrics_cli_init(struct metrics_cli *o, enum inception_resize mode);
 /* getopt_long's c and optarg: 1 if c is one of the shared options (applied), 0 if it is not,
    -1 if the value is bad (msg: "--batch-size: bad value: x (want ...)") */
 int metrics_cli_opt(struct metrics_cli *o, int c, const char *arg, char *msg, size_t msglen);
-/* The tool's usage(status) text; the tool exits with status after it. Status 0 (--help):
-   usage_line and help on stdout. Otherwise on stderr "tool: problem" (unless problem is NULL
-   or "") and usage_line. */
-void metrics_cli_usage(int status, const char *problem, const char *usage_line,
-                       const char *help);
 /* opt_next(argc, argv, "vhb:t:", longopts) applying the shared options to o: returns the
    next other option ('h', the tool's own, '?' for an unknown one or a missing value), -1 at
    the end. A bad
@@ -91,9 +86,9 @@ void metrics_cli_usage(int status, const char *problem, const char *usage_line,
    ...)"; otherwise msg is "" (getopt_long has printed its own message). */
 int metrics_cli_getopt(struct metrics_cli *o, int argc, char **argv,
                        const struct option *longopts, char *msg, size_t msglen);
-/* After the options: nn_blas_setup (which may re-execute the tool), par_init (without
-   mpirun nothing; under it ranks > 0 wait for rank 0's par_go), the threads, the signal
-   handlers that remove temporary files, and on rank 0 only -v and the note on stderr that
+/* After the options: tool_init_blas (nn/tool.h: the kernel check, which may re-execute the
+   tool, par_init (without mpirun nothing; under it ranks > 0 wait for rank 0's par_go), the
+   threads, the removal of temporary files at a signal or exit), and on rank 0 only -v and the note on stderr that
    --device and --num-workers are ignored when they were given. -1 with msg when MPI does
    not start. */
 int metrics_cli_start_par(struct metrics_cli *o, int *argc, char ***argv, char *msg,

@@ -32,7 +32,8 @@ int util_parse_size(const char *s, int *w, int *h);
 
 /* Atomic output. outfile_open("-") writes to stdout; any other path writes to a temporary
    file path.XXXXXX in the same directory that outfile_commit renames into place, and
-   outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals) deletes.
+   outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals, or the
+   exit of a tool that called tool_init, nn/tool.h) deletes.
    A path that is a device or a pipe (/dev/null) is written in place (tmp NULL).
    A killed or failed run never leaves a half-written file under the real name. Messages do
    not name the path (the caller does): "No such file or directory", "write error: ...". */

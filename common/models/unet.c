@@ -14,6 +14,7 @@
 
 #include "models/unet_prof.h"
 #include "nn/nn.h"
+#include "nn/nn_wino.h"
 #include "util/util.h"
 
 /* ---- forward ---- */
@@ -70,6 +71,31 @@ static void wino_alloc(struct unet *u)
     u->wino_tmp = xmalloc_big((most ? most : 1) * sizeof(float));
 }
 
+/* nn_wino4_forward's phase times, asked for only while profiling: times (zeroed) or NULL */
+static struct nn_wino4_times *wino_times(struct nn_wino4_times *t)
+{
+    memset(t, 0, sizeof *t);
+#ifndef UNET_NO_PROF
+    if (unet_prof_enabled)
+        return t;
+#endif
+    return NULL;
+}
+
+/* ... and into unet_prof's table */
+static void wino_prof(const struct nn_wino4_times *t)
+{
+#ifndef UNET_NO_PROF
+    if (unet_prof_enabled) {
+        unet_prof_sec[UNET_PROF_WINO_IN] += t->in_sec;
+        unet_prof_sec[UNET_PROF_WINO_GEMM] += t->gemm_sec;
+        unet_prof_flop[UNET_PROF_WINO_GEMM] += t->gemm_flop;
+        unet_prof_sec[UNET_PROF_WINO_OUT] += t->out_sec;
+    }
+#endif
+    (void)t;
+}
+
 /* unet_alloc_infer's conv: the cached transform or one made now into wino_tmp, and the
    batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
    GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
@@ -77,16 +103,17 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
                         const float *b, int e, int B, int C, int H, int W, int OC)
 {
     const float *U;
-    int ipc = unet_wino_chunk_images(H, W);
-    assert(unet_wino_scratch(1, C, H, W, OC) <= u->n_scratch);
+    struct nn_wino4_times tm;
+    int ipc = nn_wino4_chunk_images(H, W);
+    assert(nn_wino4_scratch(1, C, H, W, OC) <= u->n_scratch);
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
     if (u->wino_off[e] == UNET_WINO_NONE) {
-        unet_wino_weights(u->wino_tmp, w, C, OC);
+        nn_wino4_weights(u->wino_tmp, w, C, OC);
         U = u->wino_tmp;
     } else {
         float *Uc = u->wino + u->wino_off[e];
         if (!u->wino_ok[e]) {
-            unet_wino_weights(Uc, w, C, OC);
+            nn_wino4_weights(Uc, w, C, OC);
             u->wino_ok[e] = 1;
         }
         U = Uc;
@@ -95,8 +122,9 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc - (u->first + n0) % ipc;
         n1 = n1 < B ? n1 : B;
-        unet_wino_conv3(out + (size_t)n0 * OC * H * W, u->scratch, in + (size_t)n0 * C * H * W,
-                        U, b, n1 - n0, u->first + n0, C, H, W, OC);
+        nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->scratch, in + (size_t)n0 * C * H * W,
+                         U, b, n1 - n0, u->first + n0, C, H, W, OC, wino_times(&tm));
+        wino_prof(&tm);
         n0 = n1;
     }
 }
@@ -105,35 +133,38 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
                   int B, int C, int H, int W, int OC)
 {
     int e = entry_of(u, w);
+    struct nn_wino4_times tm;
     UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
     if (u->infer) {
         conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
         return;
     }
-    assert(unet_wino_scratch(B, C, H, W, OC) <= u->n_scratch);
+    assert(nn_wino4_scratch(B, C, H, W, OC) <= u->n_scratch);
     if (u->wino_tmp == NULL)
         wino_alloc(u);
     float *U = u->wino_tmp;
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
-    unet_wino_weights(U, w, C, OC);
+    nn_wino4_weights(U, w, C, OC);
     UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
-    size_t nv = unet_wino_tiles(B, C, H, W);
-    if (u->keep_v && unet_wino_unpadded(B, u->first, H, W)) {
+    size_t nv = nn_wino4_tiles(B, C, H, W);
+    if (u->keep_v && nn_wino4_unpadded(B, u->first, H, W)) {
         if (u->wino_v_cap[e] < nv) { /* the first training step only */
             free(u->wino_v[e]);
             u->wino_v[e] = xmalloc_big(nv * sizeof(float));
             u->wino_v_cap[e] = nv;
         }
-        unet_wino_conv3_keep(out, u->scratch, u->wino_v[e], in, U, b, B, C, H,
-                             W, OC);
+        nn_wino4_forward_keep(out, u->scratch, u->wino_v[e], in, U, b, B, C, H, W, OC,
+                              wino_times(&tm));
+        wino_prof(&tm);
         u->wino_v_batch[e] = B;
         return;
     }
     if (u->keep_v)
         u->wino_v_batch[e] = 0;
-    unet_wino_conv3(out, u->scratch, in, U, b, B, u->first, C, H, W, OC);
+    nn_wino4_forward(out, u->scratch, in, U, b, B, u->first, C, H, W, OC, wino_times(&tm));
+    wino_prof(&tm);
 }
 
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)

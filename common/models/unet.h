@@ -12,7 +12,8 @@
    unet_backward runs over the same storage. A parameter's gradient lives at the same offset
    in a grads block as the parameter in u->params.
 
-   Speed: 3x3 stride-1 convolutions run as Winograd F(4x4, 3x3) (unet_conv.c). The training
+   Speed: 3x3 stride-1 convolutions run as the core's Winograd F(4x4, 3x3) (nn/nn_wino4.h),
+   composed in unet.c (forward) and unet_grad_conv.c (backward). The training
    layout transforms a conv's weights when it runs, into one buffer (the weights change every
    step); the inference layout caches what its memory budget allows (unet_alloc_infer; call
    unet_weights_changed after writing u->params). GroupNorm+SiLU are fused. An image's output
@@ -191,7 +192,7 @@ void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
    first: the index of x's first image in the whole run (0 for training); an image's GEMM
    columns are placed by its index, so its result is the same bits whatever batch it is run in
-   and whatever the thread count (see unet_conv.c). Calls unet_alloc_acts when B > max_batch,
+   and whatever the thread count (see nn/nn_wino4.c). Calls unet_alloc_acts when B > max_batch,
    except after unet_alloc_infer. */
 void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
 
@@ -211,30 +212,6 @@ int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen);
    is written by sched_config_save. */
 int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msglen);
 
-/* Conv2d(C, OC, 3, stride 1, padding 1) by Winograd F(4x4, 3x3) (unet_conv.c):
-   in (N,C,H,W), U (36,OC,C) the transformed weights of w (OC,C,3,3) (unet_wino_weights),
-   b (OC) or NULL -> out (N,OC,H,W); scratch of unet_wino_scratch floats. first: the index
-   of in's first image in the whole run, which places its tiles in the GEMMs; a tile's result
-   depends neither on N, nor on first beyond that place, nor on the thread count. */
-size_t unet_wino_scratch(int N, int C, int H, int W, int OC);
-/* Images in one GEMM chunk on an H x W map: a batch cut where (first + n) is a multiple of
-   this runs as the same GEMMs, chunk by chunk (unet_wino_scratch(1, ...) holds one chunk). */
-int unet_wino_chunk_images(int H, int W);
-void unet_wino_weights(float *U, const float *w, int C, int OC);
-void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
-                     const float *b, int N, int first, int C, int H, int W, int OC);
-/* The same (first 0) with the transformed input tiles V (36,C,T) written to v
-   (unet_wino_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part. */
-size_t unet_wino_tiles(int N, int C, int H, int W);
-void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
-                          const float *U, const float *b, int N, int C, int H, int W, int OC);
-/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
-   c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
-   zeroed. The forward's T is padded to whole GEMM chunks; unet_wino_unpadded is 1 when it is
-   not (c0 = 0, T = N * tiles per image), the layout the weight gradient reads. */
-void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
-                           int W);
-int unet_wino_unpadded(int N, int first, int H, int W);
 /* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
    forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
    forward made them for batch B with T = B * tiles per image (no padding), else NULL. */

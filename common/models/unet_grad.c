@@ -13,6 +13,7 @@
 #include "models/unet_grad_conv.h"
 #include "nn/nn.h"
 #include "nn/nn_math.h"
+#include "nn/nn_wino.h"
 #include "util/util.h"
 
 #define GP(p) ((p) != NULL ? grads + ((p) - u->params) : NULL)
@@ -45,8 +46,8 @@ static void conv_sizes(struct gsize *z, int B, int C, int H, int W, int OC)
     struct nn_conv g;
     nn_conv_init_ex(&g, B, C, H, W, OC, 3, 3, 1, 1, 1, 1, 1, 1);
     upd(&z->wt, (size_t)9 * C * OC);
-    upd(&z->wscr, unet_wino_scratch(B, OC, H, W, C));
-    upd(&z->wscr, unet_conv3_grad_scratch(B, C, H, W, OC));
+    upd(&z->wscr, nn_wino4_dx_scratch(B, C, H, W, OC));
+    upd(&z->wscr, nn_wino4_dw_scratch(B, C, H, W, OC));
     upd(&z->wscr, nn_conv_scratch(&g));
 }
 

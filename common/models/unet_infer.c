@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_wino.h"
 #include "util/util.h"
 
 /* Each slab is reused by layer after layer: which one a buffer goes to follows its lifetime
@@ -239,7 +240,7 @@ static void wino_infer(struct unet *u, size_t mem_bytes)
     for (int i = 0; i < n; i++) {
         size_t f = 36 * (size_t)v[i].C * v[i].OC;
         most = f > most ? f : most;
-        f = unet_wino_scratch(1, v[i].C, v[i].H, v[i].W, v[i].OC);
+        f = nn_wino4_scratch(1, v[i].C, v[i].H, v[i].W, v[i].OC);
         scr = f > scr ? f : scr;
     }
     for (int i = 0; i < u->cfg.n_levels - 1; i++) { /* conv3s2's per-thread im2col slices */

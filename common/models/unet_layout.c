@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_wino.h"
 #include "util/util.h"
 
 /* ---- parameter layout ----
@@ -420,7 +421,7 @@ static size_t conv_scratch(int B, int C, int H, int W, int OC, int S, int pt, in
 {
     int OH = (H + pt + pb - 3) / S + 1, OW = (W + pl + pr - 3) / S + 1;
     if (S == 1)
-        return unet_wino_scratch(B, C, H, W, OC);
+        return nn_wino4_scratch(B, C, H, W, OC);
     return (size_t)nn_get_threads() * C * 9 * OH * OW; /* conv3s2's im2col slices */
 }
 

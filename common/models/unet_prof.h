@@ -1,7 +1,8 @@
 /* Where the UNet forward's time goes (bench_unet -v): wall time per kind of operation,
    accumulated in a static table while unet_prof_enabled is set. The calls sit at layer
-   granularity in unet.c and unet_conv.c, between OpenMP parallel regions, never in a per-element
-   loop: with the flag clear each pair costs one predictable branch, so normal runs are
+   granularity in unet.c (the Winograd phases as nn_wino4_forward reports them in its
+   struct nn_wino4_times), between OpenMP parallel regions, never in a per-element loop:
+   with the flag clear each pair costs one predictable branch, so normal runs are
    unaffected, and the timers only read the clock (outputs are the same bits either way).
    Build with -DUNET_NO_PROF to compile them out.
 

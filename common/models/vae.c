@@ -10,13 +10,14 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_conv_cnhw.h"
+#include "nn/nn_math.h"
 #include "io/npy.h"
 #include "nn/optim.h"
 #include "util/rng.h"
 #include "io/st.h"
 #include "util/util.h"
 #include "models/vae.h"
-#include "models/vae_conv.h"
 
 enum {
     E0W, E0B, E2W, E2B, E4W, E4B, MUW, MUB, LVW, LVB,
@@ -142,8 +143,8 @@ void vae_batch_alloc(struct vae *m, int max_batch)
     }
     m->max_batch = max_batch;
     m->n_chunks = n_chunks;
-    /* a group's column block is at most VAE_COLMAX floats, or one image's (32*1024) */
-    m->scratch_len = VAE_COLMAX > 32 * 1024 ? VAE_COLMAX : 32 * 1024;
+    /* a group's column block is at most NN_CNHW_COLMAX floats, or one image's (32*1024) */
+    m->scratch_len = NN_CNHW_COLMAX > 32 * 1024 ? NN_CNHW_COLMAX : 32 * 1024;
     m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
     m->thr = xcalloc(m->thr_stride * (size_t)m->n_chunks, sizeof(float));
 }
@@ -164,16 +165,16 @@ static void decode_chunk(struct vae *m, float *col, int o, int n)
     float *d2 = AT(m->d2, 8192), *xhc = AT(m->xhc, VAE_D), *xhat = AT(m->xhat, VAE_D);
 
     nn_linear_forward(d0, AT(m->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
-    vae_to_cnhw(d0c, d0, n, 32, 16);                   /* Unflatten(1, (32, 4, 4)) */
-    vae_convt_forward(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
-    vae_bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
-    vae_convt_forward(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
-    vae_bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
-    vae_convt_forward(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
-    vae_bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
-    vae_from_cnhw(xhat, xhc, n, 3, 1024);
+    nn_cnhw_from_nchw(d0c, d0, n, 32, 16);                   /* Unflatten(1, (32, 4, 4)) */
+    nn_convt4s2_cnhw_forward(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
+    nn_cnhw_bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
+    nn_convt4s2_cnhw_forward(d2, col, d1, m->p[D4W], 32, 32, n, 8, 8);
+    nn_cnhw_bias_act(d2, m->p[D4B], 32, (size_t)n * 256, 1);
+    nn_convt4s2_cnhw_forward(xhc, col, d2, m->p[D6W], 32, 3, n, 16, 16);
+    nn_cnhw_bias_act(xhc, m->p[D6B], 3, (size_t)n * 1024, 0);
+    nn_cnhw_to_nchw(xhat, xhc, n, 3, 1024);
     for (size_t i = 0; i < (size_t)n * VAE_D; i++)
-        xhat[i] = vae_tanh(xhat[i]);
+        xhat[i] = nn_tanhf_rational(xhat[i]);
 }
 
 static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
@@ -183,14 +184,14 @@ static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
     float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
     float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
 
-    vae_to_cnhw(xc, AT(m->xin, VAE_D), n, 3, 1024);
-    vae_conv_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
-    vae_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
-    vae_conv_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
-    vae_bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
-    vae_conv_forward(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
-    vae_bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
-    vae_from_cnhw(h3, h3c, n, 32, 16);                 /* Flatten */
+    nn_cnhw_from_nchw(xc, AT(m->xin, VAE_D), n, 3, 1024);
+    nn_conv4s2_cnhw_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
+    nn_cnhw_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
+    nn_conv4s2_cnhw_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
+    nn_cnhw_bias_act(h2, m->p[E2B], 32, (size_t)n * 64, 1);
+    nn_conv4s2_cnhw_forward(h3c, col, h2, m->p[E4W], 32, 32, n, 8, 8);
+    nn_cnhw_bias_act(h3c, m->p[E4B], 32, (size_t)n * 16, 1);
+    nn_cnhw_to_nchw(h3, h3c, n, 32, 16);                 /* Flatten */
     nn_linear_forward(mu, h3, m->p[MUW], m->p[MUB], n, VAE_HID, m->latent);
     nn_linear_forward(lv, h3, m->p[LVW], m->p[LVB], n, VAE_HID, m->latent);
     if (noise) {
@@ -219,16 +220,16 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
     /* Tanh: d/dx tanh = 1 - y^2 */
     for (size_t i = 0; i < nn * VAE_D; i++)
         dxhat[i] *= 1.0f - xhat[i] * xhat[i];
-    vae_to_cnhw(dxc, dxhat, n, 3, 1024);
-    vae_bias_grad(G[D6B], dxc, 3, nn * 1024);
-    vae_convt_backward(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
-    vae_relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
-    vae_bias_grad(G[D4B], dd2, 32, nn * 256);
-    vae_convt_backward(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
-    vae_relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
-    vae_bias_grad(G[D2B], dd1, 32, nn * 64);
-    vae_convt_backward(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
-    vae_from_cnhw(dd0, dd0c, n, 32, 16);
+    nn_cnhw_from_nchw(dxc, dxhat, n, 3, 1024);
+    nn_cnhw_bias_grad(G[D6B], dxc, 3, nn * 1024);
+    nn_convt4s2_cnhw_backward(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
+    nn_relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
+    nn_cnhw_bias_grad(G[D4B], dd2, 32, nn * 256);
+    nn_convt4s2_cnhw_backward(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
+    nn_relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
+    nn_cnhw_bias_grad(G[D2B], dd1, 32, nn * 64);
+    nn_convt4s2_cnhw_backward(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
+    nn_cnhw_to_nchw(dd0, dd0c, n, 32, 16);
     memset(dz, 0, nn * L * sizeof(float));
     nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(m->z, L), m->p[D0W], n, m->latent, VAE_HID);
     /* z = mu + exp(logvar/2) eps */
@@ -241,16 +242,16 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
                        m->latent);
     nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(m->h3, 512), m->p[LVW], n, VAE_HID,
                        m->latent);
-    vae_relu_mask(dh3, AT(m->h3, 512), nn * 512);
-    vae_to_cnhw(dh3c, dh3, n, 32, 16);
-    vae_bias_grad(G[E4B], dh3c, 32, nn * 16);
-    vae_conv_backward(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
-    vae_relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
-    vae_bias_grad(G[E2B], dh2, 32, nn * 64);
-    vae_conv_backward(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
-    vae_relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
-    vae_bias_grad(G[E0B], dh1, 32, nn * 256);
-    vae_conv_backward(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
+    nn_relu_mask(dh3, AT(m->h3, 512), nn * 512);
+    nn_cnhw_from_nchw(dh3c, dh3, n, 32, 16);
+    nn_cnhw_bias_grad(G[E4B], dh3c, 32, nn * 16);
+    nn_conv4s2_cnhw_backward(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
+    nn_relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
+    nn_cnhw_bias_grad(G[E2B], dh2, 32, nn * 64);
+    nn_conv4s2_cnhw_backward(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
+    nn_relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
+    nn_cnhw_bias_grad(G[E0B], dh1, 32, nn * 256);
+    nn_conv4s2_cnhw_backward(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
 }
 #undef AT
 

@@ -13,7 +13,7 @@
    other variants, and the n partition changes past the first GEMM_P chunk. So a call's shape
    and each element's place in it must not depend on the thread count or the batch: panels
    here are fixed by the shape, and the models place each image by its index in the whole run
-   (see unet_conv.c, inception.h, vae.h). The SkylakeX and Cooperlake kernels are uniform
+   (see nn_wino4.c, inception.h, vae.h). The SkylakeX and Cooperlake kernels are uniform
    across lanes except on tiny matrices; the rule covers them too.
 
    Measured on the conv GEMM shapes (2 threads, on a shared and busy machine, so roughly):

@@ -151,6 +151,8 @@ void nn_batch_norm_forward(float *out, const float *in, const float *mean, const
 /* ---- activations, element-wise over n values (out may equal in for forward) ---- */
 void nn_relu_forward(float *out, const float *in, size_t n);
 void nn_relu_backward(float *din, const float *dout, const float *in, size_t n);
+/* ReLU backward in place, serial: d (n) *= (y > 0), y the ReLU's output */
+void nn_relu_mask(float *d, const float *y, size_t n);
 void nn_silu_forward(float *out, const float *in, size_t n);
 void nn_silu_backward(float *din, const float *dout, const float *in, size_t n);
 void nn_tanh_forward(float *out, const float *in, size_t n);

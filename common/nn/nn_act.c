@@ -20,6 +20,13 @@ void nn_relu_backward(float *din, const float *dout, const float *in, size_t n)
         din[i] += in[i] > 0 ? dout[i] : 0;
 }
 
+/* in place, from the ReLU's output: serial, for callers that thread over images themselves */
+void nn_relu_mask(float *d, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = y[i] > 0 ? d[i] : 0;
+}
+
 void nn_silu_forward(float *out, const float *in, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n > ACT_PAR)

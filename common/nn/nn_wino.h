@@ -1,9 +1,14 @@
-/* Winograd F(2x2,3x3) convolution, internal to the nn core (nn_conv.c dispatches to it).
-   For 3x3 stride-1 convs: 16 GEMMs of (OC,C) x (C,tiles) replace one (OC,9C) x (9C,4 tiles)
-   GEMM, 2.25x fewer multiplies. Accuracy: a few float ulps of the sum, like im2col. */
+/* Winograd convolutions, three variants. F(2x2,3x3) (nn_wino.c), internal to the nn core
+   (nn_conv.c dispatches to it): for 3x3 stride-1 convs, 16 GEMMs of (OC,C) x (C,tiles)
+   replace one (OC,9C) x (9C,4 tiles) GEMM, 2.25x fewer multiplies; accuracy a few float ulps
+   of the sum, like im2col. F(2,7) (nn_wino7.c) for the 1x7 / 7x1 convs. F(4x4,3x3)
+   (nn_wino4.h: nn_wino4.c, nn_wino4_grad.c), forward and backward over explicit sizes, which
+   the UNet calls directly (nn_wino4.c says why both 3x3 variants exist). */
 #ifndef NN_WINO_H
 #define NN_WINO_H
 #include <stddef.h>
+
+#include "nn/nn_wino4.h"
 
 struct nn_conv;
 

@@ -20,6 +20,7 @@
 #include "models/unet.h"
 #include "models/unet_grad.h"
 #include "models/unet_grad_conv.h"
+#include "nn/nn_wino.h"
 #include "util/util.h"
 
 static const char *filter;
@@ -154,11 +155,12 @@ struct cv {
     int N, C, H, W, OC, KH, KW, S, PT, PL, PB, PR;
 };
 
-/* The UNet runs its 3x3 stride-1 convs by its own Winograd F(4x4, 3x3) (unet_conv.c,
-   unet_grad_conv.c), not by nn_conv2d_*: conv2d_fwd_unet is that forward on weights
-   transformed once (as sampling runs it), conv2d_bwd_unet its backward (data and weight
-   gradients, the weights transformed and the input tiles made inside, as a step without kept
-   tiles runs it; dx=0: no data gradient, as for conv_in). */
+/* The UNet runs its 3x3 stride-1 convs by the core's Winograd F(4x4, 3x3) (nn_wino4.c,
+   nn_wino4_grad.c, composed by unet.c and unet_grad_conv.c), not by nn_conv2d_*:
+   conv2d_fwd_unet is that forward on weights transformed once (as sampling runs it),
+   conv2d_bwd_unet its backward (data and weight gradients, the weights transformed and the
+   input tiles made inside, as a step without kept tiles runs it; dx=0: no data gradient, as
+   for conv_in). */
 static void bench_unet_conv(const struct cv *c, const float *in, const float *w, const float *b,
                             float *out, float *din, float *dw, float *db, double flops,
                             double ref, int backward)
@@ -169,7 +171,7 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
     if (backward) {
         struct unet u = {0}; /* no kept tiles */
         struct unet_grad gr = {0};
-        size_t ns = unet_conv3_grad_scratch(N, C, H, W, OC), nf = unet_wino_scratch(N, OC, H, W, C);
+        size_t ns = nn_wino4_dw_scratch(N, C, H, W, OC), nf = nn_wino4_dx_scratch(N, C, H, W, OC);
         gr.n_wt = (size_t)9 * C * OC;
         struct nn_conv g;
         nn_conv_init_ex(&g, N, C, H, W, OC, 3, 3, 1, 1, 1, 1, 1, 1);
@@ -183,9 +185,9 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
             flops /= 2;
         free(gr.wu), free(gr.wscr);
     } else {
-        float *U = buf((size_t)36 * OC * C), *ws = buf(unet_wino_scratch(N, C, H, W, OC));
-        unet_wino_weights(U, w, C, OC);
-        TIME(t, unet_wino_conv3(out, ws, in, U, b, N, 0, C, H, W, OC));
+        float *U = buf((size_t)36 * OC * C), *ws = buf(nn_wino4_scratch(N, C, H, W, OC));
+        nn_wino4_weights(U, w, C, OC);
+        TIME(t, nn_wino4_forward(out, ws, in, U, b, N, 0, C, H, W, OC, NULL));
         free(U), free(ws);
     }
     double gf = flops / t / 1e9;

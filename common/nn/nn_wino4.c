@@ -9,15 +9,16 @@
      G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
      A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
    float32 error is about 1e-6 relative to the output scale for these channel counts.
-   Why not the shared core's F(2x2,3x3) (nn_wino.c): on the UNet's shapes (128-256 channels,
-   batch 16, pad 1) this one is faster; in the core, with any padding and the Inception
-   network's shapes, F(4x4) measured no faster and its rounding error is about 20x larger. */
-#include "models/unet.h"
+   Why both this and F(2x2,3x3) (nn_wino.c, what nn_conv.c dispatches to): on the UNet's
+   shapes (128-256 channels, batch 16, pad 1) this one is faster, so the UNet calls it; under
+   nn_conv.c, with any padding and the Inception network's shapes, F(4x4) measured no faster
+   and its rounding error is about 20x larger. See nn_wino4.h. */
+#include "nn/nn_wino4.h"
 
 #include <string.h>
 
-#include "models/unet_prof.h"
 #include "nn/nn.h"
+#include "util/util.h"
 
 #define TS 4 /* output tile */
 #define AS 6 /* input tile */
@@ -111,12 +112,12 @@ static int wino_tpi(int H, int W)
     return ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
 }
 
-int unet_wino_chunk_images(int H, int W)
+int nn_wino4_chunk_images(int H, int W)
 {
     return wino_imgs_per_chunk(wino_tpi(H, W));
 }
 
-size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
+size_t nn_wino4_scratch(int N, int C, int H, int W, int OC)
 {
     size_t T = wino_cols_max(N, wino_tpi(H, W));
     return 36 * ((size_t)C * T + (size_t)OC * T);
@@ -127,7 +128,7 @@ size_t unet_wino_scratch(int N, int C, int H, int W, int OC)
    the same order as a per-kernel G g G^T, so the same bits). Training rebuilds it every
    step, so it is worth the care. */
 #define WW 32
-void unet_wino_weights(float *U, const float *w, int C, int OC)
+void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int oc = 0; oc < OC; oc++)
@@ -164,19 +165,19 @@ void unet_wino_weights(float *U, const float *w, int C, int OC)
         }
 }
 
-size_t unet_wino_tiles(int N, int C, int H, int W)
+size_t nn_wino4_tiles(int N, int C, int H, int W)
 {
     return 36 * (size_t)C * wino_cols(N, 0, wino_tpi(H, W));
 }
 
-int unet_wino_unpadded(int N, int first, int H, int W)
+int nn_wino4_unpadded(int N, int first, int H, int W)
 {
     int tpi = wino_tpi(H, W);
     return wino_cols(N, first, tpi) == (size_t)N * tpi;
 }
 
-void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
-                           int W)
+void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                          int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi;
@@ -225,30 +226,37 @@ void unet_wino_input_tiles(float *V, size_t T, size_t c0, const float *in, int N
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *b, int N, int first, int C, int H, int W, int OC)
+                       const float *b, int N, int first, int C, int H, int W, int OC,
+                       struct nn_wino4_times *times)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, T = wino_cols(N, first, tpi); /* tiles, padded to chunks */
     size_t c0 = (size_t)wino_slot0(first, tpi) * tpi;           /* the first image's tiles */
     int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
+    double t0 = times ? util_now() : 0.0, t1;
 
-    UNET_PROF_BEGIN(UNET_PROF_WINO_IN);
-    unet_wino_input_tiles(V, T, c0, in, N, C, H, W);
-    UNET_PROF_END(UNET_PROF_WINO_IN, 0.0);
+    nn_wino4_input_tiles(V, T, c0, in, N, C, H, W);
+    if (times) {
+        t1 = util_now();
+        times->in_sec += t1 - t0;
+        t0 = t1;
+    }
 
     /* the 36 products, one serial GEMM per (product, chunk) */
-    UNET_PROF_BEGIN(UNET_PROF_WINO_GEMM);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int p = 0; p < 36; p++)
         for (int j = 0; j < nch; j++)
             nn_sgemm_serial(0, 0, OC, NC, C, 1.0f, U + (size_t)p * OC * C, C,
                             V + (size_t)p * C * T + (size_t)j * NC, (int)T, 0.0f,
                             M + (size_t)p * OC * T + (size_t)j * NC, (int)T);
-    UNET_PROF_END(UNET_PROF_WINO_GEMM, 72.0 * OC * C * (double)T);
-
+    if (times) {
+        t1 = util_now();
+        times->gemm_sec += t1 - t0;
+        times->gemm_flop += 72.0 * OC * C * (double)T;
+        t0 = t1;
+    }
     /* output tiles: A^T along r, then along q, in place in M (per out channel over all
        tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
-    UNET_PROF_BEGIN(UNET_PROF_WINO_OUT);
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; oc++) {
         float *m = M + (size_t)oc * T + c0;
@@ -270,18 +278,21 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
                             row[tx * TS + j] = m[j * ps + tx] + bias;
                 }
         }
-    UNET_PROF_END(UNET_PROF_WINO_OUT, 0.0);
+    if (times)
+        times->out_sec += util_now() - t0;
 }
 
-void unet_wino_conv3(float *out, float *scratch, const float *in, const float *U,
-                     const float *b, int N, int first, int C, int H, int W, int OC)
+void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
+                      const float *b, int N, int first, int C, int H, int W, int OC,
+                      struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, first, wino_tpi(H, W)), in,
-               U, b, N, first, C, H, W, OC);
+               U, b, N, first, C, H, W, OC, times);
 }
 
-void unet_wino_conv3_keep(float *out, float *scratch, float *v, const float *in,
-                          const float *U, const float *b, int N, int C, int H, int W, int OC)
+void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
+                           const float *U, const float *b, int N, int C, int H, int W, int OC,
+                           struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, b, N, 0, C, H, W, OC);
+    wino_conv3(out, v, scratch, in, U, b, N, 0, C, H, W, OC, times);
 }

@@ -1,15 +1,15 @@
-/* The model's convolutions: Conv2d / ConvTranspose2d (k=4, s=2, p=1) by im2col + SGEMM,
-   specialised for the layout of vae.c. See vae_conv.h. */
+/* Conv2d / ConvTranspose2d (k=4, s=2, p=1) by im2col + SGEMM in the CNHW layout, and that
+   layout's bias, activation and transposes. See nn_conv_cnhw.h. */
 #include <assert.h>
 #include <string.h>
 
 #include "nn/nn.h"
-#include "models/vae_conv.h"
+#include "nn/nn_conv_cnhw.h"
 
 /* images per group for a column matrix of `per` floats per image */
 static int group_of(size_t per)
 {
-    size_t g = VAE_COLMAX / per;
+    size_t g = NN_CNHW_COLMAX / per;
     return g < 1 ? 1 : (int)g;
 }
 
@@ -113,8 +113,8 @@ static void col2im_k4s2(float *big, const float *col, int C, int n, int i0, int 
 }
 
 /* Conv2d(C, OC, 4, 2, 1) without bias: out (OC, n, H/2, W/2) = w (OC, C*16) * im2col(in) */
-void vae_conv_forward(float *out, float *col, const float *in, const float *w, int C, int OC,
-                      int n, int H, int W)
+void nn_conv4s2_cnhw_forward(float *out, float *col, const float *in, const float *w, int C,
+                             int OC, int n, int H, int W)
 {
     int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
     for (int i0 = 0; i0 < n; i0 += g) {
@@ -126,8 +126,9 @@ void vae_conv_forward(float *out, float *col, const float *in, const float *w, i
 }
 
 /* its backward: dw (OC, C*16) += dout im2col(in)^T; din (C, n, H, W) = col2im(w^T dout) */
-void vae_conv_backward(float *din, float *dw, float *col, const float *dout, const float *in,
-                       const float *w, int C, int OC, int n, int H, int W)
+void nn_conv4s2_cnhw_backward(float *din, float *dw, float *col, const float *dout,
+                              const float *in, const float *w, int C, int OC, int n, int H,
+                              int W)
 {
     int ohw = H * W / 4, g = group_of((size_t)C * 16 * ohw);
     if (din != NULL)
@@ -148,8 +149,8 @@ void vae_conv_backward(float *din, float *dw, float *col, const float *dout, con
 
 /* ConvTranspose2d(C, OC, 4, 2, 1) without bias, w (C, OC*16): in (C, n, h, w) -> out (OC, n,
    2h, 2w) = col2im(w^T in), the data gradient of the conv from out's space to in's */
-void vae_convt_forward(float *out, float *col, const float *in, const float *w, int C, int OC,
-                       int n, int h, int wd)
+void nn_convt4s2_cnhw_forward(float *out, float *col, const float *in, const float *w, int C,
+                              int OC, int n, int h, int wd)
 {
     int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
     memset(out, 0, (size_t)OC * n * hw * 4 * sizeof(float));
@@ -162,8 +163,9 @@ void vae_convt_forward(float *out, float *col, const float *in, const float *w, 
 }
 
 /* its backward: dw (C, OC*16) += in im2col(dout)^T; din (C, n, h, w) = w im2col(dout) */
-void vae_convt_backward(float *din, float *dw, float *col, const float *dout, const float *in,
-                        const float *w, int C, int OC, int n, int h, int wd)
+void nn_convt4s2_cnhw_backward(float *din, float *dw, float *col, const float *dout,
+                               const float *in, const float *w, int C, int OC, int n, int h,
+                               int wd)
 {
     int hw = h * wd, g = group_of((size_t)OC * 16 * hw);
     for (int i0 = 0; i0 < n; i0 += g) {
@@ -177,7 +179,7 @@ void vae_convt_backward(float *din, float *dw, float *col, const float *dout, co
 }
 
 /* x (C, m) rows += bias, then ReLU if relu */
-void vae_bias_act(float *x, const float *b, int C, size_t m, int relu)
+void nn_cnhw_bias_act(float *x, const float *b, int C, size_t m, int relu)
 {
     for (int c = 0; c < C; c++) {
         float *r = x + (size_t)c * m, bc = b[c];
@@ -191,7 +193,7 @@ void vae_bias_act(float *x, const float *b, int C, size_t m, int relu)
 }
 
 /* db (C) += row sums of d (C, m); 16 partial sums so that the loop vectorises */
-void vae_bias_grad(float *db, const float *d, int C, size_t m)
+void nn_cnhw_bias_grad(float *db, const float *d, int C, size_t m)
 {
     for (int c = 0; c < C; c++) {
         const float *r = d + (size_t)c * m;
@@ -209,7 +211,7 @@ void vae_bias_grad(float *db, const float *d, int C, size_t m)
 }
 
 /* (n, C, P) <-> (C, n, P) */
-void vae_to_cnhw(float *dst, const float *src, int n, int C, int P)
+void nn_cnhw_from_nchw(float *dst, const float *src, int n, int C, int P)
 {
     for (int i = 0; i < n; i++)
         for (int c = 0; c < C; c++)
@@ -217,17 +219,10 @@ void vae_to_cnhw(float *dst, const float *src, int n, int C, int P)
                    P * sizeof(float));
 }
 
-void vae_from_cnhw(float *dst, const float *src, int n, int C, int P)
+void nn_cnhw_to_nchw(float *dst, const float *src, int n, int C, int P)
 {
     for (int i = 0; i < n; i++)
         for (int c = 0; c < C; c++)
             memcpy(dst + ((size_t)i * C + c) * P, src + ((size_t)c * n + i) * P,
                    P * sizeof(float));
-}
-
-/* ReLU backward in place: d *= (y > 0) with y the ReLU's output */
-void vae_relu_mask(float *d, const float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        d[i] = y[i] > 0 ? d[i] : 0;
 }

@@ -1,0 +1,62 @@
+/* Winograd F(4x4, 3x3) for Conv2d(C, OC, 3, stride 1, padding 1) on NCHW batches: the
+   forward (nn_wino4.c) and the backward (nn_wino4_grad.c), over explicit buffers and sizes.
+   The UNet's 3x3 convs run on it (models/unet.c, unet_grad_conv.c), which keeps the weights'
+   transforms it wants cached; nn_conv.c's dispatch uses F(2x2) instead (see nn_wino4.c for
+   why both exist). A tile's result depends neither on the batch size, nor on where the batch
+   starts in the run beyond the place of its GEMM columns (first), nor on the thread count. */
+#ifndef NN_WINO4_H
+#define NN_WINO4_H
+#include <stddef.h>
+
+/* Where a forward's time goes, for a caller that profiles (the kernel only reads the clock
+   when given one): seconds of the input transform, the 36 GEMMs and the output transform,
+   and the GEMMs' flops (padding columns included), accumulated (+=). */
+struct nn_wino4_times {
+    double in_sec, gemm_sec, out_sec, gemm_flop;
+};
+
+/* Floats of scratch for nn_wino4_forward on N images (C -> OC on H x W), whatever first. */
+size_t nn_wino4_scratch(int N, int C, int H, int W, int OC);
+/* Images in one GEMM chunk on an H x W map: a batch cut where (first + n) is a multiple of
+   this runs as the same GEMMs, chunk by chunk (nn_wino4_scratch(1, ...) holds one chunk). */
+int nn_wino4_chunk_images(int H, int W);
+/* U (36,OC,C) = G g G^T of every 3x3 kernel g of w (OC,C,3,3): the transformed weights */
+void nn_wino4_weights(float *U, const float *w, int C, int OC);
+/* out (N,OC,H,W) = conv(in (N,C,H,W)) + b (OC, or NULL) with U from nn_wino4_weights;
+   scratch of nn_wino4_scratch floats. first: the index of in's first image in the whole run,
+   which places its tiles in the GEMMs. times: NULL, or accumulates the phases' times. */
+void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
+                      const float *b, int N, int first, int C, int H, int W, int OC,
+                      struct nn_wino4_times *times);
+/* The same (first 0) with the transformed input tiles V (36,C,T) written to v
+   (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part:
+   nn_wino4_dw reads them back. */
+size_t nn_wino4_tiles(int N, int C, int H, int W);
+void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
+                           const float *U, const float *b, int N, int C, int H, int W, int OC,
+                           struct nn_wino4_times *times);
+/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
+   c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
+   zeroed. The forward's T is padded to whole GEMM chunks; nn_wino4_unpadded is 1 when it is
+   not (c0 = 0, T = N * tiles per image), the layout the weight gradient reads. */
+void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                          int W);
+int nn_wino4_unpadded(int N, int first, int H, int W);
+
+/* The backward of the same conv, in (B,C,H,W), w (OC,C,3,3), dout (B,OC,H,W).
+   nn_wino4_dx: din (B,C,H,W) = (overwritten, not accumulated) the data gradient, a forward
+   on the flipped, channel-swapped kernel, transformed into U (36*C*OC floats) at each call
+   (the weights change every step); scratch of nn_wino4_dx_scratch floats. */
+size_t nn_wino4_dx_scratch(int B, int C, int H, int W, int OC);
+void nn_wino4_dx(float *din, float *U, float *scratch, const float *dout, const float *w, int B,
+                 int C, int H, int W, int OC);
+/* nn_wino4_dw: dw (OC,C,3,3) += the weight gradient, as 36 GEMMs over the tiles of the batch;
+   kept: the input's tiles (36,C,T) as nn_wino4_forward_keep made them, or NULL to make them
+   here; scratch of nn_wino4_dw_scratch floats. */
+size_t nn_wino4_dw_scratch(int B, int C, int H, int W, int OC);
+void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,
+                 const float *in, int B, int C, int H, int W, int OC);
+/* nn_wino4_db: db (OC) += the bias gradient, per channel a float sum over the images, then
+   the pixels, in order (nn_conv2d_backward sums in double: not the same bits) */
+void nn_wino4_db(float *db, const float *dout, int B, int OC, int H, int W);
+#endif

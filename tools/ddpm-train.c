@@ -1,4 +1,9 @@
-/* ddpm-train: train or fine-tune the diffusers UNet2DModel as diffusers'
+/* Over 600 lines: 130 of them are the --help text, and the rest is one run's life in one
+   place (options, setup on every rank, the step loop, checkpoints and resume, evaluation,
+   signals under mpirun). The training step, the checkpoint format and the evaluation live in
+   models/ddpm_train.c, models/ddpm_ckpt.c and eval/ddpm_eval.c.
+
+   ddpm-train: train or fine-tune the diffusers UNet2DModel as diffusers'
    examples/unconditional_image_generation/train_unconditional.py does (epsilon MSE at
    uniformly drawn timesteps, AdamW, warmup + cosine/linear/constant schedule, clip, EMA).
 

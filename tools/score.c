@@ -1,4 +1,8 @@
-/* score: every sample-quality score asked for from one pass of each input through the FID
+/* Over 600 lines: 80 of them are the --help text, and the rest is each score's check of its
+   inputs (widths, caches, N) with one clear message each; the statistics themselves live in
+   eval/metrics.c, eval/prdc.c and eval/metrics_dinov2.c.
+
+   score: every sample-quality score asked for from one pass of each input through the FID
    Inception network, like torch-fidelity's `fidelity --isc --fid --kid --prc`: FID (the
    Frechet distance of the features' statistics), Inception Score of GEN, KID, precision and
    recall (torch-fidelity, k=3), density and coverage (clovaai prdc, k=5) and sFID

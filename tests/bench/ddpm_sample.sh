@@ -13,19 +13,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ ! -f "$m/config.json" ]; then
 	m=$tmp/m
-	mkdir -p "$m"
-	cat > "$m/config.json" <<'JSON'
-{"_class_name": "UNet2DModel", "attention_head_dim": null, "block_out_channels": [128, 256, 256, 256],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
- "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "layers_per_block": 2,
- "norm_eps": 1e-06, "norm_num_groups": 32, "sample_size": 32,
- "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]}
-JSON
-	cat > "$m/scheduler_config.json" <<'JSON'
-{"_class_name": "DDPMScheduler", "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001,
- "clip_sample": true, "num_train_timesteps": 1000, "variance_type": "fixed_large"}
-JSON
-	ddpm-sample --model "$m" --closed-form --save-dir "$m" || exit 1
+	. tests/bench/lib/cifar_unet.sh
+	cifar_unet "$m" || exit 1
 fi
 # peak RSS from /usr/bin/time -v ("Maximum resident set size (kbytes)"), in MB of 1000 kB
 peak() { awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1000 }' "$1"; }

@@ -3,8 +3,8 @@
 # after"), written by the tools in BIN into OUT. Run it on a build of the commit before the
 # change and on the one after, then compare the two folders byte for byte:
 #   git worktree add --detach /tmp/base <before> && make -C /tmp/base -j2 all
-#   tests/bench/cmp_outputs.sh /tmp/base/bin /tmp/before
-#   make -j2 all && tests/bench/cmp_outputs.sh bin /tmp/after
+#   tests/cmp_outputs.sh /tmp/base/bin /tmp/before
+#   make -j2 all && tests/cmp_outputs.sh bin /tmp/after
 #   diff -r /tmp/before /tmp/after && echo identical
 # Covers the UNet on its real shape (F(4x4) Winograd, 128-256 channels) and on the tiny
 # fixtures, its training step, the VAE's training, sampling and reconstruction, the Inception
@@ -13,7 +13,7 @@
 set -euo pipefail
 BIN=$(cd "${1:?usage: cmp_outputs.sh BIN OUT}" && pwd)
 OUT=${2:?usage: cmp_outputs.sh BIN OUT}
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FIX=$ROOT/tests/fixtures
 [ ! -e "$OUT" ] || { echo "cmp_outputs.sh: $OUT exists" >&2; exit 2; }
 mkdir -p "$OUT"
@@ -25,19 +25,8 @@ step() { echo "cmp_outputs: $*" >&2; }
 
 # the google/ddpm-cifar10-32 shape with closed-form weights (as tests/bench/ddpm_sample.sh)
 m=$tmp/m
-mkdir -p "$m"
-cat > "$m/config.json" <<'JSON'
-{"_class_name": "UNet2DModel", "attention_head_dim": null, "block_out_channels": [128, 256, 256, 256],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
- "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "layers_per_block": 2,
- "norm_eps": 1e-06, "norm_num_groups": 32, "sample_size": 32,
- "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]}
-JSON
-cat > "$m/scheduler_config.json" <<'JSON'
-{"_class_name": "DDPMScheduler", "beta_end": 0.02, "beta_schedule": "linear", "beta_start": 0.0001,
- "clip_sample": true, "num_train_timesteps": 1000, "variance_type": "fixed_large"}
-JSON
-ddpm-sample --model "$m" --closed-form --save-dir "$m"
+. "$ROOT/tests/bench/lib/cifar_unet.sh"
+cifar_unet "$m"
 cp "$m/diffusion_pytorch_model.safetensors" "$OUT/full_closed_form.safetensors"
 
 step "ddpm-sample, full shape: DDPM, DDIM at batch 3 and 1"

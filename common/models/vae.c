@@ -18,77 +18,59 @@
 #include "models/vae.h"
 #include "models/vae_conv.h"
 
+/* indices into the parameter table: the order of vae_layout's calls */
 enum {
     E0W, E0B, E2W, E2B, E4W, E4B, MUW, MUB, LVW, LVB,
     D0W, D0B, D2W, D2B, D4W, D4B, D6W, D6B
 };
 
-static const char *const vae_names[VAE_NT] = {
-    "enc.0.weight", "enc.0.bias", "enc.2.weight", "enc.2.bias", "enc.4.weight", "enc.4.bias",
-    "mu.weight", "mu.bias", "logvar.weight", "logvar.bias", "dec.0.weight", "dec.0.bias",
-    "dec.2.weight", "dec.2.bias", "dec.4.weight", "dec.4.bias", "dec.6.weight", "dec.6.bias",
-};
-
-static size_t entry_count(const struct st_entry *e)
+/* the state_dict, in its order */
+static void vae_layout(struct param_table *t, int L)
 {
-    size_t n = 1;
-    for (int d = 0; d < e->ndim; d++)
-        n *= (size_t)e->shape[d];
-    return n;
-}
-
-static void set_shape(struct st_entry *e, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    e->ndim = ndim;
-    e->shape[0] = a;
-    e->shape[1] = b;
-    e->shape[2] = c;
-    e->shape[3] = d;
+    param_add(t, "enc.0.weight", 4, 32, 3, 4, 4);
+    param_add(t, "enc.0.bias", 1, 32, 0, 0, 0);
+    param_add(t, "enc.2.weight", 4, 32, 32, 4, 4);
+    param_add(t, "enc.2.bias", 1, 32, 0, 0, 0);
+    param_add(t, "enc.4.weight", 4, 32, 32, 4, 4);
+    param_add(t, "enc.4.bias", 1, 32, 0, 0, 0);
+    param_add(t, "mu.weight", 2, L, VAE_HID, 0, 0);
+    param_add(t, "mu.bias", 1, L, 0, 0, 0);
+    param_add(t, "logvar.weight", 2, L, VAE_HID, 0, 0);
+    param_add(t, "logvar.bias", 1, L, 0, 0, 0);
+    param_add(t, "dec.0.weight", 2, VAE_HID, L, 0, 0);
+    param_add(t, "dec.0.bias", 1, VAE_HID, 0, 0, 0);
+    param_add(t, "dec.2.weight", 4, 32, 32, 4, 4); /* ConvTranspose2d: (in, out, k, k) */
+    param_add(t, "dec.2.bias", 1, 32, 0, 0, 0);
+    param_add(t, "dec.4.weight", 4, 32, 32, 4, 4);
+    param_add(t, "dec.4.bias", 1, 32, 0, 0, 0);
+    param_add(t, "dec.6.weight", 4, 32, 3, 4, 4);
+    param_add(t, "dec.6.bias", 1, 3, 0, 0, 0);
 }
 
 void vae_init(struct vae *m, int latent, float beta)
 {
-    struct st_entry *t = m->table;
-    int L = latent;
     assert(latent > 0);
     memset(m, 0, sizeof *m);
     m->latent = latent;
     m->beta = beta;
-    set_shape(&t[E0W], 4, 32, 3, 4, 4);
-    set_shape(&t[E2W], 4, 32, 32, 4, 4);
-    set_shape(&t[E4W], 4, 32, 32, 4, 4);
-    set_shape(&t[MUW], 2, L, VAE_HID, 0, 0);
-    set_shape(&t[LVW], 2, L, VAE_HID, 0, 0);
-    set_shape(&t[D0W], 2, VAE_HID, L, 0, 0);
-    set_shape(&t[D2W], 4, 32, 32, 4, 4); /* ConvTranspose2d: (in, out, k, k) */
-    set_shape(&t[D4W], 4, 32, 32, 4, 4);
-    set_shape(&t[D6W], 4, 32, 3, 4, 4);
-    set_shape(&t[E0B], 1, 32, 0, 0, 0);
-    set_shape(&t[E2B], 1, 32, 0, 0, 0);
-    set_shape(&t[E4B], 1, 32, 0, 0, 0);
-    set_shape(&t[MUB], 1, L, 0, 0, 0);
-    set_shape(&t[LVB], 1, L, 0, 0, 0);
-    set_shape(&t[D0B], 1, VAE_HID, 0, 0, 0);
-    set_shape(&t[D2B], 1, 32, 0, 0, 0);
-    set_shape(&t[D4B], 1, 32, 0, 0, 0);
-    set_shape(&t[D6B], 1, 3, 0, 0, 0);
-    for (int i = 0; i < VAE_NT; i++) {
-        t[i].name = vae_names[i];
-        m->n_params += entry_count(&t[i]);
-    }
-    m->params = xcalloc_big(m->n_params, sizeof(float));
+    param_table_init(&m->pt);
+    vae_layout(&m->pt, latent);
+    param_table_alloc(&m->pt);
+    vae_layout(&m->pt, latent);
+    param_table_done(&m->pt);
+    assert(m->pt.n == VAE_NT);
+    m->params = m->pt.base;
+    m->n_params = m->pt.n_floats;
     m->grads = xcalloc_big(m->n_params, sizeof(float));
-    size_t off = 0;
     for (int i = 0; i < VAE_NT; i++) {
-        m->p[i] = t[i].ptr = m->params + off;
-        m->g[i] = m->grads + off;
-        off += entry_count(&t[i]);
+        m->p[i] = m->pt.e[i].ptr;
+        m->g[i] = m->grads + param_offset(&m->pt, i);
     }
 }
 
 void vae_free(struct vae *m)
 {
-    free(m->params);
+    param_table_free(&m->pt);
     free(m->grads);
     free(m->acts);
     free(m->thr);
@@ -97,7 +79,7 @@ void vae_free(struct vae *m)
 
 float vae_init_bound(const struct vae *m, int i)
 {
-    const struct st_entry *w = &m->table[i & ~1]; /* the module's weight */
+    const struct st_entry *w = &m->pt.e[i & ~1]; /* the module's weight */
     double fan_in;
     if (w->ndim == 2)
         fan_in = (double)w->shape[1];
@@ -109,7 +91,7 @@ float vae_init_bound(const struct vae *m, int i)
 void vae_init_params(struct vae *m, struct rng *r)
 {
     for (int i = 0; i < VAE_NT; i++)
-        init_uniform(m->p[i], entry_count(&m->table[i]), vae_init_bound(m, i), r);
+        init_uniform(m->p[i], param_numel(&m->pt.e[i]), vae_init_bound(m, i), r);
 }
 
 #define VAE_CHUNK 16 /* images per work item of the batch split */
@@ -376,7 +358,7 @@ int vae_save(const struct vae *m, const char *path, const char *const *keys,
     k[n] = "beta", v[n++] = beta;
     for (int i = 0; i < n_extra; i++)
         k[n] = keys[i], v[n++] = vals[i];
-    return st_save_entries(path, m->table, VAE_NT, k, v, n, msg, msglen);
+    return param_table_save(&m->pt, 0, path, k, v, n, msg, msglen);
 }
 
 int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen)
@@ -411,7 +393,7 @@ int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen
         return -1;
     }
     vae_init(m, (int)latent, (float)beta);
-    if (st_load_entries(f, m->table, VAE_NT, 0, msg, msglen) == -1) {
+    if (param_table_load(&m->pt, f, 0, msg, msglen) == -1) {
         vae_free(m);
         return -1;
     }
@@ -430,29 +412,33 @@ int vae_load(struct vae *m, const char *path, char *msg, size_t msglen)
     return rc;
 }
 
-/* adam.m.NAME then adam.v.NAME entries over am and av */
-static void state_table(struct st_entry e[2 * VAE_NT], char names[2 * VAE_NT][32],
-                        const struct vae *m, const float *am, const float *av)
+/* adam.m.NAME, adam.v.NAME over am, av, then the parameters; caller frees the array and
+   *names */
+static struct st_entry *state_table(const struct vae *m, const float *am, const float *av,
+                                    char *names[2])
 {
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < VAE_NT; i++) {
-            struct st_entry *t = &e[k * VAE_NT + i];
-            *t = m->table[i];
-            snprintf(names[k * VAE_NT + i], 32, "adam.%c.%s", k ? 'v' : 'm', vae_names[i]);
-            t->name = names[k * VAE_NT + i];
-            t->ptr = (float *)(k ? av : am) + (m->p[i] - m->params);
-        }
+    struct st_entry *e = xmalloc(3 * VAE_NT * sizeof *e);
+    struct st_entry *em = param_entries(&m->pt, am, "adam.m.", 0, &names[0]);
+    struct st_entry *ev = param_entries(&m->pt, av, "adam.v.", 0, &names[1]);
+    memcpy(e, em, VAE_NT * sizeof *e);
+    memcpy(e + VAE_NT, ev, VAE_NT * sizeof *e);
+    memcpy(e + 2 * VAE_NT, m->pt.e, VAE_NT * sizeof *e);
+    free(em);
+    free(ev);
+    return e;
 }
 
 int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
                    const char *const *keys, const char *const *vals, int n_meta, char *msg,
                    size_t msglen)
 {
-    struct st_entry e[3 * VAE_NT];
-    char names[2 * VAE_NT][32];
-    state_table(e, names, m, am, av);
-    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
-    return st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
+    char *names[2];
+    struct st_entry *e = state_table(m, am, av, names);
+    int rc = st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
+    free(e);
+    free(names[0]);
+    free(names[1]);
+    return rc;
 }
 
 int vae_state_has_params(const struct st_file *f)
@@ -463,10 +449,12 @@ int vae_state_has_params(const struct st_file *f)
 int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
                    size_t msglen)
 {
-    struct st_entry e[3 * VAE_NT];
-    char names[2 * VAE_NT][32];
+    char *names[2];
+    struct st_entry *e = state_table(m, am, av, names);
     int n = vae_state_has_params(f) ? 3 * VAE_NT : 2 * VAE_NT;
-    state_table(e, names, m, am, av);
-    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
-    return st_load_entries(f, e, n, 0, msg, msglen);
+    int rc = st_load_entries(f, e, n, 0, msg, msglen);
+    free(e);
+    free(names[0]);
+    free(names[1]);
+    return rc;
 }

@@ -6,7 +6,7 @@
      dec.4 ConvTranspose2d(32,32,4,2,1) ReLU, dec.6 ConvTranspose2d(32,3,4,2,1) Tanh.
 
    Parameters are one float32 block in the order of the PyTorch state_dict, and the table
-   (struct st_entry) carries the state_dict names, so a checkpoint is safetensors that
+   (param_table.h) carries the state_dict names, so a checkpoint is safetensors that
    load_state_dict reads unchanged. Metadata: format=pt, model=vae, latent, beta.
 
    Loss per batch of N: recon = sum((xhat - x)^2)/N, kl = -0.5*sum(1 + logvar - mu^2 -
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "io/st.h"
+#include "models/param_table.h"
 
 struct rng;
 
@@ -35,11 +36,11 @@ struct rng;
 struct vae {
     int latent;
     float beta;
+    struct param_table pt;          /* names and shapes (state_dict order), ptr into params */
     size_t n_params;
-    float *params;                  /* (n_params) state_dict order */
+    float *params;                  /* (n_params) pt.base */
     float *grads;                   /* (n_params) same layout; backward accumulates here */
     float *p[VAE_NT], *g[VAE_NT];   /* each tensor inside params / grads */
-    struct st_entry table[VAE_NT];  /* names and shapes, ptr into params */
 
     /* activations of the last forward, sized by vae_batch_alloc; rows are slots */
     int max_batch, n_chunks;

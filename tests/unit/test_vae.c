@@ -93,9 +93,9 @@ static void test_training(int threads)
         snprintf(name, sizeof name, "step %d loss, recon, kl", s + 1);
         test_close(name, got, want + 3 * s, 3, 1e-6, 1e-5);
         if (s == 0) {
-            test_close("step 1 mu", m.mu, mu.data, (size_t)N * L, 1e-5, 1e-4);
-            test_close("step 1 logvar", m.logvar, lv.data, (size_t)N * L, 1e-5, 1e-4);
-            test_close("step 1 xhat", m.xhat, xh.data, (size_t)N * VAE_D, 1e-5, 1e-4);
+            test_close("step 1 mu", m.act.mu, mu.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 logvar", m.act.logvar, lv.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 xhat", m.act.xhat, xh.data, (size_t)N * VAE_D, 1e-5, 1e-4);
         }
         vae_backward(&m, N);
         if (s == 0)
@@ -188,9 +188,9 @@ static double loss_double(const struct vae *m, const float *x, int N)
 {
     double r = 0, k = 0;
     for (size_t i = 0; i < (size_t)N * VAE_D; i++)
-        r += ((double)m->xhat[i] - x[i]) * ((double)m->xhat[i] - x[i]);
+        r += ((double)m->act.xhat[i] - x[i]) * ((double)m->act.xhat[i] - x[i]);
     for (size_t i = 0; i < (size_t)N * m->latent; i++)
-        k += 1.0 + m->logvar[i] - (double)m->mu[i] * m->mu[i] - exp((double)m->logvar[i]);
+        k += 1.0 + m->act.logvar[i] - (double)m->act.mu[i] * m->act.mu[i] - exp((double)m->act.logvar[i]);
     return r / N + m->beta * (-0.5 * k / N);
 }
 

@@ -3,8 +3,8 @@
    workspace and the batch driver in inception_run.c).
 
    Images run in groups of INCEPTION_GROUP slots (inception_run.c's forward_batch). Each image
-   of a group runs alone through the stem and the 35x35 blocks up to Mixed_5d: there a map has 1225 to
-   22201 pixels, enough columns for an efficient GEMM. The group then runs together from
+   of a group runs alone through the stem and the 35x35 blocks up to Mixed_5d: there a map has
+   1225 to 22201 pixels, enough columns for an efficient GEMM. The group then runs together from
    Mixed_6a on, in a channel-major layout (C,G,H,W): a conv is a GEMM over the G*OH*OW columns
    of the group (or 8 of them for the 1x7 and 7x1 convs by Winograd, nn_wino7.c), so the
    weights of the 17x17 and 8x8 stages (most of the 95 MB) stream from memory once per group

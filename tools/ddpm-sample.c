@@ -133,7 +133,7 @@ static int check_model(struct unet *u, const char *dir)
         if (!isfinite(u->out[i]))
             errx(1, "%s: forward pass gives non-finite values", dir);
     free(x);
-    printf("%zu parameters in %d tensors\n", u->n_params, u->n_entries);
+    printf("%zu parameters in %d tensors\n", u->n_params, u->pt.n);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "models/inception_net.h"
+#include "models/param_table.h"
 #include "io/pth.h"
 #include "io/st.h"
 #include "util/util.h"
@@ -141,6 +142,50 @@ static void fold_bn(struct inception *net, int l, const float *bn)
     }
 }
 
+/* The checkpoint's tensors, named as in the .pth: per BasicConv2d (the layer table's order)
+   conv.weight and the BatchNorm's weight, bias, running_mean, running_var (adjacent: the
+   (4, OC) block fold_bn takes), then fc. */
+static void ckpt_layout(struct param_table *t)
+{
+    for (int l = 0; l < INCEPTION_N_CONV; l++) {
+        const struct inception_layer *y = &inception_layers[l];
+        char base[64];
+        layer_name(base, sizeof base, l);
+        param_prefix(t, "%s.", base);
+        param_add(t, "conv.weight", 4, y->OC, y->C, y->KH, y->KW);
+        param_add(t, "bn.weight", 1, y->OC, 0, 0, 0);
+        param_add(t, "bn.bias", 1, y->OC, 0, 0, 0);
+        param_add(t, "bn.running_mean", 1, y->OC, 0, 0, 0);
+        param_add(t, "bn.running_var", 1, y->OC, 0, 0, 0);
+    }
+    param_prefix(t, "%s", "");
+    param_add(t, "fc.weight", 2, INCEPTION_CLASSES, INCEPTION_DIMS, 0, 0);
+    param_add(t, "fc.bias", 1, INCEPTION_CLASSES, 0, 0, 0);
+}
+
+#define CK_FC (5 * INCEPTION_N_CONV) /* fc.weight's entry */
+
+static void ckpt_alloc(struct param_table *t)
+{
+    param_table_init(t);
+    ckpt_layout(t);
+    param_table_alloc(t);
+    ckpt_layout(t);
+    param_table_done(t);
+}
+
+/* the network's parameters from the checkpoint's: BN folded into each conv */
+static void from_ckpt(struct inception *net, const struct param_table *ck)
+{
+    carve(net);
+    for (int l = 0; l < INCEPTION_N_CONV; l++) {
+        memcpy(net->w[l], ck->e[5 * l].ptr, layer_wsize(l) * sizeof(float));
+        fold_bn(net, l, ck->e[5 * l + 1].ptr);
+    }
+    memcpy(net->fc_w, ck->e[CK_FC].ptr, (size_t)INCEPTION_CLASSES * INCEPTION_DIMS * sizeof(float));
+    memcpy(net->fc_b, ck->e[CK_FC + 1].ptr, INCEPTION_CLASSES * sizeof(float));
+}
+
 static int cmp_layer_name(const void *a, const void *b)
 {
     char x[64], y[64];
@@ -152,9 +197,8 @@ static int cmp_layer_name(const void *a, const void *b)
 void inception_synthetic(struct inception *net)
 {
     int order[INCEPTION_N_CONV];
-    float bn[4 * 448];
-    carve(net);
-    net->synthetic = 1;
+    struct param_table ck;
+    ckpt_alloc(&ck);
     for (int l = 0; l < INCEPTION_N_CONV; l++)
         order[l] = l;
     /* tensor numbers follow the alphabetical order of the state-dict names */
@@ -163,16 +207,19 @@ void inception_synthetic(struct inception *net)
         int l = order[r], OC = inception_layers[l].OC;
         uint32_t t = 6 * (uint32_t)r;
         size_t n = layer_wsize(l);
-        synth_fill(net->w[l], n, t, sqrt(6.0 / (double)(n / OC)), 0);
+        float *bn = ck.e[5 * l + 1].ptr;
+        synth_fill(ck.e[5 * l].ptr, n, t, sqrt(6.0 / (double)(n / OC)), 0);
         synth_fill(bn, OC, t + 1, 0.2, 1);
         synth_fill(bn + OC, OC, t + 2, 0.2, 0);
         synth_fill(bn + 2 * OC, OC, t + 3, 0.2, 0);
         synth_fill(bn + 3 * OC, OC, t + 4, 0.5, 1);
-        fold_bn(net, l, bn);
     }
-    synth_fill(net->fc_w, (size_t)INCEPTION_CLASSES * INCEPTION_DIMS, 564,
+    synth_fill(ck.e[CK_FC].ptr, (size_t)INCEPTION_CLASSES * INCEPTION_DIMS, 564,
                sqrt(3.0 / INCEPTION_DIMS), 0);
-    synth_fill(net->fc_b, INCEPTION_CLASSES, 565, 0.1, 0);
+    synth_fill(ck.e[CK_FC + 1].ptr, INCEPTION_CLASSES, 565, 0.1, 0);
+    from_ckpt(net, &ck);
+    param_table_free(&ck);
+    net->synthetic = 1;
     inception_net_prepare(net);
 }
 
@@ -202,58 +249,16 @@ int inception_load(struct inception *net, const char *path, char *msg, size_t ms
     }
     if ((is_pth(path) ? pth_open(&f, path, msg, msglen) : st_open(&f, path, msg, msglen)) == -1)
         return -1;
-    carve(net);
-    int n = 0, OCsum = 0;
-    for (int l = 0; l < INCEPTION_N_CONV; l++)
-        OCsum += inception_layers[l].OC;
-    float *bn = xmalloc(4 * (size_t)OCsum * sizeof(float));
-    struct st_entry *e = xcalloc(5 * INCEPTION_N_CONV + 2, sizeof *e);
-    char *names = xcalloc(5 * INCEPTION_N_CONV, 96);
-    static const char *const suffix[5] = { "conv.weight", "bn.weight", "bn.bias",
-                                           "bn.running_mean", "bn.running_var" };
-    float *pb = bn;
-    for (int l = 0; l < INCEPTION_N_CONV; l++) {
-        const struct inception_layer *y = &inception_layers[l];
-        char base[64];
-        layer_name(base, sizeof base, l);
-        for (int j = 0; j < 5; j++) {
-            char *nm = names + (size_t)n * 96;
-            snprintf(nm, 96, "%s.%s", base, suffix[j]);
-            e[n].name = nm;
-            e[n].shape[0] = y->OC;
-            if (j == 0) {
-                e[n].ndim = 4;
-                e[n].shape[1] = y->C;
-                e[n].shape[2] = y->KH;
-                e[n].shape[3] = y->KW;
-                e[n].ptr = net->w[l];
-            } else {
-                e[n].ndim = 1;
-                e[n].ptr = pb + (size_t)(j - 1) * y->OC;
-            }
-            n++;
-        }
-        pb += 4 * (size_t)y->OC;
-    }
-    e[n++] = (struct st_entry){ "fc.weight", 2, { INCEPTION_CLASSES, INCEPTION_DIMS }, net->fc_w };
-    e[n++] = (struct st_entry){ "fc.bias", 1, { INCEPTION_CLASSES }, net->fc_b };
+    struct param_table ck;
+    ckpt_alloc(&ck);
     /* extra: bn.num_batches_tracked */
-    int rc = st_load_entries(&f, e, n, 1, msg, msglen);
+    int rc = param_table_load(&ck, &f, 1, msg, msglen);
     st_close(&f);
-    if (rc == 0) {
-        pb = bn;
-        for (int l = 0; l < INCEPTION_N_CONV; l++) {
-            fold_bn(net, l, pb);
-            pb += 4 * (size_t)inception_layers[l].OC;
-        }
-    }
-    free(names);
-    free(e);
-    free(bn);
-    if (rc == -1) {
-        inception_free(net);
+    if (rc == 0)
+        from_ckpt(net, &ck);
+    param_table_free(&ck);
+    if (rc == -1)
         return -1;
-    }
     inception_net_prepare(net);
     return 0;
 }

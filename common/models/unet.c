@@ -19,36 +19,21 @@
 
 /* ---- forward ---- */
 
-/* the entry of parameter pointer w: entries are in parameter order */
-static int entry_of(const struct unet *u, const float *w)
-{
-    int lo = 0, hi = u->n_entries - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (u->entries[mid].ptr <= w)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    assert(u->entries[lo].ptr == w);
-    return lo;
-}
-
 void unet_keep_wino_inputs(struct unet *u)
 {
     if (u->keep_v)
         return;
     u->keep_v = 1;
-    u->wino_v = xcalloc((size_t)u->n_entries, sizeof *u->wino_v);
-    u->wino_v_cap = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_cap);
-    u->wino_v_batch = xcalloc((size_t)u->n_entries, sizeof *u->wino_v_batch);
+    u->wino_v = xcalloc((size_t)u->pt.n, sizeof *u->wino_v);
+    u->wino_v_cap = xcalloc((size_t)u->pt.n, sizeof *u->wino_v_cap);
+    u->wino_v_batch = xcalloc((size_t)u->pt.n, sizeof *u->wino_v_batch);
 }
 
 const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
 {
     if (!u->keep_v)
         return NULL;
-    int e = entry_of(u, w);
+    int e = param_find_ptr(&u->pt, w);
     return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
 }
 
@@ -61,8 +46,8 @@ const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
 static void wino_alloc(struct unet *u)
 {
     size_t most = 0;
-    for (int e = 0; e < u->n_entries; e++) {
-        const struct st_entry *t = &u->entries[e];
+    for (int e = 0; e < u->pt.n; e++) {
+        const struct st_entry *t = &u->pt.e[e];
         size_t f = 36 * (size_t)t->shape[0] * t->shape[1];
         if (t->ndim == 4 && t->shape[2] == 3 && t->shape[3] == 3 && f > most)
             most = f;
@@ -132,7 +117,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
 static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
                   int B, int C, int H, int W, int OC)
 {
-    int e = entry_of(u, w);
+    int e = param_find_ptr(&u->pt, w);
     struct nn_wino4_times tm;
     UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
     if (u->infer) {
@@ -484,13 +469,13 @@ static int cmp_entry(const void *a, const void *b)
 
 void unet_init_closed_form(struct unet *u)
 {
-    int *ord = xmalloc((size_t)u->n_entries * sizeof *ord);
-    for (int i = 0; i < u->n_entries; i++)
+    int *ord = xmalloc((size_t)u->pt.n * sizeof *ord);
+    for (int i = 0; i < u->pt.n; i++)
         ord[i] = i;
-    sort_base = u->entries;
-    qsort(ord, (size_t)u->n_entries, sizeof *ord, cmp_entry);
-    for (int k = 0; k < u->n_entries; k++) {
-        const struct st_entry *e = &u->entries[ord[k]];
+    sort_base = u->pt.e;
+    qsort(ord, (size_t)u->pt.n, sizeof *ord, cmp_entry);
+    for (int k = 0; k < u->pt.n; k++) {
+        const struct st_entry *e = &u->pt.e[ord[k]];
         size_t cnt = 1;
         int is_norm = strstr(e->name, "norm") != NULL;
         int is_bias = strcmp(e->name + strlen(e->name) - 5, ".bias") == 0;

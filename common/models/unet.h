@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include "io/json.h"
 #include "io/st.h"
+#include "models/param_table.h"
 
 #define UNET_MAX_LEVELS 8
 #define UNET_MAX_LAYERS 8 /* resnets per up block (layers_per_block + 1) */
@@ -119,12 +120,11 @@ struct unet_level {
 
 struct unet {
     struct unet_config cfg;
-    float *params;
+    struct param_table pt;         /* the parameters' names (modern: to_q, to_k, to_v,
+                                      to_out.0; the legacy query/key/value/proj_attn as
+                                      aliases), shapes and places in params */
+    float *params;                 /* (n_params) pt.base */
     size_t n_params;
-    struct st_entry *entries;      /* modern names (to_q, to_k, to_v, to_out.0) */
-    int n_entries;
-    char *names;                   /* storage of the entry names */
-    char **legacy;                 /* n_entries: legacy attention name or NULL */
     /* parameters of the non-block layers */
     float *conv_in_w, *conv_in_b;  /* (C0,in,3,3), (C0) */
     float *lin1_w, *lin1_b;        /* (TE,C0), (TE) */
@@ -146,19 +146,19 @@ struct unet {
     int infer;                     /* unet_alloc_infer's layout: no backward, no growing */
     float *wino;                   /* inference: the cached 3x3 convs' transformed weights,
                                       4 floats a weight */
-    size_t *wino_off;              /* inference, n_entries: where an entry's transform starts
+    size_t *wino_off;              /* inference, pt.n: where an entry's transform starts
                                       in wino; UNET_WINO_NONE: not cached (transformed into
                                       wino_tmp at every use) */
     float *wino_tmp;               /* a conv's transform made at its use, one at a time
                                       (inference: the uncached ones; training: every one) */
     size_t n_wino, n_wino_tmp;     /* floats of wino and wino_tmp */
-    unsigned char *wino_ok;        /* n_entries: transform is current */
+    unsigned char *wino_ok;        /* pt.n: transform is current */
     /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
        (36,C,T) for the weight gradient, which needs exactly them */
     int keep_v;
-    float **wino_v;                /* n_entries: kept tiles or NULL */
-    size_t *wino_v_cap;            /* n_entries: floats allocated */
-    int *wino_v_batch;             /* n_entries: batch of the last forward's tiles, 0: none */
+    float **wino_v;                /* pt.n: kept tiles or NULL */
+    size_t *wino_v_cap;            /* pt.n: floats allocated */
+    int *wino_v_batch;             /* pt.n: batch of the last forward's tiles, 0: none */
     size_t n_scratch;
     float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
     float *t_in;                   /* (B) timesteps as float */
@@ -200,10 +200,6 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
    legacy (query/key/value/proj_attn) attention names. Missing, mis-shaped or unexpected
    tensors are errors naming the tensor. */
 int unet_load_state(struct unet *u, const struct st_file *f, char *msg, size_t msglen);
-/* Entries named for writing: legacy attention names if legacy, else modern. Caller frees the
-   returned array (not the names). */
-struct st_entry *unet_save_entries(const struct unet *u, int legacy);
-
 /* A diffusers model folder: config.json, scheduler_config.json, and
    diffusion_pytorch_model.safetensors (preferred) or diffusion_pytorch_model.bin. */
 int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen);

@@ -209,15 +209,6 @@ static int n_wconv(const struct unet *u)
     return n;
 }
 
-static int entry_index(const struct unet *u, const float *w)
-{
-    for (int e = 0; e < u->n_entries; e++)
-        if (u->entries[e].ptr == w)
-            return e;
-    assert(0);
-    return -1;
-}
-
 static int by_area(const void *a, const void *b)
 {
     const struct wconv *x = a, *y = b;
@@ -254,13 +245,13 @@ static void wino_infer(struct unet *u, size_t mem_bytes)
     free(u->wino);
     free(u->wino_tmp);
     free(u->wino_off);
-    u->wino_off = xmalloc((size_t)u->n_entries * sizeof *u->wino_off);
-    for (int e = 0; e < u->n_entries; e++)
+    u->wino_off = xmalloc((size_t)u->pt.n * sizeof *u->wino_off);
+    for (int e = 0; e < u->pt.n; e++)
         u->wino_off[e] = UNET_WINO_NONE;
     qsort(v, (size_t)n, sizeof *v, by_area);
     for (int i = 0; i < n; i++) {
         size_t f = 36 * (size_t)v[i].C * v[i].OC;
-        int e = entry_index(u, v[i].w);
+        int e = param_find_ptr(&u->pt, v[i].w);
         if (u->wino_off[e] != UNET_WINO_NONE)
             continue; /* a weight used twice (none in diffusers) is cached once */
         if (total + f <= room) {

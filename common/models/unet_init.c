@@ -11,8 +11,8 @@
 void unet_init_torch_default(struct unet *u, struct rng *r)
 {
     float bound = 0;
-    for (int i = 0; i < u->n_entries; i++) {
-        const struct st_entry *e = &u->entries[i];
+    for (int i = 0; i < u->pt.n; i++) {
+        const struct st_entry *e = &u->pt.e[i];
         size_t n = 1, fan_in = 1;
         int is_bias = strlen(e->name) > 5 && strcmp(e->name + strlen(e->name) - 5, ".bias") == 0;
         for (int d = 0; d < e->ndim; d++)

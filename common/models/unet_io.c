@@ -295,28 +295,9 @@ int unet_config_save(const struct unet_config *c, const char *path, char *msg, s
 
 int unet_load_state(struct unet *u, const struct st_file *f, char *msg, size_t msglen)
 {
-    struct st_entry *e = xmalloc((size_t)u->n_entries * sizeof *e);
-    int rc;
-    memcpy(e, u->entries, (size_t)u->n_entries * sizeof *e);
-    /* per tensor, the modern name if the file has it, else the legacy one */
-    for (int i = 0; i < u->n_entries; i++)
-        if (u->legacy[i] && st_find(f, e[i].name) == NULL && st_find(f, u->legacy[i]) != NULL)
-            e[i].name = u->legacy[i];
-    rc = st_load_entries(f, e, u->n_entries, 0, msg, msglen);
-    free(e);
+    int rc = param_table_load(&u->pt, f, 0, msg, msglen);
     unet_weights_changed(u);
     return rc;
-}
-
-struct st_entry *unet_save_entries(const struct unet *u, int legacy)
-{
-    struct st_entry *e = xmalloc((size_t)u->n_entries * sizeof *e);
-    memcpy(e, u->entries, (size_t)u->n_entries * sizeof *e);
-    if (legacy)
-        for (int i = 0; i < u->n_entries; i++)
-            if (u->legacy[i])
-                e[i].name = u->legacy[i];
-    return e;
 }
 
 static void join(char *out, size_t n, const char *dir, const char *file)
@@ -374,7 +355,6 @@ int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen)
 int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msglen)
 {
     static const char *mk[] = {"format"}, *mv[] = {"pt"};
-    struct st_entry *e;
     struct outfile o;
     char path[4096], m[256];
     int rc;
@@ -388,10 +368,8 @@ int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msgle
         snprintf(msg, msglen, "config.json: %s", m);
         return -1;
     }
-    e = unet_save_entries(u, 1);
     join(path, sizeof path, dir, "diffusion_pytorch_model.safetensors");
-    rc = st_save_entries(path, e, u->n_entries, mk, mv, 1, m, sizeof m);
-    free(e);
+    rc = param_table_save(&u->pt, 1, path, mk, mv, 1, m, sizeof m);
     if (rc == -1) {
         snprintf(msg, msglen, "diffusion_pytorch_model.safetensors: %s", m);
         return -1;

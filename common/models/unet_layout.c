@@ -15,39 +15,18 @@
 #include "util/util.h"
 
 /* ---- parameter layout ----
-   Built in two passes over the architecture: the first (base NULL) counts, the second carves
-   pointers out of the one parameter block and names the entries as the diffusers state dict
-   does. */
+   model_layout runs twice over the architecture (param_table.h): the first run counts, the
+   second carves pointers out of the one parameter block and names the entries as the
+   diffusers state dict does. */
 struct layout {
     struct unet *u;
-    float *base;
-    size_t off;
-    int n;
-    char prefix[96];
+    struct param_table *t;
 };
 
 static float *param(struct layout *L, const char *leaf, int ndim, int64_t d0, int64_t d1,
                     int64_t d2, int64_t d3)
 {
-    int64_t d[4] = {d0, d1, d2, d3};
-    size_t cnt = 1;
-    float *p = L->base ? L->base + L->off : NULL;
-    for (int i = 0; i < ndim; i++)
-        cnt *= (size_t)d[i];
-    if (L->base) {
-        struct st_entry *e = &L->u->entries[L->n];
-        char name[160];
-        snprintf(name, sizeof name, "%s%s", L->prefix, leaf);
-        e->name = xstrdup(name);
-        e->ndim = ndim;
-        for (int i = 0; i < 4; i++)
-            e->shape[i] = i < ndim ? d[i] : 0;
-        e->ptr = p;
-        L->u->legacy[L->n] = NULL;
-    }
-    L->off += cnt;
-    L->n++;
-    return p;
+    return param_add(L->t, leaf, ndim, d0, d1, d2, d3);
 }
 
 static void norm_layout(struct layout *L, struct unet_norm *n, const char *name, int C, int G)
@@ -106,11 +85,8 @@ static void attn_layout(struct layout *L, struct unet_attn *a, int C, int T, int
                 *b[i] = param(L, leaf, 1, C, 0, 0, 0);
             else
                 *w[i] = param(L, leaf, 2, C, C, 0, 0);
-            if (L->base) {
-                char name[160];
-                snprintf(name, sizeof name, "%s%s.%s", L->prefix, legacy[i], j ? "bias" : "weight");
-                L->u->legacy[L->n - 1] = xstrdup(name);
-            }
+            snprintf(leaf, sizeof leaf, "%s.%s", legacy[i], j ? "bias" : "weight");
+            param_alias(L->t, leaf);
         }
     }
 }
@@ -124,7 +100,7 @@ static void model_layout(struct layout *L)
     int S = c->sample_size, cout = C0;
     int skip_ch[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1], ns = 0;
 
-    L->prefix[0] = '\0';
+    param_prefix(L->t, "%s", "");
     u->conv_in_w = param(L, "conv_in.weight", 4, C0, c->in_channels, 3, 3);
     u->conv_in_b = param(L, "conv_in.bias", 1, C0, 0, 0, 0);
     u->lin1_w = param(L, "time_embedding.linear_1.weight", 2, TE, C0, 0, 0);
@@ -142,16 +118,16 @@ static void model_layout(struct layout *L)
         lv->has_sample = i < nl - 1;
         if (lv->has_attn)
             for (int j = 0; j < lv->n_res; j++) {
-                snprintf(L->prefix, sizeof L->prefix, "down_blocks.%d.attentions.%d.", i, j);
+                param_prefix(L->t, "down_blocks.%d.attentions.%d.", i, j);
                 attn_layout(L, &lv->attn[j], cout, S * S, hd, c->norm_num_groups, 1.0f);
             }
         for (int j = 0; j < lv->n_res; j++) {
-            snprintf(L->prefix, sizeof L->prefix, "down_blocks.%d.resnets.%d.", i, j);
+            param_prefix(L->t, "down_blocks.%d.resnets.%d.", i, j);
             resnet_layout(L, &lv->res[j], j ? cout : cin, cout, S, S, 1.0f);
             skip_ch[ns++] = cout;
         }
         if (lv->has_sample) {
-            snprintf(L->prefix, sizeof L->prefix, "down_blocks.%d.downsamplers.0.", i);
+            param_prefix(L->t, "down_blocks.%d.downsamplers.0.", i);
             lv->sample.C = cout;
             lv->sample.H = lv->sample.W = S;
             lv->sample.w = param(L, "conv.weight", 4, cout, cout, 3, 3);
@@ -165,11 +141,11 @@ static void model_layout(struct layout *L)
         int G = c->attn_norm_num_groups ? c->attn_norm_num_groups : c->norm_num_groups;
         float sf = c->mid_block_scale_factor;
         if (c->add_attention) {
-            snprintf(L->prefix, sizeof L->prefix, "mid_block.attentions.0.");
+            param_prefix(L->t, "mid_block.attentions.0.");
             attn_layout(L, &u->mid_attn, C, S * S, c->attention_head_dim, G, sf);
         }
         for (int j = 0; j < 2; j++) {
-            snprintf(L->prefix, sizeof L->prefix, "mid_block.resnets.%d.", j);
+            param_prefix(L->t, "mid_block.resnets.%d.", j);
             resnet_layout(L, &u->mid_res[j], C, C, S, S, sf);
         }
     }
@@ -183,16 +159,16 @@ static void model_layout(struct layout *L)
         lv->has_sample = i < nl - 1;
         if (lv->has_attn)
             for (int j = 0; j < lv->n_res; j++) {
-                snprintf(L->prefix, sizeof L->prefix, "up_blocks.%d.attentions.%d.", i, j);
+                param_prefix(L->t, "up_blocks.%d.attentions.%d.", i, j);
                 attn_layout(L, &lv->attn[j], cout, S * S, hd, c->norm_num_groups, 1.0f);
             }
         for (int j = 0; j < lv->n_res; j++) {
             int skip = skip_ch[--ns];
-            snprintf(L->prefix, sizeof L->prefix, "up_blocks.%d.resnets.%d.", i, j);
+            param_prefix(L->t, "up_blocks.%d.resnets.%d.", i, j);
             resnet_layout(L, &lv->res[j], (j ? cout : prev) + skip, cout, S, S, 1.0f);
         }
         if (lv->has_sample) {
-            snprintf(L->prefix, sizeof L->prefix, "up_blocks.%d.upsamplers.0.", i);
+            param_prefix(L->t, "up_blocks.%d.upsamplers.0.", i);
             lv->sample.C = cout;
             lv->sample.H = lv->sample.W = S;
             lv->sample.w = param(L, "conv.weight", 4, cout, cout, 3, 3);
@@ -201,7 +177,7 @@ static void model_layout(struct layout *L)
         }
     }
     assert(ns == 0);
-    L->prefix[0] = '\0';
+    param_prefix(L->t, "%s", "");
     norm_layout(L, &u->norm_out, "conv_norm_out", C0, c->norm_num_groups);
     u->conv_out_w = param(L, "conv_out.weight", 4, c->out_channels, C0, 3, 3);
     u->conv_out_b = param(L, "conv_out.bias", 1, c->out_channels, 0, 0, 0);
@@ -275,40 +251,30 @@ int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msg
     if (check_config(c, msg, msglen) == -1)
         return -1;
     u->cfg = *c;
-    memset(&L, 0, sizeof L);
     L.u = u;
+    L.t = &u->pt;
+    param_table_init(&u->pt);
     model_layout(&L);
-    u->n_params = L.off;
-    u->n_entries = L.n;
-    u->params = xcalloc_big(u->n_params, sizeof(float));
-    u->entries = xcalloc((size_t)u->n_entries, sizeof *u->entries);
-    u->legacy = xcalloc((size_t)u->n_entries, sizeof *u->legacy);
-    u->wino_ok = xcalloc((size_t)u->n_entries, 1);
-    memset(&L, 0, sizeof L);
-    L.u = u;
-    L.base = u->params;
+    param_table_alloc(&u->pt);
     model_layout(&L);
-    assert(L.off == u->n_params && L.n == u->n_entries);
+    param_table_done(&u->pt);
+    u->params = u->pt.base;
+    u->n_params = u->pt.n_floats;
+    u->wino_ok = xcalloc((size_t)u->pt.n, 1);
     return 0;
 }
 
 void unet_free(struct unet *u)
 {
-    for (int i = 0; i < u->n_entries; i++) {
-        free((char *)u->entries[i].name);
-        free(u->legacy[i]);
-    }
-    free(u->entries);
-    free(u->legacy);
-    free(u->params);
+    for (int i = 0; u->wino_v != NULL && i < u->pt.n; i++)
+        free(u->wino_v[i]);
+    param_table_free(&u->pt);
     free(u->acts);
     free(u->scratch);
     free(u->wino);
     free(u->wino_tmp);
     free(u->wino_off);
     free(u->wino_ok);
-    for (int i = 0; u->wino_v != NULL && i < u->n_entries; i++)
-        free(u->wino_v[i]);
     free(u->wino_v);
     free(u->wino_v_cap);
     free(u->wino_v_batch);
@@ -317,7 +283,7 @@ void unet_free(struct unet *u)
 
 void unet_weights_changed(struct unet *u)
 {
-    memset(u->wino_ok, 0, (size_t)u->n_entries);
+    memset(u->wino_ok, 0, (size_t)u->pt.n);
 }
 
 /* ---- activation layout (same two-pass idea) ---- */

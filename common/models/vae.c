@@ -19,86 +19,68 @@
 #include "util/util.h"
 #include "models/vae.h"
 
+/* indices into the parameter table: the order of vae_layout's calls */
 enum {
     E0W, E0B, E2W, E2B, E4W, E4B, MUW, MUB, LVW, LVB,
     D0W, D0B, D2W, D2B, D4W, D4B, D6W, D6B
 };
 
-static const char *const vae_names[VAE_NT] = {
-    "enc.0.weight", "enc.0.bias", "enc.2.weight", "enc.2.bias", "enc.4.weight", "enc.4.bias",
-    "mu.weight", "mu.bias", "logvar.weight", "logvar.bias", "dec.0.weight", "dec.0.bias",
-    "dec.2.weight", "dec.2.bias", "dec.4.weight", "dec.4.bias", "dec.6.weight", "dec.6.bias",
-};
-
-static size_t entry_count(const struct st_entry *e)
+/* the state_dict, in its order */
+static void vae_layout(struct param_table *t, int L)
 {
-    size_t n = 1;
-    for (int d = 0; d < e->ndim; d++)
-        n *= (size_t)e->shape[d];
-    return n;
-}
-
-static void set_shape(struct st_entry *e, int ndim, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    e->ndim = ndim;
-    e->shape[0] = a;
-    e->shape[1] = b;
-    e->shape[2] = c;
-    e->shape[3] = d;
+    param_add(t, "enc.0.weight", 4, 32, 3, 4, 4);
+    param_add(t, "enc.0.bias", 1, 32, 0, 0, 0);
+    param_add(t, "enc.2.weight", 4, 32, 32, 4, 4);
+    param_add(t, "enc.2.bias", 1, 32, 0, 0, 0);
+    param_add(t, "enc.4.weight", 4, 32, 32, 4, 4);
+    param_add(t, "enc.4.bias", 1, 32, 0, 0, 0);
+    param_add(t, "mu.weight", 2, L, VAE_HID, 0, 0);
+    param_add(t, "mu.bias", 1, L, 0, 0, 0);
+    param_add(t, "logvar.weight", 2, L, VAE_HID, 0, 0);
+    param_add(t, "logvar.bias", 1, L, 0, 0, 0);
+    param_add(t, "dec.0.weight", 2, VAE_HID, L, 0, 0);
+    param_add(t, "dec.0.bias", 1, VAE_HID, 0, 0, 0);
+    param_add(t, "dec.2.weight", 4, 32, 32, 4, 4); /* ConvTranspose2d: (in, out, k, k) */
+    param_add(t, "dec.2.bias", 1, 32, 0, 0, 0);
+    param_add(t, "dec.4.weight", 4, 32, 32, 4, 4);
+    param_add(t, "dec.4.bias", 1, 32, 0, 0, 0);
+    param_add(t, "dec.6.weight", 4, 32, 3, 4, 4);
+    param_add(t, "dec.6.bias", 1, 3, 0, 0, 0);
 }
 
 void vae_init(struct vae *m, int latent, float beta)
 {
-    struct st_entry *t = m->table;
-    int L = latent;
     assert(latent > 0);
     memset(m, 0, sizeof *m);
     m->latent = latent;
     m->beta = beta;
-    set_shape(&t[E0W], 4, 32, 3, 4, 4);
-    set_shape(&t[E2W], 4, 32, 32, 4, 4);
-    set_shape(&t[E4W], 4, 32, 32, 4, 4);
-    set_shape(&t[MUW], 2, L, VAE_HID, 0, 0);
-    set_shape(&t[LVW], 2, L, VAE_HID, 0, 0);
-    set_shape(&t[D0W], 2, VAE_HID, L, 0, 0);
-    set_shape(&t[D2W], 4, 32, 32, 4, 4); /* ConvTranspose2d: (in, out, k, k) */
-    set_shape(&t[D4W], 4, 32, 32, 4, 4);
-    set_shape(&t[D6W], 4, 32, 3, 4, 4);
-    set_shape(&t[E0B], 1, 32, 0, 0, 0);
-    set_shape(&t[E2B], 1, 32, 0, 0, 0);
-    set_shape(&t[E4B], 1, 32, 0, 0, 0);
-    set_shape(&t[MUB], 1, L, 0, 0, 0);
-    set_shape(&t[LVB], 1, L, 0, 0, 0);
-    set_shape(&t[D0B], 1, VAE_HID, 0, 0, 0);
-    set_shape(&t[D2B], 1, 32, 0, 0, 0);
-    set_shape(&t[D4B], 1, 32, 0, 0, 0);
-    set_shape(&t[D6B], 1, 3, 0, 0, 0);
-    for (int i = 0; i < VAE_NT; i++) {
-        t[i].name = vae_names[i];
-        m->n_params += entry_count(&t[i]);
-    }
-    m->params = xcalloc_big(m->n_params, sizeof(float));
+    param_table_init(&m->pt);
+    vae_layout(&m->pt, latent);
+    param_table_alloc(&m->pt);
+    vae_layout(&m->pt, latent);
+    param_table_done(&m->pt);
+    assert(m->pt.n == VAE_NT);
+    m->params = m->pt.base;
+    m->n_params = m->pt.n_floats;
     m->grads = xcalloc_big(m->n_params, sizeof(float));
-    size_t off = 0;
     for (int i = 0; i < VAE_NT; i++) {
-        m->p[i] = t[i].ptr = m->params + off;
-        m->g[i] = m->grads + off;
-        off += entry_count(&t[i]);
+        m->p[i] = m->pt.e[i].ptr;
+        m->g[i] = m->grads + param_offset(&m->pt, i);
     }
 }
 
 void vae_free(struct vae *m)
 {
-    free(m->params);
+    param_table_free(&m->pt);
     free(m->grads);
-    free(m->acts);
-    free(m->thr);
+    free(m->act.acts);
+    free(m->scr.thr);
     memset(m, 0, sizeof *m);
 }
 
 float vae_init_bound(const struct vae *m, int i)
 {
-    const struct st_entry *w = &m->table[i & ~1]; /* the module's weight */
+    const struct st_entry *w = &m->pt.e[i & ~1]; /* the module's weight */
     double fan_in;
     if (w->ndim == 2)
         fan_in = (double)w->shape[1];
@@ -110,7 +92,7 @@ float vae_init_bound(const struct vae *m, int i)
 void vae_init_params(struct vae *m, struct rng *r)
 {
     for (int i = 0; i < VAE_NT; i++)
-        init_uniform(m->p[i], entry_count(&m->table[i]), vae_init_bound(m, i), r);
+        init_uniform(m->p[i], param_numel(&m->pt.e[i]), vae_init_bound(m, i), r);
 }
 
 #define VAE_CHUNK 16 /* images per work item of the batch split */
@@ -123,30 +105,31 @@ void vae_batch_alloc(struct vae *m, int max_batch)
     int n_chunks = (VAE_CHUNK - 1 + max_batch + VAE_CHUNK - 1) / VAE_CHUNK;
     size_t B = (size_t)n_chunks * VAE_CHUNK, L = (size_t)m->latent, off = 0, total = 0;
     /* per slot, in struct order; chunk c uses rows c*VAE_CHUNK .. of each */
-    float **bufs[] = {&m->xin, &m->xc, &m->h1, &m->h2, &m->h3c, &m->h3, &m->mu, &m->logvar, &m->eps,
-                      &m->z, &m->d0, &m->d0c, &m->d1, &m->d2, &m->xhc, &m->xhat, &m->dxhat,
-                      &m->dxc, &m->dd2, &m->dd1, &m->dd0c, &m->dd0, &m->dz, &m->dmu,
-                      &m->dlogvar, &m->dh3, &m->dh3c, &m->dh2, &m->dh1};
+    struct vae_acts *a = &m->act;
+    float **bufs[] = {&a->xin, &a->xc, &a->h1, &a->h2, &a->h3c, &a->h3, &a->mu, &a->logvar,
+                      &a->eps, &a->z, &a->d0, &a->d0c, &a->d1, &a->d2, &a->xhc, &a->xhat,
+                      &a->dxhat, &a->dxc, &a->dd2, &a->dd1, &a->dd0c, &a->dd0, &a->dz, &a->dmu,
+                      &a->dlogvar, &a->dh3, &a->dh3c, &a->dh2, &a->dh1};
     size_t per[] = {VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, L, 512, 512, 2048, 8192, VAE_D, VAE_D,
                     VAE_D, VAE_D, 8192, 2048, 512, 512, L, L, L, 512, 512, 2048, 8192};
     int nb = (int)(sizeof per / sizeof per[0]);
 
     assert(max_batch > 0 && sizeof bufs / sizeof bufs[0] == sizeof per / sizeof per[0]);
-    free(m->acts);
-    free(m->thr);
+    free(m->act.acts);
+    free(m->scr.thr);
     for (int i = 0; i < nb; i++)
         total += per[i] * B;
-    m->acts = xcalloc_big(total, sizeof(float));
+    m->act.acts = xcalloc_big(total, sizeof(float));
     for (int i = 0; i < nb; i++) {
-        *bufs[i] = m->acts + off;
+        *bufs[i] = m->act.acts + off;
         off += per[i] * B;
     }
-    m->max_batch = max_batch;
-    m->n_chunks = n_chunks;
+    m->act.max_batch = max_batch;
+    m->act.n_chunks = n_chunks;
     /* a group's column block is at most NN_CNHW_COLMAX floats, or one image's (32*1024) */
-    m->scratch_len = NN_CNHW_COLMAX > 32 * 1024 ? NN_CNHW_COLMAX : 32 * 1024;
-    m->thr_stride = (m->n_params + m->scratch_len + 15) / 16 * 16;
-    m->thr = xcalloc(m->thr_stride * (size_t)m->n_chunks, sizeof(float));
+    m->scr.scratch_len = NN_CNHW_COLMAX > 32 * 1024 ? NN_CNHW_COLMAX : 32 * 1024;
+    m->scr.thr_stride = (m->n_params + m->scr.scratch_len + 15) / 16 * 16;
+    m->scr.thr = xcalloc(m->scr.thr_stride * (size_t)m->act.n_chunks, sizeof(float));
 }
 
 void vae_zero_grad(struct vae *m)
@@ -161,10 +144,11 @@ void vae_zero_grad(struct vae *m)
 
 static void decode_chunk(struct vae *m, float *col, int o, int n)
 {
-    float *d0 = AT(m->d0, 512), *d0c = AT(m->d0c, 512), *d1 = AT(m->d1, 2048);
-    float *d2 = AT(m->d2, 8192), *xhc = AT(m->xhc, VAE_D), *xhat = AT(m->xhat, VAE_D);
+    struct vae_acts *a = &m->act;
+    float *d0 = AT(a->d0, 512), *d0c = AT(a->d0c, 512), *d1 = AT(a->d1, 2048);
+    float *d2 = AT(a->d2, 8192), *xhc = AT(a->xhc, VAE_D), *xhat = AT(a->xhat, VAE_D);
 
-    nn_linear_forward(d0, AT(m->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
+    nn_linear_forward(d0, AT(a->z, m->latent), m->p[D0W], m->p[D0B], n, m->latent, VAE_HID);
     nn_cnhw_from_nchw(d0c, d0, n, 32, 16);                   /* Unflatten(1, (32, 4, 4)) */
     nn_convt4s2_cnhw_forward(d1, col, d0c, m->p[D2W], 32, 32, n, 4, 4);
     nn_cnhw_bias_act(d1, m->p[D2B], 32, (size_t)n * 64, 1);
@@ -179,12 +163,13 @@ static void decode_chunk(struct vae *m, float *col, int o, int n)
 
 static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
 {
+    struct vae_acts *a = &m->act;
     size_t L = (size_t)m->latent;
-    float *xc = AT(m->xc, VAE_D), *h1 = AT(m->h1, 8192), *h2 = AT(m->h2, 2048);
-    float *h3c = AT(m->h3c, 512), *h3 = AT(m->h3, 512);
-    float *mu = AT(m->mu, L), *lv = AT(m->logvar, L), *z = AT(m->z, L), *e = AT(m->eps, L);
+    float *xc = AT(a->xc, VAE_D), *h1 = AT(a->h1, 8192), *h2 = AT(a->h2, 2048);
+    float *h3c = AT(a->h3c, 512), *h3 = AT(a->h3, 512);
+    float *mu = AT(a->mu, L), *lv = AT(a->logvar, L), *z = AT(a->z, L), *e = AT(a->eps, L);
 
-    nn_cnhw_from_nchw(xc, AT(m->xin, VAE_D), n, 3, 1024);
+    nn_cnhw_from_nchw(xc, AT(a->xin, VAE_D), n, 3, 1024);
     nn_conv4s2_cnhw_forward(h1, col, xc, m->p[E0W], 3, 32, n, 32, 32);
     nn_cnhw_bias_act(h1, m->p[E0B], 32, (size_t)n * 256, 1);
     nn_conv4s2_cnhw_forward(h2, col, h1, m->p[E2W], 32, 32, n, 16, 16);
@@ -206,14 +191,15 @@ static void forward_chunk(struct vae *m, float *col, int noise, int o, int n)
 /* gradients of this chunk into gr (a thread's copy of the gradient layout) */
 static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
 {
+    struct vae_acts *a = &m->act;
     size_t L = (size_t)m->latent, nn = (size_t)n;
     float *G[VAE_NT];
-    float *dxhat = AT(m->dxhat, VAE_D), *xhat = AT(m->xhat, VAE_D), *dxc = AT(m->dxc, VAE_D);
-    float *dd2 = AT(m->dd2, 8192), *dd1 = AT(m->dd1, 2048), *dd0c = AT(m->dd0c, 512);
-    float *dd0 = AT(m->dd0, 512), *dz = AT(m->dz, L), *dmu = AT(m->dmu, L);
-    float *dlv = AT(m->dlogvar, L), *dh3 = AT(m->dh3, 512), *dh3c = AT(m->dh3c, 512);
-    float *dh2 = AT(m->dh2, 2048), *dh1 = AT(m->dh1, 8192);
-    const float *lv = AT(m->logvar, L), *eps = AT(m->eps, L);
+    float *dxhat = AT(a->dxhat, VAE_D), *xhat = AT(a->xhat, VAE_D), *dxc = AT(a->dxc, VAE_D);
+    float *dd2 = AT(a->dd2, 8192), *dd1 = AT(a->dd1, 2048), *dd0c = AT(a->dd0c, 512);
+    float *dd0 = AT(a->dd0, 512), *dz = AT(a->dz, L), *dmu = AT(a->dmu, L);
+    float *dlv = AT(a->dlogvar, L), *dh3 = AT(a->dh3, 512), *dh3c = AT(a->dh3c, 512);
+    float *dh2 = AT(a->dh2, 2048), *dh1 = AT(a->dh1, 8192);
+    const float *lv = AT(a->logvar, L), *eps = AT(a->eps, L);
 
     for (int i = 0; i < VAE_NT; i++)
         G[i] = gr + (m->g[i] - m->grads);
@@ -222,36 +208,36 @@ static void backward_chunk(struct vae *m, float *gr, float *col, int o, int n)
         dxhat[i] *= 1.0f - xhat[i] * xhat[i];
     nn_cnhw_from_nchw(dxc, dxhat, n, 3, 1024);
     nn_cnhw_bias_grad(G[D6B], dxc, 3, nn * 1024);
-    nn_convt4s2_cnhw_backward(dd2, G[D6W], col, dxc, AT(m->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
-    nn_relu_mask(dd2, AT(m->d2, 8192), nn * 8192);
+    nn_convt4s2_cnhw_backward(dd2, G[D6W], col, dxc, AT(a->d2, 8192), m->p[D6W], 32, 3, n, 16, 16);
+    nn_relu_mask(dd2, AT(a->d2, 8192), nn * 8192);
     nn_cnhw_bias_grad(G[D4B], dd2, 32, nn * 256);
-    nn_convt4s2_cnhw_backward(dd1, G[D4W], col, dd2, AT(m->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
-    nn_relu_mask(dd1, AT(m->d1, 2048), nn * 2048);
+    nn_convt4s2_cnhw_backward(dd1, G[D4W], col, dd2, AT(a->d1, 2048), m->p[D4W], 32, 32, n, 8, 8);
+    nn_relu_mask(dd1, AT(a->d1, 2048), nn * 2048);
     nn_cnhw_bias_grad(G[D2B], dd1, 32, nn * 64);
-    nn_convt4s2_cnhw_backward(dd0c, G[D2W], col, dd1, AT(m->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
+    nn_convt4s2_cnhw_backward(dd0c, G[D2W], col, dd1, AT(a->d0c, 512), m->p[D2W], 32, 32, n, 4, 4);
     nn_cnhw_to_nchw(dd0, dd0c, n, 32, 16);
     memset(dz, 0, nn * L * sizeof(float));
-    nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(m->z, L), m->p[D0W], n, m->latent, VAE_HID);
+    nn_linear_backward(dz, G[D0W], G[D0B], dd0, AT(a->z, L), m->p[D0W], n, m->latent, VAE_HID);
     /* z = mu + exp(logvar/2) eps */
     for (size_t i = 0; i < nn * L; i++) {
         dmu[i] += dz[i];
         dlv[i] += dz[i] * eps[i] * 0.5f * expf(0.5f * lv[i]);
     }
     memset(dh3, 0, nn * 512 * sizeof(float));
-    nn_linear_backward(dh3, G[MUW], G[MUB], dmu, AT(m->h3, 512), m->p[MUW], n, VAE_HID,
+    nn_linear_backward(dh3, G[MUW], G[MUB], dmu, AT(a->h3, 512), m->p[MUW], n, VAE_HID,
                        m->latent);
-    nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(m->h3, 512), m->p[LVW], n, VAE_HID,
+    nn_linear_backward(dh3, G[LVW], G[LVB], dlv, AT(a->h3, 512), m->p[LVW], n, VAE_HID,
                        m->latent);
-    nn_relu_mask(dh3, AT(m->h3, 512), nn * 512);
+    nn_relu_mask(dh3, AT(a->h3, 512), nn * 512);
     nn_cnhw_from_nchw(dh3c, dh3, n, 32, 16);
     nn_cnhw_bias_grad(G[E4B], dh3c, 32, nn * 16);
-    nn_conv4s2_cnhw_backward(dh2, G[E4W], col, dh3c, AT(m->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
-    nn_relu_mask(dh2, AT(m->h2, 2048), nn * 2048);
+    nn_conv4s2_cnhw_backward(dh2, G[E4W], col, dh3c, AT(a->h2, 2048), m->p[E4W], 32, 32, n, 8, 8);
+    nn_relu_mask(dh2, AT(a->h2, 2048), nn * 2048);
     nn_cnhw_bias_grad(G[E2B], dh2, 32, nn * 64);
-    nn_conv4s2_cnhw_backward(dh1, G[E2W], col, dh2, AT(m->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
-    nn_relu_mask(dh1, AT(m->h1, 8192), nn * 8192);
+    nn_conv4s2_cnhw_backward(dh1, G[E2W], col, dh2, AT(a->h1, 8192), m->p[E2W], 32, 32, n, 16, 16);
+    nn_relu_mask(dh1, AT(a->h1, 8192), nn * 8192);
     nn_cnhw_bias_grad(G[E0B], dh1, 32, nn * 256);
-    nn_conv4s2_cnhw_backward(NULL, G[E0W], col, dh1, AT(m->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
+    nn_conv4s2_cnhw_backward(NULL, G[E0W], col, dh1, AT(a->xc, VAE_D), m->p[E0W], 3, 32, n, 32, 32);
 }
 #undef AT
 
@@ -271,34 +257,36 @@ static int threads_for(int K)
    image's result does not depend on the batch size or where the batch starts. */
 static void batch_slots(struct vae *m, int N, int first, int *K, size_t *s)
 {
+    struct vae_acts *a = &m->act;
     *s = (size_t)(first % VAE_CHUNK);
     *K = (int)((*s + (size_t)N + VAE_CHUNK - 1) / VAE_CHUNK);
-    m->batch = N;
-    m->slot0 = (int)*s;
-    m->batch_chunks = *K;
+    a->batch = N;
+    a->slot0 = (int)*s;
+    a->batch_chunks = *K;
 }
 
 float vae_forward(struct vae *m, const float *x, const float *eps, int N, int first,
                   float *recon, float *kl)
 {
+    struct vae_acts *a = &m->act;
     size_t L = (size_t)m->latent, s;
     float r, k, loss;
     int K;
 
-    assert(N > 0 && N <= m->max_batch && first >= 0);
+    assert(N > 0 && N <= a->max_batch && first >= 0);
     batch_slots(m, N, first, &K, &s);
-    m->x = x;
-    memset(m->xin, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
-    memcpy(m->xin + s * VAE_D, x, (size_t)N * VAE_D * sizeof(float));
-    memset(m->eps, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    a->x = x;
+    memset(a->xin, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memcpy(a->xin + s * VAE_D, x, (size_t)N * VAE_D * sizeof(float));
+    memset(a->eps, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
     if (eps != NULL)
-        memcpy(m->eps + s * L, eps, (size_t)N * L * sizeof(float));
+        memcpy(a->eps + s * L, eps, (size_t)N * L * sizeof(float));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
     for (int c = 0; c < K; c++)
-        forward_chunk(m, m->thr + m->thr_stride * c + m->n_params, eps != NULL, c * VAE_CHUNK,
-                      VAE_CHUNK);
-    loss = nn_vae_loss_forward(&r, &k, m->xhat + s * VAE_D, x, m->mu + s * L,
-                               m->logvar + s * L, N, VAE_D, m->latent, m->beta);
+        forward_chunk(m, m->scr.thr + m->scr.thr_stride * c + m->n_params, eps != NULL,
+                      c * VAE_CHUNK, VAE_CHUNK);
+    loss = nn_vae_loss_forward(&r, &k, a->xhat + s * VAE_D, x, a->mu + s * L,
+                               a->logvar + s * L, N, VAE_D, m->latent, m->beta);
     if (recon != NULL)
         *recon = r;
     if (kl != NULL)
@@ -308,29 +296,30 @@ float vae_forward(struct vae *m, const float *x, const float *eps, int N, int fi
 
 void vae_backward(struct vae *m, int N)
 {
-    size_t L = (size_t)m->latent, P = m->n_params, s = (size_t)m->slot0;
-    int K = m->batch_chunks;
+    struct vae_acts *a = &m->act;
+    size_t L = (size_t)m->latent, P = m->n_params, s = (size_t)a->slot0;
+    int K = a->batch_chunks;
 
-    assert(N > 0 && N == m->batch && m->x != NULL);
-    memset(m->dxhat, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
-    memset(m->dmu, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
-    memset(m->dlogvar, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
-    nn_vae_loss_backward(m->dxhat + s * VAE_D, m->dmu + s * L, m->dlogvar + s * L,
-                         m->xhat + s * VAE_D, m->x, m->mu + s * L, m->logvar + s * L, N, VAE_D,
+    assert(N > 0 && N == a->batch && a->x != NULL);
+    memset(a->dxhat, 0, (size_t)K * VAE_CHUNK * VAE_D * sizeof(float));
+    memset(a->dmu, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memset(a->dlogvar, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    nn_vae_loss_backward(a->dxhat + s * VAE_D, a->dmu + s * L, a->dlogvar + s * L,
+                         a->xhat + s * VAE_D, a->x, a->mu + s * L, a->logvar + s * L, N, VAE_D,
                          m->latent, m->beta);
 #pragma omp parallel num_threads(threads_for(K))
     {
 #pragma omp for schedule(dynamic, 1)
         for (int c = 0; c < K; c++) {
-            float *gr = m->thr + m->thr_stride * c;
+            float *gr = m->scr.thr + m->scr.thr_stride * c;
             memset(gr, 0, P * sizeof(float));
             backward_chunk(m, gr, gr + P, c * VAE_CHUNK, VAE_CHUNK);
         }
 #pragma omp for schedule(static)
         for (size_t i = 0; i < P; i++) {
-            float g = m->thr[i];
+            float g = m->scr.thr[i];
             for (int c = 1; c < K; c++)
-                g += m->thr[m->thr_stride * c + i];
+                g += m->scr.thr[m->scr.thr_stride * c + i];
             m->grads[i] += g;
         }
     }
@@ -338,22 +327,24 @@ void vae_backward(struct vae *m, int N)
 
 const float *vae_xhat(const struct vae *m)
 {
-    return m->xhat + (size_t)m->slot0 * VAE_D;
+    const struct vae_acts *a = &m->act;
+    return a->xhat + (size_t)a->slot0 * VAE_D;
 }
 
 const float *vae_decode(struct vae *m, const float *z, int N, int first)
 {
+    struct vae_acts *a = &m->act;
     size_t L = (size_t)m->latent, s;
     int K;
 
-    assert(N > 0 && N <= m->max_batch && first >= 0);
+    assert(N > 0 && N <= a->max_batch && first >= 0);
     batch_slots(m, N, first, &K, &s);
-    memset(m->z, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
-    memcpy(m->z + s * L, z, (size_t)N * L * sizeof(float));
+    memset(a->z, 0, (size_t)K * VAE_CHUNK * L * sizeof(float));
+    memcpy(a->z + s * L, z, (size_t)N * L * sizeof(float));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(K))
     for (int c = 0; c < K; c++)
-        decode_chunk(m, m->thr + m->thr_stride * c + m->n_params, c * VAE_CHUNK, VAE_CHUNK);
-    return m->xhat + s * VAE_D;
+        decode_chunk(m, m->scr.thr + m->scr.thr_stride * c + m->n_params, c * VAE_CHUNK, VAE_CHUNK);
+    return a->xhat + s * VAE_D;
 }
 
 /* ---- checkpoints ---- */
@@ -377,7 +368,7 @@ int vae_save(const struct vae *m, const char *path, const char *const *keys,
     k[n] = "beta", v[n++] = beta;
     for (int i = 0; i < n_extra; i++)
         k[n] = keys[i], v[n++] = vals[i];
-    return st_save_entries(path, m->table, VAE_NT, k, v, n, msg, msglen);
+    return param_table_save(&m->pt, 0, path, k, v, n, msg, msglen);
 }
 
 int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen)
@@ -412,7 +403,7 @@ int vae_load_st(struct vae *m, const struct st_file *f, char *msg, size_t msglen
         return -1;
     }
     vae_init(m, (int)latent, (float)beta);
-    if (st_load_entries(f, m->table, VAE_NT, 0, msg, msglen) == -1) {
+    if (param_table_load(&m->pt, f, 0, msg, msglen) == -1) {
         vae_free(m);
         return -1;
     }
@@ -431,29 +422,33 @@ int vae_load(struct vae *m, const char *path, char *msg, size_t msglen)
     return rc;
 }
 
-/* adam.m.NAME then adam.v.NAME entries over am and av */
-static void state_table(struct st_entry e[2 * VAE_NT], char names[2 * VAE_NT][32],
-                        const struct vae *m, const float *am, const float *av)
+/* adam.m.NAME, adam.v.NAME over am, av, then the parameters; caller frees the array and
+   *names */
+static struct st_entry *state_table(const struct vae *m, const float *am, const float *av,
+                                    char *names[2])
 {
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < VAE_NT; i++) {
-            struct st_entry *t = &e[k * VAE_NT + i];
-            *t = m->table[i];
-            snprintf(names[k * VAE_NT + i], 32, "adam.%c.%s", k ? 'v' : 'm', vae_names[i]);
-            t->name = names[k * VAE_NT + i];
-            t->ptr = (float *)(k ? av : am) + (m->p[i] - m->params);
-        }
+    struct st_entry *e = xmalloc(3 * VAE_NT * sizeof *e);
+    struct st_entry *em = param_entries(&m->pt, am, "adam.m.", 0, &names[0]);
+    struct st_entry *ev = param_entries(&m->pt, av, "adam.v.", 0, &names[1]);
+    memcpy(e, em, VAE_NT * sizeof *e);
+    memcpy(e + VAE_NT, ev, VAE_NT * sizeof *e);
+    memcpy(e + 2 * VAE_NT, m->pt.e, VAE_NT * sizeof *e);
+    free(em);
+    free(ev);
+    return e;
 }
 
 int vae_state_save(const struct vae *m, const float *am, const float *av, const char *path,
                    const char *const *keys, const char *const *vals, int n_meta, char *msg,
                    size_t msglen)
 {
-    struct st_entry e[3 * VAE_NT];
-    char names[2 * VAE_NT][32];
-    state_table(e, names, m, am, av);
-    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
-    return st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
+    char *names[2];
+    struct st_entry *e = state_table(m, am, av, names);
+    int rc = st_save_entries(path, e, 3 * VAE_NT, keys, vals, n_meta, msg, msglen);
+    free(e);
+    free(names[0]);
+    free(names[1]);
+    return rc;
 }
 
 int vae_state_has_params(const struct st_file *f)
@@ -464,10 +459,12 @@ int vae_state_has_params(const struct st_file *f)
 int vae_state_load(struct vae *m, float *am, float *av, const struct st_file *f, char *msg,
                    size_t msglen)
 {
-    struct st_entry e[3 * VAE_NT];
-    char names[2 * VAE_NT][32];
+    char *names[2];
+    struct st_entry *e = state_table(m, am, av, names);
     int n = vae_state_has_params(f) ? 3 * VAE_NT : 2 * VAE_NT;
-    state_table(e, names, m, am, av);
-    memcpy(e + 2 * VAE_NT, m->table, VAE_NT * sizeof *e);
-    return st_load_entries(f, e, n, 0, msg, msglen);
+    int rc = st_load_entries(f, e, n, 0, msg, msglen);
+    free(e);
+    free(names[0]);
+    free(names[1]);
+    return rc;
 }

@@ -6,7 +6,7 @@
      dec.4 ConvTranspose2d(32,32,4,2,1) ReLU, dec.6 ConvTranspose2d(32,3,4,2,1) Tanh.
 
    Parameters are one float32 block in the order of the PyTorch state_dict, and the table
-   (struct st_entry) carries the state_dict names, so a checkpoint is safetensors that
+   (param_table.h) carries the state_dict names, so a checkpoint is safetensors that
    load_state_dict reads unchanged. Metadata: format=pt, model=vae, latent, beta.
 
    Loss per batch of N: recon = sum((xhat - x)^2)/N, kl = -0.5*sum(1 + logvar - mu^2 -
@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "io/st.h"
+#include "models/param_table.h"
 
 struct rng;
 
@@ -32,19 +33,13 @@ struct rng;
 #define VAE_D 3072     /* values per image, (3,32,32) */
 #define VAE_HID 512    /* flattened encoder output, (32,4,4) */
 
-struct vae {
-    int latent;
-    float beta;
-    size_t n_params;
-    float *params;                  /* (n_params) state_dict order */
-    float *grads;                   /* (n_params) same layout; backward accumulates here */
-    float *p[VAE_NT], *g[VAE_NT];   /* each tensor inside params / grads */
-    struct st_entry table[VAE_NT];  /* names and shapes, ptr into params */
-
-    /* activations of the last forward, sized by vae_batch_alloc; rows are slots */
+/* Activations of the last forward for batches of up to max_batch images (a larger batch is
+   a programmer error: vae_forward and vae_decode assert, and every caller sizes for its
+   --batch-size); rows are slots. */
+struct vae_acts {
     int max_batch, n_chunks;
     int batch, slot0, batch_chunks; /* the last forward: N, the slot of its first image, chunks */
-    float *acts;
+    float *acts;                    /* the one block the pointers below are carved from */
     const float *x;                 /* (N,3,32,32) the caller's input, kept for backward */
     /* Chunk c uses rows 16c..16c+15 of each buffer; feature maps inside a chunk are stored
        (C, 16, H, W) (see vae.c), marked CNHW. */
@@ -58,8 +53,27 @@ struct vae {
     float *xhc;                     /* CNHW (3,32,32) before Tanh */
     float *xhat;                    /* (N,3,32,32) after Tanh */
     float *dxhat, *dxc, *dd2, *dd1, *dd0c, *dd0, *dz, *dmu, *dlogvar, *dh3, *dh3c, *dh2, *dh1;
-    float *thr;                     /* per chunk: gradient copy, then im2col scratch */
+};
+
+/* Per chunk of VAE_CHUNK slots: a gradient copy (n_params floats, summed in chunk order), then
+   its im2col scratch (scratch_len floats); chunk c at thr + c * thr_stride. */
+struct vae_scratch {
+    float *thr;
     size_t thr_stride, scratch_len;
+};
+
+/* The model: configuration, parameters (their names in pt), activations, scratch. */
+struct vae {
+    int latent;
+    float beta;
+    struct param_table pt;          /* names and shapes (state_dict order), ptr into params */
+    size_t n_params;
+    float *params;                  /* (n_params) pt.base */
+    float *grads;                   /* (n_params) same layout; backward accumulates here */
+    float *p[VAE_NT], *g[VAE_NT];   /* each tensor inside params / grads */
+
+    struct vae_acts act;            /* sized once by vae_batch_alloc */
+    struct vae_scratch scr;         /* sized with them */
 };
 
 /* Allocates parameters (zero) and gradients for latent size L. The model holds no batch
@@ -72,7 +86,8 @@ void vae_free(struct vae *m);
 void vae_init_params(struct vae *m, struct rng *r);
 /* fan_in bound of tensor i (weight or bias of its module) */
 float vae_init_bound(const struct vae *m, int i);
-/* Buffers for batches of up to max_batch images starting anywhere; call after nn_set_threads. */
+/* Activations and scratch for batches of up to max_batch images starting anywhere (a larger
+   batch asserts); call after nn_set_threads. Calling it again replaces them. */
 void vae_batch_alloc(struct vae *m, int max_batch);
 void vae_zero_grad(struct vae *m);
 

@@ -36,8 +36,8 @@ static void compare(const struct unet *u, const float *base, const char *prefix,
     double worst = 0;
     const char *wname = "";
     int bad = 0;
-    for (int i = 0; i < u->n_entries; i++) {
-        const struct st_entry *e = &u->entries[i];
+    for (int i = 0; i < u->pt.n; i++) {
+        const struct st_entry *e = &u->pt.e[i];
         char member[200];
         struct npy want;
         size_t n, k;

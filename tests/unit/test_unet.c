@@ -137,7 +137,7 @@ static void test_full(void)
         return;
     }
     CHECK(u.n_params == 35746307, "cifar10: %zu parameters (want 35746307)", u.n_params);
-    CHECK(u.n_entries == 328, "cifar10: %d tensors (want 328)", u.n_entries);
+    CHECK(u.pt.n == 328, "cifar10: %d tensors (want 328)", u.pt.n);
     {
         float emb[4 * 128];
         nn_timestep_embedding(emb, t4, 4, 128, 0, 1, 10000, 1);

@@ -88,10 +88,10 @@ static void test_kept_tiles(const char *name)
     memcpy(kept, tr.grads, u.n_params * sizeof(float));
     u.keep_v = 0;
     float l2 = ddpm_train_loss_grad(&tr, &s, x0, noise, t, B);
-    for (int i = 0; i < u.n_entries; i++) {
-        size_t k = (size_t)(u.entries[i].ptr - u.params), m = 1, at = 0;
-        for (int d = 0; d < u.entries[i].ndim; d++)
-            m *= (size_t)u.entries[i].shape[d];
+    for (int i = 0; i < u.pt.n; i++) {
+        size_t k = (size_t)(u.pt.e[i].ptr - u.params), m = 1, at = 0;
+        for (int d = 0; d < u.pt.e[i].ndim; d++)
+            m *= (size_t)u.pt.e[i].shape[d];
         double x = excess(kept + k, tr.grads + k, m, 1e-5, &at);
         if (x > worst)
             worst = x;
@@ -131,8 +131,8 @@ static void test_config(const char *name)
     ddpm_train_init(&tr, &u, (int)x0.shape[0], 0);
     float l = ddpm_train_loss_grad(&tr, &s, x0.data, noise.data, tt.data, (int)x0.shape[0]);
     test_close("loss", &l, loss.data, 1, 0, 1e-5);
-    for (int i = 0; i < u.n_entries; i++) {
-        const struct st_entry *e = &u.entries[i];
+    for (int i = 0; i < u.pt.n; i++) {
+        const struct st_entry *e = &u.pt.e[i];
         char member[200];
         struct npy want;
         size_t n = 1, at = 0;
@@ -160,7 +160,7 @@ static void test_config(const char *name)
         npy_free(&want);
     }
     CHECK(ok && worst <= 1, "%s: %d parameter gradients within 1e-4 of each tensor's max "
-          "(worst %.3g of the tolerance, %s)", name, u.n_entries, worst, wname);
+          "(worst %.3g of the tolerance, %s)", name, u.pt.n, worst, wname);
     ddpm_train_free(&tr);
     sched_free(&s);
     unet_free(&u);
@@ -204,9 +204,9 @@ static void test_full(void)
         if (nl == NULL)
             break;
         *nl = '\0';
-        for (int i = 0; i < u.n_entries; i++)
-            if (strcmp(u.entries[i].name, p + off) == 0)
-                e = &u.entries[i];
+        for (int i = 0; i < u.pt.n; i++)
+            if (strcmp(u.pt.e[i].name, p + off) == 0)
+                e = &u.pt.e[i];
         if (e == NULL) {
             printf("# full: no tensor %s\n", p + off);
             missing++;
@@ -247,8 +247,8 @@ static void test_full(void)
         }
         off = nl + 1 - p;
     }
-    CHECK(k == u.n_entries && missing == 0, "full shape: %d gradient tensors named (want %d)", k,
-          u.n_entries);
+    CHECK(k == u.pt.n && missing == 0, "full shape: %d gradient tensors named (want %d)", k,
+          u.pt.n);
     CHECK(bad_norm == 0, "full shape: gradient L2 norms within 1e-4 relative (worst %.3g of "
           "the tolerance)", worst_n);
     CHECK(bad_head == 0, "full shape: first 64 gradient values within 1e-3 of the rms "
@@ -292,9 +292,9 @@ static void test_fd(void)
     for (int q = 0; q < nn; q++) {
         const struct st_entry *e = NULL;
         size_t n = 1, best = 0;
-        for (int i = 0; i < u.n_entries; i++)
-            if (strcmp(u.entries[i].name, names[q]) == 0)
-                e = &u.entries[i];
+        for (int i = 0; i < u.pt.n; i++)
+            if (strcmp(u.pt.e[i].name, names[q]) == 0)
+                e = &u.pt.e[i];
         if (e == NULL) {
             printf("# fd: no tensor %s\n", names[q]);
             continue;

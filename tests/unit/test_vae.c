@@ -42,19 +42,19 @@ static void check_tensors(const char *what, const struct vae *m, const float *bu
         exit(1);
     }
     for (int i = 0; i < VAE_NT; i++) {
-        const struct st_tensor *t = st_find(&f, m->table[i].name);
+        const struct st_tensor *t = st_find(&f, m->pt.e[i].name);
         size_t n = (size_t)(m->g[i + 1 < VAE_NT ? i + 1 : i] - m->g[i]);
         char name[96];
         if (i + 1 == VAE_NT)
             n = m->n_params - (size_t)(m->g[i] - m->grads);
-        CHECK(t != NULL, "%s: %s present", what, m->table[i].name);
+        CHECK(t != NULL, "%s: %s present", what, m->pt.e[i].name);
         if (t == NULL)
             continue;
         float *want = xmalloc(n * sizeof(float)), mx = 0;
         st_to_f32(t, want);
         for (size_t j = 0; j < n; j++)
             mx = fabsf(want[j]) > mx ? fabsf(want[j]) : mx;
-        snprintf(name, sizeof name, "%s %s", what, m->table[i].name);
+        snprintf(name, sizeof name, "%s %s", what, m->pt.e[i].name);
         test_close(name, buf + (m->g[i] - m->grads), want, n, atol_frac * mx + 1e-7, rtol);
         free(want);
     }
@@ -93,9 +93,9 @@ static void test_training(int threads)
         snprintf(name, sizeof name, "step %d loss, recon, kl", s + 1);
         test_close(name, got, want + 3 * s, 3, 1e-6, 1e-5);
         if (s == 0) {
-            test_close("step 1 mu", m.mu, mu.data, (size_t)N * L, 1e-5, 1e-4);
-            test_close("step 1 logvar", m.logvar, lv.data, (size_t)N * L, 1e-5, 1e-4);
-            test_close("step 1 xhat", m.xhat, xh.data, (size_t)N * VAE_D, 1e-5, 1e-4);
+            test_close("step 1 mu", m.act.mu, mu.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 logvar", m.act.logvar, lv.data, (size_t)N * L, 1e-5, 1e-4);
+            test_close("step 1 xhat", m.act.xhat, xh.data, (size_t)N * VAE_D, 1e-5, 1e-4);
         }
         vae_backward(&m, N);
         if (s == 0)
@@ -188,9 +188,9 @@ static double loss_double(const struct vae *m, const float *x, int N)
 {
     double r = 0, k = 0;
     for (size_t i = 0; i < (size_t)N * VAE_D; i++)
-        r += ((double)m->xhat[i] - x[i]) * ((double)m->xhat[i] - x[i]);
+        r += ((double)m->act.xhat[i] - x[i]) * ((double)m->act.xhat[i] - x[i]);
     for (size_t i = 0; i < (size_t)N * m->latent; i++)
-        k += 1.0 + m->logvar[i] - (double)m->mu[i] * m->mu[i] - exp((double)m->logvar[i]);
+        k += 1.0 + m->act.logvar[i] - (double)m->act.mu[i] * m->act.mu[i] - exp((double)m->act.logvar[i]);
     return r / N + m->beta * (-0.5 * k / N);
 }
 
@@ -258,14 +258,14 @@ static void test_finite_differences(void)
         worst_dir = err > worst_dir ? err : worst_dir;
         if (err > 2e-2) {
             bad++;
-            printf("# fd %s along d: analytic %.6g numeric %.6g\n", m.table[i].name, gd, fd);
+            printf("# fd %s along d: analytic %.6g numeric %.6g\n", m.pt.e[i].name, gd, fd);
         }
         fd = fd_dir(&m, x, eps, N, &one, off + best, 1, 1e-3f);
         err = fabs(fd - grads[off + best]) / fabs(grads[off + best]);
         worst_one = err > worst_one ? err : worst_one;
         if (err > 0.1) {
             bad++;
-            printf("# fd %s[%zu]: analytic %.6g numeric %.6g\n", m.table[i].name, best,
+            printf("# fd %s[%zu]: analytic %.6g numeric %.6g\n", m.pt.e[i].name, best,
                    grads[off + best], fd);
         }
     }
@@ -330,7 +330,7 @@ static void test_init(void)
         mean /= n;
         CHECK(fabsf(vae_init_bound(&m, i) - b) < 1e-7f && mx <= b &&
                   mx > (n >= 48 ? 0.9f : 0.3f) * b && fabs(mean) < 4 * b / sqrt(3.0 * n),
-              "init %s: bound 1/sqrt(%d), max %.4g, mean %.3g", m.table[i].name, fan[i / 2], mx,
+              "init %s: bound 1/sqrt(%d), max %.4g, mean %.3g", m.pt.e[i].name, fan[i / 2], mx,
               mean);
     }
     vae_free(&m);
@@ -360,7 +360,7 @@ static void test_checkpoint(void)
     vae_free(&b);
     /* a file with a tensor missing is refused, naming the tensor */
     struct st_entry e[VAE_NT - 1];
-    memcpy(e, a.table, sizeof e); /* all but dec.6.bias */
+    memcpy(e, a.pt.e, sizeof e); /* all but dec.6.bias */
     st_save_entries(path, e, VAE_NT - 1, NULL, NULL, 0, msg, sizeof msg);
     CHECK(vae_load(&b, path, msg, sizeof msg) == -1 && strstr(msg, "dec.6.bias") != NULL,
           "missing tensor refused: %s", msg);

@@ -18,12 +18,12 @@
    checkpoint) and sends it with its optimizer state to the others; every rank reads --data
    (checked against rank 0's by its hash). Each micro-batch of the global --train-batch-size
    is split over the ranks as numpy.array_split (shard.h); each rank accumulates the
-   gradient of its share weighted by share / images of the step, MPI_Allreduce sums them, and
-   every rank takes the same clip + AdamW step (rank 0 alone keeps the EMA). The step's loss
-   and a stop flag per rank (a signal) travel in a second, small allreduce, so that every rank
-   stops after the same step. Rank 0 alone writes OUTDIR, checkpoints and --log. An evaluation
-   is sharded: each rank samples its share and runs it through the Inception network, rank 0
-   scores them all (ddpm_eval.h).
+   gradient of its share weighted by share / images of the step, MPI_Iallreduce sums them in
+   buckets while the backward runs (ddpm_train.h), and every rank takes the same clip + AdamW
+   step (rank 0 alone keeps the EMA). The step's loss and a stop flag per rank (a signal)
+   travel in a second, small allreduce, so that every rank stops after the same step. Rank 0
+   alone writes OUTDIR, checkpoints and --log. An evaluation is sharded: each rank samples its
+   share and runs it through the Inception network, rank 0 scores them all (ddpm_eval.h).
 
    OUTDIR: the final model as a diffusers folder (EMA weights with --use-ema), and
    checkpoint-STEP/ folders (a model folder of the raw weights + training_state.safetensors:
@@ -85,12 +85,13 @@ static const char help[] =
     "diffusers' spellings with '_' work too (--lr_warmup_steps, --train_batch_size).\n"
     "\n"
     "Under mpirun -np K, data-parallel: --train-batch-size is the global batch, split over\n"
-    "the K processes (sizes as numpy.array_split); their gradients are summed (MPI_Allreduce)\n"
-    "into the gradient of the batch's mean loss and every process takes the same step. A\n"
-    "sample's flip, noise and timestep depend on --seed, the step and its place in the step,\n"
-    "not on K: K processes train the 1-process model (to float rounding). Rank 0 reads\n"
-    "the model or checkpoint and writes OUTDIR, the checkpoints and --log; every process\n"
-    "reads --data. A checkpoint resumes with any K. A process that fails ends them all.\n"
+    "the K processes (sizes as numpy.array_split); their gradients are summed (MPI_Iallreduce,\n"
+    "overlapped with the backward) into the gradient of the batch's mean loss and every\n"
+    "process takes the same step. A sample's flip, noise and timestep depend on --seed, the\n"
+    "step and its place in the step, not on K: K processes train the 1-process model (to\n"
+    "float rounding). Rank 0 reads the model or checkpoint and writes OUTDIR, the checkpoints\n"
+    "and --log; every process reads --data. A checkpoint resumes with any K. A process that\n"
+    "fails ends them all.\n"
     "\n"
     "  -d, --data FILE                 training images (required)\n"
     "  --init DIR                      start from this model folder (fine-tuning)\n"
@@ -669,15 +670,23 @@ static void setup_other(struct run *r, struct opts *o)
 /* The gradient of optimizer step r->tr.step into r->tr.grads, this rank's share of its
    images, weighted so that the sum over ranks is the gradient of the step's mean loss.
    Returns this rank's part of that loss (the sum over ranks is the step's loss); *G the
-   images of the step. */
+   images of the step. Under mpirun the backward of this rank's last part starts the sum of
+   the gradient over the ranks (ddpm_train_reduce_arm), which ddpm_train_reduce_finish ends. */
 static double step_grad(struct run *r, const struct opts *o, long *G)
 {
     long step = r->tr.step, NB = o->batch * o->accum;
     long pos = step % r->spe, i0 = pos * NB;
     long n_step = r->n_img - i0 < NB ? r->n_img - i0 : NB;
+    long last = -1; /* where this rank's last part of the step starts */
     double loss = 0;
 
     memset(r->tr.grads, 0, r->u.n_params * sizeof(float));
+    for (long m0 = 0; m0 < n_step; m0 += o->batch) {
+        long n_m = n_step - m0 < o->batch ? n_step - m0 : o->batch, lo, hi;
+        shard_range(n_m, r->rank, r->K, &lo, &hi);
+        if (hi > lo)
+            last = m0;
+    }
     for (long m0 = 0; m0 < n_step; m0 += o->batch) {
         long n_m = n_step - m0 < o->batch ? n_step - m0 : o->batch, lo, hi;
         int n;
@@ -688,6 +697,8 @@ static double step_grad(struct run *r, const struct opts *o, long *G)
         ddpm_train_draw(r->x0, r->noise, r->t, &r->data, r->perm, i0, m0 + lo, n, o->seed,
                         step, o->flip, r->s.T);
         w = (float)n / (float)n_step;
+        if (m0 == last && r->K > 1)
+            ddpm_train_reduce_arm(&r->tr);
         l = ddpm_train_accumulate(&r->tr, &r->s, r->x0, r->noise, r->t, n, w);
         loss += (double)l * n / n_step;
     }
@@ -776,12 +787,13 @@ int main(int argc, char **argv)
             trainer_epoch_perm(r.perm, r.n_img, o.seed, perm_epoch = epoch);
         loss = (float)step_grad(&r, &o, &G);
         if (r.K > 1) {
-            /* the step's loss and who was asked to stop, then the gradients */
+            /* the gradients (their sum started in the backward), then the step's loss and
+               who was asked to stop */
+            ddpm_train_reduce_finish(&r.tr);
             memset(tail, 0, (size_t)(1 + r.K) * sizeof *tail);
             tail[0] = loss;
             tail[1 + r.rank] = (float)trainer_stop();
             par_allreduce_sum(tail, (size_t)(1 + r.K));
-            par_allreduce_sum(r.tr.grads, r.u.n_params);
             loss = tail[0];
             for (int k = 0; k < r.K && sig == 0; k++)
                 sig = (int)tail[1 + k];

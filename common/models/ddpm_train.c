@@ -10,6 +10,7 @@
 #include "nn/optim.h"
 #include "util/rng.h"
 #include "nn/sched.h"
+#include "util/par.h"
 #include "util/util.h"
 
 void ddpm_hparams_default(struct ddpm_hparams *h)
@@ -138,6 +139,52 @@ float ddpm_train_step(struct ddpm_train *tr, const struct ddpm_hparams *h, const
     float loss = ddpm_train_loss_grad(tr, s, x0, noise, t, B);
     ddpm_train_apply(tr, h, grad_norm, lr);
     return loss;
+}
+
+/* floats a bucket: an eighth of the model, at most DDPM_TRAIN_BUCKET (a small model's sum
+   still overlaps its backward), a multiple of 16 */
+static size_t bucket_size(const struct ddpm_train *tr)
+{
+    size_t b = (tr->u->n_params / 8 + 15) & ~(size_t)15;
+    return b < 16 ? 16 : b > DDPM_TRAIN_BUCKET ? DDPM_TRAIN_BUCKET : b;
+}
+
+static int n_buckets(const struct ddpm_train *tr)
+{
+    return (int)((tr->u->n_params + bucket_size(tr) - 1) / bucket_size(tr));
+}
+
+/* unet_grad's final hook: start the buckets lying wholly at or above from (par.c's thread
+   moves them on while the backward runs) */
+static void reduce_from(void *ctx, size_t from)
+{
+    struct ddpm_train *tr = ctx;
+    size_t n = tr->u->n_params, bs = bucket_size(tr);
+    for (; tr->next_bucket >= 0 && (size_t)tr->next_bucket * bs >= from; tr->next_bucket--) {
+        size_t lo = (size_t)tr->next_bucket * bs, hi = lo + bs < n ? lo + bs : n;
+        par_iallreduce_sum(tr->grads + lo, hi - lo);
+    }
+}
+
+void ddpm_train_reduce_arm(struct ddpm_train *tr)
+{
+    if (par_size() == 1)
+        return;
+    tr->next_bucket = n_buckets(tr) - 1;
+    tr->g.final = reduce_from;
+    tr->g.final_ctx = tr;
+}
+
+void ddpm_train_reduce_finish(struct ddpm_train *tr)
+{
+    if (par_size() == 1)
+        return;
+    if (tr->g.final == NULL) /* not armed: this process had no part of the step */
+        tr->next_bucket = n_buckets(tr) - 1;
+    reduce_from(tr, 0);
+    par_wait_all();
+    tr->g.final = NULL;
+    tr->g.final_ctx = NULL;
 }
 
 void ddpm_train_draw(float *x0, float *noise, int *t, const struct npy *data,

@@ -34,6 +34,7 @@ struct ddpm_train {
     long step;                     /* optimizer steps done */
     float *xt, *deps;              /* (B,in,S,S) noisy input, (B,out,S,S) loss gradient */
     float *tf;                     /* (B) timesteps as float */
+    int next_bucket;               /* the next bucket of grads to sum over the processes */
 };
 /* Optimizer state for u (moments zero, EMA shadow = u's parameters when use_ema). */
 void ddpm_train_init(struct ddpm_train *tr, struct unet *u, int max_batch, int use_ema);
@@ -62,6 +63,20 @@ float ddpm_train_accumulate(struct ddpm_train *tr, const struct sched *s, const 
    *lr when not NULL */
 void ddpm_train_apply(struct ddpm_train *tr, const struct ddpm_hparams *h, float *grad_norm,
                       float *lr);
+
+/* Under mpirun (K > 1), the sum over the processes of tr->grads, overlapped with the
+   backward. ddpm_train_reduce_arm before this process's last ddpm_train_accumulate of a step
+   makes its backward start the sum of each bucket of tr->grads once it is done with it, the
+   last bucket first (the sums run while the backward goes on; unet_grad's final hook).
+   Buckets: an eighth of the model, at most DDPM_TRAIN_BUCKET floats (4 MB), the last one
+   shorter; they and their order depend on the model alone. ddpm_train_reduce_finish starts
+   the buckets left (all of them when the process had no images in the step and did not arm)
+   and returns once tr->grads is the sum over the processes. Every process calls finish in
+   each step, arm only when it has a part. The sums are par_iallreduce_sum's (for K = 2 the
+   bits of one par_allreduce_sum of the whole). Without MPI both do nothing. */
+#define DDPM_TRAIN_BUCKET ((size_t)1 << 20)
+void ddpm_train_reduce_arm(struct ddpm_train *tr);
+void ddpm_train_reduce_finish(struct ddpm_train *tr);
 
 /* The inputs of samples j0 .. j0+n-1 of optimizer step `step`, sample j being the uint8
    image perm[i0 + j] of data (N,S,S,C): x0 (n,C,S,S) as trainer_gather_images, noise

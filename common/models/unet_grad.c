@@ -301,6 +301,20 @@ static void up_bwd(struct unet *u, struct unet_grad *g, float *grads, struct une
 
 /* ---- the model ---- */
 
+/* g->final: the gradients from p's offset up are final */
+static void final_from(const struct unet *u, const struct unet_grad *g, const float *p)
+{
+    if (g->final != NULL)
+        g->final(g->final_ctx, (size_t)(p - u->params));
+}
+
+/* the lowest parameter of resnet j of lv and everything after it in u->params (the
+   attentions come before the resnets: they are done only with resnet 0) */
+static const float *level_from(const struct unet_level *lv, int j)
+{
+    return lv->has_attn && j == 0 ? lv->attn[0].norm.w : lv->res[j].norm1.w;
+}
+
 void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const float *deps, int B)
 {
     const struct unet_config *c = &u->cfg;
@@ -321,6 +335,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
                         u->conv_out_w, B, C0, S, S, c->out_channels);
     zero(g->d[cur], (size_t)B * C0 * hw);
     norm_silu_bwd(grads, u, &u->norm_out, g->d[cur], g->tmp[0], hout, g->tmp[1], B, (int)hw);
+    final_from(u, g, u->norm_out.w);
 
     /* up blocks, last to first; their resnets popped skips ns-1, ns-2, ... in order */
     k = 0;
@@ -334,6 +349,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
             zero(g->d[!cur], (size_t)B * s->C * s->H * s->W);
             up_bwd(u, g, grads, s, g->d[!cur], g->d[cur], B);
             cur = !cur;
+            final_from(u, g, s->w);
         }
         for (int j = lv->n_res - 1; j >= 0; j--) {
             struct unet_resnet *r = &lv->res[j];
@@ -354,6 +370,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
                                    (int)rhw);
                 cur = !cur;
             }
+            final_from(u, g, level_from(lv, j));
             k++;
         }
     }
@@ -363,12 +380,14 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     zero(g->d[!cur], (size_t)B * u->mid_res[1].cin * u->mid_res[1].H * u->mid_res[1].W);
     resnet_bwd(u, g, grads, &u->mid_res[1], g->d[!cur], g->d[cur], B);
     cur = !cur;
+    final_from(u, g, u->mid_res[1].norm1.w);
     if (c->add_attention) {
         zero(g->d[!cur], (size_t)B * u->mid_attn.C * u->mid_attn.T);
         attn_bwd(u, g, grads, &u->mid_attn, g->d[!cur], g->d[cur], B);
         cur = !cur;
     }
     resnet_bwd(u, g, grads, &u->mid_res[0], g->dskip[ns - 1], g->d[cur], B);
+    final_from(u, g, c->add_attention ? u->mid_attn.norm.w : u->mid_res[0].norm1.w);
 
     /* down blocks, last to first: layer outputs are skips k, inputs skips k-1 */
     k = ns - 1;
@@ -376,6 +395,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
         struct unet_level *lv = &u->down[i];
         if (lv->has_sample) {
             down_bwd(u, grads, &lv->sample, g->dskip[k - 1], g->dskip[k], B);
+            final_from(u, g, lv->sample.w);
             k--;
         }
         for (int j = lv->n_res - 1; j >= 0; j--) {
@@ -387,6 +407,7 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
             } else {
                 resnet_bwd(u, g, grads, r, g->dskip[k - 1], g->dskip[k], B);
             }
+            final_from(u, g, level_from(lv, j));
             k--;
         }
     }
@@ -403,4 +424,5 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     zero(g->dte1, (size_t)B * TE);
     nn_silu_backward(g->dte1, g->dte1_act, u->te1, (size_t)B * TE);
     nn_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->temb, u->lin1_w, B, C0, TE);
+    final_from(u, g, u->params);
 }

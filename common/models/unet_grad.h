@@ -27,6 +27,12 @@ struct unet_grad {
     int n_skips;
     float *dskip[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* gradient of each skip */
     size_t skip_n[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* its floats per image */
+    /* When not NULL (unet_grad_init leaves it NULL), unet_backward calls final(final_ctx,
+       from) between layers: the gradients at offsets from .. n_params-1 are final, no layer
+       still to run adds to them. from never grows during a backward and is 0 at its end
+       (ddpm_train.h: the gradient's sum over processes overlaps the backward). */
+    void (*final)(void *ctx, size_t from);
+    void *final_ctx;
 };
 
 /* Scratch for batches of up to B images of u's config (also sizes u's activations). */

@@ -2,7 +2,7 @@
    contiguous ranges of the images (shard.h), and rank 0 gathers the others' bytes in rank
    order into the one output, so the file is the 1-process file for any K. ddpm-train: rank 0
    sends the model and its state to the others (par_bcast), every rank computes the gradient
-   of its share of each batch, and par_allreduce_sum adds them up on every rank.
+   of its share of each batch, and par_iallreduce_sum adds them up on every rank.
    Without mpirun nothing here touches MPI: par_init loads Open MPI (dlopen) and starts it
    only when the launcher's variables (OMPI_COMM_WORLD_SIZE, PMIX_RANK) are set, so a plain
    run has no MPI start-up, no library to load, no warnings: rank 0 of 1. Like the rest of common/, nothing here prints or exits. */
@@ -69,6 +69,17 @@ int par_check_output(const char *path);
    are int). Every rank gets the same floats; the order of the additions is Open MPI's (it
    depends on K, not on the run). A no-op without MPI. */
 void par_allreduce_sum(float *x, size_t n);
+/* Non-blocking sums, to overlap the gradient's with the backward (ddpm_train.h). Collective
+   like par_allreduce_sum, started in the same order on every rank: par_iallreduce_sum starts
+   the sum over the ranks of x (n floats, in place: MPI_Iallreduce, MPI_SUM, in pieces of at
+   most 2^28 floats), and x is neither read nor written until par_wait_all, which returns
+   once every started sum is done. Open MPI moves a started sum on only inside an MPI call:
+   a thread of par.c does so every 0.5 ms while sums are pending (MPI runs
+   MPI_THREAD_SERIALIZED; the thread starts with the first sum, under mpirun only). The order
+   of the additions is Open MPI's for that size and K, as par_allreduce_sum's. Both are
+   no-ops without MPI. */
+void par_iallreduce_sum(float *x, size_t n);
+void par_wait_all(void);
 /* Collective: rank 0's n bytes at p are copied to p on every other rank (MPI_Bcast, in
    pieces of at most 1 GiB); a no-op without MPI. */
 void par_bcast(void *p, size_t n);

@@ -73,10 +73,11 @@ int main(int argc, char **argv)
         par_barrier();
         t0 = util_now();
         memset(tr.grads, 0, u.n_params * sizeof(float));
+        ddpm_train_reduce_arm(&tr);
         ddpm_train_accumulate(&tr, &s, x0 + lo * per, noise + lo * per, t + lo, (int)(hi - lo),
                               (float)(hi - lo) / (float)B);
         ta = util_now();
-        par_allreduce_sum(tr.grads, u.n_params);
+        ddpm_train_reduce_finish(&tr);
         ta = util_now() - ta;
         ddpm_train_apply(&tr, &h, NULL, NULL);
         par_barrier();

@@ -1,8 +1,8 @@
 /* Data-parallel DDPM training (ddpm-train under mpirun) on the google/ddpm-cifar10-32 shape
    (closed-form weights), global batch 16: each rank the gradient of its share
-   (numpy.array_split sizes), MPI_Allreduce of the 35.7M-float gradient, clip + AdamW (+ EMA on
-   rank 0), as ddpm-train's step. One line from rank 0: images per second, the step's wall time
-   and the allreduce's part of it; under mpirun also MPI_Allreduce alone on the gradient
+   (numpy.array_split sizes), the sum of the 35.7M-float gradient overlapping the backward
+   (ddpm_train_reduce_arm), clip + AdamW (+ EMA on rank 0), as ddpm-train's step. One line
+   from rank 0: images per second, the step's wall time and the wait for the sum at its end; under mpirun also MPI_Allreduce alone on the gradient
    (best of BENCH_REPS) with its bus bandwidth, 2 (K-1)/K bytes / time (what a ring moves per
    rank). Plain (make bench runs every bench binary so): 1 rank x BENCH_THREADS (2) threads;
    tests/bench/mpi_train.sh runs it under mpirun -np 2 with 1 thread each. */

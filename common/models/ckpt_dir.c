@@ -54,16 +54,34 @@ long ckpt_dir_latest(const char *outdir)
 }
 
 /* deletes the checkpoint files in dir, then dir */
-static int remove_ckpt_folder(const char *dir)
+/* one of the files a checkpoint folder holds, or the temporary file of one being written
+   (outfile_open's NAME.XXXXXX, left by a process killed while writing it) */
+static int ckpt_file(const char *name)
 {
     static const char *files[] = {"config.json", "scheduler_config.json",
                                   "diffusion_pytorch_model.safetensors", "model_index.json",
                                   "training_state.safetensors"};
-    char path[4200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        int n = snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if (n > 0 && (size_t)n < sizeof path)
-            unlink(path);
+        size_t n = strlen(files[i]);
+        if (strncmp(name, files[i], n) == 0 &&
+            (name[n] == '\0' || (name[n] == '.' && strlen(name + n + 1) == 6)))
+            return 1;
+    }
+    return 0;
+}
+
+static int remove_ckpt_folder(const char *dir)
+{
+    char path[4200];
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (d != NULL) {
+        while ((de = readdir(d)) != NULL) {
+            int n = snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            if (ckpt_file(de->d_name) && n > 0 && (size_t)n < sizeof path)
+                unlink(path);
+        }
+        closedir(d);
     }
     return rmdir(dir);
 }

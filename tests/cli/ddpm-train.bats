@@ -228,6 +228,8 @@ setup() {
     # checkpoint-4 (the folder moved aside, the new one not yet in place)
     mkdir "$D/k/checkpoint-6.tmp-$dead"
     touch "$D/k/checkpoint-6.tmp-$dead/config.json"
+    # killed inside the atomic write of a file: its temporary NAME.XXXXXX stays too
+    touch "$D/k/checkpoint-6.tmp-$dead/diffusion_pytorch_model.safetensors.a1B2c3"
     mv "$D/k/checkpoint-4" "$D/k/checkpoint-4.old-$dead"
     mkdir "$D/k/checkpoint-4.tmp-$dead"
     mkdir "$D/k/checkpoint-9.tmp-$$"   # a running process's: left alone

@@ -45,6 +45,13 @@ void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);
 
+/* C (M,N) = A (M,K) B (K,N), row-major, no transposes: every C[i][j] is one fmaf chain over
+   k = 0 .. K-1 in order from 0, so its bits depend on row i of A and column j of B alone, never
+   on the shape of the call or the element's place in it (unlike OpenBLAS's kernels); no
+   threads of its own (nn_chain.c) */
+void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc);
+
 /* ---- linear: y = x W^T + b (torch.nn.Linear) ----
    in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */
 void nn_linear_forward(float *out, const float *in, const float *w, const float *b,

@@ -1,8 +1,8 @@
 /* 3x3 stride-1 pad-1 convolution by Winograd F(4x4, 3x3) (Lavin & Gray 2016): each 4x4 output
    tile costs 36 multiplies per channel pair instead of 144. The 36 products become 36 GEMMs
-   (OC x C) x (C x tiles), run one per thread with the serial SGEMM so that the result of a
-   tile depends neither on the thread count nor on how many images share the call.
-   Chunks of fixed width keep OpenBLAS's kernel choice independent of the batch size.
+   (OC x C) x (C x tiles), by nn_sgemm_chain (nn_chain.c): each output is one fmaf chain over
+   the input channels in order, so a tile's result depends neither on the thread count nor on
+   how many images share the call, and the GEMMs run on the batch's tiles alone, unpadded.
    Transforms (points 0, +-1, +-2, inf):
      B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
             0 4 0 -5 0 1]
@@ -74,13 +74,11 @@ static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
     }
 }
 
-/* The GEMMs run on chunks of a fixed number of image slots per layer (whole images: 256 tiles
-   when an image has 16 or more, else 16 images), padded with zero tiles. Under OpenBLAS's
-   Haswell kernels a column's sum depends on the width of the call and on the column's place in
-   it, so both are fixed: the width by the layer, the place by the image's index in the whole
-   run (`first` + n) modulo the slots of a chunk. An image's result then depends neither on its
-   batch nor on where the batch starts. Batches of 16 starting at multiples of 16 fill every
-   chunk. */
+/* The GEMMs' columns are the batch's tiles, T = N * tiles per image: nn_sgemm_chain gives a
+   column the same bits whatever the width of the call and the column's place in it, so no
+   padding (with OpenBLAS's kernels, whose sums depend on both, every GEMM was padded to fixed
+   chunks of 256 columns, mostly zeros at batch 1). A chunk is still what a caller cuts its
+   batch by for a smaller scratch (nn_wino4_chunk_images): about 256 tiles, whole images. */
 static int wino_imgs_per_chunk(int tpi)
 {
     if (tpi < 16)
@@ -88,24 +86,13 @@ static int wino_imgs_per_chunk(int tpi)
     return tpi >= 256 ? 1 : (256 + tpi - 1) / tpi;
 }
 
-/* the slot of the batch's first image */
-static int wino_slot0(int first, int tpi)
+static size_t wino_cols(int N, int tpi)
 {
-    return first % wino_imgs_per_chunk(tpi);
+    return (size_t)N * tpi;
 }
 
-/* columns of the chunks that images first .. first+N-1 occupy */
-static size_t wino_cols(int N, int first, int tpi)
-{
-    int ipc = wino_imgs_per_chunk(tpi), s = first % ipc;
-    return (size_t)((s + N + ipc - 1) / ipc) * ipc * tpi;
-}
-
-/* the most columns a batch of N can occupy, whatever its first image */
-static size_t wino_cols_max(int N, int tpi)
-{
-    return wino_cols(N, wino_imgs_per_chunk(tpi) - 1, tpi);
-}
+/* columns of the GEMM calls: any cut gives the same bits; this one feeds both threads */
+#define WINO_GEMM_COLS 256
 
 static int wino_tpi(int H, int W)
 {
@@ -119,7 +106,8 @@ int nn_wino4_chunk_images(int H, int W)
 
 size_t nn_wino4_scratch(int N, int C, int H, int W, int OC)
 {
-    size_t T = wino_cols_max(N, wino_tpi(H, W));
+    int tpi = wino_tpi(H, W), ipc = wino_imgs_per_chunk(tpi);
+    size_t T = wino_cols(N > ipc ? N : ipc, tpi); /* (1, ...) holds a chunk */
     return 36 * ((size_t)C * T + (size_t)OC * T);
 }
 
@@ -167,13 +155,13 @@ void nn_wino4_weights(float *U, const float *w, int C, int OC)
 
 size_t nn_wino4_tiles(int N, int C, int H, int W)
 {
-    return 36 * (size_t)C * wino_cols(N, 0, wino_tpi(H, W));
+    return 36 * (size_t)C * wino_cols(N, wino_tpi(H, W));
 }
 
 int nn_wino4_unpadded(int N, int first, int H, int W)
 {
-    int tpi = wino_tpi(H, W);
-    return wino_cols(N, first, tpi) == (size_t)N * tpi;
+    (void)N, (void)first, (void)H, (void)W;
+    return 1;
 }
 
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
@@ -230,10 +218,10 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
                        struct nn_wino4_times *times)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, T = wino_cols(N, first, tpi); /* tiles, padded to chunks */
-    size_t c0 = (size_t)wino_slot0(first, tpi) * tpi;           /* the first image's tiles */
-    int NC = wino_imgs_per_chunk(tpi) * tpi, nch = (int)(T / NC);
+    size_t Tr = (size_t)N * tpi, T = Tr, c0 = 0;
+    int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
+    (void)first; /* a tile's bits do not depend on its place */
 
     nn_wino4_input_tiles(V, T, c0, in, N, C, H, W);
     if (times) {
@@ -242,13 +230,15 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         t0 = t1;
     }
 
-    /* the 36 products, one serial GEMM per (product, chunk) */
+    /* the 36 products, one fixed-order GEMM per (product, block of columns) */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int p = 0; p < 36; p++)
-        for (int j = 0; j < nch; j++)
-            nn_sgemm_serial(0, 0, OC, NC, C, 1.0f, U + (size_t)p * OC * C, C,
-                            V + (size_t)p * C * T + (size_t)j * NC, (int)T, 0.0f,
-                            M + (size_t)p * OC * T + (size_t)j * NC, (int)T);
+        for (int j = 0; j < nch; j++) {
+            size_t j0 = (size_t)j * WINO_GEMM_COLS;
+            int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
+            nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C, V + (size_t)p * C * T + j0,
+                           (int)T, M + (size_t)p * OC * T + j0, (int)T);
+        }
     if (times) {
         t1 = util_now();
         times->gemm_sec += t1 - t0;
@@ -286,7 +276,7 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       const float *b, int N, int first, int C, int H, int W, int OC,
                       struct nn_wino4_times *times)
 {
-    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, first, wino_tpi(H, W)), in,
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
                U, b, N, first, C, H, W, OC, times);
 }
 

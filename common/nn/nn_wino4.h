@@ -3,28 +3,30 @@
    The UNet's 3x3 convs run on it (models/unet.c, unet_grad_conv.c), which keeps the weights'
    transforms it wants cached; nn_conv.c's dispatch uses F(2x2) instead (see nn_wino4.c for
    why both exist). A tile's result depends neither on the batch size, nor on where the batch
-   starts in the run beyond the place of its GEMM columns (first), nor on the thread count. */
+   starts in the run, nor on the thread count: the GEMMs are nn_sgemm_chain's. */
 #ifndef NN_WINO4_H
 #define NN_WINO4_H
 #include <stddef.h>
 
 /* Where a forward's time goes, for a caller that profiles (the kernel only reads the clock
    when given one): seconds of the input transform, the 36 GEMMs and the output transform,
-   and the GEMMs' flops (padding columns included), accumulated (+=). */
+   and the GEMMs' flops, accumulated (+=). */
 struct nn_wino4_times {
     double in_sec, gemm_sec, out_sec, gemm_flop;
 };
 
-/* Floats of scratch for nn_wino4_forward on N images (C -> OC on H x W), whatever first. */
+/* Floats of scratch for nn_wino4_forward on N images (C -> OC on H x W), or on one chunk of
+   nn_wino4_chunk_images when N is fewer. */
 size_t nn_wino4_scratch(int N, int C, int H, int W, int OC);
-/* Images in one GEMM chunk on an H x W map: a batch cut where (first + n) is a multiple of
-   this runs as the same GEMMs, chunk by chunk (nn_wino4_scratch(1, ...) holds one chunk). */
+/* Images in a chunk (about 256 tiles) on an H x W map, for a caller that cuts its batch to
+   bound the scratch (nn_wino4_scratch(1, ...) holds one chunk); any cut gives the same bits. */
 int nn_wino4_chunk_images(int H, int W);
 /* U (36,OC,C) = G g G^T of every 3x3 kernel g of w (OC,C,3,3): the transformed weights */
 void nn_wino4_weights(float *U, const float *w, int C, int OC);
 /* out (N,OC,H,W) = conv(in (N,C,H,W)) + b (OC, or NULL) with U from nn_wino4_weights;
    scratch of nn_wino4_scratch floats. first: the index of in's first image in the whole run,
-   which places its tiles in the GEMMs. times: NULL, or accumulates the phases' times. */
+   which changes nothing since the GEMMs are unpadded (kept for the callers). times: NULL, or
+   accumulates the phases' times. */
 void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
                       const float *b, int N, int first, int C, int H, int W, int OC,
                       struct nn_wino4_times *times);
@@ -37,8 +39,8 @@ void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in
                            struct nn_wino4_times *times);
 /* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
    c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
-   zeroed. The forward's T is padded to whole GEMM chunks; nn_wino4_unpadded is 1 when it is
-   not (c0 = 0, T = N * tiles per image), the layout the weight gradient reads. */
+   zeroed. The forward's T is N * tiles per image, c0 0, the layout the weight gradient reads;
+   nn_wino4_unpadded, 1 when the forward's tiles have that layout, now always is. */
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
                           int W);
 int nn_wino4_unpadded(int N, int first, int H, int W);

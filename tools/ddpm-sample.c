@@ -130,7 +130,7 @@ static int check_model(struct unet *u, const char *dir)
         x[i] = sinf(0.01f * (float)i);
     unet_forward(u, NULL, x, &t, 1, 0);
     for (size_t i = 0; i < (size_t)u->cfg.out_channels * S * S; i++)
-        if (!isfinite(u->out[i]))
+        if (!isfinite(u->acts.out[i]))
             errx(1, "%s: forward pass gives non-finite values", dir);
     free(x);
     printf("%zu parameters in %d tensors\n", u->n_params, u->pt.n);
@@ -357,9 +357,9 @@ int main(int argc, char **argv)
                 "transformed weights cached %.0f, transformed per use %.0f); ready for the "
                 "first step %.2f s after start\n",
                 u.n_params, sampler_names[kind], s.n_calls, to - from, batch, nn_get_threads(),
-                4e-6 * (double)(u.n_params + u.n_acts + u.n_scratch + u.n_wino + u.n_wino_tmp),
-                4e-6 * (double)u.n_params, 4e-6 * (double)(u.n_acts + u.n_scratch),
-                4e-6 * (double)u.n_wino, 4e-6 * (double)u.n_wino_tmp, util_process_age());
+                4e-6 * (double)(u.n_params + u.acts.n + u.acts.n_scratch + u.wino.n + u.wino.n_tmp),
+                4e-6 * (double)u.n_params, 4e-6 * (double)(u.acts.n + u.acts.n_scratch),
+                4e-6 * (double)u.wino.n, 4e-6 * (double)u.wino.n_tmp, util_process_age());
     progress_init(&pr, "ddpm-sample", "steps", ((to - from + batch - 1) / batch) * s.n_calls);
     for (long i0 = from; i0 < to; i0 += batch) {
         int B = (int)(to - i0 < batch ? to - i0 : batch);

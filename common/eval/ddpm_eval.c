@@ -217,10 +217,12 @@ static int sample(const struct ddpm_eval *e, struct unet *u, const struct sched_
 
     /* the training layout's activations as they are: an image's bits do not depend on its
        batch, and a bigger one would grow the trainer's memory for good */
-    if (u->max_batch > 0 && batch > u->max_batch)
-        batch = u->max_batch;
+    if (u->acts.max_batch > 0 && batch > u->acts.max_batch)
+        batch = u->acts.max_batch;
     if (batch > to - from)
         batch = to - from;
+    if (u->acts.max_batch == 0) /* a UNet that has not trained here: sampling's only */
+        unet_alloc_acts(u, (int)batch);
     if (sampler_init(&s, sc, SAMPLER_DDIM, &so, (size_t)batch * chw, m, sizeof m) == -1) {
         fail_msg(e, msg, msglen, m);
         return -1;

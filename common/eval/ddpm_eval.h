@@ -48,8 +48,9 @@ int ddpm_eval_ref(struct ddpm_eval *e, char *msg, size_t msglen);
 /* The scores of u's current weights (every rank must hold the same) sampled with sc's
    scheduler into out: 0; 1 if a signal asked the run to stop (trainer_stop(), checked
    between batches in a 1-process run only: under mpirun a signal is every rank's business
-   at the next step); -1 with msg. Batches are at most u->max_batch images (16 when u has no
-   activations yet), so the training layout is sampled as it is, without a second model. */
+   at the next step); -1 with msg. Batches are at most u->acts.max_batch images (16, allocated
+   here, when u has no activations yet), so the training layout is sampled as it is, without
+   a second model. */
 int ddpm_eval_score(struct ddpm_eval *e, struct unet *u, const struct sched_config *sc,
                     struct ddpm_scores *out, char *msg, size_t msglen);
 void ddpm_eval_free(struct ddpm_eval *e);

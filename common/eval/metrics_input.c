@@ -333,6 +333,13 @@ int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t h
     struct inception_outputs o = pick(feat, dims, sp);
     if (in->kind == METRICS_FOLDER)
         x = xmalloc((size_t)batch * 3 * INCEPTION_SIZE * INCEPTION_SIZE * sizeof(float));
+    /* the network's workspace, once for the largest batch of the range (u8 arrays: their
+       size's preprocessing too; folders are preprocessed here, into x) */
+    struct inception_ws ws = { 0 };
+    if (lo < hi)
+        inception_ws_init(&ws, net, hi - lo < batch ? (int)(hi - lo) : batch,
+                          in->kind == METRICS_IMAGES ? (int)in->arr.shape[1] : 0,
+                          in->kind == METRICS_IMAGES ? (int)in->arr.shape[2] : 0);
     /* i is the image's index in the whole input: its slot, so a range's features are that
        slice of the whole input's */
     for (int64_t i = lo; i < hi && rc == 0; i += batch) {
@@ -340,7 +347,7 @@ int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t h
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
             assert(hi <= in->row0 + in->arr.shape[0]);
-            inception_run_u8(net, &o, metrics_input_image(in, i), b, (int)i, H, W, mode);
+            inception_run_u8(net, &ws, &o, metrics_input_image(in, i), b, (int)i, H, W, mode);
         } else {
             for (int k = 0; k < b; k++) {
                 struct img im;
@@ -358,13 +365,14 @@ int metrics_input_features_range(struct metrics_input *in, int64_t lo, int64_t h
             }
             if (rc == -1)
                 break;
-            inception_run(net, &o, x, b, (int)i);
+            inception_run(net, &ws, &o, x, b, (int)i);
         }
         if (sink(ctx, feat, sp, b) != 0) {
             snprintf(msg, msglen, "stopped");
             rc = -1;
         }
     }
+    inception_ws_free(&ws);
     free(feat);
     free(sp);
     free(x);

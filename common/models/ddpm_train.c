@@ -50,6 +50,11 @@ void ddpm_train_init(struct ddpm_train *tr, struct unet *u, int max_batch, int u
     memset(tr, 0, sizeof *tr);
     tr->u = u;
     tr->max_batch = max_batch;
+    /* the training layout (an inference one keeps too little for a backward), sized once,
+       and the tiles its forward keeps for the weight gradients */
+    if (u->acts.max_batch < max_batch || u->acts.infer)
+        unet_alloc_acts(u, max_batch);
+    unet_alloc_tiles(u, max_batch);
     unet_grad_init(&tr->g, u, max_batch);
     tr->grads = xcalloc_big(n, sizeof(float));
     tr->m = xcalloc_big(n, sizeof(float));
@@ -91,9 +96,9 @@ float ddpm_train_accumulate(struct ddpm_train *tr, const struct sched *s, const 
     }
     unet_forward(u, NULL, tr->xt, tr->tf, B, 0);
     /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
-    loss = nn_mse_loss_forward(u->out, noise, nout);
+    loss = nn_mse_loss_forward(u->acts.out, noise, nout);
     memset(tr->deps, 0, nout * sizeof(float));
-    nn_mse_loss_backward(tr->deps, u->out, noise, nout, w);
+    nn_mse_loss_backward(tr->deps, u->acts.out, noise, nout, w);
     unet_backward(u, &tr->g, tr->grads, tr->deps, B);
     return loss;
 }

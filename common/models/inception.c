@@ -284,7 +284,7 @@ int inception_open(struct inception *net, const char *path, const char *argv0, c
 void inception_free(struct inception *net)
 {
     free(net->params);
-    free(net->wino);
+    free(net->wino.buf);
     memset(net, 0, sizeof *net);
 }
 

@@ -7,8 +7,11 @@
    through the stem and the 35x35 blocks, then the group together from Mixed_6a on, so that the
    17x17 and 8x8 convs are GEMMs over the group's columns. An image takes the slot its index in
    the whole run sets, so its features do not depend on the batch size, where the batch starts
-   or the thread count (bit for bit under every OpenBLAS kernel: tested). Memory is a fixed
-   per-thread workspace: flat in the number of images.
+   or the thread count (bit for bit under every OpenBLAS kernel: tested). Memory, in three
+   parts: the parameters (BN folded in), the Winograd weights made from them at load (a cache,
+   struct inception_wino), and a per-thread workspace (struct inception_ws) the caller
+   allocates once for its largest batch: flat in the number of images, nothing allocated in a
+   run.
 
    Synthetic weights (--weights synthetic), a closed form with no file, for tests and offline
    demos: tensors are numbered t = 6*L + j for the L-th BasicConv2d of the network in the order
@@ -38,6 +41,14 @@
 enum inception_resize { INCEPTION_RESIZE_PYTORCH_FID, INCEPTION_RESIZE_TORCH_FIDELITY,
                         INCEPTION_RESIZE_CLEAN };
 
+/* The 3x3 stride-1 layers' F(2x2,3x3) Winograd weights (and the 1x7/7x1 layers' F(2,7)),
+   made at load from the folded weights (inception_load, inception_synthetic): the forward
+   reads them, never the plain ones, for those layers. */
+struct inception_wino {
+    float *buf;                         /* one block: the u[] below */
+    float *u[INCEPTION_N_CONV];         /* (16,OC,C) Winograd weights, or NULL */
+};
+
 struct inception {
     float *params;                      /* one block: folded conv weights, then biases, fc */
     float *w[INCEPTION_N_CONV];         /* (OC, C, KH, KW) with BN folded in */
@@ -46,9 +57,7 @@ struct inception {
     float *fc_b;                        /* (1008) */
     int synthetic;
     int fuse;                           /* run 1x1 convs sharing an input as one GEMM (default 1) */
-    float *wino;                        /* one block: the u[] below */
-    float *u[INCEPTION_N_CONV];         /* (16,OC,C) F(2x2,3x3) Winograd weights, set at load for
-                                           the 3x3 stride-1 layers, else NULL */
+    struct inception_wino wino;         /* set at load */
 };
 /* images run together from Mixed_6a; batches of a multiple of it starting at a multiple of
    it fill every group */
@@ -93,26 +102,43 @@ struct inception_outputs {
     float *pool3, *logits, *dims64, *dims192, *dims768, *spatial;
 };
 
-/* The outputs o of N images x (N,3,299,299). first: the index of x's first image in the whole
-   run, which sets each image's slot (0 when the images are all there is). Runs groups in
-   parallel over nn_get_threads() threads. */
-void inception_run(const struct inception *net, const struct inception_outputs *o,
-                   const float *x, int N, int first);
-/* Same from u8 images (N,H,W,3), preprocessing each in its thread. */
-void inception_run_u8(const struct inception *net, const struct inception_outputs *o,
-                      const uint8_t *img, int N, int first, int H, int W,
-                      enum inception_resize mode);
+/* The per-thread workspace of runs of up to max_batch images: each thread's activations, the
+   group's Mixed_5d outputs, conv scratch, the 299x299 input with the preprocessing scratch of
+   HxW u8 images (H = 0: float input only), the tail's outputs. One allocation, for as many
+   threads as such a run uses (nn_get_threads() at init, at most the groups of max_batch
+   images: a batch that does not start at a group's first slot spans one more). */
+struct inception_ws {
+    int max_batch, n_thr, H, W;
+    size_t act_n, scratch_n;            /* floats of each activation buffer, of conv scratch */
+    size_t per;                         /* floats a thread */
+    float *buf;                         /* (n_thr, per) */
+};
+void inception_ws_init(struct inception_ws *ws, const struct inception *net, int max_batch,
+                       int H, int W);
+void inception_ws_free(struct inception_ws *ws);
+
+/* The outputs o of N images x (N,3,299,299), N <= ws->max_batch (asserted). first: the index
+   of x's first image in the whole run, which sets each image's slot (0 when the images are
+   all there is). Runs groups in parallel over nn_get_threads() threads, at most ws->n_thr. */
+void inception_run(const struct inception *net, struct inception_ws *ws,
+                   const struct inception_outputs *o, const float *x, int N, int first);
+/* Same from u8 images (N,H,W,3), preprocessing each in its thread; ws made for H x W. */
+void inception_run_u8(const struct inception *net, struct inception_ws *ws,
+                      const struct inception_outputs *o, const uint8_t *img, int N, int first,
+                      int H, int W, enum inception_resize mode);
 
 /* inception_run and inception_run_u8 with the outputs (but spatial) as arguments */
-void inception_forward(const struct inception *net, float *pool3, float *logits,
-                       float *dims64, float *dims192, float *dims768, const float *x, int N,
-                       int first);
-void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
-                          float *dims64, float *dims192, float *dims768, const uint8_t *img,
-                          int N, int first, int H, int W, enum inception_resize mode);
+void inception_forward(const struct inception *net, struct inception_ws *ws, float *pool3,
+                       float *logits, float *dims64, float *dims192, float *dims768,
+                       const float *x, int N, int first);
+void inception_forward_u8(const struct inception *net, struct inception_ws *ws, float *pool3,
+                          float *logits, float *dims64, float *dims192, float *dims768,
+                          const uint8_t *img, int N, int first, int H, int W,
+                          enum inception_resize mode);
 
-/* Per-block activations of one image, for tests: out receives the output of stage s
-   (0 Conv2d_1a .. see inception.c) ; returns its float count, or 0 for s out of range. */
-size_t inception_stage(const struct inception *net, float *out, size_t outlen, const float *x,
-                       int stage);
+/* Per-block activations of one image, for tests, in ws's first thread's workspace: out
+   receives the output of stage s (0 Conv2d_1a .. see inception.c) ; returns its float count,
+   or 0 for s out of range. */
+size_t inception_stage(const struct inception *net, struct inception_ws *ws, float *out,
+                       size_t outlen, const float *x, int stage);
 #endif

@@ -140,9 +140,9 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
         act(ws, (size_t)OC * cols);
         if (ws->wino_n != NULL && nl == 1)
             ws->wino_n[l] = nn_conv_wino_size(&g);
-        if (net->u[l] != NULL && w7)
+        if (net->wino.u[l] != NULL && w7)
             need_scratch(ws, nn_wino7_scratch(&g));
-        else if (net->u[l] != NULL)
+        else if (net->wino.u[l] != NULL)
             need_scratch(ws, wino_scratch(&g));
         else if (!pointwise)
             need_scratch(ws, (size_t)y->C * y->KH * y->KW * col_block(y->C * y->KH * y->KW,
@@ -153,11 +153,11 @@ static void conv(const struct inception *net, struct ws *ws, float *out, const f
         nn_sgemm_serial(0, 0, OC, (int)cols, y->C, 1.0f, net->w[l], y->C, in, (int)cols, 0.0f,
                         out, (int)cols);
         bias_relu(out, net->b[l], OC, cols);
-    } else if (net->u[l] != NULL && w7)
-        nn_wino7_forward_serial(out, ws->scratch, in, net->u[l], net->b[l], &g,
+    } else if (net->wino.u[l] != NULL && w7)
+        nn_wino7_forward_serial(out, ws->scratch, in, net->wino.u[l], net->b[l], &g,
                                 NN_WINO7_CNHW | NN_WINO7_RELU);
-    else if (net->u[l] != NULL)
-        conv_wino(out, ws->scratch, in, net->u[l], net->b[l], &g);
+    else if (net->wino.u[l] != NULL)
+        conv_wino(out, ws->scratch, in, net->wino.u[l], net->b[l], &g);
     else
         conv_im2col(out, ws->scratch, in, net->w[l], net->b[l], &g);
 }

@@ -1,8 +1,10 @@
 /* The FID Inception v3's batch driver: the per-thread workspace (sized by a planning run of
-   the forward in inception_net.c), the Winograd weights made at load, groups of images over
-   the threads, and the public entry points (inception_run, inception_stage, ...). */
+   the forward in inception_net.c, allocated by the caller: inception_ws_init), the Winograd
+   weights made at load, groups of images over the threads, and the public entry points
+   (inception_run, inception_stage, ...). */
 #include "models/inception.h"
 
+#include <assert.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +132,12 @@ void inception_net_prepare(struct inception *net)
 {
     size_t n[INCEPTION_N_CONV] = { 0 }, total = 0, act_n, scratch_n;
     for (int l = 0; l < INCEPTION_N_CONV; l++)
-        net->u[l] = NULL;
+        net->wino.u[l] = NULL;
     ws_plan(net, 1, n, &act_n, &scratch_n);
     for (int l = 0; l < INCEPTION_N_CONV; l++)
         total += n[l];
-    net->wino = total > 0 ? xmalloc_big(total * sizeof(float)) : NULL;
-    float *p = net->wino;
+    net->wino.buf = total > 0 ? xmalloc_big(total * sizeof(float)) : NULL;
+    float *p = net->wino.buf;
     for (int l = 0; l < INCEPTION_N_CONV; l++) {
         const struct inception_layer *y = &layers[l];
         struct nn_conv g;
@@ -144,9 +146,36 @@ void inception_net_prepare(struct inception *net)
         nn_conv_init_ex(&g, 1, y->C, 17, 17, y->OC, y->KH, y->KW, 1, 1, y->PH, y->PW, y->PH,
                         y->PW);
         nn_conv_wino_weights(p, net->w[l], &g);
-        net->u[l] = p;
+        net->wino.u[l] = p;
         p += n[l];
     }
+}
+
+/* the most groups a batch of N spans: one more than N / G when it starts inside a group */
+static int max_groups(int N)
+{
+    int G = INCEPTION_GROUP;
+    return (N + G - 2) / G + 1;
+}
+
+void inception_ws_init(struct inception_ws *ws, const struct inception *net, int max_batch,
+                       int H, int W)
+{
+    int T = nn_get_threads(), ng = max_groups(max_batch);
+    assert(max_batch > 0 && H >= 0 && W >= 0);
+    memset(ws, 0, sizeof *ws);
+    ws->max_batch = max_batch;
+    ws->n_thr = T < ng ? T : ng;
+    ws->H = H;
+    ws->W = W;
+    ws->per = ws_floats(net, INCEPTION_GROUP, H, W, &ws->act_n, &ws->scratch_n);
+    ws->buf = xmalloc_big((size_t)ws->n_thr * ws->per * sizeof(float));
+}
+
+void inception_ws_free(struct inception_ws *ws)
+{
+    free(ws->buf);
+    memset(ws, 0, sizeof *ws);
 }
 
 /* The batch driver: x is either float input (N,3,299,299) or u8 images (N,H,W,3). Images run
@@ -156,23 +185,28 @@ void inception_net_prepare(struct inception *net)
    set by the slot here, so an image's features are the same bits whatever batch it comes in,
    wherever the batch starts and whatever the thread count. Threads take whole groups, with
    single-threaded BLAS inside: the GEMMs are too small to split well across threads. */
-static void forward_batch(const struct inception *net, const struct inception_outputs *o,
-                          const float *x, const uint8_t *img, int N, int first, int H, int W,
-                          enum inception_resize mode)
+static void forward_batch(const struct inception *net, struct inception_ws *w,
+                          const struct inception_outputs *o, const float *x, const uint8_t *img,
+                          int N, int first, int H, int W, enum inception_resize mode)
 {
     int G = INCEPTION_GROUP, q0 = first / G, q1 = (first + N - 1) / G, ng = q1 - q0 + 1;
     int T = nn_get_threads(), nt = T < ng ? T : ng;
     if (N < 1)
         return;
-    size_t act_n, scratch_n, per = ws_floats(net, G, img ? H : 0, W, &act_n, &scratch_n);
-    float *mem = xmalloc_big((size_t)nt * per * sizeof(float));
+    /* the caller's workspace: sized for N images (and HxW ones when they are u8) */
+    assert(N <= w->max_batch && ng <= max_groups(w->max_batch));
+    assert(img == NULL || (w->H > 0 && inception_pre_scratch(H, W) <=
+                                           inception_pre_scratch(w->H, w->W)));
+    nt = nt < w->n_thr ? nt : w->n_thr; /* threads change no bit */
+    size_t per = w->per;
+    float *mem = w->buf;
     nn_set_threads(1);
     #pragma omp parallel num_threads(nt)
     {
         struct ws ws;
         struct input in = { x, img, H, W, mode, NULL, NULL };
         float *p = mem + (size_t)omp_get_thread_num() * per;
-        in.xin = ws_carve(&ws, p, G, act_n, scratch_n);
+        in.xin = ws_carve(&ws, p, G, w->act_n, w->scratch_n);
         in.tmp = in.xin + (size_t)3 * INCEPTION_SIZE * INCEPTION_SIZE;
         float *tail_out = p + per - (size_t)G * TAIL_OUT;
         #pragma omp for schedule(dynamic, 1)
@@ -183,50 +217,52 @@ static void forward_batch(const struct inception *net, const struct inception_ou
         }
     }
     nn_set_threads(T);
-    free(mem);
 }
 
-void inception_run(const struct inception *net, const struct inception_outputs *o,
-                   const float *x, int N, int first)
+void inception_run(const struct inception *net, struct inception_ws *ws,
+                   const struct inception_outputs *o, const float *x, int N, int first)
 {
-    forward_batch(net, o, x, NULL, N, first, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
+    forward_batch(net, ws, o, x, NULL, N, first, 0, 0, INCEPTION_RESIZE_PYTORCH_FID);
 }
 
-void inception_run_u8(const struct inception *net, const struct inception_outputs *o,
-                      const uint8_t *img, int N, int first, int H, int W,
-                      enum inception_resize mode)
+void inception_run_u8(const struct inception *net, struct inception_ws *ws,
+                      const struct inception_outputs *o, const uint8_t *img, int N, int first,
+                      int H, int W, enum inception_resize mode)
 {
-    forward_batch(net, o, NULL, img, N, first, H, W, mode);
+    forward_batch(net, ws, o, NULL, img, N, first, H, W, mode);
 }
 
-void inception_forward(const struct inception *net, float *pool3, float *logits, float *dims64,
-                       float *dims192, float *dims768, const float *x, int N, int first)
-{
-    struct inception_outputs o = { pool3, logits, dims64, dims192, dims768, NULL };
-    inception_run(net, &o, x, N, first);
-}
-
-void inception_forward_u8(const struct inception *net, float *pool3, float *logits,
-                          float *dims64, float *dims192, float *dims768, const uint8_t *img,
-                          int N, int first, int H, int W, enum inception_resize mode)
+void inception_forward(const struct inception *net, struct inception_ws *ws, float *pool3,
+                       float *logits, float *dims64, float *dims192, float *dims768,
+                       const float *x, int N, int first)
 {
     struct inception_outputs o = { pool3, logits, dims64, dims192, dims768, NULL };
-    inception_run_u8(net, &o, img, N, first, H, W, mode);
+    inception_run(net, ws, &o, x, N, first);
 }
 
-size_t inception_stage(const struct inception *net, float *out, size_t outlen, const float *x,
-                       int stage)
+void inception_forward_u8(const struct inception *net, struct inception_ws *ws, float *pool3,
+                          float *logits, float *dims64, float *dims192, float *dims768,
+                          const uint8_t *img, int N, int first, int H, int W,
+                          enum inception_resize mode)
 {
-    size_t act_n, scratch_n, per = ws_floats(net, 1, 0, 0, &act_n, &scratch_n);
-    float *mem = xmalloc_big(per * sizeof(float));
+    struct inception_outputs o = { pool3, logits, dims64, dims192, dims768, NULL };
+    inception_run_u8(net, ws, &o, img, N, first, H, W, mode);
+}
+
+size_t inception_stage(const struct inception *net, struct inception_ws *w, float *out,
+                       size_t outlen, const float *x, int stage)
+{
+    size_t act_n, scratch_n;
     struct ws ws;
     struct inception_outputs o = { NULL, NULL, NULL, NULL, NULL, NULL };
     struct input in = { x, NULL, 0, 0, INCEPTION_RESIZE_PYTORCH_FID, NULL, NULL };
-    in.xin = ws_carve(&ws, mem, 1, act_n, scratch_n);
+    /* a group of one in the first thread's part of w (made for groups of INCEPTION_GROUP) */
+    assert(ws_floats(net, 1, 0, 0, &act_n, &scratch_n) <= w->per && act_n <= w->act_n &&
+           scratch_n <= w->scratch_n);
+    in.xin = ws_carve(&ws, w->buf, 1, w->act_n, w->scratch_n);
     ws.stage = stage;
     ws.stage_out = out;
     ws.stage_len = outlen;
     forward_group(net, &ws, &in, &o, 0, 1, 0, 1, NULL);
-    free(mem);
     return ws.stage_n;
 }

@@ -19,43 +19,6 @@
 
 /* ---- forward ---- */
 
-void unet_keep_wino_inputs(struct unet *u)
-{
-    if (u->keep_v)
-        return;
-    u->keep_v = 1;
-    u->wino_v = xcalloc((size_t)u->pt.n, sizeof *u->wino_v);
-    u->wino_v_cap = xcalloc((size_t)u->pt.n, sizeof *u->wino_v_cap);
-    u->wino_v_batch = xcalloc((size_t)u->pt.n, sizeof *u->wino_v_batch);
-}
-
-const float *unet_kept_tiles(const struct unet *u, const float *w, int B)
-{
-    if (!u->keep_v)
-        return NULL;
-    int e = param_find_ptr(&u->pt, w);
-    return u->wino_v_batch[e] == B ? u->wino_v[e] : NULL;
-}
-
-/* The training layout's transform buffer: one conv's transformed weights (36 floats per 9) at
-   a time, sized for the largest 3x3 conv. Training changes the weights every step and runs
-   each conv once per forward, so keeping every conv's transform (515 MB on
-   ddpm-cifar10-32, more than the parameters and Adam moments together) bought nothing but
-   memory; a micro-batch (--gradient-accumulation-steps) transforms again, about 0.1 s of
-   CPU a forward there against a step's seconds. */
-static void wino_alloc(struct unet *u)
-{
-    size_t most = 0;
-    for (int e = 0; e < u->pt.n; e++) {
-        const struct st_entry *t = &u->pt.e[e];
-        size_t f = 36 * (size_t)t->shape[0] * t->shape[1];
-        if (t->ndim == 4 && t->shape[2] == 3 && t->shape[3] == 3 && f > most)
-            most = f;
-    }
-    u->n_wino_tmp = most;
-    u->wino_tmp = xmalloc_big((most ? most : 1) * sizeof(float));
-}
-
 /* nn_wino4_forward's phase times, asked for only while profiling: times (zeroed) or NULL */
 static struct nn_wino4_times *wino_times(struct nn_wino4_times *t)
 {
@@ -81,7 +44,7 @@ static void wino_prof(const struct nn_wino4_times *t)
     (void)t;
 }
 
-/* unet_alloc_infer's conv: the cached transform or one made now into wino_tmp, and the
+/* unet_alloc_infer's conv: the cached transform or one made now into wino.tmp, and the
    batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
    GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
 static void conv3_infer(struct unet *u, float *out, const float *in, const float *w,
@@ -90,16 +53,16 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     const float *U;
     struct nn_wino4_times tm;
     int ipc = nn_wino4_chunk_images(H, W);
-    assert(nn_wino4_scratch(1, C, H, W, OC) <= u->n_scratch);
+    assert(nn_wino4_scratch(1, C, H, W, OC) <= u->acts.n_scratch);
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
-    if (u->wino_off[e] == UNET_WINO_NONE) {
-        nn_wino4_weights(u->wino_tmp, w, C, OC);
-        U = u->wino_tmp;
+    if (u->wino.off[e] == UNET_WINO_NONE) {
+        nn_wino4_weights(u->wino.tmp, w, C, OC);
+        U = u->wino.tmp;
     } else {
-        float *Uc = u->wino + u->wino_off[e];
-        if (!u->wino_ok[e]) {
+        float *Uc = u->wino.buf + u->wino.off[e];
+        if (!u->wino.ok[e]) {
             nn_wino4_weights(Uc, w, C, OC);
-            u->wino_ok[e] = 1;
+            u->wino.ok[e] = 1;
         }
         U = Uc;
     }
@@ -107,8 +70,9 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc - (u->first + n0) % ipc;
         n1 = n1 < B ? n1 : B;
-        nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->scratch, in + (size_t)n0 * C * H * W,
-                         U, b, n1 - n0, u->first + n0, C, H, W, OC, wino_times(&tm));
+        nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->acts.scratch,
+                         in + (size_t)n0 * C * H * W, U, b, n1 - n0, u->first + n0, C, H, W,
+                         OC, wino_times(&tm));
         wino_prof(&tm);
         n0 = n1;
     }
@@ -120,35 +84,29 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     int e = param_find_ptr(&u->pt, w);
     struct nn_wino4_times tm;
     UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
-    if (u->infer) {
+    if (u->acts.infer) {
         conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
         return;
     }
-    assert(nn_wino4_scratch(B, C, H, W, OC) <= u->n_scratch);
-    if (u->wino_tmp == NULL)
-        wino_alloc(u);
-    float *U = u->wino_tmp;
+    assert(nn_wino4_scratch(B, C, H, W, OC) <= u->acts.n_scratch && u->wino.tmp != NULL);
+    float *U = u->wino.tmp;
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
     nn_wino4_weights(U, w, C, OC);
     UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
     /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
        gradient reads; batches of 16 always are */
-    size_t nv = nn_wino4_tiles(B, C, H, W);
-    if (u->keep_v && nn_wino4_unpadded(B, u->first, H, W)) {
-        if (u->wino_v_cap[e] < nv) { /* the first training step only */
-            free(u->wino_v[e]);
-            u->wino_v[e] = xmalloc_big(nv * sizeof(float));
-            u->wino_v_cap[e] = nv;
-        }
-        nn_wino4_forward_keep(out, u->scratch, u->wino_v[e], in, U, b, B, C, H, W, OC,
+    struct unet_tiles *kt = &u->tiles;
+    if (kt->v != NULL && kt->v[e] != NULL && nn_wino4_unpadded(B, u->first, H, W) &&
+        nn_wino4_tiles(B, C, H, W) <= kt->cap[e]) {
+        nn_wino4_forward_keep(out, u->acts.scratch, kt->v[e], in, U, b, B, C, H, W, OC,
                               wino_times(&tm));
         wino_prof(&tm);
-        u->wino_v_batch[e] = B;
+        kt->batch[e] = B;
         return;
     }
-    if (u->keep_v)
-        u->wino_v_batch[e] = 0;
-    nn_wino4_forward(out, u->scratch, in, U, b, B, u->first, C, H, W, OC, wino_times(&tm));
+    if (kt->v != NULL)
+        kt->batch[e] = 0;
+    nn_wino4_forward(out, u->acts.scratch, in, U, b, B, u->first, C, H, W, OC, wino_times(&tm));
     wino_prof(&tm);
 }
 
@@ -258,7 +216,7 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
     conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
-    lin_fwd(r->tproj, u->emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
+    lin_fwd(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < cout; c++) {
@@ -342,14 +300,14 @@ static void down_forward(struct unet *u, struct unet_sample *s, const float *in,
 {
     int p = u->cfg.downsample_padding;
     s->in = in;
-    assert((size_t)u->n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->n_scratch);
+    assert((size_t)u->acts.n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->acts.n_scratch);
     UNET_PROF_BEGIN(UNET_PROF_CONV_S2);
     if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
-        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
-                u->n_thr);
+        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
+                u->acts.n_thr);
     else
-        conv3s2(s->out, u->scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
-                u->n_thr);
+        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
+                u->acts.n_thr);
     /* the output size of both paddings (a (0,1,0,1) pad keeps H/2 as p = 1 does) */
     UNET_PROF_END(UNET_PROF_CONV_S2, 18.0 * B * s->C * s->C * (s->H / 2) * (s->W / 2));
 }
@@ -371,36 +329,35 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     const float *h;
     int ns = 0;
 
-    /* the inference layout is sized once: a larger batch is the caller's bug */
-    assert(!u->infer || B <= u->max_batch);
-    if (B > u->max_batch)
-        unet_alloc_acts(u, B);
+    /* the activations are sized once (unet_alloc_acts, unet_alloc_infer): a larger batch is
+       the caller's bug */
+    assert(B > 0 && B <= u->acts.max_batch);
     u->first = first;
     {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         if (c->center_input_sample)
             for (size_t i = 0; i < nin; i++)
-                u->x_in[i] = 2.0f * x[i] - 1.0f;
+                u->acts.x_in[i] = 2.0f * x[i] - 1.0f;
         else
-            memcpy(u->x_in, x, nin * sizeof(float));
-        memcpy(u->t_in, t, (size_t)B * sizeof(float));
+            memcpy(u->acts.x_in, x, nin * sizeof(float));
+        memcpy(u->acts.t_in, t, (size_t)B * sizeof(float));
         UNET_PROF_END(UNET_PROF_OTHER, 0.0);
     }
 
     /* Timesteps + TimestepEmbedding: linear_2(silu(linear_1(emb))) */
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
-    nn_timestep_embedding(u->temb, u->t_in, B, C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f,
-                          1.0f);
-    lin_fwd(u->te1, u->temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
-    nn_silu_forward(u->te1_act, u->te1, (size_t)B * TE);
-    lin_fwd(u->emb, u->te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
+    nn_timestep_embedding(u->acts.temb, u->acts.t_in, B, C0, c->flip_sin_to_cos, c->freq_shift,
+                          10000.0f, 1.0f);
+    lin_fwd(u->acts.te1, u->acts.temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
+    nn_silu_forward(u->acts.te1_act, u->acts.te1, (size_t)B * TE);
+    lin_fwd(u->acts.emb, u->acts.te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
     /* every resnet applies its nonlinearity to temb before time_emb_proj */
-    nn_silu_forward(u->emb_act, u->emb, (size_t)B * TE);
+    nn_silu_forward(u->acts.emb_act, u->acts.emb, (size_t)B * TE);
     UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * TE * (C0 + TE));
 
-    conv3(u, u->h0, u->x_in, u->conv_in_w, u->conv_in_b, B, c->in_channels, S, S, C0);
-    h = u->h0;
-    u->skips[ns++] = h;
+    conv3(u, u->acts.h0, u->acts.x_in, u->conv_in_w, u->conv_in_b, B, c->in_channels, S, S, C0);
+    h = u->acts.h0;
+    u->acts.skips[ns++] = h;
     for (int i = 0; i < c->n_levels; i++) {
         struct unet_level *lv = &u->down[i];
         for (int j = 0; j < lv->n_res; j++) {
@@ -410,15 +367,15 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
                 attn_forward(u, &lv->attn[j], h, B);
                 h = lv->attn[j].out;
             }
-            u->skips[ns++] = h;
+            u->acts.skips[ns++] = h;
         }
         if (lv->has_sample) {
             down_forward(u, &lv->sample, h, B);
             h = lv->sample.out;
-            u->skips[ns++] = h;
+            u->acts.skips[ns++] = h;
         }
     }
-    u->n_skips = ns;
+    u->acts.n_skips = ns;
     resnet_forward(u, &u->mid_res[0], h, B);
     h = u->mid_res[0].out;
     if (c->add_attention) {
@@ -435,7 +392,7 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
                                                     : c->block_out_channels[c->n_levels - 1]));
             /* cat([hidden, skip], dim=1): hidden first */
             UNET_PROF_BEGIN(UNET_PROF_OTHER);
-            nn_concat_forward(r->cat, h, u->skips[--ns], B, r->cin - skip_c, skip_c,
+            nn_concat_forward(r->cat, h, u->acts.skips[--ns], B, r->cin - skip_c, skip_c,
                               r->H * r->W);
             UNET_PROF_END(UNET_PROF_OTHER, 0.0);
             resnet_forward(u, r, r->cat, B);
@@ -451,11 +408,12 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
         }
     }
     assert(ns == 0);
-    norm_silu_forward(u, &u->norm_out, u->act_out, h, B, S * S);
-    conv3(u, u->out, u->act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S, c->out_channels);
+    norm_silu_forward(u, &u->norm_out, u->acts.act_out, h, B, S * S);
+    conv3(u, u->acts.out, u->acts.act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S,
+          c->out_channels);
     if (eps) {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
-        memcpy(eps, u->out, (size_t)B * c->out_channels * S * S * sizeof(float));
+        memcpy(eps, u->acts.out, (size_t)B * c->out_channels * S * S * sizeof(float));
         UNET_PROF_END(UNET_PROF_OTHER, 0.0);
     }
 }

@@ -4,8 +4,11 @@
    without attention, conv down/upsamplers, silu, resnet_time_scale_shift "default". Anything
    else is refused with an error naming the field.
 
-   Memory: one allocation for the parameters (the st_entry table points into it, names as in
-   the diffusers state dict), one for the activations of a batch of up to max_batch images.
+   Memory, in the parts the caller allocates, none inside a forward: the parameters (one
+   allocation, param_table's names as in the diffusers state dict: unet_init); the activations
+   of a batch of up to max_batch images with the convs' scratch and weight transforms
+   (struct unet_acts and unet_wino_cache: unet_alloc_acts for training, unet_alloc_infer for
+   sampling); training's kept Winograd input tiles (struct unet_tiles: unet_alloc_tiles).
    Every intermediate a backward needs is kept in a named buffer of its layer (mean/rstd of
    each norm, the silu outputs (the resnet norm outputs themselves are not kept: recompute
    them from the input, mean and rstd), the conv outputs, q/k/v and the attention matrix), so
@@ -118,6 +121,56 @@ struct unet_level {
     struct unet_sample sample;
 };
 
+/* The activations of batches of up to max_batch images, one allocation (buf) that the layers'
+   activation pointers (struct unet_resnet's act1 ..., struct unet_attn's q ...) and the ones
+   below point into, in one of two layouts: unet_alloc_acts's (training: every layer's kept
+   for a backward) or unet_alloc_infer's (sampling: shared slabs). A bigger batch is an error:
+   unet_forward asserts B <= max_batch, it never reallocates. */
+struct unet_acts {
+    int max_batch;                 /* 0: none allocated */
+    int infer;                     /* 1: unet_alloc_infer's layout (no backward) */
+    float *buf;
+    size_t n;                      /* floats of buf */
+    float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
+    size_t n_scratch;
+    int n_thr;                     /* threads the scratch was sized for */
+    float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
+    float *t_in;                   /* (B) timesteps as float */
+    float *temb;                   /* (B,C0) sinusoidal embedding */
+    float *te1, *te1_act;          /* (B,TE) linear_1, silu */
+    float *emb, *emb_act;          /* (B,TE) linear_2, silu (what every resnet projects) */
+    float *h0;                     /* (B,C0,H,W) conv_in output */
+    float *act_out;                /* (B,C0,H,W) silu(conv_norm_out) */
+    float *out;                    /* (B,out,H,W) */
+    int n_skips;
+    const float *skips[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1];
+};
+
+/* The 3x3 convs' Winograd-transformed weights (36 floats per 9, 4x the weight), allocated
+   with the activations: unet_alloc_acts transforms each conv's weights at its use into tmp
+   (training changes them every step); unet_alloc_infer caches what its memory budget allows
+   in buf and transforms the rest into tmp. */
+struct unet_wino_cache {
+    float *buf;                    /* the cached transforms */
+    size_t n;                      /* floats of buf */
+    size_t *off;                   /* pt.n, or NULL (nothing cached): where an entry's
+                                      transform starts in buf; UNET_WINO_NONE: not cached */
+    unsigned char *ok;             /* pt.n, or NULL: the cached transform is current */
+    float *tmp;                    /* a conv's transform made at its use, one at a time */
+    size_t n_tmp;                  /* floats of tmp */
+};
+
+/* Training (unet_alloc_tiles): the forward keeps each 3x3 conv's input tiles V (36,C,T) for
+   the weight gradient, which needs exactly them; sized once for max_batch. */
+struct unet_tiles {
+    int max_batch;                 /* 0: none: the forward keeps nothing */
+    float *buf;                    /* one allocation */
+    size_t n;                      /* floats of buf */
+    float **v;                     /* pt.n: an entry's tiles in buf, or NULL */
+    size_t *cap;                   /* pt.n: floats at v[e] */
+    int *batch;                    /* pt.n: batch of the last forward's tiles, 0: none */
+};
+
 struct unet {
     struct unet_config cfg;
     struct param_table pt;         /* the parameters' names (modern: to_q, to_k, to_v,
@@ -134,40 +187,10 @@ struct unet {
     struct unet_level down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
     struct unet_resnet mid_res[2];
     struct unet_attn mid_attn;
-    int n_skips;
-    const float *skips[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1];
-    /* activations for up to max_batch images, one allocation */
-    int max_batch;
     int first;                     /* the batch's first image in the whole run (unet_forward) */
-    float *acts;
-    size_t n_acts;
-    float *scratch;                /* conv scratch (im2col or Winograd tiles) for a batch */
-    int n_thr;                     /* threads the scratch was sized for */
-    int infer;                     /* unet_alloc_infer's layout: no backward, no growing */
-    float *wino;                   /* inference: the cached 3x3 convs' transformed weights,
-                                      4 floats a weight */
-    size_t *wino_off;              /* inference, pt.n: where an entry's transform starts
-                                      in wino; UNET_WINO_NONE: not cached (transformed into
-                                      wino_tmp at every use) */
-    float *wino_tmp;               /* a conv's transform made at its use, one at a time
-                                      (inference: the uncached ones; training: every one) */
-    size_t n_wino, n_wino_tmp;     /* floats of wino and wino_tmp */
-    unsigned char *wino_ok;        /* pt.n: transform is current */
-    /* training (unet_keep_wino_inputs): the forward keeps each 3x3 conv's input tiles V
-       (36,C,T) for the weight gradient, which needs exactly them */
-    int keep_v;
-    float **wino_v;                /* pt.n: kept tiles or NULL */
-    size_t *wino_v_cap;            /* pt.n: floats allocated */
-    int *wino_v_batch;             /* pt.n: batch of the last forward's tiles, 0: none */
-    size_t n_scratch;
-    float *x_in;                   /* (B,in,H,W) the input (centred if center_input_sample) */
-    float *t_in;                   /* (B) timesteps as float */
-    float *temb;                   /* (B,C0) sinusoidal embedding */
-    float *te1, *te1_act;          /* (B,TE) linear_1, silu */
-    float *emb, *emb_act;          /* (B,TE) linear_2, silu (what every resnet projects) */
-    float *h0;                     /* (B,C0,H,W) conv_in output */
-    float *act_out;                /* (B,C0,H,W) silu(conv_norm_out) */
-    float *out;                    /* (B,out,H,W) */
+    struct unet_acts acts;         /* unet_alloc_acts or unet_alloc_infer */
+    struct unet_wino_cache wino;   /* with the activations */
+    struct unet_tiles tiles;       /* unet_alloc_tiles (training) */
 };
 
 #define UNET_WINO_NONE ((size_t)-1)
@@ -175,8 +198,9 @@ struct unet {
 /* Lays out the model for c (parameters zeroed). -1 with msg on an impossible config. */
 int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msglen);
 void unet_free(struct unet *u);
-/* (Re)allocates activations for batches of up to B images, every layer's kept for a
-   backward (training), and the whole Winograd weight cache. */
+/* (Re)allocates activations, scratch and the one-conv-at-a-time weight transform for batches
+   of up to B images, every layer's kept for a backward (training); frees the kept tiles
+   (sized for the old batch: call unet_alloc_tiles again). */
 void unet_alloc_acts(struct unet *u, int B);
 /* Inference only (unet_infer.c), for batches of up to B images: the skip connections and the
    time embedding get their own storage, every other activation shares a few buffers sized
@@ -186,14 +210,14 @@ void unet_alloc_acts(struct unet *u, int B);
    weights are cached for the convs on the smallest maps, where the transform costs most
    next to the GEMMs, as long as parameters, activations, scratch and cache stay within
    mem_bytes, and the others transformed at every use into one buffer (0: cache nothing;
-   SIZE_MAX: everything). Same bits as unet_alloc_acts's layout. unet_forward then asserts
-   B <= max_batch (it never reallocates). unet_alloc_acts returns to the training layout. */
+   SIZE_MAX: everything). Same bits as unet_alloc_acts's layout. Frees the kept tiles.
+   unet_alloc_acts returns to the training layout. */
 void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
    first: the index of x's first image in the whole run (0 for training); an image's GEMM
    columns are placed by its index, so its result is the same bits whatever batch it is run in
-   and whatever the thread count (see nn/nn_wino4.c). Calls unet_alloc_acts when B > max_batch,
-   except after unet_alloc_infer. */
+   and whatever the thread count (see nn/nn_wino4.c). Allocates nothing: B <= acts.max_batch
+   (asserted; unet_alloc_acts or unet_alloc_infer first). */
 void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
 
 /* Fills the parameters from a state dict, accepting the modern (to_q/to_k/to_v/to_out.0) and
@@ -208,13 +232,15 @@ int unet_load_dir(struct unet *u, const char *dir, char *msg, size_t msglen);
    is written by sched_config_save. */
 int unet_save_dir(const struct unet *u, const char *dir, char *msg, size_t msglen);
 
-/* Training: from now on the forward keeps every 3x3 conv's input tiles (allocated on the first
-   forward that needs them); unet_kept_tiles returns those of the conv with weight w if the last
-   forward made them for batch B with T = B * tiles per image (no padding), else NULL. */
-void unet_keep_wino_inputs(struct unet *u);
+/* Training, after unet_alloc_acts: the tiles of every 3x3 conv (one allocation, for batches up
+   to B <= acts.max_batch) that the forward keeps from now on; a conv whose GEMM chunk holds
+   more images than B never has unpadded tiles from image 0 and gets none. unet_kept_tiles returns
+   those of the conv with weight w if the last forward made them for batch B with T = B * tiles
+   per image (no padding), else NULL. */
+void unet_alloc_tiles(struct unet *u, int B);
 const float *unet_kept_tiles(const struct unet *u, const float *w, int B);
-/* The forward keeps Winograd-transformed copies of the 3x3 weights (4x their size), made on
-   first use: call this after changing u->params (loading, an optimizer step). */
+/* The inference layout keeps Winograd-transformed copies of the 3x3 weights (4x their size),
+   made on first use: call this after changing u->params (loading, an optimizer step). */
 void unet_weights_changed(struct unet *u);
 
 /* Closed-form test weights (tests and benchmarks, documented in tests/fixtures/gen_unet.py):

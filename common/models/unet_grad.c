@@ -104,9 +104,9 @@ void unet_grad_init(struct unet_grad *g, struct unet *u, int B)
     float *p;
     assert(B > 0);
     memset(g, 0, sizeof *g);
-    if (u->max_batch < B || u->infer) /* the inference layout keeps too little */
-        unet_alloc_acts(u, B);
-    unet_keep_wino_inputs(u);
+    /* the caller's unet_alloc_acts (the inference layout keeps too little); ddpm_train_init
+       makes it, with the kept tiles */
+    assert(!u->acts.infer && B <= u->acts.max_batch);
     grad_sizes(u, &z, B);
     g->max_batch = B;
     g->n_skips = z.ns;
@@ -242,7 +242,8 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
                 s += d[i];
             g->dtp[b * cout + c] = s;
         }
-    nn_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp, u->emb_act, r->temb_w,
+    nn_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp, u->acts.emb_act,
+                       r->temb_w,
                        B, TE, cout);
     unet_conv3_backward(u, g, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B,
                         cin, r->H, r->W, cout);
@@ -286,8 +287,8 @@ static void down_bwd(struct unet *u, float *grads, struct unet_sample *s, float 
         nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, 0, 0, 1, 1);
     else
         nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, p, p, p, p);
-    assert(nn_conv_scratch(&g) <= u->n_scratch);
-    nn_conv2d_backward(din, GP(s->w), GP(s->b), u->scratch, dout, s->in, s->w, &g);
+    assert(nn_conv_scratch(&g) <= u->acts.n_scratch);
+    nn_conv2d_backward(din, GP(s->w), GP(s->b), u->acts.scratch, dout, s->in, s->w, &g);
 }
 
 static void up_bwd(struct unet *u, struct unet_grad *g, float *grads, struct unet_sample *s,
@@ -324,15 +325,16 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     const struct unet_level *last = &u->up[nl - 1];
     const float *hout;
 
-    assert(!u->infer && B <= g->max_batch && B <= u->max_batch && ns == u->n_skips);
+    assert(!u->acts.infer && B <= g->max_batch && B <= u->acts.max_batch &&
+           ns == u->acts.n_skips);
     for (int i = 0; i < ns; i++)
         zero(g->dskip[i], B * g->skip_n[i]);
     zero(g->demb_act, (size_t)B * TE);
 
     /* conv_out(silu(conv_norm_out(h))) */
     hout = last->has_attn ? last->attn[last->n_res - 1].out : last->res[last->n_res - 1].out;
-    unet_conv3_backward(u, g, g->tmp[0], GP(u->conv_out_w), GP(u->conv_out_b), deps, u->act_out,
-                        u->conv_out_w, B, C0, S, S, c->out_channels);
+    unet_conv3_backward(u, g, g->tmp[0], GP(u->conv_out_w), GP(u->conv_out_b), deps,
+                        u->acts.act_out, u->conv_out_w, B, C0, S, S, c->out_channels);
     zero(g->d[cur], (size_t)B * C0 * hw);
     norm_silu_bwd(grads, u, &u->norm_out, g->d[cur], g->tmp[0], hout, g->tmp[1], B, (int)hw);
     final_from(u, g, u->norm_out.w);
@@ -412,17 +414,18 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
         }
     }
     assert(k == 0);
-    unet_conv3_backward(u, g, NULL, GP(u->conv_in_w), GP(u->conv_in_b), g->dskip[0], u->x_in,
-                        u->conv_in_w, B, c->in_channels, S, S, C0);
+    unet_conv3_backward(u, g, NULL, GP(u->conv_in_w), GP(u->conv_in_b), g->dskip[0],
+                        u->acts.x_in, u->conv_in_w, B, c->in_channels, S, S, C0);
 
     /* time embedding: emb_act = silu(linear_2(silu(linear_1(temb)))) */
     zero(g->demb, (size_t)B * TE);
-    nn_silu_backward(g->demb, g->demb_act, u->emb, (size_t)B * TE);
+    nn_silu_backward(g->demb, g->demb_act, u->acts.emb, (size_t)B * TE);
     zero(g->dte1_act, (size_t)B * TE);
-    nn_linear_backward(g->dte1_act, GP(u->lin2_w), GP(u->lin2_b), g->demb, u->te1_act, u->lin2_w,
-                       B, TE, TE);
+    nn_linear_backward(g->dte1_act, GP(u->lin2_w), GP(u->lin2_b), g->demb, u->acts.te1_act,
+                       u->lin2_w, B, TE, TE);
     zero(g->dte1, (size_t)B * TE);
-    nn_silu_backward(g->dte1, g->dte1_act, u->te1, (size_t)B * TE);
-    nn_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->temb, u->lin1_w, B, C0, TE);
+    nn_silu_backward(g->dte1, g->dte1_act, u->acts.te1, (size_t)B * TE);
+    nn_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->acts.temb, u->lin1_w, B,
+                       C0, TE);
     final_from(u, g, u->params);
 }

@@ -6,13 +6,13 @@
    layout's 670 MB (README, "Start-up and huge pages"). unet_forward runs unchanged over
    whichever layout the pointers describe. */
 #include "models/unet.h"
+#include "models/unet_wino.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
-#include "nn/nn_wino.h"
 #include "util/util.h"
 
 /* Each slab is reused by layer after layer: which one a buffer goes to follows its lifetime
@@ -105,14 +105,14 @@ static void model_infer(struct unet *u, struct ilay *L, int B)
     int S = c->sample_size, C0 = c->block_out_channels[0], TE = c->time_embed_dim;
     size_t hw = (size_t)S * S;
     L->cur = 0;
-    u->x_in = own(L, B * c->in_channels * hw);
-    u->t_in = own(L, B);
-    u->temb = own(L, (size_t)B * C0);
-    u->te1 = own(L, (size_t)B * TE);
-    u->te1_act = own(L, (size_t)B * TE);
-    u->emb = own(L, (size_t)B * TE);
-    u->emb_act = own(L, (size_t)B * TE);
-    u->h0 = own(L, B * C0 * hw);
+    u->acts.x_in = own(L, B * c->in_channels * hw);
+    u->acts.t_in = own(L, B);
+    u->acts.temb = own(L, (size_t)B * C0);
+    u->acts.te1 = own(L, (size_t)B * TE);
+    u->acts.te1_act = own(L, (size_t)B * TE);
+    u->acts.emb = own(L, (size_t)B * TE);
+    u->acts.emb_act = own(L, (size_t)B * TE);
+    u->acts.h0 = own(L, B * C0 * hw);
     for (int i = 0; i < c->n_levels; i++) { /* every block output here is a skip */
         struct unet_level *lv = &u->down[i];
         for (int j = 0; j < lv->n_res; j++) {
@@ -156,140 +156,29 @@ static void model_infer(struct unet *u, struct ilay *L, int B)
         }
     }
     norm_infer(L, &u->norm_out, B, NULL);
-    u->act_out = slab(L, SL_A, B * C0 * hw);
-    u->out = own(L, B * c->out_channels * hw);
-}
-
-/* ---- the 3x3 stride-1 convs (Winograd) and the scratch ---- */
-struct wconv {
-    const float *w;
-    int C, H, W, OC;
-};
-
-static int add_conv(struct wconv *v, int n, const float *w, int C, int H, int W, int OC)
-{
-    v[n] = (struct wconv){w, C, H, W, OC};
-    return n + 1;
-}
-
-/* every Winograd conv of the forward, in order; v: room for all (see n_wconv) */
-static int list_convs(const struct unet *u, struct wconv *v)
-{
-    const struct unet_config *c = &u->cfg;
-    int S = c->sample_size, n = 0;
-    n = add_conv(v, n, u->conv_in_w, c->in_channels, S, S, c->block_out_channels[0]);
-    for (int d = 0; d < 2; d++)
-        for (int i = 0; i < c->n_levels; i++) {
-            const struct unet_level *lv = d ? &u->up[i] : &u->down[i];
-            for (int j = 0; j < lv->n_res; j++) {
-                const struct unet_resnet *r = &lv->res[j];
-                n = add_conv(v, n, r->conv1_w, r->cin, r->H, r->W, r->cout);
-                n = add_conv(v, n, r->conv2_w, r->cout, r->H, r->W, r->cout);
-            }
-            if (d && lv->has_sample) {
-                const struct unet_sample *s = &lv->sample;
-                n = add_conv(v, n, s->w, s->C, 2 * s->H, 2 * s->W, s->C);
-            }
-            if (d == 0 && i == c->n_levels - 1)
-                for (int j = 0; j < 2; j++) {
-                    const struct unet_resnet *r = &u->mid_res[j];
-                    n = add_conv(v, n, r->conv1_w, r->cin, r->H, r->W, r->cout);
-                    n = add_conv(v, n, r->conv2_w, r->cout, r->H, r->W, r->cout);
-                }
-        }
-    n = add_conv(v, n, u->conv_out_w, c->block_out_channels[0], S, S, c->out_channels);
-    return n;
-}
-
-static int n_wconv(const struct unet *u)
-{
-    int n = 2 + 4; /* conv_in, conv_out, the mid resnets */
-    for (int i = 0; i < u->cfg.n_levels; i++)
-        n += 2 * (u->down[i].n_res + u->up[i].n_res) + 1;
-    return n;
-}
-
-static int by_area(const void *a, const void *b)
-{
-    const struct wconv *x = a, *y = b;
-    long d = (long)x->H * x->W - (long)y->H * y->W;
-    return d < 0 ? -1 : d > 0 ? 1 : (x->w > y->w) - (x->w < y->w); /* stable: param order */
-}
-
-/* The weight cache: the convs on the smallest maps first (their GEMMs have the fewest
-   columns, so a transform at every use costs most next to them: 4x4 maps at a batch of 16
-   are 16 columns a GEMM, 32x32 maps 1024) while the whole stays within mem_bytes; the rest
-   share wino_tmp. Also sizes the scratch: one GEMM chunk of any conv, and conv3s2's
-   im2col. */
-static void wino_infer(struct unet *u, size_t mem_bytes)
-{
-    int nc = n_wconv(u);
-    struct wconv *v = xmalloc((size_t)nc * sizeof *v);
-    size_t total = 0, tmp = 0, scr = 0, most = 0, room;
-    int n = list_convs(u, v);
-    assert(n <= nc);
-    for (int i = 0; i < n; i++) {
-        size_t f = 36 * (size_t)v[i].C * v[i].OC;
-        most = f > most ? f : most;
-        f = nn_wino4_scratch(1, v[i].C, v[i].H, v[i].W, v[i].OC);
-        scr = f > scr ? f : scr;
-    }
-    for (int i = 0; i < u->cfg.n_levels - 1; i++) { /* conv3s2's per-thread im2col slices */
-        const struct unet_sample *s = &u->down[i].sample;
-        size_t im = (size_t)nn_get_threads() * s->C * 9 * (s->H / 2) * (s->W / 2);
-        scr = im > scr ? im : scr;
-    }
-    /* floats left for the cache when one uncached conv's transform needs room too */
-    room = u->n_params + u->n_acts + scr + most;
-    room = mem_bytes / sizeof(float) > room ? mem_bytes / sizeof(float) - room : 0;
-    free(u->wino);
-    free(u->wino_tmp);
-    free(u->wino_off);
-    u->wino_off = xmalloc((size_t)u->pt.n * sizeof *u->wino_off);
-    for (int e = 0; e < u->pt.n; e++)
-        u->wino_off[e] = UNET_WINO_NONE;
-    qsort(v, (size_t)n, sizeof *v, by_area);
-    for (int i = 0; i < n; i++) {
-        size_t f = 36 * (size_t)v[i].C * v[i].OC;
-        int e = param_find_ptr(&u->pt, v[i].w);
-        if (u->wino_off[e] != UNET_WINO_NONE)
-            continue; /* a weight used twice (none in diffusers) is cached once */
-        if (total + f <= room) {
-            u->wino_off[e] = total;
-            total += f;
-        } else if (f > tmp) {
-            tmp = f;
-        }
-    }
-    free(v);
-    u->n_wino = total;
-    u->n_wino_tmp = tmp;
-    u->wino = total ? xmalloc_big(total * sizeof(float)) : NULL;
-    u->wino_tmp = tmp ? xmalloc_big(tmp * sizeof(float)) : NULL;
-    free(u->scratch);
-    u->n_scratch = scr;
-    u->scratch = xmalloc_big((scr ? scr : 1) * sizeof(float));
-    unet_weights_changed(u);
+    u->acts.act_out = slab(L, SL_A, B * C0 * hw);
+    u->acts.out = own(L, B * c->out_channels * hw);
 }
 
 void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes)
 {
     struct ilay L;
-    assert(B > 0 && !u->keep_v);
+    assert(B > 0);
+    unet_tiles_free(u); /* no backward runs on this layout */
     memset(&L, 0, sizeof L);
     model_infer(u, &L, B);
     for (int s = 0; s < N_SLABS; s++) {
         L.at[s] = L.off;
         L.off += L.slab[s];
     }
-    free(u->acts);
-    u->n_acts = L.off;
-    u->acts = xmalloc_big(u->n_acts * sizeof(float));
-    L.base = u->acts;
+    free(u->acts.buf);
+    u->acts.n = L.off;
+    u->acts.buf = xmalloc_big(u->acts.n * sizeof(float));
+    L.base = u->acts.buf;
     L.off = 0;
     model_infer(u, &L, B);
-    wino_infer(u, mem_bytes);
-    u->max_batch = B;
-    u->n_thr = nn_get_threads();
-    u->infer = 1;
+    unet_wino_alloc_infer(u, mem_bytes);
+    u->acts.max_batch = B;
+    u->acts.n_thr = nn_get_threads();
+    u->acts.infer = 1;
 }

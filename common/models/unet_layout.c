@@ -3,6 +3,7 @@
    scratch, and unet_init / unet_free / unet_alloc_acts. The forward is in unet.c, config
    parsing and folder I/O in unet_io.c. */
 #include "models/unet.h"
+#include "models/unet_wino.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -260,30 +261,17 @@ int unet_init(struct unet *u, const struct unet_config *c, char *msg, size_t msg
     param_table_done(&u->pt);
     u->params = u->pt.base;
     u->n_params = u->pt.n_floats;
-    u->wino_ok = xcalloc((size_t)u->pt.n, 1);
     return 0;
 }
 
 void unet_free(struct unet *u)
 {
-    for (int i = 0; u->wino_v != NULL && i < u->pt.n; i++)
-        free(u->wino_v[i]);
     param_table_free(&u->pt);
-    free(u->acts);
-    free(u->scratch);
-    free(u->wino);
-    free(u->wino_tmp);
-    free(u->wino_off);
-    free(u->wino_ok);
-    free(u->wino_v);
-    free(u->wino_v_cap);
-    free(u->wino_v_batch);
+    free(u->acts.buf);
+    free(u->acts.scratch);
+    unet_wino_free(u);
+    unet_tiles_free(u);
     memset(u, 0, sizeof *u);
-}
-
-void unet_weights_changed(struct unet *u)
-{
-    memset(u->wino_ok, 0, (size_t)u->pt.n);
 }
 
 /* ---- activation layout (same two-pass idea) ---- */
@@ -345,14 +333,14 @@ static void model_acts(struct unet *u, struct alay *A, int B)
     const struct unet_config *c = &u->cfg;
     int S = c->sample_size, C0 = c->block_out_channels[0], TE = c->time_embed_dim;
     size_t hw = (size_t)S * S;
-    u->x_in = act(A, B * c->in_channels * hw);
-    u->t_in = act(A, B);
-    u->temb = act(A, (size_t)B * C0);
-    u->te1 = act(A, (size_t)B * TE);
-    u->te1_act = act(A, (size_t)B * TE);
-    u->emb = act(A, (size_t)B * TE);
-    u->emb_act = act(A, (size_t)B * TE);
-    u->h0 = act(A, B * C0 * hw);
+    u->acts.x_in = act(A, B * c->in_channels * hw);
+    u->acts.t_in = act(A, B);
+    u->acts.temb = act(A, (size_t)B * C0);
+    u->acts.te1 = act(A, (size_t)B * TE);
+    u->acts.te1_act = act(A, (size_t)B * TE);
+    u->acts.emb = act(A, (size_t)B * TE);
+    u->acts.emb_act = act(A, (size_t)B * TE);
+    u->acts.h0 = act(A, B * C0 * hw);
     for (int i = 0; i < c->n_levels; i++) {
         struct unet_level *lv = &u->down[i];
         for (int j = 0; j < lv->n_res; j++) {
@@ -378,8 +366,8 @@ static void model_acts(struct unet *u, struct alay *A, int B)
             sample_acts(A, &lv->sample, B, 1);
     }
     norm_acts(A, &u->norm_out, B, (int)hw, 0);
-    u->act_out = act(A, B * C0 * hw);
-    u->out = act(A, B * c->out_channels * hw);
+    u->acts.act_out = act(A, B * C0 * hw);
+    u->acts.out = act(A, B * c->out_channels * hw);
 }
 
 static size_t conv_scratch(int B, int C, int H, int W, int OC, int S, int pt, int pl, int pb,
@@ -430,26 +418,20 @@ void unet_alloc_acts(struct unet *u, int B)
 {
     struct alay A = {NULL, 0};
     assert(B > 0);
-    if (u->infer) { /* its partial weight cache: the training forward makes the whole one */
-        free(u->wino);
-        free(u->wino_off);
-        free(u->wino_tmp);
-        u->wino = u->wino_tmp = NULL;
-        u->wino_off = NULL;
-        unet_weights_changed(u);
-        u->infer = 0;
-    }
+    unet_tiles_free(u); /* sized for the old batch */
+    u->acts.infer = 0;
     model_acts(u, &A, B);
-    free(u->acts);
-    u->n_acts = A.off;
-    u->acts = xmalloc_big(u->n_acts * sizeof(float));
-    A.base = u->acts;
+    free(u->acts.buf);
+    u->acts.n = A.off;
+    u->acts.buf = xmalloc_big(u->acts.n * sizeof(float));
+    A.base = u->acts.buf;
     A.off = 0;
     model_acts(u, &A, B);
-    free(u->scratch);
-    u->n_scratch = model_scratch(u, B);
-    u->scratch = xmalloc_big((u->n_scratch ? u->n_scratch : 1) * sizeof(float));
-    u->max_batch = B;
-    u->n_thr = nn_get_threads();
+    free(u->acts.scratch);
+    u->acts.n_scratch = model_scratch(u, B);
+    u->acts.scratch = xmalloc_big((u->acts.n_scratch ? u->acts.n_scratch : 1) * sizeof(float));
+    u->acts.max_batch = B;
+    u->acts.n_thr = nn_get_threads();
+    unet_wino_alloc_at_use(u);
 }
 

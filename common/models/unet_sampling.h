@@ -6,8 +6,8 @@
    rng_seed(seed + i * 0x9E3779B97F4A7C15), and the UNet places it by i (unet_forward's
    first): its bits depend neither on the batch it is in nor on the thread count, so a run
    cut into shards or batches makes the bytes of one whole run. Works in either UNet layout
-   (unet_alloc_acts or unet_alloc_infer: the same bits); batches of at most u->max_batch do
-   not reallocate the training layout. */
+   (unet_alloc_acts or unet_alloc_infer: the same bits), allocated by the caller for batches
+   of at least w->max_batch (unet_forward asserts it). */
 #ifndef UNET_SAMPLING_H
 #define UNET_SAMPLING_H
 #include <stddef.h>

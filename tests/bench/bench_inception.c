@@ -39,7 +39,9 @@ int main(int argc, char **argv)
     rng_seed(&r, 1);
     for (long i = 0; i < N * 32 * 32 * 3; i++)
         img[i] = (uint8_t)rng_below(&r, 256);
-    inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, 2, 0, 32, 32,
+    struct inception_ws ws; /* for the largest batch, N */
+    inception_ws_init(&ws, &net, (int)N, 32, 32);
+    inception_forward_u8(&net, &ws, f, NULL, NULL, NULL, NULL, img, 2, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     static const char *const what[2] = { "fused 1x1", "separate 1x1" };
     for (int k = 0; k < 2; k++) {
@@ -47,8 +49,8 @@ int main(int argc, char **argv)
         net.fuse = k != 1;
         for (long r = 0; r < reps; r++) {
             double t0 = util_now(), c0 = cpu_now();
-            inception_forward_u8(&net, f, NULL, NULL, NULL, NULL, img, (int)N, 0, 32, 32,
-                                 INCEPTION_RESIZE_PYTORCH_FID);
+            inception_forward_u8(&net, &ws, f, NULL, NULL, NULL, NULL, img, (int)N, 0, 32,
+                                 32, INCEPTION_RESIZE_PYTORCH_FID);
             if (util_now() - t0 < dt) {
                 dt = util_now() - t0;
                 dc = cpu_now() - c0;
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
         printf("inception batch %ld threads 2 %s: %.2f img/s (%.3f s/img of CPU)\n", N, what[k],
                N / dt, dc / N);
     }
+    inception_ws_free(&ws);
     inception_free(&net);
     free(img);
     free(f);

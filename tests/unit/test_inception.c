@@ -81,7 +81,10 @@ static void test_set(const struct inception *net, const char *set, enum inceptio
     }
     float *pool3 = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
     float *logits = xmalloc((size_t)N * INCEPTION_CLASSES * sizeof(float));
-    inception_forward_u8(net, pool3, logits, NULL, NULL, NULL, img.data, N, 0, H, W, mode);
+    struct inception_ws ws;
+    inception_ws_init(&ws, net, N, H, W);
+    inception_forward_u8(net, &ws, pool3, logits, NULL, NULL, NULL, img.data, N, 0, H, W, mode);
+    inception_ws_free(&ws);
     snprintf(name, sizeof name, "%s %s pool3", set, mode_tag(mode));
     test_close(name, pool3, p3.data, (size_t)N * INCEPTION_DIMS, 1e-4, 1e-4);
     snprintf(name, sizeof name, "%s %s logits", set, mode_tag(mode));
@@ -102,9 +105,11 @@ static void test_stages(const struct inception *net)
     size_t cap = (size_t)64 * 147 * 147;
     float *out = xmalloc(cap * sizeof(float)), got[128];
     int K = (int)st.shape[1];
+    struct inception_ws ws;
+    inception_ws_init(&ws, net, 1, 0, 0);
     inception_preprocess(x, img.data, 32, 32, INCEPTION_RESIZE_PYTORCH_FID);
     for (int s = 0; s < st.shape[0]; s++) {
-        size_t n = inception_stage(net, out, cap, x, s);
+        size_t n = inception_stage(net, &ws, out, cap, x, s);
         char name[64];
         for (int j = 0; j < K && n > 0; j++)
             got[j] = out[sample_idx(j, n)];
@@ -114,7 +119,9 @@ static void test_stages(const struct inception *net)
         else
             test_close(name, got, (float *)st.data + (size_t)s * K, K, 1e-4, 1e-4);
     }
-    CHECK(inception_stage(net, out, cap, x, (int)st.shape[0]) == 0, "stage out of range is 0");
+    CHECK(inception_stage(net, &ws, out, cap, x, (int)st.shape[0]) == 0,
+          "stage out of range is 0");
+    inception_ws_free(&ws);
     free(x);
     free(out);
     npy_free(&img);
@@ -129,8 +136,11 @@ static void test_dims(const struct inception *net)
     float *f[3];
     for (int k = 0; k < 3; k++)
         f[k] = xmalloc((size_t)N * dims[k] * sizeof(float));
-    inception_forward_u8(net, NULL, NULL, f[0], f[1], f[2], img.data, N, 0, 32, 32,
+    struct inception_ws ws;
+    inception_ws_init(&ws, net, N, 32, 32);
+    inception_forward_u8(net, &ws, NULL, NULL, f[0], f[1], f[2], img.data, N, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
+    inception_ws_free(&ws);
     for (int k = 0; k < 3; k++) {
         char name[64];
         snprintf(name, sizeof name, "img32_pytorchfid_dims%d.npy", dims[k]);
@@ -162,8 +172,12 @@ static void test_spatial(const struct inception *net)
             float *a = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
             float *b = xmalloc((size_t)N * INCEPTION_DIMS * sizeof(float));
             struct inception_outputs o = { a, NULL, NULL, NULL, NULL, sp };
-            inception_run_u8(net, &o, img.data, N, 0, H, W, modes[m]);
-            inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, N, 0, H, W, modes[m]);
+            struct inception_ws ws;
+            inception_ws_init(&ws, net, N, H, W);
+            inception_run_u8(net, &ws, &o, img.data, N, 0, H, W, modes[m]);
+            inception_forward_u8(net, &ws, b, NULL, NULL, NULL, NULL, img.data, N, 0, H, W,
+                                 modes[m]);
+            inception_ws_free(&ws);
             CHECK(want.shape[1] == INCEPTION_SPATIAL_DIMS, "%s: 2023 columns", name);
             snprintf(name, sizeof name, "%s %s spatial (sFID) features", sets[s],
                      mode_tag(modes[m]));
@@ -181,8 +195,8 @@ static void test_spatial(const struct inception *net)
 #define NOUT 4 /* run_rows' outputs */
 
 /* pool3, logits, d768 and spatial of images i0..i0+n-1 of img (32x32) into f at rows i0.. */
-static void run_rows(struct inception *net, float *f[NOUT], const uint8_t *img, int i0, int n,
-                     int threads)
+static void run_rows(struct inception *net, struct inception_ws *ws, float *f[NOUT],
+                     const uint8_t *img, int i0, int n, int threads)
 {
     int T = nn_get_threads();
     struct inception_outputs o = { f[0] + (size_t)i0 * INCEPTION_DIMS,
@@ -190,7 +204,7 @@ static void run_rows(struct inception *net, float *f[NOUT], const uint8_t *img, 
                                    f[2] + (size_t)i0 * 768,
                                    f[3] + (size_t)i0 * INCEPTION_SPATIAL_DIMS };
     nn_set_threads(threads);
-    inception_run_u8(net, &o, img + (size_t)i0 * 32 * 32 * 3, n, i0, 32, 32,
+    inception_run_u8(net, ws, &o, img + (size_t)i0 * 32 * 32 * 3, n, i0, 32, 32,
                      INCEPTION_RESIZE_PYTORCH_FID);
     nn_set_threads(T);
 }
@@ -225,13 +239,19 @@ static void test_batch_independence(struct inception *net)
         f[r][2] = xcalloc((size_t)N * 768, sizeof(float));
         f[r][3] = xcalloc((size_t)N * INCEPTION_SPATIAL_DIMS, sizeof(float));
     }
-    run_rows(net, f[0], img, 0, N, 2);
-    run_rows(net, f[1], img, 0, N, 1);
+    struct inception_ws ws; /* for every batch below, made for 2 threads */
+    int T = nn_get_threads();
+    nn_set_threads(2);
+    inception_ws_init(&ws, net, N, 32, 32);
+    nn_set_threads(T);
+    run_rows(net, &ws, f[0], img, 0, N, 2);
+    run_rows(net, &ws, f[1], img, 0, N, 1);
     for (int i = 0; i < N; i += 3)
-        run_rows(net, f[2], img, i, N - i < 3 ? N - i : 3, 2);
+        run_rows(net, &ws, f[2], img, i, N - i < 3 ? N - i : 3, 2);
     for (int i = N - 1; i >= 0; i--)
-        run_rows(net, f[3], img, i, 1, 2);
-    run_rows(net, f[4], img, 2, 5, 2);
+        run_rows(net, &ws, f[3], img, i, 1, 2);
+    run_rows(net, &ws, f[4], img, 2, 5, 2);
+    inception_ws_free(&ws);
     CHECK(same_rows(f[0], f[1], 0, N), "features identical on 1 thread");
     CHECK(same_rows(f[0], f[2], 0, N), "features identical in batches of 3");
     CHECK(same_rows(f[0], f[3], 0, N), "features identical one image at a time");
@@ -247,12 +267,15 @@ static void test_unfused(struct inception *net)
 {
     struct npy img = load("img32.npy");
     float *a = xmalloc(INCEPTION_DIMS * sizeof(float)), *b = xmalloc(INCEPTION_DIMS * sizeof(float));
-    inception_forward_u8(net, a, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
+    struct inception_ws ws;
+    inception_ws_init(&ws, net, 1, 32, 32);
+    inception_forward_u8(net, &ws, a, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     net->fuse = 0;
-    inception_forward_u8(net, b, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
+    inception_forward_u8(net, &ws, b, NULL, NULL, NULL, NULL, img.data, 1, 0, 32, 32,
                          INCEPTION_RESIZE_PYTORCH_FID);
     net->fuse = 1;
+    inception_ws_free(&ws);
     test_close("fused 1x1 GEMMs equal separate convs", a, b, INCEPTION_DIMS, 1e-5, 1e-5);
     free(a);
     free(b);

@@ -293,6 +293,7 @@ int main(void)
         CHECK(0, "tiny model: %s", msg);
         return test_done();
     }
+    unet_alloc_acts(&u, 1);
     for (size_t i = 0; i < sizeof kases / sizeof kases[0]; i++)
         test_trajectory(&u, &kases[i]);
     unet_free(&u);

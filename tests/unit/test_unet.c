@@ -40,7 +40,7 @@ static void check_eps(struct unet *u, const char *name, const float *x, const fl
 {
     struct npy want = load(want_path);
     unet_forward(u, NULL, x, t, B, 0);
-    test_close(name, u->out, want.data, (size_t)npy_count(&want), atol, 1e-4);
+    test_close(name, u->acts.out, want.data, (size_t)npy_count(&want), atol, 1e-4);
     npy_free(&want);
 }
 
@@ -72,6 +72,7 @@ static void test_tiny(void)
             continue;
         }
         CHECK(u.n_params == 45259, "%s: %zu parameters", dirs[d], u.n_params);
+        unet_alloc_acts(&u, 3);
         snprintf(name, sizeof name, "%s: eps, batch 3, t 0/500/999", dirs[d]);
         check_eps(&u, name, x.data, t3.data, 3, FIX "tiny_eps3.npy", 1e-4);
         snprintf(name, sizeof name, "%s: eps, batch 1, t 1", dirs[d]);
@@ -119,6 +120,7 @@ static void test_trajectories(void)
         CHECK(0, "trajectory model: %s", msg);
         return;
     }
+    unet_alloc_acts(&u, 2);
     trajectory(&u, &sc, SCHED_DDIM, 10, FIX "tiny_ddim10.npy", NULL);
     trajectory(&u, &sc, SCHED_DDPM, 20, FIX "tiny_ddpm20.npy", FIX "tiny_ddpm20_noise.npy");
     unet_free(&u);
@@ -145,6 +147,7 @@ static void test_full(void)
                    1e-6, 1e-5);
     }
     unet_init_closed_form(&u);
+    unet_alloc_acts(&u, 3);
     check_eps(&u, "cifar10 closed form: eps, batch 3, t 0/500/999", x.data, t3, 3,
               FIX "full_eps3.npy", 1e-4);
     check_eps(&u, "cifar10 closed form: eps, batch 1, t 1", (float *)x.data + 3 * 32 * 32, &t1,
@@ -304,9 +307,10 @@ static void test_infer_layout(struct unet *u, const float *want, const float *x,
         /* k = 1: 24 MiB more than what the layout without a cache takes */
         unet_alloc_infer(u, N, k == 0 ? 0 : k == 1 ? bare + ((size_t)24 << 20) : SIZE_MAX);
         if (k == 0)
-            bare = (u->n_params + u->n_acts + u->n_scratch + u->n_wino_tmp) * sizeof(float);
-        float *acts = u->acts, *scr = u->scratch, *wino = u->wino, *tmp = u->wino_tmp;
-        size_t n_acts = u->n_acts, n_scr = u->n_scratch;
+            bare = (u->n_params + u->acts.n + u->acts.n_scratch + u->wino.n_tmp) * sizeof(float);
+        float *acts = u->acts.buf, *scr = u->acts.scratch, *wino = u->wino.buf;
+        float *tmp = u->wino.tmp;
+        size_t n_acts = u->acts.n, n_scr = u->acts.n_scratch;
         CHECK(k == 0 ? wino == NULL && tmp != NULL : k == 1 ? wino && tmp : wino && !tmp,
               "inference layout, %s weight cache: cached and per-use transforms as asked",
               what[k]);
@@ -318,16 +322,17 @@ static void test_infer_layout(struct unet *u, const float *want, const float *x,
         CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
               "inference layout, %s weight cache, smaller batches == training layout, bitwise",
               what[k]);
-        CHECK(u->acts == acts && u->scratch == scr && u->wino == wino && u->wino_tmp == tmp &&
-                  u->n_acts == n_acts && u->n_scratch == n_scr && u->max_batch == N,
+        CHECK(u->acts.buf == acts && u->acts.scratch == scr && u->wino.buf == wino &&
+                  u->wino.tmp == tmp &&
+                  u->acts.n == n_acts && u->acts.n_scratch == n_scr && u->acts.max_batch == N,
               "inference layout, %s weight cache: forwards reallocate nothing", what[k]);
     }
     CHECK(forward_aborts(u, N + 1), "inference layout: a batch above its size aborts");
-    size_t infer_acts = u->n_acts;
+    size_t infer_acts = u->acts.n;
     unet_alloc_acts(u, N);
-    CHECK(!u->infer && u->n_acts > 2 * infer_acts,
+    CHECK(!u->acts.infer && u->acts.n > 2 * infer_acts,
           "unet_alloc_acts after unet_alloc_infer: the training layout (%zu floats) again, over "
-          "twice the inference one (%zu)", u->n_acts, infer_acts);
+          "twice the inference one (%zu)", u->acts.n, infer_acts);
     run_batches(u, e, x, t, N, first, N, 2);
     CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
           "training layout again after the inference one, bitwise");
@@ -352,6 +357,8 @@ static void test_determinism(void)
         return;
     }
     unet_init_closed_form(&u);
+    unet_alloc_acts(&u, N);
+    CHECK(forward_aborts(&u, N + 1), "training layout: a batch above its size aborts");
     float *x = xmalloc(N * n * sizeof(float)), t[N] = { 999, 500, 1, 250 };
     float *a = xmalloc(N * n * sizeof(float)), *b = xmalloc(N * n * sizeof(float));
     rng_seed(&r, 3);

@@ -214,16 +214,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
             nn_sgemm(0, 1, cout, cin, HW, 1.0f, d, HW, r->in + (size_t)b * cin * HW, HW, 1.0f,
                      dw, cin);
         }
-#pragma omp parallel for
-        for (int c = 0; c < cout; c++) {
-            float s = 0;
-            for (int b = 0; b < B; b++) {
-                const float *d = dout + ((size_t)b * cout + c) * HW;
-                for (int i = 0; i < HW; i++)
-                    s += d[i];
-            }
-            db[c] += s;
-        }
+        nn_conv_db_float(db, dout, B, cout, r->H, r->W);
     } else {
 #pragma omp parallel for
         for (size_t i = 0; i < nin; i++)

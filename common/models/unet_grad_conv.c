@@ -34,5 +34,5 @@ void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float
         assert(nn_wino4_dw_scratch(B, C, H, W, OC) <= gr->n_wscr);
         nn_wino4_dw(dw, gr->wscr, unet_kept_tiles(u, w, B), dout, in, B, C, H, W, OC);
     }
-    nn_wino4_db(db, dout, B, OC, H, W);
+    nn_conv_db_float(db, dout, B, OC, H, W);
 }

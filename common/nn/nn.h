@@ -80,6 +80,10 @@ void nn_conv_init_ex(struct nn_conv *g, int N, int C, int H, int W, int OC, int 
 void nn_convt_init(struct nn_conv *g, int N, int C, int H, int W, int OC, int K, int S, int P);
 /* floats of scratch the forward and backward of this geometry need (im2col and the like),
    for g->nt threads: call nn_set_threads before the init functions. */
+/* db (OC) += the bias gradient of a conv's output gradient dout (B,OC,H,W): per channel a
+   float sum over the images, then the pixels, in order (the UNet's; nn_conv2d_backward sums
+   in double, other bits) */
+void nn_conv_db_float(float *db, const float *dout, int B, int OC, int H, int W);
 size_t nn_conv_scratch(const struct nn_conv *g);
 size_t nn_convt_scratch(const struct nn_conv *g);
 

@@ -445,3 +445,18 @@ void nn_conv_transpose2d_backward(float *din, float *dw, float *db, float *scrat
     if (dw != NULL)
         conv_bwd(NULL, dw, scratch, in, dout, w, &d);
 }
+
+void nn_conv_db_float(float *db, const float *dout, int B, int OC, int H, int W)
+{
+    size_t HW = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) {
+        float s = 0;
+        for (int b = 0; b < B; b++) {
+            const float *d = dout + ((size_t)b * OC + o) * HW;
+            for (size_t i = 0; i < HW; i++)
+                s += d[i];
+        }
+        db[o] += s;
+    }
+}

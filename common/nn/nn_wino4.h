@@ -58,7 +58,4 @@ void nn_wino4_dx(float *din, float *U, float *scratch, const float *dout, const 
 size_t nn_wino4_dw_scratch(int B, int C, int H, int W, int OC);
 void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,
                  const float *in, int B, int C, int H, int W, int OC);
-/* nn_wino4_db: db (OC) += the bias gradient, per channel a float sum over the images, then
-   the pixels, in order (nn_conv2d_backward sums in double: not the same bits) */
-void nn_wino4_db(float *db, const float *dout, int B, int OC, int H, int W);
 #endif

@@ -165,18 +165,3 @@ void nn_wino4_dx(float *din, float *U, float *scratch, const float *dout, const 
     nn_wino4_weights(U, scratch, OC, C);
     nn_wino4_forward(din, scratch, dout, U, NULL, B, 0, OC, H, W, C, NULL);
 }
-
-void nn_wino4_db(float *db, const float *dout, int B, int OC, int H, int W)
-{
-    size_t HW = (size_t)H * W;
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; o++) {
-        float s = 0;
-        for (int b = 0; b < B; b++) {
-            const float *d = dout + ((size_t)b * OC + o) * HW;
-            for (size_t i = 0; i < HW; i++)
-                s += d[i];
-        }
-        db[o] += s;
-    }
-}

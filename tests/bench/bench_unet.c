@@ -1,6 +1,6 @@
-/* UNet2DModel forward on the google/ddpm-cifar10-32 shape (closed-form weights), batch 16:
-   images per second, and the ratio to PyTorch 1.13 on 2 threads (10.5 img/s measured here by
-   tests/bench/torch_unet.py; override with TORCH_UNET_IMGS). Also batch 1. These run in
+/* UNet2DModel forward on the google/ddpm-cifar10-32 shape (closed-form weights), batch 16 and
+   batch 1: images per second, and with TORCH_UNET_IMGS / TORCH_UNET_IMGS1 (PyTorch's img/s at
+   batch 16 / 1, which tests/bench/unet.sh measures just before, in the same run) the ratios. These run in
    ddpm-sample's inference layout (unet_alloc_infer(u, B, 500 MB): the transformed weights of
    the convs on the smallest maps cached, the others made at every use), the layout of every
    tool that runs the UNet forward many times on fixed weights.
@@ -130,8 +130,8 @@ int main(int argc, char **argv)
     struct unet_config c;
     struct unet u;
     char msg[256];
-    const char *e = getenv("TORCH_UNET_IMGS");
-    double torch = e ? atof(e) : 10.5, ips, pc;
+    const char *e = getenv("TORCH_UNET_IMGS"), *e1 = getenv("TORCH_UNET_IMGS1");
+    double torch = e ? atof(e) : 0, torch1 = e1 ? atof(e1) : 0, ips, pc;
     int verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     if (argc > 2 || (argc == 2 && !verbose)) {
         fprintf(stderr, "usage: bench_unet [-v]\n");
@@ -147,12 +147,16 @@ int main(int argc, char **argv)
     unet_init_closed_form(&u);
     unet_alloc_infer(&u, 16, (size_t)500 * 1000000);
     ips = bench(&u, 16, 3, &pc);
-    printf("unet forward cifar10 batch 16, 2 threads: %.2f img/s (%.2fx PyTorch at %.1f img/s); "
-           "%.2f img per CPU-second\n", ips, ips / torch, torch, pc);
+    printf("unet forward cifar10 batch 16, 2 threads: %.2f img/s", ips);
+    if (torch > 0)
+        printf(" (%.2fx PyTorch's %.2f img/s measured just before)", ips / torch, torch);
+    printf("; %.2f img per CPU-second\n", pc);
     unet_alloc_infer(&u, 1, (size_t)500 * 1000000);
     ips = bench(&u, 1, 5, &pc);
-    printf("unet forward cifar10 batch 1, 2 threads: %.2f img/s; %.2f img per CPU-second\n",
-           ips, pc);
+    printf("unet forward cifar10 batch 1, 2 threads: %.2f img/s", ips);
+    if (torch1 > 0)
+        printf(" (%.2fx PyTorch's %.2f img/s measured just before)", ips / torch1, torch1);
+    printf("; %.2f img per CPU-second\n", pc);
     if (verbose) {
         const char *r = getenv("BENCH_PROF_REPS");
         int reps = r && atoi(r) > 0 ? atoi(r) : 4;

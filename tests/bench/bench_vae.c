@@ -1,7 +1,7 @@
 /* Training throughput of the study's VAE (latent 128, batch 64, Adam): images per second of
    vae_forward + vae_backward + adam_step, best of 3 two-second runs, at 1 and 2 threads; and
-   decoding throughput (vae-sample). PyTorch: tests/bench/torch_vae.py (980 img/s measured on
-   2 threads on this machine when quiet). */
+   decoding throughput (vae-sample). With TORCH_VAE_IMGS (PyTorch's img/s on 2 threads, which
+   tests/bench/bench_vae.sh measures just before, in the same run) also the ratio to it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -97,12 +97,17 @@ static double bench_decode(int threads, int B, int L)
 
 int main(int argc, char **argv)
 {
+    const char *e = getenv("TORCH_VAE_IMGS");
+    double torch = e ? atof(e) : 0;
     nn_blas_setup(argv, 0); /* also makes idle OpenMP threads sleep, as in the tools */
     (void)argc;
     for (int t = 1; t <= 2; t++) {
         double cpu, ips = bench_train(t, 64, 128, &cpu);
-        printf("bench_vae: train batch 64 latent 128 threads %d: %.0f img/s (%.2fx PyTorch's "
-               "980 img/s on 2 threads), %.0f img per CPU-second\n", t, ips, ips / 980.0, cpu);
+        printf("bench_vae: train batch 64 latent 128 threads %d: %.0f img/s", t, ips);
+        if (torch > 0)
+            printf(" (%.2fx PyTorch's %.0f img/s on 2 threads, measured just before)",
+                   ips / torch, torch);
+        printf(", %.0f img per CPU-second\n", cpu);
     }
     for (int t = 1; t <= 2; t++)
         printf("bench_vae: decode batch 256 latent 128 threads %d: %.0f img/s\n", t,

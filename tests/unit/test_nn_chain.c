@@ -1,0 +1,128 @@
+/* nn_sgemm_chain, the fixed-order SGEMM of the Winograd products (common/nn/nn_chain.c),
+   against its definition: every C[i][j] is the fmaf chain over k = 0..K-1 in order from 0,
+   written here as a plain loop. The bits must be equal for shapes that hit every register
+   tile and tail (M, N, K not multiples of 4, 6, 8, 12, 16, 64; K past the 256-deep blocks),
+   for strided A, B and C, and for any sub-range of rows and columns of a call (what lets the
+   UNet drop its padded GEMM chunks); and the values must be a matrix product (a float64 loop,
+   within float32 rounding of the sum). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+#include "test.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static void fill(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+        x[i] = (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1);
+    }
+}
+
+/* the definition: one fmaf chain per element, k in order */
+static void chain_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                      float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s = fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], s);
+            C[(size_t)i * ldc + j] = s;
+        }
+}
+
+static void matmul_f64(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)A[(size_t)i * lda + k] * B[(size_t)k * ldb + j];
+            C[(size_t)i * ldc + j] = (float)s;
+        }
+}
+
+/* one shape, A (M,K) in rows of lda, B (K,N) in rows of ldb, C in rows of ldc */
+static void test_shape(int M, int N, int K, int pad)
+{
+    int lda = K + pad, ldb = N + pad, ldc = N + 2 * pad;
+    size_t na = (size_t)M * lda, nb = (size_t)K * ldb, nc = (size_t)M * ldc;
+    float *A = malloc(na * sizeof(float)), *B = malloc(nb * sizeof(float));
+    float *C = malloc(nc * sizeof(float)), *R = malloc(nc * sizeof(float));
+    float *D = malloc(nc * sizeof(float));
+    fill(A, na);
+    fill(B, nb);
+    /* the padding columns of C are left alone */
+    for (size_t i = 0; i < nc; i++)
+        C[i] = R[i] = D[i] = -7.0f;
+    nn_sgemm_chain(M, N, K, A, lda, B, ldb, C, ldc);
+    chain_ref(M, N, K, A, lda, B, ldb, R, ldc);
+    CHECK(memcmp(C, R, nc * sizeof(float)) == 0,
+          "M=%d N=%d K=%d (lda %d ldb %d ldc %d): the bits of one fmaf chain per element", M, N,
+          K, lda, ldb, ldc);
+    matmul_f64(M, N, K, A, lda, B, ldb, D, ldc);
+    char name[96];
+    snprintf(name, sizeof name, "M=%d N=%d K=%d: a matrix product (float64 loop)", M, N, K);
+    test_close(name, C, D, nc, 1e-5 * sqrt((double)K), 1e-5);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+    free(D);
+}
+
+/* rows [r0, r0+m) and columns [c0, c0+n) of one product, computed by a call of that size
+   alone: the same bits as inside the whole call */
+static void test_subranges(int M, int N, int K)
+{
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *C = malloc((size_t)M * N * sizeof(float)), *S = malloc((size_t)M * N * sizeof(float));
+    int bad = 0, tried = 0;
+    fill(A, (size_t)M * K);
+    fill(B, (size_t)K * N);
+    nn_sgemm_chain(M, N, K, A, K, B, N, C, N);
+    for (int m = 1; m <= M; m += 1 + m / 2)
+        for (int n = 1; n <= N; n += 1 + n / 3)
+            for (int r0 = 0; r0 + m <= M; r0 += 1 + 2 * m)
+                for (int c0 = 0; c0 + n <= N; c0 += 1 + 3 * n) {
+                    nn_sgemm_chain(m, n, K, A + (size_t)r0 * K, K, B + c0, N, S, n);
+                    for (int i = 0; i < m; i++)
+                        if (memcmp(S + (size_t)i * n, C + (size_t)(r0 + i) * N + c0,
+                                   (size_t)n * sizeof(float)) != 0) {
+                            if (!bad)
+                                printf("# rows %d+%d, columns %d+%d differ\n", r0, m, c0, n);
+                            bad++;
+                            break;
+                        }
+                    tried++;
+                }
+    CHECK(!bad, "M=%d N=%d K=%d: %d sub-calls give the bits of the whole call (%d differ)", M,
+          N, K, tried, bad);
+    free(A);
+    free(B);
+    free(C);
+    free(S);
+}
+
+int main(void)
+{
+    static const int shapes[][3] = {
+        {1, 1, 1},   {1, 17, 3},   {5, 1, 9},    {6, 64, 32},  {7, 65, 33},
+        {12, 16, 8}, {13, 47, 70}, {25, 100, 5}, {36, 257, 128}, {19, 31, 300},
+        {64, 256, 256}, {3, 600, 513},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 0);
+        test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 3);
+    }
+    test_subranges(29, 70, 40);
+    test_subranges(13, 300, 260);
+    return test_done();
+}

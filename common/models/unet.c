@@ -71,8 +71,8 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
         int n1 = n0 + ipc - (u->first + n0) % ipc;
         n1 = n1 < B ? n1 : B;
         nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->acts.scratch,
-                         in + (size_t)n0 * C * H * W, U, b, n1 - n0, u->first + n0, C, H, W,
-                         OC, wino_times(&tm));
+                         in + (size_t)n0 * C * H * W, U, b, n1 - n0, C, H, W, OC,
+                         wino_times(&tm));
         wino_prof(&tm);
         n0 = n1;
     }
@@ -93,11 +93,9 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
     nn_wino4_weights(U, w, C, OC);
     UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
-    /* kept only when the tiles are unpadded (T = B * tiles per image), the layout the weight
-       gradient reads; batches of 16 always are */
+    /* the input tiles kept for the weight gradient, where they fit */
     struct unet_tiles *kt = &u->tiles;
-    if (kt->v != NULL && kt->v[e] != NULL && nn_wino4_unpadded(B, u->first, H, W) &&
-        nn_wino4_tiles(B, C, H, W) <= kt->cap[e]) {
+    if (kt->v != NULL && kt->v[e] != NULL && nn_wino4_tiles(B, C, H, W) <= kt->cap[e]) {
         nn_wino4_forward_keep(out, u->acts.scratch, kt->v[e], in, U, b, B, C, H, W, OC,
                               wino_times(&tm));
         wino_prof(&tm);
@@ -106,7 +104,7 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
     }
     if (kt->v != NULL)
         kt->batch[e] = 0;
-    nn_wino4_forward(out, u->acts.scratch, in, U, b, B, u->first, C, H, W, OC, wino_times(&tm));
+    nn_wino4_forward(out, u->acts.scratch, in, U, b, B, C, H, W, OC, wino_times(&tm));
     wino_prof(&tm);
 }
 

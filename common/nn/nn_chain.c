@@ -51,9 +51,10 @@ static vmask ch_mask(int n)
 
 #ifdef VL
 /* R rows (at most CH_R, or CH_R1 when nv is 1) x nv vectors (the last masked by ml) of C,
-   over k = k0 .. k1-1: from 0 when k0 is 0, else from what C holds */
+   over the kn columns of A and rows of B given (a block of k): from 0 when fresh (the first
+   block), else from what C holds */
 static inline __attribute__((always_inline)) void
-ch_block(int R, int nv, int k0, int k1, const float *A, int lda, const float *B, int ldb,
+ch_block(int R, int nv, int fresh, int kn, const float *A, int lda, const float *B, int ldb,
          float *C, int ldc, vmask mf, vmask ml)
 {
     vec acc[CH_R1][CH_NV];
@@ -61,9 +62,9 @@ ch_block(int R, int nv, int k0, int k1, const float *A, int lda, const float *B,
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++)
-            acc[r][v] = k0 == 0 ? V_ZERO()
-                                : V_LOAD(C + (size_t)r * ldc + v * VL, v == nv - 1 ? ml : mf);
-    for (int k = k0; k < k1; k++) {
+            acc[r][v] = fresh ? V_ZERO()
+                              : V_LOAD(C + (size_t)r * ldc + v * VL, v == nv - 1 ? ml : mf);
+    for (int k = 0; k < kn; k++) {
         vec b[CH_NV];
         const float *bk = B + (size_t)k * ldb;
 #pragma GCC unroll 4
@@ -85,7 +86,7 @@ ch_block(int R, int nv, int k0, int k1, const float *A, int lda, const float *B,
 }
 
 /* the full-width row blocks, then the rows left one at a time */
-static void ch_panel(int nv, int M, int k0, int k1, const float *A, int lda, const float *B,
+static void ch_panel(int nv, int M, int fresh, int kn, const float *A, int lda, const float *B,
                      int ldb, float *C, int ldc, vmask ml)
 {
     vmask mf = ch_mask(VL);
@@ -93,10 +94,10 @@ static void ch_panel(int nv, int M, int k0, int k1, const float *A, int lda, con
 #define CH_ROWS(NV, R)                                                                       \
     do {                                                                                     \
         for (; i + (R) <= M; i += (R))                                                       \
-            ch_block(R, NV, k0, k1, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, \
+            ch_block(R, NV, fresh, kn, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, \
                      ldc, mf, ml);                                                           \
         for (; i < M; i++)                                                                   \
-            ch_block(1, NV, k0, k1, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc,   \
+            ch_block(1, NV, fresh, kn, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, \
                      ldc, mf, ml);                                                           \
     } while (0)
     switch (nv) {
@@ -129,23 +130,24 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
 #ifdef VL
     const int NB = CH_NV * VL;
     for (int k0 = 0; k0 < K; k0 += CH_KB) {
-        int k1 = K - k0 < CH_KB ? K : k0 + CH_KB;
+        int kn = K - k0 < CH_KB ? K - k0 : CH_KB, fresh = k0 == 0;
+        const float *Ak = A + k0, *Bk = B + (size_t)k0 * ldb; /* this block of k */
         for (int j = 0; j < N; j += NB) {
             int w = N - j < NB ? N - j : NB, nv = (w + VL - 1) / VL;
             vmask ml = ch_mask(w - (nv - 1) * VL);
             if (N <= NB) {
-                ch_panel(nv, M, k0, k1, A, lda, B + j, ldb, C + j, ldc, ml);
+                ch_panel(nv, M, fresh, kn, Ak, lda, Bk + j, ldb, C + j, ldc, ml);
                 continue;
             }
-            /* the panel's rows k0 .. k1-1 copied contiguous: rows of B a power of two apart
-               share cache sets */
+            /* the panel's rows of this block copied contiguous: rows of B a power of two
+               apart share cache sets */
             float pb[CH_KB * CH_NV * VL] __attribute__((aligned(64)));
             vmask mf = ch_mask(VL);
-            for (int k = k0; k < k1; k++)
+            for (int k = 0; k < kn; k++)
                 for (int v = 0; v < nv; v++)
-                    V_STORE(pb + (size_t)(k - k0) * NB + v * VL,
-                            V_LOAD(B + (size_t)k * ldb + j + v * VL, v == nv - 1 ? ml : mf), mf);
-            ch_panel(nv, M, k0, k1, A, lda, pb - (size_t)k0 * NB, NB, C + j, ldc, ml);
+                    V_STORE(pb + (size_t)k * NB + v * VL,
+                            V_LOAD(Bk + (size_t)k * ldb + j + v * VL, v == nv - 1 ? ml : mf), mf);
+            ch_panel(nv, M, fresh, kn, Ak, lda, pb, NB, C + j, ldc, ml);
         }
     }
 #else

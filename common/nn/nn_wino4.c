@@ -158,12 +158,6 @@ size_t nn_wino4_tiles(int N, int C, int H, int W)
     return 36 * (size_t)C * wino_cols(N, wino_tpi(H, W));
 }
 
-int nn_wino4_unpadded(int N, int first, int H, int W)
-{
-    (void)N, (void)first, (void)H, (void)W;
-    return 1;
-}
-
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
                           int W)
 {
@@ -214,14 +208,13 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *b, int N, int first, int C, int H, int W, int OC,
+                       const float *b, int N, int C, int H, int W, int OC,
                        struct nn_wino4_times *times)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, T = Tr, c0 = 0;
     int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
-    (void)first; /* a tile's bits do not depend on its place */
 
     nn_wino4_input_tiles(V, T, c0, in, N, C, H, W);
     if (times) {
@@ -273,16 +266,16 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
 }
 
 void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
-                      const float *b, int N, int first, int C, int H, int W, int OC,
+                      const float *b, int N, int C, int H, int W, int OC,
                       struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, b, N, first, C, H, W, OC, times);
+               U, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, b, N, 0, C, H, W, OC, times);
+    wino_conv3(out, v, scratch, in, U, b, N, C, H, W, OC, times);
 }

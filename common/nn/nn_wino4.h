@@ -24,13 +24,13 @@ int nn_wino4_chunk_images(int H, int W);
 /* U (36,OC,C) = G g G^T of every 3x3 kernel g of w (OC,C,3,3): the transformed weights */
 void nn_wino4_weights(float *U, const float *w, int C, int OC);
 /* out (N,OC,H,W) = conv(in (N,C,H,W)) + b (OC, or NULL) with U from nn_wino4_weights;
-   scratch of nn_wino4_scratch floats. first: the index of in's first image in the whole run,
-   which changes nothing since the GEMMs are unpadded (kept for the callers). times: NULL, or
+   scratch of nn_wino4_scratch floats. An image's bits depend neither on the batch around it
+   nor on its place there (the GEMMs are unpadded, nn_sgemm_chain). times: NULL, or
    accumulates the phases' times. */
 void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
-                      const float *b, int N, int first, int C, int H, int W, int OC,
+                      const float *b, int N, int C, int H, int W, int OC,
                       struct nn_wino4_times *times);
-/* The same (first 0) with the transformed input tiles V (36,C,T) written to v
+/* The same with the transformed input tiles V (36,C,T) written to v
    (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part:
    nn_wino4_dw reads them back. */
 size_t nn_wino4_tiles(int N, int C, int H, int W);
@@ -39,11 +39,9 @@ void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in
                            struct nn_wino4_times *times);
 /* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
    c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
-   zeroed. The forward's T is N * tiles per image, c0 0, the layout the weight gradient reads;
-   nn_wino4_unpadded, 1 when the forward's tiles have that layout, now always is. */
+   zeroed. The forward's T is N * tiles per image, c0 0, the layout the weight gradient reads. */
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
                           int W);
-int nn_wino4_unpadded(int N, int first, int H, int W);
 
 /* The backward of the same conv, in (B,C,H,W), w (OC,C,3,3), dout (B,OC,H,W).
    nn_wino4_dx: din (B,C,H,W) = (overwritten, not accumulated) the data gradient, a forward

@@ -163,5 +163,5 @@ void nn_wino4_dx(float *din, float *U, float *scratch, const float *dout, const 
 {
     flip_weights(scratch, w, C, OC);
     nn_wino4_weights(U, scratch, OC, C);
-    nn_wino4_forward(din, scratch, dout, U, NULL, B, 0, OC, H, W, C, NULL);
+    nn_wino4_forward(din, scratch, dout, U, NULL, B, OC, H, W, C, NULL);
 }

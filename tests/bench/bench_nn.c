@@ -187,7 +187,7 @@ static void bench_unet_conv(const struct cv *c, const float *in, const float *w,
     } else {
         float *U = buf((size_t)36 * OC * C), *ws = buf(nn_wino4_scratch(N, C, H, W, OC));
         nn_wino4_weights(U, w, C, OC);
-        TIME(t, nn_wino4_forward(out, ws, in, U, b, N, 0, C, H, W, OC, NULL));
+        TIME(t, nn_wino4_forward(out, ws, in, U, b, N, C, H, W, OC, NULL));
         free(U), free(ws);
     }
     double gf = flops / t / 1e9;

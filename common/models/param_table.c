@@ -105,15 +105,6 @@ size_t param_offset(const struct param_table *t, int i)
     return (size_t)(t->e[i].ptr - t->base);
 }
 
-int param_find(const struct param_table *t, const char *name)
-{
-    for (int i = 0; i < t->n; i++)
-        if (strcmp(t->e[i].name, name) == 0 ||
-            (t->alias[i] != NULL && strcmp(t->alias[i], name) == 0))
-            return i;
-    return -1;
-}
-
 int param_find_ptr(const struct param_table *t, const float *p)
 {
     /* entries are in block order: binary search on the start pointers */

@@ -48,8 +48,6 @@ void param_table_free(struct param_table *t);
 size_t param_numel(const struct st_entry *e);
 /* where entry i starts in the block */
 size_t param_offset(const struct param_table *t, int i);
-/* index of the entry named name (or aliased so), -1 if none */
-int param_find(const struct param_table *t, const char *name);
 /* index of the entry that starts at p, which must be one */
 int param_find_ptr(const struct param_table *t, const float *p);
 

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 static int rank, size = 1, started;
@@ -231,62 +230,6 @@ void *par_recv(int r, size_t *n)
     return p;
 }
 
-/* Files go in pieces of FILE_PIECE through a buffer of that size on either side, so a
-   feature file of any size costs each side 8 MiB of memory. */
-#define FILE_PIECE ((size_t)8 << 20)
-
-int par_send_file(FILE *f, char *msg, size_t msglen)
-{
-    struct stat st;
-    uint64_t len;
-    int bad = 0;
-    if (!started || rank == 0)
-        return 0;
-    if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode) || fseeko(f, 0, SEEK_SET) == -1) {
-        len = 0;
-        bad = 1;
-    } else {
-        len = (uint64_t)st.st_size;
-    }
-    char *buf = xmalloc(len < FILE_PIECE ? (size_t)len + 1 : FILE_PIECE);
-    mpi.send(&len, 1, mpi.t_u64, 0, 0, mpi.world);
-    for (uint64_t k = 0; k < len; k += FILE_PIECE) {
-        size_t n = len - k < FILE_PIECE ? (size_t)(len - k) : FILE_PIECE;
-        /* the length is sent: a short read still sends n bytes, and the flag says so */
-        if (!bad && fread(buf, 1, n, f) != n)
-            bad = 1;
-        if (bad)
-            memset(buf, 0, n);
-        mpi.send(buf, (int)n, mpi.t_byte, 0, 0, mpi.world);
-    }
-    mpi.send(&bad, 1, mpi.t_int, 0, 0, mpi.world);
-    free(buf);
-    if (bad)
-        snprintf(msg, msglen, "read error");
-    return bad ? -1 : 0;
-}
-
-int par_recv_file(int r, FILE *f, char *msg, size_t msglen)
-{
-    uint64_t len;
-    int bad = 0, theirs;
-    mpi.recv(&len, 1, mpi.t_u64, r, 0, mpi.world, MPI_STATUS_IGNORE);
-    char *buf = xmalloc(len < FILE_PIECE ? (size_t)len + 1 : FILE_PIECE);
-    for (uint64_t k = 0; k < len; k += FILE_PIECE) {
-        size_t n = len - k < FILE_PIECE ? (size_t)(len - k) : FILE_PIECE;
-        mpi.recv(buf, (int)n, mpi.t_byte, r, 0, mpi.world, MPI_STATUS_IGNORE);
-        if (!bad && f != NULL && fwrite(buf, 1, n, f) != n) {
-            snprintf(msg, msglen, "write error");
-            bad = 1;
-        }
-    }
-    free(buf);
-    mpi.recv(&theirs, 1, mpi.t_int, r, 0, mpi.world, MPI_STATUS_IGNORE);
-    if (theirs && !bad)
-        msg[0] = '\0'; /* rank r says why */
-    return bad || theirs ? -1 : 0;
-}
-
 int par_check_output(const char *path)
 {
     return started && strcmp(path, "-") == 0 ? -1 : 0;
@@ -394,25 +337,6 @@ void par_barrier(void)
 {
     if (started)
         mpi.barrier(mpi.world);
-}
-
-char **par_child_env(void)
-{
-    extern char **environ;
-    static char **env;
-    size_t n = 0, k = 0;
-    if (!started)
-        return environ;
-    free(env);
-    while (environ[n] != NULL)
-        n++;
-    env = xmalloc((n + 1) * sizeof *env);
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "OMPI_COMM_WORLD_SIZE=", 21) != 0 &&
-            strncmp(environ[i], "PMIX_RANK=", 10) != 0)
-            env[k++] = environ[i];
-    env[k] = NULL;
-    return env;
 }
 
 void par_finalize(void)

@@ -50,16 +50,6 @@ int par_outfile_commit(struct outfile *o, struct par_out *po, char *msg, size_t 
    buffer of *n bytes (free() it), once for each r in 1 .. par_size() - 1, in rank order. */
 void par_send(const void *p, size_t n);
 void *par_recv(int r, size_t *n);
-/* Collective pair, for files too large to hold in memory (the feature files of a sharded
-   evaluation): a rank > 0 sends the whole regular file f (from its start) to rank 0 with
-   par_send_file; rank 0 takes rank r's with par_recv_file(r, f), appending its bytes to f
-   (NULL: drops them), once for each r in rank order. Both stream in pieces of 8 MiB.
-   par_send_file: -1 with msg "read error" when f cannot be read (rank 0 is told);
-   par_recv_file: -1 with msg "write error" when f cannot be written, or with msg "" when
-   rank r could not read its file (it says why). A no-op on rank 0 and without MPI for
-   par_send_file. */
-int par_send_file(FILE *f, char *msg, size_t msglen);
-int par_recv_file(int r, FILE *f, char *msg, size_t msglen);
 /* Under mpirun, stdout ("-") is not for binary data: mpirun forwards the ranks' output
    through a terminal, line by line. -1 with PAR_STDOUT_MSG for "-" then, else 0. */
 int par_check_output(const char *path);
@@ -85,11 +75,6 @@ void par_wait_all(void);
 void par_bcast(void *p, size_t n);
 /* Collective: returns once every rank has called it (MPI_Barrier); a no-op without MPI */
 void par_barrier(void);
-/* The environment for a tool this process starts (fork, then execve with it): environ
-   without the launcher's variables par_init looks for, so that under mpirun the tool runs as
-   a plain process instead of trying to join the job as a rank. Without MPI, environ itself.
-   Built in the parent (the child of a threaded process should only exec); kept until exit. */
-char **par_child_env(void);
 /* Ends MPI (a no-op without it); every rank calls it before exiting 0. */
 void par_finalize(void);
 #endif

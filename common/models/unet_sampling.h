@@ -3,8 +3,9 @@
    function, so that both make the same images from the same weights.
 
    Image i of a run draws x_T and then every noisy step's noise from its own stream,
-   rng_seed(seed + i * 0x9E3779B97F4A7C15), and the UNet places it by i (unet_forward's
-   first): its bits depend neither on the batch it is in nor on the thread count, so a run
+   rng_seed(seed + i * 0x9E3779B97F4A7C15), and the UNet's result for an image does not
+   depend on the batch around it: its bits depend neither on the batch it is in nor on the
+   thread count, so a run
    cut into shards or batches makes the bytes of one whole run. Works in either UNet layout
    (unet_alloc_acts or unet_alloc_infer: the same bits), allocated by the caller for batches
    of at least w->max_batch (unet_forward asserts it). */

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
     long n = -1, steps = -1, seed = 0, batch = 16, threads = util_threads_default(), every = 1, order = 0;
     double eta = 0;
     static const char *const spacing_names[] = {"leading", "linspace", "trailing"};
-    int verbose = tool_verbose(argc, argv), check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
+    int verbose = 0, check = 0, kind = SAMPLER_DDPM, closed = 0, spacing = -1, prk = 0, c;
     int clip_eps = 0;
     int shard = 0, n_shards = 1;
     struct opt op;
@@ -195,10 +195,12 @@ int main(int argc, char **argv)
     char msg[TOOL_MSG], path[4096];
 
     /* before the options: under mpirun, ranks > 0 wait for rank 0's checks (usage errors once) */
-    if (tool_init_blas(&argc, &argv, &(struct tool){.mpi = 1, .verbose = tool_verbose(argc, argv)},
+    static const char shortopts[] = "m:n:S:b:o:t:vh";
+    if (tool_init_blas(&argc, &argv,
+                       &(struct tool){.mpi = 1, .verbose = opt_seen(argc, argv, shortopts, lo, 'v')},
                        msg, sizeof msg) == -1)
         errx(1, "%s", msg);
-    opt_init(&op, "m:n:S:b:o:t:vh", lo);
+    opt_init(&op, shortopts, lo);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {

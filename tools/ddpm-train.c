@@ -420,24 +420,27 @@ static int evaluate(struct run *r, struct ddpm_scores *sc)
 
 /* ---- options ---- */
 
+/* main needs them before parse, for -v (opt_seen) */
+#define TRAIN_SHORTOPTS "d:o:S:t:qvh"
+static const struct option train_longopts[] = {
+    {"data", 1, 0, 'd'}, {"init", 1, 0, 'i'}, {"config", 1, 0, 'c'}, {"output", 1, 0, 'o'},
+    {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'},
+    {"gradient-accumulation-steps", 1, 0, 'A'}, {"num-epochs", 1, 0, 'e'},
+    {"max-steps", 1, 0, 'M'}, {"learning-rate", 1, 0, 'l'}, {"lr-scheduler", 1, 0, 'L'},
+    {"lr-warmup-steps", 1, 0, 'w'}, {"adam-beta1", 1, 0, '1'}, {"adam-beta2", 1, 0, '2'},
+    {"adam-weight-decay", 1, 0, 'W'}, {"adam-epsilon", 1, 0, 'E'},
+    {"max-grad-norm", 1, 0, 'g'}, {"use-ema", 0, 0, 'U'}, {"ema-inv-gamma", 1, 0, 'G'},
+    {"ema-power", 1, 0, 'P'}, {"ema-max-decay", 1, 0, 'D'}, {"random-flip", 0, 0, 'f'},
+    {"checkpointing-steps", 1, 0, 'k'}, {"checkpoints-total-limit", 1, 0, 'K'},
+    {"resume-from-checkpoint", 1, 0, 'r'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},
+    {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'Y'}, {"eval-samples", 1, 0, 'n'},
+    {"eval-steps", 1, 0, 's'}, {"eval-ref", 1, 0, 'R'}, {"eval-weights", 1, 0, 'x'},
+    {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'},
+    {"help", 0, 0, 'h'},
+    {0, 0, 0, 0}};
+
 static void parse(int argc, char **argv, struct opts *o)
 {
-    static const struct option lo[] = {
-        {"data", 1, 0, 'd'}, {"init", 1, 0, 'i'}, {"config", 1, 0, 'c'}, {"output", 1, 0, 'o'},
-        {"output-dir", 1, 0, 'o'}, {"train-batch-size", 1, 0, 'b'},
-        {"gradient-accumulation-steps", 1, 0, 'A'}, {"num-epochs", 1, 0, 'e'},
-        {"max-steps", 1, 0, 'M'}, {"learning-rate", 1, 0, 'l'}, {"lr-scheduler", 1, 0, 'L'},
-        {"lr-warmup-steps", 1, 0, 'w'}, {"adam-beta1", 1, 0, '1'}, {"adam-beta2", 1, 0, '2'},
-        {"adam-weight-decay", 1, 0, 'W'}, {"adam-epsilon", 1, 0, 'E'},
-        {"max-grad-norm", 1, 0, 'g'}, {"use-ema", 0, 0, 'U'}, {"ema-inv-gamma", 1, 0, 'G'},
-        {"ema-power", 1, 0, 'P'}, {"ema-max-decay", 1, 0, 'D'}, {"random-flip", 0, 0, 'f'},
-        {"checkpointing-steps", 1, 0, 'k'}, {"checkpoints-total-limit", 1, 0, 'K'},
-        {"resume-from-checkpoint", 1, 0, 'r'}, {"seed", 1, 0, 'S'}, {"threads", 1, 0, 't'},
-        {"log", 1, 0, 'C'}, {"eval-every", 1, 0, 'Y'}, {"eval-samples", 1, 0, 'n'},
-        {"eval-steps", 1, 0, 's'}, {"eval-ref", 1, 0, 'R'}, {"eval-weights", 1, 0, 'x'},
-        {"final-eval-json", 1, 0, 'j'}, {"quiet", 0, 0, 'q'}, {"verbose", 0, 0, 'v'},
-        {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
     static const char *const scheds[] = {"cosine", "linear", "constant"};
     static const enum ddpm_lr_sched sched_val[] = {DDPM_LR_COSINE, DDPM_LR_LINEAR,
                                                    DDPM_LR_CONSTANT};
@@ -448,7 +451,7 @@ static void parse(int argc, char **argv, struct opts *o)
     o->batch = 16, o->accum = 1, o->epochs = 100, o->max_steps = -1, o->ckpt_steps = 500;
     o->ckpt_limit = 3, o->threads = util_threads_default(), o->eval_samples = 100, o->eval_steps = 50;
     ddpm_hparams_default(&o->h);
-    opt_init(&op, "d:o:S:t:qvh", lo);
+    opt_init(&op, TRAIN_SHORTOPTS, train_longopts);
     while ((c = opt_next(&op, argc, argv)) != -1) {
         int bad = 0;
         switch (c) {
@@ -722,8 +725,9 @@ int main(int argc, char **argv)
     float *tail;
 
     /* before the options: under mpirun, ranks > 0 wait for rank 0's checks (usage errors once) */
-    if (tool_init_blas(&argc, &argv, &(struct tool){.mpi = 1, .verbose = tool_verbose(argc, argv)},
-                       msg, sizeof msg) == -1)
+    struct tool t = {.mpi = 1,
+                     .verbose = opt_seen(argc, argv, TRAIN_SHORTOPTS, train_longopts, 'v')};
+    if (tool_init_blas(&argc, &argv, &t, msg, sizeof msg) == -1)
         errx(1, "%s", msg);
     parse(argc, argv, &o);
     nn_set_threads((int)o.threads);

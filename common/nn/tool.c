@@ -33,14 +33,6 @@ int tool_init(int *argc, char ***argv, const struct tool *t, char *msg, size_t m
     return 0;
 }
 
-int tool_verbose(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
-            return 1;
-    return 0;
-}
-
 void tool_usage(int status, const char *problem, const char *usage_line, const char *help)
 {
     if (status != 0 && problem != NULL && problem[0] != '\0')

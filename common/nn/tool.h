@@ -35,10 +35,6 @@ struct tool {
 int tool_init(int *argc, char ***argv, const struct tool *t, char *msg, size_t msglen);
 int tool_init_blas(int *argc, char ***argv, const struct tool *t, char *msg, size_t msglen);
 
-/* "-v" or "--verbose" among the arguments: the verbose of a tool whose tool_init_blas comes
-   before its options */
-int tool_verbose(int argc, char **argv);
-
 /* Every tool's usage(status, problem), which exits with status after this. Status 0 (--help):
    usage_line and help on stdout. Otherwise, on stderr, "tool: problem" (unless problem is
    NULL or "") and usage_line. */

@@ -4,6 +4,7 @@
 #include <errno.h> /* program_invocation_short_name */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -50,6 +51,23 @@ int opt_next(struct opt *p, int argc, char **argv)
     p->c = c;
     p->msg[0] = '\0';
     return c;
+}
+
+int opt_seen(int argc, char *const *argv, const char *shortopts, const struct option *longopts,
+             int c)
+{
+    /* getopt_long permutes the array it is given: run it on a copy of the pointers */
+    char **copy = xmalloc(((size_t)argc + 1) * sizeof *copy);
+    int seen = 0, r, err = opterr;
+    memcpy(copy, argv, ((size_t)argc + 1) * sizeof *copy);
+    opterr = 0;
+    optind = 0; /* glibc: start afresh, whatever a parse before left */
+    while ((r = getopt_long(argc, copy, shortopts, longopts, NULL)) != -1)
+        seen |= r == c;
+    optind = 0;
+    opterr = err;
+    free(copy);
+    return seen;
 }
 
 const char *opt_flag(struct opt *p, int c)

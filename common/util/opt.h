@@ -26,6 +26,14 @@ void opt_init(struct opt *p, const char *shortopts, const struct option *longopt
    has printed why), -1 after the last option */
 int opt_next(struct opt *p, int argc, char **argv);
 
+/* 1 when option c is among argv as getopt_long(shortopts, longopts) would parse it, else 0;
+   clusters (-qv), abbreviations (--verb) and values that look like options (-o -v) count as
+   the real parse counts them. Prints nothing and leaves argv and getopt's state as a fresh
+   parse wants them (optind 0): for what a tool must know before it parses, such as -v for
+   tool_init's messages under mpirun. */
+int opt_seen(int argc, char *const *argv, const char *shortopts, const struct option *longopts,
+             int c);
+
 /* "--steps" for option value c: its first long name in longopts, else "-c" */
 const char *opt_flag(struct opt *p, int c);
 

@@ -108,3 +108,18 @@ under() {
     run -0 --separate-stderr vae-sample --model "$V" -n 1 -o /dev/null
     [ -z "$stderr" ]
 }
+
+@test "ddpm-sample and ddpm-train see -v in a cluster of short options, not in an option's value" {
+    # they read -v before their option parse (for the kernel line under mpirun), the same way
+    OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr ddpm-sample --model "$U" -vn 1 --steps 1 -o /dev/null
+    [ "$(grep -c '^nn: OpenBLAS kernel Prescott' <<< "$stderr")" -eq 1 ]
+    cd "$T"
+    OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr ddpm-sample --model "$U" -n 1 --steps 1 -o -v
+    [ -s ./-v ]
+    [ "$(grep -c '^nn: OpenBLAS kernel' <<< "$stderr")" -eq 0 ]
+    OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr ddpm-train -vh
+    [[ "$output" == usage:* ]]
+    [ "$(grep -c '^nn: OpenBLAS kernel Prescott' <<< "$stderr")" -eq 1 ]
+    OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr ddpm-train --verb -h
+    [ "$(grep -c '^nn: OpenBLAS kernel Prescott' <<< "$stderr")" -eq 1 ]
+}

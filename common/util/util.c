@@ -350,19 +350,6 @@ void util_msg_oneline(char *msg)
             *msg = '?';
 }
 
-int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen)
-{
-    size_t got = fread(buf, 1, n, f);
-    if (got != n) {
-        if (ferror(f))
-            snprintf(msg, msglen, "read error: %s", strerror(errno));
-        else
-            snprintf(msg, msglen, "truncated: want %zu bytes, got %zu", n, got);
-        return -1;
-    }
-    return 0;
-}
-
 int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg, size_t msglen)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");

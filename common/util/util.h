@@ -68,8 +68,6 @@ void util_remove_temps(void);
 /* Reads a whole file ("-" = stdin) into a malloc'd buffer, with a trailing NUL not counted
    in *len. */
 int util_read_file(const char *path, unsigned char **buf, size_t *len, char *msg, size_t msglen);
-/* Reads exactly n bytes; -1 with "truncated: want N bytes, got M" on a short read. */
-int util_read_exact(FILE *f, void *buf, size_t n, char *msg, size_t msglen);
 /* Replaces control characters in msg by '?': a message quoting a name or key from a file
    (which may hold a newline) stays one line. msg may be NULL. */
 void util_msg_oneline(char *msg);

@@ -370,6 +370,9 @@ int main(int argc, char **argv)
         errx(1, "%s: %s", r.state_path, msg);
     if (o.log != NULL && util_check_output(o.log, msg, sizeof msg) == -1)
         errx(1, "%s: %s", o.log, msg);
+    /* what a run killed inside a save (kill -9) left beside the two files */
+    outfile_sweep(o.out);
+    outfile_sweep(r.state_path);
     load_images(o.data, &r.data);
     if (o.val != NULL)
         load_images(o.val, &r.val);

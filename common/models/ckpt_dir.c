@@ -55,18 +55,16 @@ long ckpt_dir_latest(const char *outdir)
 
 /* deletes the checkpoint files in dir, then dir */
 /* one of the files a checkpoint folder holds, or the temporary file of one being written
-   (outfile_open's NAME.XXXXXX, left by a process killed while writing it) */
+   (outfile_open's NAME.PID.XXXXXX, left by a process killed while writing it) */
 static int ckpt_file(const char *name)
 {
     static const char *files[] = {"config.json", "scheduler_config.json",
                                   "diffusion_pytorch_model.safetensors", "model_index.json",
                                   "training_state.safetensors"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        size_t n = strlen(files[i]);
-        if (strncmp(name, files[i], n) == 0 &&
-            (name[n] == '\0' || (name[n] == '.' && strlen(name + n + 1) == 6)))
+    long pid;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (strcmp(name, files[i]) == 0 || outfile_temp_name(name, files[i], &pid))
             return 1;
-    }
     return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -282,8 +283,9 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
         }
         return 0;
     }
-    o->tmp = xmalloc(strlen(path) + 8);
-    sprintf(o->tmp, "%s.XXXXXX", path);
+    /* the pid in the name lets a later run tell a dead run's file (outfile_sweep) */
+    o->tmp = xmalloc(strlen(path) + 32);
+    sprintf(o->tmp, "%s.%ld.XXXXXX", path, (long)getpid());
     fd = mkstemp(o->tmp);
     if (fd == -1) {
         snprintf(msg, msglen, "%s", strerror(errno));
@@ -296,6 +298,48 @@ int outfile_open(struct outfile *o, const char *path, char *msg, size_t msglen)
     temps_add(o->tmp);
     o->f = fdopen(fd, "wb");
     return 0;
+}
+
+int outfile_temp_name(const char *name, const char *base, long *pid)
+{
+    size_t nb = strlen(base);
+    const char *p = name + nb + 1;
+    char *end;
+    if (strncmp(name, base, nb) != 0 || name[nb] != '.')
+        return 0;
+    *pid = 0;
+    if (strlen(p) == 6 && strchr(p, '.') == NULL)
+        return 1; /* BASE.XXXXXX, as builds before the pid was in the name made them */
+    if (*p < '1' || *p > '9')
+        return 0;
+    errno = 0;
+    *pid = strtol(p, &end, 10);
+    return errno == 0 && *pid <= INT_MAX && *end == '.' && strlen(end + 1) == 6;
+}
+
+int outfile_sweep(const char *path)
+{
+    char *dir = dir_of(path), full[4200];
+    const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    if (d == NULL) {
+        free(dir);
+        return 0;
+    }
+    while ((de = readdir(d)) != NULL) {
+        long pid;
+        /* a file without a pid may belong to a running older build: left alone */
+        if (!outfile_temp_name(de->d_name, base, &pid) || pid == 0 ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+        n += unlink(full) == 0;
+    }
+    closedir(d);
+    free(dir);
+    return n;
 }
 
 int outfile_commit(struct outfile *o, char *msg, size_t msglen)

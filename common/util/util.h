@@ -31,7 +31,7 @@ int util_parse_float(const char *s, double lo, double hi, double *out);
 int util_parse_size(const char *s, int *w, int *h);
 
 /* Atomic output. outfile_open("-") writes to stdout; any other path writes to a temporary
-   file path.XXXXXX in the same directory that outfile_commit renames into place, and
+   file path.PID.XXXXXX in the same directory that outfile_commit renames into place, and
    outfile_abort (or a SIGINT/SIGTERM/SIGPIPE/SIGHUP through util_cleanup_signals, or the
    exit of a tool that called tool_init, nn/tool.h) deletes.
    A path that is a device or a pipe (/dev/null) is written in place (tmp NULL).
@@ -57,6 +57,12 @@ int util_binary_to_tty(const char *path);
    with a parent that takes a new folder. */
 int util_check_output_dir(const char *path, char *msg, size_t msglen);
 int outfile_commit(struct outfile *o, char *msg, size_t msglen);
+/* Removes what a killed run (kill -9, power loss) left of its outfile_open(path): the files
+   path.PID.XXXXXX whose process PID no longer runs. A run that writes the same outputs again
+   (a resumed trainer) calls it first; the number removed. */
+int outfile_sweep(const char *path);
+/* 1 when name is base.PID.XXXXXX (*pid = PID) or an older build's base.XXXXXX (*pid = 0) */
+int outfile_temp_name(const char *name, const char *base, long *pid);
 void outfile_abort(struct outfile *o);
 /* Installs handlers that unlink open temporary files and exit with 128+signal. Tools that
    catch SIGINT themselves (trainers saving a checkpoint) call util_remove_temps() instead.

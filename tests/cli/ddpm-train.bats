@@ -228,8 +228,10 @@ setup() {
     # checkpoint-4 (the folder moved aside, the new one not yet in place)
     mkdir "$D/k/checkpoint-6.tmp-$dead"
     touch "$D/k/checkpoint-6.tmp-$dead/config.json"
-    # killed inside the atomic write of a file: its temporary NAME.XXXXXX stays too
-    touch "$D/k/checkpoint-6.tmp-$dead/diffusion_pytorch_model.safetensors.a1B2c3"
+    # killed inside the atomic write of a file: its temporary NAME.PID.XXXXXX stays too (and
+    # an older build's NAME.XXXXXX)
+    touch "$D/k/checkpoint-6.tmp-$dead/diffusion_pytorch_model.safetensors.$dead.a1B2c3"
+    touch "$D/k/checkpoint-6.tmp-$dead/config.json.x1Y2z3"
     mv "$D/k/checkpoint-4" "$D/k/checkpoint-4.old-$dead"
     mkdir "$D/k/checkpoint-4.tmp-$dead"
     mkdir "$D/k/checkpoint-9.tmp-$$"   # a running process's: left alone

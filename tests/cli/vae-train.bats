@@ -229,8 +229,20 @@ shape() { head -c 128 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "
     [ -e "$D/k.state.safetensors" ]
     run -0 --separate-stderr vae-train "${args[@]}" -o "$D/k.safetensors" --log "$D/k.csv" --resume
     cmp "$D/full.safetensors" "$D/k.safetensors"
+    # what a kill inside a save left (k.safetensors.PID.XXXXXX) is gone
+    [ "$(ls "$D" | grep '^k\.' | xargs)" = "k.csv k.safetensors k.state.safetensors" ]
     # the log too reads as one run: every step once (the seconds column aside)
     diff <(cut -d, -f1-7 "$D/full.csv") <(cut -d, -f1-7 "$D/k.csv")
+}
+
+@test "vae-train removes the temporary files of a killed run's saves, not a running one's" {
+    vae-train "${TRAIN[@]}" -o "$D/m.safetensors" --epochs 1
+    true & dead=$!
+    wait $dead
+    touch "$D/m.safetensors.$dead.a1B2c3" "$D/m.state.safetensors.$dead.x9Y8z7"
+    touch "$D/m.safetensors.$$.q1W2e3" "$D/m.safetensors.b4N5m6" "$D/other.$dead.a1B2c3"
+    vae-train --data "$V/train.npy" -q -o "$D/m.safetensors" --epochs 2 --resume
+    [ "$(ls "$D" | xargs)" = "m.safetensors m.safetensors.$$.q1W2e3 m.safetensors.b4N5m6 m.state.safetensors other.$dead.a1B2c3" ]
 }
 
 @test "vae-train resumes from the state when the model file lags behind it or is missing" {

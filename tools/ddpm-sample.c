@@ -128,7 +128,7 @@ static int check_model(struct unet *u, const char *dir)
     unet_alloc_infer(u, 1, UNET_MEM_BYTES);
     for (size_t i = 0; i < n; i++)
         x[i] = sinf(0.01f * (float)i);
-    unet_forward(u, NULL, x, &t, 1, 0);
+    unet_forward(u, NULL, x, &t, 1);
     for (size_t i = 0; i < (size_t)u->cfg.out_channels * S * S; i++)
         if (!isfinite(u->acts.out[i]))
             errx(1, "%s: forward pass gives non-finite values", dir);

@@ -94,7 +94,7 @@ float ddpm_train_accumulate(struct ddpm_train *tr, const struct sched *s, const 
         sched_add_noise(s, tr->xt + b * per, x0 + b * per, noise + b * per, t[b], per);
         tr->tf[b] = (float)t[b];
     }
-    unet_forward(u, NULL, tr->xt, tr->tf, B, 0);
+    unet_forward(u, NULL, tr->xt, tr->tf, B);
     /* F.mse_loss(model_output, noise): out_channels == in_channels for epsilon prediction */
     loss = nn_mse_loss_forward(u->acts.out, noise, nout);
     memset(tr->deps, 0, nout * sizeof(float));

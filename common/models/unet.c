@@ -68,7 +68,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     }
     UNET_PROF_END(UNET_PROF_WINO_WEIGHTS, 0.0);
     for (int n0 = 0; n0 < B;) {
-        int n1 = n0 + ipc - (u->first + n0) % ipc;
+        int n1 = n0 + ipc;
         n1 = n1 < B ? n1 : B;
         nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->acts.scratch,
                          in + (size_t)n0 * C * H * W, U, b, n1 - n0, C, H, W, OC,
@@ -319,7 +319,7 @@ static void up_forward(struct unet *u, struct unet_sample *s, const float *in, i
     conv3(u, s->out, s->up, s->w, s->b, B, s->C, 2 * s->H, 2 * s->W, s->C);
 }
 
-void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first)
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B)
 {
     const struct unet_config *c = &u->cfg;
     int S = c->sample_size, C0 = c->block_out_channels[0], TE = c->time_embed_dim;
@@ -330,7 +330,6 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     /* the activations are sized once (unet_alloc_acts, unet_alloc_infer): a larger batch is
        the caller's bug */
     assert(B > 0 && B <= u->acts.max_batch);
-    u->first = first;
     {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         if (c->center_input_sample)

@@ -187,8 +187,6 @@ struct unet {
     struct unet_level down[UNET_MAX_LEVELS], up[UNET_MAX_LEVELS];
     struct unet_resnet mid_res[2];
     struct unet_attn mid_attn;
-    int first;                     /* the batch's first image in the whole run (unet_forward):
-                                      where the inference layout's chunks start, bits aside */
     struct unet_acts acts;         /* unet_alloc_acts or unet_alloc_infer */
     struct unet_wino_cache wino;   /* with the activations */
     struct unet_tiles tiles;       /* unet_alloc_tiles (training) */
@@ -215,12 +213,11 @@ void unet_alloc_acts(struct unet *u, int B);
    unet_alloc_acts returns to the training layout. */
 void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 /* x (B,in,S,S), t (B) timesteps -> eps (B,out,S,S). eps may be NULL (result in u->out).
-   first: the index of x's first image in the whole run (0 for training), where the
-   inference layout starts its chunks of images; an image's result is the same bits whatever
-   batch it is run in, wherever its chunks start, and whatever the thread count (the Winograd
+   An image's result is the same bits whatever batch it is run in, wherever the inference
+   layout's chunks of images cut the batch, and whatever the thread count (the Winograd
    products are unpadded, nn/nn_chain.c). Allocates nothing: B <= acts.max_batch
    (asserted; unet_alloc_acts or unet_alloc_infer first). */
-void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B, int first);
+void unet_forward(struct unet *u, float *eps, const float *x, const float *t, int B);
 
 /* Fills the parameters from a state dict, accepting the modern (to_q/to_k/to_v/to_out.0) and
    legacy (query/key/value/proj_attn) attention names. Missing, mis-shaped or unexpected

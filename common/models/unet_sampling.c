@@ -51,7 +51,7 @@ void unet_sampling_batch(struct unet_sampling *w, struct unet *u, struct sampler
         for (int b = 0; b < B; b++)
             w->tv[b] = s->t[i];
         sampler_scale_input(s, i, w->xin, x, (size_t)B * chw);
-        unet_forward(u, w->eps, w->xin, w->tv, B, (int)i0);
+        unet_forward(u, w->eps, w->xin, w->tv, B);
         if (sampler_step_needs_noise(s, i))
             for (int b = 0; b < B; b++)
                 rng_normal_fill(&w->r[b], w->z + b * chw, chw);

@@ -40,11 +40,11 @@ static double bench(struct unet *u, int B, int reps, double *per_cpu)
         x[i] = sinf(0.37f * (float)i);
     for (int b = 0; b < B; b++)
         t[b] = (float)(b * 61 % 1000);
-    unet_forward(u, NULL, x, t, B, 0); /* warm-up */
+    unet_forward(u, NULL, x, t, B); /* warm-up */
     for (int r = 0; r < reps; r++) {
         t0 = util_now();
         c0 = cpu_now();
-        unet_forward(u, NULL, x, t, B, 0);
+        unet_forward(u, NULL, x, t, B);
         t0 = util_now() - t0;
         c0 = cpu_now() - c0;
         if (t0 < best)
@@ -76,15 +76,15 @@ static void profile(struct unet *u, int B, int reps, const char *layout)
     double on = 0, off = 0, sum = 0, wino = 0, t0;
     int same = 1;
     fill_inputs(x, t, B);
-    unet_forward(u, NULL, x, t, B, 0); /* warm-up: caches the transforms it may cache */
+    unet_forward(u, NULL, x, t, B); /* warm-up: caches the transforms it may cache */
     unet_prof_reset();
     for (int r = 0; r < reps; r++) {
         t0 = util_now();
-        unet_forward(u, e0, x, t, B, 0);
+        unet_forward(u, e0, x, t, B);
         off += util_now() - t0;
         unet_prof_enabled = 1;
         t0 = util_now();
-        unet_forward(u, e1, x, t, B, 0);
+        unet_forward(u, e1, x, t, B);
         on += util_now() - t0;
         unet_prof_enabled = 0;
         same &= memcmp(e0, e1, n * sizeof(float)) == 0;

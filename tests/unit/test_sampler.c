@@ -162,7 +162,7 @@ static double run_worst(struct unet *u, struct sampler *s, const float *want, co
         if (forced)
             memcpy(x, want + i * n, n * sizeof(float));
         sampler_scale_input(s, i, xin, x, n);
-        unet_forward(u, eps, xin, &s->t[i], 1, 0);
+        unet_forward(u, eps, xin, &s->t[i], 1);
         sampler_step(s, i, x, eps, nz ? nz + i * n : NULL, n);
         for (size_t j = 0; j < n; j++)
             rms += (double)w[j] * w[j];

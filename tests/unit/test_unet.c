@@ -39,7 +39,7 @@ static void check_eps(struct unet *u, const char *name, const float *x, const fl
                       const char *want_path, double atol)
 {
     struct npy want = load(want_path);
-    unet_forward(u, NULL, x, t, B, 0);
+    unet_forward(u, NULL, x, t, B);
     test_close(name, u->acts.out, want.data, (size_t)npy_count(&want), atol, 1e-4);
     npy_free(&want);
 }
@@ -99,7 +99,7 @@ static void trajectory(struct unet *u, const struct sched_config *sc, enum sched
     }
     for (int i = 0; i < s.n_steps; i++) {
         tv[0] = tv[1] = (float)s.timesteps[i];
-        unet_forward(u, eps, x, tv, 2, 0);
+        unet_forward(u, eps, x, tv, 2);
         sched_step(&s, i, x, eps, noise_path ? (float *)z.data + i * n : NULL, n);
     }
     test_close(want_path, x, want.data, n, 1e-3, 1e-3);
@@ -263,14 +263,14 @@ static void test_save_reload(void)
         printf("# could not remove %s\n", dir);
 }
 
-/* eps of images first..first+N-1 of a run (x (N,3,32,32), t (N)) in batches of B, into e */
-static void run_batches(struct unet *u, float *e, const float *x, const float *t, int N,
-                        int first, int B, int threads)
+/* eps of x (N,3,32,32), t (N) in batches of B, into e */
+static void run_batches(struct unet *u, float *e, const float *x, const float *t, int N, int B,
+                        int threads)
 {
     size_t n = 3 * 32 * 32;
     nn_set_threads(threads);
     for (int i = 0; i < N; i += B)
-        unet_forward(u, e + i * n, x + i * n, t + i, N - i < B ? N - i : B, first + i);
+        unet_forward(u, e + i * n, x + i * n, t + i, N - i < B ? N - i : B);
     nn_set_threads(2);
 }
 
@@ -285,7 +285,7 @@ static int forward_aborts(struct unet *u, int B)
         if (fd >= 0)
             dup2(fd, 2);
         alarm(120); /* a forward that runs (OpenMP after fork may hang) fails, not hangs */
-        unet_forward(u, NULL, xb, tb, B, 0);
+        unet_forward(u, NULL, xb, tb, B);
         _exit(0);
     }
     int st;
@@ -298,7 +298,7 @@ static int forward_aborts(struct unet *u, int B)
    first..first+N-1), whatever the weight cache holds (nothing, some convs, all), the batch
    and the threads; its forward never reallocates, and refuses a batch above its size. */
 static void test_infer_layout(struct unet *u, const float *want, const float *x,
-                              const float *t, int N, int first)
+                              const float *t, int N)
 {
     static const char *what[3] = {"no", "a 24 MiB", "the whole"};
     size_t n = 3 * 32 * 32, bare = 0;
@@ -314,11 +314,11 @@ static void test_infer_layout(struct unet *u, const float *want, const float *x,
         CHECK(k == 0 ? wino == NULL && tmp != NULL : k == 1 ? wino && tmp : wino && !tmp,
               "inference layout, %s weight cache: cached and per-use transforms as asked",
               what[k]);
-        run_batches(u, e, x, t, N, first, N, 2);
+        run_batches(u, e, x, t, N, N, 2);
         CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
               "inference layout, %s weight cache, one batch == training layout, bitwise",
               what[k]);
-        run_batches(u, e, x, t, N, first, k == 1 ? 1 : 3, k == 2 ? 2 : 1);
+        run_batches(u, e, x, t, N, k == 1 ? 1 : 3, k == 2 ? 2 : 1);
         CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
               "inference layout, %s weight cache, smaller batches == training layout, bitwise",
               what[k]);
@@ -333,23 +333,22 @@ static void test_infer_layout(struct unet *u, const float *want, const float *x,
     CHECK(!u->acts.infer && u->acts.n > 2 * infer_acts,
           "unet_alloc_acts after unet_alloc_infer: the training layout (%zu floats) again, over "
           "twice the inference one (%zu)", u->acts.n, infer_acts);
-    run_batches(u, e, x, t, N, first, N, 2);
+    run_batches(u, e, x, t, N, N, 2);
     CHECK(memcmp(e, want, N * n * sizeof(float)) == 0,
           "training layout again after the inference one, bitwise");
     free(e);
 }
 
-/* An image's result is bit-identical whatever its batch, wherever the batch starts and
-   whatever the thread count: the full ddpm-cifar10-32 shape (closed-form weights), images
-   14..17 of a run (across the GEMM chunks of every layer: 4 and 16 images) as one batch, in
-   batches of 2 on one thread, and one at a time. */
+/* An image's result is bit-identical whatever its batch and whatever the thread count: the
+   full ddpm-cifar10-32 shape (closed-form weights), 4 images as one batch, in batches of 2 on
+   one thread, and one at a time. */
 static void test_determinism(void)
 {
     struct unet_config c;
     struct unet u;
     struct rng r;
     char msg[256];
-    enum { N = 4, FIRST = 14 };
+    enum { N = 4 };
     size_t n = 3 * 32 * 32;
     unet_config_cifar10(&c);
     if (unet_init(&u, &c, msg, sizeof msg) == -1) {
@@ -363,14 +362,14 @@ static void test_determinism(void)
     float *a = xmalloc(N * n * sizeof(float)), *b = xmalloc(N * n * sizeof(float));
     rng_seed(&r, 3);
     rng_normal_fill(&r, x, N * n);
-    run_batches(&u, a, x, t, N, FIRST, N, 2);
-    run_batches(&u, b, x, t, N, FIRST, 2, 1);
+    run_batches(&u, a, x, t, N, N, 2);
+    run_batches(&u, b, x, t, N, 2, 1);
     CHECK(memcmp(a, b, N * n * sizeof(float)) == 0,
           "cifar10: batches of 2 on 1 thread == one batch on 2, bitwise");
-    run_batches(&u, b, x, t, N, FIRST, 1, 2);
+    run_batches(&u, b, x, t, N, 1, 2);
     CHECK(memcmp(a, b, N * n * sizeof(float)) == 0,
           "cifar10: one image at a time == one batch, bitwise");
-    test_infer_layout(&u, a, x, t, N, FIRST);
+    test_infer_layout(&u, a, x, t, N);
     free(x), free(a), free(b);
     unet_free(&u);
 }

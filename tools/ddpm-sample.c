@@ -119,6 +119,12 @@ static void write_or_die(struct outfile *o, const char *path, const void *p, siz
    to the GEMMs, and keeps the peak near 500 MB, below PyTorch's 603; transforming the rest
    at every step costs about 5% of a forward's CPU (README, "Start-up and huge pages"). */
 #define UNET_MEM_BYTES ((size_t)500 * 1000000)
+/* At batch 1 (interactive sampling) the activations are small and a forward is mostly its
+   3x3 convs' GEMMs, next to which a transform at every use costs most: 640 MB caches every
+   conv of google/ddpm-cifar10-32 (457 MB of transforms), about 1.2x the images per CPU-second
+   of 500 MB's cache, and the peak stays below the PyTorch script's 657 MB at batch 1 (README,
+   "Start-up and huge pages"). */
+#define UNET_MEM_BYTES_B1 ((size_t)640 * 1000000)
 
 static int check_model(struct unet *u, const char *dir)
 {
@@ -340,7 +346,8 @@ int main(int argc, char **argv)
     /* a run of one forward (-n 1 --steps 1, a smoke test, a first look) uses each transformed
        weight once: caching it would only add its memory */
     long forwards = ((to - from + batch - 1) / batch) * s.n_calls;
-    unet_alloc_infer(&u, (int)batch, forwards > 1 ? UNET_MEM_BYTES : 0);
+    unet_alloc_infer(&u, (int)batch,
+                     forwards <= 1 ? 0 : batch == 1 ? UNET_MEM_BYTES_B1 : UNET_MEM_BYTES);
     par_go_all_checked();
     if (par_outfile_open(&of, &pof, out, msg, sizeof msg) == -1)
         errx(1, "%s: %s", out, msg);

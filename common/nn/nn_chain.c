@@ -112,6 +112,124 @@ static void ch_panel(int nv, int M, int fresh, int kn, const float *A, int lda, 
 }
 #endif
 
+
+#if VL == 16
+/* Few columns (the Winograd products of one image on 4x4 and 8x8 maps: 1 and 4 tiles): with
+   lanes across columns most of each vector is masked off and every A[i][k] costs a broadcast
+   and an FMA for 1 to 4 products. Here the lanes run across RL_MB rows instead: a block of A
+   is transposed into at (k, row) in L1, then per k one load of 16 rows' A[.][k] and one
+   broadcast of B[k][j] per column feed 16 chains. Each chain is still acc = fmaf(A[i][k],
+   B[k][j], acc) over k in order from 0 (carried across blocks of k in acc), so the same bits
+   as the column kernel; only the lanes differ. */
+#define RL_MB 64  /* rows of a block: 4 vectors */
+#define RL_KB 128 /* k of a block: at is 32 KB, in L1 */
+#define RL_NC 4   /* columns at a time: 16 accumulators */
+#define RL_MAXN 8 /* the widest call it takes (see rl_worth) */
+
+/* r[16] (16 rows of 16 floats) transposed in place: unpacks within 128-bit lanes, then
+   lane shuffles */
+static inline __attribute__((always_inline)) void rl_tr16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g+e], 128-bit lane l: rows 4g..4g+3 of column 4l+e */
+    for (int e = 0; e < 4; e++) {
+        __m512 v88 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+        __m512 w88 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+        __m512 vdd = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+        __m512 wdd = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+        r[e] = _mm512_shuffle_f32x4(v88, w88, 0x88);
+        r[8 + e] = _mm512_shuffle_f32x4(v88, w88, 0xdd);
+        r[4 + e] = _mm512_shuffle_f32x4(vdd, wdd, 0x88);
+        r[12 + e] = _mm512_shuffle_f32x4(vdd, wdd, 0xdd);
+    }
+}
+
+/* at[k][r] = A[r][k] for r < mb, k < kb (rows past mb: zeros) */
+static void rl_pack(float *restrict at, const float *A, int lda, int mb, int kb)
+{
+    for (int r0 = 0; r0 < RL_MB; r0 += 16)
+        for (int k0 = 0; k0 < kb; k0 += 16) {
+            int kn = kb - k0 < 16 ? kb - k0 : 16;
+            __mmask16 km = ch_mask(kn);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = r0 + i < mb ? _mm512_maskz_loadu_ps(km, A + (size_t)(r0 + i) * lda + k0)
+                                   : _mm512_setzero_ps();
+            rl_tr16(r);
+            for (int k = 0; k < kn; k++)
+                _mm512_store_ps(at + (size_t)(k0 + k) * RL_MB + r0, r[k]);
+        }
+}
+
+/* acc[j][r] (nc columns from B's column 0, RL_MB rows) over the kb rows of at and of B */
+static inline __attribute__((always_inline)) void
+rl_cols(int nc, int fresh, int kb, const float *restrict at, const float *B, int ldb,
+        float *restrict acc)
+{
+    __m512 a[RL_NC][4];
+#pragma GCC unroll 4
+    for (int j = 0; j < nc; j++)
+        for (int v = 0; v < 4; v++)
+            a[j][v] = fresh ? _mm512_setzero_ps() : _mm512_load_ps(acc + j * RL_MB + v * 16);
+    for (int k = 0; k < kb; k++) {
+        const float *ak = at + (size_t)k * RL_MB, *bk = B + (size_t)k * ldb;
+        __m512 x0 = _mm512_load_ps(ak), x1 = _mm512_load_ps(ak + 16);
+        __m512 x2 = _mm512_load_ps(ak + 32), x3 = _mm512_load_ps(ak + 48);
+#pragma GCC unroll 4
+        for (int j = 0; j < nc; j++) {
+            __m512 b = _mm512_set1_ps(bk[j]);
+            a[j][0] = _mm512_fmadd_ps(x0, b, a[j][0]);
+            a[j][1] = _mm512_fmadd_ps(x1, b, a[j][1]);
+            a[j][2] = _mm512_fmadd_ps(x2, b, a[j][2]);
+            a[j][3] = _mm512_fmadd_ps(x3, b, a[j][3]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < nc; j++)
+        for (int v = 0; v < 4; v++)
+            _mm512_store_ps(acc + j * RL_MB + v * 16, a[j][v]);
+}
+
+static void rl_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc)
+{
+    float at[RL_KB * RL_MB] __attribute__((aligned(64)));
+    float acc[RL_MAXN * RL_MB] __attribute__((aligned(64)));
+    for (int i0 = 0; i0 < M; i0 += RL_MB) {
+        int mb = M - i0 < RL_MB ? M - i0 : RL_MB;
+        for (int k0 = 0; k0 < K; k0 += RL_KB) {
+            int kb = K - k0 < RL_KB ? K - k0 : RL_KB, fresh = k0 == 0;
+            rl_pack(at, A + (size_t)i0 * lda + k0, lda, mb, kb);
+            const float *Bk = B + (size_t)k0 * ldb;
+            for (int j = 0; j < N; j += RL_NC) {
+                float *aj = acc + (size_t)j * RL_MB;
+                switch (N - j < RL_NC ? N - j : RL_NC) {
+                case 1: rl_cols(1, fresh, kb, at, Bk + j, ldb, aj); break;
+                case 2: rl_cols(2, fresh, kb, at, Bk + j, ldb, aj); break;
+                case 3: rl_cols(3, fresh, kb, at, Bk + j, ldb, aj); break;
+                default: rl_cols(4, fresh, kb, at, Bk + j, ldb, aj); break;
+                }
+            }
+        }
+        for (int r = 0; r < mb; r++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)(i0 + r) * ldc + j] = acc[j * RL_MB + r];
+    }
+}
+#endif
+
 #ifndef CH_KB
 #define CH_KB 256
 #endif
@@ -128,6 +246,12 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
         return;
     }
 #ifdef VL
+#if VL == 16
+    if (N <= RL_MAXN) {
+        rl_gemm(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
     const int NB = CH_NV * VL;
     for (int k0 = 0; k0 < K; k0 += CH_KB) {
         int kn = K - k0 < CH_KB ? K - k0 : CH_KB, fresh = k0 == 0;

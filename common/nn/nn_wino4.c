@@ -15,6 +15,7 @@
    and its rounding error is about 20x larger. See nn_wino4.h. */
 #include "nn/nn_wino4.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -111,46 +112,72 @@ size_t nn_wino4_scratch(int N, int C, int H, int W, int OC)
     return 36 * ((size_t)C * T + (size_t)OC * T);
 }
 
+/* x/6, x/12, x/24 rounded as the float divisions are, without the divider: x times the double
+   nearest 1/d, rounded to float. When x/d is a dyadic rational (3 divides x's significand) it
+   has at most 24 bits, the double product lies within 2^-54 relative of it and rounds to it
+   exactly; otherwise x/d's binary expansion repeats 01 and stays at least 2^-27 relative
+   from a float halfway point, far beyond the product's error, so both round the same way.
+   Checked on all 2^32 floats (NaNs aside) for d = 6, 12, 24. The divisions were the
+   transform's cost: a 16-lane vdivps issues about once per 10 cycles. x/4 is x * 0.25f, an
+   exact scaling rounded once either way. */
+static inline float div6(float x)
+{
+    return (float)((double)x * (1.0 / 6));
+}
+static inline float div12(float x)
+{
+    return (float)((double)x * (1.0 / 12));
+}
+static inline float div24(float x)
+{
+    return (float)((double)x * (1.0 / 24));
+}
+
 /* U (36,OC,C) = G g G^T per (oc, c), in chunks of WW input channels so that each of the 36
    outputs is a contiguous vector store and the arithmetic vectorises (the same operations in
    the same order as a per-kernel G g G^T, so the same bits). Training rebuilds it every
-   step, so it is worth the care. */
+   step, and inference on the convs left out of the cache at every use, so it is worth the
+   care. */
 #define WW 32
+/* one kernel row oc, input channels c0 .. c0+n-1 (n <= WW): g its 3x3 kernels, u0 where
+   U[0][oc][c0] lives, st the distance between two products' matrices */
+static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
+{
+    float f[9][WW], t[6][3][WW];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++)
+            f[k][i] = g[i * 9 + k];
+    for (int x = 0; x < 3; x++)
+        for (int i = 0; i < n; i++) { /* t (6,3) = G g, columns */
+            float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
+            t[0][x][i] = g0 * 0.25f;
+            t[1][x][i] = div6(-(g0 + g1 + g2));
+            t[2][x][i] = div6(-(g0 - g1 + g2));
+            t[3][x][i] = div24(g0) + div12(g1) + div6(g2);
+            t[4][x][i] = div24(g0) - div12(g1) + div6(g2);
+            t[5][x][i] = g2;
+        }
+    for (int y = 0; y < 6; y++) { /* u (6,6) = t G^T, rows */
+        float *u = u0 + (size_t)(y * 6) * st;
+        for (int i = 0; i < n; i++) {
+            float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
+            u[i] = g0 * 0.25f;
+            u[st + i] = div6(-(g0 + g1 + g2));
+            u[2 * st + i] = div6(-(g0 - g1 + g2));
+            u[3 * st + i] = div24(g0) + div12(g1) + div6(g2);
+            u[4 * st + i] = div24(g0) - div12(g1) + div6(g2);
+            u[5 * st + i] = g2;
+        }
+    }
+}
+
 void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int oc = 0; oc < OC; oc++)
-        for (int c0 = 0; c0 < C; c0 += WW) {
-            int n = C - c0 < WW ? C - c0 : WW;
-            const float *g = w + ((size_t)oc * C + c0) * 9;
-            float f[9][WW], t[6][3][WW];
-            for (int i = 0; i < n; i++)
-                for (int k = 0; k < 9; k++)
-                    f[k][i] = g[i * 9 + k];
-            for (int x = 0; x < 3; x++)
-                for (int i = 0; i < n; i++) { /* t (6,3) = G g, columns */
-                    float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
-                    t[0][x][i] = g0 / 4;
-                    t[1][x][i] = -(g0 + g1 + g2) / 6;
-                    t[2][x][i] = -(g0 - g1 + g2) / 6;
-                    t[3][x][i] = g0 / 24 + g1 / 12 + g2 / 6;
-                    t[4][x][i] = g0 / 24 - g1 / 12 + g2 / 6;
-                    t[5][x][i] = g2;
-                }
-            size_t st = (size_t)OC * C;
-            for (int y = 0; y < 6; y++) { /* u (6,6) = t G^T, rows */
-                float *u0 = U + ((size_t)(y * 6) * OC + oc) * C + c0;
-                for (int i = 0; i < n; i++) {
-                    float g0 = t[y][0][i], g1 = t[y][1][i], g2 = t[y][2][i];
-                    u0[i] = g0 / 4;
-                    u0[st + i] = -(g0 + g1 + g2) / 6;
-                    u0[2 * st + i] = -(g0 - g1 + g2) / 6;
-                    u0[3 * st + i] = g0 / 24 + g1 / 12 + g2 / 6;
-                    u0[4 * st + i] = g0 / 24 - g1 / 12 + g2 / 6;
-                    u0[5 * st + i] = g2;
-                }
-            }
-        }
+        for (int c0 = 0; c0 < C; c0 += WW)
+            wino_w_chunk(U + (size_t)oc * C + c0, (size_t)OC * C, w + ((size_t)oc * C + c0) * 9,
+                         C - c0 < WW ? C - c0 : WW);
 }
 
 size_t nn_wino4_tiles(int N, int C, int H, int W)
@@ -206,10 +233,42 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
     }
 }
 
+/* M (36,OC,T) = the products with the weights transformed here, WINO_OB kernel rows at a
+   time just before those rows' 36 GEMMs: a conv whose transform is not cached (inference on
+   the largest maps) then writes its U (4x the weights) to memory and reads it back no more; a
+   block's 36 (WINO_OB, C) matrices (at most 0.9 MB at C = 512) stay in the L2 of the thread
+   that made them. The same transform and the same chains, so the same bits. ub: 36*OC*C
+   floats (nn_wino4_weights' room), cut into one block's room per thread when the threads'
+   blocks fit, else per block. */
+#define WINO_OB 12 /* a multiple of the chain kernel's row blocks (6 and 12) */
+static void wino_products_w(float *M, const float *V, const float *w, float *ub, int T, int C,
+                            int OC)
+{
+    int nb = (OC + WINO_OB - 1) / WINO_OB;
+#pragma omp parallel
+    {
+        int per_thread = omp_get_num_threads() * WINO_OB <= OC;
+#pragma omp for schedule(dynamic, 1)
+        for (int ib = 0; ib < nb; ib++) {
+            int oc0 = ib * WINO_OB, ob = OC - oc0 < WINO_OB ? OC - oc0 : WINO_OB;
+            float *Ub = ub + 36 * (size_t)C *
+                                 (per_thread ? (size_t)omp_get_thread_num() * WINO_OB : (size_t)oc0);
+            for (int r = 0; r < ob; r++)
+                for (int c0 = 0; c0 < C; c0 += WW)
+                    wino_w_chunk(Ub + (size_t)r * C + c0, (size_t)ob * C,
+                                 w + ((size_t)(oc0 + r) * C + c0) * 9,
+                                 C - c0 < WW ? C - c0 : WW);
+            for (int p = 0; p < 36; p++)
+                nn_sgemm_chain(ob, T, C, Ub + (size_t)p * ob * C, C, V + (size_t)p * C * T, T,
+                               M + ((size_t)p * OC + oc0) * T, T);
+        }
+    }
+}
+
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *b, int N, int C, int H, int W, int OC,
-                       struct nn_wino4_times *times)
+                       const float *w, float *ub, const float *b, int N, int C, int H, int W,
+                       int OC, struct nn_wino4_times *times)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, T = Tr, c0 = 0;
@@ -223,15 +282,20 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         t0 = t1;
     }
 
-    /* the 36 products, one fixed-order GEMM per (product, block of columns) */
+    if (U != NULL) {
+        /* the 36 products, one fixed-order GEMM per (product, block of columns) */
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int p = 0; p < 36; p++)
-        for (int j = 0; j < nch; j++) {
-            size_t j0 = (size_t)j * WINO_GEMM_COLS;
-            int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
-            nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C, V + (size_t)p * C * T + j0,
-                           (int)T, M + (size_t)p * OC * T + j0, (int)T);
-        }
+        for (int p = 0; p < 36; p++)
+            for (int j = 0; j < nch; j++) {
+                size_t j0 = (size_t)j * WINO_GEMM_COLS;
+                int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
+                nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C,
+                               V + (size_t)p * C * T + j0, (int)T,
+                               M + (size_t)p * OC * T + j0, (int)T);
+            }
+    } else {
+        wino_products_w(M, V, w, ub, (int)T, C, OC);
+    }
     if (times) {
         t1 = util_now();
         times->gemm_sec += t1 - t0;
@@ -270,12 +334,28 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, b, N, C, H, W, OC, times);
+               U, NULL, NULL, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
+                        const float *w, const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times)
+{
+    const float *U = NULL;
+    if (wino_cols(N, wino_tpi(H, W)) < 16) { /* the row-lane kernel wants 64 rows a call */
+        double t0 = times ? util_now() : 0.0;
+        nn_wino4_weights(ubuf, w, C, OC);
+        if (times)
+            times->gemm_sec += util_now() - t0;
+        U = ubuf;
+    }
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+               U, w, ubuf, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, b, N, C, H, W, OC, times);
+    wino_conv3(out, v, scratch, in, U, NULL, NULL, b, N, C, H, W, OC, times);
 }

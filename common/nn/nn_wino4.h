@@ -30,6 +30,13 @@ void nn_wino4_weights(float *U, const float *w, int C, int OC);
 void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
                       const float *b, int N, int C, int H, int W, int OC,
                       struct nn_wino4_times *times);
+/* The same on the raw weights w (OC,C,3,3): a block of kernel rows transformed just before
+   its GEMMs, in ubuf (36*C*OC floats, nn_wino4_weights' room, of which it may use only a
+   block per thread), for a conv whose U is not kept: U never goes to memory and back. The
+   same bits as nn_wino4_weights then nn_wino4_forward. */
+void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
+                        const float *w, const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times);
 /* The same with the transformed input tiles V (36,C,T) written to v
    (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part:
    nn_wino4_dw reads them back. */

@@ -1,6 +1,8 @@
 /* nn_sgemm_chain (nn_chain.c) against OpenBLAS on one thread, on the Winograd products'
-   shapes: (OC x C) (C x T) with T = 256 (a full chunk of the padded forward), 16 and 64 (the
-   tiles of one image at 16x16 and 32x32), 1024 (batch 16 at 32x32 in one call). One line per
+   shapes: (OC x C) (C x T) with T = 256 (a full chunk of the padded forward), 1, 4, 16 and 64
+   (the tiles of one image at 4x4, 8x8, 16x16 and 32x32: batch 1, where T <= 8 takes the
+   kernel with lanes across rows), 2 and 8 (batch 2 at 4x4, 8x8), 1024 (batch 16 at 32x32 in
+   one call). One line per
    shape: GFLOP/s of the chain kernel on T columns, of OpenBLAS on T columns and on the 256
    columns the padded forward runs; best of 7 alternating rounds, CPU time.
    Then the check: column j and row i of C give the same bits whatever the call's width, the
@@ -67,6 +69,12 @@ static int check(void)
             bad += memcmp(D + (size_t)(i - i0) * (j1 - j0), C + (size_t)i * N + j0,
                           (size_t)(j1 - j0) * 4) != 0;
     }
+    for (int n = 1; n <= 17; n++) /* the narrow calls, whole rows: the row-lane kernel */
+        for (int j0 = 0; j0 + n <= N; j0 += 37) {
+            nn_sgemm_chain(M, n, K, A, K, B + j0, N, D, n);
+            for (int i = 0; i < M; i++)
+                bad += memcmp(D + (size_t)i * n, C + (size_t)i * N + j0, (size_t)n * 4) != 0;
+        }
     printf("check: %s (%d mismatching rows or elements)\n", bad ? "FAIL" : "ok", bad);
     free(A), free(B), free(C), free(D);
     return bad != 0;
@@ -75,7 +83,7 @@ static int check(void)
 int main(int argc, char **argv)
 {
     static const int shapes[][2] = {{128, 128}, {256, 256}, {256, 512}, {512, 256}, {128, 256}};
-    static const int Ts[] = {256, 16, 64, 1024};
+    static const int Ts[] = {256, 1, 2, 4, 8, 16, 64, 1024};
     if (check())
         return 1;
     if (argc > 1 && strcmp(argv[1], "-c") == 0)

@@ -4,7 +4,9 @@
    tile and tail (M, N, K not multiples of 4, 6, 8, 12, 16, 64; K past the 256-deep blocks),
    for strided A, B and C, and for any sub-range of rows and columns of a call (what lets the
    UNet drop its padded GEMM chunks); and the values must be a matrix product (a float64 loop,
-   within float32 rounding of the sum). */
+   within float32 rounding of the sum). The calls of few columns (the Winograd products of one
+   image: 1, 4, 16 tiles) take another kernel, lanes across rows, hence the small-N shapes
+   around its row and k blocks (64, 128) and its widest call. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -122,7 +124,14 @@ int main(void)
         test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 0);
         test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 3);
     }
+    static const int small_n[] = {1, 2, 3, 4, 5, 7, 8, 9, 16};
+    static const int small_mk[][2] = {{1, 1},    {15, 16},  {17, 127}, {63, 128},
+                                      {64, 129}, {65, 300}, {130, 33}, {256, 256}};
+    for (size_t n = 0; n < sizeof small_n / sizeof small_n[0]; n++)
+        for (size_t i = 0; i < sizeof small_mk / sizeof small_mk[0]; i++)
+            test_shape(small_mk[i][0], small_n[n], small_mk[i][1], n % 2 ? 5 : 0);
     test_subranges(29, 70, 40);
+    test_subranges(130, 9, 150);
     test_subranges(13, 300, 260);
     return test_done();
 }

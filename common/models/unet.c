@@ -54,7 +54,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     struct nn_wino4_times tm;
     int ipc = nn_wino4_chunk_images(H, W);
     assert(nn_wino4_scratch(1, C, H, W, OC) <= u->acts.n_scratch);
-    if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc - u->first % ipc) {
+    if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc) {
         /* one chunk (batch 1 always): the transform fused into the GEMMs, whose time it
            then counts in */
         nn_wino4_forward_w(out, u->acts.scratch, u->wino.tmp, in, w, b, B, C, H, W, OC,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "io/img.h"
+#include "models/dinov2_prof.h"
 #include "nn/nn.h"
 #include "util/util.h"
 
@@ -124,19 +125,44 @@ static void block_forward(const struct dinov2_config *c, const struct dinov2_blo
 {
     int T = ws->T, D = c->dim;
     size_t DD = (size_t)D * D;
+    double fl = 2.0 * T * D; /* flops of a GEMM over the tokens, per output column and k */
+    DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
     nn_layer_norm_forward(ws->h, ws->x, b->norm1_w, b->norm1_b, T, D, DINOV2_EPS);
+    DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
     /* qkv = Linear(D, 3D) as three GEMMs over its q, k and v row blocks: no reshuffle */
+    DINOV2_PROF_BEGIN(DINOV2_PROF_QKV);
     nn_linear_forward(ws->q, ws->h, b->qkv_w, b->qkv_b, T, D, D);
     nn_linear_forward(ws->k, ws->h, b->qkv_w + DD, b->qkv_b + D, T, D, D);
     nn_linear_forward(ws->v, ws->h, b->qkv_w + 2 * DD, b->qkv_b + 2 * D, T, D, D);
+    DINOV2_PROF_END(DINOV2_PROF_QKV, 3 * fl * D);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_ATTN);
     nn_attention_forward(ws->a, ws->att, ws->q, ws->k, ws->v, 1, T, D, c->heads);
+    DINOV2_PROF_END(DINOV2_PROF_ATTN, 2.0 * fl * T);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_PROJ);
     nn_linear_forward(ws->h, ws->a, b->proj_w, b->proj_b, T, D, D);
+    DINOV2_PROF_END(DINOV2_PROF_PROJ, fl * D);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
     add_scaled(ws->x, ws->h, b->ls1, T, D);
-    nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, T, D, DINOV2_EPS);
+    DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
+    {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
+        nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, T, D, DINOV2_EPS);
+        DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
+    }
+    DINOV2_PROF_BEGIN(DINOV2_PROF_FC1);
     nn_linear_forward(ws->m, ws->h, b->fc1_w, b->fc1_b, T, D, c->mlp);
+    DINOV2_PROF_END(DINOV2_PROF_FC1, fl * c->mlp);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_GELU);
     nn_gelu_forward(ws->m, ws->m, (size_t)T * c->mlp);
+    DINOV2_PROF_END(DINOV2_PROF_GELU, 0.0);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_FC2);
     nn_linear_forward(ws->h, ws->m, b->fc2_w, b->fc2_b, T, c->mlp, D);
-    add_scaled(ws->x, ws->h, b->ls2, T, D);
+    DINOV2_PROF_END(DINOV2_PROF_FC2, fl * c->mlp);
+    {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
+        add_scaled(ws->x, ws->h, b->ls2, T, D);
+        DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
+    }
 }
 
 /* one image x (3,H,W) -> feat (D) */
@@ -144,15 +170,19 @@ static void forward1(const struct dinov2 *net, struct dinov2_ws *ws, float *feat
 {
     const struct dinov2_config *c = &net->cfg;
     int D = c->dim, T = ws->T;
+    DINOV2_PROF_BEGIN(DINOV2_PROF_PATCH);
     patchify(ws->m, x, ws->H, ws->W, c->patch, ws->gh, ws->gw);
     nn_linear_forward(ws->x + D, ws->m, net->patch_w, net->patch_b, T - 1,
                       3 * c->patch * c->patch, D);
     memcpy(ws->x, net->cls_token, (size_t)D * sizeof(float));
     nn_add_forward(ws->x, ws->x, ws->pos, (size_t)T * D);
+    DINOV2_PROF_END(DINOV2_PROF_PATCH, 2.0 * (T - 1) * 3 * c->patch * c->patch * D);
     for (int b = 0; b < c->depth; b++)
         block_forward(c, &net->blocks[b], ws);
     /* forward_features' x_norm_clstoken: the final norm of token 0 */
+    DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
     nn_layer_norm_forward(feat, ws->x, net->norm_w, net->norm_b, 1, D, DINOV2_EPS);
+    DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
 }
 
 void dinov2_forward(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
@@ -167,7 +197,9 @@ void dinov2_forward_u8(const struct dinov2 *net, struct dinov2_ws *ws, float *fe
                        const uint8_t *img, int N, int H, int W)
 {
     for (int i = 0; i < N; i++) {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_PRE);
         dinov2_preprocess(ws->pre, ws->tmp, img + (size_t)i * H * W * 3, H, W);
+        DINOV2_PROF_END(DINOV2_PROF_PRE, 0.0);
         forward1(net, ws, feat + (size_t)i * net->cfg.dim, ws->pre);
     }
 }

@@ -1,0 +1,156 @@
+/* Linear layers on weights packed once (nn_pack_linear): out (M,N) = in (M,K) W^T + b, W (N,K)
+   as torch.nn.Linear stores it, N a multiple of NN_PACK_NR.
+
+   Why not OpenBLAS: DINOv2 runs the same weights over every token of a batch, and OpenBLAS
+   sums an element in an order that depends on its place in the call (nn.c), so the ViT had to
+   run one image (257 rows) at a time to keep features independent of the batch; each image
+   then streamed all 1.2 GB of weights through the cache and repacked them. Here every output
+   element is one fused multiply-add chain from its bias over k = 0 .. K-1 in order (k blocks
+   of NN_PACK_KC, the float stored in C between blocks, which changes nothing), so its bits
+   depend on its row of in and column of W alone: images can share the GEMMs, and the split
+   between threads (by column panels) is free.
+
+   Layout: W packed in panels of NR = 32 output columns, each panel (K, 32) row-major, so the
+   micro-kernel reads its two vectors of B per k contiguously. A block of at most 12 rows of in
+   by KC is copied k-major (12 floats per k) to a buffer that stays in L1, then runs over the
+   thread's panels (their KC rows stay in L2): 12 x 2 vector accumulators, 12 broadcasts and 2
+   loads per 24 FMAs. */
+#include <omp.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define NR NN_PACK_NR
+#define MR 12
+#define KC 256
+#define NC 16 /* panels a sweep: their KC rows (512 KB) stay in L2 */
+
+void nn_pack_linear(float *wp, const float *w, int N, int K)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * K > 65536)
+    for (int p = 0; p < N / NR; p++)
+        for (int k = 0; k < K; k++)
+            for (int c = 0; c < NR; c++)
+                wp[((size_t)p * K + k) * NR + c] = w[((size_t)p * NR + c) * K + k];
+}
+
+#if defined(__AVX512F__)
+/* C rows 0..R-1, columns 0..31 (+)= A block (kc, MR) x B panel rows (kc, 32) */
+static inline __attribute__((always_inline)) void
+kern(int R, int kc, const float *ap, const float *bp, float *C, int ldc, const float *bias)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = bias != NULL ? _mm512_loadu_ps(bias) : _mm512_loadu_ps(C + (size_t)r * ldc);
+        acc[r][1] = bias != NULL ? _mm512_loadu_ps(bias + 16)
+                                 : _mm512_loadu_ps(C + (size_t)r * ldc + 16);
+    }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp + (size_t)k * NR), b1 = _mm512_loadu_ps(bp + (size_t)k * NR + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(ap[k * MR + r]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        _mm512_storeu_ps(C + (size_t)r * ldc, acc[r][0]);
+        _mm512_storeu_ps(C + (size_t)r * ldc + 16, acc[r][1]);
+    }
+}
+
+static void kern_r(int R, int kc, const float *ap, const float *bp, float *C, int ldc,
+                   const float *bias)
+{
+    switch (R) {
+#define K_(n) case n: kern(n, kc, ap, bp, C, ldc, bias); break;
+        K_(1) K_(2) K_(3) K_(4) K_(5) K_(6) K_(7) K_(8) K_(9) K_(10) K_(11) K_(12)
+#undef K_
+    }
+}
+#else
+/* the same chains in plain C: fmaf would be a libm call on builds without FMA, so this path
+   multiplies and adds (other bits than the AVX-512 one, the same on every run) */
+static void kern_r(int R, int kc, const float *ap, const float *bp, float *C, int ldc,
+                   const float *bias)
+{
+    for (int r = 0; r < R; r++) {
+        float acc[NR];
+        memcpy(acc, bias != NULL ? bias : C + (size_t)r * ldc, sizeof acc);
+        for (int k = 0; k < kc; k++) {
+            float a = ap[k * MR + r];
+            const float *b = bp + (size_t)k * NR;
+#pragma omp simd
+            for (int c = 0; c < NR; c++)
+                acc[c] += a * b[c];
+        }
+        memcpy(C + (size_t)r * ldc, acc, sizeof acc);
+    }
+}
+#endif
+
+/* column panels [p0, p1) of out, in sweeps of NC panels, on the calling thread */
+static void run_panels(int p0, int p1, float *out, int ldo, const float *in, int ldi,
+                       const float *wp, const float *b, int M, int K)
+{
+    static const float zero[NR];
+    float ap[KC * MR] __attribute__((aligned(64)));
+    for (int j0 = p0; j0 < p1; j0 += NC) {
+        int j1 = j0 + NC < p1 ? j0 + NC : p1;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC;
+            for (int i0 = 0; i0 < M; i0 += MR) {
+                int R = M - i0 < MR ? M - i0 : MR;
+                for (int k = 0; k < kc; k++)
+                    for (int r = 0; r < R; r++)
+                        ap[k * MR + r] = in[(size_t)(i0 + r) * ldi + k0 + k];
+                for (int p = j0; p < j1; p++) {
+                    const float *bias = k0 > 0 ? NULL : b != NULL ? b + (size_t)p * NR : zero;
+                    kern_r(R, kc, ap, wp + ((size_t)p * K + k0) * NR,
+                           out + (size_t)i0 * ldo + (size_t)p * NR, ldo, bias);
+                }
+            }
+        }
+    }
+}
+
+/* no k: out is the bias */
+static void bias_only(float *out, int ldo, const float *b, int M, int N)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            out[(size_t)i * ldo + j] = b != NULL ? b[j] : 0.0f;
+}
+
+void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, const float *wp,
+                             const float *b, int M, int K, int N)
+{
+    if (K <= 0)
+        bias_only(out, ldo, b, M, N);
+    else if (M > 0)
+        run_panels(0, N / NR, out, ldo, in, ldi, wp, b, M, K);
+}
+
+void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float *wp,
+                      const float *b, int M, int K, int N)
+{
+    int np = N / NR, nt = nn_get_threads();
+    if (K <= 0)
+        bias_only(out, ldo, b, M, N);
+    if (M <= 0 || np <= 0 || K <= 0)
+        return;
+    nt = omp_in_parallel() ? 1 : nt < np ? nt : np;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        run_panels((int)((long)np * t / n), (int)((long)np * (t + 1) / n), out, ldo, in, ldi,
+                   wp, b, M, K);
+    }
+}

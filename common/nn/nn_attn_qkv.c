@@ -21,7 +21,8 @@
 static size_t scratch_size(int T, int C, int heads)
 {
     size_t Tp = ((size_t)T + NR - 1) / NR * NR, D = (size_t)C / heads;
-    return (size_t)T * Tp + D * Tp + (size_t)T * ((D + NR - 1) / NR * NR);
+    /* scores (T, Tp), packed k (Tp x D), packed v (Dp x T), the output of a narrow head */
+    return (size_t)T * Tp + D * Tp + 2 * (size_t)T * ((D + NR - 1) / NR * NR);
 }
 
 /* rows of s (T, ld) -> softmax over the first n entries, in place */
@@ -71,7 +72,7 @@ static void attn1(float *out, int ldo, const float *qkv, int ldq, float *scr, in
         return;
     }
     /* a head width off the panel size: through the scores' buffer, then copied */
-    float *o = kp;
+    float *o = vp + (size_t)Dp * T;
     nn_linear_packed_serial(o, Dp, s, Tp, vp, NULL, T, T, Dp);
     for (int t = 0; t < T; t++)
         memcpy(out + (size_t)t * ldo, o + (size_t)t * Dp, (size_t)D * sizeof(float));

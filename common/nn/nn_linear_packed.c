@@ -6,12 +6,14 @@
    run one image (257 rows) at a time to keep features independent of the batch; each image
    then streamed all 1.2 GB of weights through the cache and repacked them. Here every output
    element is one fused multiply-add chain from its bias over k = 0 .. K-1 in order (k blocks
-   of NN_PACK_KC, the float stored in C between blocks, which changes nothing), so its bits
+   of KC, the float stored in C between blocks, which changes nothing), so its bits
    depend on its row of in and column of W alone: images can share the GEMMs, and the split
    between threads (by column panels) is free.
 
    Layout: W packed in panels of NR = 32 output columns, each panel (K, 32) row-major, so the
-   micro-kernel reads its two vectors of B per k contiguously. A block of at most 12 rows of in
+   micro-kernel reads its two vectors of B per k contiguously. Measured (CPU time, 1 thread,
+   1028 x 1024 x 4096 and the ViT's other shapes, on a loaded machine): 150-165 GFLOP/s
+   against OpenBLAS's 135-160 on the same shapes as nn_linear_forward runs them. A block of at most 12 rows of in
    by KC is copied k-major (12 floats per k) to a buffer that stays in L1, then runs over the
    thread's panels (their KC rows stay in L2): 12 x 2 vector accumulators, 12 broadcasts and 2
    loads per 24 FMAs. */
@@ -26,8 +28,11 @@
 
 #define NR NN_PACK_NR
 #define MR 12
-#define KC 256
-#define NC 16 /* panels a sweep: their KC rows (512 KB) stay in L2 */
+#ifndef KC
+#define KC 384 /* A block 18 KB in L1; 16 panels of B 786 KB in L2 */
+#endif
+#define PF_B 16  /* k steps ahead that B is prefetched to L1 */
+#define NC 16 /* panels a sweep: their KC rows stay in L2 */
 
 void nn_pack_linear(float *wp, const float *w, int N, int K)
 {
@@ -50,7 +55,15 @@ kern(int R, int kc, const float *ap, const float *bp, float *C, int ldc, const f
         acc[r][1] = bias != NULL ? _mm512_loadu_ps(bias + 16)
                                  : _mm512_loadu_ps(C + (size_t)r * ldc + 16);
     }
+    /* the next panel's C tile: it was written a whole k block ago and has left the cache */
+    for (int r = 0; r < R; r++) {
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR + 16), _MM_HINT_T0);
+    }
     for (int k = 0; k < kc; k++) {
+        /* measured 5-10% faster than leaving B's stream from L2 to the hardware prefetcher */
+        _mm_prefetch((const char *)(bp + (size_t)(k + PF_B) * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + (size_t)(k + PF_B) * NR + 16), _MM_HINT_T0);
         __m512 b0 = _mm512_loadu_ps(bp + (size_t)k * NR), b1 = _mm512_loadu_ps(bp + (size_t)k * NR + 16);
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) {

@@ -1,7 +1,7 @@
 /* The packed Linear kernel (nn_linear_packed.c) and the attention on it (nn_attn_qkv.c):
    exact on small integers (every product and sum representable, so any order gives the same
    float), against a double reference on real-valued data over ragged shapes (rows not a
-   multiple of the 12-row block, k not a multiple of the 256 block, strides wider than the
+   multiple of the 12-row block, k not a multiple of the 384 block, strides wider than the
    data, no bias), and the promise callers rely on: a row's bits do not depend on the rows
    around it, its place, or the thread count. Attention against nn_attention_forward on
    separate q, k, v, including a head width (16) narrower than a panel. */

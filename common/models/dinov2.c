@@ -246,11 +246,6 @@ static int read_config(const struct st_file *f, struct dinov2_config *cfg, int h
     cfg->mlp = (int)fc1->shape[0];
     cfg->grid = (int)G;
     cfg->heads = heads > 0 ? heads : cfg->dim >= 64 ? cfg->dim / 64 : 1;
-    if (cfg->dim % NN_PACK_NR != 0 || cfg->mlp % NN_PACK_NR != 0) {
-        snprintf(msg, msglen, "dim %d, mlp %d: not multiples of %d (every official DINOv2's "
-                 "are)", cfg->dim, cfg->mlp, NN_PACK_NR);
-        return -1;
-    }
     if (cfg->heads < 1 || cfg->dim % cfg->heads != 0) {
         snprintf(msg, msglen, "dim %d does not split into %d heads", cfg->dim, cfg->heads);
         return -1;
@@ -298,6 +293,12 @@ int dinov2_load(struct dinov2 *net, const char *path, int heads, char *msg, size
     free(names);
     free(e);
     free(ptr);
+    /* checked after the tensors, so a file missing one says so first */
+    if (rc == 0 && (cfg.dim % NN_PACK_NR != 0 || cfg.mlp % NN_PACK_NR != 0)) {
+        snprintf(msg, msglen, "dim %d, mlp %d: not multiples of %d (every official DINOv2's "
+                 "are)", cfg.dim, cfg.mlp, NN_PACK_NR);
+        rc = -1;
+    }
     if (rc == -1)
         dinov2_free(net);
     else

@@ -66,7 +66,12 @@ void nn_linear_forward(float *out, const float *in, const float *w, const float 
 void nn_pack_linear(float *wp, const float *w, int N, int K);
 void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float *wp,
                       const float *b, int M, int K, int N);
-/* the same on the calling thread only (inside a parallel region) */
+/* the general form on the calling thread: column panel p of out (NN_PACK_NR columns, rows
+   ldo apart) starts at out + p * pstride (pstride NN_PACK_NR: plain row-major; otherwise out
+   may itself be a packed operand); in is (M,K) row-major, or (K,M) when ta */
+void nn_gemm_packed_serial(float *out, int ldo, size_t pstride, const float *in, int ldi,
+                           int ta, const float *wp, const float *b, int M, int K, int N);
+/* nn_linear_packed on the calling thread only (inside a parallel region) */
 void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, const float *wp,
                              const float *b, int M, int K, int N);
 /* Inference self-attention over a fused qkv (N*T, 3C) (rows [q | k | v], heads column

@@ -21,59 +21,79 @@
 static size_t scratch_size(int T, int C, int heads)
 {
     size_t Tp = ((size_t)T + NR - 1) / NR * NR, D = (size_t)C / heads;
-    /* scores (T, Tp), packed k (Tp x D), packed v (Dp x T), the output of a narrow head */
-    return (size_t)T * Tp + D * Tp + 2 * (size_t)T * ((D + NR - 1) / NR * NR);
+    size_t Dp = (D + NR - 1) / NR * NR;
+    /* scores^T (T, Tp), packed q (Tp x D), packed v (T x Dp), a narrow head's output */
+    return (size_t)T * Tp + D * Tp + 2 * (size_t)T * Dp;
 }
 
-/* rows of s (T, ld) -> softmax over the first n entries, in place */
-static void softmax_rows(float *s, int T, int n, int ld)
+/* softmax over keys of s^T (T keys, ld): a query's scores are a column, so the vectors run
+   across queries; NR columns at a time, whose T rows stay in L1 for the three passes */
+static void softmax_cols(float *st, int T, int ld)
 {
-    for (int r = 0; r < T; r++) {
-        float *y = s + (size_t)r * ld, m = -INFINITY, sum = 0;
-#pragma omp simd reduction(max : m)
-        for (int j = 0; j < n; j++)
-            m = y[j] > m ? y[j] : m;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < n; j++) {
-            y[j] = nn_expf(y[j] - m);
-            sum += y[j];
+    for (int p = 0; p < ld; p += NR) {
+        float *b = st + p, m[NR], sum[NR];
+        for (int c = 0; c < NR; c++) {
+            m[c] = -INFINITY;
+            sum[c] = 0;
         }
-        float is = 1.0f / sum;
+        for (int j = 0; j < T; j++)
 #pragma omp simd
-        for (int j = 0; j < n; j++)
-            y[j] *= is;
+            for (int c = 0; c < NR; c++)
+                m[c] = b[(size_t)j * ld + c] > m[c] ? b[(size_t)j * ld + c] : m[c];
+        for (int j = 0; j < T; j++)
+#pragma omp simd
+            for (int c = 0; c < NR; c++) {
+                b[(size_t)j * ld + c] = nn_expf(b[(size_t)j * ld + c] - m[c]);
+                sum[c] += b[(size_t)j * ld + c];
+            }
+        for (int c = 0; c < NR; c++)
+            sum[c] = 1.0f / sum[c];
+        for (int j = 0; j < T; j++)
+#pragma omp simd
+            for (int c = 0; c < NR; c++)
+                b[(size_t)j * ld + c] *= sum[c];
     }
 }
 
+/* one (image, head), computed transposed so that the softmax runs along vectors and the
+   second product's left operand, att^T, is read k-major as it lies: s^T (keys x queries) =
+   k (q scale)^T with q packed; then out = att v with att^T as the transposed left operand
+   and v packed (a plain copy of its rows, NR channels a panel) */
 static void attn1(float *out, int ldo, const float *qkv, int ldq, float *scr, int T, int C,
                   int D, float scale)
 {
     int Tp = (T + NR - 1) / NR * NR, Dp = (D + NR - 1) / NR * NR;
-    float *s = scr, *kp = s + (size_t)T * Tp, *vp = kp + (size_t)D * Tp;
+    float *st = scr, *qp = st + (size_t)T * Tp, *vp = qp + (size_t)D * Tp;
+    float *o = vp + (size_t)T * Dp;
     const float *q = qkv, *k = qkv + C, *v = qkv + 2 * C;
-    /* k as the weights (T, D) of a Linear: panels of NR tokens (zero past T), scaled */
     for (int p = 0; p < Tp / NR; p++)
-        for (int d = 0; d < D; d++)
-            for (int c = 0; c < NR; c++) {
-                int t = p * NR + c;
-                kp[((size_t)p * D + d) * NR + c] = t < T ? k[(size_t)t * ldq + d] * scale : 0.0f;
+        for (int c = 0; c < NR; c++) {
+            int t = p * NR + c;
+            float *dst = qp + (size_t)p * D * NR + c;
+            if (t >= T) {
+                for (int d = 0; d < D; d++)
+                    dst[(size_t)d * NR] = 0.0f;
+                continue;
             }
-    nn_linear_packed_serial(s, Tp, q, ldq, kp, NULL, T, D, Tp);
-    softmax_rows(s, T, T, Tp);
-    /* v^T (D, T) as the weights: panel p holds channels p*NR.. for every token */
+            const float *src = q + (size_t)t * ldq;
+            for (int d = 0; d < D; d++)
+                dst[(size_t)d * NR] = src[d] * scale;
+        }
+    nn_gemm_packed_serial(st, Tp, NR, k, ldq, 0, qp, NULL, T, D, Tp);
+    softmax_cols(st, T, Tp);
     for (int p = 0; p < Dp / NR; p++)
-        for (int t = 0; t < T; t++)
-            for (int c = 0; c < NR; c++) {
-                int d = p * NR + c;
-                vp[((size_t)p * T + t) * NR + c] = d < D ? v[(size_t)t * ldq + d] : 0.0f;
-            }
+        for (int t = 0; t < T; t++) {
+            float *dst = vp + ((size_t)p * T + t) * NR;
+            int w = D - p * NR < NR ? D - p * NR : NR;
+            memcpy(dst, v + (size_t)t * ldq + p * NR, (size_t)w * sizeof(float));
+            memset(dst + w, 0, (size_t)(NR - w) * sizeof(float));
+        }
     if (Dp == D) {
-        nn_linear_packed_serial(out, ldo, s, Tp, vp, NULL, T, T, D);
+        nn_gemm_packed_serial(out, ldo, NR, st, Tp, 1, vp, NULL, T, T, D);
         return;
     }
-    /* a head width off the panel size: through the scores' buffer, then copied */
-    float *o = vp + (size_t)Dp * T;
-    nn_linear_packed_serial(o, Dp, s, Tp, vp, NULL, T, T, Dp);
+    /* a head width off the panel size: through a buffer, then copied */
+    nn_gemm_packed_serial(o, Dp, NR, st, Tp, 1, vp, NULL, T, T, Dp);
     for (int t = 0; t < T; t++)
         memcpy(out + (size_t)t * ldo, o + (size_t)t * Dp, (size_t)D * sizeof(float));
 }

@@ -111,25 +111,47 @@ static void kern_r(int R, int kc, const float *ap, const float *bp, float *C, in
 }
 #endif
 
+/* one product: panel p of out starts at out + p * pstride; in is (M,K), or (K,M) when ta */
+struct gemm {
+    float *out;
+    int ldo;
+    size_t pstride;
+    const float *in;
+    int ldi, ta;
+    const float *wp, *b;
+    int M, K;
+};
+
+/* rows i0 .. i0+R-1, k0 .. k0+kc-1 of in, k-major (MR floats a k) */
+static void pack_a(float *ap, const struct gemm *g, int i0, int R, int k0, int kc)
+{
+    if (g->ta) {
+        for (int k = 0; k < kc; k++)
+            memcpy(ap + k * MR, g->in + (size_t)(k0 + k) * g->ldi + i0, (size_t)R * sizeof(float));
+        return;
+    }
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < R; r++)
+            ap[k * MR + r] = g->in[(size_t)(i0 + r) * g->ldi + k0 + k];
+}
+
 /* column panels [p0, p1) of out, in sweeps of NC panels, on the calling thread */
-static void run_panels(int p0, int p1, float *out, int ldo, const float *in, int ldi,
-                       const float *wp, const float *b, int M, int K)
+static void run_panels(const struct gemm *g, int p0, int p1)
 {
     static const float zero[NR];
     float ap[KC * MR] __attribute__((aligned(64)));
+    int M = g->M, K = g->K;
     for (int j0 = p0; j0 < p1; j0 += NC) {
         int j1 = j0 + NC < p1 ? j0 + NC : p1;
         for (int k0 = 0; k0 < K; k0 += KC) {
             int kc = K - k0 < KC ? K - k0 : KC;
             for (int i0 = 0; i0 < M; i0 += MR) {
                 int R = M - i0 < MR ? M - i0 : MR;
-                for (int k = 0; k < kc; k++)
-                    for (int r = 0; r < R; r++)
-                        ap[k * MR + r] = in[(size_t)(i0 + r) * ldi + k0 + k];
+                pack_a(ap, g, i0, R, k0, kc);
                 for (int p = j0; p < j1; p++) {
-                    const float *bias = k0 > 0 ? NULL : b != NULL ? b + (size_t)p * NR : zero;
-                    kern_r(R, kc, ap, wp + ((size_t)p * K + k0) * NR,
-                           out + (size_t)i0 * ldo + (size_t)p * NR, ldo, bias);
+                    const float *bias = k0 > 0 ? NULL : g->b != NULL ? g->b + (size_t)p * NR : zero;
+                    kern_r(R, kc, ap, g->wp + ((size_t)p * K + k0) * NR,
+                           g->out + (size_t)i0 * g->ldo + (size_t)p * g->pstride, g->ldo, bias);
                 }
             }
         }
@@ -137,35 +159,43 @@ static void run_panels(int p0, int p1, float *out, int ldo, const float *in, int
 }
 
 /* no k: out is the bias */
-static void bias_only(float *out, int ldo, const float *b, int M, int N)
+static void bias_only(const struct gemm *g, int N)
 {
-    for (int i = 0; i < M; i++)
+    for (int i = 0; i < g->M; i++)
         for (int j = 0; j < N; j++)
-            out[(size_t)i * ldo + j] = b != NULL ? b[j] : 0.0f;
+            g->out[(size_t)i * g->ldo + (size_t)(j / NR) * g->pstride + j % NR] =
+                g->b != NULL ? g->b[j] : 0.0f;
+}
+
+void nn_gemm_packed_serial(float *out, int ldo, size_t pstride, const float *in, int ldi,
+                           int ta, const float *wp, const float *b, int M, int K, int N)
+{
+    struct gemm g = { out, ldo, pstride, in, ldi, ta, wp, b, M, K };
+    if (K <= 0)
+        bias_only(&g, N);
+    else if (M > 0)
+        run_panels(&g, 0, N / NR);
 }
 
 void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, const float *wp,
                              const float *b, int M, int K, int N)
 {
-    if (K <= 0)
-        bias_only(out, ldo, b, M, N);
-    else if (M > 0)
-        run_panels(0, N / NR, out, ldo, in, ldi, wp, b, M, K);
+    nn_gemm_packed_serial(out, ldo, NR, in, ldi, 0, wp, b, M, K, N);
 }
 
 void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float *wp,
                       const float *b, int M, int K, int N)
 {
+    struct gemm g = { out, ldo, NR, in, ldi, 0, wp, b, M, K };
     int np = N / NR, nt = nn_get_threads();
     if (K <= 0)
-        bias_only(out, ldo, b, M, N);
+        bias_only(&g, N);
     if (M <= 0 || np <= 0 || K <= 0)
         return;
     nt = omp_in_parallel() ? 1 : nt < np ? nt : np;
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
-        run_panels((int)((long)np * t / n), (int)((long)np * (t + 1) / n), out, ldo, in, ldi,
-                   wp, b, M, K);
+        run_panels(&g, (int)((long)np * t / n), (int)((long)np * (t + 1) / n));
     }
 }

@@ -113,28 +113,29 @@ static void patchify(float *out, const float *x, int H, int W, int p, int gh, in
         }
 }
 
-/* x (T,D) += gamma (D) * y (T,D): LayerScale and the residual */
-static void add_scaled(float *x, const float *y, const float *gamma, int T, int D)
+/* x (T,D) += gamma (D) * y (T,D): LayerScale and the residual; then, when nw is given, the
+   next LayerNorm of each row into y while the row is in cache (one pass over x fewer) */
+static void add_scaled_norm(float *x, float *y, const float *gamma, const float *nw,
+                            const float *nb, int T, int D)
 {
 #pragma omp parallel for schedule(static) if ((size_t)T * D > 65536 && !omp_in_parallel())
     for (int t = 0; t < T; t++) {
-        float *xr = x + (size_t)t * D;
-        const float *yr = y + (size_t)t * D;
+        float *xr = x + (size_t)t * D, *yr = y + (size_t)t * D;
 #pragma omp simd
         for (int d = 0; d < D; d++)
             xr[d] += gamma[d] * yr[d];
+        if (nw != NULL)
+            nn_layer_norm_forward(yr, xr, nw, nb, 1, D, DINOV2_EPS);
     }
 }
 
-/* one Block over the n images' tokens: x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x))) */
+/* one Block over the n images' tokens, x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x))),
+   with norm1(x) in h on entry; leaves next_w/next_b's norm of the new x in h (if given) */
 static void block_forward(const struct dinov2_config *c, const struct dinov2_block *b,
-                          struct dinov2_ws *ws, int n)
+                          struct dinov2_ws *ws, int n, const float *next_w, const float *next_b)
 {
     int T = ws->T, D = c->dim, R = n * T, F = c->mlp;
     double fl = 2.0 * R * D; /* flops of a GEMM over the tokens, per output column and k */
-    DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
-    nn_layer_norm_forward(ws->h, ws->x, b->norm1_w, b->norm1_b, R, D, DINOV2_EPS);
-    DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
     DINOV2_PROF_BEGIN(DINOV2_PROF_QKV);
     nn_linear_packed(ws->qkv, 3 * D, ws->h, D, b->qkv_w, b->qkv_b, R, D, 3 * D);
     DINOV2_PROF_END(DINOV2_PROF_QKV, 3 * fl * D);
@@ -145,13 +146,8 @@ static void block_forward(const struct dinov2_config *c, const struct dinov2_blo
     nn_linear_packed(ws->h, D, ws->a, D, b->proj_w, b->proj_b, R, D, D);
     DINOV2_PROF_END(DINOV2_PROF_PROJ, fl * D);
     DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
-    add_scaled(ws->x, ws->h, b->ls1, R, D);
+    add_scaled_norm(ws->x, ws->h, b->ls1, b->norm2_w, b->norm2_b, R, D);
     DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
-    {
-        DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
-        nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, R, D, DINOV2_EPS);
-        DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
-    }
     DINOV2_PROF_BEGIN(DINOV2_PROF_FC1);
     nn_linear_packed(ws->m, F, ws->h, D, b->fc1_w, b->fc1_b, R, D, F);
     DINOV2_PROF_END(DINOV2_PROF_FC1, fl * F);
@@ -163,7 +159,7 @@ static void block_forward(const struct dinov2_config *c, const struct dinov2_blo
     DINOV2_PROF_END(DINOV2_PROF_FC2, fl * F);
     {
         DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
-        add_scaled(ws->x, ws->h, b->ls2, R, D);
+        add_scaled_norm(ws->x, ws->h, b->ls2, next_w, next_b, R, D);
         DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
     }
 }
@@ -184,8 +180,17 @@ static void forward_n(const struct dinov2 *net, struct dinov2_ws *ws, float *fea
         nn_add_forward(xi, xi, ws->pos, (size_t)T * D);
     }
     DINOV2_PROF_END(DINOV2_PROF_PATCH, 2.0 * n * (T - 1) * P * D);
-    for (int b = 0; b < c->depth; b++)
-        block_forward(c, &net->blocks[b], ws, n);
+    if (c->depth > 0) {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
+        nn_layer_norm_forward(ws->h, ws->x, net->blocks[0].norm1_w, net->blocks[0].norm1_b,
+                              n * T, D, DINOV2_EPS);
+        DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
+    }
+    for (int b = 0; b < c->depth; b++) {
+        const struct dinov2_block *nx = b + 1 < c->depth ? &net->blocks[b + 1] : NULL;
+        block_forward(c, &net->blocks[b], ws, n, nx ? nx->norm1_w : NULL,
+                      nx ? nx->norm1_b : NULL);
+    }
     /* forward_features' x_norm_clstoken: the final norm of token 0 */
     DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
     for (int i = 0; i < n; i++)

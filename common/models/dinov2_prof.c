@@ -10,14 +10,14 @@ double dinov2_prof_flop[DINOV2_PROF_N];
 const char *const dinov2_prof_name[DINOV2_PROF_N] = {
     [DINOV2_PROF_PRE] = "preprocess (PIL bicubic, normalise)",
     [DINOV2_PROF_PATCH] = "patch embedding (+ cls, position)",
-    [DINOV2_PROF_NORM] = "layer norms",
+    [DINOV2_PROF_NORM] = "layer norms (first norm1, final norm)",
     [DINOV2_PROF_QKV] = "attention: q, k, v GEMMs",
     [DINOV2_PROF_ATTN] = "attention: q k^T, softmax, att v",
     [DINOV2_PROF_PROJ] = "attention: output GEMM",
     [DINOV2_PROF_FC1] = "MLP fc1 GEMM",
     [DINOV2_PROF_GELU] = "MLP GELU",
     [DINOV2_PROF_FC2] = "MLP fc2 GEMM",
-    [DINOV2_PROF_ADD] = "LayerScale + residual adds",
+    [DINOV2_PROF_ADD] = "LayerScale + residual + next norm",
 };
 
 void dinov2_prof_reset(void)

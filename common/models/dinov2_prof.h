@@ -17,14 +17,14 @@
 enum dinov2_prof_kind {
     DINOV2_PROF_PRE,   /* dgm-eval's preprocessing (PIL bicubic resize, normalise) */
     DINOV2_PROF_PATCH, /* patchify, the patch-embedding GEMM, cls token and position add */
-    DINOV2_PROF_NORM,  /* norm1, norm2 and the final norm */
+    DINOV2_PROF_NORM,  /* the first block's norm1 and the final norm (the others: ADD) */
     DINOV2_PROF_QKV,   /* the q, k, v GEMMs (+ bias) */
     DINOV2_PROF_ATTN,  /* attention core: q k^T, softmax, att v (flops of the two GEMMs) */
     DINOV2_PROF_PROJ,  /* attention output GEMM (+ bias) */
     DINOV2_PROF_FC1,   /* MLP fc1 GEMM (+ bias) */
     DINOV2_PROF_GELU,  /* exact GELU on fc1's output */
     DINOV2_PROF_FC2,   /* MLP fc2 GEMM (+ bias) */
-    DINOV2_PROF_ADD,   /* LayerScale and the residual adds */
+    DINOV2_PROF_ADD,   /* LayerScale and the residual adds, each fused with the next norm */
     DINOV2_PROF_N
 };
 

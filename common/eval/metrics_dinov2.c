@@ -20,25 +20,33 @@ static int features(float *f, struct metrics_input *in, int64_t lo, int64_t hi,
 {
     struct dinov2_ws ws;
     int rc = 0;
-    /* every image runs alone at dgm-eval's 224 x 224: features do not depend on batching */
+    size_t per = 3 * (size_t)DINOV2_SIZE * DINOV2_SIZE;
+    /* DINOV2_BATCH images at a time share the network's GEMMs (the weights are read once
+       for them); features do not depend on the batching (dinov2.h) */
     dinov2_ws_init(&ws, net, DINOV2_SIZE, DINOV2_SIZE);
-    for (int64_t i = lo; i < hi; i++) {
+    for (int64_t i = lo; i < hi && rc == 0; i += DINOV2_BATCH) {
+        int b = hi - i < DINOV2_BATCH ? (int)(hi - i) : DINOV2_BATCH;
         float *fi = f + (size_t)(i - lo) * net->cfg.dim;
         if (in->kind == METRICS_IMAGES) {
             int H = (int)in->arr.shape[1], W = (int)in->arr.shape[2];
-            dinov2_forward_u8(net, &ws, fi, metrics_input_image(in, i), 1, H, W);
+            dinov2_forward_u8(net, &ws, fi, metrics_input_image(in, i), b, H, W);
             continue;
         }
-        struct img im;
-        if (img_load(in->files[i], &im, msg, msglen) == -1) {
-            char m2[512];
-            snprintf(m2, sizeof m2, "%s: %s", in->files[i], msg);
-            snprintf(msg, msglen, "%s", m2);
-            rc = -1;
-            break;
+        /* a folder's images have their own sizes: each resized into its slot of ws.pre */
+        for (int k = 0; k < b; k++) {
+            struct img im;
+            if (img_load(in->files[i + k], &im, msg, msglen) == -1) {
+                char m2[512];
+                snprintf(m2, sizeof m2, "%s: %s", in->files[i + k], msg);
+                snprintf(msg, msglen, "%s", m2);
+                rc = -1;
+                break;
+            }
+            dinov2_preprocess(ws.pre + k * per, ws.tmp, im.rgb, im.h, im.w);
+            img_free(&im);
         }
-        dinov2_forward_u8(net, &ws, fi, im.rgb, 1, im.h, im.w);
-        img_free(&im);
+        if (rc == 0)
+            dinov2_forward(net, &ws, fi, ws.pre, b);
     }
     dinov2_ws_free(&ws);
     return rc;

@@ -12,6 +12,7 @@
 #include "io/pth.h"
 #include "io/st.h"
 #include "models/inception.h"
+#include "nn/nn.h"
 #include "util/util.h"
 
 const struct dinov2_config dinov2_vitl14 = { 14, 1024, 24, 16, 4096, 37 };
@@ -129,6 +130,32 @@ static void carve(struct dinov2 *net, const struct dinov2_config *cfg, float **p
     net->norm_b = ptr[n - 1];
 }
 
+/* the Linear weights into nn_pack_linear's panels, in place (a copy in between): the forward
+   reads them only that way, and a second copy of ViT-L's 1.2 GB would be too much */
+static void pack_weights(struct dinov2 *net)
+{
+    const struct dinov2_config *c = &net->cfg;
+    int D = c->dim, M = c->mlp, P = 3 * c->patch * c->patch;
+    int most = M > 3 * D ? M : 3 * D;
+    most = most > P ? most : P;
+    float *tmp = xmalloc_big((size_t)most * D * sizeof(float));
+    for (int b = -1; b < c->depth; b++) {
+        struct dinov2_block *k = b >= 0 ? &net->blocks[b] : NULL;
+        float *w[4] = { k ? k->qkv_w : net->patch_w, k ? k->proj_w : NULL,
+                        k ? k->fc1_w : NULL, k ? k->fc2_w : NULL };
+        int n[4] = { k ? 3 * D : D, D, M, D };
+        int kk[4] = { k ? D : 3 * c->patch * c->patch, D, D, M };
+        for (int i = 0; i < 4; i++) {
+            if (w[i] == NULL)
+                continue;
+            size_t sz = (size_t)n[i] * kk[i] * sizeof(float);
+            nn_pack_linear(tmp, w[i], n[i], kk[i]);
+            memcpy(w[i], tmp, sz);
+        }
+    }
+    free(tmp);
+}
+
 /* the synthetic scale and offset of tensor t (see dinov2.h) */
 static void synth_scale(const struct dinov2_config *cfg, int t, const int64_t *s, int nd,
                         double *scale, double *offset)
@@ -173,6 +200,7 @@ void dinov2_synthetic(struct dinov2 *net, const struct dinov2_config *cfg)
             p[i] = (float)(offset + scale * inception_synth_u(i, (uint32_t)t));
     }
     free(ptr);
+    pack_weights(net);
 }
 
 static int is_pth(const char *path)
@@ -265,8 +293,16 @@ int dinov2_load(struct dinov2 *net, const char *path, int heads, char *msg, size
     free(names);
     free(e);
     free(ptr);
+    /* checked after the tensors, so a file missing one says so first */
+    if (rc == 0 && (cfg.dim % NN_PACK_NR != 0 || cfg.mlp % NN_PACK_NR != 0)) {
+        snprintf(msg, msglen, "dim %d, mlp %d: not multiples of %d (every official DINOv2's "
+                 "are)", cfg.dim, cfg.mlp, NN_PACK_NR);
+        rc = -1;
+    }
     if (rc == -1)
         dinov2_free(net);
+    else
+        pack_weights(net);
     return rc;
 }
 

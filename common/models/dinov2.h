@@ -6,9 +6,12 @@
    register tokens; the feature is the cls token after the final norm. Key names are those of
    the official dinov2_vitl14_pretrain.pth (343 tensors for ViT-L/14).
 
-   Images run one at a time through GEMMs over that image's tokens (nn_sgemm cuts each into
-   panels set by the shape alone), so a feature is the same bit for bit whatever the batch and
-   the thread count.
+   Up to DINOV2_BATCH images run together through each GEMM (their tokens stacked), on the
+   packed kernel of nn_linear_packed.c, where an output's bits depend on its own row and column
+   alone: a feature is the same bit for bit whatever the batch and the thread count. The
+   Linear weights (patch_embed.proj, attn.qkv, attn.proj, mlp.fc1, mlp.fc2) are held packed
+   (nn_pack_linear) once loaded, so dim and mlp must be multiples of NN_PACK_NR (32; every
+   official DINOv2 is).
 
    Synthetic weights ("synthetic", the ViT-L/14 shape, for tests and offline demos): tensor t
    is the t-th of dinov2_names' order (0 cls_token, 1 pos_embed, 2 mask_token, 3
@@ -29,6 +32,7 @@
 #define DINOV2_WEIGHTS_FILE "dinov2_vitl14_pretrain.pth"
 #define DINOV2_URL "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"
 #define DINOV2_N_BLOCK_TENSORS 14
+#define DINOV2_BATCH 8         /* images a forward pass takes at once */
 
 struct dinov2_config {
     int patch, dim, depth, heads, mlp; /* ViT-L/14: 14, 1024, 24, 16, 4096 */
@@ -38,12 +42,12 @@ extern const struct dinov2_config dinov2_vitl14;
 
 struct dinov2_block {
     float *norm1_w, *norm1_b;   /* (dim) */
-    float *qkv_w, *qkv_b;       /* (3 dim, dim), (3 dim): q, k, v row blocks */
-    float *proj_w, *proj_b;     /* (dim, dim), (dim) */
+    float *qkv_w, *qkv_b;       /* (3 dim, dim) packed, (3 dim): q, k, v row blocks */
+    float *proj_w, *proj_b;     /* (dim, dim) packed, (dim) */
     float *ls1;                 /* (dim) */
     float *norm2_w, *norm2_b;   /* (dim) */
-    float *fc1_w, *fc1_b;       /* (mlp, dim), (mlp) */
-    float *fc2_w, *fc2_b;       /* (dim, mlp), (dim) */
+    float *fc1_w, *fc1_b;       /* (mlp, dim) packed, (mlp) */
+    float *fc2_w, *fc2_b;       /* (dim, mlp) packed, (dim) */
     float *ls2;                 /* (dim) */
 };
 
@@ -53,7 +57,7 @@ struct dinov2 {
     float *cls_token;            /* (dim) */
     float *pos_embed;            /* (1 + grid*grid, dim) */
     float *mask_token;           /* (dim): loaded, unused at inference */
-    float *patch_w, *patch_b;    /* (dim, 3, patch, patch), (dim) */
+    float *patch_w, *patch_b;    /* (dim, 3, patch, patch) packed as (dim, 3 patch^2), (dim) */
     struct dinov2_block *blocks; /* (depth) */
     float *norm_w, *norm_b;      /* (dim) */
     int synthetic;
@@ -91,16 +95,16 @@ int dinov2_open(struct dinov2 *net, const char *path, const char *argv0, char *u
    ImageNet's mean and std, in float32 -> x (3,224,224). tmp: 224*224*3 bytes. */
 void dinov2_preprocess(float *x, uint8_t *tmp, const uint8_t *img, int H, int W);
 
-/* A workspace for inputs of H x W pixels: activations of one image and the position
-   embedding interpolated to its grid (computed here, once). */
+/* A workspace for inputs of H x W pixels: activations of DINOV2_BATCH images and the
+   position embedding interpolated to their grid (computed here, once). */
 struct dinov2_ws {
     int H, W, gh, gw, T;        /* input size, patch grid, tokens (1 + gh*gw) */
     float *mem;                 /* one block for the buffers below */
     float *pos;                 /* (T, dim) */
-    float *x, *h, *q, *k, *v, *a; /* (T, dim) */
-    float *att;                 /* (heads, T, T) */
-    float *m;                   /* (T, mlp); also the patches (gh*gw, 3 patch^2) */
-    float *pre;                 /* (3, 224, 224) */
+    float *x, *h, *a;           /* (DINOV2_BATCH * T, dim) */
+    float *qkv;                 /* (DINOV2_BATCH * T, 3 dim) */
+    float *m;                   /* (DINOV2_BATCH * T, mlp); also the patches */
+    float *pre;                 /* (DINOV2_BATCH, 3, 224, 224) */
     uint8_t *tmp;               /* 224*224*3 */
 };
 void dinov2_ws_init(struct dinov2_ws *ws, const struct dinov2 *net, int H, int W);

@@ -3,10 +3,12 @@
    and the position-embedding interpolation. */
 #include "models/dinov2.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/img.h"
+#include "models/dinov2_prof.h"
 #include "nn/nn.h"
 #include "util/util.h"
 
@@ -64,23 +66,27 @@ void dinov2_ws_init(struct dinov2_ws *ws, const struct dinov2 *net, int H, int W
     ws->gh = H / c->patch;   /* Conv2d(stride = patch) drops the remainder */
     ws->gw = W / c->patch;
     ws->T = 1 + ws->gh * ws->gw;
-    size_t T = (size_t)ws->T, D = (size_t)c->dim, P = 3 * (size_t)c->patch * c->patch;
-    size_t nm = T * c->mlp > (T - 1) * P ? T * c->mlp : (T - 1) * P;
-    size_t S = DINOV2_SIZE;
-    size_t total = 7 * T * D + (size_t)c->heads * T * T + nm + 3 * S * S + S * S;
+    size_t B = DINOV2_BATCH, T = (size_t)ws->T, D = (size_t)c->dim;
+    size_t P = 3 * (size_t)c->patch * c->patch;
+    size_t nm = B * (T * c->mlp > (T - 1) * P ? T * c->mlp : (T - 1) * P);
+    size_t S = DINOV2_SIZE, npre = B * 3 * (size_t)H * W > B * 3 * S * S ? B * 3 * (size_t)H * W
+                                                                         : B * 3 * S * S;
+    size_t total = T * D + 6 * B * T * D + nm + npre + S * S;
     ws->mem = xmalloc_big(total * sizeof(float));
     float *p = ws->mem;
-    float **bufs[7] = { &ws->pos, &ws->x, &ws->h, &ws->q, &ws->k, &ws->v, &ws->a };
-    for (int i = 0; i < 7; i++) {
+    ws->pos = p;
+    p += T * D;
+    float **bufs[3] = { &ws->x, &ws->h, &ws->a };
+    for (int i = 0; i < 3; i++) {
         *bufs[i] = p;
-        p += T * D;
+        p += B * T * D;
     }
-    ws->att = p;
-    p += (size_t)c->heads * T * T;
+    ws->qkv = p;
+    p += 3 * B * T * D;
     ws->m = p;
     p += nm;
     ws->pre = p;
-    p += 3 * S * S;
+    p += npre;
     ws->tmp = (uint8_t *)p;
     dinov2_pos_embed(ws->pos, net, H, W, ws->gh, ws->gw);
 }
@@ -107,67 +113,113 @@ static void patchify(float *out, const float *x, int H, int W, int p, int gh, in
         }
 }
 
-/* x (T,D) += gamma (D) * y (T,D): LayerScale and the residual */
-static void add_scaled(float *x, const float *y, const float *gamma, int T, int D)
+/* x (T,D) += gamma (D) * y (T,D): LayerScale and the residual; then, when nw is given, the
+   next LayerNorm of each row into y while the row is in cache (one pass over x fewer) */
+static void add_scaled_norm(float *x, float *y, const float *gamma, const float *nw,
+                            const float *nb, int T, int D)
 {
+#pragma omp parallel for schedule(static) if ((size_t)T * D > 65536 && !omp_in_parallel())
     for (int t = 0; t < T; t++) {
-        float *xr = x + (size_t)t * D;
-        const float *yr = y + (size_t)t * D;
+        float *xr = x + (size_t)t * D, *yr = y + (size_t)t * D;
+#pragma omp simd
         for (int d = 0; d < D; d++)
             xr[d] += gamma[d] * yr[d];
+        if (nw != NULL)
+            nn_layer_norm_forward(yr, xr, nw, nb, 1, D, DINOV2_EPS);
     }
 }
 
-/* one Block: x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x))) */
+/* one Block over the n images' tokens, x = x + ls1(attn(norm1(x))); x = x + ls2(mlp(norm2(x))),
+   with norm1(x) in h on entry; leaves next_w/next_b's norm of the new x in h (if given) */
 static void block_forward(const struct dinov2_config *c, const struct dinov2_block *b,
-                          struct dinov2_ws *ws)
+                          struct dinov2_ws *ws, int n, const float *next_w, const float *next_b)
 {
-    int T = ws->T, D = c->dim;
-    size_t DD = (size_t)D * D;
-    nn_layer_norm_forward(ws->h, ws->x, b->norm1_w, b->norm1_b, T, D, DINOV2_EPS);
-    /* qkv = Linear(D, 3D) as three GEMMs over its q, k and v row blocks: no reshuffle */
-    nn_linear_forward(ws->q, ws->h, b->qkv_w, b->qkv_b, T, D, D);
-    nn_linear_forward(ws->k, ws->h, b->qkv_w + DD, b->qkv_b + D, T, D, D);
-    nn_linear_forward(ws->v, ws->h, b->qkv_w + 2 * DD, b->qkv_b + 2 * D, T, D, D);
-    nn_attention_forward(ws->a, ws->att, ws->q, ws->k, ws->v, 1, T, D, c->heads);
-    nn_linear_forward(ws->h, ws->a, b->proj_w, b->proj_b, T, D, D);
-    add_scaled(ws->x, ws->h, b->ls1, T, D);
-    nn_layer_norm_forward(ws->h, ws->x, b->norm2_w, b->norm2_b, T, D, DINOV2_EPS);
-    nn_linear_forward(ws->m, ws->h, b->fc1_w, b->fc1_b, T, D, c->mlp);
-    nn_gelu_forward(ws->m, ws->m, (size_t)T * c->mlp);
-    nn_linear_forward(ws->h, ws->m, b->fc2_w, b->fc2_b, T, c->mlp, D);
-    add_scaled(ws->x, ws->h, b->ls2, T, D);
+    int T = ws->T, D = c->dim, R = n * T, F = c->mlp;
+    double fl = 2.0 * R * D; /* flops of a GEMM over the tokens, per output column and k */
+    DINOV2_PROF_BEGIN(DINOV2_PROF_QKV);
+    nn_linear_packed(ws->qkv, 3 * D, ws->h, D, b->qkv_w, b->qkv_b, R, D, 3 * D);
+    DINOV2_PROF_END(DINOV2_PROF_QKV, 3 * fl * D);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_ATTN);
+    nn_attention_qkv_forward(ws->a, ws->qkv, n, T, D, c->heads);
+    DINOV2_PROF_END(DINOV2_PROF_ATTN, 2.0 * fl * T);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_PROJ);
+    nn_linear_packed(ws->h, D, ws->a, D, b->proj_w, b->proj_b, R, D, D);
+    DINOV2_PROF_END(DINOV2_PROF_PROJ, fl * D);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
+    add_scaled_norm(ws->x, ws->h, b->ls1, b->norm2_w, b->norm2_b, R, D);
+    DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_FC1);
+    nn_linear_packed(ws->m, F, ws->h, D, b->fc1_w, b->fc1_b, R, D, F);
+    DINOV2_PROF_END(DINOV2_PROF_FC1, fl * F);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_GELU);
+    nn_gelu_forward(ws->m, ws->m, (size_t)R * F);
+    DINOV2_PROF_END(DINOV2_PROF_GELU, 0.0);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_FC2);
+    nn_linear_packed(ws->h, D, ws->m, F, b->fc2_w, b->fc2_b, R, F, D);
+    DINOV2_PROF_END(DINOV2_PROF_FC2, fl * F);
+    {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_ADD);
+        add_scaled_norm(ws->x, ws->h, b->ls2, next_w, next_b, R, D);
+        DINOV2_PROF_END(DINOV2_PROF_ADD, 0.0);
+    }
 }
 
-/* one image x (3,H,W) -> feat (D) */
-static void forward1(const struct dinov2 *net, struct dinov2_ws *ws, float *feat, const float *x)
+/* n <= DINOV2_BATCH images x (n,3,H,W) -> feat (n,D) */
+static void forward_n(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
+                      const float *x, int n)
 {
     const struct dinov2_config *c = &net->cfg;
-    int D = c->dim, T = ws->T;
-    patchify(ws->m, x, ws->H, ws->W, c->patch, ws->gh, ws->gw);
-    nn_linear_forward(ws->x + D, ws->m, net->patch_w, net->patch_b, T - 1,
-                      3 * c->patch * c->patch, D);
-    memcpy(ws->x, net->cls_token, (size_t)D * sizeof(float));
-    nn_add_forward(ws->x, ws->x, ws->pos, (size_t)T * D);
-    for (int b = 0; b < c->depth; b++)
-        block_forward(c, &net->blocks[b], ws);
+    int D = c->dim, T = ws->T, P = 3 * c->patch * c->patch;
+    size_t per = 3 * (size_t)ws->H * ws->W;
+    DINOV2_PROF_BEGIN(DINOV2_PROF_PATCH);
+    for (int i = 0; i < n; i++) {
+        float *xi = ws->x + (size_t)i * T * D, *pi = ws->m + (size_t)i * (T - 1) * P;
+        patchify(pi, x + i * per, ws->H, ws->W, c->patch, ws->gh, ws->gw);
+        nn_linear_packed(xi + D, D, pi, P, net->patch_w, net->patch_b, T - 1, P, D);
+        memcpy(xi, net->cls_token, (size_t)D * sizeof(float));
+        nn_add_forward(xi, xi, ws->pos, (size_t)T * D);
+    }
+    DINOV2_PROF_END(DINOV2_PROF_PATCH, 2.0 * n * (T - 1) * P * D);
+    if (c->depth > 0) {
+        DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
+        nn_layer_norm_forward(ws->h, ws->x, net->blocks[0].norm1_w, net->blocks[0].norm1_b,
+                              n * T, D, DINOV2_EPS);
+        DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
+    }
+    for (int b = 0; b < c->depth; b++) {
+        const struct dinov2_block *nx = b + 1 < c->depth ? &net->blocks[b + 1] : NULL;
+        block_forward(c, &net->blocks[b], ws, n, nx ? nx->norm1_w : NULL,
+                      nx ? nx->norm1_b : NULL);
+    }
     /* forward_features' x_norm_clstoken: the final norm of token 0 */
-    nn_layer_norm_forward(feat, ws->x, net->norm_w, net->norm_b, 1, D, DINOV2_EPS);
+    DINOV2_PROF_BEGIN(DINOV2_PROF_NORM);
+    for (int i = 0; i < n; i++)
+        nn_layer_norm_forward(feat + (size_t)i * D, ws->x + (size_t)i * T * D, net->norm_w,
+                              net->norm_b, 1, D, DINOV2_EPS);
+    DINOV2_PROF_END(DINOV2_PROF_NORM, 0.0);
 }
 
 void dinov2_forward(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
                     const float *x, int N)
 {
     size_t per = 3 * (size_t)ws->H * ws->W;
-    for (int i = 0; i < N; i++)
-        forward1(net, ws, feat + (size_t)i * net->cfg.dim, x + i * per);
+    for (int i = 0; i < N; i += DINOV2_BATCH) {
+        int n = N - i < DINOV2_BATCH ? N - i : DINOV2_BATCH;
+        forward_n(net, ws, feat + (size_t)i * net->cfg.dim, x + i * per, n);
+    }
 }
 
 void dinov2_forward_u8(const struct dinov2 *net, struct dinov2_ws *ws, float *feat,
                        const uint8_t *img, int N, int H, int W)
 {
-    for (int i = 0; i < N; i++) {
-        dinov2_preprocess(ws->pre, ws->tmp, img + (size_t)i * H * W * 3, H, W);
-        forward1(net, ws, feat + (size_t)i * net->cfg.dim, ws->pre);
+    size_t per = 3 * (size_t)DINOV2_SIZE * DINOV2_SIZE;
+    for (int i = 0; i < N; i += DINOV2_BATCH) {
+        int n = N - i < DINOV2_BATCH ? N - i : DINOV2_BATCH;
+        DINOV2_PROF_BEGIN(DINOV2_PROF_PRE);
+        for (int j = 0; j < n; j++)
+            dinov2_preprocess(ws->pre + j * per, ws->tmp, img + (size_t)(i + j) * H * W * 3, H,
+                              W);
+        DINOV2_PROF_END(DINOV2_PROF_PRE, 0.0);
+        forward_n(net, ws, feat + (size_t)i * net->cfg.dim, ws->pre, n);
     }
 }

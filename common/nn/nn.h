@@ -56,6 +56,28 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
    in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */
 void nn_linear_forward(float *out, const float *in, const float *w, const float *b,
                        int N, int IN, int OUT);
+/* Linear on packed weights (nn_linear_packed.c): nn_pack_linear writes W (N,K) (N a
+   multiple of NN_PACK_NR) as panels wp (N*K floats); nn_linear_packed then gives out (M,N)
+   (row stride ldo) = in (M,K) (row stride ldi) W^T + b (b NULL: 0), every element one fused
+   multiply-add chain from its bias over k in order, so its bits depend on its row of in and
+   column of W alone (not on M, the row's place or the thread count). Threads split the
+   column panels. */
+#define NN_PACK_NR 32
+void nn_pack_linear(float *wp, const float *w, int N, int K);
+void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float *wp,
+                      const float *b, int M, int K, int N);
+/* the general form on the calling thread: column panel p of out (NN_PACK_NR columns, rows
+   ldo apart) starts at out + p * pstride (pstride NN_PACK_NR: plain row-major; otherwise out
+   may itself be a packed operand); in is (M,K) row-major, or (K,M) when ta */
+void nn_gemm_packed_serial(float *out, int ldo, size_t pstride, const float *in, int ldi,
+                           int ta, const float *wp, const float *b, int M, int K, int N);
+/* nn_linear_packed on the calling thread only (inside a parallel region) */
+void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, const float *wp,
+                             const float *b, int M, int K, int N);
+/* Inference self-attention over a fused qkv (N*T, 3C) (rows [q | k | v], heads column
+   slices of each) -> out (N*T, C), on the packed kernel (nn_attn_qkv.c); bits independent of
+   N and of the thread count. */
+void nn_attention_qkv_forward(float *out, const float *qkv, int N, int T, int C, int heads);
 void nn_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int N, int IN, int OUT);
 

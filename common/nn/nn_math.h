@@ -75,4 +75,50 @@ static inline float nn_tanhf_rational(float x)
     q = q * x2 + 4.89352518554385e-03f;
     return fabsf(x) < 0.0004f ? x : xc * p / q;
 }
+/* erf in float32 as Norbert Juffa's erff (his published minimax fits, within 1 ulp with a
+   correctly rounded exp): x + x P(x^2) below |x| = 0.9277, else 1 - e^Q(|x|) with the sign of
+   x. Branch-free (both sides computed, one kept) and written op for op as the AVX-512 path of
+   nn_gelu_forward, which must give the same bits; its exp is Cephes' (as nn_expf) with every
+   step an fmaf, within 2 ulp on [-87, 0], and clamped there (e^-87 is nothing next to 1).
+   NaN stays NaN (the comparison fails and the polynomial side carries it); erf(+-inf) = +-1. */
+static inline float nn_erf_exp(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } s = {((int32_t)n + 127) << 23};
+    return p * s.f;
+}
+
+static inline float nn_erff(float a)
+{
+    float t = fabsf(a), s = a * a;
+    float r = fmaf(-1.72853470e-5f, t, 3.83197126e-4f);
+    float u = fmaf(-3.88396438e-3f, t, 2.42546219e-2f);
+    r = fmaf(r, s, u);
+    r = fmaf(r, t, -1.06777877e-1f);
+    r = fmaf(r, t, -6.34846687e-1f);
+    r = fmaf(r, t, -1.28717512e-1f);
+    r = fmaf(r, t, -t);
+    float big = copysignf(1.0f - nn_erf_exp(r), a);
+    float c = -5.96761703e-4f;
+    c = fmaf(c, s, 4.99119423e-3f);
+    c = fmaf(c, s, -2.67681349e-2f);
+    c = fmaf(c, s, 1.12819925e-1f);
+    c = fmaf(c, s, -3.76125336e-1f);
+    c = fmaf(c, s, 1.28379166e-1f);
+    c = fmaf(c, a, a);
+    return t > 0.927734375f ? big : c;
+}
 #endif

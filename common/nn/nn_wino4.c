@@ -9,6 +9,9 @@
      G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
      A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
    float32 error is about 1e-6 relative to the output scale for these channel counts.
+   The tile transforms run per (image, channel) on two buffers that stay in L1 (see LT), so V
+   and M, tens of MB at batch 16 with slots C*T floats apart, are each written or read once,
+   in runs of an image's tiles, rather than pass after pass in place.
    Why both this and F(2x2,3x3) (nn_wino.c, what nn_conv.c dispatches to): on the UNet's
    shapes (128-256 channels, batch 16, pad 1) this one is faster, so the UNet calls it; under
    nn_conv.c, with any padding and the Inception network's shapes, F(4x4) measured no faster
@@ -24,55 +27,67 @@
 #define TS 4 /* output tile */
 #define AS 6 /* input tile */
 
-/* the 1-D transforms over n tiles, in place, six distinct slot vectors */
-static void bt6v(float *restrict p0, float *restrict p1, float *restrict p2,
-                 float *restrict p3, float *restrict p4, float *restrict p5, int n)
+/* The 1-D transforms over n tiles, out of place: input slot k at x + k*xs, output slot k at
+   y + k*ys. Out of place so that a pass can read M or write V directly (strided slots of the
+   big buffers) while its other side is the L1 buffer. */
+static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
-        float d0 = p0[t], d1 = p1[t], d2 = p2[t], d3 = p3[t], d4 = p4[t], d5 = p5[t];
-        p0[t] = 4 * d0 - 5 * d2 + d4;
-        p1[t] = -4 * d1 - 4 * d2 + d3 + d4;
-        p2[t] = 4 * d1 - 4 * d2 - d3 + d4;
-        p3[t] = -2 * d1 - d2 + 2 * d3 + d4;
-        p4[t] = 2 * d1 - d2 - 2 * d3 + d4;
-        p5[t] = 4 * d1 - 5 * d3 + d5;
+        float d0 = x[t], d1 = x[xs + t], d2 = x[2 * xs + t], d3 = x[3 * xs + t];
+        float d4 = x[4 * xs + t], d5 = x[5 * xs + t];
+        y[t] = 4 * d0 - 5 * d2 + d4;
+        y[ys + t] = -4 * d1 - 4 * d2 + d3 + d4;
+        y[2 * ys + t] = 4 * d1 - 4 * d2 - d3 + d4;
+        y[3 * ys + t] = -2 * d1 - d2 + 2 * d3 + d4;
+        y[4 * ys + t] = 2 * d1 - d2 - 2 * d3 + d4;
+        y[5 * ys + t] = 4 * d1 - 5 * d3 + d5;
     }
 }
 
-static void at6v(float *restrict p0, float *restrict p1, float *restrict p2,
-                 float *restrict p3, const float *restrict p4, const float *restrict p5, int n)
+/* 6 slots in -> 4 slots out */
+static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
-        float m0 = p0[t], m1 = p1[t], m2 = p2[t], m3 = p3[t], m4 = p4[t], m5 = p5[t];
+        float m0 = x[t], m1 = x[xs + t], m2 = x[2 * xs + t], m3 = x[3 * xs + t];
+        float m4 = x[4 * xs + t], m5 = x[5 * xs + t];
         float s1 = m1 + m2, d1 = m1 - m2, s3 = m3 + m4, d3 = m3 - m4;
-        p0[t] = m0 + s1 + s3;
-        p1[t] = d1 + 2 * d3;
-        p2[t] = s1 + 4 * s3;
-        p3[t] = d1 + 8 * d3 + m5;
+        y[t] = m0 + s1 + s3;
+        y[ys + t] = d1 + 2 * d3;
+        y[2 * ys + t] = s1 + 4 * s3;
+        y[3 * ys + t] = d1 + 8 * d3 + m5;
     }
 }
 
-/* B^T applied to the 6 vectors at slots base + k*a (k = 0..5) for each of the 6 bases
-   base = l*b (l = 0..5), over n tiles, in place; slot s lives at v + s*ps */
-static void wino_bt_pass(float *v, size_t ps, int n, int a, int b)
-{
-    for (int l = 0; l < AS; l++) {
-        float *p = v + (size_t)(l * b) * ps;
-        size_t s = (size_t)a * ps;
-        bt6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
-    }
-}
+/* Tiles of one (image, channel) transformed at once: the whole image up to 64 tiles (a 32x32
+   map), else chunks of whole tile rows, or of one row's tiles when a row is wider. Two
+   buffers of 36 slots of LT floats stay in L1, so V and M are each touched once, in runs. */
+#define LT 64
 
-/* A^T: 6 slots base + k*a -> 4 slots base + k*a (k = 0..3), bases l*b (l = 0..5 when the
-   other direction is still 6 wide, else 0..3) */
-static void wino_at_pass(float *v, size_t ps, int n, int a, int b)
+/* the chunks of an image's tile grid: rows [ty, ty + nr) x columns [tx, tx + nc), contiguous
+   in the tile order (nr is 1 whenever nc < tw) */
+struct wino_chunk {
+    int ty, tx, nr, nc;
+};
+
+static int wino_chunk_next(struct wino_chunk *k, int th, int tw)
 {
-    int nl = a == 1 ? AS : TS; /* the first pass (along r) runs for all 6 q */
-    for (int l = 0; l < nl; l++) {
-        float *p = v + (size_t)(l * b) * ps;
-        size_t s = (size_t)a * ps;
-        at6v(p, p + s, p + 2 * s, p + 3 * s, p + 4 * s, p + 5 * s, n);
+    if (k->nr == 0) { /* the first */
+        k->ty = 0, k->tx = 0;
+    } else if (k->tx + k->nc < tw) {
+        k->tx += k->nc;
+    } else {
+        k->ty += k->nr, k->tx = 0;
     }
+    if (k->ty >= th)
+        return 0;
+    if (tw <= LT) {
+        k->nr = LT / tw < th - k->ty ? LT / tw : th - k->ty;
+        k->nc = tw;
+    } else {
+        k->nr = 1;
+        k->nc = tw - k->tx < LT ? tw - k->tx : LT;
+    }
+    return 1;
 }
 
 /* The GEMMs' columns are the batch's tiles, T = N * tiles per image: nn_sgemm_chain gives a
@@ -189,48 +204,57 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
                           int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi;
+    size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
 
-    /* input tiles, in place in V: first the 6x6 patches de-interleaved per (image, channel)
-       (slot i*6+j holds d[i][j] of every tile, contiguous over the tiles of all images),
-       then per channel B^T along i and along j as vector operations over all tiles */
+    /* per (image, channel) and chunk of its tiles: the 6x6 patches de-interleaved into g (slot
+       i*6+j holds d[i][j] of every tile), B^T along i into h (slot q*6+j), then along j
+       straight into V (slot q*6+r, a run of the chunk's tiles) */
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
+    for (int c = 0; c < C; c++)
+        for (int n = 0; n < N; n++) {
             const float *x = in + ((size_t)n * C + c) * H * W;
             float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
-            size_t ps = (size_t)C * T;
-            float prow[tw * TS + 2 + 16]; /* a zero-padded input row */
-            for (int ty = 0; ty < th; ty++)
-                for (int i = 0; i < AS; i++) {
-                    int yy = ty * TS - 1 + i;
-                    float *d = vb + (size_t)i * AS * ps + ty * tw;
-                    if (yy < 0 || yy >= H) {
-                        for (int j = 0; j < AS; j++)
-                            memset(d + j * ps, 0, tw * sizeof(float));
-                        continue;
+            float g[36 * LT], h[36 * LT], prow[LT * TS + 2]; /* prow: a zero-padded row */
+            struct wino_chunk k = {0, 0, 0, 0};
+            while (wino_chunk_next(&k, th, tw)) {
+                int nt = k.nr * k.nc, lo = k.tx * TS - 1, np = k.nc * TS + 2;
+                int ka = lo < 0 ? -lo : 0, kb = W - lo < np ? W - lo : np;
+                for (int r = 0; r < k.nr; r++)
+                    for (int i = 0; i < AS; i++) {
+                        int yy = (k.ty + r) * TS - 1 + i;
+                        float *d = g + (size_t)i * AS * LT + r * k.nc;
+                        if (yy < 0 || yy >= H) {
+                            for (int j = 0; j < AS; j++)
+                                memset(d + j * LT, 0, k.nc * sizeof(float));
+                            continue;
+                        }
+                        for (int u = 0; u < ka; u++)
+                            prow[u] = 0;
+                        memcpy(prow + ka, x + (size_t)yy * W + lo + ka, (kb - ka) * sizeof(float));
+                        for (int u = kb; u < np; u++)
+                            prow[u] = 0;
+                        for (int j = 0; j < AS; j++) {
+                            float *restrict dj = d + j * LT;
+                            for (int u = 0; u < k.nc; u++)
+                                dj[u] = prow[u * TS + j];
+                        }
                     }
-                    prow[0] = 0;
-                    memcpy(prow + 1, x + (size_t)yy * W, W * sizeof(float));
-                    for (int k = W + 1; k < tw * TS + 2; k++)
-                        prow[k] = 0;
-                    for (int j = 0; j < AS; j++) {
-                        float *restrict dj = d + j * ps;
-                        for (int tx = 0; tx < tw; tx++)
-                            dj[tx] = prow[tx * TS + j];
-                    }
-                }
+                for (int j = 0; j < AS; j++) /* i*6+j -> q*6+j */
+                    bt6v(h + j * LT, AS * LT, g + j * LT, AS * LT, nt);
+                float *v = vb + (size_t)k.ty * tw + k.tx;
+                for (int q = 0; q < AS; q++) /* q*6+j -> q*6+r */
+                    bt6v(v + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
+            }
         }
+    if (c0 == 0 && Tr == T)
+        return;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        float *v = V + (size_t)c * T;
-        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, AS, 1); /* i*6+j -> q*6+j */
-        wino_bt_pass(v + c0, (size_t)C * T, (int)Tr, 1, AS); /* q*6+j -> q*6+r */
+    for (int c = 0; c < C; c++)
         for (int p = 0; p < 36; p++) { /* the empty slots */
-            memset(v + (size_t)p * C * T, 0, c0 * sizeof(float));
-            memset(v + (size_t)p * C * T + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
+            float *v = V + (size_t)p * ps + (size_t)c * T;
+            memset(v, 0, c0 * sizeof(float));
+            memset(v + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
         }
-    }
 }
 
 /* M (36,OC,T) = the products with the weights transformed here, WINO_OB kernel rows at a
@@ -302,28 +326,38 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         times->gemm_flop += 72.0 * OC * C * (double)T;
         t0 = t1;
     }
-    /* output tiles: A^T along r, then along q, in place in M (per out channel over all
-       tiles), then interleaved into the 4x4 tiles with the bias (per image and channel) */
-#pragma omp parallel for schedule(static)
-    for (int oc = 0; oc < OC; oc++) {
-        float *m = M + (size_t)oc * T + c0;
-        wino_at_pass(m, (size_t)OC * T, (int)Tr, 1, AS); /* q*6+r -> q*6+j */
-        wino_at_pass(m, (size_t)OC * T, (int)Tr, AS, 1); /* q*6+j -> i*6+j */
-    }
+    /* output tiles per (image, out channel) and chunk of its tiles: A^T along r straight
+       from M (slot q*6+r) into h (slot q*4+j), along q into g (slot i*4+j), then interleaved
+       into the 4x4 tiles with the bias */
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int oc = 0; oc < OC; oc++) {
+    for (int oc = 0; oc < OC; oc++)
+        for (int n = 0; n < N; n++) {
             float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
-            float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
+            const float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
             size_t ps = (size_t)OC * T;
-            for (int ty = 0; ty < th; ty++)
-                for (int i = 0; i < TS && ty * TS + i < H; i++) {
-                    const float *m = mb + (size_t)i * AS * ps + ty * tw;
-                    float *row = y + (size_t)(ty * TS + i) * W;
-                    for (int tx = 0; tx < tw; tx++)
-                        for (int j = 0; j < TS && tx * TS + j < W; j++)
-                            row[tx * TS + j] = m[j * ps + tx] + bias;
-                }
+            float g[16 * LT], h[24 * LT];
+            struct wino_chunk k = {0, 0, 0, 0};
+            while (wino_chunk_next(&k, th, tw)) {
+                int nt = k.nr * k.nc;
+                const float *m = mb + (size_t)k.ty * tw + k.tx;
+                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
+                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
+                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
+                /* the tiles whose 4 columns all lie inside the map, then the last partial one */
+                int nf = W / TS - k.tx < k.nc ? W / TS - k.tx : k.nc;
+                for (int r = 0; r < k.nr; r++)
+                    for (int i = 0; i < TS && (k.ty + r) * TS + i < H; i++) {
+                        const float *s = g + (size_t)i * TS * LT + r * k.nc;
+                        float *row = y + (size_t)((k.ty + r) * TS + i) * W + k.tx * TS;
+                        for (int u = 0; u < nf; u++)
+                            for (int j = 0; j < TS; j++)
+                                row[u * TS + j] = s[j * LT + u] + bias;
+                        for (int u = nf; u < k.nc; u++)
+                            for (int j = 0; j < TS && (k.tx + u) * TS + j < W; j++)
+                                row[u * TS + j] = s[j * LT + u] + bias;
+                    }
+            }
         }
     if (times)
         times->out_sec += util_now() - t0;

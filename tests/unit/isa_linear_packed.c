@@ -7,6 +7,13 @@
 
 #include "nn/nn.h"
 
+/* the one symbol nn_linear_packed.c takes from the rest of the library (nn.c), so that the
+   driver links without it, whatever build (sanitizers, another BUILD) made the library */
+int nn_get_threads(void)
+{
+    return 2;
+}
+
 static void fill(float *x, size_t n, unsigned s)
 {
     for (size_t i = 0; i < n; i++) {

@@ -8,12 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float nn_expf(float x)
+/* e^x = 2^n e^r for n, the nearest integer to x / ln 2 as the caller rounds it: the rest of
+   Cephes' expf, shared by nn_expf and nn_erf_exp */
+static inline float nn_exp_reduced(float x, float n)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise (inexact flag) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = fmaf(n, -0.693359375f, x);
     r = fmaf(n, 2.12194440e-4f, r);
     float p = 1.9875691500e-4f;
@@ -28,6 +26,14 @@ static inline float nn_expf(float x)
         float f;
     } s = {((int32_t)n + 127) << 23};
     return p * s.f;
+}
+
+static inline float nn_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise (inexact flag) */
+    return nn_exp_reduced(x, (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f);
 }
 /* silu(v) = v * sigmoid(v) for the fused group norm + SiLU (nn_group_norm_silu_forward), with sigmoid(v) = 1/2 + sign(v) (1/(1 + e^-|v|) - 1/2) and
    e^-|v| by Cephes expf (range reduction by ln 2, degree-6 polynomial, relative error
@@ -84,21 +90,7 @@ static inline float nn_tanhf_rational(float x)
 static inline float nn_erf_exp(float x)
 {
     x = x < -87.0f ? -87.0f : x;
-    float n = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
-    float r = fmaf(n, -0.693359375f, x);
-    r = fmaf(n, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p, r * r, r) + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } s = {((int32_t)n + 127) << 23};
-    return p * s.f;
+    return nn_exp_reduced(x, fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f);
 }
 
 static inline float nn_erff(float a)

@@ -44,13 +44,6 @@ static void wino_prof(const struct nn_wino4_times *t)
     (void)t;
 }
 
-/* the most tiles (GEMM columns) a conv with an uncached transform runs on with the transform
-   fused into its GEMMs (nn_wino4_forward_w); beyond, the GEMMs' own blocking wins: at batch
-   16, fusing the 16x16 maps' convs (256 tiles) and the 8x8 ones' (64) took the forward's GEMMs
-   from 167 to 256 ms and 193 ms, against 34 ms for the transforms apart (bench_unet -v,
-   2026-12-07). The bits are the same either way. */
-#define UNET_FUSED_MAX_TILES 16
-
 /* unet_alloc_infer's conv: the cached transform or one made now into wino.tmp, and the
    batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
    GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
@@ -61,10 +54,9 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     struct nn_wino4_times tm;
     int ipc = nn_wino4_chunk_images(H, W);
     assert(nn_wino4_scratch(1, C, H, W, OC) <= u->acts.n_scratch);
-    if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc &&
-        (size_t)B * ((H + 3) / 4) * ((W + 3) / 4) <= UNET_FUSED_MAX_TILES) {
-        /* one chunk of few tiles (batch 1 always): the transform fused into the GEMMs, whose
-           time it then counts in */
+    if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc && nn_wino4_fuses(B, H, W)) {
+        /* one chunk, where fusing measured faster: the transform inside the GEMMs, whose time
+           it then counts in (the same bits either way) */
         nn_wino4_forward_w(out, u->acts.scratch, u->wino.tmp, in, w, b, B, C, H, W, OC,
                            wino_times(&tm));
         wino_prof(&tm);

@@ -124,7 +124,7 @@ static void ch_panel(int nv, int M, int fresh, int kn, const float *A, int lda, 
 #define RL_MB 64  /* rows of a block: 4 vectors */
 #define RL_KB 128 /* k of a block: at is 32 KB, in L1 */
 #define RL_NC 4   /* columns at a time: 16 accumulators */
-#define RL_MAXN 8 /* the widest call it takes (see rl_worth) */
+#define RL_MAXN 8 /* the widest call it takes: from 9 columns the column kernel's lanes fill */
 
 /* r[16] (16 rows of 16 floats) transposed in place: unpacks within 128-bit lanes, then
    lane shuffles */

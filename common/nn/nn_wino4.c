@@ -371,12 +371,26 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                U, NULL, NULL, b, N, C, H, W, OC, times);
 }
 
+/* Where the transform inside the GEMMs measured faster than apart: not below 16 tiles (the
+   row-lane kernel, nn_chain.c, wants calls of 64 rows, more than a block's 12), not above 16
+   (at batch 16, fusing the 16x16 maps' convs, 256 tiles, and the 8x8 ones', 64, took
+   bench_unet -v's GEMMs from 167 to 256 and 193 ms, against 34 ms for the transforms apart,
+   2026-12-07). The two bounds meet: only calls of exactly 16 tiles fuse today. */
+#define WINO_FUSED_MIN_COLS 16
+#define WINO_FUSED_MAX_COLS 16
+
+int nn_wino4_fuses(int N, int H, int W)
+{
+    size_t T = wino_cols(N, wino_tpi(H, W));
+    return T >= WINO_FUSED_MIN_COLS && T <= WINO_FUSED_MAX_COLS;
+}
+
 void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
                         const float *w, const float *b, int N, int C, int H, int W, int OC,
                         struct nn_wino4_times *times)
 {
     const float *U = NULL;
-    if (wino_cols(N, wino_tpi(H, W)) < 16) { /* the row-lane kernel wants 64 rows a call */
+    if (!nn_wino4_fuses(N, H, W)) {
         double t0 = times ? util_now() : 0.0;
         nn_wino4_weights(ubuf, w, C, OC);
         if (times)

@@ -33,7 +33,9 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
 /* The same on the raw weights w (OC,C,3,3): a block of kernel rows transformed just before
    its GEMMs, in ubuf (36*C*OC floats, nn_wino4_weights' room, of which it may use only a
    block per thread), for a conv whose U is not kept: U never goes to memory and back. The
-   same bits as nn_wino4_weights then nn_wino4_forward. */
+   same bits as nn_wino4_weights then nn_wino4_forward; where fusing is not faster
+   (nn_wino4_fuses 0) it transforms all of w into ubuf first. */
+int nn_wino4_fuses(int N, int H, int W);
 void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
                         const float *w, const float *b, int N, int C, int H, int W, int OC,
                         struct nn_wino4_times *times);

@@ -51,6 +51,10 @@ void nn_sgemm_serial(int ta, int tb, int M, int N, int K, float alpha, const flo
    threads of its own (nn_chain.c) */
 void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     float *C, int ldc);
+/* the same with A given transposed: At (K,M), A[i][k] = At[k * ldat + i]; the same chains,
+   so the same bits as nn_sgemm_chain on A. Faster on few columns (no packing of A). */
+void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
+                       float *C, int ldc);
 
 /* ---- linear: y = x W^T + b (torch.nn.Linear) ----
    in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */

@@ -52,10 +52,12 @@ static vmask ch_mask(int n)
 #ifdef VL
 /* R rows (at most CH_R, or CH_R1 when nv is 1) x nv vectors (the last masked by ml) of C,
    over the kn columns of A and rows of B given (a block of k): from 0 when fresh (the first
-   block), else from what C holds */
+   block), else from what C holds. A[r][k] is at A + r * sr + k * sk: row-major A (sr = lda,
+   sk = 1) or A stored transposed (sr = 1, sk = its row stride), where a k's R values share
+   a cache line. */
 static inline __attribute__((always_inline)) void
-ch_block(int R, int nv, int fresh, int kn, const float *A, int lda, const float *B, int ldb,
-         float *C, int ldc, vmask mf, vmask ml)
+ch_block(int R, int nv, int fresh, int kn, const float *A, int sr, int sk, const float *B,
+         int ldb, float *C, int ldc, vmask mf, vmask ml)
 {
     vec acc[CH_R1][CH_NV];
 #pragma GCC unroll 12
@@ -72,7 +74,7 @@ ch_block(int R, int nv, int fresh, int kn, const float *A, int lda, const float 
             b[v] = V_LOAD(bk + v * VL, v == nv - 1 ? ml : mf);
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) {
-            vec a = V_BCAST(A + (size_t)r * lda + k);
+            vec a = V_BCAST(A + (size_t)r * sr + (size_t)k * sk);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++)
                 acc[r][v] = V_FMA(a, b[v], acc[r][v]);
@@ -85,20 +87,22 @@ ch_block(int R, int nv, int fresh, int kn, const float *A, int lda, const float 
             V_STORE(C + (size_t)r * ldc + v * VL, acc[r][v], v == nv - 1 ? ml : mf);
 }
 
-/* the full-width row blocks, then the rows left one at a time */
-static void ch_panel(int nv, int M, int fresh, int kn, const float *A, int lda, const float *B,
-                     int ldb, float *C, int ldc, vmask ml)
+/* the full-width row blocks, then the rows left one at a time (A's strides as ch_block's;
+   always inlined so that a stride of 1 is a constant there) */
+static inline __attribute__((always_inline)) void
+ch_panel(int nv, int M, int fresh, int kn, const float *A, int sr, int sk, const float *B, int ldb,
+         float *C, int ldc, vmask ml)
 {
     vmask mf = ch_mask(VL);
     int i = 0;
-#define CH_ROWS(NV, R)                                                                       \
-    do {                                                                                     \
-        for (; i + (R) <= M; i += (R))                                                       \
-            ch_block(R, NV, fresh, kn, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, \
-                     ldc, mf, ml);                                                           \
-        for (; i < M; i++)                                                                   \
-            ch_block(1, NV, fresh, kn, A + (size_t)i * lda, lda, B, ldb, C + (size_t)i * ldc, \
-                     ldc, mf, ml);                                                           \
+#define CH_ROWS(NV, R)                                                                      \
+    do {                                                                                    \
+        for (; i + (R) <= M; i += (R))                                                      \
+            ch_block(R, NV, fresh, kn, A + (size_t)i * sr, sr, sk, B, ldb,                  \
+                     C + (size_t)i * ldc, ldc, mf, ml);                                     \
+        for (; i < M; i++)                                                                  \
+            ch_block(1, NV, fresh, kn, A + (size_t)i * sr, sr, sk, B, ldb,                  \
+                     C + (size_t)i * ldc, ldc, mf, ml);                                     \
     } while (0)
     switch (nv) {
     case 1: CH_ROWS(1, CH_R1); break;
@@ -123,8 +127,13 @@ static void ch_panel(int nv, int M, int fresh, int kn, const float *A, int lda, 
    as the column kernel; only the lanes differ. */
 #define RL_MB 64  /* rows of a block: 4 vectors */
 #define RL_KB 128 /* k of a block: at is 32 KB, in L1 */
+#ifndef RL_NC
 #define RL_NC 4   /* columns at a time: 16 accumulators */
+#endif
 #define RL_MAXN 8 /* the widest call it takes: from 9 columns the column kernel's lanes fill */
+#ifndef RL_MAXN_AT
+#define RL_MAXN_AT 8 /* the same with A transposed (no packing) */
+#endif
 
 /* r[16] (16 rows of 16 floats) transposed in place: unpacks within 128-bit lanes, then
    lane shuffles */
@@ -173,21 +182,23 @@ static void rl_pack(float *restrict at, const float *A, int lda, int mb, int kb)
         }
 }
 
-/* acc[j][r] (nc columns from B's column 0, RL_MB rows) over the kb rows of at and of B */
+/* acc[j][r] (nc columns from B's column 0, RL_MB rows) over the kb rows of at (lat apart,
+   its 4 vectors of rows masked by m: rows past the matrix are not read) and of B */
 static inline __attribute__((always_inline)) void
-rl_cols(int nc, int fresh, int kb, const float *restrict at, const float *B, int ldb,
-        float *restrict acc)
+rl_cols(int nc, int fresh, int kb, const float *restrict at, int lat, const __mmask16 m[4],
+        const float *B, int ldb, float *restrict acc)
 {
     __m512 a[RL_NC][4];
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int j = 0; j < nc; j++)
         for (int v = 0; v < 4; v++)
             a[j][v] = fresh ? _mm512_setzero_ps() : _mm512_load_ps(acc + j * RL_MB + v * 16);
     for (int k = 0; k < kb; k++) {
-        const float *ak = at + (size_t)k * RL_MB, *bk = B + (size_t)k * ldb;
-        __m512 x0 = _mm512_load_ps(ak), x1 = _mm512_load_ps(ak + 16);
-        __m512 x2 = _mm512_load_ps(ak + 32), x3 = _mm512_load_ps(ak + 48);
-#pragma GCC unroll 4
+        const float *ak = at + (size_t)k * lat, *bk = B + (size_t)k * ldb;
+        __m512 x0 = _mm512_maskz_loadu_ps(m[0], ak), x1 = _mm512_maskz_loadu_ps(m[1], ak + 16);
+        __m512 x2 = _mm512_maskz_loadu_ps(m[2], ak + 32);
+        __m512 x3 = _mm512_maskz_loadu_ps(m[3], ak + 48);
+#pragma GCC unroll 6
         for (int j = 0; j < nc; j++) {
             __m512 b = _mm512_set1_ps(bk[j]);
             a[j][0] = _mm512_fmadd_ps(x0, b, a[j][0]);
@@ -196,36 +207,74 @@ rl_cols(int nc, int fresh, int kb, const float *restrict at, const float *B, int
             a[j][3] = _mm512_fmadd_ps(x3, b, a[j][3]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 6
     for (int j = 0; j < nc; j++)
         for (int v = 0; v < 4; v++)
             _mm512_store_ps(acc + j * RL_MB + v * 16, a[j][v]);
+}
+
+/* the N columns of a block of k, RL_NC at a time (at, lat, m as rl_cols') */
+static inline __attribute__((always_inline)) void
+rl_block(int N, int fresh, int kb, const float *at, int lat, const __mmask16 m[4],
+         const float *Bk, int ldb, float *acc)
+{
+    for (int j = 0; j < N; j += RL_NC) {
+        float *aj = acc + (size_t)j * RL_MB;
+        switch (N - j < RL_NC ? N - j : RL_NC) {
+        case 1: rl_cols(1, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 2: rl_cols(2, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 3: rl_cols(3, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+#if RL_NC > 4
+        case 4: rl_cols(4, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 5: rl_cols(5, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+#endif
+        default: rl_cols(RL_NC, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        }
+    }
+}
+
+/* C rows i0 .. i0+mb-1 from acc[j][r] */
+static void rl_store(int mb, int N, const float *acc, float *C, int ldc)
+{
+    for (int r = 0; r < mb; r++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)r * ldc + j] = acc[j * RL_MB + r];
 }
 
 static void rl_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     float *C, int ldc)
 {
     float at[RL_KB * RL_MB] __attribute__((aligned(64)));
-    float acc[RL_MAXN * RL_MB] __attribute__((aligned(64)));
+    float acc[RL_MAXN_AT * RL_MB] __attribute__((aligned(64)));
+    const __mmask16 all[4] = {0xffff, 0xffff, 0xffff, 0xffff};
     for (int i0 = 0; i0 < M; i0 += RL_MB) {
         int mb = M - i0 < RL_MB ? M - i0 : RL_MB;
         for (int k0 = 0; k0 < K; k0 += RL_KB) {
-            int kb = K - k0 < RL_KB ? K - k0 : RL_KB, fresh = k0 == 0;
+            int kb = K - k0 < RL_KB ? K - k0 : RL_KB;
             rl_pack(at, A + (size_t)i0 * lda + k0, lda, mb, kb);
-            const float *Bk = B + (size_t)k0 * ldb;
-            for (int j = 0; j < N; j += RL_NC) {
-                float *aj = acc + (size_t)j * RL_MB;
-                switch (N - j < RL_NC ? N - j : RL_NC) {
-                case 1: rl_cols(1, fresh, kb, at, Bk + j, ldb, aj); break;
-                case 2: rl_cols(2, fresh, kb, at, Bk + j, ldb, aj); break;
-                case 3: rl_cols(3, fresh, kb, at, Bk + j, ldb, aj); break;
-                default: rl_cols(4, fresh, kb, at, Bk + j, ldb, aj); break;
-                }
-            }
+            rl_block(N, k0 == 0, kb, at, RL_MB, all, B + (size_t)k0 * ldb, ldb, acc);
         }
-        for (int r = 0; r < mb; r++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)(i0 + r) * ldc + j] = acc[j * RL_MB + r];
+        rl_store(mb, N, acc, C + (size_t)i0 * ldc, ldc);
+    }
+}
+
+/* the same on A stored transposed, At (K,M): its rows already hold a k's values of 64 rows
+   contiguous, so no packing, and it pays from more columns on */
+static void rl_gemm_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
+                       float *C, int ldc)
+{
+    float acc[RL_MAXN_AT * RL_MB] __attribute__((aligned(64)));
+    for (int i0 = 0; i0 < M; i0 += RL_MB) {
+        int mb = M - i0 < RL_MB ? M - i0 : RL_MB;
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++)
+            m[v] = mb <= 16 * v ? 0 : ch_mask(mb - 16 * v);
+        for (int k0 = 0; k0 < K; k0 += RL_KB) {
+            int kb = K - k0 < RL_KB ? K - k0 : RL_KB;
+            rl_block(N, k0 == 0, kb, At + (size_t)k0 * ldat + i0, ldat, m, B + (size_t)k0 * ldb,
+                     ldb, acc);
+        }
+        rl_store(mb, N, acc, C + (size_t)i0 * ldc, ldc);
     }
 }
 #endif
@@ -234,33 +283,21 @@ static void rl_gemm(int M, int N, int K, const float *A, int lda, const float *B
 #define CH_KB 256
 #endif
 
-void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                    float *C, int ldc)
+/* the column kernel over all of C, A[i][k] at A + i * sr + k * sk (ch_block) */
+static inline __attribute__((always_inline)) void
+chain(int M, int N, int K, const float *A, int sr, int sk, const float *B, int ldb, float *C,
+      int ldc)
 {
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0) {
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++)
-                C[(size_t)i * ldc + j] = 0;
-        return;
-    }
 #ifdef VL
-#if VL == 16
-    if (N <= RL_MAXN) {
-        rl_gemm(M, N, K, A, lda, B, ldb, C, ldc);
-        return;
-    }
-#endif
     const int NB = CH_NV * VL;
     for (int k0 = 0; k0 < K; k0 += CH_KB) {
         int kn = K - k0 < CH_KB ? K - k0 : CH_KB, fresh = k0 == 0;
-        const float *Ak = A + k0, *Bk = B + (size_t)k0 * ldb; /* this block of k */
+        const float *Ak = A + (size_t)k0 * sk, *Bk = B + (size_t)k0 * ldb; /* this block of k */
         for (int j = 0; j < N; j += NB) {
             int w = N - j < NB ? N - j : NB, nv = (w + VL - 1) / VL;
             vmask ml = ch_mask(w - (nv - 1) * VL);
             if (N <= NB) {
-                ch_panel(nv, M, fresh, kn, Ak, lda, Bk + j, ldb, C + j, ldc, ml);
+                ch_panel(nv, M, fresh, kn, Ak, sr, sk, Bk + j, ldb, C + j, ldc, ml);
                 continue;
             }
             /* the panel's rows of this block copied contiguous: rows of B a power of two
@@ -271,7 +308,7 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
                 for (int v = 0; v < nv; v++)
                     V_STORE(pb + (size_t)k * NB + v * VL,
                             V_LOAD(Bk + (size_t)k * ldb + j + v * VL, v == nv - 1 ? ml : mf), mf);
-            ch_panel(nv, M, fresh, kn, Ak, lda, pb, NB, C + j, ldc, ml);
+            ch_panel(nv, M, fresh, kn, Ak, sr, sk, pb, NB, C + j, ldc, ml);
         }
     }
 #else
@@ -279,8 +316,48 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
         for (int j = 0; j < N; j++) {
             float acc = 0;
             for (int k = 0; k < K; k++)
-                acc = fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], acc);
+                acc = fmaf(A[(size_t)i * sr + (size_t)k * sk], B[(size_t)k * ldb + j], acc);
             C[(size_t)i * ldc + j] = acc;
         }
 #endif
+}
+
+static int chain_empty(int M, int N, int K, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return 1;
+    if (K > 0)
+        return 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            C[(size_t)i * ldc + j] = 0;
+    return 1;
+}
+
+void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc)
+{
+    if (chain_empty(M, N, K, C, ldc))
+        return;
+#if VL == 16
+    if (N <= RL_MAXN) {
+        rl_gemm(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    chain(M, N, K, A, lda, 1, B, ldb, C, ldc);
+}
+
+void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
+                       float *C, int ldc)
+{
+    if (chain_empty(M, N, K, C, ldc))
+        return;
+#if VL == 16
+    if (N <= RL_MAXN_AT) {
+        rl_gemm_at(M, N, K, At, ldat, B, ldb, C, ldc);
+        return;
+    }
+#endif
+    chain(M, N, K, At, 1, ldat, B, ldb, C, ldc);
 }

@@ -148,20 +148,19 @@ static inline float div24(float x)
     return (float)((double)x * (1.0 / 24));
 }
 
-/* U (36,OC,C) = G g G^T per (oc, c), in chunks of WW input channels so that each of the 36
-   outputs is a contiguous vector store and the arithmetic vectorises (the same operations in
-   the same order as a per-kernel G g G^T, so the same bits). Training rebuilds it every
-   step, and inference on the convs left out of the cache at every use, so it is worth the
-   care. */
+/* U = G g G^T per (oc, c), in chunks of WW kernels so that each of the 36 outputs is a
+   contiguous vector store and the arithmetic vectorises (the same operations in the same
+   order as a per-kernel G g G^T, so the same bits). Training rebuilds it every step, and
+   inference on the convs left out of the cache at every use, so it is worth the care. */
 #define WW 32
-/* one kernel row oc, input channels c0 .. c0+n-1 (n <= WW): g its 3x3 kernels, u0 where
-   U[0][oc][c0] lives, st the distance between two products' matrices */
-static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
+/* n <= WW kernels gs floats apart from g (one oc's input channels: 9; one c's output
+   channels: C * 9), their U at u0 .. u0+n-1 of each product's matrix, st apart */
+static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
 {
     float f[9][WW], t[6][3][WW];
     for (int i = 0; i < n; i++)
         for (int k = 0; k < 9; k++)
-            f[k][i] = g[i * 9 + k];
+            f[k][i] = g[i * gs + k];
     for (int x = 0; x < 3; x++)
         for (int i = 0; i < n; i++) { /* t (6,3) = G g, columns */
             float g0 = f[x][i], g1 = f[3 + x][i], g2 = f[6 + x][i];
@@ -186,13 +185,15 @@ static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
     }
 }
 
+/* U (36,C,OC): each product's matrix transposed, so that the GEMMs (nn_sgemm_chain_at)
+   read a c's OC values contiguous: no transposing of U on few tiles (batch 1) */
 void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int oc = 0; oc < OC; oc++)
-        for (int c0 = 0; c0 < C; c0 += WW)
-            wino_w_chunk(U + (size_t)oc * C + c0, (size_t)OC * C, w + ((size_t)oc * C + c0) * 9,
-                         C - c0 < WW ? C - c0 : WW);
+    for (int c = 0; c < C; c++)
+        for (int oc0 = 0; oc0 < OC; oc0 += WW)
+            wino_w_chunk(U + (size_t)c * OC + oc0, (size_t)OC * C, w + ((size_t)oc0 * C + c) * 9,
+                         (size_t)C * 9, OC - oc0 < WW ? OC - oc0 : WW);
 }
 
 size_t nn_wino4_tiles(int N, int C, int H, int W)
@@ -280,7 +281,7 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
             for (int r = 0; r < ob; r++)
                 for (int c0 = 0; c0 < C; c0 += WW)
                     wino_w_chunk(Ub + (size_t)r * C + c0, (size_t)ob * C,
-                                 w + ((size_t)(oc0 + r) * C + c0) * 9,
+                                 w + ((size_t)(oc0 + r) * C + c0) * 9, 9,
                                  C - c0 < WW ? C - c0 : WW);
             for (int p = 0; p < 36; p++)
                 nn_sgemm_chain(ob, T, C, Ub + (size_t)p * ob * C, C, V + (size_t)p * C * T, T,
@@ -313,7 +314,7 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
             for (int j = 0; j < nch; j++) {
                 size_t j0 = (size_t)j * WINO_GEMM_COLS;
                 int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
-                nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C,
+                nn_sgemm_chain_at(OC, nc, C, U + (size_t)p * OC * C, OC,
                                V + (size_t)p * C * T + j0, (int)T,
                                M + (size_t)p * OC * T + j0, (int)T);
             }

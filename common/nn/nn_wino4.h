@@ -21,7 +21,8 @@ size_t nn_wino4_scratch(int N, int C, int H, int W, int OC);
 /* Images in a chunk (about 256 tiles) on an H x W map, for a caller that cuts its batch to
    bound the scratch (nn_wino4_scratch(1, ...) holds one chunk); any cut gives the same bits. */
 int nn_wino4_chunk_images(int H, int W);
-/* U (36,OC,C) = G g G^T of every 3x3 kernel g of w (OC,C,3,3): the transformed weights */
+/* U (36,C,OC) = G g G^T of every 3x3 kernel g of w (OC,C,3,3), each product's (OC,C) matrix
+   stored transposed (nn_sgemm_chain_at): the transformed weights */
 void nn_wino4_weights(float *U, const float *w, int C, int OC);
 /* out (N,OC,H,W) = conv(in (N,C,H,W)) + b (OC, or NULL) with U from nn_wino4_weights;
    scratch of nn_wino4_scratch floats. An image's bits depend neither on the batch around it

@@ -6,7 +6,8 @@
    UNet drop its padded GEMM chunks); and the values must be a matrix product (a float64 loop,
    within float32 rounding of the sum). The calls of few columns (the Winograd products of one
    image: 1, 4, 16 tiles) take another kernel, lanes across rows, hence the small-N shapes
-   around its row and k blocks (64, 128) and its widest call. */
+   around its row and k blocks (64, 128) and its widest call. nn_sgemm_chain_at, the same on A
+   stored transposed (the Winograd weights' layout), must give the same bits on every shape. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +70,21 @@ static void test_shape(int M, int N, int K, int pad)
     CHECK(memcmp(C, R, nc * sizeof(float)) == 0,
           "M=%d N=%d K=%d (lda %d ldb %d ldc %d): the bits of one fmaf chain per element", M, N,
           K, lda, ldb, ldc);
+    /* A transposed, rows of M + pad */
+    int ldat = M + pad;
+    float *At = malloc((size_t)K * ldat * sizeof(float));
+    for (size_t i = 0; i < (size_t)K * ldat; i++)
+        At[i] = NAN; /* the padding must not be read into C */
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            At[(size_t)k * ldat + i] = A[(size_t)i * lda + k];
+    for (size_t i = 0; i < nc; i++)
+        D[i] = -7.0f;
+    nn_sgemm_chain_at(M, N, K, At, ldat, B, ldb, D, ldc);
+    CHECK(memcmp(D, R, nc * sizeof(float)) == 0,
+          "M=%d N=%d K=%d (ldat %d ldb %d ldc %d): A transposed, the same bits", M, N, K, ldat,
+          ldb, ldc);
+    free(At);
     matmul_f64(M, N, K, A, lda, B, ldb, D, ldc);
     char name[96];
     snprintf(name, sizeof name, "M=%d N=%d K=%d: a matrix product (float64 loop)", M, N, K);
@@ -124,7 +140,7 @@ int main(void)
         test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 0);
         test_shape(shapes[i][0], shapes[i][1], shapes[i][2], 3);
     }
-    static const int small_n[] = {1, 2, 3, 4, 5, 7, 8, 9, 16};
+    static const int small_n[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 24, 25, 33};
     static const int small_mk[][2] = {{1, 1},    {15, 16},  {17, 127}, {63, 128},
                                       {64, 129}, {65, 300}, {130, 33}, {256, 256}};
     for (size_t n = 0; n < sizeof small_n / sizeof small_n[0]; n++)

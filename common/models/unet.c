@@ -52,7 +52,7 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
 {
     const float *U;
     struct nn_wino4_times tm;
-    int ipc = nn_wino4_chunk_images(H, W);
+    int ipc = nn_wino4_chunk_images(H, W), ut = 0;
     assert(nn_wino4_scratch(1, C, H, W, OC) <= u->acts.n_scratch);
     if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc && nn_wino4_fuses(B, H, W)) {
         /* one chunk, where fusing measured faster: the transform inside the GEMMs, whose time
@@ -67,9 +67,14 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
         nn_wino4_weights(u->wino.tmp, w, C, OC);
         U = u->wino.tmp;
     } else {
+        /* made once: on small maps transposed, for the GEMMs of few columns */
         float *Uc = u->wino.buf + u->wino.off[e];
+        ut = nn_wino4_transposed(H, W);
         if (!u->wino.ok[e]) {
-            nn_wino4_weights(Uc, w, C, OC);
+            if (ut)
+                nn_wino4_weights_t(Uc, w, C, OC);
+            else
+                nn_wino4_weights(Uc, w, C, OC);
             u->wino.ok[e] = 1;
         }
         U = Uc;
@@ -78,9 +83,9 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc;
         n1 = n1 < B ? n1 : B;
-        nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->acts.scratch,
-                         in + (size_t)n0 * C * H * W, U, b, n1 - n0, C, H, W, OC,
-                         wino_times(&tm));
+        (ut ? nn_wino4_forward_t : nn_wino4_forward)(out + (size_t)n0 * OC * H * W,
+                                                     u->acts.scratch, in + (size_t)n0 * C * H * W,
+                                                     U, b, n1 - n0, C, H, W, OC, wino_times(&tm));
         wino_prof(&tm);
         n0 = n1;
     }

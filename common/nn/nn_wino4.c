@@ -148,6 +148,12 @@ static inline float div24(float x)
     return (float)((double)x * (1.0 / 24));
 }
 
+/* maps of at most this many tiles (8x8) keep U transposed: their GEMMs have few columns at
+   batch 1 (4, 1), where the row-lane kernel takes U as it is (nn_sgemm_chain_at, 2.5x
+   faster than with A row-major); from 16 tiles up the column kernel on row-major A is a
+   few % faster */
+#define WINO_T_MAX_TPI 4
+
 /* U = G g G^T per (oc, c), in chunks of WW kernels so that each of the 36 outputs is a
    contiguous vector store and the arithmetic vectorises (the same operations in the same
    order as a per-kernel G g G^T, so the same bits). Training rebuilds it every step, and
@@ -185,15 +191,29 @@ static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
     }
 }
 
-/* U (36,C,OC): each product's matrix transposed, so that the GEMMs (nn_sgemm_chain_at)
-   read a c's OC values contiguous: no transposing of U on few tiles (batch 1) */
 void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int oc0 = 0; oc0 < OC; oc0 += WW)
+    for (int oc = 0; oc < OC; oc++)
+        for (int c0 = 0; c0 < C; c0 += WW)
+            wino_w_chunk(U + (size_t)oc * C + c0, (size_t)OC * C, w + ((size_t)oc * C + c0) * 9, 9,
+                         C - c0 < WW ? C - c0 : WW);
+}
+
+/* the same kernels' U transposed, chunked over output channels: slower to make (its writes
+   are OC floats apart), hence only for U that is made once and kept */
+void nn_wino4_weights_t(float *U, const float *w, int C, int OC)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int oc0 = 0; oc0 < OC; oc0 += WW)
+        for (int c = 0; c < C; c++)
             wino_w_chunk(U + (size_t)c * OC + oc0, (size_t)OC * C, w + ((size_t)oc0 * C + c) * 9,
                          (size_t)C * 9, OC - oc0 < WW ? OC - oc0 : WW);
+}
+
+int nn_wino4_transposed(int H, int W)
+{
+    return wino_tpi(H, W) <= WINO_T_MAX_TPI;
 }
 
 size_t nn_wino4_tiles(int N, int C, int H, int W)
@@ -291,7 +311,7 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
 }
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
-static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
+static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U, int ut,
                        const float *w, float *ub, const float *b, int N, int C, int H, int W,
                        int OC, struct nn_wino4_times *times)
 {
@@ -314,9 +334,14 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
             for (int j = 0; j < nch; j++) {
                 size_t j0 = (size_t)j * WINO_GEMM_COLS;
                 int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
-                nn_sgemm_chain_at(OC, nc, C, U + (size_t)p * OC * C, OC,
-                               V + (size_t)p * C * T + j0, (int)T,
-                               M + (size_t)p * OC * T + j0, (int)T);
+                if (ut)
+                    nn_sgemm_chain_at(OC, nc, C, U + (size_t)p * OC * C, OC,
+                                      V + (size_t)p * C * T + j0, (int)T,
+                                      M + (size_t)p * OC * T + j0, (int)T);
+                else
+                    nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C,
+                                   V + (size_t)p * C * T + j0, (int)T,
+                                   M + (size_t)p * OC * T + j0, (int)T);
             }
     } else {
         wino_products_w(M, V, w, ub, (int)T, C, OC);
@@ -369,7 +394,15 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, NULL, NULL, b, N, C, H, W, OC, times);
+               U, 0, NULL, NULL, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float *Ut,
+                        const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times)
+{
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+               Ut, 1, NULL, NULL, b, N, C, H, W, OC, times);
 }
 
 /* Where the transform inside the GEMMs measured faster than apart: not below 16 tiles (the
@@ -399,12 +432,12 @@ void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in
         U = ubuf;
     }
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, w, ubuf, b, N, C, H, W, OC, times);
+               U, 0, w, ubuf, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, NULL, NULL, b, N, C, H, W, OC, times);
+    wino_conv3(out, v, scratch, in, U, 0, NULL, NULL, b, N, C, H, W, OC, times);
 }

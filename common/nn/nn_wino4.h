@@ -21,9 +21,13 @@ size_t nn_wino4_scratch(int N, int C, int H, int W, int OC);
 /* Images in a chunk (about 256 tiles) on an H x W map, for a caller that cuts its batch to
    bound the scratch (nn_wino4_scratch(1, ...) holds one chunk); any cut gives the same bits. */
 int nn_wino4_chunk_images(int H, int W);
-/* U (36,C,OC) = G g G^T of every 3x3 kernel g of w (OC,C,3,3), each product's (OC,C) matrix
-   stored transposed (nn_sgemm_chain_at): the transformed weights */
+/* U (36,OC,C) = G g G^T of every 3x3 kernel g of w (OC,C,3,3): the transformed weights */
 void nn_wino4_weights(float *U, const float *w, int C, int OC);
+/* the same U with each product's matrix transposed, (36,C,OC), for nn_wino4_forward_t: the
+   same values, slower to make, faster to use on few tiles (batch 1 on small maps) */
+void nn_wino4_weights_t(float *U, const float *w, int C, int OC);
+/* whether an H x W map's kept U is better transposed (its GEMMs' columns are few) */
+int nn_wino4_transposed(int H, int W);
 /* out (N,OC,H,W) = conv(in (N,C,H,W)) + b (OC, or NULL) with U from nn_wino4_weights;
    scratch of nn_wino4_scratch floats. An image's bits depend neither on the batch around it
    nor on its place there (the GEMMs are unpadded, nn_sgemm_chain). times: NULL, or
@@ -31,6 +35,10 @@ void nn_wino4_weights(float *U, const float *w, int C, int OC);
 void nn_wino4_forward(float *out, float *scratch, const float *in, const float *U,
                       const float *b, int N, int C, int H, int W, int OC,
                       struct nn_wino4_times *times);
+/* the same with U from nn_wino4_weights_t: the same bits */
+void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float *Ut,
+                        const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times);
 /* The same on the raw weights w (OC,C,3,3): a block of kernel rows transformed just before
    its GEMMs, in ubuf (36*C*OC floats, nn_wino4_weights' room, of which it may use only a
    block per thread), for a conv whose U is not kept: U never goes to memory and back. The

@@ -128,11 +128,12 @@ ch_panel(int nv, int M, int fresh, int kn, const float *A, int sr, int sk, const
 #define RL_MB 64  /* rows of a block: 4 vectors */
 #define RL_KB 128 /* k of a block: at is 32 KB, in L1 */
 #ifndef RL_NC
-#define RL_NC 4   /* columns at a time: 16 accumulators */
+#define RL_NC 6 /* columns at a time: 24 accumulators */
 #endif
 #define RL_MAXN 8 /* the widest call it takes: from 9 columns the column kernel's lanes fill */
 #ifndef RL_MAXN_AT
-#define RL_MAXN_AT 8 /* the same with A transposed (no packing) */
+#define RL_MAXN_AT 24 /* the same with A transposed (no packing): from 32 columns the column
+                          kernel is faster */
 #endif
 
 /* r[16] (16 rows of 16 floats) transposed in place: unpacks within 128-bit lanes, then
@@ -218,9 +219,11 @@ static inline __attribute__((always_inline)) void
 rl_block(int N, int fresh, int kb, const float *at, int lat, const __mmask16 m[4],
          const float *Bk, int ldb, float *acc)
 {
-    for (int j = 0; j < N; j += RL_NC) {
+    for (int j = 0, nc; j < N; j += nc) {
         float *aj = acc + (size_t)j * RL_MB;
-        switch (N - j < RL_NC ? N - j : RL_NC) {
+        /* 7 or 8 left: 4 and the rest rather than RL_NC and 1 or 2 */
+        nc = N - j <= RL_NC ? N - j : N - j <= 8 ? 4 : RL_NC;
+        switch (nc) {
         case 1: rl_cols(1, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
         case 2: rl_cols(2, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
         case 3: rl_cols(3, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
@@ -279,8 +282,12 @@ static void rl_gemm_at(int M, int N, int K, const float *At, int ldat, const flo
 }
 #endif
 
+/* k of a block: B's copied panel (CH_KB x 64 floats, 32 KB) and the A lines of a row block
+   fit the 48 KB L1 (at 256 the 64 KB panel streamed from L2 for every row block: 256x256
+   by 256 columns 178 -> 194 GFLOP/s; with A transposed, whose broadcasts take a line per
+   k, 160 -> 180 at 64 columns) */
 #ifndef CH_KB
-#define CH_KB 256
+#define CH_KB 128
 #endif
 
 /* the column kernel over all of C, A[i][k] at A + i * sr + k * sk (ch_block) */
@@ -354,7 +361,7 @@ void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const flo
     if (chain_empty(M, N, K, C, ldc))
         return;
 #if VL == 16
-    if (N <= RL_MAXN_AT) {
+    if (N <= RL_MAXN || (N <= RL_MAXN_AT && M >= RL_MB)) {
         rl_gemm_at(M, N, K, At, ldat, B, ldb, C, ldc);
         return;
     }

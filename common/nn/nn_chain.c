@@ -131,6 +131,9 @@ ch_panel(int nv, int M, int fresh, int kn, const float *A, int sr, int sk, const
 #define RL_NC 6 /* columns at a time: 24 accumulators */
 #endif
 #define RL_MAXN 8 /* the widest call it takes: from 9 columns the column kernel's lanes fill */
+#ifndef RL_PF
+#define RL_PF 16 /* rows of At ahead (cold At, 256x256: 1 column 7 -> 8, 4: 21 -> 27 GFLOP/s) */
+#endif
 #ifndef RL_MAXN_AT
 #define RL_MAXN_AT 24 /* the same with A transposed (no packing): from 32 columns the column
                           kernel is faster */
@@ -184,10 +187,11 @@ static void rl_pack(float *restrict at, const float *A, int lda, int mb, int kb)
 }
 
 /* acc[j][r] (nc columns from B's column 0, RL_MB rows) over the kb rows of at (lat apart,
-   its 4 vectors of rows masked by m: rows past the matrix are not read) and of B */
+   its 4 vectors of rows masked by m: rows past the matrix are not read) and of B; pf: at
+   comes from memory, prefetch it RL_PF rows ahead */
 static inline __attribute__((always_inline)) void
-rl_cols(int nc, int fresh, int kb, const float *restrict at, int lat, const __mmask16 m[4],
-        const float *B, int ldb, float *restrict acc)
+rl_cols(int nc, int fresh, int pf, int kb, const float *restrict at, int lat,
+        const __mmask16 m[4], const float *B, int ldb, float *restrict acc)
 {
     __m512 a[RL_NC][4];
 #pragma GCC unroll 6
@@ -196,6 +200,9 @@ rl_cols(int nc, int fresh, int kb, const float *restrict at, int lat, const __mm
             a[j][v] = fresh ? _mm512_setzero_ps() : _mm512_load_ps(acc + j * RL_MB + v * 16);
     for (int k = 0; k < kb; k++) {
         const float *ak = at + (size_t)k * lat, *bk = B + (size_t)k * ldb;
+        if (pf && k + RL_PF < kb)
+            for (int v = 0; v < 4; v++)
+                _mm_prefetch((const char *)(ak + (size_t)RL_PF * lat + 16 * v), _MM_HINT_T0);
         __m512 x0 = _mm512_maskz_loadu_ps(m[0], ak), x1 = _mm512_maskz_loadu_ps(m[1], ak + 16);
         __m512 x2 = _mm512_maskz_loadu_ps(m[2], ak + 32);
         __m512 x3 = _mm512_maskz_loadu_ps(m[3], ak + 48);
@@ -214,9 +221,10 @@ rl_cols(int nc, int fresh, int kb, const float *restrict at, int lat, const __mm
             _mm512_store_ps(acc + j * RL_MB + v * 16, a[j][v]);
 }
 
-/* the N columns of a block of k, RL_NC at a time (at, lat, m as rl_cols') */
+/* the N columns of a block of k, RL_NC at a time (at, lat, m as rl_cols'; pf: prefetch at
+   in the first pass) */
 static inline __attribute__((always_inline)) void
-rl_block(int N, int fresh, int kb, const float *at, int lat, const __mmask16 m[4],
+rl_block(int N, int fresh, int pf, int kb, const float *at, int lat, const __mmask16 m[4],
          const float *Bk, int ldb, float *acc)
 {
     for (int j = 0, nc; j < N; j += nc) {
@@ -224,14 +232,14 @@ rl_block(int N, int fresh, int kb, const float *at, int lat, const __mmask16 m[4
         /* 7 or 8 left: 4 and the rest rather than RL_NC and 1 or 2 */
         nc = N - j <= RL_NC ? N - j : N - j <= 8 ? 4 : RL_NC;
         switch (nc) {
-        case 1: rl_cols(1, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
-        case 2: rl_cols(2, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
-        case 3: rl_cols(3, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 1: rl_cols(1, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 2: rl_cols(2, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 3: rl_cols(3, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
 #if RL_NC > 4
-        case 4: rl_cols(4, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
-        case 5: rl_cols(5, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 4: rl_cols(4, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
+        case 5: rl_cols(5, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
 #endif
-        default: rl_cols(RL_NC, fresh, kb, at, lat, m, Bk + j, ldb, aj); break;
+        default: rl_cols(RL_NC, fresh, pf && j == 0, kb, at, lat, m, Bk + j, ldb, aj); break;
         }
     }
 }
@@ -255,29 +263,38 @@ static void rl_gemm(int M, int N, int K, const float *A, int lda, const float *B
         for (int k0 = 0; k0 < K; k0 += RL_KB) {
             int kb = K - k0 < RL_KB ? K - k0 : RL_KB;
             rl_pack(at, A + (size_t)i0 * lda + k0, lda, mb, kb);
-            rl_block(N, k0 == 0, kb, at, RL_MB, all, B + (size_t)k0 * ldb, ldb, acc);
+            rl_block(N, k0 == 0, 0, kb, at, RL_MB, all, B + (size_t)k0 * ldb, ldb, acc);
         }
         rl_store(mb, N, acc, C + (size_t)i0 * ldc, ldc);
     }
 }
 
 /* the same on A stored transposed, At (K,M): its rows already hold a k's values of 64 rows
-   contiguous, so no packing, and it pays from more columns on */
+   contiguous, so no packing, and it pays from more columns on. Few columns make it a
+   stream of At from memory (the UNet's kept U at batch 1), so per block of k all the rows
+   of a super-block of RL_SB run, over that block's RL_KB contiguous rows of At, rather
+   than one row block over all of K (a 256-byte piece of every row of At) */
+#define RL_SB 512
 static void rl_gemm_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
                        float *C, int ldc)
 {
-    float acc[RL_MAXN_AT * RL_MB] __attribute__((aligned(64)));
-    for (int i0 = 0; i0 < M; i0 += RL_MB) {
-        int mb = M - i0 < RL_MB ? M - i0 : RL_MB;
-        __mmask16 m[4];
-        for (int v = 0; v < 4; v++)
-            m[v] = mb <= 16 * v ? 0 : ch_mask(mb - 16 * v);
+    float acc[RL_SB / RL_MB][RL_MAXN_AT * RL_MB] __attribute__((aligned(64)));
+    for (int s0 = 0; s0 < M; s0 += RL_SB) {
+        int sb = M - s0 < RL_SB ? M - s0 : RL_SB;
         for (int k0 = 0; k0 < K; k0 += RL_KB) {
             int kb = K - k0 < RL_KB ? K - k0 : RL_KB;
-            rl_block(N, k0 == 0, kb, At + (size_t)k0 * ldat + i0, ldat, m, B + (size_t)k0 * ldb,
-                     ldb, acc);
+            for (int i0 = 0; i0 < sb; i0 += RL_MB) {
+                int mb = sb - i0 < RL_MB ? sb - i0 : RL_MB;
+                __mmask16 m[4];
+                for (int v = 0; v < 4; v++)
+                    m[v] = mb <= 16 * v ? 0 : ch_mask(mb - 16 * v);
+                rl_block(N, k0 == 0, 1, kb, At + (size_t)k0 * ldat + s0 + i0, ldat, m,
+                         B + (size_t)k0 * ldb, ldb, acc[i0 / RL_MB]);
+            }
         }
-        rl_store(mb, N, acc, C + (size_t)i0 * ldc, ldc);
+        for (int i0 = 0; i0 < sb; i0 += RL_MB)
+            rl_store(sb - i0 < RL_MB ? sb - i0 : RL_MB, N, acc[i0 / RL_MB],
+                     C + (size_t)(s0 + i0) * ldc, ldc);
     }
 }
 #endif

@@ -148,11 +148,12 @@ static inline float div24(float x)
     return (float)((double)x * (1.0 / 24));
 }
 
-/* maps of at most this many tiles (8x8) keep U transposed: their GEMMs have few columns at
-   batch 1 (4, 1), where the row-lane kernel takes U as it is (nn_sgemm_chain_at, 2.5x
-   faster than with A row-major); from 16 tiles up the column kernel on row-major A is a
-   few % faster */
-#define WINO_T_MAX_TPI 4
+/* maps of at most this many tiles (16x16) keep U transposed: their GEMMs have few columns
+   at batch 1 (16, 4, 1), where the row-lane kernel takes U as it is (nn_sgemm_chain_at:
+   with U streamed from memory, as the UNet's kept U at batch 1, 1.4-1.7x as fast as with A
+   row-major); at 64 tiles (32x32, batch 1) the column kernel on row-major A is ~8% faster,
+   and from 256 columns both are the same */
+#define WINO_T_MAX_TPI 16
 
 /* U = G g G^T per (oc, c), in chunks of WW kernels so that each of the 36 outputs is a
    contiguous vector store and the arithmetic vectorises (the same operations in the same

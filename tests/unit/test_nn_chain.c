@@ -7,7 +7,9 @@
    within float32 rounding of the sum). The calls of few columns (the Winograd products of one
    image: 1, 4, 16 tiles) take another kernel, lanes across rows, hence the small-N shapes
    around its row and k blocks (64, 128) and its widest call. nn_sgemm_chain_at, the same on A
-   stored transposed (the Winograd weights' layout), must give the same bits on every shape. */
+   stored transposed (the Winograd weights' layout), must give the same bits on every shape,
+   and so must the Winograd conv on the transposed weights (nn_wino4_weights_t,
+   nn_wino4_forward_t) as on the row-major ones. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_wino4.h"
 #include "test.h"
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -129,6 +132,35 @@ static void test_subranges(int M, int N, int K)
     free(S);
 }
 
+/* a 3x3 conv C -> OC on N images of H x W, U row-major and transposed: the same bits */
+static void test_wino_t(int N, int C, int OC, int H, int W)
+{
+    size_t ni = (size_t)N * C * H * W, no = (size_t)N * OC * H * W, nw = (size_t)OC * C * 9;
+    size_t nu = 36 * (size_t)C * OC, ns = nn_wino4_scratch(N, C, H, W, OC);
+    float *in = malloc(ni * sizeof(float)), *w = malloc(nw * sizeof(float));
+    float *b = malloc((size_t)OC * sizeof(float)), *U = malloc(nu * sizeof(float));
+    float *Ut = malloc(nu * sizeof(float)), *s = malloc(ns * sizeof(float));
+    float *o1 = malloc(no * sizeof(float)), *o2 = malloc(no * sizeof(float));
+    fill(in, ni);
+    fill(w, nw);
+    fill(b, (size_t)OC);
+    nn_wino4_weights(U, w, C, OC);
+    nn_wino4_weights_t(Ut, w, C, OC);
+    int same = 1;
+    for (int p = 0; p < 36 && same; p++)
+        for (int oc = 0; oc < OC && same; oc++)
+            for (int c = 0; c < C && same; c++)
+                same = memcmp(&U[((size_t)p * OC + oc) * C + c], &Ut[((size_t)p * C + c) * OC + oc],
+                              sizeof(float)) == 0;
+    CHECK(same, "C=%d OC=%d: nn_wino4_weights_t is nn_wino4_weights transposed", C, OC);
+    nn_wino4_forward(o1, s, in, U, b, N, C, H, W, OC, NULL);
+    nn_wino4_forward_t(o2, s, in, Ut, b, N, C, H, W, OC, NULL);
+    CHECK(memcmp(o1, o2, no * sizeof(float)) == 0,
+          "N=%d C=%d OC=%d %dx%d: the Winograd conv on U transposed, the same bits", N, C, OC, H,
+          W);
+    free(in), free(w), free(b), free(U), free(Ut), free(s), free(o1), free(o2);
+}
+
 int main(void)
 {
     static const int shapes[][3] = {
@@ -149,5 +181,9 @@ int main(void)
     test_subranges(29, 70, 40);
     test_subranges(130, 9, 150);
     test_subranges(13, 300, 260);
+    test_wino_t(1, 37, 70, 4, 4);
+    test_wino_t(3, 64, 130, 8, 8);
+    test_wino_t(2, 40, 64, 16, 16);
+    test_wino_t(1, 33, 20, 11, 7);
     return test_done();
 }

@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "models/unet_chain.h"
 #include "models/unet_prof.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
@@ -135,53 +136,11 @@ static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *
     UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
-/* ---- per-image building blocks ----
-   Every GEMM below runs on one image with the serial SGEMM, images spread over the threads:
-   OpenBLAS chooses kernels by matrix size, so batching images into one call (or splitting a
-   call over threads) would make an image's result depend on its batch and the thread count. */
-
-/* torch.nn.Linear on R rows per image: in (B,R,IN), w (OUT,IN), b (OUT) -> out (B,R,OUT) */
-static void lin_fwd(float *out, const float *in, const float *w, const float *b, int B, int R,
-                    int IN, int OUT)
-{
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        float *y = out + (size_t)n * R * OUT;
-        nn_sgemm_serial(0, 1, R, OUT, IN, 1.0f, in + (size_t)n * R * IN, IN, w, IN, 0.0f, y, OUT);
-        if (b)
-            for (int r = 0; r < R; r++)
-                for (int o = 0; o < OUT; o++)
-                    y[(size_t)r * OUT + o] += b[o];
-    }
-}
-
-/* scaled dot-product attention per (image, head): q, k, v (B,T,C), heads of D = C/heads
-   channels -> out (B,T,C); att (B,heads,T,T) = softmax(q k^T / sqrt(D)) */
-static void attn_core(float *out, float *att, const float *q, const float *k, const float *v,
-                      int B, int T, int C, int heads)
-{
-    int D = C / heads;
-    float sc = 1.0f / sqrtf((float)D);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < B * heads; i++) {
-        int n = i / heads, h = i % heads;
-        size_t o = (size_t)n * T * C + (size_t)h * D;
-        float *a = att + (size_t)i * T * T;
-        nn_sgemm_serial(0, 1, T, T, D, sc, q + o, C, k + o, C, 0.0f, a, T);
-        for (int r = 0; r < T; r++) { /* softmax over keys (torch: exp(x - max) / sum) */
-            float *ar = a + (size_t)r * T, mx = ar[0], sum = 0;
-            for (int j = 1; j < T; j++)
-                mx = ar[j] > mx ? ar[j] : mx;
-            for (int j = 0; j < T; j++) {
-                ar[j] = expf(ar[j] - mx);
-                sum += ar[j];
-            }
-            for (int j = 0; j < T; j++)
-                ar[j] /= sum;
-        }
-        nn_sgemm_serial(0, 0, T, D, T, 1.0f, a, T, v + o, C, 0.0f, out + o, C);
-    }
-}
+/* ---- building blocks ----
+   The stride-2 convs run one image a call on the serial SGEMM, images spread over the
+   threads: OpenBLAS chooses kernels by matrix size, so batching images into one call (or
+   splitting a call over threads) would make an image's result depend on its batch and the
+   thread count. The other GEMMs besides the 3x3 convs are in unet_chain.c. */
 
 /* Conv2d(C, OC, 3, stride 2) with padding (pt, pl, pb, pr) by im2col and one GEMM per image;
    col: per-thread slices of C*9*OH*OW floats */
@@ -222,7 +181,8 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
     conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
-    lin_fwd(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
+    unet_chain_linear_vec(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B,
+                          u->cfg.time_embed_dim, cout, u->acts.scratch);
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < cout; c++) {
@@ -234,19 +194,10 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     norm_silu_forward(u, &r->norm2, r->act2, r->h1, B, HW);
     conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
     if (r->sc_w) {
-        /* conv_shortcut 1x1: out[b] += W (cout,cin) @ in[b] (cin,HW) + bias */
+        /* conv_shortcut 1x1: out[b] = (out[b] + W (cout,cin) @ in[b] (cin,HW)) + bias */
         UNET_PROF_BEGIN(UNET_PROF_CONV_1X1);
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++)
-            nn_sgemm_serial(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW,
-                            HW, 1.0f, r->out + (size_t)b * cout * HW, HW);
-#pragma omp parallel for collapse(2)
-        for (int b = 0; b < B; b++)
-            for (int c = 0; c < cout; c++) {
-                float *o = r->out + ((size_t)b * cout + c) * HW, bb = r->sc_b[c];
-                for (int i = 0; i < HW; i++)
-                    o[i] += bb;
-            }
+        unet_chain_conv1x1_add(r->out, in, r->sc_w, r->sc_b, B, cin, cout, HW, u->acts.scratch,
+                               u->acts.n_thr);
         UNET_PROF_END(UNET_PROF_CONV_1X1, 2.0 * B * cout * cin * HW);
     } else {
         UNET_PROF_BEGIN(UNET_PROF_ADD);
@@ -275,26 +226,8 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
         nn_transpose_forward(a->tok, a->norm.out, B, C, T);
         UNET_PROF_END(UNET_PROF_OTHER, 0.0);
     }
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_QKV);
-    {
-        /* the three projections side by side, not one after another: at batch 1 each is one
-           serial call, so in sequence they kept one thread busy; every call is the one of
-           lin_fwd, the same bits */
-        float *outs[3] = {a->q, a->k, a->v};
-        const float *ws[3] = {a->q_w, a->k_w, a->v_w}, *bs[3] = {a->q_b, a->k_b, a->v_b};
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int j = 0; j < 3; j++)
-            for (int n = 0; n < B; n++)
-                lin_fwd(outs[j] + (size_t)n * T * C, a->tok + (size_t)n * T * C, ws[j], bs[j],
-                        1, T, C, C);
-    }
-    UNET_PROF_END(UNET_PROF_ATTN_QKV, 6.0 * B * T * C * C);
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_CORE);
-    attn_core(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
-    UNET_PROF_END(UNET_PROF_ATTN_CORE, 4.0 * B * T * T * C);
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_OUT);
-    lin_fwd(a->proj, a->ao, a->o_w, a->o_b, B, T, C, C);
-    UNET_PROF_END(UNET_PROF_ATTN_OUT, 2.0 * B * T * C * C);
+    assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
+    unet_chain_attention(a, a->norm.out, B, u->acts.scratch);
     {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         nn_transpose_forward(a->out, a->proj, B, T, C);
@@ -362,9 +295,11 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
     nn_timestep_embedding(u->acts.temb, u->acts.t_in, B, C0, c->flip_sin_to_cos, c->freq_shift,
                           10000.0f, 1.0f);
-    lin_fwd(u->acts.te1, u->acts.temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
+    unet_chain_linear_vec(u->acts.te1, u->acts.temb, u->lin1_w, u->lin1_b, B, C0, TE,
+                          u->acts.scratch);
     nn_silu_forward(u->acts.te1_act, u->acts.te1, (size_t)B * TE);
-    lin_fwd(u->acts.emb, u->acts.te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
+    unet_chain_linear_vec(u->acts.emb, u->acts.te1_act, u->lin2_w, u->lin2_b, B, TE, TE,
+                          u->acts.scratch);
     /* every resnet applies its nonlinearity to temb before time_emb_proj */
     nn_silu_forward(u->acts.emb_act, u->acts.emb, (size_t)B * TE);
     UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * TE * (C0 + TE));

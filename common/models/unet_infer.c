@@ -177,7 +177,7 @@ void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes)
     L.base = u->acts.buf;
     L.off = 0;
     model_infer(u, &L, B);
-    unet_wino_alloc_infer(u, mem_bytes);
+    unet_wino_alloc_infer(u, B, mem_bytes);
     u->acts.max_batch = B;
     u->acts.n_thr = nn_get_threads();
     u->acts.infer = 1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/unet_chain.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
 #include "util/util.h"
@@ -410,6 +411,7 @@ static size_t model_scratch(const struct unet *u, int B)
         const struct unet_resnet *r = &u->mid_res[j];
         MAXS(conv_scratch(B, r->cin, r->H, r->W, r->cout, 1, 1, 1, 1, 1));
     }
+    MAXS(unet_chain_scratch(u, B, nn_get_threads()));
 #undef MAXS
     return m;
 }

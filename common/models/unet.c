@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-
 #include "models/unet_chain.h"
 #include "models/unet_prof.h"
 #include "nn/nn.h"
@@ -136,41 +134,7 @@ static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *
     UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
-/* ---- building blocks ----
-   The stride-2 convs run one image a call on the serial SGEMM, images spread over the
-   threads: OpenBLAS chooses kernels by matrix size, so batching images into one call (or
-   splitting a call over threads) would make an image's result depend on its batch and the
-   thread count. The other GEMMs besides the 3x3 convs are in unet_chain.c. */
-
-/* Conv2d(C, OC, 3, stride 2) with padding (pt, pl, pb, pr) by im2col and one GEMM per image;
-   col: per-thread slices of C*9*OH*OW floats */
-static void conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
-                    int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
-                    int nthr)
-{
-    int OH = (H + pt + pb - 3) / 2 + 1, OW = (W + pl + pr - 3) / 2 + 1, OHW = OH * OW;
-    size_t slice = (size_t)C * 9 * OHW;
-#pragma omp parallel for schedule(static) num_threads(nthr)
-    for (int n = 0; n < B; n++) {
-        float *cl = col + slice * omp_get_thread_num(), *y = out + (size_t)n * OC * OHW;
-        const float *x = in + (size_t)n * C * H * W;
-        for (int c = 0; c < C; c++)
-            for (int ky = 0; ky < 3; ky++)
-                for (int kx = 0; kx < 3; kx++) {
-                    float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
-                    for (int oy = 0; oy < OH; oy++)
-                        for (int ox = 0; ox < OW; ox++) {
-                            int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
-                            d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                                  ? x[((size_t)c * H + iy) * W + ix] : 0.0f;
-                        }
-                }
-        nn_sgemm_serial(0, 0, OC, OHW, C * 9, 1.0f, w, C * 9, cl, OHW, 0.0f, y, OHW);
-        for (int o = 0; o < OC; o++)
-            for (int j = 0; j < OHW; j++)
-                y[(size_t)o * OHW + j] += b[o];
-    }
-}
+/* ---- building blocks (the GEMMs besides the 3x3 stride-1 convs are in unet_chain.c) ---- */
 
 /* ResnetBlock2D, time_embedding_norm "default" */
 static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *in, int B)
@@ -251,11 +215,11 @@ static void down_forward(struct unet *u, struct unet_sample *s, const float *in,
     assert((size_t)u->acts.n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->acts.n_scratch);
     UNET_PROF_BEGIN(UNET_PROF_CONV_S2);
     if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
-        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
-                u->acts.n_thr);
+        unet_chain_conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C,
+                           0, 0, 1, 1, u->acts.n_thr);
     else
-        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
-                u->acts.n_thr);
+        unet_chain_conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C,
+                           p, p, p, p, u->acts.n_thr);
     /* the output size of both paddings (a (0,1,0,1) pad keeps H/2 as p = 1 does) */
     UNET_PROF_END(UNET_PROF_CONV_S2, 18.0 * B * s->C * s->C * (s->H / 2) * (s->W / 2));
 }

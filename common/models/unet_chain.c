@@ -86,6 +86,49 @@ void unet_chain_conv1x1_add(float *out, const float *in, const float *w, const f
     }
 }
 
+void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
+                        int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
+                        int nthr)
+{
+    int OH = (H + pt + pb - 3) / 2 + 1, OW = (W + pl + pr - 3) / 2 + 1, OHW = OH * OW;
+    int nr = ceil_div(OC, TASK_ROWS), nc = ceil_div(OHW, CONV_COLS);
+    size_t slice = (size_t)C * 9 * OHW;
+    for (int n0 = 0; n0 < B; n0 += nthr) { /* as many images as the scratch has slices */
+        int nb = B - n0 < nthr ? B - n0 : nthr;
+#pragma omp parallel num_threads(nthr)
+        {
+#pragma omp for schedule(static)
+            for (int t = 0; t < nb * C; t++) { /* im2col, rows (c, ky, kx) */
+                int c = t % C;
+                float *cl = col + slice * (t / C);
+                const float *x = in + ((size_t)(n0 + t / C) * C + c) * H * W;
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
+                        for (int oy = 0; oy < OH; oy++)
+                            for (int ox = 0; ox < OW; ox++) {
+                                int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
+                                d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
+                                                      ? x[(size_t)iy * W + ix] : 0.0f;
+                            }
+                    }
+            }
+#pragma omp for schedule(static)
+            for (int t = 0; t < nb * nr * nc; t++) {
+                int i = t / (nr * nc), o0 = t / nc % nr * TASK_ROWS, j0 = t % nc * CONV_COLS;
+                int ob = OC - o0 < TASK_ROWS ? OC - o0 : TASK_ROWS;
+                int cb = OHW - j0 < CONV_COLS ? OHW - j0 : CONV_COLS;
+                float *y = out + ((size_t)(n0 + i) * OC + o0) * OHW + j0;
+                nn_sgemm_chain(ob, cb, C * 9, w + (size_t)o0 * C * 9, C * 9,
+                               col + slice * i + j0, OHW, y, OHW);
+                for (int o = 0; o < ob; o++)
+                    for (int j = 0; j < cb; j++)
+                        y[(size_t)o * OHW + j] += b[o0 + o];
+            }
+        }
+    }
+}
+
 static void add_bias_rows(float *y, int R, int N, int ld, const float *b)
 {
     for (int r = 0; r < R; r++)

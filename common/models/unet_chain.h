@@ -1,5 +1,5 @@
 /* The UNet's GEMMs besides the 3x3 convs (the time embedding's Linear layers, the resnets'
-   1x1 shortcuts, attention's projections, q k^T and att v) on nn_sgemm_chain: every output is
+   1x1 shortcuts, the downsamplers' stride-2 convs, attention's projections, q k^T and att v) on nn_sgemm_chain: every output is
    one fmaf chain over k in order, so its bits depend on its own row and column alone. The
    work is then cut into tasks of rows and columns across the threads at any batch, even 1,
    and an image's result is the same whatever the batch and thread count. (With OpenBLAS each
@@ -21,6 +21,12 @@ void unet_chain_linear_vec(float *out, const float *in, const float *w, const fl
 /* conv_shortcut: out (B, OC, HW) = (out + w in) + b, w (OC, C) */
 void unet_chain_conv1x1_add(float *out, const float *in, const float *w, const float *b, int B,
                             int C, int OC, int HW, float *scratch, int nthr);
+
+/* Conv2d(C, OC, 3, stride 2), padding (pt, pl, pb, pr), by im2col: col holds nthr images'
+   columns (nthr * C * 9 * OH * OW floats), taken nthr images at a time */
+void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
+                        int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
+                        int nthr);
 
 /* Attention from a->tok (B,T,C) and the norm output xn (B,C,T) to a->q, a->k, a->v, a->att
    (the softmax), a->ao and a->proj = to_out.0(ao), each in the layout unet.h gives */

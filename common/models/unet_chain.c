@@ -10,9 +10,11 @@
 
 #include "models/unet_prof.h"
 #include "nn/nn.h"
+#include "nn/nn_math.h"
 
 #define TASK_ROWS 48 /* rows of a task: a multiple of the column kernel's row blocks (6, 12), whose
                          leftover rows (T = 256 leaves 4) run one at a time */
+#define VEC_ROWS 64  /* a Linear task's rows at a few images: the row-lane kernel's block */
 #define CONV_COLS 256 /* a shortcut task's columns: its (TASK_ROWS x CONV_COLS) sum in L2 */
 
 static int ceil_div(int a, int b)
@@ -55,10 +57,10 @@ void unet_chain_linear_vec(float *out, const float *in, const float *w, const fl
     for (int n = 0; n < B; n++)
         for (int k = 0; k < IN; k++)
             xT[(size_t)k * B + n] = in[(size_t)n * IN + k];
-    int nt = ceil_div(OUT, TASK_ROWS / 2); /* few flops: enough tasks for both threads */
+    int nt = ceil_div(OUT, VEC_ROWS);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < nt; t++) {
-        int o0 = t * (TASK_ROWS / 2), ob = OUT - o0 < TASK_ROWS / 2 ? OUT - o0 : TASK_ROWS / 2;
+        int o0 = t * VEC_ROWS, ob = OUT - o0 < VEC_ROWS ? OUT - o0 : VEC_ROWS;
         nn_sgemm_chain(ob, B, IN, w + (size_t)o0 * IN, IN, xT, B, y + (size_t)o0 * B, B);
     }
     for (int n = 0; n < B; n++)
@@ -136,17 +138,32 @@ static void add_bias_rows(float *y, int R, int N, int ld, const float *b)
             y[(size_t)r * ld + j] += b[j];
 }
 
-/* softmax over keys of S (R, T) (torch: exp(x - max) / sum) */
-static void softmax_rows(float *S, int R, int T)
+/* S (R, T) scaled by sc, then softmax over keys (torch: exp(x - max) / sum). The exps are
+   nn_expf's, which vectorise; the sum runs in 16 fixed partial sums combined in a fixed tree,
+   written out so the order is the source's, not the vectoriser's (the same on every ISA). */
+static void softmax_rows(float *S, int R, int T, float sc)
 {
     for (int r = 0; r < R; r++) {
-        float *ar = S + (size_t)r * T, mx = ar[0], sum = 0;
-        for (int j = 1; j < T; j++)
-            mx = ar[j] > mx ? ar[j] : mx;
+        float *ar = S + (size_t)r * T, mx = -INFINITY, part[16] = {0};
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < T; j++) {
-            ar[j] = expf(ar[j] - mx);
-            sum += ar[j];
+            ar[j] *= sc;
+            mx = ar[j] > mx ? ar[j] : mx;
         }
+#pragma omp simd
+        for (int j = 0; j < T; j++)
+            ar[j] = nn_expf(ar[j] - mx);
+        int j = 0;
+        for (; j + 16 <= T; j += 16)
+            for (int l = 0; l < 16; l++)
+                part[l] += ar[j + l];
+        for (int l = 0; j < T; j++, l++)
+            part[l] += ar[j];
+        for (int w = 8; w > 0; w /= 2)
+            for (int l = 0; l < w; l++)
+                part[l] += part[l + w];
+        float sum = part[0];
+#pragma omp simd
         for (int j = 0; j < T; j++)
             ar[j] /= sum;
     }
@@ -198,9 +215,7 @@ void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *sc
         float *S = a->att + (((size_t)n * H + h) * T + i0) * T;
         nn_sgemm_chain(rb, T, D, a->q + n * TC + (size_t)i0 * C + (size_t)h * D, C,
                        kT + n * TC + (size_t)h * D * T, T, S, T);
-        for (size_t i = 0; i < (size_t)rb * T; i++)
-            S[i] *= sc;
-        softmax_rows(S, rb, T);
+        softmax_rows(S, rb, T, sc);
         nn_sgemm_chain(rb, D, T, S, T, a->v + n * TC + (size_t)h * D, C,
                        a->ao + n * TC + (size_t)i0 * C + (size_t)h * D, C);
     }

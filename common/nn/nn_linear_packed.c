@@ -170,6 +170,7 @@ struct gemm {
     int ldi, ta;
     const float *wp, *b;
     int M, K;
+    void (*ep)(float *x, size_t n); /* on each finished row piece of out, or NULL */
 };
 
 #if defined(__AVX512F__)
@@ -251,8 +252,11 @@ static void run_panels(const struct gemm *g, int p0, int p1)
                 for (int p = j0; p < j1; p++) {
                     const float *bias = k0 > 0 ? NULL : g->b != NULL ? g->b + (size_t)p * NR : zero;
                     prefetch_a(g, ni, nR, nk, nkc, p - j0, j1 - j0);
-                    kern_r(R, kc, ap, g->wp + ((size_t)p * K + k0) * NR,
-                           g->out + (size_t)i0 * g->ldo + (size_t)p * g->pstride, g->ldo, bias);
+                    float *c = g->out + (size_t)i0 * g->ldo + (size_t)p * g->pstride;
+                    kern_r(R, kc, ap, g->wp + ((size_t)p * K + k0) * NR, c, g->ldo, bias);
+                    if (g->ep != NULL && k0 + kc == K)
+                        for (int r = 0; r < R; r++)
+                            g->ep(c + (size_t)r * g->ldo, NR);
                 }
             }
         }
@@ -271,7 +275,7 @@ static void bias_only(const struct gemm *g, int N)
 void nn_gemm_packed_serial(float *out, int ldo, size_t pstride, const float *in, int ldi,
                            int ta, const float *wp, const float *b, int M, int K, int N)
 {
-    struct gemm g = { out, ldo, pstride, in, ldi, ta, wp, b, M, K };
+    struct gemm g = { out, ldo, pstride, in, ldi, ta, wp, b, M, K, NULL };
     if (K <= 0)
         bias_only(&g, N);
     else if (M > 0)
@@ -287,10 +291,19 @@ void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, cons
 void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float *wp,
                       const float *b, int M, int K, int N)
 {
-    struct gemm g = { out, ldo, NR, in, ldi, 0, wp, b, M, K };
+    nn_linear_packed_ep(out, ldo, in, ldi, wp, b, M, K, N, NULL);
+}
+
+void nn_linear_packed_ep(float *out, int ldo, const float *in, int ldi, const float *wp,
+                         const float *b, int M, int K, int N, void (*ep)(float *x, size_t n))
+{
+    struct gemm g = { out, ldo, NR, in, ldi, 0, wp, b, M, K, ep };
     int np = N / NR, nt = nn_get_threads();
-    if (K <= 0)
+    if (K <= 0) {
         bias_only(&g, N);
+        for (int i = 0; ep != NULL && i < M; i++)
+            ep(out + (size_t)i * ldo, (size_t)N);
+    }
     if (M <= 0 || np <= 0 || K <= 0)
         return;
     nt = omp_in_parallel() ? 1 : nt < np ? nt : np;

@@ -192,8 +192,13 @@ static inline void pack_t16(float *ap, const float *in, int ld)
 static void pack_a(float *ap, const struct gemm *g, int i0, int R, int k0, int kc)
 {
     if (g->ta) {
-        for (int k = 0; k < kc; k++)
-            memcpy(ap + k * MR, g->in + (size_t)(k0 + k) * g->ldi + i0, (size_t)R * sizeof(float));
+        if (R == MR) /* a fixed size the compiler inlines: a libc call a k cost as much as
+                        the two panels of att v's kernels (nn_attn_qkv.c) */
+            for (int k = 0; k < kc; k++)
+                memcpy(ap + k * MR, g->in + (size_t)(k0 + k) * g->ldi + i0, MR * sizeof(float));
+        else
+            for (int k = 0; k < kc; k++)
+                memcpy(ap + k * MR, g->in + (size_t)(k0 + k) * g->ldi + i0, (size_t)R * sizeof(float));
         return;
     }
     int k = 0;

@@ -19,7 +19,11 @@
 #include "nn/nn_wino4.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/nn.h"
 #include "util/util.h"
@@ -200,50 +204,127 @@ size_t nn_wino4_tiles(int N, int C, int H, int W)
     return 36 * (size_t)C * wino_cols(N, wino_tpi(H, W));
 }
 
+/* One chunk's rows of 6x6 patches de-interleaved into g (slot i*6+j holds d[i][j] of the
+   chunk's tiles from t0 on, LT floats a slot): tile rows [ty, ty + nr), columns [tx, tx + nc)
+   of the map x (H x W), zero outside it. */
+#if defined(__AVX512F__)
+/* 8 tiles at a time: row positions 4u+j (j < 4) from two vectors of 16 by one vpermt2ps,
+   j = 4, 5 as j = 0, 1 of vectors loaded 4 positions on; masked loads give the zero padding
+   and masked stores stop at the chunk's last tile. Only data movement: the same values. */
+static void wino_gather(float *g, int t0, const float *x, int H, int W, int ty, int tx, int nr,
+                        int nc)
+{
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+    const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(3));
+    const __m512 z = _mm512_setzero_ps();
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < AS; i++) {
+            int yy = (ty + r) * TS - 1 + i;
+            float *d = g + (size_t)i * AS * LT + t0 + r * nc;
+            for (int u0 = 0; u0 < nc; u0 += 8) {
+                int n8 = nc - u0 < 8 ? nc - u0 : 8;
+                __mmask16 ms = (__mmask16)((1u << n8) - 1);
+                if (yy < 0 || yy >= H) {
+                    for (int j = 0; j < AS; j++)
+                        _mm512_mask_storeu_ps(d + j * LT + u0, ms, z);
+                    continue;
+                }
+                /* positions p0 + [0, 36) of the padded row are x[lo + p], valid on [a, b) */
+                long lo = (long)(tx + u0) * TS - 1;
+                const float *xr = x + (size_t)yy * W;
+                __mmask16 m[4];
+                for (int v = 0; v < 4; v++) {
+                    long p = lo + (v & 1) * 16 + (v >> 1) * 4; /* 0, 16, 4, 20 */
+                    long a = p < 0 ? -p : 0, b = W - p < 16 ? W - p : 16;
+                    uint32_t mm = b > a ? ((b >= 16 ? 0xffffu : (1u << b) - 1) & ~((1u << a) - 1)) : 0;
+                    m[v] = (__mmask16)mm;
+                }
+                __m512 A = _mm512_maskz_loadu_ps(m[0], xr + lo);
+                __m512 B = _mm512_maskz_loadu_ps(m[1], xr + lo + 16);
+                __m512 A4 = _mm512_maskz_loadu_ps(m[2], xr + lo + 4);
+                __m512 B4 = _mm512_maskz_loadu_ps(m[3], xr + lo + 20);
+                _mm512_mask_storeu_ps(d + u0, ms, _mm512_permutex2var_ps(A, i0, B));
+                _mm512_mask_storeu_ps(d + LT + u0, ms, _mm512_permutex2var_ps(A, i1, B));
+                _mm512_mask_storeu_ps(d + 2 * LT + u0, ms, _mm512_permutex2var_ps(A, i2, B));
+                _mm512_mask_storeu_ps(d + 3 * LT + u0, ms, _mm512_permutex2var_ps(A, i3, B));
+                _mm512_mask_storeu_ps(d + 4 * LT + u0, ms, _mm512_permutex2var_ps(A4, i0, B4));
+                _mm512_mask_storeu_ps(d + 5 * LT + u0, ms, _mm512_permutex2var_ps(A4, i1, B4));
+            }
+        }
+}
+#else
+static void wino_gather(float *g, int t0, const float *x, int H, int W, int ty, int tx, int nr,
+                        int nc)
+{
+    float prow[LT * TS + 2]; /* a zero-padded row */
+    int lo = tx * TS - 1, np = nc * TS + 2;
+    int ka = lo < 0 ? -lo : 0, kb = W - lo < np ? W - lo : np;
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < AS; i++) {
+            int yy = (ty + r) * TS - 1 + i;
+            float *d = g + (size_t)i * AS * LT + t0 + r * nc;
+            if (yy < 0 || yy >= H) {
+                for (int j = 0; j < AS; j++)
+                    memset(d + j * LT, 0, nc * sizeof(float));
+                continue;
+            }
+            for (int u = 0; u < ka; u++)
+                prow[u] = 0;
+            memcpy(prow + ka, x + (size_t)yy * W + lo + ka, (kb - ka) * sizeof(float));
+            for (int u = kb; u < np; u++)
+                prow[u] = 0;
+            for (int j = 0; j < AS; j++) {
+                float *restrict dj = d + j * LT;
+                for (int u = 0; u < nc; u++)
+                    dj[u] = prow[u * TS + j];
+            }
+        }
+}
+#endif
+
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
                           int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
+    /* maps of fewer than LT tiles: several images' tiles, contiguous in V, make one chunk, so
+       that the transforms run on full vectors (an 8x8 map is 4 tiles) */
+    int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
 
-    /* per (image, channel) and chunk of its tiles: the 6x6 patches de-interleaved into g (slot
-       i*6+j holds d[i][j] of every tile), B^T along i into h (slot q*6+j), then along j
-       straight into V (slot q*6+r, a run of the chunk's tiles) */
+    /* per (channel, group of images) and chunk of their tiles: the 6x6 patches
+       de-interleaved into g (slot i*6+j holds d[i][j] of every tile), B^T along i into h
+       (slot q*6+j), then along j straight into V (slot q*6+r, a run of the chunk's tiles) */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int c = 0; c < C; c++)
-        for (int n = 0; n < N; n++) {
-            const float *x = in + ((size_t)n * C + c) * H * W;
-            float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
-            float g[36 * LT], h[36 * LT], prow[LT * TS + 2]; /* prow: a zero-padded row */
+        for (int gi = 0; gi < ng; gi++) {
+            int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
+            float g[36 * LT], h[36 * LT];
             struct wino_chunk k = {0, 0, 0, 0};
-            while (wino_chunk_next(&k, th, tw)) {
-                int nt = k.nr * k.nc, lo = k.tx * TS - 1, np = k.nc * TS + 2;
-                int ka = lo < 0 ? -lo : 0, kb = W - lo < np ? W - lo : np;
-                for (int r = 0; r < k.nr; r++)
-                    for (int i = 0; i < AS; i++) {
-                        int yy = (k.ty + r) * TS - 1 + i;
-                        float *d = g + (size_t)i * AS * LT + r * k.nc;
-                        if (yy < 0 || yy >= H) {
-                            for (int j = 0; j < AS; j++)
-                                memset(d + j * LT, 0, k.nc * sizeof(float));
-                            continue;
-                        }
-                        for (int u = 0; u < ka; u++)
-                            prow[u] = 0;
-                        memcpy(prow + ka, x + (size_t)yy * W + lo + ka, (kb - ka) * sizeof(float));
-                        for (int u = kb; u < np; u++)
-                            prow[u] = 0;
-                        for (int j = 0; j < AS; j++) {
-                            float *restrict dj = d + j * LT;
-                            for (int u = 0; u < k.nc; u++)
-                                dj[u] = prow[u * TS + j];
-                        }
+            for (int n = n0; n < n1; n++) {
+                const float *x = in + ((size_t)n * C + c) * H * W;
+                float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
+                int nt = (n1 - n0) * tpi;
+                if (ipg > 1 || tpi == LT) { /* the whole images at once */
+                    wino_gather(g, (n - n0) * tpi, x, H, W, 0, 0, th, tw);
+                    if (n + 1 < n1)
+                        continue;
+                    vb -= (size_t)(n1 - n0 - 1) * tpi;
+                } else {
+                    if (!wino_chunk_next(&k, th, tw)) {
+                        k = (struct wino_chunk){0, 0, 0, 0};
+                        continue; /* the next image */
                     }
+                    n--; /* this image again, for its next chunk */
+                    nt = k.nr * k.nc;
+                    wino_gather(g, 0, x, H, W, k.ty, k.tx, k.nr, k.nc);
+                    vb += (size_t)k.ty * tw + k.tx;
+                }
                 for (int j = 0; j < AS; j++) /* i*6+j -> q*6+j */
                     bt6v(h + j * LT, AS * LT, g + j * LT, AS * LT, nt);
-                float *v = vb + (size_t)k.ty * tw + k.tx;
                 for (int q = 0; q < AS; q++) /* q*6+j -> q*6+r */
-                    bt6v(v + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
+                    bt6v(vb + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
             }
         }
     if (c0 == 0 && Tr == T)

@@ -92,6 +92,27 @@ static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t x
 #endif
 
 /* 6 slots in -> 4 slots out */
+#if defined(__AVX512F__)
+static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
+{
+    const __m512 c2 = _mm512_set1_ps(2), c4 = _mm512_set1_ps(4), c8 = _mm512_set1_ps(8);
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 m = (__mmask16)(n - t >= 16 ? 0xffff : (1u << (n - t)) - 1);
+        __m512 m0 = _mm512_maskz_loadu_ps(m, x + t), m1 = _mm512_maskz_loadu_ps(m, x + xs + t);
+        __m512 m2 = _mm512_maskz_loadu_ps(m, x + 2 * xs + t);
+        __m512 m3 = _mm512_maskz_loadu_ps(m, x + 3 * xs + t);
+        __m512 m4 = _mm512_maskz_loadu_ps(m, x + 4 * xs + t);
+        __m512 m5 = _mm512_maskz_loadu_ps(m, x + 5 * xs + t);
+        __m512 s1 = _mm512_add_ps(m1, m2), d1 = _mm512_sub_ps(m1, m2);
+        __m512 s3 = _mm512_add_ps(m3, m4), d3 = _mm512_sub_ps(m3, m4);
+        _mm512_mask_storeu_ps(y + t, m, _mm512_add_ps(_mm512_add_ps(m0, s1), s3));
+        _mm512_mask_storeu_ps(y + ys + t, m, _mm512_add_ps(d1, _mm512_mul_ps(c2, d3)));
+        _mm512_mask_storeu_ps(y + 2 * ys + t, m, _mm512_add_ps(s1, _mm512_mul_ps(c4, s3)));
+        _mm512_mask_storeu_ps(y + 3 * ys + t, m,
+                              _mm512_add_ps(_mm512_add_ps(d1, _mm512_mul_ps(c8, d3)), m5));
+    }
+}
+#else
 static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
@@ -104,6 +125,7 @@ static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t x
         y[3 * ys + t] = d1 + 8 * d3 + m5;
     }
 }
+#endif
 
 /* Tiles of one (image, channel) transformed at once: the whole image up to 64 tiles (a 32x32
    map), else chunks of whole tile rows, or of one row's tiles when a row is wider. Two
@@ -413,17 +435,113 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
     }
 }
 
+/* One chunk's 4x4 output tiles from g (slot i*4+j holds y[i][j] of the chunk's tiles from
+   t0 on, LT floats a slot) plus the bias into the map y (H x W): tile rows [ty, ty + nr),
+   columns [tx, tx + nc), clipped to the map. */
+#if defined(__AVX512F__)
+/* 8 tiles' 32 outputs of a row at a time: two vpermt2ps rounds interleave the 4 slots, the
+   bias added to each value as before (s + bias), masked stores clip the map's edge */
+static void wino_scatter(float *y, const float *g, int t0, float bias, int H, int W, int ty,
+                         int tx, int nr, int nc)
+{
+    /* (a0 b0 a1 b1 ...) of a, b: lanes 0-15 from their lanes 0-7, 16-31 from 8-15 */
+    const __m512i lo2 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i lo4 = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i hi4 = _mm512_add_epi32(lo4, _mm512_set1_epi32(8));
+    const __m512 bv = _mm512_set1_ps(bias);
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < TS && (ty + r) * TS + i < H; i++) {
+            const float *s = g + (size_t)i * TS * LT + t0 + r * nc;
+            float *row = y + (size_t)((ty + r) * TS + i) * W + tx * TS;
+            for (int u0 = 0; u0 < nc; u0 += 8) {
+                /* row positions 4 * u0 + [0, 32) inside the map and the chunk */
+                int np = (nc - u0) * TS, left = W - (tx + u0) * TS;
+                np = np < left ? np : left;
+                np = np < 32 ? np : 32;
+                __m512 s0 = _mm512_loadu_ps(s + u0), s1 = _mm512_loadu_ps(s + LT + u0);
+                __m512 s2 = _mm512_loadu_ps(s + 2 * LT + u0), s3 = _mm512_loadu_ps(s + 3 * LT + u0);
+                __m512 e01 = _mm512_permutex2var_ps(s0, lo2, s1); /* s0[u] s1[u], u < 8 */
+                __m512 e23 = _mm512_permutex2var_ps(s2, lo2, s3);
+                __m512 w0 = _mm512_permutex2var_ps(e01, lo4, e23); /* u 0-3 */
+                __m512 w1 = _mm512_permutex2var_ps(e01, hi4, e23); /* u 4-7 */
+                __mmask16 m0 = (__mmask16)(np >= 16 ? 0xffff : (1u << np) - 1);
+                __mmask16 m1 = (__mmask16)(np >= 32 ? 0xffff : np > 16 ? (1u << (np - 16)) - 1 : 0);
+                _mm512_mask_storeu_ps(row + u0 * TS, m0, _mm512_add_ps(w0, bv));
+                _mm512_mask_storeu_ps(row + u0 * TS + 16, m1, _mm512_add_ps(w1, bv));
+            }
+        }
+}
+#else
+static void wino_scatter(float *y, const float *g, int t0, float bias, int H, int W, int ty,
+                         int tx, int nr, int nc)
+{
+    /* the tiles whose 4 columns all lie inside the map, then the last partial one */
+    int nf = W / TS - tx < nc ? W / TS - tx : nc;
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < TS && (ty + r) * TS + i < H; i++) {
+            const float *s = g + (size_t)i * TS * LT + t0 + r * nc;
+            float *row = y + (size_t)((ty + r) * TS + i) * W + tx * TS;
+            for (int u = 0; u < nf; u++)
+                for (int j = 0; j < TS; j++)
+                    row[u * TS + j] = s[j * LT + u] + bias;
+            for (int u = nf; u < nc; u++)
+                for (int j = 0; j < TS && (tx + u) * TS + j < W; j++)
+                    row[u * TS + j] = s[j * LT + u] + bias;
+        }
+}
+#endif
+
+/* out (N,OC,H,W) = A^T m A + b of M (36,OC,T), per (out channel, group of images) and chunk
+   of their tiles (as the input side's): A^T along r straight from M (slot q*6+r) into h (slot
+   q*4+j), along q into g (slot i*4+j), then interleaved into the 4x4 tiles with the bias */
+static void wino_output_tiles(float *out, const float *M, size_t T, const float *b, int N,
+                              int OC, int H, int W)
+{
+    int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
+    int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
+    size_t ps = (size_t)OC * T;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int gi = 0; gi < ng; gi++) {
+            int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
+            float bias = b ? b[oc] : 0.0f;
+            float g[16 * LT + 16], h[24 * LT]; /* g: room for wino_scatter's 8-tile reads */
+            struct wino_chunk k = {0, 0, 0, 0};
+            if (ipg > 1 || tpi == LT) { /* the group's whole images at once */
+                int nt = (n1 - n0) * tpi;
+                const float *m = M + (size_t)oc * T + (size_t)n0 * tpi;
+                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
+                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
+                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
+                for (int n = n0; n < n1; n++)
+                    wino_scatter(out + ((size_t)n * OC + oc) * H * W, g, (n - n0) * tpi, bias, H,
+                                 W, 0, 0, th, tw);
+                continue;
+            }
+            while (wino_chunk_next(&k, th, tw)) {
+                int nt = k.nr * k.nc;
+                const float *m = M + (size_t)oc * T + (size_t)n0 * tpi + (size_t)k.ty * tw + k.tx;
+                for (int q = 0; q < AS; q++)
+                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                for (int j = 0; j < TS; j++)
+                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
+                wino_scatter(out + ((size_t)n0 * OC + oc) * H * W, g, 0, bias, H, W, k.ty, k.tx,
+                             k.nr, k.nc);
+            }
+        }
+}
+
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
                        const float *w, float *ub, const float *b, int N, int C, int H, int W,
                        int OC, struct nn_wino4_times *times)
 {
-    int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, T = Tr, c0 = 0;
+    size_t T = wino_cols(N, wino_tpi(H, W));
     int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
 
-    nn_wino4_input_tiles(V, T, c0, in, N, C, H, W);
+    nn_wino4_input_tiles(V, T, 0, in, N, C, H, W);
     if (times) {
         t1 = util_now();
         times->in_sec += t1 - t0;
@@ -450,39 +568,7 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         times->gemm_flop += 72.0 * OC * C * (double)T;
         t0 = t1;
     }
-    /* output tiles per (image, out channel) and chunk of its tiles: A^T along r straight
-       from M (slot q*6+r) into h (slot q*4+j), along q into g (slot i*4+j), then interleaved
-       into the 4x4 tiles with the bias */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int oc = 0; oc < OC; oc++)
-        for (int n = 0; n < N; n++) {
-            float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
-            const float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
-            size_t ps = (size_t)OC * T;
-            float g[16 * LT], h[24 * LT];
-            struct wino_chunk k = {0, 0, 0, 0};
-            while (wino_chunk_next(&k, th, tw)) {
-                int nt = k.nr * k.nc;
-                const float *m = mb + (size_t)k.ty * tw + k.tx;
-                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
-                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
-                for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
-                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
-                /* the tiles whose 4 columns all lie inside the map, then the last partial one */
-                int nf = W / TS - k.tx < k.nc ? W / TS - k.tx : k.nc;
-                for (int r = 0; r < k.nr; r++)
-                    for (int i = 0; i < TS && (k.ty + r) * TS + i < H; i++) {
-                        const float *s = g + (size_t)i * TS * LT + r * k.nc;
-                        float *row = y + (size_t)((k.ty + r) * TS + i) * W + k.tx * TS;
-                        for (int u = 0; u < nf; u++)
-                            for (int j = 0; j < TS; j++)
-                                row[u * TS + j] = s[j * LT + u] + bias;
-                        for (int u = nf; u < k.nc; u++)
-                            for (int j = 0; j < TS && (k.tx + u) * TS + j < W; j++)
-                                row[u * TS + j] = s[j * LT + u] + bias;
-                    }
-            }
-        }
+    wino_output_tiles(out, M, T, b, N, OC, H, W);
     if (times)
         times->out_sec += util_now() - t0;
 }

@@ -26,6 +26,7 @@
 #endif
 
 #include "nn/nn.h"
+#include "nn/nn_math.h"
 #include "util/util.h"
 
 #define TS 4 /* output tile */
@@ -349,8 +350,15 @@ static void wino_gather(float *g, int t0, const float *x, int H, int W, int ty, 
 }
 #endif
 
-void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
-                          int W)
+int nn_wino4_pre_fits(int H, int W)
+{
+    return wino_tpi(H, W) <= LT;
+}
+
+/* pre: NULL, or the conv's input is silu(in * scale + shift) per (image, channel), made here a
+   map at a time in L1 (maps of at most LT tiles, nn_wino4_pre_fits) and never stored */
+static void wino_input_tiles(float *V, size_t T, size_t c0, const float *in,
+                             const struct nn_wino4_pre *pre, int N, int C, int H, int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
@@ -367,8 +375,15 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
             int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
             float g[36 * LT], h[36 * LT];
             struct wino_chunk k = {0, 0, 0, 0};
+            float act[LT * TS * TS]; /* the activated map, with pre */
             for (int n = n0; n < n1; n++) {
                 const float *x = in + ((size_t)n * C + c) * H * W;
+                if (pre != NULL) { /* nn_group_norm_silu_forward's expression */
+                    float a = pre->scale[(size_t)n * C + c], b = pre->shift[(size_t)n * C + c];
+                    for (int i = 0; i < H * W; i++)
+                        act[i] = nn_silu_sym(x[i] * a + b);
+                    x = act;
+                }
                 float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
                 int nt = (n1 - n0) * tpi;
                 if (ipg > 1 || tpi == LT) { /* the whole images at once */
@@ -401,6 +416,12 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
             memset(v, 0, c0 * sizeof(float));
             memset(v + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
         }
+}
+
+void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                          int W)
+{
+    wino_input_tiles(V, T, c0, in, NULL, N, C, H, W);
 }
 
 /* M (36,OC,T) = the products with the weights transformed here, WINO_OB kernel rows at a
@@ -533,15 +554,16 @@ static void wino_output_tiles(float *out, const float *M, size_t T, const float 
 }
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
-static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U,
-                       const float *w, float *ub, const float *b, int N, int C, int H, int W,
-                       int OC, struct nn_wino4_times *times)
+static void wino_conv3(float *out, float *V, float *M, const float *in,
+                       const struct nn_wino4_pre *pre, const float *U, const float *w, float *ub,
+                       const float *b, int N, int C, int H, int W, int OC,
+                       struct nn_wino4_times *times)
 {
     size_t T = wino_cols(N, wino_tpi(H, W));
     int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
 
-    nn_wino4_input_tiles(V, T, 0, in, N, C, H, W);
+    wino_input_tiles(V, T, 0, in, pre, N, C, H, W);
     if (times) {
         t1 = util_now();
         times->in_sec += t1 - t0;
@@ -578,7 +600,7 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, NULL, NULL, b, N, C, H, W, OC, times);
+               NULL, U, NULL, NULL, b, N, C, H, W, OC, times);
 }
 
 /* Where the transform inside the GEMMs measured faster than apart: not below 16 tiles (the
@@ -595,12 +617,12 @@ int nn_wino4_fuses(int N, int H, int W)
     return T >= WINO_FUSED_MIN_COLS && T <= WINO_FUSED_MAX_COLS;
 }
 
-void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
-                        const float *w, const float *b, int N, int C, int H, int W, int OC,
-                        struct nn_wino4_times *times)
+void nn_wino4_forward_pre(float *out, float *scratch, float *ubuf, const float *in,
+                          const struct nn_wino4_pre *pre, const float *U, const float *w,
+                          const float *b, int N, int C, int H, int W, int OC,
+                          struct nn_wino4_times *times)
 {
-    const float *U = NULL;
-    if (!nn_wino4_fuses(N, H, W)) {
+    if (U == NULL && !nn_wino4_fuses(N, H, W)) {
         double t0 = times ? util_now() : 0.0;
         nn_wino4_weights(ubuf, w, C, OC);
         if (times)
@@ -608,12 +630,19 @@ void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in
         U = ubuf;
     }
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, w, ubuf, b, N, C, H, W, OC, times);
+               pre, U, w, ubuf, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
+                        const float *w, const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times)
+{
+    nn_wino4_forward_pre(out, scratch, ubuf, in, NULL, NULL, w, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, NULL, NULL, b, N, C, H, W, OC, times);
+    wino_conv3(out, v, scratch, in, NULL, U, NULL, NULL, b, N, C, H, W, OC, times);
 }

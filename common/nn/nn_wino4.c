@@ -355,10 +355,11 @@ int nn_wino4_pre_fits(int H, int W)
     return wino_tpi(H, W) <= LT;
 }
 
-/* pre: NULL, or the conv's input is silu(in * scale + shift) per (image, channel), made here a
-   map at a time in L1 (maps of at most LT tiles, nn_wino4_pre_fits) and never stored */
+/* pre: NULL, or with scale: the conv's input is silu(in * scale + shift) per (image, channel),
+   made here a map at a time in L1 (maps of at most LT tiles, nn_wino4_pre_fits) and never
+   stored */
 static void wino_input_tiles(float *V, size_t T, size_t c0, const float *in,
-                             const struct nn_wino4_pre *pre, int N, int C, int H, int W)
+                             const struct nn_wino4_fuse *pre, int N, int C, int H, int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
@@ -378,7 +379,7 @@ static void wino_input_tiles(float *V, size_t T, size_t c0, const float *in,
             float act[LT * TS * TS]; /* the activated map, with pre */
             for (int n = n0; n < n1; n++) {
                 const float *x = in + ((size_t)n * C + c) * H * W;
-                if (pre != NULL) { /* nn_group_norm_silu_forward's expression */
+                if (pre != NULL && pre->scale != NULL) { /* nn_group_norm_silu_forward's */
                     float a = pre->scale[(size_t)n * C + c], b = pre->shift[(size_t)n * C + c];
                     for (int i = 0; i < H * W; i++)
                         act[i] = nn_silu_sym(x[i] * a + b);
@@ -458,18 +459,19 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
 
 /* One chunk's 4x4 output tiles from g (slot i*4+j holds y[i][j] of the chunk's tiles from
    t0 on, LT floats a slot) plus the bias into the map y (H x W): tile rows [ty, ty + nr),
-   columns [tx, tx + nc), clipped to the map. */
+   columns [tx, tx + nc), clipped to the map; then plus *add, then plus res (the map's
+   residual, laid out as y), where not NULL. */
 #if defined(__AVX512F__)
 /* 8 tiles' 32 outputs of a row at a time: two vpermt2ps rounds interleave the 4 slots, the
    bias added to each value as before (s + bias), masked stores clip the map's edge */
-static void wino_scatter(float *y, const float *g, int t0, float bias, int H, int W, int ty,
-                         int tx, int nr, int nc)
+static void wino_scatter(float *y, const float *g, int t0, float bias, const float *add,
+                         const float *res, int H, int W, int ty, int tx, int nr, int nc)
 {
     /* (a0 b0 a1 b1 ...) of a, b: lanes 0-15 from their lanes 0-7, 16-31 from 8-15 */
     const __m512i lo2 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i lo4 = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
     const __m512i hi4 = _mm512_add_epi32(lo4, _mm512_set1_epi32(8));
-    const __m512 bv = _mm512_set1_ps(bias);
+    const __m512 bv = _mm512_set1_ps(bias), av = _mm512_set1_ps(add ? *add : 0.0f);
     for (int r = 0; r < nr; r++)
         for (int i = 0; i < TS && (ty + r) * TS + i < H; i++) {
             const float *s = g + (size_t)i * TS * LT + t0 + r * nc;
@@ -487,14 +489,25 @@ static void wino_scatter(float *y, const float *g, int t0, float bias, int H, in
                 __m512 w1 = _mm512_permutex2var_ps(e01, hi4, e23); /* u 4-7 */
                 __mmask16 m0 = (__mmask16)(np >= 16 ? 0xffff : (1u << np) - 1);
                 __mmask16 m1 = (__mmask16)(np >= 32 ? 0xffff : np > 16 ? (1u << (np - 16)) - 1 : 0);
-                _mm512_mask_storeu_ps(row + u0 * TS, m0, _mm512_add_ps(w0, bv));
-                _mm512_mask_storeu_ps(row + u0 * TS + 16, m1, _mm512_add_ps(w1, bv));
+                w0 = _mm512_add_ps(w0, bv);
+                w1 = _mm512_add_ps(w1, bv);
+                if (add) {
+                    w0 = _mm512_add_ps(w0, av);
+                    w1 = _mm512_add_ps(w1, av);
+                }
+                if (res) {
+                    const float *rr = res + (row - y) + u0 * TS;
+                    w0 = _mm512_add_ps(w0, _mm512_maskz_loadu_ps(m0, rr));
+                    w1 = _mm512_add_ps(w1, _mm512_maskz_loadu_ps(m1, rr + 16));
+                }
+                _mm512_mask_storeu_ps(row + u0 * TS, m0, w0);
+                _mm512_mask_storeu_ps(row + u0 * TS + 16, m1, w1);
             }
         }
 }
 #else
-static void wino_scatter(float *y, const float *g, int t0, float bias, int H, int W, int ty,
-                         int tx, int nr, int nc)
+static void wino_scatter(float *y, const float *g, int t0, float bias, const float *add,
+                         const float *res, int H, int W, int ty, int tx, int nr, int nc)
 {
     /* the tiles whose 4 columns all lie inside the map, then the last partial one */
     int nf = W / TS - tx < nc ? W / TS - tx : nc;
@@ -508,6 +521,13 @@ static void wino_scatter(float *y, const float *g, int t0, float bias, int H, in
             for (int u = nf; u < nc; u++)
                 for (int j = 0; j < TS && (tx + u) * TS + j < W; j++)
                     row[u * TS + j] = s[j * LT + u] + bias;
+            int nw = (nc * TS < W - tx * TS ? nc * TS : W - tx * TS);
+            if (add)
+                for (int p = 0; p < nw; p++)
+                    row[p] += *add;
+            if (res)
+                for (int p = 0; p < nw; p++)
+                    row[p] += res[(row - y) + p];
         }
 }
 #endif
@@ -515,9 +535,10 @@ static void wino_scatter(float *y, const float *g, int t0, float bias, int H, in
 /* out (N,OC,H,W) = A^T m A + b of M (36,OC,T), per (out channel, group of images) and chunk
    of their tiles (as the input side's): A^T along r straight from M (slot q*6+r) into h (slot
    q*4+j), along q into g (slot i*4+j), then interleaved into the 4x4 tiles with the bias */
-static void wino_output_tiles(float *out, const float *M, size_t T, const float *b, int N,
-                              int OC, int H, int W)
+static void wino_output_tiles(float *out, const float *M, size_t T, const float *b,
+                              const struct nn_wino4_fuse *f, int N, int OC, int H, int W)
 {
+    const float *fadd = f ? f->add : NULL, *fres = f ? f->res : NULL;
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
     size_t ps = (size_t)OC * T;
@@ -535,9 +556,12 @@ static void wino_output_tiles(float *out, const float *M, size_t T, const float 
                     at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
                 for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
                     at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
-                for (int n = n0; n < n1; n++)
-                    wino_scatter(out + ((size_t)n * OC + oc) * H * W, g, (n - n0) * tpi, bias, H,
-                                 W, 0, 0, th, tw);
+                for (int n = n0; n < n1; n++) {
+                    size_t o = ((size_t)n * OC + oc) * H * W;
+                    wino_scatter(out + o, g, (n - n0) * tpi, bias,
+                                 fadd ? fadd + (size_t)n * OC + oc : NULL, fres ? fres + o : NULL,
+                                 H, W, 0, 0, th, tw);
+                }
                 continue;
             }
             while (wino_chunk_next(&k, th, tw)) {
@@ -547,15 +571,16 @@ static void wino_output_tiles(float *out, const float *M, size_t T, const float 
                     at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
                 for (int j = 0; j < TS; j++)
                     at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
-                wino_scatter(out + ((size_t)n0 * OC + oc) * H * W, g, 0, bias, H, W, k.ty, k.tx,
-                             k.nr, k.nc);
+                size_t o = ((size_t)n0 * OC + oc) * H * W;
+                wino_scatter(out + o, g, 0, bias, fadd ? fadd + (size_t)n0 * OC + oc : NULL,
+                             fres ? fres + o : NULL, H, W, k.ty, k.tx, k.nr, k.nc);
             }
         }
 }
 
 /* V (36,C,T) the input tiles, M (36,OC,T) the products */
 static void wino_conv3(float *out, float *V, float *M, const float *in,
-                       const struct nn_wino4_pre *pre, const float *U, const float *w, float *ub,
+                       const struct nn_wino4_fuse *pre, const float *U, const float *w, float *ub,
                        const float *b, int N, int C, int H, int W, int OC,
                        struct nn_wino4_times *times)
 {
@@ -590,7 +615,7 @@ static void wino_conv3(float *out, float *V, float *M, const float *in,
         times->gemm_flop += 72.0 * OC * C * (double)T;
         t0 = t1;
     }
-    wino_output_tiles(out, M, T, b, N, OC, H, W);
+    wino_output_tiles(out, M, T, b, pre, N, OC, H, W);
     if (times)
         times->out_sec += util_now() - t0;
 }
@@ -617,8 +642,8 @@ int nn_wino4_fuses(int N, int H, int W)
     return T >= WINO_FUSED_MIN_COLS && T <= WINO_FUSED_MAX_COLS;
 }
 
-void nn_wino4_forward_pre(float *out, float *scratch, float *ubuf, const float *in,
-                          const struct nn_wino4_pre *pre, const float *U, const float *w,
+void nn_wino4_forward_fused(float *out, float *scratch, float *ubuf, const float *in,
+                          const struct nn_wino4_fuse *pre, const float *U, const float *w,
                           const float *b, int N, int C, int H, int W, int OC,
                           struct nn_wino4_times *times)
 {
@@ -637,7 +662,7 @@ void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in
                         const float *w, const float *b, int N, int C, int H, int W, int OC,
                         struct nn_wino4_times *times)
 {
-    nn_wino4_forward_pre(out, scratch, ubuf, in, NULL, NULL, w, b, N, C, H, W, OC, times);
+    nn_wino4_forward_fused(out, scratch, ubuf, in, NULL, NULL, w, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,

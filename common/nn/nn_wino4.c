@@ -226,6 +226,54 @@ static inline float div24(float x)
 #define WW 32
 /* one kernel row oc, input channels c0 .. c0+n-1 (n <= WW): g its 3x3 kernels, u0 where
    U[0][oc][c0] lives, st the distance between two products' matrices */
+#if defined(__AVX512F__)
+/* div6 etc. on 16 lanes: the same float -> double, product, double -> float (round to
+   nearest) as the scalar ones, 8 lanes of doubles at a time */
+static inline __m512 div_v(__m512 x, __m512d r)
+{
+    __m256 lo = _mm512_castps512_ps256(x);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+    __m256 ql = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(lo), r));
+    __m256 qh = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(hi), r));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(ql)),
+                                               _mm256_castps_pd(qh), 1));
+}
+
+/* the 6 rows of G applied to (g0, g1, g2), each the scalar loop's expression */
+static inline void g6_v(__m512 *t, __m512 g0, __m512 g1, __m512 g2)
+{
+    const __m512d r6 = _mm512_set1_pd(1.0 / 6), r12 = _mm512_set1_pd(1.0 / 12);
+    const __m512d r24 = _mm512_set1_pd(1.0 / 24);
+    const __m512 neg = _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u));
+    __m512 a24 = div_v(g0, r24), b12 = div_v(g1, r12), c6 = div_v(g2, r6);
+    t[0] = _mm512_mul_ps(g0, _mm512_set1_ps(0.25f));
+    t[1] = div_v(_mm512_xor_ps(_mm512_add_ps(_mm512_add_ps(g0, g1), g2), neg), r6);
+    t[2] = div_v(_mm512_xor_ps(_mm512_add_ps(_mm512_sub_ps(g0, g1), g2), neg), r6);
+    t[3] = _mm512_add_ps(_mm512_add_ps(a24, b12), c6);
+    t[4] = _mm512_add_ps(_mm512_sub_ps(a24, b12), c6);
+    t[5] = g2;
+}
+
+static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
+{
+    float f[9][WW];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++)
+            f[k][i] = g[i * 9 + k];
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        __mmask16 m = (__mmask16)(n - i0 >= 16 ? 0xffff : (1u << (n - i0)) - 1);
+        __m512 t[3][6], u[6]; /* t[x][y]: (G g)[y][x] */
+        for (int x = 0; x < 3; x++)
+            g6_v(t[x], _mm512_maskz_loadu_ps(m, f[x] + i0), _mm512_maskz_loadu_ps(m, f[3 + x] + i0),
+                 _mm512_maskz_loadu_ps(m, f[6 + x] + i0));
+        for (int y = 0; y < 6; y++) {
+            g6_v(u, t[0][y], t[1][y], t[2][y]);
+            for (int k = 0; k < 6; k++)
+                _mm512_mask_storeu_ps(u0 + (size_t)(y * 6 + k) * st + i0, m, u[k]);
+        }
+    }
+}
+#else
 static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
 {
     float f[9][WW], t[6][3][WW];
@@ -255,6 +303,7 @@ static void wino_w_chunk(float *u0, size_t st, const float *g, int n)
         }
     }
 }
+#endif
 
 void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {

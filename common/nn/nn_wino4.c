@@ -9,9 +9,13 @@
      G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
      A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
    float32 error is about 1e-6 relative to the output scale for these channel counts.
-   The tile transforms run per (image, channel) on two buffers that stay in L1 (see LT), so V
-   and M, tens of MB at batch 16 with slots C*T floats apart, are each written or read once,
-   in runs of an image's tiles, rather than pass after pass in place.
+   The tile transforms run per (channel, image or group of small images) on two buffers that
+   stay in L1 (see LT), so V and M, tens of MB at batch 16 with slots C*T floats apart, are
+   each written or read once, in runs of tiles, rather than pass after pass in place. On
+   AVX-512 they are intrinsics (the patches' de-interleave and the tiles' interleave by
+   vpermt2ps); elsewhere plain C; the same float operations, so the same bits (isa.bats).
+   The UNet's inference also has the ops around a conv done in its transforms
+   (nn_wino4_forward_fused): its input's group norm + SiLU, its output's adds.
    Why both this and F(2x2,3x3) (nn_wino.c, what nn_conv.c dispatches to): on the UNet's
    shapes (128-256 channels, batch 16, pad 1) this one is faster, so the UNet calls it; under
    nn_conv.c, with any padding and the Inception network's shapes, F(4x4) measured no faster

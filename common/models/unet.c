@@ -46,8 +46,9 @@ static void wino_prof(const struct nn_wino4_times *t)
 /* unet_alloc_infer's conv: the cached transform or one made now into wino.tmp, and the
    batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
    GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
-static void conv3_infer(struct unet *u, float *out, const float *in, const float *w,
-                        const float *b, int e, int B, int C, int H, int W, int OC)
+static void conv3_infer(struct unet *u, float *out, const float *in,
+                        const struct nn_wino4_fuse *pre, const float *w, const float *b, int e,
+                        int B, int C, int H, int W, int OC)
 {
     const float *U;
     struct nn_wino4_times tm;
@@ -56,8 +57,8 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc && nn_wino4_fuses(B, H, W)) {
         /* one chunk, where fusing measured faster: the transform inside the GEMMs, whose time
            it then counts in (the same bits either way) */
-        nn_wino4_forward_w(out, u->acts.scratch, u->wino.tmp, in, w, b, B, C, H, W, OC,
-                           wino_times(&tm));
+        nn_wino4_forward_fused(out, u->acts.scratch, u->wino.tmp, in, pre, NULL, w, b, B, C, H,
+                             W, OC, wino_times(&tm));
         wino_prof(&tm);
         return;
     }
@@ -77,24 +78,34 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc;
         n1 = n1 < B ? n1 : B;
-        nn_wino4_forward(out + (size_t)n0 * OC * H * W, u->acts.scratch,
-                         in + (size_t)n0 * C * H * W, U, b, n1 - n0, C, H, W, OC,
-                         wino_times(&tm));
+        struct nn_wino4_fuse pc = {NULL, NULL, NULL, NULL}; /* the chunk's images' */
+        if (pre != NULL) {
+            size_t at = (size_t)n0 * C, ao = (size_t)n0 * OC;
+            pc.scale = pre->scale ? pre->scale + at : NULL;
+            pc.shift = pre->shift ? pre->shift + at : NULL;
+            pc.add = pre->add ? pre->add + ao : NULL;
+            pc.res = pre->res ? pre->res + ao * H * W : NULL;
+        }
+        nn_wino4_forward_fused(out + (size_t)n0 * OC * H * W, u->acts.scratch, NULL,
+                             in + (size_t)n0 * C * H * W, pre ? &pc : NULL, U, NULL, b, n1 - n0,
+                             C, H, W, OC, wino_times(&tm));
         wino_prof(&tm);
         n0 = n1;
     }
 }
 
-static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
-                  int B, int C, int H, int W, int OC)
+/* pre: NULL, or the ops to do in the transforms (inference only) */
+static void conv3_pre(struct unet *u, float *out, const float *in, const struct nn_wino4_fuse *pre,
+                      const float *w, const float *b, int B, int C, int H, int W, int OC)
 {
     int e = param_find_ptr(&u->pt, w);
     struct nn_wino4_times tm;
     UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
     if (u->acts.infer) {
-        conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
+        conv3_infer(u, out, in, pre, w, b, e, B, C, H, W, OC);
         return;
     }
+    assert(pre == NULL);
     assert(nn_wino4_scratch(B, C, H, W, OC) <= u->acts.n_scratch && u->wino.tmp != NULL);
     float *U = u->wino.tmp;
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
@@ -113,6 +124,12 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
         kt->batch[e] = 0;
     nn_wino4_forward(out, u->acts.scratch, in, U, b, B, C, H, W, OC, wino_times(&tm));
     wino_prof(&tm);
+}
+
+static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
+                  int B, int C, int H, int W, int OC)
+{
+    conv3_pre(u, out, in, NULL, w, b, B, C, H, W, OC);
 }
 
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
@@ -134,6 +151,31 @@ static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *
     UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
+/* out = conv3(silu(GN(in))) (+ add per (image, channel)) (+ res). In inference the add and
+   res go into the output transform (NULL: none; training passes NULL and adds apart) and, on
+   maps the input transform takes whole (the ddpm-cifar10 shape's all), the norm's statistics
+   are made here and applied inside the input transform, so the activation (act: its room
+   otherwise) never goes to memory; the same expressions on the same values: the same bits */
+static void norm_silu_conv3(struct unet *u, struct unet_norm *n, float *act, const float *in,
+                            float *out, const float *w, const float *b, const float *add,
+                            const float *res, int B, int H, int W, int OC)
+{
+    struct nn_wino4_fuse f = {NULL, NULL, add, res};
+    assert(u->acts.infer || (add == NULL && res == NULL));
+    if (u->acts.infer && n->scale != NULL && nn_wino4_pre_fits(H, W)) {
+        f.scale = n->scale;
+        f.shift = n->shift;
+        UNET_PROF_BEGIN(UNET_PROF_NORM);
+        nn_group_norm_silu_affine(n->scale, n->shift, n->mean, n->rstd, in, n->w, n->b, B, n->C,
+                                  H * W, n->G, u->cfg.norm_eps);
+        UNET_PROF_END(UNET_PROF_NORM, 0.0);
+    } else {
+        norm_silu_forward(u, n, act, in, B, H * W);
+        in = act;
+    }
+    conv3_pre(u, out, in, u->acts.infer ? &f : NULL, w, b, B, n->C, H, W, OC);
+}
+
 /* ---- building blocks (the GEMMs besides the 3x3 stride-1 convs are in unet_chain.c) ---- */
 
 /* ResnetBlock2D, time_embedding_norm "default" */
@@ -142,28 +184,33 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     int HW = r->H * r->W, cout = r->cout, cin = r->cin;
     size_t n = (size_t)B * cout * HW;
     r->in = in;
-    norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
-    conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
+    int inf = u->acts.infer; /* the time embedding and residual adds in the convs */
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
     unet_chain_linear_vec(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B,
                           u->cfg.time_embed_dim, cout, u->acts.scratch);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < cout; c++) {
-            float *h = r->h1 + ((size_t)b * cout + c) * HW, t = r->tproj[b * cout + c];
-            for (int i = 0; i < HW; i++)
-                h[i] += t;
-        }
     UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * u->cfg.time_embed_dim * cout);
-    norm_silu_forward(u, &r->norm2, r->act2, r->h1, B, HW);
-    conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
+    norm_silu_conv3(u, &r->norm1, r->act1, in, r->h1, r->conv1_w, r->conv1_b,
+                    inf ? r->tproj : NULL, NULL, B, r->H, r->W, cout);
+    if (!inf) {
+        UNET_PROF_BEGIN(UNET_PROF_TEMB);
+#pragma omp parallel for collapse(2)
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < cout; c++) {
+                float *h = r->h1 + ((size_t)b * cout + c) * HW, t = r->tproj[b * cout + c];
+                for (int i = 0; i < HW; i++)
+                    h[i] += t;
+            }
+        UNET_PROF_END(UNET_PROF_TEMB, 0.0);
+    }
+    norm_silu_conv3(u, &r->norm2, r->act2, r->h1, r->out, r->conv2_w, r->conv2_b, NULL,
+                    inf && !r->sc_w ? in : NULL, B, r->H, r->W, cout);
     if (r->sc_w) {
         /* conv_shortcut 1x1: out[b] = (out[b] + W (cout,cin) @ in[b] (cin,HW)) + bias */
         UNET_PROF_BEGIN(UNET_PROF_CONV_1X1);
         unet_chain_conv1x1_add(r->out, in, r->sc_w, r->sc_b, B, cin, cout, HW, u->acts.scratch,
                                u->acts.n_thr);
         UNET_PROF_END(UNET_PROF_CONV_1X1, 2.0 * B * cout * cin * HW);
-    } else {
+    } else if (!inf) {
         UNET_PROF_BEGIN(UNET_PROF_ADD);
         nn_add_forward(r->out, r->out, in, n);
         UNET_PROF_END(UNET_PROF_ADD, 0.0);
@@ -321,9 +368,8 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
         }
     }
     assert(ns == 0);
-    norm_silu_forward(u, &u->norm_out, u->acts.act_out, h, B, S * S);
-    conv3(u, u->acts.out, u->acts.act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S,
-          c->out_channels);
+    norm_silu_conv3(u, &u->norm_out, u->acts.act_out, h, u->acts.out, u->conv_out_w,
+                    u->conv_out_b, NULL, NULL, B, S, S, c->out_channels);
     if (eps) {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         memcpy(eps, u->acts.out, (size_t)B * c->out_channels * S * S * sizeof(float));

@@ -293,6 +293,7 @@ static void norm_acts(struct alay *A, struct unet_norm *n, int B, int HW, int ke
     n->out = keep_out ? act(A, (size_t)B * n->C * HW) : NULL;
     n->mean = act(A, (size_t)B * n->G);
     n->rstd = act(A, (size_t)B * n->G);
+    n->scale = n->shift = NULL; /* training keeps the activation for the backward */
 }
 
 static void resnet_acts(struct alay *A, struct unet_resnet *r, int B, int is_up)

@@ -173,6 +173,12 @@ void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in
 void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *in,
                                 const float *gamma, const float *beta, int N, int C, int HW,
                                 int G, float eps, int silu);
+/* Its statistics alone, for a consumer that applies it: mean, rstd (N,G) as it writes them,
+   and scale, shift (N,C) such that its silu output is nn_silu_sym(x * scale + shift) per
+   (image, channel), that expression exactly (nn_wino4's fused input transform) */
+void nn_group_norm_silu_affine(float *scale, float *shift, float *mean, float *rstd,
+                               const float *in, const float *gamma, const float *beta, int N,
+                               int C, int HW, int G, float eps);
 void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int N, int C, int HW, int G);

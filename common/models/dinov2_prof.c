@@ -14,8 +14,7 @@ const char *const dinov2_prof_name[DINOV2_PROF_N] = {
     [DINOV2_PROF_QKV] = "attention: q, k, v GEMMs",
     [DINOV2_PROF_ATTN] = "attention: q k^T, softmax, att v",
     [DINOV2_PROF_PROJ] = "attention: output GEMM",
-    [DINOV2_PROF_FC1] = "MLP fc1 GEMM",
-    [DINOV2_PROF_GELU] = "MLP GELU",
+    [DINOV2_PROF_FC1] = "MLP fc1 GEMM + GELU (fused)",
     [DINOV2_PROF_FC2] = "MLP fc2 GEMM",
     [DINOV2_PROF_ADD] = "LayerScale + residual + next norm",
 };

@@ -21,8 +21,7 @@ enum dinov2_prof_kind {
     DINOV2_PROF_QKV,   /* the q, k, v GEMMs (+ bias) */
     DINOV2_PROF_ATTN,  /* attention core: q k^T, softmax, att v (flops of the two GEMMs) */
     DINOV2_PROF_PROJ,  /* attention output GEMM (+ bias) */
-    DINOV2_PROF_FC1,   /* MLP fc1 GEMM (+ bias) */
-    DINOV2_PROF_GELU,  /* exact GELU on fc1's output */
+    DINOV2_PROF_FC1,   /* MLP fc1 GEMM (+ bias), with the exact GELU on each finished tile */
     DINOV2_PROF_FC2,   /* MLP fc2 GEMM (+ bias) */
     DINOV2_PROF_ADD,   /* LayerScale and the residual adds, each fused with the next norm */
     DINOV2_PROF_N

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-
+#include "models/unet_chain.h"
 #include "models/unet_prof.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
@@ -47,8 +46,9 @@ static void wino_prof(const struct nn_wino4_times *t)
 /* unet_alloc_infer's conv: the cached transform or one made now into wino.tmp, and the
    batch cut at GEMM chunk boundaries, so that the scratch holds one chunk's tiles (the same
    GEMMs on the same columns of each chunk as one call over the batch: the same bits) */
-static void conv3_infer(struct unet *u, float *out, const float *in, const float *w,
-                        const float *b, int e, int B, int C, int H, int W, int OC)
+static void conv3_infer(struct unet *u, float *out, const float *in,
+                        const struct nn_wino4_fuse *pre, const float *w, const float *b, int e,
+                        int B, int C, int H, int W, int OC)
 {
     const float *U;
     struct nn_wino4_times tm;
@@ -57,8 +57,8 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     if (u->wino.off[e] == UNET_WINO_NONE && B <= ipc && nn_wino4_fuses(B, H, W)) {
         /* one chunk, where fusing measured faster: the transform inside the GEMMs, whose time
            it then counts in (the same bits either way) */
-        nn_wino4_forward_w(out, u->acts.scratch, u->wino.tmp, in, w, b, B, C, H, W, OC,
-                           wino_times(&tm));
+        nn_wino4_forward_fused(out, u->acts.scratch, u->wino.tmp, in, pre, NULL, w, b, B, C, H,
+                             W, OC, wino_times(&tm));
         wino_prof(&tm);
         return;
     }
@@ -83,24 +83,39 @@ static void conv3_infer(struct unet *u, float *out, const float *in, const float
     for (int n0 = 0; n0 < B;) {
         int n1 = n0 + ipc;
         n1 = n1 < B ? n1 : B;
-        (ut ? nn_wino4_forward_t : nn_wino4_forward)(out + (size_t)n0 * OC * H * W,
-                                                     u->acts.scratch, in + (size_t)n0 * C * H * W,
-                                                     U, b, n1 - n0, C, H, W, OC, wino_times(&tm));
+        struct nn_wino4_fuse pc = {NULL, NULL, NULL, NULL}; /* the chunk's images' */
+        if (pre != NULL) {
+            size_t at = (size_t)n0 * C, ao = (size_t)n0 * OC;
+            pc.scale = pre->scale ? pre->scale + at : NULL;
+            pc.shift = pre->shift ? pre->shift + at : NULL;
+            pc.add = pre->add ? pre->add + ao : NULL;
+            pc.res = pre->res ? pre->res + ao * H * W : NULL;
+        }
+        if (ut)
+            nn_wino4_forward_fused_t(out + (size_t)n0 * OC * H * W, u->acts.scratch,
+                                     in + (size_t)n0 * C * H * W, pre ? &pc : NULL, U, b,
+                                     n1 - n0, C, H, W, OC, wino_times(&tm));
+        else
+            nn_wino4_forward_fused(out + (size_t)n0 * OC * H * W, u->acts.scratch, NULL,
+                                   in + (size_t)n0 * C * H * W, pre ? &pc : NULL, U, NULL, b,
+                                   n1 - n0, C, H, W, OC, wino_times(&tm));
         wino_prof(&tm);
         n0 = n1;
     }
 }
 
-static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
-                  int B, int C, int H, int W, int OC)
+/* pre: NULL, or the ops to do in the transforms (inference only) */
+static void conv3_pre(struct unet *u, float *out, const float *in, const struct nn_wino4_fuse *pre,
+                      const float *w, const float *b, int B, int C, int H, int W, int OC)
 {
     int e = param_find_ptr(&u->pt, w);
     struct nn_wino4_times tm;
     UNET_PROF_FLOP(unet_prof_conv3_flop, 18.0 * C * OC * H * W * B);
     if (u->acts.infer) {
-        conv3_infer(u, out, in, w, b, e, B, C, H, W, OC);
+        conv3_infer(u, out, in, pre, w, b, e, B, C, H, W, OC);
         return;
     }
+    assert(pre == NULL);
     assert(nn_wino4_scratch(B, C, H, W, OC) <= u->acts.n_scratch && u->wino.tmp != NULL);
     float *U = u->wino.tmp;
     UNET_PROF_BEGIN(UNET_PROF_WINO_WEIGHTS);
@@ -119,6 +134,12 @@ static void conv3(struct unet *u, float *out, const float *in, const float *w, c
         kt->batch[e] = 0;
     nn_wino4_forward(out, u->acts.scratch, in, U, b, B, C, H, W, OC, wino_times(&tm));
     wino_prof(&tm);
+}
+
+static void conv3(struct unet *u, float *out, const float *in, const float *w, const float *b,
+                  int B, int C, int H, int W, int OC)
+{
+    conv3_pre(u, out, in, NULL, w, b, B, C, H, W, OC);
 }
 
 static void norm_forward(const struct unet *u, struct unet_norm *n, const float *in, int B, int HW)
@@ -140,83 +161,32 @@ static void norm_silu_forward(const struct unet *u, struct unet_norm *n, float *
     UNET_PROF_END(UNET_PROF_NORM, 0.0);
 }
 
-/* ---- per-image building blocks ----
-   Every GEMM below runs on one image with the serial SGEMM, images spread over the threads:
-   OpenBLAS chooses kernels by matrix size, so batching images into one call (or splitting a
-   call over threads) would make an image's result depend on its batch and the thread count. */
-
-/* torch.nn.Linear on R rows per image: in (B,R,IN), w (OUT,IN), b (OUT) -> out (B,R,OUT) */
-static void lin_fwd(float *out, const float *in, const float *w, const float *b, int B, int R,
-                    int IN, int OUT)
+/* out = conv3(silu(GN(in))) (+ add per (image, channel)) (+ res). In inference the add and
+   res go into the output transform (NULL: none; training passes NULL and adds apart) and, on
+   maps the input transform takes whole (the ddpm-cifar10 shape's all), the norm's statistics
+   are made here and applied inside the input transform, so the activation (act: its room
+   otherwise) never goes to memory; the same expressions on the same values: the same bits */
+static void norm_silu_conv3(struct unet *u, struct unet_norm *n, float *act, const float *in,
+                            float *out, const float *w, const float *b, const float *add,
+                            const float *res, int B, int H, int W, int OC)
 {
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        float *y = out + (size_t)n * R * OUT;
-        nn_sgemm_serial(0, 1, R, OUT, IN, 1.0f, in + (size_t)n * R * IN, IN, w, IN, 0.0f, y, OUT);
-        if (b)
-            for (int r = 0; r < R; r++)
-                for (int o = 0; o < OUT; o++)
-                    y[(size_t)r * OUT + o] += b[o];
+    struct nn_wino4_fuse f = {NULL, NULL, add, res};
+    assert(u->acts.infer || (add == NULL && res == NULL));
+    if (u->acts.infer && n->scale != NULL && nn_wino4_pre_fits(H, W)) {
+        f.scale = n->scale;
+        f.shift = n->shift;
+        UNET_PROF_BEGIN(UNET_PROF_NORM);
+        nn_group_norm_silu_affine(n->scale, n->shift, n->mean, n->rstd, in, n->w, n->b, B, n->C,
+                                  H * W, n->G, u->cfg.norm_eps);
+        UNET_PROF_END(UNET_PROF_NORM, 0.0);
+    } else {
+        norm_silu_forward(u, n, act, in, B, H * W);
+        in = act;
     }
+    conv3_pre(u, out, in, u->acts.infer ? &f : NULL, w, b, B, n->C, H, W, OC);
 }
 
-/* scaled dot-product attention per (image, head): q, k, v (B,T,C), heads of D = C/heads
-   channels -> out (B,T,C); att (B,heads,T,T) = softmax(q k^T / sqrt(D)) */
-static void attn_core(float *out, float *att, const float *q, const float *k, const float *v,
-                      int B, int T, int C, int heads)
-{
-    int D = C / heads;
-    float sc = 1.0f / sqrtf((float)D);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < B * heads; i++) {
-        int n = i / heads, h = i % heads;
-        size_t o = (size_t)n * T * C + (size_t)h * D;
-        float *a = att + (size_t)i * T * T;
-        nn_sgemm_serial(0, 1, T, T, D, sc, q + o, C, k + o, C, 0.0f, a, T);
-        for (int r = 0; r < T; r++) { /* softmax over keys (torch: exp(x - max) / sum) */
-            float *ar = a + (size_t)r * T, mx = ar[0], sum = 0;
-            for (int j = 1; j < T; j++)
-                mx = ar[j] > mx ? ar[j] : mx;
-            for (int j = 0; j < T; j++) {
-                ar[j] = expf(ar[j] - mx);
-                sum += ar[j];
-            }
-            for (int j = 0; j < T; j++)
-                ar[j] /= sum;
-        }
-        nn_sgemm_serial(0, 0, T, D, T, 1.0f, a, T, v + o, C, 0.0f, out + o, C);
-    }
-}
-
-/* Conv2d(C, OC, 3, stride 2) with padding (pt, pl, pb, pr) by im2col and one GEMM per image;
-   col: per-thread slices of C*9*OH*OW floats */
-static void conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
-                    int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
-                    int nthr)
-{
-    int OH = (H + pt + pb - 3) / 2 + 1, OW = (W + pl + pr - 3) / 2 + 1, OHW = OH * OW;
-    size_t slice = (size_t)C * 9 * OHW;
-#pragma omp parallel for schedule(static) num_threads(nthr)
-    for (int n = 0; n < B; n++) {
-        float *cl = col + slice * omp_get_thread_num(), *y = out + (size_t)n * OC * OHW;
-        const float *x = in + (size_t)n * C * H * W;
-        for (int c = 0; c < C; c++)
-            for (int ky = 0; ky < 3; ky++)
-                for (int kx = 0; kx < 3; kx++) {
-                    float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
-                    for (int oy = 0; oy < OH; oy++)
-                        for (int ox = 0; ox < OW; ox++) {
-                            int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
-                            d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                                  ? x[((size_t)c * H + iy) * W + ix] : 0.0f;
-                        }
-                }
-        nn_sgemm_serial(0, 0, OC, OHW, C * 9, 1.0f, w, C * 9, cl, OHW, 0.0f, y, OHW);
-        for (int o = 0; o < OC; o++)
-            for (int j = 0; j < OHW; j++)
-                y[(size_t)o * OHW + j] += b[o];
-    }
-}
+/* ---- building blocks (the GEMMs besides the 3x3 stride-1 convs are in unet_chain.c) ---- */
 
 /* ResnetBlock2D, time_embedding_norm "default" */
 static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *in, int B)
@@ -224,36 +194,33 @@ static void resnet_forward(struct unet *u, struct unet_resnet *r, const float *i
     int HW = r->H * r->W, cout = r->cout, cin = r->cin;
     size_t n = (size_t)B * cout * HW;
     r->in = in;
-    norm_silu_forward(u, &r->norm1, r->act1, in, B, HW);
-    conv3(u, r->h1, r->act1, r->conv1_w, r->conv1_b, B, cin, r->H, r->W, cout);
+    int inf = u->acts.infer; /* the time embedding and residual adds in the convs */
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
-    lin_fwd(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B, 1, u->cfg.time_embed_dim, cout);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < cout; c++) {
-            float *h = r->h1 + ((size_t)b * cout + c) * HW, t = r->tproj[b * cout + c];
-            for (int i = 0; i < HW; i++)
-                h[i] += t;
-        }
+    unet_chain_linear_vec(r->tproj, u->acts.emb_act, r->temb_w, r->temb_b, B,
+                          u->cfg.time_embed_dim, cout, u->acts.scratch);
     UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * u->cfg.time_embed_dim * cout);
-    norm_silu_forward(u, &r->norm2, r->act2, r->h1, B, HW);
-    conv3(u, r->out, r->act2, r->conv2_w, r->conv2_b, B, cout, r->H, r->W, cout);
-    if (r->sc_w) {
-        /* conv_shortcut 1x1: out[b] += W (cout,cin) @ in[b] (cin,HW) + bias */
-        UNET_PROF_BEGIN(UNET_PROF_CONV_1X1);
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++)
-            nn_sgemm_serial(0, 0, cout, HW, cin, 1.0f, r->sc_w, cin, in + (size_t)b * cin * HW,
-                            HW, 1.0f, r->out + (size_t)b * cout * HW, HW);
+    norm_silu_conv3(u, &r->norm1, r->act1, in, r->h1, r->conv1_w, r->conv1_b,
+                    inf ? r->tproj : NULL, NULL, B, r->H, r->W, cout);
+    if (!inf) {
+        UNET_PROF_BEGIN(UNET_PROF_TEMB);
 #pragma omp parallel for collapse(2)
         for (int b = 0; b < B; b++)
             for (int c = 0; c < cout; c++) {
-                float *o = r->out + ((size_t)b * cout + c) * HW, bb = r->sc_b[c];
+                float *h = r->h1 + ((size_t)b * cout + c) * HW, t = r->tproj[b * cout + c];
                 for (int i = 0; i < HW; i++)
-                    o[i] += bb;
+                    h[i] += t;
             }
+        UNET_PROF_END(UNET_PROF_TEMB, 0.0);
+    }
+    norm_silu_conv3(u, &r->norm2, r->act2, r->h1, r->out, r->conv2_w, r->conv2_b, NULL,
+                    inf && !r->sc_w ? in : NULL, B, r->H, r->W, cout);
+    if (r->sc_w) {
+        /* conv_shortcut 1x1: out[b] = (out[b] + W (cout,cin) @ in[b] (cin,HW)) + bias */
+        UNET_PROF_BEGIN(UNET_PROF_CONV_1X1);
+        unet_chain_conv1x1_add(r->out, in, r->sc_w, r->sc_b, B, cin, cout, HW, u->acts.scratch,
+                               u->acts.n_thr);
         UNET_PROF_END(UNET_PROF_CONV_1X1, 2.0 * B * cout * cin * HW);
-    } else {
+    } else if (!inf) {
         UNET_PROF_BEGIN(UNET_PROF_ADD);
         nn_add_forward(r->out, r->out, in, n);
         UNET_PROF_END(UNET_PROF_ADD, 0.0);
@@ -280,26 +247,8 @@ static void attn_forward(struct unet *u, struct unet_attn *a, const float *in, i
         nn_transpose_forward(a->tok, a->norm.out, B, C, T);
         UNET_PROF_END(UNET_PROF_OTHER, 0.0);
     }
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_QKV);
-    {
-        /* the three projections side by side, not one after another: at batch 1 each is one
-           serial call, so in sequence they kept one thread busy; every call is the one of
-           lin_fwd, the same bits */
-        float *outs[3] = {a->q, a->k, a->v};
-        const float *ws[3] = {a->q_w, a->k_w, a->v_w}, *bs[3] = {a->q_b, a->k_b, a->v_b};
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int j = 0; j < 3; j++)
-            for (int n = 0; n < B; n++)
-                lin_fwd(outs[j] + (size_t)n * T * C, a->tok + (size_t)n * T * C, ws[j], bs[j],
-                        1, T, C, C);
-    }
-    UNET_PROF_END(UNET_PROF_ATTN_QKV, 6.0 * B * T * C * C);
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_CORE);
-    attn_core(a->ao, a->att, a->q, a->k, a->v, B, T, C, a->heads);
-    UNET_PROF_END(UNET_PROF_ATTN_CORE, 4.0 * B * T * T * C);
-    UNET_PROF_BEGIN(UNET_PROF_ATTN_OUT);
-    lin_fwd(a->proj, a->ao, a->o_w, a->o_b, B, T, C, C);
-    UNET_PROF_END(UNET_PROF_ATTN_OUT, 2.0 * B * T * C * C);
+    assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
+    unet_chain_attention(a, a->norm.out, B, u->acts.scratch);
     {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         nn_transpose_forward(a->out, a->proj, B, T, C);
@@ -323,11 +272,11 @@ static void down_forward(struct unet *u, struct unet_sample *s, const float *in,
     assert((size_t)u->acts.n_thr * s->C * 9 * (s->H / 2) * (s->W / 2) <= u->acts.n_scratch);
     UNET_PROF_BEGIN(UNET_PROF_CONV_S2);
     if (p == 0) /* Downsample2D pads (0,1,0,1) itself, then conv with padding 0 */
-        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, 0, 0, 1, 1,
-                u->acts.n_thr);
+        unet_chain_conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C,
+                           0, 0, 1, 1, u->acts.n_thr);
     else
-        conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C, p, p, p, p,
-                u->acts.n_thr);
+        unet_chain_conv3s2(s->out, u->acts.scratch, in, s->w, s->b, B, s->C, s->H, s->W, s->C,
+                           p, p, p, p, u->acts.n_thr);
     /* the output size of both paddings (a (0,1,0,1) pad keeps H/2 as p = 1 does) */
     UNET_PROF_END(UNET_PROF_CONV_S2, 18.0 * B * s->C * s->C * (s->H / 2) * (s->W / 2));
 }
@@ -367,9 +316,11 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
     UNET_PROF_BEGIN(UNET_PROF_TEMB);
     nn_timestep_embedding(u->acts.temb, u->acts.t_in, B, C0, c->flip_sin_to_cos, c->freq_shift,
                           10000.0f, 1.0f);
-    lin_fwd(u->acts.te1, u->acts.temb, u->lin1_w, u->lin1_b, B, 1, C0, TE);
+    unet_chain_linear_vec(u->acts.te1, u->acts.temb, u->lin1_w, u->lin1_b, B, C0, TE,
+                          u->acts.scratch);
     nn_silu_forward(u->acts.te1_act, u->acts.te1, (size_t)B * TE);
-    lin_fwd(u->acts.emb, u->acts.te1_act, u->lin2_w, u->lin2_b, B, 1, TE, TE);
+    unet_chain_linear_vec(u->acts.emb, u->acts.te1_act, u->lin2_w, u->lin2_b, B, TE, TE,
+                          u->acts.scratch);
     /* every resnet applies its nonlinearity to temb before time_emb_proj */
     nn_silu_forward(u->acts.emb_act, u->acts.emb, (size_t)B * TE);
     UNET_PROF_END(UNET_PROF_TEMB, 2.0 * B * TE * (C0 + TE));
@@ -427,9 +378,8 @@ void unet_forward(struct unet *u, float *eps, const float *x, const float *t, in
         }
     }
     assert(ns == 0);
-    norm_silu_forward(u, &u->norm_out, u->acts.act_out, h, B, S * S);
-    conv3(u, u->acts.out, u->acts.act_out, u->conv_out_w, u->conv_out_b, B, C0, S, S,
-          c->out_channels);
+    norm_silu_conv3(u, &u->norm_out, u->acts.act_out, h, u->acts.out, u->conv_out_w,
+                    u->conv_out_b, NULL, NULL, B, S, S, c->out_channels);
     if (eps) {
         UNET_PROF_BEGIN(UNET_PROF_OTHER);
         memcpy(eps, u->acts.out, (size_t)B * c->out_channels * S * S * sizeof(float));

@@ -68,6 +68,9 @@ struct unet_norm {
     int C, G;
     float *out;          /* (B,C,HW), or NULL where only silu(out) is kept (resnets, out) */
     float *mean, *rstd;  /* (B,G) */
+    /* (B,C): the inference layout's silu(norm) as nn_silu_sym(x * scale + shift), applied
+       inside the next conv's input transform (nn_wino4_forward_pre), or NULL */
+    float *scale, *shift;
 };
 
 /* ResnetBlock2D(cin, cout): spatial H x W */

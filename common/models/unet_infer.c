@@ -69,6 +69,9 @@ static void norm_infer(struct ilay *L, struct unet_norm *n, int B, float *out)
     n->out = out;
     n->mean = own(L, (size_t)B * n->G);
     n->rstd = own(L, (size_t)B * n->G);
+    /* a norm + SiLU that only a 3x3 conv reads: applied in its input transform */
+    n->scale = out == NULL ? own(L, (size_t)B * n->C) : NULL;
+    n->shift = out == NULL ? own(L, (size_t)B * n->C) : NULL;
 }
 
 /* out: where the block's output goes (own storage for a skip, else a P slab) */
@@ -177,7 +180,7 @@ void unet_alloc_infer(struct unet *u, int B, size_t mem_bytes)
     L.base = u->acts.buf;
     L.off = 0;
     model_infer(u, &L, B);
-    unet_wino_alloc_infer(u, mem_bytes);
+    unet_wino_alloc_infer(u, B, mem_bytes);
     u->acts.max_batch = B;
     u->acts.n_thr = nn_get_threads();
     u->acts.infer = 1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/unet_chain.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
 #include "util/util.h"
@@ -292,6 +293,7 @@ static void norm_acts(struct alay *A, struct unet_norm *n, int B, int HW, int ke
     n->out = keep_out ? act(A, (size_t)B * n->C * HW) : NULL;
     n->mean = act(A, (size_t)B * n->G);
     n->rstd = act(A, (size_t)B * n->G);
+    n->scale = n->shift = NULL; /* training keeps the activation for the backward */
 }
 
 static void resnet_acts(struct alay *A, struct unet_resnet *r, int B, int is_up)
@@ -410,6 +412,7 @@ static size_t model_scratch(const struct unet *u, int B)
         const struct unet_resnet *r = &u->mid_res[j];
         MAXS(conv_scratch(B, r->cin, r->H, r->W, r->cout, 1, 1, 1, 1, 1));
     }
+    MAXS(unet_chain_scratch(u, B, nn_get_threads()));
 #undef MAXS
     return m;
 }

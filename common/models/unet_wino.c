@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/unet_chain.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
 #include "util/util.h"
@@ -109,7 +110,7 @@ void unet_weights_changed(struct unet *u)
    are 16 columns a GEMM, 32x32 maps 1024) while the whole stays within mem_bytes; the rest
    share wino.tmp. Also sizes the scratch: one GEMM chunk of any conv, and conv3s2's
    im2col. */
-void unet_wino_alloc_infer(struct unet *u, size_t mem_bytes)
+void unet_wino_alloc_infer(struct unet *u, int B, size_t mem_bytes)
 {
     int nc = n_wconv(u);
     struct wconv *v = xmalloc((size_t)nc * sizeof *v);
@@ -127,6 +128,8 @@ void unet_wino_alloc_infer(struct unet *u, size_t mem_bytes)
         size_t im = (size_t)nn_get_threads() * s->C * 9 * (s->H / 2) * (s->W / 2);
         scr = im > scr ? im : scr;
     }
+    size_t ch = unet_chain_scratch(u, B, nn_get_threads());
+    scr = ch > scr ? ch : scr;
     /* floats left for the cache when one uncached conv's transform needs room too */
     room = u->n_params + u->acts.n + scr + most;
     room = mem_bytes / sizeof(float) > room ? mem_bytes / sizeof(float) - room : 0;

@@ -12,8 +12,8 @@ void unet_wino_alloc_at_use(struct unet *u);
 /* The inference layout (its activations laid out): the transforms of the convs on the
    smallest maps cached while parameters, activations, scratch and cache stay within
    mem_bytes, the others made at use into one buffer; also (re)allocates acts.scratch (one
-   GEMM chunk of any conv, and conv3s2's im2col). */
-void unet_wino_alloc_infer(struct unet *u, size_t mem_bytes);
+   GEMM chunk of any conv, conv3s2's im2col, and unet_chain's needs at batch B). */
+void unet_wino_alloc_infer(struct unet *u, int B, size_t mem_bytes);
 void unet_wino_free(struct unet *u);
 void unet_tiles_free(struct unet *u);
 #endif

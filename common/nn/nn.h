@@ -75,6 +75,11 @@ void nn_linear_packed(float *out, int ldo, const float *in, int ldi, const float
    may itself be a packed operand); in is (M,K) row-major, or (K,M) when ta */
 void nn_gemm_packed_serial(float *out, int ldo, size_t pstride, const float *in, int ldi,
                            int ta, const float *wp, const float *b, int M, int K, int N);
+/* nn_linear_packed, then ep (if not NULL) in place on each finished piece of a row of out
+   (n values), on the thread that computed it while it is still in L1: an elementwise
+   activation fused, the same bits as calling it on out afterwards */
+void nn_linear_packed_ep(float *out, int ldo, const float *in, int ldi, const float *wp,
+                         const float *b, int M, int K, int N, void (*ep)(float *x, size_t n));
 /* nn_linear_packed on the calling thread only (inside a parallel region) */
 void nn_linear_packed_serial(float *out, int ldo, const float *in, int ldi, const float *wp,
                              const float *b, int M, int K, int N);
@@ -172,6 +177,12 @@ void nn_group_norm_forward(float *out, float *mean, float *rstd, const float *in
 void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *in,
                                 const float *gamma, const float *beta, int N, int C, int HW,
                                 int G, float eps, int silu);
+/* Its statistics alone, for a consumer that applies it: mean, rstd (N,G) as it writes them,
+   and scale, shift (N,C) such that its silu output is nn_silu_sym(x * scale + shift) per
+   (image, channel), that expression exactly (nn_wino4's fused input transform) */
+void nn_group_norm_silu_affine(float *scale, float *shift, float *mean, float *rstd,
+                               const float *in, const float *gamma, const float *beta, int N,
+                               int C, int HW, int G, float eps);
 void nn_group_norm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                             const float *in, const float *mean, const float *rstd,
                             const float *gamma, int N, int C, int HW, int G);
@@ -197,6 +208,8 @@ void nn_tanh_backward(float *din, const float *dout, const float *out, size_t n)
 void nn_sigmoid_forward(float *out, const float *in, size_t n);
 void nn_sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
 void nn_gelu_forward(float *out, const float *in, size_t n); /* exact erf form, torch default */
+/* nn_gelu_forward(x, x, n) on the calling thread (the same bits): nn_linear_packed_ep's ep */
+void nn_gelu_rows(float *x, size_t n);
 void nn_gelu_backward(float *din, const float *dout, const float *in, size_t n);
 
 /* ---- pooling and resampling (in (N,C,H,W)) ---- */

@@ -146,6 +146,23 @@ void nn_gelu_forward(float *out, const float *in, size_t n)
 #endif
 }
 
+/* nn_gelu_forward in place on the calling thread, for the rows of a tile the packed GEMM
+   has just finished (nn_linear_packed_ep): the same operations, without a parallel region */
+void nn_gelu_rows(float *x, size_t n)
+{
+#if defined(__AVX512F__)
+    for (size_t i = 0; i < n; i += 16) {
+        size_t k = n - i < 16 ? n - i : 16;
+        __mmask16 m = (__mmask16)(k == 16 ? 0xffff : (1u << k) - 1);
+        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+#else
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + nn_erff(x[i] * (float)M_SQRT1_2));
+#endif
+}
+
 void nn_gelu_backward(float *din, const float *dout, const float *in, size_t n)
 {
     const float k = (float)(0.5 * M_2_SQRTPI * M_SQRT1_2); /* 1/sqrt(2 pi) */

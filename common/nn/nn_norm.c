@@ -155,6 +155,35 @@ void nn_batch_norm_forward(float *out, const float *in, const float *mean, const
    float lanes then double: deterministic, independent of threads and batch. Its sums and its
    SiLU round differently from nn_group_norm_forward + nn_silu_forward, so both stay: the
    UNet's sample bytes (and the goldens checked against them) come from this one. */
+/* one group's mean and rstd (M values at x), for both entries below: the same bits */
+static void gn_silu_stats(const float *x, size_t M, float eps, float *mean, float *rstd)
+{
+    float acc[16] = {0};
+    double sum = 0, ss = 0;
+    size_t i = 0;
+    for (; i + 16 <= M; i += 16)
+        for (int k = 0; k < 16; k++)
+            acc[k] += x[i + k];
+    for (int k = 0; k < 16; k++)
+        sum += acc[k];
+    for (; i < M; i++)
+        sum += x[i];
+    float m = (float)(sum / (double)M);
+    for (int k = 0; k < 16; k++)
+        acc[k] = 0;
+    for (i = 0; i + 16 <= M; i += 16)
+        for (int k = 0; k < 16; k++) {
+            float d = x[i + k] - m;
+            acc[k] += d * d;
+        }
+    for (int k = 0; k < 16; k++)
+        ss += acc[k];
+    for (; i < M; i++)
+        ss += (double)(x[i] - m) * (x[i] - m);
+    *mean = m;
+    *rstd = (float)(1.0 / sqrt(ss / (double)M + eps));
+}
+
 void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *in,
                                 const float *gamma, const float *beta, int N, int C, int HW,
                                 int G, float eps, int silu)
@@ -165,31 +194,8 @@ void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const floa
     for (int ng = 0; ng < N * G; ng++) {
         const float *x = in + (size_t)ng * M;
         float *y = out + (size_t)ng * M;
-        float acc[16] = {0};
-        double sum = 0, ss = 0;
-        size_t i = 0;
-        for (; i + 16 <= M; i += 16)
-            for (int k = 0; k < 16; k++)
-                acc[k] += x[i + k];
-        for (int k = 0; k < 16; k++)
-            sum += acc[k];
-        for (; i < M; i++)
-            sum += x[i];
-        float m = (float)(sum / (double)M);
-        for (int k = 0; k < 16; k++)
-            acc[k] = 0;
-        for (i = 0; i + 16 <= M; i += 16)
-            for (int k = 0; k < 16; k++) {
-                float d = x[i + k] - m;
-                acc[k] += d * d;
-            }
-        for (int k = 0; k < 16; k++)
-            ss += acc[k];
-        for (; i < M; i++)
-            ss += (double)(x[i] - m) * (x[i] - m);
-        float r = (float)(1.0 / sqrt(ss / (double)M + eps));
-        mean[ng] = m;
-        rstd[ng] = r;
+        gn_silu_stats(x, M, eps, &mean[ng], &rstd[ng]);
+        float m = mean[ng], r = rstd[ng];
         int c0 = ng % G * CG;
         for (int c = 0; c < CG; c++) {
             float a = r * gamma[c0 + c], b = beta[c0 + c] - m * a;
@@ -201,6 +207,25 @@ void nn_group_norm_silu_forward(float *out, float *mean, float *rstd, const floa
             else
                 for (int k = 0; k < HW; k++)
                     yc[k] = xc[k] * a + b;
+        }
+    }
+}
+
+void nn_group_norm_silu_affine(float *scale, float *shift, float *mean, float *rstd,
+                               const float *in, const float *gamma, const float *beta, int N,
+                               int C, int HW, int G, float eps)
+{
+    int CG = C / G;
+    size_t M = (size_t)CG * HW;
+#pragma omp parallel for schedule(static)
+    for (int ng = 0; ng < N * G; ng++) {
+        gn_silu_stats(in + (size_t)ng * M, M, eps, &mean[ng], &rstd[ng]);
+        float m = mean[ng], r = rstd[ng];
+        int c0 = ng % G * CG;
+        for (int c = 0; c < CG; c++) {
+            float a = r * gamma[c0 + c];
+            scale[(size_t)ng * CG + c] = a;
+            shift[(size_t)ng * CG + c] = beta[c0 + c] - m * a;
         }
     }
 }

@@ -9,9 +9,13 @@
      G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
      A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
    float32 error is about 1e-6 relative to the output scale for these channel counts.
-   The tile transforms run per (image, channel) on two buffers that stay in L1 (see LT), so V
-   and M, tens of MB at batch 16 with slots C*T floats apart, are each written or read once,
-   in runs of an image's tiles, rather than pass after pass in place.
+   The tile transforms run per (channel, image or group of small images) on two buffers that
+   stay in L1 (see LT), so V and M, tens of MB at batch 16 with slots C*T floats apart, are
+   each written or read once, in runs of tiles, rather than pass after pass in place. On
+   AVX-512 they are intrinsics (the patches' de-interleave and the tiles' interleave by
+   vpermt2ps); elsewhere plain C; the same float operations, so the same bits (isa.bats).
+   The UNet's inference also has the ops around a conv done in its transforms
+   (nn_wino4_forward_fused): its input's group norm + SiLU, its output's adds.
    Why both this and F(2x2,3x3) (nn_wino.c, what nn_conv.c dispatches to): on the UNet's
    shapes (128-256 channels, batch 16, pad 1) this one is faster, so the UNet calls it; under
    nn_conv.c, with any padding and the Inception network's shapes, F(4x4) measured no faster
@@ -19,9 +23,14 @@
 #include "nn/nn_wino4.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/nn.h"
+#include "nn/nn_math.h"
 #include "util/util.h"
 
 #define TS 4 /* output tile */
@@ -30,6 +39,48 @@
 /* The 1-D transforms over n tiles, out of place: input slot k at x + k*xs, output slot k at
    y + k*ys. Out of place so that a pass can read M or write V directly (strided slots of the
    big buffers) while its other side is the L1 buffer. */
+#if defined(__AVX512F__)
+/* 16 tiles a vector, masked at the end; each output the same expression as the scalar loop
+   below (the build does not contract a*b+c into an fma, intrinsics or not) */
+static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
+{
+    const __m512 c2 = _mm512_set1_ps(2), c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5);
+    const __m512 cm2 = _mm512_set1_ps(-2), cm4 = _mm512_set1_ps(-4);
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 m = (__mmask16)(n - t >= 16 ? 0xffff : (1u << (n - t)) - 1);
+        __m512 d0 = _mm512_maskz_loadu_ps(m, x + t), d1 = _mm512_maskz_loadu_ps(m, x + xs + t);
+        __m512 d2 = _mm512_maskz_loadu_ps(m, x + 2 * xs + t);
+        __m512 d3 = _mm512_maskz_loadu_ps(m, x + 3 * xs + t);
+        __m512 d4 = _mm512_maskz_loadu_ps(m, x + 4 * xs + t);
+        __m512 d5 = _mm512_maskz_loadu_ps(m, x + 5 * xs + t);
+        /* 4 * d0 - 5 * d2 + d4 */
+        _mm512_mask_storeu_ps(y + t, m, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, d0),
+                                                                    _mm512_mul_ps(c5, d2)), d4));
+        /* -4 * d1 - 4 * d2 + d3 + d4 */
+        __m512 f42 = _mm512_mul_ps(c4, d2);
+        _mm512_mask_storeu_ps(
+            y + ys + t, m,
+            _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm4, d1), f42), d3), d4));
+        /* 4 * d1 - 4 * d2 - d3 + d4 */
+        __m512 f41 = _mm512_mul_ps(c4, d1);
+        _mm512_mask_storeu_ps(
+            y + 2 * ys + t, m,
+            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f41, f42), d3), d4));
+        /* -2 * d1 - d2 + 2 * d3 + d4 */
+        __m512 f23 = _mm512_mul_ps(c2, d3);
+        _mm512_mask_storeu_ps(
+            y + 3 * ys + t, m,
+            _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm2, d1), d2), f23), d4));
+        /* 2 * d1 - d2 - 2 * d3 + d4 */
+        _mm512_mask_storeu_ps(
+            y + 4 * ys + t, m,
+            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(c2, d1), d2), f23), d4));
+        /* 4 * d1 - 5 * d3 + d5 */
+        _mm512_mask_storeu_ps(y + 5 * ys + t, m,
+                              _mm512_add_ps(_mm512_sub_ps(f41, _mm512_mul_ps(c5, d3)), d5));
+    }
+}
+#else
 static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
@@ -43,8 +94,30 @@ static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t x
         y[5 * ys + t] = 4 * d1 - 5 * d3 + d5;
     }
 }
+#endif
 
 /* 6 slots in -> 4 slots out */
+#if defined(__AVX512F__)
+static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
+{
+    const __m512 c2 = _mm512_set1_ps(2), c4 = _mm512_set1_ps(4), c8 = _mm512_set1_ps(8);
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 m = (__mmask16)(n - t >= 16 ? 0xffff : (1u << (n - t)) - 1);
+        __m512 m0 = _mm512_maskz_loadu_ps(m, x + t), m1 = _mm512_maskz_loadu_ps(m, x + xs + t);
+        __m512 m2 = _mm512_maskz_loadu_ps(m, x + 2 * xs + t);
+        __m512 m3 = _mm512_maskz_loadu_ps(m, x + 3 * xs + t);
+        __m512 m4 = _mm512_maskz_loadu_ps(m, x + 4 * xs + t);
+        __m512 m5 = _mm512_maskz_loadu_ps(m, x + 5 * xs + t);
+        __m512 s1 = _mm512_add_ps(m1, m2), d1 = _mm512_sub_ps(m1, m2);
+        __m512 s3 = _mm512_add_ps(m3, m4), d3 = _mm512_sub_ps(m3, m4);
+        _mm512_mask_storeu_ps(y + t, m, _mm512_add_ps(_mm512_add_ps(m0, s1), s3));
+        _mm512_mask_storeu_ps(y + ys + t, m, _mm512_add_ps(d1, _mm512_mul_ps(c2, d3)));
+        _mm512_mask_storeu_ps(y + 2 * ys + t, m, _mm512_add_ps(s1, _mm512_mul_ps(c4, s3)));
+        _mm512_mask_storeu_ps(y + 3 * ys + t, m,
+                              _mm512_add_ps(_mm512_add_ps(d1, _mm512_mul_ps(c8, d3)), m5));
+    }
+}
+#else
 static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
@@ -57,6 +130,7 @@ static void at6v(float *restrict y, size_t ys, const float *restrict x, size_t x
         y[3 * ys + t] = d1 + 8 * d3 + m5;
     }
 }
+#endif
 
 /* Tiles of one (image, channel) transformed at once: the whole image up to 64 tiles (a 32x32
    map), else chunks of whole tile rows, or of one row's tiles when a row is wider. Two
@@ -162,6 +236,54 @@ static inline float div24(float x)
 #define WW 32
 /* n <= WW kernels gs floats apart from g (one oc's input channels: 9; one c's output
    channels: C * 9), their U at u0 .. u0+n-1 of each product's matrix, st apart */
+#if defined(__AVX512F__)
+/* div6 etc. on 16 lanes: the same float -> double, product, double -> float (round to
+   nearest) as the scalar ones, 8 lanes of doubles at a time */
+static inline __m512 div_v(__m512 x, __m512d r)
+{
+    __m256 lo = _mm512_castps512_ps256(x);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+    __m256 ql = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(lo), r));
+    __m256 qh = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(hi), r));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(ql)),
+                                               _mm256_castps_pd(qh), 1));
+}
+
+/* the 6 rows of G applied to (g0, g1, g2), each the scalar loop's expression */
+static inline void g6_v(__m512 *t, __m512 g0, __m512 g1, __m512 g2)
+{
+    const __m512d r6 = _mm512_set1_pd(1.0 / 6), r12 = _mm512_set1_pd(1.0 / 12);
+    const __m512d r24 = _mm512_set1_pd(1.0 / 24);
+    const __m512 neg = _mm512_castsi512_ps(_mm512_set1_epi32((int)0x80000000u));
+    __m512 a24 = div_v(g0, r24), b12 = div_v(g1, r12), c6 = div_v(g2, r6);
+    t[0] = _mm512_mul_ps(g0, _mm512_set1_ps(0.25f));
+    t[1] = div_v(_mm512_xor_ps(_mm512_add_ps(_mm512_add_ps(g0, g1), g2), neg), r6);
+    t[2] = div_v(_mm512_xor_ps(_mm512_add_ps(_mm512_sub_ps(g0, g1), g2), neg), r6);
+    t[3] = _mm512_add_ps(_mm512_add_ps(a24, b12), c6);
+    t[4] = _mm512_add_ps(_mm512_sub_ps(a24, b12), c6);
+    t[5] = g2;
+}
+
+static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
+{
+    float f[9][WW];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 9; k++)
+            f[k][i] = g[i * gs + k];
+    for (int i0 = 0; i0 < n; i0 += 16) {
+        __mmask16 m = (__mmask16)(n - i0 >= 16 ? 0xffff : (1u << (n - i0)) - 1);
+        __m512 t[3][6], u[6]; /* t[x][y]: (G g)[y][x] */
+        for (int x = 0; x < 3; x++)
+            g6_v(t[x], _mm512_maskz_loadu_ps(m, f[x] + i0), _mm512_maskz_loadu_ps(m, f[3 + x] + i0),
+                 _mm512_maskz_loadu_ps(m, f[6 + x] + i0));
+        for (int y = 0; y < 6; y++) {
+            g6_v(u, t[0][y], t[1][y], t[2][y]);
+            for (int k = 0; k < 6; k++)
+                _mm512_mask_storeu_ps(u0 + (size_t)(y * 6 + k) * st + i0, m, u[k]);
+        }
+    }
+}
+#else
 static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
 {
     float f[9][WW], t[6][3][WW];
@@ -191,6 +313,7 @@ static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
         }
     }
 }
+#endif
 
 void nn_wino4_weights(float *U, const float *w, int C, int OC)
 {
@@ -222,50 +345,152 @@ size_t nn_wino4_tiles(int N, int C, int H, int W)
     return 36 * (size_t)C * wino_cols(N, wino_tpi(H, W));
 }
 
-void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
-                          int W)
+/* One chunk's rows of 6x6 patches de-interleaved into g (slot i*6+j holds d[i][j] of the
+   chunk's tiles from t0 on, LT floats a slot): tile rows [ty, ty + nr), columns [tx, tx + nc)
+   of the map x (H x W), zero outside it. */
+#if defined(__AVX512F__)
+/* 8 tiles at a time: row positions 4u+j (j < 4) from two vectors of 16 by one vpermt2ps,
+   j = 4, 5 as j = 0, 1 of vectors loaded 4 positions on; masked loads give the zero padding
+   and masked stores stop at the chunk's last tile. Only data movement: the same values. */
+static void wino_gather(float *g, int t0, const float *x, int H, int W, int ty, int tx, int nr,
+                        int nc)
+{
+    const __m512i i0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+    const __m512i i2 = _mm512_add_epi32(i0, _mm512_set1_epi32(2));
+    const __m512i i3 = _mm512_add_epi32(i0, _mm512_set1_epi32(3));
+    const __m512 z = _mm512_setzero_ps();
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < AS; i++) {
+            int yy = (ty + r) * TS - 1 + i;
+            float *d = g + (size_t)i * AS * LT + t0 + r * nc;
+            for (int u0 = 0; u0 < nc; u0 += 8) {
+                int n8 = nc - u0 < 8 ? nc - u0 : 8;
+                __mmask16 ms = (__mmask16)((1u << n8) - 1);
+                if (yy < 0 || yy >= H) {
+                    for (int j = 0; j < AS; j++)
+                        _mm512_mask_storeu_ps(d + j * LT + u0, ms, z);
+                    continue;
+                }
+                /* positions p0 + [0, 36) of the padded row are x[lo + p], valid on [a, b) */
+                long lo = (long)(tx + u0) * TS - 1;
+                const float *xr = x + (size_t)yy * W;
+                __mmask16 m[4];
+                for (int v = 0; v < 4; v++) {
+                    long p = lo + (v & 1) * 16 + (v >> 1) * 4; /* 0, 16, 4, 20 */
+                    long a = p < 0 ? -p : 0, b = W - p < 16 ? W - p : 16;
+                    uint32_t mm = b > a ? ((b >= 16 ? 0xffffu : (1u << b) - 1) & ~((1u << a) - 1)) : 0;
+                    m[v] = (__mmask16)mm;
+                }
+                __m512 A = _mm512_maskz_loadu_ps(m[0], xr + lo);
+                __m512 B = _mm512_maskz_loadu_ps(m[1], xr + lo + 16);
+                __m512 A4 = _mm512_maskz_loadu_ps(m[2], xr + lo + 4);
+                __m512 B4 = _mm512_maskz_loadu_ps(m[3], xr + lo + 20);
+                _mm512_mask_storeu_ps(d + u0, ms, _mm512_permutex2var_ps(A, i0, B));
+                _mm512_mask_storeu_ps(d + LT + u0, ms, _mm512_permutex2var_ps(A, i1, B));
+                _mm512_mask_storeu_ps(d + 2 * LT + u0, ms, _mm512_permutex2var_ps(A, i2, B));
+                _mm512_mask_storeu_ps(d + 3 * LT + u0, ms, _mm512_permutex2var_ps(A, i3, B));
+                _mm512_mask_storeu_ps(d + 4 * LT + u0, ms, _mm512_permutex2var_ps(A4, i0, B4));
+                _mm512_mask_storeu_ps(d + 5 * LT + u0, ms, _mm512_permutex2var_ps(A4, i1, B4));
+            }
+        }
+}
+#else
+static void wino_gather(float *g, int t0, const float *x, int H, int W, int ty, int tx, int nr,
+                        int nc)
+{
+    float prow[LT * TS + 2]; /* a zero-padded row */
+    int lo = tx * TS - 1, np = nc * TS + 2;
+    int ka = lo < 0 ? -lo : 0, kb = W - lo < np ? W - lo : np;
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < AS; i++) {
+            int yy = (ty + r) * TS - 1 + i;
+            float *d = g + (size_t)i * AS * LT + t0 + r * nc;
+            if (yy < 0 || yy >= H) {
+                for (int j = 0; j < AS; j++)
+                    memset(d + j * LT, 0, nc * sizeof(float));
+                continue;
+            }
+            for (int u = 0; u < ka; u++)
+                prow[u] = 0;
+            memcpy(prow + ka, x + (size_t)yy * W + lo + ka, (kb - ka) * sizeof(float));
+            for (int u = kb; u < np; u++)
+                prow[u] = 0;
+            for (int j = 0; j < AS; j++) {
+                float *restrict dj = d + j * LT;
+                for (int u = 0; u < nc; u++)
+                    dj[u] = prow[u * TS + j];
+            }
+        }
+}
+#endif
+
+/* y = silu(x * a + b), nn_group_norm_silu_forward's expression per element; 16 lanes where
+   there are (GCC's default of 8 for -march=native made this loop most of the transform) */
+#if defined(__AVX512F__)
+__attribute__((noinline, target("prefer-vector-width=512")))
+#endif
+static void wino_silu_map(float *restrict y, const float *restrict x, int n, float a, float b)
+{
+    for (int i = 0; i < n; i++)
+        y[i] = nn_silu_sym(x[i] * a + b);
+}
+
+int nn_wino4_pre_fits(int H, int W)
+{
+    return wino_tpi(H, W) <= LT;
+}
+
+/* pre: NULL, or with scale: the conv's input is silu(in * scale + shift) per (image, channel),
+   made here a map at a time in L1 (maps of at most LT tiles, nn_wino4_pre_fits) and never
+   stored */
+static void wino_input_tiles(float *V, size_t T, size_t c0, const float *in,
+                             const struct nn_wino4_fuse *pre, int N, int C, int H, int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
+    /* maps of fewer than LT tiles: several images' tiles, contiguous in V, make one chunk, so
+       that the transforms run on full vectors (an 8x8 map is 4 tiles) */
+    int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
 
-    /* per (image, channel) and chunk of its tiles: the 6x6 patches de-interleaved into g (slot
-       i*6+j holds d[i][j] of every tile), B^T along i into h (slot q*6+j), then along j
-       straight into V (slot q*6+r, a run of the chunk's tiles) */
+    /* per (channel, group of images) and chunk of their tiles: the 6x6 patches
+       de-interleaved into g (slot i*6+j holds d[i][j] of every tile), B^T along i into h
+       (slot q*6+j), then along j straight into V (slot q*6+r, a run of the chunk's tiles) */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int c = 0; c < C; c++)
-        for (int n = 0; n < N; n++) {
-            const float *x = in + ((size_t)n * C + c) * H * W;
-            float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
-            float g[36 * LT], h[36 * LT], prow[LT * TS + 2]; /* prow: a zero-padded row */
+        for (int gi = 0; gi < ng; gi++) {
+            int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
+            float g[36 * LT], h[36 * LT];
             struct wino_chunk k = {0, 0, 0, 0};
-            while (wino_chunk_next(&k, th, tw)) {
-                int nt = k.nr * k.nc, lo = k.tx * TS - 1, np = k.nc * TS + 2;
-                int ka = lo < 0 ? -lo : 0, kb = W - lo < np ? W - lo : np;
-                for (int r = 0; r < k.nr; r++)
-                    for (int i = 0; i < AS; i++) {
-                        int yy = (k.ty + r) * TS - 1 + i;
-                        float *d = g + (size_t)i * AS * LT + r * k.nc;
-                        if (yy < 0 || yy >= H) {
-                            for (int j = 0; j < AS; j++)
-                                memset(d + j * LT, 0, k.nc * sizeof(float));
-                            continue;
-                        }
-                        for (int u = 0; u < ka; u++)
-                            prow[u] = 0;
-                        memcpy(prow + ka, x + (size_t)yy * W + lo + ka, (kb - ka) * sizeof(float));
-                        for (int u = kb; u < np; u++)
-                            prow[u] = 0;
-                        for (int j = 0; j < AS; j++) {
-                            float *restrict dj = d + j * LT;
-                            for (int u = 0; u < k.nc; u++)
-                                dj[u] = prow[u * TS + j];
-                        }
+            float act[LT * TS * TS]; /* the activated map, with pre */
+            for (int n = n0; n < n1; n++) {
+                const float *x = in + ((size_t)n * C + c) * H * W;
+                if (pre != NULL && pre->scale != NULL) { /* nn_group_norm_silu_forward's */
+                    wino_silu_map(act, x, H * W, pre->scale[(size_t)n * C + c],
+                                  pre->shift[(size_t)n * C + c]);
+                    x = act;
+                }
+                float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
+                int nt = (n1 - n0) * tpi;
+                if (ipg > 1 || tpi == LT) { /* the whole images at once */
+                    wino_gather(g, (n - n0) * tpi, x, H, W, 0, 0, th, tw);
+                    if (n + 1 < n1)
+                        continue;
+                    vb -= (size_t)(n1 - n0 - 1) * tpi;
+                } else {
+                    if (!wino_chunk_next(&k, th, tw)) {
+                        k = (struct wino_chunk){0, 0, 0, 0};
+                        continue; /* the next image */
                     }
+                    n--; /* this image again, for its next chunk */
+                    nt = k.nr * k.nc;
+                    wino_gather(g, 0, x, H, W, k.ty, k.tx, k.nr, k.nc);
+                    vb += (size_t)k.ty * tw + k.tx;
+                }
                 for (int j = 0; j < AS; j++) /* i*6+j -> q*6+j */
                     bt6v(h + j * LT, AS * LT, g + j * LT, AS * LT, nt);
-                float *v = vb + (size_t)k.ty * tw + k.tx;
                 for (int q = 0; q < AS; q++) /* q*6+j -> q*6+r */
-                    bt6v(v + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
+                    bt6v(vb + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
             }
         }
     if (c0 == 0 && Tr == T)
@@ -277,6 +502,12 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
             memset(v, 0, c0 * sizeof(float));
             memset(v + c0 + Tr, 0, (T - c0 - Tr) * sizeof(float));
         }
+}
+
+void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
+                          int W)
+{
+    wino_input_tiles(V, T, c0, in, NULL, N, C, H, W);
 }
 
 /* M (36,OC,T) = the products with the weights transformed here, WINO_OB kernel rows at a
@@ -311,17 +542,138 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
     }
 }
 
-/* V (36,C,T) the input tiles, M (36,OC,T) the products */
-static void wino_conv3(float *out, float *V, float *M, const float *in, const float *U, int ut,
-                       const float *w, float *ub, const float *b, int N, int C, int H, int W,
-                       int OC, struct nn_wino4_times *times)
+/* One chunk's 4x4 output tiles from g (slot i*4+j holds y[i][j] of the chunk's tiles from
+   t0 on, LT floats a slot) plus the bias into the map y (H x W): tile rows [ty, ty + nr),
+   columns [tx, tx + nc), clipped to the map; then plus *add, then plus res (the map's
+   residual, laid out as y), where not NULL. */
+#if defined(__AVX512F__)
+/* 8 tiles' 32 outputs of a row at a time: two vpermt2ps rounds interleave the 4 slots, the
+   bias added to each value as before (s + bias), masked stores clip the map's edge */
+static void wino_scatter(float *y, const float *g, int t0, float bias, const float *add,
+                         const float *res, int H, int W, int ty, int tx, int nr, int nc)
 {
+    /* (a0 b0 a1 b1 ...) of a, b: lanes 0-15 from their lanes 0-7, 16-31 from 8-15 */
+    const __m512i lo2 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i lo4 = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    const __m512i hi4 = _mm512_add_epi32(lo4, _mm512_set1_epi32(8));
+    const __m512 bv = _mm512_set1_ps(bias), av = _mm512_set1_ps(add ? *add : 0.0f);
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < TS && (ty + r) * TS + i < H; i++) {
+            const float *s = g + (size_t)i * TS * LT + t0 + r * nc;
+            float *row = y + (size_t)((ty + r) * TS + i) * W + tx * TS;
+            for (int u0 = 0; u0 < nc; u0 += 8) {
+                /* row positions 4 * u0 + [0, 32) inside the map and the chunk */
+                int np = (nc - u0) * TS, left = W - (tx + u0) * TS;
+                np = np < left ? np : left;
+                np = np < 32 ? np : 32;
+                __m512 s0 = _mm512_loadu_ps(s + u0), s1 = _mm512_loadu_ps(s + LT + u0);
+                __m512 s2 = _mm512_loadu_ps(s + 2 * LT + u0), s3 = _mm512_loadu_ps(s + 3 * LT + u0);
+                __m512 e01 = _mm512_permutex2var_ps(s0, lo2, s1); /* s0[u] s1[u], u < 8 */
+                __m512 e23 = _mm512_permutex2var_ps(s2, lo2, s3);
+                __m512 w0 = _mm512_permutex2var_ps(e01, lo4, e23); /* u 0-3 */
+                __m512 w1 = _mm512_permutex2var_ps(e01, hi4, e23); /* u 4-7 */
+                __mmask16 m0 = (__mmask16)(np >= 16 ? 0xffff : (1u << np) - 1);
+                __mmask16 m1 = (__mmask16)(np >= 32 ? 0xffff : np > 16 ? (1u << (np - 16)) - 1 : 0);
+                w0 = _mm512_add_ps(w0, bv);
+                w1 = _mm512_add_ps(w1, bv);
+                if (add) {
+                    w0 = _mm512_add_ps(w0, av);
+                    w1 = _mm512_add_ps(w1, av);
+                }
+                if (res) {
+                    const float *rr = res + (row - y) + u0 * TS;
+                    w0 = _mm512_add_ps(w0, _mm512_maskz_loadu_ps(m0, rr));
+                    w1 = _mm512_add_ps(w1, _mm512_maskz_loadu_ps(m1, rr + 16));
+                }
+                _mm512_mask_storeu_ps(row + u0 * TS, m0, w0);
+                _mm512_mask_storeu_ps(row + u0 * TS + 16, m1, w1);
+            }
+        }
+}
+#else
+static void wino_scatter(float *y, const float *g, int t0, float bias, const float *add,
+                         const float *res, int H, int W, int ty, int tx, int nr, int nc)
+{
+    /* the tiles whose 4 columns all lie inside the map, then the last partial one */
+    int nf = W / TS - tx < nc ? W / TS - tx : nc;
+    for (int r = 0; r < nr; r++)
+        for (int i = 0; i < TS && (ty + r) * TS + i < H; i++) {
+            const float *s = g + (size_t)i * TS * LT + t0 + r * nc;
+            float *row = y + (size_t)((ty + r) * TS + i) * W + tx * TS;
+            for (int u = 0; u < nf; u++)
+                for (int j = 0; j < TS; j++)
+                    row[u * TS + j] = s[j * LT + u] + bias;
+            for (int u = nf; u < nc; u++)
+                for (int j = 0; j < TS && (tx + u) * TS + j < W; j++)
+                    row[u * TS + j] = s[j * LT + u] + bias;
+            int nw = (nc * TS < W - tx * TS ? nc * TS : W - tx * TS);
+            if (add)
+                for (int p = 0; p < nw; p++)
+                    row[p] += *add;
+            if (res)
+                for (int p = 0; p < nw; p++)
+                    row[p] += res[(row - y) + p];
+        }
+}
+#endif
+
+/* out (N,OC,H,W) = A^T m A + b of M (36,OC,T), per (out channel, group of images) and chunk
+   of their tiles (as the input side's): A^T along r straight from M (slot q*6+r) into h (slot
+   q*4+j), along q into g (slot i*4+j), then interleaved into the 4x4 tiles with the bias */
+static void wino_output_tiles(float *out, const float *M, size_t T, const float *b,
+                              const struct nn_wino4_fuse *f, int N, int OC, int H, int W)
+{
+    const float *fadd = f ? f->add : NULL, *fres = f ? f->res : NULL;
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, T = Tr, c0 = 0;
+    int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
+    size_t ps = (size_t)OC * T;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int oc = 0; oc < OC; oc++)
+        for (int gi = 0; gi < ng; gi++) {
+            int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
+            float bias = b ? b[oc] : 0.0f;
+            float g[16 * LT + 16], h[24 * LT]; /* g: room for wino_scatter's 8-tile reads */
+            struct wino_chunk k = {0, 0, 0, 0};
+            if (ipg > 1 || tpi == LT) { /* the group's whole images at once */
+                int nt = (n1 - n0) * tpi;
+                const float *m = M + (size_t)oc * T + (size_t)n0 * tpi;
+                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
+                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
+                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
+                for (int n = n0; n < n1; n++) {
+                    size_t o = ((size_t)n * OC + oc) * H * W;
+                    wino_scatter(out + o, g, (n - n0) * tpi, bias,
+                                 fadd ? fadd + (size_t)n * OC + oc : NULL, fres ? fres + o : NULL,
+                                 H, W, 0, 0, th, tw);
+                }
+                continue;
+            }
+            while (wino_chunk_next(&k, th, tw)) {
+                int nt = k.nr * k.nc;
+                const float *m = M + (size_t)oc * T + (size_t)n0 * tpi + (size_t)k.ty * tw + k.tx;
+                for (int q = 0; q < AS; q++)
+                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                for (int j = 0; j < TS; j++)
+                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
+                size_t o = ((size_t)n0 * OC + oc) * H * W;
+                wino_scatter(out + o, g, 0, bias, fadd ? fadd + (size_t)n0 * OC + oc : NULL,
+                             fres ? fres + o : NULL, H, W, k.ty, k.tx, k.nr, k.nc);
+            }
+        }
+}
+
+/* V (36,C,T) the input tiles, M (36,OC,T) the products */
+static void wino_conv3(float *out, float *V, float *M, const float *in,
+                       const struct nn_wino4_fuse *pre, const float *U, int ut, const float *w,
+                       float *ub, const float *b, int N, int C, int H, int W, int OC,
+                       struct nn_wino4_times *times)
+{
+    size_t T = wino_cols(N, wino_tpi(H, W));
     int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
 
-    nn_wino4_input_tiles(V, T, c0, in, N, C, H, W);
+    wino_input_tiles(V, T, 0, in, pre, N, C, H, W);
     if (times) {
         t1 = util_now();
         times->in_sec += t1 - t0;
@@ -353,39 +705,7 @@ static void wino_conv3(float *out, float *V, float *M, const float *in, const fl
         times->gemm_flop += 72.0 * OC * C * (double)T;
         t0 = t1;
     }
-    /* output tiles per (image, out channel) and chunk of its tiles: A^T along r straight
-       from M (slot q*6+r) into h (slot q*4+j), along q into g (slot i*4+j), then interleaved
-       into the 4x4 tiles with the bias */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int oc = 0; oc < OC; oc++)
-        for (int n = 0; n < N; n++) {
-            float *y = out + ((size_t)n * OC + oc) * H * W, bias = b ? b[oc] : 0.0f;
-            const float *mb = M + (size_t)oc * T + c0 + (size_t)n * tpi;
-            size_t ps = (size_t)OC * T;
-            float g[16 * LT], h[24 * LT];
-            struct wino_chunk k = {0, 0, 0, 0};
-            while (wino_chunk_next(&k, th, tw)) {
-                int nt = k.nr * k.nc;
-                const float *m = mb + (size_t)k.ty * tw + k.tx;
-                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
-                    at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
-                for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
-                    at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
-                /* the tiles whose 4 columns all lie inside the map, then the last partial one */
-                int nf = W / TS - k.tx < k.nc ? W / TS - k.tx : k.nc;
-                for (int r = 0; r < k.nr; r++)
-                    for (int i = 0; i < TS && (k.ty + r) * TS + i < H; i++) {
-                        const float *s = g + (size_t)i * TS * LT + r * k.nc;
-                        float *row = y + (size_t)((k.ty + r) * TS + i) * W + k.tx * TS;
-                        for (int u = 0; u < nf; u++)
-                            for (int j = 0; j < TS; j++)
-                                row[u * TS + j] = s[j * LT + u] + bias;
-                        for (int u = nf; u < k.nc; u++)
-                            for (int j = 0; j < TS && (k.tx + u) * TS + j < W; j++)
-                                row[u * TS + j] = s[j * LT + u] + bias;
-                    }
-            }
-        }
+    wino_output_tiles(out, M, T, b, pre, N, OC, H, W);
     if (times)
         times->out_sec += util_now() - t0;
 }
@@ -395,15 +715,7 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       struct nn_wino4_times *times)
 {
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, 0, NULL, NULL, b, N, C, H, W, OC, times);
-}
-
-void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float *Ut,
-                        const float *b, int N, int C, int H, int W, int OC,
-                        struct nn_wino4_times *times)
-{
-    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               Ut, 1, NULL, NULL, b, N, C, H, W, OC, times);
+               NULL, U, 0, NULL, NULL, b, N, C, H, W, OC, times);
 }
 
 /* Where the transform inside the GEMMs measured faster than apart: not below 16 tiles (the
@@ -420,12 +732,12 @@ int nn_wino4_fuses(int N, int H, int W)
     return T >= WINO_FUSED_MIN_COLS && T <= WINO_FUSED_MAX_COLS;
 }
 
-void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
-                        const float *w, const float *b, int N, int C, int H, int W, int OC,
-                        struct nn_wino4_times *times)
+void nn_wino4_forward_fused(float *out, float *scratch, float *ubuf, const float *in,
+                          const struct nn_wino4_fuse *pre, const float *U, const float *w,
+                          const float *b, int N, int C, int H, int W, int OC,
+                          struct nn_wino4_times *times)
 {
-    const float *U = NULL;
-    if (!nn_wino4_fuses(N, H, W)) {
+    if (U == NULL && !nn_wino4_fuses(N, H, W)) {
         double t0 = times ? util_now() : 0.0;
         nn_wino4_weights(ubuf, w, C, OC);
         if (times)
@@ -433,12 +745,34 @@ void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in
         U = ubuf;
     }
     wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
-               U, 0, w, ubuf, b, N, C, H, W, OC, times);
+               pre, U, 0, w, ubuf, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_fused_t(float *out, float *scratch, const float *in,
+                              const struct nn_wino4_fuse *pre, const float *Ut, const float *b,
+                              int N, int C, int H, int W, int OC, struct nn_wino4_times *times)
+{
+    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+               pre, Ut, 1, NULL, NULL, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float *Ut,
+                        const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times)
+{
+    nn_wino4_forward_fused_t(out, scratch, in, NULL, Ut, b, N, C, H, W, OC, times);
+}
+
+void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
+                        const float *w, const float *b, int N, int C, int H, int W, int OC,
+                        struct nn_wino4_times *times)
+{
+    nn_wino4_forward_fused(out, scratch, ubuf, in, NULL, NULL, w, b, N, C, H, W, OC, times);
 }
 
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)
 {
-    wino_conv3(out, v, scratch, in, U, 0, NULL, NULL, b, N, C, H, W, OC, times);
+    wino_conv3(out, v, scratch, in, NULL, U, 0, NULL, NULL, b, N, C, H, W, OC, times);
 }

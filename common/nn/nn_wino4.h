@@ -48,6 +48,27 @@ int nn_wino4_fuses(int N, int H, int W);
 void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
                         const float *w, const float *b, int N, int C, int H, int W, int OC,
                         struct nn_wino4_times *times);
+/* The same with the elementwise ops around the conv done in its transforms (the UNet's
+   inference), each the same expression on the same values as the op apart, so the same bits
+   without the trip to memory in between. Any field NULL: no such op.
+   scale, shift (N,C): the conv runs on silu(in * scale + shift) per (image, channel),
+   nn_group_norm_silu_forward's expression (nn_silu_sym) with nn_group_norm_silu_affine's
+   scale, shift; only where nn_wino4_pre_fits(H, W) (maps of at most 64 tiles).
+   add (N,OC), res (N,OC,H,W): out = ((conv + b) + add per (image, channel)) + res.
+   U: the transformed weights, or NULL to work from w (OC,C,3,3) and ubuf as
+   nn_wino4_forward_w does. */
+struct nn_wino4_fuse {
+    const float *scale, *shift, *add, *res;
+};
+int nn_wino4_pre_fits(int H, int W);
+void nn_wino4_forward_fused(float *out, float *scratch, float *ubuf, const float *in,
+                            const struct nn_wino4_fuse *f, const float *U, const float *w,
+                            const float *b, int N, int C, int H, int W, int OC,
+                            struct nn_wino4_times *times);
+/* the same on U from nn_wino4_weights_t (no w: U given), the same bits */
+void nn_wino4_forward_fused_t(float *out, float *scratch, const float *in,
+                              const struct nn_wino4_fuse *f, const float *Ut, const float *b,
+                              int N, int C, int H, int W, int OC, struct nn_wino4_times *times);
 /* The same with the transformed input tiles V (36,C,T) written to v
    (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part:
    nn_wino4_dw reads them back. */

@@ -40,6 +40,18 @@ under() {
     done
 }
 
+@test "ddpm-sample: the UNet forward calls no OpenBLAS, so the same bytes under every kernel" {
+    # every GEMM of the forward is nn_sgemm_chain's (unet_chain.c, nn_wino4.c): one fmaf chain
+    # an output, whatever kernel OpenBLAS would have chosen
+    a=(ddpm-sample --model "$U" -n 3 --scheduler ddim --steps 3 --seed 5 --batch-size 2)
+    first=
+    for k in $(blas_kernels); do
+        under $k "$T/$k-x.npy" "${a[@]}" --save-trajectory "$T/$k-t.npy"
+        [ -n "$first" ] || first=$k
+        cmp "$T/$first-t.npy" "$T/$k-t.npy" || { echo "[$k] differs from [$first]"; return 1; }
+    done
+}
+
 @test "vae-sample and vae-recon: the same bytes for any --batch-size and --threads, under each kernel" {
     vae-sample --model "$V" -n 19 --seed 4 -o "$T/data.npy"
     for k in $(blas_kernels); do

@@ -26,3 +26,22 @@ build_driver() { # $1: -march value, $2: output
     # and the AVX2 build has its own kernel: ymm FMAs (the plain C loop multiplies and adds)
     objdump -d "$T/lp-haswell.o" | grep -q 'vfmadd...ps.*%ymm'
 }
+
+# nn_wino4.c's transforms (weights, input with the fused norm + SiLU, output with the bias,
+# per-channel and residual adds) are AVX-512 intrinsics on AVX-512 and plain C loops
+# elsewhere, the same float operations: the same bits. Its driver stubs the GEMMs (one build
+# of them for both), so only the transforms differ between the two.
+@test "nn_wino4: the transforms' AVX-512 code gives the plain C code's bits" {
+    grep -qw avx512f /proc/cpuinfo || skip "no AVX-512 on this CPU"
+    for m in haswell skylake-avx512; do
+        cc -O3 -march=$m -std=c11 -D_GNU_SOURCE -fopenmp -iquote common \
+            -c common/nn/nn_wino4.c -o "$T/w4-$m.o"
+        cc -O2 -std=c11 -fopenmp -iquote common tests/unit/isa_wino4.c "$T/w4-$m.o" -lm \
+            -o "$T/w4-$m"
+        "$T/w4-$m" > "$T/w4-$m.out"
+    done
+    [ "$(stat -c %s "$T/w4-haswell.out")" -gt 1000000 ]
+    cmp "$T/w4-haswell.out" "$T/w4-skylake-avx512.out"
+    # and the AVX-512 build has its own transforms: zmm permutes
+    objdump -d "$T/w4-skylake-avx512.o" | grep -Eq 'vperm[it]2ps.*%zmm'
+}

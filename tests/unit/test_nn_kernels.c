@@ -2,13 +2,17 @@
    goldens, loops, and the exact roundings the network's features depend on) on the serial
    plane entries and the threaded ops; im2col on both layouts against loops; the 1x7 / 7x1 convs by Winograd F(2,7) (threaded
    through nn_conv2d_forward, prepared through nn_conv2d_forward_wino, and the serial
-   (C,N,H,W) entry with ReLU) against a double-precision loop and the im2col path. */
+   (C,N,H,W) entry with ReLU) against a double-precision loop and the im2col path. And the
+   UNet's F(4x4) conv with its neighbours' elementwise ops in its transforms
+   (nn_wino4_forward_fused) against those ops apart, bitwise. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_math.h"
+#include "nn/nn_wino4.h"
 #include "io/npy.h"
 #include "test.h"
 #include "nn_test.h"
@@ -274,10 +278,58 @@ static void test_wino7(void)
     CHECK(nn_conv_wino_size(&g) == 0, "no prepared weights for stride 2");
 }
 
+
+/* ---- F(4x4) Winograd with fused elementwise ops ---- */
+/* nn_wino4_forward_fused == silu(in * scale + shift) (nn_group_norm_silu_forward's expression)
+   then nn_wino4_forward then + add per (image, channel) then + res, bit for bit: on maps the
+   input transform takes whole and on larger ones (no norm there: nn_wino4_pre_fits), with
+   ragged edges, several images a chunk, 16 tiles (weights transformed inside the products),
+   from cached and from raw weights */
+static void test_wino4_fused(void)
+{
+    static const int shapes[][5] = {{3, 5, 7, 9, 4},  {2, 3, 1, 1, 2},   {1, 2, 33, 31, 3},
+                                    {1, 2, 9, 290, 2}, {5, 3, 16, 16, 4}, {16, 4, 4, 4, 3},
+                                    {17, 2, 8, 8, 33}, {2, 40, 32, 32, 5}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int N = shapes[i][0], C = shapes[i][1], H = shapes[i][2], W = shapes[i][3];
+        int OC = shapes[i][4], HW = H * W, pf = nn_wino4_pre_fits(H, W);
+        size_t nin = (size_t)N * C * HW, nout = (size_t)N * OC * HW;
+        float *in = fx_zeros(nin), *act = fx_zeros(nin), *want = fx_zeros(nout);
+        float *got = fx_zeros(nout), *res = fx_zeros(nout), *w = fx_zeros((size_t)OC * C * 9);
+        float *U = fx_zeros(36 * (size_t)OC * C), *ub = fx_zeros(36 * (size_t)OC * C);
+        float *scr = fx_zeros(nn_wino4_scratch(N, C, H, W, OC)), *b = fx_zeros(OC);
+        float *sc = fx_zeros((size_t)N * C), *sh = fx_zeros((size_t)N * C);
+        float *add = fx_zeros((size_t)N * OC);
+        fill(in, nin, 4.0f), fill(res, nout, 1.0f), fill(w, (size_t)OC * C * 9, 0.3f);
+        fill(b, OC, 1.0f), fill(sc, (size_t)N * C, 2.0f), fill(sh, (size_t)N * C, 1.0f);
+        fill(add, (size_t)N * OC, 1.0f);
+        for (size_t k = 0; k < (size_t)N * C; k++)
+            for (int p = 0; p < HW; p++)
+                act[k * HW + p] = pf ? nn_silu_sym(in[k * HW + p] * sc[k] + sh[k]) : in[k * HW + p];
+        nn_wino4_weights(U, w, C, OC);
+        nn_wino4_forward(want, scr, act, U, b, N, C, H, W, OC, NULL);
+        for (size_t k = 0; k < (size_t)N * OC; k++)
+            for (int p = 0; p < HW; p++)
+                want[k * HW + p] += add[k];
+        for (size_t p = 0; p < nout; p++)
+            want[p] += res[p];
+        struct nn_wino4_fuse f = {pf ? sc : NULL, pf ? sh : NULL, add, res};
+        for (int cached = 0; cached < 2; cached++) {
+            memset(got, 0, nout * sizeof(float));
+            nn_wino4_forward_fused(got, scr, ub, in, &f, cached ? U : NULL, w, b, N, C, H, W, OC,
+                                   NULL);
+            CHECK(same_bits(want, got, nout),
+                  "wino4 fused N%d C%d %dx%d OC%d (%s weights, %s): the ops apart, bitwise", N, C,
+                  H, W, OC, cached ? "cached" : "raw", pf ? "norm + SiLU in" : "no norm");
+        }
+    }
+}
+
 int main(void)
 {
     test_pools();
     test_im2col();
     test_wino7();
+    test_wino4_fused();
     return test_done();
 }

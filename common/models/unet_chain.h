@@ -1,0 +1,35 @@
+/* The UNet's GEMMs besides the 3x3 convs (the time embedding's Linear layers, the resnets'
+   1x1 shortcuts, the downsamplers' stride-2 convs, attention's projections, q k^T and att v) on nn_sgemm_chain: every output is
+   one fmaf chain over k in order, so its bits depend on its own row and column alone. The
+   work is then cut into tasks of rows and columns across the threads at any batch, even 1,
+   and an image's result is the same whatever the batch and thread count. (With OpenBLAS each
+   image had to be one serial call: its sums depend on the call's shape, so at batch 1 one
+   thread did all of it.) Scratch: the caller's, at least unet_chain_scratch floats. */
+#ifndef UNET_CHAIN_H
+#define UNET_CHAIN_H
+#include <stddef.h>
+
+#include "models/unet.h"
+
+/* floats of scratch the calls below need for batches of up to B on nthr threads */
+size_t unet_chain_scratch(const struct unet *u, int B, int nthr);
+
+/* out (B, OUT) = in (B, IN) w^T + b, torch.nn.Linear on one row per image */
+void unet_chain_linear_vec(float *out, const float *in, const float *w, const float *b, int B,
+                           int IN, int OUT, float *scratch);
+
+/* conv_shortcut: out (B, OC, HW) = (out + w in) + b, w (OC, C) */
+void unet_chain_conv1x1_add(float *out, const float *in, const float *w, const float *b, int B,
+                            int C, int OC, int HW, float *scratch, int nthr);
+
+/* Conv2d(C, OC, 3, stride 2), padding (pt, pl, pb, pr), by im2col: col holds nthr images'
+   columns (nthr * C * 9 * OH * OW floats), taken nthr images at a time */
+void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
+                        int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
+                        int nthr);
+
+/* Attention from a->tok (B,T,C) and the norm output xn (B,C,T) to a->q, a->k, a->v, a->att
+   (the softmax), a->ao and a->proj = to_out.0(ao), each in the layout unet.h gives */
+void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *scratch);
+
+#endif

@@ -763,13 +763,6 @@ void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float
     nn_wino4_forward_fused_t(out, scratch, in, NULL, Ut, b, N, C, H, W, OC, times);
 }
 
-void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
-                        const float *w, const float *b, int N, int C, int H, int W, int OC,
-                        struct nn_wino4_times *times)
-{
-    nn_wino4_forward_fused(out, scratch, ubuf, in, NULL, NULL, w, b, N, C, H, W, OC, times);
-}
-
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times)

@@ -39,15 +39,9 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
 void nn_wino4_forward_t(float *out, float *scratch, const float *in, const float *Ut,
                         const float *b, int N, int C, int H, int W, int OC,
                         struct nn_wino4_times *times);
-/* The same on the raw weights w (OC,C,3,3): a block of kernel rows transformed just before
-   its GEMMs, in ubuf (36*C*OC floats, nn_wino4_weights' room, of which it may use only a
-   block per thread), for a conv whose U is not kept: U never goes to memory and back. The
-   same bits as nn_wino4_weights then nn_wino4_forward; where fusing is not faster
-   (nn_wino4_fuses 0) it transforms all of w into ubuf first. */
+/* Where working from the raw weights (nn_wino4_forward_fused with U NULL) is faster than
+   transforming them apart first */
 int nn_wino4_fuses(int N, int H, int W);
-void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in,
-                        const float *w, const float *b, int N, int C, int H, int W, int OC,
-                        struct nn_wino4_times *times);
 /* The same with the elementwise ops around the conv done in its transforms (the UNet's
    inference), each the same expression on the same values as the op apart, so the same bits
    without the trip to memory in between. Any field NULL: no such op.
@@ -55,8 +49,11 @@ void nn_wino4_forward_w(float *out, float *scratch, float *ubuf, const float *in
    nn_group_norm_silu_forward's expression (nn_silu_sym) with nn_group_norm_silu_affine's
    scale, shift; only where nn_wino4_pre_fits(H, W) (maps of at most 64 tiles).
    add (N,OC), res (N,OC,H,W): out = ((conv + b) + add per (image, channel)) + res.
-   U: the transformed weights, or NULL to work from w (OC,C,3,3) and ubuf as
-   nn_wino4_forward_w does. */
+   U: the transformed weights, or NULL to work from the raw weights w (OC,C,3,3): a block of
+   kernel rows transformed just before its GEMMs, in ubuf (36*C*OC floats, nn_wino4_weights'
+   room, of which it may use only a block per thread), for a conv whose U is not kept, so U
+   never goes to memory and back; the same bits as nn_wino4_weights then this with U. Where
+   that is not faster (nn_wino4_fuses 0) it transforms all of w into ubuf first. */
 struct nn_wino4_fuse {
     const float *scale, *shift, *add, *res;
 };

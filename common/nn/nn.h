@@ -55,6 +55,11 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
    so the same bits as nn_sgemm_chain on A. Faster on few columns (no packing of A). */
 void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
                        float *C, int ldc);
+/* the same with B given transposed: Bt (N,K), B[k][j] = Bt[j * ldbt + k] (a product A B^T of
+   two row-major operands, as the Winograd weight gradient's M V^T); the same chains, so the
+   same bits as nn_sgemm_chain on B */
+void nn_sgemm_chain_bt(int M, int N, int K, const float *A, int lda, const float *Bt, int ldbt,
+                       float *C, int ldc);
 
 /* ---- linear: y = x W^T + b (torch.nn.Linear) ----
    in (N,IN), w (OUT,IN), b (OUT) or NULL -> out (N,OUT) */

@@ -307,20 +307,51 @@ static void rl_gemm_at(int M, int N, int K, const float *At, int ldat, const flo
 #define CH_KB 128
 #endif
 
-/* the column kernel over all of C, A[i][k] at A + i * sr + k * sk (ch_block) */
+#ifdef VL
+/* pb (kn, NB) = the kn x w block of B given transposed (B[k][j] at Bt[j * ldbt + k]), columns
+   past w zero: moves only, by 16 x 16 register transposes where there are 16 lanes */
+static void pack_bt(float *restrict pb, const float *Bt, int ldbt, int kn, int w)
+{
+    const int NB = CH_NV * VL;
+#if VL == 16
+    for (int j0 = 0; j0 < w; j0 += 16) {
+        int jn = w - j0 < 16 ? w - j0 : 16;
+        for (int k0 = 0; k0 < kn; k0 += 16) {
+            int kk = kn - k0 < 16 ? kn - k0 : 16;
+            __mmask16 mk = ch_mask(kk);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < jn ? _mm512_maskz_loadu_ps(mk, Bt + (size_t)(j0 + i) * ldbt + k0)
+                              : _mm512_setzero_ps();
+            rl_tr16(r);
+            for (int i = 0; i < kk; i++)
+                _mm512_store_ps(pb + (size_t)(k0 + i) * NB + j0, r[i]);
+        }
+    }
+#else
+    for (int k = 0; k < kn; k++)
+        for (int j = 0; j < NB; j++)
+            pb[(size_t)k * NB + j] = j < w ? Bt[(size_t)j * ldbt + k] : 0.0f;
+#endif
+}
+#endif
+
+/* the column kernel over all of C, A[i][k] at A + i * sr + k * sk (ch_block); bt: B given
+   transposed, B[k][j] at B + j * ldb + k, each panel transposed as it is copied */
 static inline __attribute__((always_inline)) void
-chain(int M, int N, int K, const float *A, int sr, int sk, const float *B, int ldb, float *C,
-      int ldc)
+chain(int M, int N, int K, const float *A, int sr, int sk, const float *B, int ldb, int bt,
+      float *C, int ldc)
 {
 #ifdef VL
     const int NB = CH_NV * VL;
     for (int k0 = 0; k0 < K; k0 += CH_KB) {
         int kn = K - k0 < CH_KB ? K - k0 : CH_KB, fresh = k0 == 0;
-        const float *Ak = A + (size_t)k0 * sk, *Bk = B + (size_t)k0 * ldb; /* this block of k */
+        const float *Ak = A + (size_t)k0 * sk; /* this block of k */
+        const float *Bk = bt ? B + k0 : B + (size_t)k0 * ldb;
         for (int j = 0; j < N; j += NB) {
             int w = N - j < NB ? N - j : NB, nv = (w + VL - 1) / VL;
             vmask ml = ch_mask(w - (nv - 1) * VL);
-            if (N <= NB) {
+            if (N <= NB && !bt) {
                 ch_panel(nv, M, fresh, kn, Ak, sr, sk, Bk + j, ldb, C + j, ldc, ml);
                 continue;
             }
@@ -328,10 +359,14 @@ chain(int M, int N, int K, const float *A, int sr, int sk, const float *B, int l
                apart share cache sets */
             float pb[CH_KB * CH_NV * VL] __attribute__((aligned(64)));
             vmask mf = ch_mask(VL);
-            for (int k = 0; k < kn; k++)
-                for (int v = 0; v < nv; v++)
-                    V_STORE(pb + (size_t)k * NB + v * VL,
-                            V_LOAD(Bk + (size_t)k * ldb + j + v * VL, v == nv - 1 ? ml : mf), mf);
+            if (bt)
+                pack_bt(pb, Bk + (size_t)j * ldb, ldb, kn, w);
+            else
+                for (int k = 0; k < kn; k++)
+                    for (int v = 0; v < nv; v++)
+                        V_STORE(pb + (size_t)k * NB + v * VL,
+                                V_LOAD(Bk + (size_t)k * ldb + j + v * VL, v == nv - 1 ? ml : mf),
+                                mf);
             ch_panel(nv, M, fresh, kn, Ak, sr, sk, pb, NB, C + j, ldc, ml);
         }
     }
@@ -340,7 +375,8 @@ chain(int M, int N, int K, const float *A, int sr, int sk, const float *B, int l
         for (int j = 0; j < N; j++) {
             float acc = 0;
             for (int k = 0; k < K; k++)
-                acc = fmaf(A[(size_t)i * sr + (size_t)k * sk], B[(size_t)k * ldb + j], acc);
+                acc = fmaf(A[(size_t)i * sr + (size_t)k * sk],
+                           bt ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j], acc);
             C[(size_t)i * ldc + j] = acc;
         }
 #endif
@@ -369,7 +405,7 @@ void nn_sgemm_chain(int M, int N, int K, const float *A, int lda, const float *B
         return;
     }
 #endif
-    chain(M, N, K, A, lda, 1, B, ldb, C, ldc);
+    chain(M, N, K, A, lda, 1, B, ldb, 0, C, ldc);
 }
 
 void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const float *B, int ldb,
@@ -383,5 +419,13 @@ void nn_sgemm_chain_at(int M, int N, int K, const float *At, int ldat, const flo
         return;
     }
 #endif
-    chain(M, N, K, At, 1, ldat, B, ldb, C, ldc);
+    chain(M, N, K, At, 1, ldat, B, ldb, 0, C, ldc);
+}
+
+void nn_sgemm_chain_bt(int M, int N, int K, const float *A, int lda, const float *Bt, int ldbt,
+                       float *C, int ldc)
+{
+    if (chain_empty(M, N, K, C, ldc))
+        return;
+    chain(M, N, K, A, lda, 1, Bt, ldbt, 1, C, ldc);
 }

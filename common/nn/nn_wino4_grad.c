@@ -114,11 +114,14 @@ void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout
                         M[((size_t)p * OC + o) * T + t] = f[p];
                 }
         }
-    /* one serial GEMM per point: the result does not depend on the thread count */
+    /* S_p = M_p V_p^T per point on the chain kernel (V_p's panels transposed as they are
+       copied): every S element is one fmaf chain over the tiles in order, so the result
+       depends neither on the thread count nor on OpenBLAS's kernels (under its Haswell
+       kernels, on AVX-512 machines, these GEMMs ran at half the chain kernel's speed) */
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < 36; p++)
-        nn_sgemm_serial(0, 1, OC, C, (int)T, 1.0f, M + (size_t)p * OC * T, (int)T,
-                        Vr + (size_t)p * C * T, (int)T, 0.0f, S + (size_t)p * OC * C, C);
+        nn_sgemm_chain_bt(OC, C, (int)T, M + (size_t)p * OC * T, (int)T, Vr + (size_t)p * C * T,
+                          (int)T, S + (size_t)p * OC * C, C);
     /* dW = G^T S G per (o, c), vector operations over c */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int o = 0; o < OC; o++)

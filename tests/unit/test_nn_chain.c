@@ -9,7 +9,8 @@
    around its row and k blocks (64, 128) and its widest call. nn_sgemm_chain_at, the same on A
    stored transposed (the Winograd weights' layout), must give the same bits on every shape,
    and so must the Winograd conv on the transposed weights (nn_wino4_weights_t,
-   nn_wino4_forward_t) as on the row-major ones. */
+   nn_wino4_forward_t) as on the row-major ones; nn_sgemm_chain_bt, B stored transposed (the
+   Winograd weight gradient's M V^T), the same bits on every shape too. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +89,21 @@ static void test_shape(int M, int N, int K, int pad)
           "M=%d N=%d K=%d (ldat %d ldb %d ldc %d): A transposed, the same bits", M, N, K, ldat,
           ldb, ldc);
     free(At);
+    /* B transposed, rows of K + pad */
+    int ldbt = K + pad;
+    float *Bt = malloc((size_t)N * ldbt * sizeof(float));
+    for (size_t i = 0; i < (size_t)N * ldbt; i++)
+        Bt[i] = NAN;
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+            Bt[(size_t)j * ldbt + k] = B[(size_t)k * ldb + j];
+    for (size_t i = 0; i < nc; i++)
+        D[i] = -7.0f;
+    nn_sgemm_chain_bt(M, N, K, A, lda, Bt, ldbt, D, ldc);
+    CHECK(memcmp(D, R, nc * sizeof(float)) == 0,
+          "M=%d N=%d K=%d (lda %d ldbt %d ldc %d): B transposed, the same bits", M, N, K, lda,
+          ldbt, ldc);
+    free(Bt);
     matmul_f64(M, N, K, A, lda, B, ldb, D, ldc);
     char name[96];
     snprintf(name, sizeof name, "M=%d N=%d K=%d: a matrix product (float64 loop)", M, N, K);

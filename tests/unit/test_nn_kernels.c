@@ -4,7 +4,8 @@
    through nn_conv2d_forward, prepared through nn_conv2d_forward_wino, and the serial
    (C,N,H,W) entry with ReLU) against a double-precision loop and the im2col path. And the
    UNet's F(4x4) conv with its neighbours' elementwise ops in its transforms
-   (nn_wino4_forward_fused) against those ops apart, bitwise. */
+   (nn_wino4_forward_fused) against those ops apart, bitwise, and its weight gradient
+   (nn_wino4_dw) against a float64 loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,11 +326,67 @@ static void test_wino4_fused(void)
     }
 }
 
+/* The F(4x4) weight gradient (nn_wino4_dw, training's 3x3 convs): dw += the sum over the
+   batch of in (x) dout, against a float64 loop of the definition, with the input tiles made
+   inside and kept from the forward (nn_wino4_forward_keep), on ragged maps and several
+   images; and the same bits on one thread as on two */
+static void test_wino4_dw(void)
+{
+    static const int shapes[][5] = {{3, 5, 7, 9, 4}, {2, 3, 1, 1, 2}, {1, 17, 33, 31, 3},
+                                    {4, 40, 16, 16, 70}, {16, 8, 4, 4, 24}, {2, 20, 32, 32, 9}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int N = shapes[i][0], C = shapes[i][1], H = shapes[i][2], W = shapes[i][3];
+        int OC = shapes[i][4], HW = H * W;
+        size_t nin = (size_t)N * C * HW, nout = (size_t)N * OC * HW, nw = (size_t)OC * C * 9;
+        float *in = fx_zeros(nin), *dout = fx_zeros(nout), *w = fx_zeros(nw);
+        float *U = fx_zeros(36 * (size_t)OC * C), *y = fx_zeros(nout);
+        float *v = fx_zeros(nn_wino4_tiles(N, C, H, W));
+        float *scr = fx_zeros(nn_wino4_dw_scratch(N, C, H, W, OC) + nn_wino4_scratch(N, C, H, W, OC));
+        float *dw = fx_zeros(nw), *dk = fx_zeros(nw), *d1 = fx_zeros(nw), *want = fx_zeros(nw);
+        fill(in, nin, 1.0f), fill(dout, nout, 1.0f), fill(w, nw, 0.3f);
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < 3; ky++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        double acc = 0;
+                        for (int n = 0; n < N; n++)
+                            for (int yy = 0; yy < H; yy++)
+                                for (int xx = 0; xx < W; xx++) {
+                                    int iy = yy + ky - 1, ix = xx + kx - 1;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                        continue;
+                                    acc += (double)in[((size_t)n * C + c) * HW + iy * W + ix] *
+                                           dout[((size_t)n * OC + o) * HW + yy * W + xx];
+                                }
+                        want[(((size_t)o * C + c) * 3 + ky) * 3 + kx] = (float)(acc + 0.5);
+                    }
+        for (size_t k = 0; k < nw; k++)
+            dw[k] = dk[k] = d1[k] = 0.5f; /* += */
+        nn_wino4_dw(dw, scr, NULL, dout, in, N, C, H, W, OC);
+        test_close(NAME("wino4 dw N%d C%d %dx%d OC%d vs float64 loop", N, C, H, W, OC), dw, want,
+                   nw, 1e-4 * sqrt((double)N * HW), 1e-4);
+        nn_wino4_weights(U, w, C, OC);
+        nn_wino4_forward_keep(y, scr, v, in, U, NULL, N, C, H, W, OC, NULL);
+        nn_wino4_dw(dk, scr, v, dout, in, N, C, H, W, OC);
+        CHECK(same_bits(dw, dk, nw), "wino4 dw N%d C%d %dx%d OC%d: kept tiles, the same bits", N,
+              C, H, W, OC);
+        int nt = nn_get_threads();
+        nn_set_threads(1);
+        nn_wino4_dw(d1, scr, NULL, dout, in, N, C, H, W, OC);
+        nn_set_threads(nt);
+        CHECK(same_bits(dw, d1, nw), "wino4 dw N%d C%d %dx%d OC%d: one thread, the same bits", N,
+              C, H, W, OC);
+        free(in), free(dout), free(w), free(U), free(y), free(v), free(scr);
+        free(dw), free(dk), free(d1), free(want);
+    }
+}
+
 int main(void)
 {
     test_pools();
     test_im2col();
     test_wino7();
     test_wino4_fused();
+    test_wino4_dw();
     return test_done();
 }

@@ -232,3 +232,74 @@ void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *sc
     }
     UNET_PROF_END(UNET_PROF_ATTN_OUT, 2.0 * B * T * C * C);
 }
+
+/* ---- training's backward: the same kernel, the tasks' products added to the
+   accumulators after (d += y), so neither the cut nor the thread count shows in the bits ---- */
+
+static void add_tile(float *d, int ldd, const float *y, int rb, int cb)
+{
+    for (int r = 0; r < rb; r++) {
+        float *dr = d + (size_t)r * ldd;
+        const float *yr = y + (size_t)r * cb;
+        for (int j = 0; j < cb; j++)
+            dr[j] += yr[j];
+    }
+}
+
+static int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+void unet_chain_linear_backward(float *din, float *dw, float *db, const float *dout,
+                                const float *in, const float *w, int N, int IN, int OUT,
+                                float *scratch, int nthr)
+{
+    int cr = ceil_div(IN, CONV_COLS);
+    int n1 = din ? ceil_div(N, TASK_ROWS) * cr : 0, n2 = dw ? ceil_div(OUT, TASK_ROWS) * cr : 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+    for (int t = 0; t < n1 + n2; t++) {
+        float *y = scratch + (size_t)omp_get_thread_num() * TASK_ROWS * CONV_COLS;
+        int s = t < n1 ? t : t - n1, r0 = s / cr * TASK_ROWS, j0 = s % cr * CONV_COLS;
+        int cb = imin(IN - j0, CONV_COLS);
+        if (t < n1) { /* din (N,IN) += dout (N,OUT) w (OUT,IN) */
+            int rb = imin(N - r0, TASK_ROWS);
+            nn_sgemm_chain(rb, cb, OUT, dout + (size_t)r0 * OUT, OUT, w + j0, IN, y, cb);
+            add_tile(din + (size_t)r0 * IN + j0, IN, y, rb, cb);
+        } else { /* dw (OUT,IN) += dout^T (OUT,N) in (N,IN), dout read as A transposed */
+            int rb = imin(OUT - r0, TASK_ROWS);
+            nn_sgemm_chain_at(rb, cb, N, dout + r0, OUT, in + j0, IN, y, cb);
+            add_tile(dw + (size_t)r0 * IN + j0, IN, y, rb, cb);
+        }
+    }
+    if (db != NULL)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++)
+                db[o] += dout[(size_t)n * OUT + o];
+}
+
+void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const float *in,
+                                 const float *w, int B, int C, int OC, int HW, float *scratch,
+                                 int nthr)
+{
+    int rc = ceil_div(C, TASK_ROWS), cc = ceil_div(HW, CONV_COLS);
+    int n1 = B * rc * cc, wc = ceil_div(C, CONV_COLS), n2 = ceil_div(OC, TASK_ROWS) * wc;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr)
+    for (int t = 0; t < n1 + n2; t++) {
+        float *y = scratch + (size_t)omp_get_thread_num() * TASK_ROWS * CONV_COLS;
+        if (t < n1) { /* din_b (C,HW) += w^T (C,OC) dout_b (OC,HW), w read as A transposed */
+            int n = t / (rc * cc), c0 = t / cc % rc * TASK_ROWS, j0 = t % cc * CONV_COLS;
+            int rb = imin(C - c0, TASK_ROWS), cb = imin(HW - j0, CONV_COLS);
+            nn_sgemm_chain_at(rb, cb, OC, w + c0, C, dout + (size_t)n * OC * HW + j0, HW, y, cb);
+            add_tile(din + ((size_t)n * C + c0) * HW + j0, HW, y, rb, cb);
+        } else { /* dw (OC,C) += dout_b (OC,HW) in_b^T (HW,C), the images in order */
+            int s = t - n1, o0 = s / wc * TASK_ROWS, c0 = s % wc * CONV_COLS;
+            int rb = imin(OC - o0, TASK_ROWS), cb = imin(C - c0, CONV_COLS);
+            for (int n = 0; n < B; n++) {
+                nn_sgemm_chain_bt(rb, cb, HW, dout + ((size_t)n * OC + o0) * HW, HW,
+                                  in + ((size_t)n * C + c0) * HW, HW, y, cb);
+                add_tile(dw + (size_t)o0 * C + c0, C, y, rb, cb);
+            }
+        }
+    }
+}

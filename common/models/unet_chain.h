@@ -32,4 +32,18 @@ void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w,
    (the softmax), a->ao and a->proj = to_out.0(ao), each in the layout unet.h gives */
 void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *scratch);
 
+/* Training's backward of the Linear layers and the 1x1 shortcuts, on the same kernel: each
+   product a chain, added to the accumulators after. Scratch: nthr * unet_chain_scratch's
+   task room (unet_chain_scratch(u, B, nthr) covers it).
+   linear: din (N,IN) += dout (N,OUT) w (OUT,IN), dw (OUT,IN) += dout^T in, db (OUT) += the
+   column sums of dout in n order; din, dw, db: NULL to skip. */
+void unet_chain_linear_backward(float *din, float *dw, float *db, const float *dout,
+                                const float *in, const float *w, int N, int IN, int OUT,
+                                float *scratch, int nthr);
+/* conv_shortcut's: din (B,C,HW) += w^T dout per image, dw (OC,C) += dout_b in_b^T over the
+   images in order (the bias's gradient apart) */
+void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const float *in,
+                                 const float *w, int B, int C, int OC, int HW, float *scratch,
+                                 int nthr);
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/unet_chain.h"
 #include "models/unet_grad_conv.h"
 #include "nn/nn.h"
 #include "nn/nn_math.h"
@@ -32,6 +33,13 @@ struct gsize {
     size_t wt, wscr;  /* flipped 3x3 weights (9*C*OC) and Winograd scratch, largest */
     size_t skip[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* per image */
 };
+
+/* the chain kernel's per-thread task room: the forward's scratch, free during the backward */
+static float *chain_scratch(struct unet *u, int B)
+{
+    assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
+    return u->acts.scratch;
+}
 
 static void upd(size_t *m, size_t v)
 {
@@ -206,14 +214,9 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
     scale_grad(dout, nout, r->scale);
     if (r->sc_w != NULL) {
         /* conv_shortcut 1x1: din += W^T dout, dW += dout in^T, db += sum dout */
-        float *dw = GP(r->sc_w), *db = GP(r->sc_b);
-        for (int b = 0; b < B; b++) {
-            const float *d = dout + (size_t)b * cout * HW;
-            nn_sgemm(1, 0, cin, HW, cout, 1.0f, r->sc_w, cin, d, HW, 1.0f,
-                     din + (size_t)b * cin * HW, HW);
-            nn_sgemm(0, 1, cout, cin, HW, 1.0f, d, HW, r->in + (size_t)b * cin * HW, HW, 1.0f,
-                     dw, cin);
-        }
+        float *db = GP(r->sc_b);
+        unet_chain_conv1x1_backward(din, GP(r->sc_w), dout, r->in, r->sc_w, B, cin, cout, HW,
+                                    chain_scratch(u, B), u->acts.n_thr);
         nn_conv_db_float(db, dout, B, cout, r->H, r->W);
     } else {
 #pragma omp parallel for
@@ -233,9 +236,9 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
                 s += d[i];
             g->dtp[b * cout + c] = s;
         }
-    nn_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp, u->acts.emb_act,
-                       r->temb_w,
-                       B, TE, cout);
+    unet_chain_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp,
+                               u->acts.emb_act, r->temb_w, B, TE, cout, chain_scratch(u, B),
+                               u->acts.n_thr);
     unet_conv3_backward(u, g, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B,
                         cin, r->H, r->W, cout);
     norm_silu_bwd(grads, u, &r->norm1, din, t2, r->in, t1, B, HW);
@@ -255,16 +258,20 @@ static void attn_bwd(struct unet *u, struct unet_grad *g, float *grads, struct u
         din[i] += dout[i];
     nn_transpose_forward(t[0], dout, B, C, T);
     zero(t[1], n);
-    nn_linear_backward(t[1], GP(a->o_w), GP(a->o_b), t[0], a->ao, a->o_w, B * T, C, C);
+    unet_chain_linear_backward(t[1], GP(a->o_w), GP(a->o_b), t[0], a->ao, a->o_w,
+                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
     zero(t[2], n);
     zero(t[3], n);
     zero(t[4], n);
     nn_attention_backward(t[2], t[3], t[4], g->att, t[1], a->q, a->k, a->v, a->att, B, T, C,
                           a->heads);
     zero(t[0], n);
-    nn_linear_backward(t[0], GP(a->q_w), GP(a->q_b), t[2], a->tok, a->q_w, B * T, C, C);
-    nn_linear_backward(t[0], GP(a->k_w), GP(a->k_b), t[3], a->tok, a->k_w, B * T, C, C);
-    nn_linear_backward(t[0], GP(a->v_w), GP(a->v_b), t[4], a->tok, a->v_w, B * T, C, C);
+    unet_chain_linear_backward(t[0], GP(a->q_w), GP(a->q_b), t[2], a->tok, a->q_w,
+                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+    unet_chain_linear_backward(t[0], GP(a->k_w), GP(a->k_b), t[3], a->tok, a->k_w,
+                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+    unet_chain_linear_backward(t[0], GP(a->v_w), GP(a->v_b), t[4], a->tok, a->v_w,
+                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
     nn_transpose_forward(t[1], t[0], B, T, C);
     norm_bwd(grads, u, &a->norm, din, t[1], a->in, B, T);
 }
@@ -412,11 +419,12 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     zero(g->demb, (size_t)B * TE);
     nn_silu_backward(g->demb, g->demb_act, u->acts.emb, (size_t)B * TE);
     zero(g->dte1_act, (size_t)B * TE);
-    nn_linear_backward(g->dte1_act, GP(u->lin2_w), GP(u->lin2_b), g->demb, u->acts.te1_act,
-                       u->lin2_w, B, TE, TE);
+    unet_chain_linear_backward(g->dte1_act, GP(u->lin2_w), GP(u->lin2_b), g->demb,
+                               u->acts.te1_act, u->lin2_w, B, TE, TE, chain_scratch(u, B),
+                               u->acts.n_thr);
     zero(g->dte1, (size_t)B * TE);
     nn_silu_backward(g->dte1, g->dte1_act, u->acts.te1, (size_t)B * TE);
-    nn_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->acts.temb, u->lin1_w, B,
-                       C0, TE);
+    unet_chain_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->acts.temb,
+                               u->lin1_w, B, C0, TE, chain_scratch(u, B), u->acts.n_thr);
     final_from(u, g, u->params);
 }

@@ -303,3 +303,38 @@ void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const
         }
     }
 }
+
+/* one (image, head): ds = dout v^T, then the softmax's backward in place (nn_attn.c's
+   expression and order), then dq = ds k, dk = ds^T q, dv = att^T dout, each written once */
+static void attn_bwd_head(float *dq, float *dk, float *dv, float *ds, const float *dout,
+                          const float *q, const float *k, const float *v, const float *att, int T,
+                          int C, int D)
+{
+    float sc = 1.0f / sqrtf((float)D);
+    nn_sgemm_chain_at(T, D, T, att, T, dout, C, dv, C);
+    nn_sgemm_chain_bt(T, T, D, dout, C, v, C, ds, T);
+    for (int r = 0; r < T; r++) {
+        float *d = ds + (size_t)r * T;
+        const float *a = att + (size_t)r * T;
+        float s = 0;
+        for (int j = 0; j < T; j++)
+            s += d[j] * a[j];
+        for (int j = 0; j < T; j++)
+            d[j] = a[j] * (d[j] - s) * sc;
+    }
+    nn_sgemm_chain(T, D, T, ds, T, k, C, dq, C);
+    nn_sgemm_chain_at(T, D, T, ds, T, q, C, dk, C);
+}
+
+void unet_chain_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout,
+                                   const struct unet_attn *a, int B, int nthr)
+{
+    int C = a->C, T = a->T, heads = a->heads, D = C / heads;
+    size_t TC = (size_t)T * C, TT = (size_t)T * T;
+#pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int i = 0; i < B * heads; i++) {
+        size_t o = i / heads * TC + (size_t)(i % heads) * D;
+        attn_bwd_head(dq + o, dk + o, dv + o, ds + i * TT, dout + o, a->q + o, a->k + o,
+                      a->v + o, a->att + i * TT, T, C, D);
+    }
+}

@@ -46,4 +46,10 @@ void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const
                                  const float *w, int B, int C, int OC, int HW, float *scratch,
                                  int nthr);
 
+/* attention's core backward from dout (B,T,C), the gradient at the heads' output, and the
+   forward's a->q, a->k, a->v, a->att: dq, dk, dv (B,T,C) written (not accumulated); ds:
+   B * heads * T * T floats of scratch */
+void unet_chain_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout,
+                                   const struct unet_attn *a, int B, int nthr);
+
 #endif

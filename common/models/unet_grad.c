@@ -260,11 +260,7 @@ static void attn_bwd(struct unet *u, struct unet_grad *g, float *grads, struct u
     zero(t[1], n);
     unet_chain_linear_backward(t[1], GP(a->o_w), GP(a->o_b), t[0], a->ao, a->o_w,
                                B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
-    zero(t[2], n);
-    zero(t[3], n);
-    zero(t[4], n);
-    nn_attention_backward(t[2], t[3], t[4], g->att, t[1], a->q, a->k, a->v, a->att, B, T, C,
-                          a->heads);
+    unet_chain_attention_backward(t[2], t[3], t[4], g->att, t[1], a, B, u->acts.n_thr);
     zero(t[0], n);
     unet_chain_linear_backward(t[0], GP(a->q_w), GP(a->q_b), t[2], a->tok, a->q_w,
                                B * T, C, C, chain_scratch(u, B), u->acts.n_thr);

@@ -42,6 +42,13 @@ size_t unet_chain_scratch(const struct unet *u, int B, int nthr)
                     MAXS(attn_scratch(&lv->attn[j], B));
             }
         }
+    for (int i = 0; i < c->n_levels - 1; i++) { /* training's stride-2 conv backward */
+        const struct unet_sample *ds = &u->down[i].sample;
+        MAXS((size_t)ds->C * 9 * (ds->H / 2) * (ds->W / 2) + (size_t)nthr * TASK_ROWS * CONV_COLS);
+    }
+    /* and conv_in's weight gradient */
+    MAXS((size_t)c->in_channels * 9 * c->sample_size * c->sample_size +
+         (size_t)nthr * TASK_ROWS * CONV_COLS);
     for (int j = 0; j < 2; j++)
         MAXS((size_t)(c->time_embed_dim + u->mid_res[j].cout) * B);
     MAXS(attn_scratch(&u->mid_attn, B));
@@ -88,6 +95,39 @@ void unet_chain_conv1x1_add(float *out, const float *in, const float *w, const f
     }
 }
 
+/* a 3x3 conv's im2col, the 9 rows (c, ky, kx) of channel c (its map x, H x W), OH x OW
+   columns each, of stride st and top/left padding pt, pl */
+static void im2col3(float *col, const float *x, int c, int H, int W, int OH, int OW, int st,
+                    int pt, int pl)
+{
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            float *d = col + ((size_t)(c * 3 + ky) * 3 + kx) * OH * OW;
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    int iy = oy * st - pt + ky, ix = ox * st - pl + kx;
+                    d[oy * OW + ox] =
+                        iy >= 0 && iy < H && ix >= 0 && ix < W ? x[(size_t)iy * W + ix] : 0.0f;
+                }
+        }
+}
+
+/* its adjoint: x += the 9 rows of channel c, in (ky, kx, oy, ox) order */
+static void col2im3(float *x, const float *col, int c, int H, int W, int OH, int OW, int st,
+                    int pt, int pl)
+{
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            const float *d = col + ((size_t)(c * 3 + ky) * 3 + kx) * OH * OW;
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    int iy = oy * st - pt + ky, ix = ox * st - pl + kx;
+                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                        x[(size_t)iy * W + ix] += d[oy * OW + ox];
+                }
+        }
+}
+
 void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w, const float *b,
                         int B, int C, int H, int W, int OC, int pt, int pl, int pb, int pr,
                         int nthr)
@@ -100,21 +140,9 @@ void unet_chain_conv3s2(float *out, float *col, const float *in, const float *w,
 #pragma omp parallel num_threads(nthr)
         {
 #pragma omp for schedule(static)
-            for (int t = 0; t < nb * C; t++) { /* im2col, rows (c, ky, kx) */
-                int c = t % C;
-                float *cl = col + slice * (t / C);
-                const float *x = in + ((size_t)(n0 + t / C) * C + c) * H * W;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++) {
-                        float *d = cl + ((size_t)(c * 3 + ky) * 3 + kx) * OHW;
-                        for (int oy = 0; oy < OH; oy++)
-                            for (int ox = 0; ox < OW; ox++) {
-                                int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
-                                d[oy * OW + ox] = iy >= 0 && iy < H && ix >= 0 && ix < W
-                                                      ? x[(size_t)iy * W + ix] : 0.0f;
-                            }
-                    }
-            }
+            for (int t = 0; t < nb * C; t++) /* im2col */
+                im2col3(col + slice * (t / C), in + ((size_t)(n0 + t / C) * C + t % C) * H * W,
+                        t % C, H, W, OH, OW, 2, pt, pl);
 #pragma omp for schedule(static)
             for (int t = 0; t < nb * nr * nc; t++) {
                 int i = t / (nr * nc), o0 = t / nc % nr * TASK_ROWS, j0 = t % nc * CONV_COLS;
@@ -336,5 +364,45 @@ void unet_chain_attention_backward(float *dq, float *dk, float *dv, float *ds, c
         size_t o = i / heads * TC + (size_t)(i % heads) * D;
         attn_bwd_head(dq + o, dk + o, dv + o, ds + i * TT, dout + o, a->q + o, a->k + o,
                       a->v + o, a->att + i * TT, T, C, D);
+    }
+}
+
+void unet_chain_conv3_backward(float *din, float *dw, float *scratch, const float *dout,
+                               const float *in, const float *w, int B, int C, int H, int W,
+                               int OC, int st, int pt, int pl, int pb, int pr, int nthr)
+{
+    int OH = (H + pt + pb - 3) / st + 1, OW = (W + pl + pr - 3) / st + 1, OHW = OH * OW;
+    int K9 = C * 9, wr = ceil_div(OC, TASK_ROWS), wc = ceil_div(K9, CONV_COLS);
+    int dr = ceil_div(K9, TASK_ROWS), dc = ceil_div(OHW, CONV_COLS);
+    float *col = scratch, *ys = scratch + (size_t)K9 * OHW;
+#pragma omp parallel num_threads(nthr)
+    {
+        float *y = ys + (size_t)omp_get_thread_num() * TASK_ROWS * CONV_COLS;
+        for (int n = 0; n < B; n++) {
+            const float *dy = dout + (size_t)n * OC * OHW;
+#pragma omp for schedule(static)
+            for (int c = 0; c < C; c++)
+                im2col3(col, in + ((size_t)n * C + c) * H * W, c, H, W, OH, OW, st, pt, pl);
+#pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < wr * wc; t++) { /* dw (OC,K9) += dout_n col^T */
+                int o0 = t / wc * TASK_ROWS, j0 = t % wc * CONV_COLS;
+                int rb = imin(OC - o0, TASK_ROWS), cb = imin(K9 - j0, CONV_COLS);
+                nn_sgemm_chain_bt(rb, cb, OHW, dy + (size_t)o0 * OHW, OHW, col + (size_t)j0 * OHW,
+                                  OHW, y, cb);
+                add_tile(dw + (size_t)o0 * K9 + j0, K9, y, rb, cb);
+            }
+            if (din == NULL)
+                continue;
+#pragma omp for schedule(dynamic, 1)
+            for (int t = 0; t < dr * dc; t++) { /* col (K9,OHW) = w^T dout_n, w read as A^T */
+                int r0 = t / dc * TASK_ROWS, j0 = t % dc * CONV_COLS;
+                int rb = imin(K9 - r0, TASK_ROWS), cb = imin(OHW - j0, CONV_COLS);
+                nn_sgemm_chain_at(rb, cb, OC, w + r0, K9, dy + j0, OHW, col + (size_t)r0 * OHW + j0,
+                                  OHW);
+            }
+#pragma omp for schedule(static)
+            for (int c = 0; c < C; c++)
+                col2im3(din + ((size_t)n * C + c) * H * W, col, c, H, W, OH, OW, st, pt, pl);
+        }
     }
 }

@@ -52,4 +52,12 @@ void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const
 void unet_chain_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout,
                                    const struct unet_attn *a, int B, int nthr);
 
+/* a 3x3 conv's backward by im2col (stride st, padding pt, pl, pb, pr): dw (OC,C,3,3) +=
+   dout_n col_n^T over the images in order; din (B,C,H,W): NULL, or += col2im(w^T dout_n).
+   Scratch: C*9*OH*OW + nthr * the task room floats (unet_chain_scratch covers the
+   downsamplers' and conv_in's). The bias's gradient apart. */
+void unet_chain_conv3_backward(float *din, float *dw, float *scratch, const float *dout,
+                               const float *in, const float *w, int B, int C, int H, int W,
+                               int OC, int st, int pt, int pl, int pb, int pr, int nthr);
+
 #endif

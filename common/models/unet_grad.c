@@ -275,14 +275,15 @@ static void attn_bwd(struct unet *u, struct unet_grad *g, float *grads, struct u
 static void down_bwd(struct unet *u, float *grads, struct unet_sample *s, float *din,
                      const float *dout, int B)
 {
-    struct nn_conv g;
     int p = u->cfg.downsample_padding;
-    if (p == 0)
-        nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, 0, 0, 1, 1);
+    float *scr = chain_scratch(u, B);
+    if (p == 0) /* the forward's (0,1,0,1) */
+        unet_chain_conv3_backward(din, GP(s->w), scr, dout, s->in, s->w, B, s->C, s->H, s->W,
+                                  s->C, 2, 0, 0, 1, 1, u->acts.n_thr);
     else
-        nn_conv_init_ex(&g, B, s->C, s->H, s->W, s->C, 3, 3, 2, 2, p, p, p, p);
-    assert(nn_conv_scratch(&g) <= u->acts.n_scratch);
-    nn_conv2d_backward(din, GP(s->w), GP(s->b), u->acts.scratch, dout, s->in, s->w, &g);
+        unet_chain_conv3_backward(din, GP(s->w), scr, dout, s->in, s->w, B, s->C, s->H, s->W,
+                                  s->C, 2, p, p, p, p, u->acts.n_thr);
+    nn_conv_db_float(GP(s->b), dout, B, s->C, s->H / 2, s->W / 2);
 }
 
 static void up_bwd(struct unet *u, struct unet_grad *g, float *grads, struct unet_sample *s,

@@ -7,6 +7,7 @@
 #include <assert.h>
 
 #include "models/unet.h"
+#include "models/unet_chain.h"
 #include "models/unet_grad.h"
 #include "nn/nn.h"
 #include "nn/nn_wino.h"
@@ -26,10 +27,9 @@ void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float
     if (din == NULL && C < 16) {
         /* conv_in (C = 3): Winograd's 36 GEMMs with 3 columns and the transform of all of
            dout cost 7.4 ms at batch 16; im2col's one GEMM per image 2.2 ms */
-        struct nn_conv g;
-        nn_conv_init_ex(&g, B, C, H, W, OC, 3, 3, 1, 1, 1, 1, 1, 1);
-        assert(nn_conv_scratch(&g) <= gr->n_wscr);
-        nn_conv2d_backward(NULL, dw, NULL, gr->wscr, dout, in, w, &g);
+        assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
+        unet_chain_conv3_backward(NULL, dw, u->acts.scratch, dout, in, w, B, C, H, W, OC, 1, 1, 1,
+                                  1, 1, u->acts.n_thr);
     } else {
         assert(nn_wino4_dw_scratch(B, C, H, W, OC) <= gr->n_wscr);
         nn_wino4_dw(dw, gr->wscr, unet_kept_tiles(u, w, B), dout, in, B, C, H, W, OC);

@@ -135,3 +135,19 @@ under() {
     OPENBLAS_CORETYPE=Prescott run -0 --separate-stderr ddpm-train --verb -h
     [ "$(grep -c '^nn: OpenBLAS kernel Prescott' <<< "$stderr")" -eq 1 ]
 }
+
+@test "ddpm-train: UNet training calls no OpenBLAS, so the same checkpoint under every kernel" {
+    # every GEMM of the forward and the backward is nn_sgemm_chain's (nn_wino4_grad.c,
+    # unet_chain.c); the tiny config has every kind of layer: conv_in, Winograd convs,
+    # 1x1 shortcuts, stride-2 downsamplers, attention, the time embedding
+    G="$FIX/unet_grad"
+    a=(ddpm-train --data "$G/train16.npy" --init "$G/tiny" --train-batch-size 4 --max-steps 3
+       --lr-warmup-steps 2 --seed 5 --use-ema --random-flip)
+    first=
+    for k in $(blas_kernels); do
+        under $k /dev/null "${a[@]}" -o "$T/$k"
+        [ -n "$first" ] || first=$k
+        cmp "$T/$first/diffusion_pytorch_model.safetensors" "$T/$k/diffusion_pytorch_model.safetensors" ||
+            { echo "[$k] differs from [$first]"; return 1; }
+    done
+}

@@ -3,7 +3,11 @@
    over the tiles of the batch (see below), the bias gradient as float sums. */
 #include "nn/nn_wino4.h"
 
+#include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/nn.h"
 
@@ -51,19 +55,134 @@ size_t nn_wino4_dw_scratch(int B, int C, int H, int W, int OC)
     return 36 * ((size_t)C * T + (size_t)OC * T + (size_t)OC * C);
 }
 
-/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of
-   nn_wino4_dw_scratch. kept: the input's tiles (36,C,T) as the forward made them
-   (nn_wino4_forward_keep), or NULL to make them here with the forward's transform. */
-void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,
-                 const float *in, int B, int C, int H, int W, int OC)
+#if defined(__AVX512F__)
+/* o = A y on 16 tiles a lane: wg_a2's float operations in its order (the build does not
+   contract a*b+c into an fma, intrinsics or not) */
+static inline void wg_a2v(__m512 *o, __m512 y0, __m512 y1, __m512 y2, __m512 y3)
+{
+    __m512 y1_2 = _mm512_mul_ps(_mm512_set1_ps(2), y1);
+    __m512 y2_4 = _mm512_mul_ps(_mm512_set1_ps(4), y2);
+    __m512 y3_8 = _mm512_mul_ps(_mm512_set1_ps(8), y3);
+    o[0] = y0;
+    o[1] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(y0, y1), y2), y3);
+    o[2] = _mm512_sub_ps(_mm512_add_ps(_mm512_sub_ps(y0, y1), y2), y3);
+    o[3] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(y0, y1_2), y2_4), y3_8);
+    o[4] = _mm512_sub_ps(_mm512_add_ps(_mm512_sub_ps(y0, y1_2), y2_4), y3_8);
+    o[5] = y3;
+}
+
+/* Where the next floats of one channel's tile rows are: the maps' tile rows (b, ty) in order,
+   W floats each, so that float 4t + j is column j of tile t and a vector holds 4 tiles */
+struct wg_cur {
+    int b, ty, x;
+};
+
+/* v[i] lanes [0, n) = the next n floats of row i of the tile rows, lanes from n on 0; y: the
+   channel's map in image 0, bs: the image stride. A vector crosses tile rows (and images)
+   when W is not a multiple of 16: one expanding load per piece. */
+static inline void wg_load(__m512 *v, struct wg_cur *c, int n, const float *y, size_t bs, int W,
+                           int th)
+{
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm512_setzero_ps();
+    for (int s = 0; s < n;) {
+        int len = W - c->x < n - s ? W - c->x : n - s;
+        const float *q = y + (size_t)c->b * bs + (size_t)(4 * c->ty) * W + c->x;
+        if (len == 16)
+            for (int i = 0; i < 4; i++)
+                v[i] = _mm512_loadu_ps(q + (size_t)i * W);
+        else
+            for (int i = 0; i < 4; i++)
+                v[i] = _mm512_mask_expandloadu_ps(v[i], (__mmask16)(((1u << len) - 1) << s),
+                                                  q + (size_t)i * W);
+        s += len;
+        if ((c->x += len) == W) {
+            c->x = 0;
+            if (++c->ty == th)
+                c->ty = 0, c->b++;
+        }
+    }
+}
+
+/* M's 36 rows for channel o, tiles [t0, t0 + n), n <= 16, from dout (H, W multiples of 4):
+   a tile a lane, so each output is one store into M's row (tiles contiguous in T).
+   Full aligned lines are streamed: the 36 rows lie a multiple of 4 KiB apart, all in one L1
+   set, and ordinary stores (each a read for ownership) made the transform 2.5x slower.
+   Staging 8 groups in L1 and copying out runs of 128 tiles instead made nn_wino4_dw 5% slower
+   at 32x32 (the GEMMs gained nothing from finding M in cache). */
+static void wg_dout16(float *M, size_t st, const float *y, size_t bs, int W, int th, size_t t0,
+                      int n)
+{
+    /* lane u of vector k: float 16k + u, i.e. tile 4k + u/4, column u%4 */
+    const __m512i i01 =
+        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i23 = _mm512_add_epi32(i01, _mm512_set1_epi32(2));
+    int tpr = W / 4; /* tiles per tile row */
+    struct wg_cur c = {(int)(t0 / ((size_t)th * tpr)), (int)(t0 / tpr % th), (int)(t0 % tpr) * 4};
+    __m512 v[4][4], d[4][4], e[6][4], f[6];
+    for (int k = 0; k < 4; k++) {
+        int m = 4 * n - 16 * k;
+        __m512 r[4];
+        wg_load(r, &c, m < 0 ? 0 : m < 16 ? m : 16, y, bs, W, th);
+        for (int i = 0; i < 4; i++)
+            v[i][k] = r[i];
+    }
+    /* d[i][j]: row i, column j of the 16 tiles: two rounds of permutes, lanes to tiles */
+    for (int i = 0; i < 4; i++) {
+        __m512 a = _mm512_permutex2var_ps(v[i][0], i01, v[i][1]); /* j 0, 1 of tiles 0-7 */
+        __m512 b = _mm512_permutex2var_ps(v[i][0], i23, v[i][1]); /* j 2, 3 */
+        __m512 a2 = _mm512_permutex2var_ps(v[i][2], i01, v[i][3]); /* tiles 8-15 */
+        __m512 b2 = _mm512_permutex2var_ps(v[i][2], i23, v[i][3]);
+        d[i][0] = _mm512_shuffle_f32x4(a, a2, 0x44);
+        d[i][1] = _mm512_shuffle_f32x4(a, a2, 0xee);
+        d[i][2] = _mm512_shuffle_f32x4(b, b2, 0x44);
+        d[i][3] = _mm512_shuffle_f32x4(b, b2, 0xee);
+    }
+    for (int j = 0; j < 4; j++) { /* columns: e (6,4) */
+        __m512 o[6];
+        wg_a2v(o, d[0][j], d[1][j], d[2][j], d[3][j]);
+        for (int k = 0; k < 6; k++)
+            e[k][j] = o[k];
+    }
+    __mmask16 ms = (__mmask16)((1u << n) - 1);
+    int stream = n == 16 && ((uintptr_t)(M + t0) | st * sizeof(float)) % 64 == 0;
+    for (int k = 0; k < 6; k++) { /* rows: point 6k + l */
+        wg_a2v(f, e[k][0], e[k][1], e[k][2], e[k][3]);
+        for (int l = 0; l < 6; l++)
+            if (stream)
+                _mm512_stream_ps(M + (size_t)(6 * k + l) * st + t0, f[l]);
+            else
+                _mm512_mask_storeu_ps(M + (size_t)(6 * k + l) * st + t0, ms, f[l]);
+    }
+}
+#endif
+
+/* M (36, OC, T) = A dY A^T of every 4x4 tile of dout (B, OC, H, W), zero beyond the map */
+static void wg_dout_tiles(float *M, const float *dout, int B, int OC, int H, int W)
 {
     int th = (H + 3) / 4, tw = (W + 3) / 4, tpi = th * tw;
     size_t T = (size_t)B * tpi, HW = (size_t)H * W;
-    float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
-    const float *Vr = kept != NULL ? kept : V;
-
-    if (kept == NULL)
-        nn_wino4_input_tiles(V, T, 0, in, B, C, H, W);
+#if defined(__AVX512F__)
+    /* lanes over 16 consecutive tiles of one channel, across tile rows and images, so that the
+       small maps (4 tiles of an 8x8 map, 1 of a 4x4) fill the vectors too; the fence orders
+       the streamed stores before the barrier, ahead of the GEMMs' reads on other threads */
+    if (H % 4 == 0 && W % 4 == 0) {
+        int ng = (int)((T + 15) / 16);
+#pragma omp parallel
+        {
+#pragma omp for collapse(2) schedule(static) nowait
+            for (int o = 0; o < OC; o++)
+                for (int g = 0; g < ng; g++) {
+                    size_t t0 = (size_t)16 * g;
+                    wg_dout16(M + (size_t)o * T, (size_t)OC * T, dout + (size_t)o * HW,
+                              (size_t)OC * HW, W, th, t0, T - t0 < 16 ? (int)(T - t0) : 16);
+                }
+            _mm_sfence();
+        }
+        return;
+    }
+#endif
+    /* plain C: other builds, and maps with a partial tile */
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int o = 0; o < OC; o++) {
@@ -114,6 +233,21 @@ void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout
                         M[((size_t)p * OC + o) * T + t] = f[p];
                 }
         }
+}
+
+/* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of
+   nn_wino4_dw_scratch. kept: the input's tiles (36,C,T) as the forward made them
+   (nn_wino4_forward_keep), or NULL to make them here with the forward's transform. */
+void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,
+                 const float *in, int B, int C, int H, int W, int OC)
+{
+    size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4);
+    float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
+    const float *Vr = kept != NULL ? kept : V;
+
+    if (kept == NULL)
+        nn_wino4_input_tiles(V, T, 0, in, B, C, H, W);
+    wg_dout_tiles(M, dout, B, OC, H, W);
     /* S_p = M_p V_p^T per point on the chain kernel (V_p's panels transposed as they are
        copied): every S element is one fmaf chain over the tiles in order, so the result
        depends neither on the thread count nor on OpenBLAS's kernels (under its Haswell

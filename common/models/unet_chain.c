@@ -1,5 +1,5 @@
-/* The UNet's Linear layers, 1x1 shortcuts and attention on nn_sgemm_chain (see
-   unet_chain.h for why). Each call cuts its GEMMs into tasks of at most TASK_ROWS rows (and
+/* The UNet's Linear layers, 1x1 shortcuts, stride-2 convs and attention on nn_sgemm_chain,
+   forward and backward (see unet_chain.h for why). Each call cuts its GEMMs into tasks of at most TASK_ROWS rows (and
    CONV_COLS columns for the shortcuts) spread over the threads; a task's outputs are whole
    chains, so how the work is cut never shows in the bits. */
 #include "models/unet_chain.h"

@@ -4,7 +4,10 @@
    work is then cut into tasks of rows and columns across the threads at any batch, even 1,
    and an image's result is the same whatever the batch and thread count. (With OpenBLAS each
    image had to be one serial call: its sums depend on the call's shape, so at batch 1 one
-   thread did all of it.) Scratch: the caller's, at least unet_chain_scratch floats. */
+   thread did all of it.) Training's backward of the same layers (and the downsamplers' and
+   conv_in's by im2col) runs here too, so no UNet GEMM, forward or backward, goes to OpenBLAS,
+   whose kernel choice would show in the bits. Scratch: the caller's, at least
+   unet_chain_scratch floats. */
 #ifndef UNET_CHAIN_H
 #define UNET_CHAIN_H
 #include <stddef.h>

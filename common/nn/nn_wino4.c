@@ -320,11 +320,11 @@ static void wino_w_chunk(float *u0, size_t st, const float *g, size_t gs, int n)
    often a multiple of 4 KiB, which share L1 sets (and L2's at 64 KiB): lines were evicted
    before they were whole (256x256: 23 ns a kernel, against 9 at 255x256). */
 #define WB (4 * WW)
-static void wino_w_block(float *U, size_t st, const float *g, int n)
+static void wino_w_block(float *U, size_t st, const float *g, size_t gs, int n)
 {
     float b[36 * WB] __attribute__((aligned(64)));
     for (int c0 = 0; c0 < n; c0 += WW)
-        wino_w_chunk(b + c0, WB, g + (size_t)c0 * 9, 9, n - c0 < WW ? n - c0 : WW);
+        wino_w_chunk(b + c0, WB, g + (size_t)c0 * gs, gs, n - c0 < WW ? n - c0 : WW);
     for (int p = 0; p < 36; p++)
         memcpy(U + (size_t)p * st, b + p * WB, (size_t)n * sizeof(float));
 }
@@ -334,7 +334,7 @@ void nn_wino4_weights(float *U, const float *w, int C, int OC)
 #pragma omp parallel for collapse(2) schedule(static)
     for (int oc = 0; oc < OC; oc++)
         for (int c0 = 0; c0 < C; c0 += WB)
-            wino_w_block(U + (size_t)oc * C + c0, (size_t)OC * C, w + ((size_t)oc * C + c0) * 9,
+            wino_w_block(U + (size_t)oc * C + c0, (size_t)OC * C, w + ((size_t)oc * C + c0) * 9, 9,
                          C - c0 < WB ? C - c0 : WB);
 }
 
@@ -343,10 +343,10 @@ void nn_wino4_weights(float *U, const float *w, int C, int OC)
 void nn_wino4_weights_t(float *U, const float *w, int C, int OC)
 {
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int oc0 = 0; oc0 < OC; oc0 += WW)
+    for (int oc0 = 0; oc0 < OC; oc0 += WB)
         for (int c = 0; c < C; c++)
-            wino_w_chunk(U + (size_t)c * OC + oc0, (size_t)OC * C, w + ((size_t)oc0 * C + c) * 9,
-                         (size_t)C * 9, OC - oc0 < WW ? OC - oc0 : WW);
+            wino_w_block(U + (size_t)c * OC + oc0, (size_t)OC * C, w + ((size_t)oc0 * C + c) * 9,
+                         (size_t)C * 9, OC - oc0 < WB ? OC - oc0 : WB);
 }
 
 int nn_wino4_transposed(int H, int W)

@@ -24,7 +24,7 @@ static int ceil_div(int a, int b)
 
 static size_t attn_scratch(const struct unet_attn *a, int B)
 {
-    return 3 * (size_t)a->C * a->C + (size_t)B * a->C * a->T; /* W^T of q, v, out; k^T */
+    return (size_t)B * a->C * a->T; /* k^T */
 }
 
 size_t unet_chain_scratch(const struct unet *u, int B, int nthr)
@@ -203,14 +203,13 @@ void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *sc
 {
     int C = a->C, T = a->T, H = a->heads, D = C / H;
     float sc = 1.0f / sqrtf((float)D);
-    size_t CC = (size_t)C * C, TC = (size_t)T * C;
-    float *wqT = scratch, *wvT = wqT + CC, *woT = wvT + CC, *kT = woT + CC;
+    size_t TC = (size_t)T * C;
+    float *kT = scratch;
     int nrt = ceil_div(T, TASK_ROWS), nrc = ceil_div(C, TASK_ROWS);
 
+    /* q = tok W_q^T, v = tok W_v^T and proj = ao W_o^T take W as B given transposed (the
+       kernel transposes each panel as it copies it), so no transposed copy of W is made */
     UNET_PROF_BEGIN(UNET_PROF_ATTN_QKV);
-    nn_transpose_forward(wqT, a->q_w, 1, C, C);
-    nn_transpose_forward(wvT, a->v_w, 1, C, C);
-    nn_transpose_forward(woT, a->o_w, 1, C, C);
     int nt = B * (2 * nrt + nrc);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < nt; t++) {
@@ -218,8 +217,8 @@ void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *sc
         if (r < 2 * nrt) { /* rows of q or v */
             int i0 = r % nrt * TASK_ROWS, rb = T - i0 < TASK_ROWS ? T - i0 : TASK_ROWS;
             float *y = (r < nrt ? a->q : a->v) + n * TC + (size_t)i0 * C;
-            nn_sgemm_chain(rb, C, C, a->tok + n * TC + (size_t)i0 * C, C, r < nrt ? wqT : wvT, C,
-                           y, C);
+            nn_sgemm_chain_bt(rb, C, C, a->tok + n * TC + (size_t)i0 * C, C,
+                              r < nrt ? a->q_w : a->v_w, C, y, C);
             add_bias_rows(y, rb, C, C, r < nrt ? a->q_b : a->v_b);
         } else { /* rows (channels) of k^T */
             int o0 = (r - 2 * nrt) * TASK_ROWS, ob = C - o0 < TASK_ROWS ? C - o0 : TASK_ROWS;
@@ -255,7 +254,7 @@ void unet_chain_attention(struct unet_attn *a, const float *xn, int B, float *sc
     for (int t = 0; t < nt; t++) {
         int n = t / nrt, i0 = t % nrt * TASK_ROWS, rb = T - i0 < TASK_ROWS ? T - i0 : TASK_ROWS;
         float *y = a->proj + n * TC + (size_t)i0 * C;
-        nn_sgemm_chain(rb, C, C, a->ao + n * TC + (size_t)i0 * C, C, woT, C, y, C);
+        nn_sgemm_chain_bt(rb, C, C, a->ao + n * TC + (size_t)i0 * C, C, a->o_w, C, y, C);
         add_bias_rows(y, rb, C, C, a->o_b);
     }
     UNET_PROF_END(UNET_PROF_ATTN_OUT, 2.0 * B * T * C * C);

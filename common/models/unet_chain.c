@@ -331,8 +331,8 @@ void unet_chain_conv1x1_backward(float *din, float *dw, const float *dout, const
     }
 }
 
-/* one (image, head): ds = dout v^T, then the softmax's backward in place (nn_attn.c's
-   expression and order), then dq = ds k, dk = ds^T q, dv = att^T dout, each written once */
+/* one (image, head): ds = dout v^T, then the softmax's backward in place (nn_attn.c's),
+   then dq = ds k, dk = ds^T q, dv = att^T dout, each written once */
 static void attn_bwd_head(float *dq, float *dk, float *dv, float *ds, const float *dout,
                           const float *q, const float *k, const float *v, const float *att, int T,
                           int C, int D)
@@ -340,15 +340,7 @@ static void attn_bwd_head(float *dq, float *dk, float *dv, float *ds, const floa
     float sc = 1.0f / sqrtf((float)D);
     nn_sgemm_chain_at(T, D, T, att, T, dout, C, dv, C);
     nn_sgemm_chain_bt(T, T, D, dout, C, v, C, ds, T);
-    for (int r = 0; r < T; r++) {
-        float *d = ds + (size_t)r * T;
-        const float *a = att + (size_t)r * T;
-        float s = 0;
-        for (int j = 0; j < T; j++)
-            s += d[j] * a[j];
-        for (int j = 0; j < T; j++)
-            d[j] = a[j] * (d[j] - s) * sc;
-    }
+    nn_attention_softmax_backward(ds, att, T, sc);
     nn_sgemm_chain(T, D, T, ds, T, k, C, dq, C);
     nn_sgemm_chain_at(T, D, T, ds, T, q, C, dk, C);
 }

@@ -268,6 +268,9 @@ void nn_softmax_backward(float *din, const float *dout, const float *out, int ro
 void nn_attention_forward(float *out, float *att, const float *q, const float *k,
                           const float *v, int N, int T, int C, int heads);
 /* scratch: N*heads*T*T floats */
+/* one head's softmax backward, in place: ds (T,T) holds the gradient at att = softmax(sc q k^T)
+   on entry and the gradient at q k^T on return, att * (ds - its row's sum of ds * att) * sc */
+void nn_attention_softmax_backward(float *ds, const float *att, int T, float sc);
 void nn_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                            const float *q, const float *k, const float *v, const float *att,
                            int N, int T, int C, int heads);

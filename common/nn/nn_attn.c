@@ -35,6 +35,19 @@ void nn_attention_forward(float *out, float *att, const float *q, const float *k
 }
 
 /* dS = att * (dA - rowsum(dA * att)) / sqrt(D), with dA = dout v^T */
+void nn_attention_softmax_backward(float *ds, const float *att, int T, float sc)
+{
+    for (int r = 0; r < T; r++) {
+        float *d = ds + (size_t)r * T;
+        const float *a = att + (size_t)r * T;
+        float s = 0;
+        for (int j = 0; j < T; j++)
+            s += d[j] * a[j];
+        for (int j = 0; j < T; j++)
+            d[j] = a[j] * (d[j] - s) * sc;
+    }
+}
+
 static void attn_bwd1(float *dq, float *dk, float *dv, float *ds, const float *dout,
                       const float *q, const float *k, const float *v, const float *att, int T,
                       int C, int D, gemm_fn gemm)
@@ -45,15 +58,7 @@ static void attn_bwd1(float *dq, float *dk, float *dv, float *ds, const float *d
     if (dq == NULL && dk == NULL)
         return;
     gemm(0, 1, T, T, D, 1.0f, dout, C, v, C, 0.0f, ds, T);
-    for (int r = 0; r < T; r++) {
-        float *d = ds + (size_t)r * T;
-        const float *a = att + (size_t)r * T;
-        float s = 0;
-        for (int j = 0; j < T; j++)
-            s += d[j] * a[j];
-        for (int j = 0; j < T; j++)
-            d[j] = a[j] * (d[j] - s) * sc;
-    }
+    nn_attention_softmax_backward(ds, att, T, sc);
     if (dq != NULL)
         gemm(0, 0, T, D, T, 1.0f, ds, T, k, C, 1.0f, dq, C);
     if (dk != NULL)

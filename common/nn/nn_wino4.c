@@ -42,7 +42,16 @@
 #if defined(__AVX512F__)
 /* 16 tiles a vector, masked at the end; each output the same expression as the scalar loop
    below (the build does not contract a*b+c into an fma, intrinsics or not) */
-static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
+/* nt: full aligned vectors are streamed past the caches (see wino_input_tiles) */
+static inline void wino_st(float *p, __mmask16 m, __m512 v, int nt)
+{
+    if (nt && m == 0xffff && ((uintptr_t)p & 63) == 0)
+        _mm512_stream_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, m, v);
+}
+static inline void bt6v_nt(float *restrict y, size_t ys, const float *restrict x, size_t xs,
+                           int n, int nt)
 {
     const __m512 c2 = _mm512_set1_ps(2), c4 = _mm512_set1_ps(4), c5 = _mm512_set1_ps(5);
     const __m512 cm2 = _mm512_set1_ps(-2), cm4 = _mm512_set1_ps(-4);
@@ -54,33 +63,38 @@ static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t x
         __m512 d4 = _mm512_maskz_loadu_ps(m, x + 4 * xs + t);
         __m512 d5 = _mm512_maskz_loadu_ps(m, x + 5 * xs + t);
         /* 4 * d0 - 5 * d2 + d4 */
-        _mm512_mask_storeu_ps(y + t, m, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, d0),
-                                                                    _mm512_mul_ps(c5, d2)), d4));
+        wino_st(y + t, m,
+                _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, d0), _mm512_mul_ps(c5, d2)), d4),
+                nt);
         /* -4 * d1 - 4 * d2 + d3 + d4 */
         __m512 f42 = _mm512_mul_ps(c4, d2);
-        _mm512_mask_storeu_ps(
-            y + ys + t, m,
-            _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm4, d1), f42), d3), d4));
+        wino_st(y + ys + t, m,
+                _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm4, d1), f42), d3), d4),
+                nt);
         /* 4 * d1 - 4 * d2 - d3 + d4 */
         __m512 f41 = _mm512_mul_ps(c4, d1);
-        _mm512_mask_storeu_ps(
-            y + 2 * ys + t, m,
-            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f41, f42), d3), d4));
+        wino_st(y + 2 * ys + t, m, _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(f41, f42), d3), d4),
+                nt);
         /* -2 * d1 - d2 + 2 * d3 + d4 */
         __m512 f23 = _mm512_mul_ps(c2, d3);
-        _mm512_mask_storeu_ps(
-            y + 3 * ys + t, m,
-            _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm2, d1), d2), f23), d4));
+        wino_st(y + 3 * ys + t, m,
+                _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(cm2, d1), d2), f23), d4),
+                nt);
         /* 2 * d1 - d2 - 2 * d3 + d4 */
-        _mm512_mask_storeu_ps(
-            y + 4 * ys + t, m,
-            _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(c2, d1), d2), f23), d4));
+        wino_st(y + 4 * ys + t, m,
+                _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_mul_ps(c2, d1), d2), f23), d4),
+                nt);
         /* 4 * d1 - 5 * d3 + d5 */
-        _mm512_mask_storeu_ps(y + 5 * ys + t, m,
-                              _mm512_add_ps(_mm512_sub_ps(f41, _mm512_mul_ps(c5, d3)), d5));
+        wino_st(y + 5 * ys + t, m, _mm512_add_ps(_mm512_sub_ps(f41, _mm512_mul_ps(c5, d3)), d5),
+                nt);
     }
 }
+static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
+{
+    bt6v_nt(y, ys, x, xs, n, 0);
+}
 #else
+#define bt6v_nt(y, ys, x, xs, n, nt) ((void)(nt), bt6v(y, ys, x, xs, n))
 static void bt6v(float *restrict y, size_t ys, const float *restrict x, size_t xs, int n)
 {
     for (int t = 0; t < n; t++) {
@@ -164,6 +178,34 @@ static int wino_chunk_next(struct wino_chunk *k, int th, int tw)
     return 1;
 }
 
+/* The lines a task reads next: nm pieces of len bytes, stride bytes apart from p */
+struct wino_pf {
+    const char *p;
+    size_t stride, len;
+    int nm;
+};
+
+/* part k of parts of f's lines prefetched; w: for writing (the loop is over runs of lines,
+   4 divisions a call: GCC 12 deleted a loop over single lines whose body was only the
+   prefetch, and a division per run made small convs' output transform slower) */
+static inline void wino_pf_part(const struct wino_pf *f, int k, int parts, int w)
+{
+    if (f->nm == 0)
+        return;
+    size_t lpm = (f->len + 63) / 64, tot = lpm * (size_t)f->nm;
+    size_t l = tot * k / parts, l1 = tot * (k + 1) / parts;
+    const char *a = f->p + l / lpm * f->stride;
+    for (size_t o = l % lpm; l < l1; o = 0, a += f->stride) {
+        size_t e = l1 - l < lpm - o ? l1 - l : lpm - o;
+        for (size_t i = o * 64; i < (o + e) * 64; i += 64)
+            if (w)
+                __builtin_prefetch(a + i, 1, 3);
+            else
+                __builtin_prefetch(a + i, 0, 3);
+        l += e;
+    }
+}
+
 /* The GEMMs' columns are the batch's tiles, T = N * tiles per image: nn_sgemm_chain gives a
    column the same bits whatever the width of the call and the column's place in it, so no
    padding (with OpenBLAS's kernels, whose sums depend on both, every GEMM was padded to fixed
@@ -184,6 +226,21 @@ static size_t wino_cols(int N, int tpi)
 /* columns of the GEMM calls: any cut gives the same bits; this one feeds both threads */
 #define WINO_GEMM_COLS 256
 
+/* The 36 slots of V and M (and of the kept tiles) lie nn_wino4_slot(C * T) floats apart, not
+   C * T: for the UNet's shapes C * T * 4 bytes is a multiple of 4 KiB, which put the 36 runs
+   of tiles a transform task writes (V) or reads (M) in the same L1 sets. An odd number of
+   64-byte lines between slots puts slot p's run p lines further round. It measured a small
+   gain (the output transform ~5% faster at batch 16, the input transform the same within the
+   noise): their time went mostly to memory latency (see wino_input_tiles). WINO_SLOT_PAD: a
+   line of floats. Only the layout changes, never a value. */
+#define WINO_SLOT_PAD 16
+
+/* V from this size on is written with streaming stores (wino_input_tiles): at batch 16 the
+   transform took 15-30% less time and the GEMMs, which then read V from memory, 0-5% more
+   (1 thread, near the noise), less than the gain; on a V of 2-5 MB (batch 4) the GEMMs lost
+   more than the transform gained. */
+#define WINO_NT_BYTES ((size_t)8 << 20)
+
 static int wino_tpi(int H, int W)
 {
     return ((H + TS - 1) / TS) * ((W + TS - 1) / TS);
@@ -194,11 +251,17 @@ int nn_wino4_chunk_images(int H, int W)
     return wino_imgs_per_chunk(wino_tpi(H, W));
 }
 
+size_t nn_wino4_slot(size_t n)
+{
+    size_t s = (n + WINO_SLOT_PAD - 1) / WINO_SLOT_PAD * WINO_SLOT_PAD;
+    return s / WINO_SLOT_PAD % 2 ? s : s + WINO_SLOT_PAD;
+}
+
 size_t nn_wino4_scratch(int N, int C, int H, int W, int OC)
 {
     int tpi = wino_tpi(H, W), ipc = wino_imgs_per_chunk(tpi);
     size_t T = wino_cols(N > ipc ? N : ipc, tpi); /* (1, ...) holds a chunk */
-    return 36 * ((size_t)C * T + (size_t)OC * T);
+    return 36 * (nn_wino4_slot((size_t)C * T) + nn_wino4_slot((size_t)OC * T));
 }
 
 /* x/6, x/12, x/24 rounded as the float divisions are, without the divider: x times the double
@@ -356,7 +419,7 @@ int nn_wino4_transposed(int H, int W)
 
 size_t nn_wino4_tiles(int N, int C, int H, int W)
 {
-    return 36 * (size_t)C * wino_cols(N, wino_tpi(H, W));
+    return 36 * nn_wino4_slot((size_t)C * wino_cols(N, wino_tpi(H, W)));
 }
 
 /* One chunk's rows of 6x6 patches de-interleaved into g (slot i*6+j holds d[i][j] of the
@@ -462,51 +525,76 @@ static void wino_input_tiles(float *V, size_t T, size_t c0, const float *in,
                              const struct nn_wino4_fuse *pre, int N, int C, int H, int W)
 {
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
-    size_t Tr = (size_t)N * tpi, ps = (size_t)C * T;
+    size_t Tr = (size_t)N * tpi, ps = nn_wino4_slot((size_t)C * T);
     /* maps of fewer than LT tiles: several images' tiles, contiguous in V, make one chunk, so
        that the transforms run on full vectors (an 8x8 map is 4 tiles) */
     int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
 
     /* per (channel, group of images) and chunk of their tiles: the 6x6 patches
        de-interleaved into g (slot i*6+j holds d[i][j] of every tile), B^T along i into h
-       (slot q*6+j), then along j straight into V (slot q*6+r, a run of the chunk's tiles) */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int gi = 0; gi < ng; gi++) {
-            int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
-            float g[36 * LT], h[36 * LT];
-            struct wino_chunk k = {0, 0, 0, 0};
-            float act[LT * TS * TS]; /* the activated map, with pre */
-            for (int n = n0; n < n1; n++) {
-                const float *x = in + ((size_t)n * C + c) * H * W;
-                if (pre != NULL && pre->scale != NULL) { /* nn_group_norm_silu_forward's */
-                    wino_silu_map(act, x, H * W, pre->scale[(size_t)n * C + c],
-                                  pre->shift[(size_t)n * C + c]);
-                    x = act;
+       (slot q*6+j), then along j straight into V (slot q*6+r, a run of the chunk's tiles).
+       Each task's maps (one 4 KiB page at 32x32, the next task's C maps further) are a fresh
+       start for the hardware prefetcher, and waiting for them was ~40% of the transform (the
+       gather's loads, in a profile): so each task prefetches the next task's maps, a sixth of
+       them per pass into V (all at once stalled on the misses in flight). A V of at least
+       WINO_NT_BYTES is streamed past the caches (no read for ownership), with a fence before
+       the barrier, ahead of the GEMMs' reads on the other thread. */
+    int nt_v = 36 * ps * sizeof(float) >= WINO_NT_BYTES;
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
+        for (int c = 0; c < C; c++)
+            for (int gi = 0; gi < ng; gi++) {
+                int n0 = gi * ipg, n1 = n0 + ipg < N ? n0 + ipg : N;
+                float g[36 * LT], h[36 * LT];
+                struct wino_chunk k = {0, 0, 0, 0};
+                float act[LT * TS * TS]; /* the activated map, with pre */
+                /* the next (channel, group)'s maps, prefetched a sixth at a time below */
+                struct wino_pf pf = {NULL, 0, 0, 0};
+                int cn = gi + 1 < ng ? c : c + 1, gn = gi + 1 < ng ? gi + 1 : 0;
+                if (cn < C) {
+                    int a0 = gn * ipg, a1 = a0 + ipg < N ? a0 + ipg : N;
+                    pf = (struct wino_pf){(const char *)(in + ((size_t)a0 * C + cn) * H * W),
+                                          (size_t)C * H * W * sizeof(float),
+                                          (size_t)H * W * sizeof(float), a1 - a0};
                 }
-                float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
-                int nt = (n1 - n0) * tpi;
-                if (ipg > 1 || tpi == LT) { /* the whole images at once */
-                    wino_gather(g, (n - n0) * tpi, x, H, W, 0, 0, th, tw);
-                    if (n + 1 < n1)
-                        continue;
-                    vb -= (size_t)(n1 - n0 - 1) * tpi;
-                } else {
-                    if (!wino_chunk_next(&k, th, tw)) {
-                        k = (struct wino_chunk){0, 0, 0, 0};
-                        continue; /* the next image */
+                for (int n = n0; n < n1; n++) {
+                    const float *x = in + ((size_t)n * C + c) * H * W;
+                    if (pre != NULL && pre->scale != NULL) { /* nn_group_norm_silu_forward's */
+                        wino_silu_map(act, x, H * W, pre->scale[(size_t)n * C + c],
+                                      pre->shift[(size_t)n * C + c]);
+                        x = act;
                     }
-                    n--; /* this image again, for its next chunk */
-                    nt = k.nr * k.nc;
-                    wino_gather(g, 0, x, H, W, k.ty, k.tx, k.nr, k.nc);
-                    vb += (size_t)k.ty * tw + k.tx;
+                    float *vb = V + (size_t)c * T + c0 + (size_t)n * tpi;
+                    int nt = (n1 - n0) * tpi;
+                    if (ipg > 1 || tpi == LT) { /* the whole images at once */
+                        wino_gather(g, (n - n0) * tpi, x, H, W, 0, 0, th, tw);
+                        if (n + 1 < n1)
+                            continue;
+                        vb -= (size_t)(n1 - n0 - 1) * tpi;
+                    } else {
+                        if (!wino_chunk_next(&k, th, tw)) {
+                            k = (struct wino_chunk){0, 0, 0, 0};
+                            continue; /* the next image */
+                        }
+                        n--; /* this image again, for its next chunk */
+                        nt = k.nr * k.nc;
+                        wino_gather(g, 0, x, H, W, k.ty, k.tx, k.nr, k.nc);
+                        vb += (size_t)k.ty * tw + k.tx;
+                    }
+                    for (int j = 0; j < AS; j++) /* i*6+j -> q*6+j */
+                        bt6v(h + j * LT, AS * LT, g + j * LT, AS * LT, nt);
+                    for (int q = 0; q < AS; q++) { /* q*6+j -> q*6+r */
+                        wino_pf_part(&pf, q, AS, 0);
+                        bt6v_nt(vb + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt, nt_v);
+                    }
+                    pf.nm = 0; /* (a chunked map: all in its first chunk) */
                 }
-                for (int j = 0; j < AS; j++) /* i*6+j -> q*6+j */
-                    bt6v(h + j * LT, AS * LT, g + j * LT, AS * LT, nt);
-                for (int q = 0; q < AS; q++) /* q*6+j -> q*6+r */
-                    bt6v(vb + (size_t)(q * AS) * ps, ps, h + q * AS * LT, LT, nt);
             }
-        }
+#if defined(__AVX512F__)
+        _mm_sfence();
+#endif
+    }
     if (c0 == 0 && Tr == T)
         return;
 #pragma omp parallel for schedule(static)
@@ -532,8 +620,8 @@ void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N,
    floats (nn_wino4_weights' room), cut into one block's room per thread when the threads'
    blocks fit, else per block. */
 #define WINO_OB 12 /* a multiple of the chain kernel's row blocks (6 and 12) */
-static void wino_products_w(float *M, const float *V, const float *w, float *ub, int T, int C,
-                            int OC)
+static void wino_products_w(float *M, size_t psm, const float *V, size_t psv, const float *w,
+                            float *ub, int T, int C, int OC)
 {
     int nb = (OC + WINO_OB - 1) / WINO_OB;
 #pragma omp parallel
@@ -550,8 +638,8 @@ static void wino_products_w(float *M, const float *V, const float *w, float *ub,
                                  w + ((size_t)(oc0 + r) * C + c0) * 9, 9,
                                  C - c0 < WW ? C - c0 : WW);
             for (int p = 0; p < 36; p++)
-                nn_sgemm_chain(ob, T, C, Ub + (size_t)p * ob * C, C, V + (size_t)p * C * T, T,
-                               M + ((size_t)p * OC + oc0) * T, T);
+                nn_sgemm_chain(ob, T, C, Ub + (size_t)p * ob * C, C, V + (size_t)p * psv, T,
+                               M + (size_t)p * psm + (size_t)oc0 * T, T);
         }
     }
 }
@@ -633,14 +721,16 @@ static void wino_scatter(float *y, const float *g, int t0, float bias, const flo
 
 /* out (N,OC,H,W) = A^T m A + b of M (36,OC,T), per (out channel, group of images) and chunk
    of their tiles (as the input side's): A^T along r straight from M (slot q*6+r) into h (slot
-   q*4+j), along q into g (slot i*4+j), then interleaved into the 4x4 tiles with the bias */
+   q*4+j), along q into g (slot i*4+j), then interleaved into the 4x4 tiles with the bias.
+   As on the input side, a task's 36 runs of M and its output maps are too short for the
+   hardware prefetcher, so each task (of whole images) prefetches the next one's. */
 static void wino_output_tiles(float *out, const float *M, size_t T, const float *b,
                               const struct nn_wino4_fuse *f, int N, int OC, int H, int W)
 {
     const float *fadd = f ? f->add : NULL, *fres = f ? f->res : NULL;
     int th = (H + TS - 1) / TS, tw = (W + TS - 1) / TS, tpi = th * tw;
     int ipg = tpi < LT ? LT / tpi : 1, ng = (N + ipg - 1) / ipg;
-    size_t ps = (size_t)OC * T;
+    size_t ps = nn_wino4_slot((size_t)OC * T);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int oc = 0; oc < OC; oc++)
         for (int gi = 0; gi < ng; gi++) {
@@ -650,9 +740,29 @@ static void wino_output_tiles(float *out, const float *M, size_t T, const float 
             struct wino_chunk k = {0, 0, 0, 0};
             if (ipg > 1 || tpi == LT) { /* the group's whole images at once */
                 int nt = (n1 - n0) * tpi;
+                /* the next (channel, group)'s runs of M (prefetched a sixth at a time below),
+                   output maps (for writing) and residual maps */
+                struct wino_pf pm = {NULL, 0, 0, 0}, po = pm, pr = pm;
+                int on = gi + 1 < ng ? oc : oc + 1, gn = gi + 1 < ng ? gi + 1 : 0;
+                if (on < OC) {
+                    int a0 = gn * ipg, a1 = a0 + ipg < N ? a0 + ipg : N;
+                    size_t o = ((size_t)a0 * OC + on) * H * W;
+                    pm = (struct wino_pf){(const char *)(M + (size_t)on * T + (size_t)a0 * tpi),
+                                          ps * sizeof(float),
+                                          (size_t)(a1 - a0) * tpi * sizeof(float), 36};
+                    po = (struct wino_pf){(const char *)(out + o),
+                                          (size_t)OC * H * W * sizeof(float),
+                                          (size_t)H * W * sizeof(float), a1 - a0};
+                    if (fres)
+                        pr = po, pr.p = (const char *)(fres + o);
+                }
                 const float *m = M + (size_t)oc * T + (size_t)n0 * tpi;
-                for (int q = 0; q < AS; q++) /* q*6+r -> q*4+j */
+                for (int q = 0; q < AS; q++) { /* q*6+r -> q*4+j */
+                    wino_pf_part(&pm, q, AS, 0);
                     at6v(h + q * TS * LT, LT, m + (size_t)(q * AS) * ps, ps, nt);
+                }
+                wino_pf_part(&po, 0, 1, 1);
+                wino_pf_part(&pr, 0, 1, 0);
                 for (int j = 0; j < TS; j++) /* q*4+j -> i*4+j */
                     at6v(g + j * LT, TS * LT, h + j * LT, TS * LT, nt);
                 for (int n = n0; n < n1; n++) {
@@ -677,13 +787,15 @@ static void wino_output_tiles(float *out, const float *M, size_t T, const float 
         }
 }
 
-/* V (36,C,T) the input tiles, M (36,OC,T) the products */
+/* V (36,C,T) the input tiles, M (36,OC,T) the products, slots nn_wino4_slot(C * T) and
+   nn_wino4_slot(OC * T) floats apart */
 static void wino_conv3(float *out, float *V, float *M, const float *in,
                        const struct nn_wino4_fuse *pre, const float *U, int ut, const float *w,
                        float *ub, const float *b, int N, int C, int H, int W, int OC,
                        struct nn_wino4_times *times)
 {
     size_t T = wino_cols(N, wino_tpi(H, W));
+    size_t psv = nn_wino4_slot((size_t)C * T), psm = nn_wino4_slot((size_t)OC * T);
     int nch = (int)((T + WINO_GEMM_COLS - 1) / WINO_GEMM_COLS);
     double t0 = times ? util_now() : 0.0, t1;
 
@@ -703,15 +815,15 @@ static void wino_conv3(float *out, float *V, float *M, const float *in,
                 int nc = T - j0 < WINO_GEMM_COLS ? (int)(T - j0) : WINO_GEMM_COLS;
                 if (ut)
                     nn_sgemm_chain_at(OC, nc, C, U + (size_t)p * OC * C, OC,
-                                      V + (size_t)p * C * T + j0, (int)T,
-                                      M + (size_t)p * OC * T + j0, (int)T);
+                                      V + (size_t)p * psv + j0, (int)T,
+                                      M + (size_t)p * psm + j0, (int)T);
                 else
                     nn_sgemm_chain(OC, nc, C, U + (size_t)p * OC * C, C,
-                                   V + (size_t)p * C * T + j0, (int)T,
-                                   M + (size_t)p * OC * T + j0, (int)T);
+                                   V + (size_t)p * psv + j0, (int)T,
+                                   M + (size_t)p * psm + j0, (int)T);
             }
     } else {
-        wino_products_w(M, V, w, ub, (int)T, C, OC);
+        wino_products_w(M, psm, V, psv, w, ub, (int)T, C, OC);
     }
     if (times) {
         t1 = util_now();
@@ -728,7 +840,7 @@ void nn_wino4_forward(float *out, float *scratch, const float *in, const float *
                       const float *b, int N, int C, int H, int W, int OC,
                       struct nn_wino4_times *times)
 {
-    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+    wino_conv3(out, scratch, scratch + nn_wino4_tiles(N, C, H, W), in,
                NULL, U, 0, NULL, NULL, b, N, C, H, W, OC, times);
 }
 
@@ -758,7 +870,7 @@ void nn_wino4_forward_fused(float *out, float *scratch, float *ubuf, const float
             times->gemm_sec += util_now() - t0;
         U = ubuf;
     }
-    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+    wino_conv3(out, scratch, scratch + nn_wino4_tiles(N, C, H, W), in,
                pre, U, 0, w, ubuf, b, N, C, H, W, OC, times);
 }
 
@@ -766,7 +878,7 @@ void nn_wino4_forward_fused_t(float *out, float *scratch, const float *in,
                               const struct nn_wino4_fuse *pre, const float *Ut, const float *b,
                               int N, int C, int H, int W, int OC, struct nn_wino4_times *times)
 {
-    wino_conv3(out, scratch, scratch + 36 * (size_t)C * wino_cols(N, wino_tpi(H, W)), in,
+    wino_conv3(out, scratch, scratch + nn_wino4_tiles(N, C, H, W), in,
                pre, Ut, 1, NULL, NULL, b, N, C, H, W, OC, times);
 }
 

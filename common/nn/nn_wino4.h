@@ -15,6 +15,10 @@ struct nn_wino4_times {
     double in_sec, gemm_sec, out_sec, gemm_flop;
 };
 
+/* Floats from one slot to the next of a buffer of 36 slots of n floats each (V (36,C,T),
+   M (36,OC,T), the kept tiles): n and a little more, so that the slots are not a multiple of
+   4 KiB apart (see nn_wino4.c) */
+size_t nn_wino4_slot(size_t n);
 /* Floats of scratch for nn_wino4_forward on N images (C -> OC on H x W), or on one chunk of
    nn_wino4_chunk_images when N is fewer. */
 size_t nn_wino4_scratch(int N, int C, int H, int W, int OC);
@@ -66,14 +70,15 @@ void nn_wino4_forward_fused(float *out, float *scratch, float *ubuf, const float
 void nn_wino4_forward_fused_t(float *out, float *scratch, const float *in,
                               const struct nn_wino4_fuse *f, const float *Ut, const float *b,
                               int N, int C, int H, int W, int OC, struct nn_wino4_times *times);
-/* The same with the transformed input tiles V (36,C,T) written to v
-   (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then needs only its M part:
-   nn_wino4_dw reads them back. */
+/* The same with the transformed input tiles V (36,C,T), slots nn_wino4_slot(C * T) floats
+   apart, written to v (nn_wino4_tiles(N,C,H,W) floats) instead of the scratch, which then
+   needs only its M part: nn_wino4_dw reads them back. */
 size_t nn_wino4_tiles(int N, int C, int H, int W);
 void nn_wino4_forward_keep(float *out, float *scratch, float *v, const float *in,
                            const float *U, const float *b, int N, int C, int H, int W, int OC,
                            struct nn_wino4_times *times);
-/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r, column
+/* V (36,C,T) = B^T d B of every 6x6 input patch of in (N,C,H,W), slot q*6+r (at
+   V + (q*6+r) * nn_wino4_slot(C * T); the floats between slots are not written), column
    c0 + n * tiles per image + tile (row-major over the tile grid); the other columns of T are
    zeroed. The forward's T is N * tiles per image, c0 0, the layout the weight gradient reads. */
 void nn_wino4_input_tiles(float *V, size_t T, size_t c0, const float *in, int N, int C, int H,
@@ -87,7 +92,8 @@ size_t nn_wino4_dx_scratch(int B, int C, int H, int W, int OC);
 void nn_wino4_dx(float *din, float *U, float *scratch, const float *dout, const float *w, int B,
                  int C, int H, int W, int OC);
 /* nn_wino4_dw: dw (OC,C,3,3) += the weight gradient, as 36 GEMMs over the tiles of the batch;
-   kept: the input's tiles (36,C,T) as nn_wino4_forward_keep made them, or NULL to make them
+   kept: the input's tiles (36,C,T) as nn_wino4_forward_keep made them (slots
+   nn_wino4_slot(C * T) floats apart), or NULL to make them
    here; scratch of nn_wino4_dw_scratch floats. */
 size_t nn_wino4_dw_scratch(int B, int C, int H, int W, int OC);
 void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,

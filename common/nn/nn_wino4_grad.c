@@ -52,7 +52,7 @@ static void flip_weights(float *wf, const float *w, int C, int OC)
 size_t nn_wino4_dw_scratch(int B, int C, int H, int W, int OC)
 {
     size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4);
-    return 36 * ((size_t)C * T + (size_t)OC * T + (size_t)OC * C);
+    return 36 * (nn_wino4_slot((size_t)C * T) + (size_t)OC * T + (size_t)OC * C);
 }
 
 #if defined(__AVX512F__)
@@ -237,12 +237,12 @@ static void wg_dout_tiles(float *M, const float *dout, int B, int OC, int H, int
 
 /* 3x3 stride-1 pad-1 conv C -> OC on (B,C,H,W): dw (OC,C,3,3) += ; scratch of
    nn_wino4_dw_scratch. kept: the input's tiles (36,C,T) as the forward made them
-   (nn_wino4_forward_keep), or NULL to make them here with the forward's transform. */
+   (nn_wino4_forward_keep, slots nn_wino4_slot(C * T) floats apart), or NULL to make them here with the forward's transform. */
 void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout,
                  const float *in, int B, int C, int H, int W, int OC)
 {
-    size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4);
-    float *V = scratch, *M = V + 36 * (size_t)C * T, *S = M + 36 * (size_t)OC * T;
+    size_t T = (size_t)B * ((H + 3) / 4) * ((W + 3) / 4), psv = nn_wino4_slot((size_t)C * T);
+    float *V = scratch, *M = V + 36 * psv, *S = M + 36 * (size_t)OC * T;
     const float *Vr = kept != NULL ? kept : V;
 
     if (kept == NULL)
@@ -254,7 +254,7 @@ void nn_wino4_dw(float *dw, float *scratch, const float *kept, const float *dout
        kernels, on AVX-512 machines, these GEMMs ran at half the chain kernel's speed) */
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < 36; p++)
-        nn_sgemm_chain_bt(OC, C, (int)T, M + (size_t)p * OC * T, (int)T, Vr + (size_t)p * C * T,
+        nn_sgemm_chain_bt(OC, C, (int)T, M + (size_t)p * OC * T, (int)T, Vr + (size_t)p * psv,
                           (int)T, S + (size_t)p * OC * C, C);
     /* dW = G^T S G per (o, c), vector operations over c */
 #pragma omp parallel for collapse(2) schedule(static)

@@ -63,11 +63,12 @@ int main(void)
         int OC = shapes[i][4];
         size_t nin = (size_t)N * C * H * W, nout = (size_t)N * OC * H * W;
         size_t nw = (size_t)OC * C * 9, nu = 36 * (size_t)OC * C;
-        size_t nv = nn_wino4_tiles(N, C, H, W), ns = nn_wino4_scratch(N, C, H, W, OC);
+        size_t ns = nn_wino4_scratch(N, C, H, W, OC);
         float *in = malloc(nin * sizeof(float)), *out = malloc(nout * sizeof(float));
         float *res = malloc(nout * sizeof(float)), *w = malloc(nw * sizeof(float));
-        size_t T = nv / (36 * (size_t)C) + 5; /* 3 empty columns before, 2 after */
-        float *U = malloc(nu * sizeof(float)), *V = malloc(36 * (size_t)C * T * sizeof(float));
+        /* 3 empty columns before, 2 after */
+        size_t T = (size_t)N * ((H + 3) / 4) * ((W + 3) / 4) + 5, ps = nn_wino4_slot((size_t)C * T);
+        float *U = malloc(nu * sizeof(float)), *V = malloc(36 * ps * sizeof(float));
         float *scr = malloc(ns * sizeof(float)), *b = malloc(OC * sizeof(float));
         float *sc = malloc((size_t)N * C * sizeof(float)), *sh = malloc((size_t)N * C * sizeof(float));
         float *add = malloc((size_t)N * OC * sizeof(float));
@@ -86,7 +87,8 @@ int main(void)
         fwrite(U, sizeof(float), nu, stdout);
         /* the tiles at an offset in wider rows, the empty columns zeroed */
         nn_wino4_input_tiles(V, T, 3, in, N, C, H, W);
-        fwrite(V, sizeof(float), 36 * (size_t)C * T, stdout);
+        for (int p = 0; p < 36; p++) /* not the floats between the slots */
+            fwrite(V + p * ps, sizeof(float), (size_t)C * T, stdout);
         nn_wino4_forward(out, scr, in, U, b, N, C, H, W, OC, NULL);
         fwrite(out, sizeof(float), nout, stdout);
         struct nn_wino4_fuse f = {NULL, NULL, add, res};

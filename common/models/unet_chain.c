@@ -1,9 +1,10 @@
 /* The UNet's Linear layers, 1x1 shortcuts, stride-2 convs and attention on nn_sgemm_chain,
-   forward and backward (see unet_chain.h for why). Each call cuts its GEMMs into tasks of at most TASK_ROWS rows (and
-   CONV_COLS columns for the shortcuts) spread over the threads; a task's outputs are whole
-   chains, so how the work is cut never shows in the bits. */
+   forward and backward (see unet_chain.h for why). Each call cuts its GEMMs into tasks of at
+   most TASK_ROWS rows (and CONV_COLS columns for the shortcuts) spread over the threads; a
+   task's outputs are whole chains, so how the work is cut never shows in the bits. */
 #include "models/unet_chain.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -54,6 +55,12 @@ size_t unet_chain_scratch(const struct unet *u, int B, int nthr)
     MAXS(attn_scratch(&u->mid_attn, B));
 #undef MAXS
     return m;
+}
+
+float *unet_chain_backward_scratch(struct unet *u, int B)
+{
+    assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
+    return u->acts.scratch;
 }
 
 /* xT (IN, B) = in^T; y (OUT, B) = w xT in row blocks; out = y^T + b */

@@ -16,6 +16,9 @@
 
 /* floats of scratch the calls below need for batches of up to B on nthr threads */
 size_t unet_chain_scratch(const struct unet *u, int B, int nthr);
+/* the scratch training's backward calls below take: the forward's (u->acts.scratch), free
+   during the backward, checked to hold unet_chain_scratch(u, B, u->acts.n_thr) floats */
+float *unet_chain_backward_scratch(struct unet *u, int B);
 
 /* out (B, OUT) = in (B, IN) w^T + b, torch.nn.Linear on one row per image */
 void unet_chain_linear_vec(float *out, const float *in, const float *w, const float *b, int B,

@@ -34,13 +34,6 @@ struct gsize {
     size_t skip[UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1) + 1]; /* per image */
 };
 
-/* the chain kernel's per-thread task room: the forward's scratch, free during the backward */
-static float *chain_scratch(struct unet *u, int B)
-{
-    assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
-    return u->acts.scratch;
-}
-
 static void upd(size_t *m, size_t v)
 {
     if (v > *m)
@@ -216,7 +209,7 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
         /* conv_shortcut 1x1: din += W^T dout, dW += dout in^T, db += sum dout */
         float *db = GP(r->sc_b);
         unet_chain_conv1x1_backward(din, GP(r->sc_w), dout, r->in, r->sc_w, B, cin, cout, HW,
-                                    chain_scratch(u, B), u->acts.n_thr);
+                                    unet_chain_backward_scratch(u, B), u->acts.n_thr);
         nn_conv_db_float(db, dout, B, cout, r->H, r->W);
     } else {
 #pragma omp parallel for
@@ -237,8 +230,8 @@ static void resnet_bwd(struct unet *u, struct unet_grad *g, float *grads, struct
             g->dtp[b * cout + c] = s;
         }
     unet_chain_linear_backward(g->demb_act, GP(r->temb_w), GP(r->temb_b), g->dtp,
-                               u->acts.emb_act, r->temb_w, B, TE, cout, chain_scratch(u, B),
-                               u->acts.n_thr);
+                               u->acts.emb_act, r->temb_w, B, TE, cout,
+                               unet_chain_backward_scratch(u, B), u->acts.n_thr);
     unet_conv3_backward(u, g, t2, GP(r->conv1_w), GP(r->conv1_b), t1, r->act1, r->conv1_w, B,
                         cin, r->H, r->W, cout);
     norm_silu_bwd(grads, u, &r->norm1, din, t2, r->in, t1, B, HW);
@@ -259,15 +252,15 @@ static void attn_bwd(struct unet *u, struct unet_grad *g, float *grads, struct u
     nn_transpose_forward(t[0], dout, B, C, T);
     zero(t[1], n);
     unet_chain_linear_backward(t[1], GP(a->o_w), GP(a->o_b), t[0], a->ao, a->o_w,
-                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+                               B * T, C, C, unet_chain_backward_scratch(u, B), u->acts.n_thr);
     unet_chain_attention_backward(t[2], t[3], t[4], g->att, t[1], a, B, u->acts.n_thr);
     zero(t[0], n);
     unet_chain_linear_backward(t[0], GP(a->q_w), GP(a->q_b), t[2], a->tok, a->q_w,
-                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+                               B * T, C, C, unet_chain_backward_scratch(u, B), u->acts.n_thr);
     unet_chain_linear_backward(t[0], GP(a->k_w), GP(a->k_b), t[3], a->tok, a->k_w,
-                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+                               B * T, C, C, unet_chain_backward_scratch(u, B), u->acts.n_thr);
     unet_chain_linear_backward(t[0], GP(a->v_w), GP(a->v_b), t[4], a->tok, a->v_w,
-                               B * T, C, C, chain_scratch(u, B), u->acts.n_thr);
+                               B * T, C, C, unet_chain_backward_scratch(u, B), u->acts.n_thr);
     nn_transpose_forward(t[1], t[0], B, T, C);
     norm_bwd(grads, u, &a->norm, din, t[1], a->in, B, T);
 }
@@ -276,7 +269,7 @@ static void down_bwd(struct unet *u, float *grads, struct unet_sample *s, float 
                      const float *dout, int B)
 {
     int p = u->cfg.downsample_padding;
-    float *scr = chain_scratch(u, B);
+    float *scr = unet_chain_backward_scratch(u, B);
     if (p == 0) /* the forward's (0,1,0,1) */
         unet_chain_conv3_backward(din, GP(s->w), scr, dout, s->in, s->w, B, s->C, s->H, s->W,
                                   s->C, 2, 0, 0, 1, 1, u->acts.n_thr);
@@ -417,11 +410,12 @@ void unet_backward(struct unet *u, struct unet_grad *g, float *grads, const floa
     nn_silu_backward(g->demb, g->demb_act, u->acts.emb, (size_t)B * TE);
     zero(g->dte1_act, (size_t)B * TE);
     unet_chain_linear_backward(g->dte1_act, GP(u->lin2_w), GP(u->lin2_b), g->demb,
-                               u->acts.te1_act, u->lin2_w, B, TE, TE, chain_scratch(u, B),
-                               u->acts.n_thr);
+                               u->acts.te1_act, u->lin2_w, B, TE, TE,
+                               unet_chain_backward_scratch(u, B), u->acts.n_thr);
     zero(g->dte1, (size_t)B * TE);
     nn_silu_backward(g->dte1, g->dte1_act, u->acts.te1, (size_t)B * TE);
     unet_chain_linear_backward(NULL, GP(u->lin1_w), GP(u->lin1_b), g->dte1, u->acts.temb,
-                               u->lin1_w, B, C0, TE, chain_scratch(u, B), u->acts.n_thr);
+                               u->lin1_w, B, C0, TE, unet_chain_backward_scratch(u, B),
+                               u->acts.n_thr);
     final_from(u, g, u->params);
 }

@@ -27,9 +27,8 @@ void unet_conv3_backward(struct unet *u, struct unet_grad *gr, float *din, float
     if (din == NULL && C < 16) {
         /* conv_in (C = 3): Winograd's 36 GEMMs with 3 columns and the transform of all of
            dout cost 7.4 ms at batch 16; im2col's one GEMM per image 2.2 ms */
-        assert(unet_chain_scratch(u, B, u->acts.n_thr) <= u->acts.n_scratch);
-        unet_chain_conv3_backward(NULL, dw, u->acts.scratch, dout, in, w, B, C, H, W, OC, 1, 1, 1,
-                                  1, 1, u->acts.n_thr);
+        unet_chain_conv3_backward(NULL, dw, unet_chain_backward_scratch(u, B), dout, in, w, B, C,
+                                  H, W, OC, 1, 1, 1, 1, 1, u->acts.n_thr);
     } else {
         assert(nn_wino4_dw_scratch(B, C, H, W, OC) <= gr->n_wscr);
         nn_wino4_dw(dw, gr->wscr, unet_kept_tiles(u, w, B), dout, in, B, C, H, W, OC);
